@@ -1,0 +1,22 @@
+//! Compiles the .proto files under `proto/` with protox (no protoc needed) into tonic/prost
+//! code, and writes the encoded descriptor set used for gRPC server reflection.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const PROTOS: &[&str] = &["aegis/dataplane/v1/admin.proto"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    std::fs::write(out_dir.join("aegis_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(fds)?;
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Aegis gRPC API: the generated message types, clients and servers for every `.proto` under
+//! `proto/`, plus the encoded descriptor set for server reflection.
+#![deny(unsafe_code)]
+
+/// The dataplane admin API (`aegis.dataplane.v1`), served by `aegis-dataplane` on its unix
+/// socket and used by `aegisctl dp`.
+pub mod dataplane {
+    /// Version 1 of the dataplane admin API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("aegis.dataplane.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every API file, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("aegis_descriptor");

@@ -1,0 +1,2 @@
+//! `aegisctl`: the Aegis admin CLI.
+fn main() {}

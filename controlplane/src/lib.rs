@@ -1,0 +1,2 @@
+//! Aegis control plane: the `aegisctl` admin CLI and its clients.
+#![deny(unsafe_code)]

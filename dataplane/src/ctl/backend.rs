@@ -1,0 +1,136 @@
+//! The seam between the admin API and the dataplane: [`AdminBackend`], plain Rust in and
+//! out, and [`AdminError`], the one error a backend returns. The gRPC server, the metrics
+//! endpoint and the in-memory backend are all written against this trait only.
+
+use std::fmt;
+
+use super::cidr::Ipv4Cidr;
+use super::types::{
+    InterfaceInfo, NeighbourInfo, RouteInfo, RouteSpec, Status, WorkerErrors, WorkerRuntime,
+};
+
+/// What the admin server needs from the dataplane.
+///
+/// Methods are synchronous and may block briefly (take a lock, read port statistics,
+/// rebuild and publish a snapshot): the server calls them on tokio's blocking pool.
+/// Arguments are already parsed and syntactically valid (prefixes have no host bits,
+/// interface addresses are unicast); the backend checks them against its state.
+/// Mutations return the configuration revision after the change.
+pub trait AdminBackend: Send + Sync + 'static {
+    /// Revision, uptime, poll mode and workers.
+    fn status(&self) -> Result<Status, AdminError>;
+
+    /// Every port, in index order.
+    fn interfaces(&self) -> Result<Vec<InterfaceInfo>, AdminError>;
+
+    /// Per-worker loop and node statistics, in worker order.
+    fn runtime(&self) -> Result<Vec<WorkerRuntime>, AdminError>;
+
+    /// Per-worker drop counters, every reason included.
+    fn errors(&self) -> Result<Vec<WorkerErrors>, AdminError>;
+
+    /// The routing table: static, connected and local routes.
+    fn routes(&self) -> Result<Vec<RouteInfo>, AdminError>;
+
+    /// The neighbour table.
+    fn neighbours(&self) -> Result<Vec<NeighbourInfo>, AdminError>;
+
+    /// Adds a static route. `AlreadyExists` if the prefix has one; `NotFound` for an
+    /// unknown port; `InvalidArgument` for a gateway not on a connected subnet.
+    fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError>;
+
+    /// Deletes the static route for `prefix`. `NotFound` if there is none.
+    fn delete_route(&self, prefix: Ipv4Cidr) -> Result<u64, AdminError>;
+
+    /// Adds `address` to `port`.
+    fn add_address(&self, port: String, address: Ipv4Cidr) -> Result<u64, AdminError>;
+
+    /// Removes `address` from `port`. `NotFound` if the port does not have it.
+    fn delete_address(&self, port: String, address: Ipv4Cidr) -> Result<u64, AdminError>;
+
+    /// Sets `port` administratively up or down.
+    fn set_port_state(&self, port: String, up: bool) -> Result<u64, AdminError>;
+
+    /// Zeroes port, node, worker and drop counters; returns the (unchanged) revision.
+    fn clear_counters(&self) -> Result<u64, AdminError>;
+}
+
+/// Why a backend refused or failed a request. The message names the field it is about;
+/// the server maps each variant to a gRPC status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    /// The request is not acceptable (`INVALID_ARGUMENT`).
+    InvalidArgument {
+        /// Request field at fault ("via", "prefix", ...).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request names a port, route or address that does not exist (`NOT_FOUND`).
+    NotFound {
+        /// Request field naming the missing thing.
+        field: &'static str,
+        /// What is missing.
+        message: String,
+    },
+    /// The thing to add is already there (`ALREADY_EXISTS`).
+    AlreadyExists {
+        /// Request field naming the duplicate.
+        field: &'static str,
+        /// What it collides with.
+        message: String,
+    },
+    /// The backend failed (`INTERNAL`).
+    Internal(String),
+}
+
+impl AdminError {
+    /// An `InvalidArgument` about `field`.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AdminError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// A `NotFound` about `field`.
+    pub fn not_found(field: &'static str, message: impl Into<String>) -> Self {
+        AdminError::NotFound {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// An `AlreadyExists` about `field`.
+    pub fn exists(field: &'static str, message: impl Into<String>) -> Self {
+        AdminError::AlreadyExists {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdminError::InvalidArgument { field, message }
+            | AdminError::NotFound { field, message }
+            | AdminError::AlreadyExists { field, message } => write!(f, "{field}: {message}"),
+            AdminError::Internal(message) => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<AdminError> for tonic::Status {
+    fn from(e: AdminError) -> Self {
+        let message = e.to_string();
+        match e {
+            AdminError::InvalidArgument { .. } => tonic::Status::invalid_argument(message),
+            AdminError::NotFound { .. } => tonic::Status::not_found(message),
+            AdminError::AlreadyExists { .. } => tonic::Status::already_exists(message),
+            AdminError::Internal(_) => tonic::Status::internal(message),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Backend values → protobuf replies, including what the server computes on the way:
+//! per-node ratios and the per-node and per-reason totals over all workers.
+
+use aegis_api::dataplane::v1 as pb;
+
+use super::cidr::format_mac;
+use super::types::{
+    InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, PollMode, RouteInfo, RouteKind,
+    RouteOrigin, Status, WorkerErrors, WorkerRuntime,
+};
+
+/// `GetStatus` reply; `version` is the server's own.
+pub fn status_reply(s: Status, version: &str) -> pb::GetStatusReply {
+    pb::GetStatusReply {
+        revision: s.revision,
+        uptime_seconds: s.uptime.as_secs_f64(),
+        version: version.to_string(),
+        poll_mode: match s.poll_mode {
+            PollMode::Busy => pb::PollMode::Busy,
+            PollMode::Adaptive => pb::PollMode::Adaptive,
+        } as i32,
+        workers: s
+            .workers
+            .iter()
+            .map(|w| pb::WorkerInfo {
+                id: w.id,
+                lcore: w.lcore,
+            })
+            .collect(),
+    }
+}
+
+/// `ShowInterfaces` reply.
+pub fn interfaces_reply(ports: Vec<InterfaceInfo>) -> pb::ShowInterfacesReply {
+    pb::ShowInterfacesReply {
+        interfaces: ports.into_iter().map(interface).collect(),
+    }
+}
+
+fn interface(p: InterfaceInfo) -> pb::Interface {
+    let c = p.counters;
+    pb::Interface {
+        index: u32::from(p.index),
+        name: p.name,
+        devargs: p.devargs,
+        mac: format_mac(&p.mac),
+        mtu: u32::from(p.mtu),
+        admin_up: p.admin_up,
+        link_up: p.link_up,
+        link_speed_mbps: p.link_speed_mbps,
+        addresses: p.addresses.iter().map(ToString::to_string).collect(),
+        counters: Some(pb::InterfaceCounters {
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            tx_packets: c.tx_packets,
+            tx_bytes: c.tx_bytes,
+            rx_missed: c.rx_missed,
+            rx_errors: c.rx_errors,
+            tx_errors: c.tx_errors,
+            rx_nombuf: c.rx_nombuf,
+        }),
+    }
+}
+
+/// `ShowRuntime` reply with ratios and per-node totals (first-seen node order).
+pub fn runtime_reply(workers: Vec<WorkerRuntime>) -> pb::ShowRuntimeReply {
+    let mut total: Vec<NodeRuntime> = Vec::new();
+    for node in workers.iter().flat_map(|w| &w.nodes) {
+        match total.iter_mut().find(|t| t.name == node.name) {
+            Some(t) => {
+                t.calls = t.calls.saturating_add(node.calls);
+                t.vectors = t.vectors.saturating_add(node.vectors);
+                t.clocks = t.clocks.saturating_add(node.clocks);
+            }
+            None => total.push(node.clone()),
+        }
+    }
+    pb::ShowRuntimeReply {
+        workers: workers
+            .into_iter()
+            .map(|w| pb::WorkerRuntime {
+                id: w.id,
+                lcore: w.lcore,
+                polls: w.polls,
+                idle_polls: w.idle_polls,
+                sleeps: w.sleeps,
+                nodes: w.nodes.into_iter().map(node_runtime).collect(),
+            })
+            .collect(),
+        total: total.into_iter().map(node_runtime).collect(),
+    }
+}
+
+fn node_runtime(n: NodeRuntime) -> pb::NodeRuntime {
+    pb::NodeRuntime {
+        vectors_per_call: ratio(n.vectors, n.calls),
+        clocks_per_packet: ratio(n.clocks, n.vectors),
+        name: n.name,
+        calls: n.calls,
+        vectors: n.vectors,
+        clocks: n.clocks,
+    }
+}
+
+/// `num / den`, 0 when `den` is 0.
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+/// `ShowErrors` reply with per-reason totals (first-seen reason order).
+pub fn errors_reply(workers: Vec<WorkerErrors>) -> pb::ShowErrorsReply {
+    let mut total: Vec<pb::ErrorCounter> = Vec::new();
+    for c in workers.iter().flat_map(|w| &w.counts) {
+        match total.iter_mut().find(|t| t.reason == c.reason) {
+            Some(t) => t.count = t.count.saturating_add(c.count),
+            None => total.push(pb::ErrorCounter {
+                reason: c.reason.clone(),
+                description: c.description.clone(),
+                count: c.count,
+            }),
+        }
+    }
+    pb::ShowErrorsReply {
+        workers: workers
+            .into_iter()
+            .map(|w| pb::WorkerErrors {
+                worker: w.worker,
+                counters: w
+                    .counts
+                    .into_iter()
+                    .map(|c| pb::ErrorCounter {
+                        reason: c.reason,
+                        description: c.description,
+                        count: c.count,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        total,
+    }
+}
+
+/// `ShowRoutes` reply.
+pub fn routes_reply(routes: Vec<RouteInfo>) -> pb::ShowRoutesReply {
+    pb::ShowRoutesReply {
+        routes: routes.into_iter().map(route).collect(),
+    }
+}
+
+fn route(r: RouteInfo) -> pb::Route {
+    pb::Route {
+        prefix: r.prefix.to_string(),
+        kind: route_kind(r.kind) as i32,
+        next_hop: r.next_hop.map(|ip| ip.to_string()).unwrap_or_default(),
+        port: r.port.unwrap_or_default(),
+        origin: match r.origin {
+            RouteOrigin::Static => pb::RouteOrigin::Static,
+            RouteOrigin::Connected => pb::RouteOrigin::Connected,
+        } as i32,
+    }
+}
+
+/// The wire value of a route kind.
+pub fn route_kind(k: RouteKind) -> pb::RouteKind {
+    match k {
+        RouteKind::Local => pb::RouteKind::Local,
+        RouteKind::Connected => pb::RouteKind::Connected,
+        RouteKind::Gateway => pb::RouteKind::Gateway,
+        RouteKind::Blackhole => pb::RouteKind::Blackhole,
+        RouteKind::Unreachable => pb::RouteKind::Unreachable,
+    }
+}
+
+/// `ShowNeighbours` reply.
+pub fn neighbours_reply(neighbours: Vec<NeighbourInfo>) -> pb::ShowNeighboursReply {
+    pb::ShowNeighboursReply {
+        neighbours: neighbours.into_iter().map(neighbour).collect(),
+    }
+}
+
+fn neighbour(n: NeighbourInfo) -> pb::Neighbour {
+    pb::Neighbour {
+        port: n.port,
+        ip: n.ip.to_string(),
+        mac: n.mac.as_ref().map(format_mac).unwrap_or_default(),
+        state: match n.state {
+            NeighbourState::Incomplete => pb::NeighbourState::Incomplete,
+            NeighbourState::Reachable => pb::NeighbourState::Reachable,
+            NeighbourState::Stale => pb::NeighbourState::Stale,
+            NeighbourState::Failed => pb::NeighbourState::Failed,
+            NeighbourState::Static => pb::NeighbourState::Static,
+        } as i32,
+        age_seconds: n.age.as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::types::ErrorCount;
+
+    fn node(name: &str, calls: u64, vectors: u64, clocks: u64) -> NodeRuntime {
+        NodeRuntime {
+            name: name.into(),
+            calls,
+            vectors,
+            clocks,
+        }
+    }
+
+    #[test]
+    fn runtime_totals_and_ratios() {
+        let w = |id, nodes| WorkerRuntime {
+            id,
+            lcore: id + 1,
+            polls: 10,
+            idle_polls: 4,
+            sleeps: 1,
+            nodes,
+        };
+        let reply = runtime_reply(vec![
+            w(0, vec![node("a", 2, 64, 6400), node("b", 0, 0, 0)]),
+            w(1, vec![node("a", 2, 32, 3200), node("c", 1, 1, 50)]),
+        ]);
+        assert_eq!(reply.workers.len(), 2);
+        let a0 = &reply.workers[0].nodes[0];
+        assert_eq!((a0.vectors_per_call, a0.clocks_per_packet), (32.0, 100.0));
+        let b0 = &reply.workers[0].nodes[1];
+        assert_eq!((b0.vectors_per_call, b0.clocks_per_packet), (0.0, 0.0));
+        let names: Vec<_> = reply.total.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let a = &reply.total[0];
+        assert_eq!((a.calls, a.vectors, a.clocks), (4, 96, 9600));
+        assert_eq!((a.vectors_per_call, a.clocks_per_packet), (24.0, 100.0));
+    }
+
+    #[test]
+    fn error_totals() {
+        let c = |reason: &str, count| ErrorCount {
+            reason: reason.into(),
+            description: format!("{reason} happened"),
+            count,
+        };
+        let reply = errors_reply(vec![
+            WorkerErrors {
+                worker: 0,
+                counts: vec![c("no_route", 3), c("port_down", 0)],
+            },
+            WorkerErrors {
+                worker: 1,
+                counts: vec![c("no_route", 4), c("port_down", 2)],
+            },
+        ]);
+        let totals: Vec<_> = reply
+            .total
+            .iter()
+            .map(|t| (t.reason.as_str(), t.count))
+            .collect();
+        assert_eq!(totals, [("no_route", 7), ("port_down", 2)]);
+        assert_eq!(reply.total[0].description, "no_route happened");
+        assert_eq!(reply.workers[1].counters[1].count, 2);
+    }
+}

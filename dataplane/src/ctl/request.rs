@@ -1,0 +1,184 @@
+//! Protobuf requests → typed backend arguments. Everything syntactic is checked here, so a
+//! backend only ever sees well-formed values; each error names the request field.
+
+use std::net::Ipv4Addr;
+
+use aegis_api::dataplane::v1 as pb;
+use pb::add_route_request::Target;
+
+use super::backend::AdminError;
+use super::cidr::Ipv4Cidr;
+use super::types::{RouteSpec, RouteTarget};
+
+/// Validates an `AddRoute` request.
+pub fn route_spec(req: pb::AddRouteRequest) -> Result<RouteSpec, AdminError> {
+    let prefix = route_prefix(&req.prefix)?;
+    let target = match req.target {
+        None => {
+            return Err(AdminError::invalid(
+                "target",
+                "one of via, port or discard is required",
+            ))
+        }
+        Some(Target::Via(gw)) => RouteTarget::Via(gateway(&gw)?),
+        Some(Target::Port(port)) => RouteTarget::Port(port_name(port)?),
+        Some(Target::Discard(kind)) => match pb::RouteKind::try_from(kind) {
+            Ok(pb::RouteKind::Blackhole) => RouteTarget::Blackhole,
+            Ok(pb::RouteKind::Unreachable) => RouteTarget::Unreachable,
+            _ => {
+                return Err(AdminError::invalid(
+                    "discard",
+                    format!(
+                        "route kind {kind} is not ROUTE_KIND_BLACKHOLE or ROUTE_KIND_UNREACHABLE"
+                    ),
+                ))
+            }
+        },
+    };
+    Ok(RouteSpec { prefix, target })
+}
+
+/// Parses a route prefix ("prefix" field): CIDR without host bits.
+pub fn route_prefix(s: &str) -> Result<Ipv4Cidr, AdminError> {
+    let cidr: Ipv4Cidr = s
+        .parse()
+        .map_err(|e| AdminError::invalid("prefix", format!("{s:?}: {e}")))?;
+    if !cidr.is_network() {
+        return Err(AdminError::invalid(
+            "prefix",
+            format!(
+                "{s:?} has host bits set (did you mean {}?)",
+                cidr.network()
+            ),
+        ));
+    }
+    Ok(cidr)
+}
+
+/// Parses a gateway ("via" field): a unicast address.
+fn gateway(s: &str) -> Result<Ipv4Addr, AdminError> {
+    let ip: Ipv4Addr = s
+        .parse()
+        .map_err(|_| AdminError::invalid("via", format!("{s:?} is not an IPv4 address")))?;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        return Err(AdminError::invalid(
+            "via",
+            format!("{ip} cannot be a gateway (not a unicast address)"),
+        ));
+    }
+    Ok(ip)
+}
+
+/// Parses an interface address ("address" field): a unicast address with a prefix length
+/// of at least 1 that is neither the network nor the broadcast address of its subnet.
+pub fn interface_address(s: &str) -> Result<Ipv4Cidr, AdminError> {
+    let cidr: Ipv4Cidr = s
+        .parse()
+        .map_err(|e| AdminError::invalid("address", format!("{s:?}: {e}")))?;
+    let ip = cidr.addr();
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        return Err(AdminError::invalid(
+            "address",
+            format!("{ip} cannot be an interface address (not a unicast address)"),
+        ));
+    }
+    if cidr.prefix_len() == 0 {
+        return Err(AdminError::invalid(
+            "address",
+            format!("{s:?}: prefix length must be at least 1"),
+        ));
+    }
+    if cidr.prefix_len() <= 30 && (cidr.is_network() || cidr.broadcast() == ip) {
+        let what = if cidr.is_network() {
+            "network"
+        } else {
+            "broadcast"
+        };
+        return Err(AdminError::invalid(
+            "address",
+            format!("{s:?} is the {what} address of its subnet"),
+        ));
+    }
+    Ok(cidr)
+}
+
+/// Checks a port name ("port" field): non-empty.
+pub fn port_name(s: String) -> Result<String, AdminError> {
+    if s.is_empty() {
+        return Err(AdminError::invalid("port", "a port name is required"));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: AdminError) -> &'static str {
+        match e {
+            AdminError::InvalidArgument { field, .. } => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    fn add(prefix: &str, target: Option<Target>) -> Result<RouteSpec, AdminError> {
+        route_spec(pb::AddRouteRequest {
+            prefix: prefix.into(),
+            target,
+        })
+    }
+
+    #[test]
+    fn route_targets() {
+        let spec = add("10.9.0.0/16", Some(Target::Via("10.0.1.2".into()))).unwrap();
+        assert_eq!(spec.prefix.to_string(), "10.9.0.0/16");
+        assert_eq!(spec.target, RouteTarget::Via(Ipv4Addr::new(10, 0, 1, 2)));
+        let spec = add("0.0.0.0/0", Some(Target::Port("eth0".into()))).unwrap();
+        assert_eq!(spec.target, RouteTarget::Port("eth0".into()));
+        let bh = Some(Target::Discard(pb::RouteKind::Blackhole as i32));
+        assert_eq!(add("192.0.2.0/24", bh).unwrap().target, RouteTarget::Blackhole);
+        let un = Some(Target::Discard(pb::RouteKind::Unreachable as i32));
+        assert_eq!(add("192.0.2.0/24", un).unwrap().target, RouteTarget::Unreachable);
+    }
+
+    #[test]
+    fn route_errors_name_the_field() {
+        let via = |s: &str| Some(Target::Via(s.into()));
+        assert_eq!(field(add("10.9.0.1/16", via("10.0.1.2")).unwrap_err()), "prefix");
+        let e = add("10.9.0.1/16", via("10.0.1.2")).unwrap_err();
+        assert!(e.to_string().contains("did you mean 10.9.0.0/16"), "{e}");
+        assert_eq!(field(add("10.9.0.0", via("10.0.1.2")).unwrap_err()), "prefix");
+        assert_eq!(field(add("10.9.0.0/16", via("10.0.1")).unwrap_err()), "via");
+        assert_eq!(field(add("10.9.0.0/16", via("224.0.0.1")).unwrap_err()), "via");
+        assert_eq!(field(add("10.9.0.0/16", via("0.0.0.0")).unwrap_err()), "via");
+        assert_eq!(field(add("10.9.0.0/16", None).unwrap_err()), "target");
+        let port = Some(Target::Port(String::new()));
+        assert_eq!(field(add("10.9.0.0/16", port).unwrap_err()), "port");
+        for kind in [pb::RouteKind::Gateway as i32, 99] {
+            let t = Some(Target::Discard(kind));
+            assert_eq!(field(add("10.9.0.0/16", t).unwrap_err()), "discard");
+        }
+    }
+
+    #[test]
+    fn interface_addresses() {
+        assert_eq!(
+            interface_address("10.0.1.1/24").unwrap().to_string(),
+            "10.0.1.1/24"
+        );
+        assert!(interface_address("10.0.1.0/31").is_ok());
+        assert!(interface_address("10.0.1.7/32").is_ok());
+        for bad in [
+            "10.0.1.1",
+            "10.0.1.0/24",
+            "10.0.1.255/24",
+            "224.0.0.5/24",
+            "0.0.0.0/8",
+            "127.0.0.1/8",
+            "10.0.0.1/0",
+            "10.0.0.1/40",
+        ] {
+            assert_eq!(field(interface_address(bad).unwrap_err()), "address", "{bad}");
+        }
+    }
+}

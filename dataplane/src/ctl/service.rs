@@ -1,0 +1,157 @@
+//! The `aegis.dataplane.v1.DataplaneAdmin` gRPC service over an [`AdminBackend`]: parse the
+//! request, call the backend on tokio's blocking pool, convert the reply.
+
+use std::sync::Arc;
+
+use aegis_api::dataplane::v1 as pb;
+use pb::dataplane_admin_server::DataplaneAdmin;
+use tonic::{Request, Response, Status};
+
+use super::backend::{AdminBackend, AdminError};
+use super::{convert, request};
+
+/// The admin service; cheap to clone.
+#[derive(Clone)]
+pub struct AdminService {
+    backend: Arc<dyn AdminBackend>,
+}
+
+impl AdminService {
+    /// A service answering from `backend`.
+    pub fn new(backend: Arc<dyn AdminBackend>) -> Self {
+        AdminService { backend }
+    }
+
+    /// The tonic server wrapper, ready for `Server::add_service`.
+    pub fn into_server(self) -> pb::dataplane_admin_server::DataplaneAdminServer<Self> {
+        pb::dataplane_admin_server::DataplaneAdminServer::new(self)
+    }
+
+    /// Runs `f` against the backend off the async threads (backends may block briefly).
+    async fn call<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn AdminBackend) -> Result<T, AdminError> + Send + 'static,
+    {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || f(backend.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("admin backend task failed: {e}")))?
+            .map_err(Status::from)
+    }
+
+    /// Runs a mutation and wraps the new revision.
+    async fn mutate<F>(&self, f: F) -> Result<Response<pb::MutationReply>, Status>
+    where
+        F: FnOnce(&dyn AdminBackend) -> Result<u64, AdminError> + Send + 'static,
+    {
+        let revision = self.call(f).await?;
+        Ok(Response::new(pb::MutationReply { revision }))
+    }
+}
+
+#[tonic::async_trait]
+impl DataplaneAdmin for AdminService {
+    async fn get_status(
+        &self,
+        _: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusReply>, Status> {
+        let status = self.call(|b| b.status()).await?;
+        Ok(Response::new(convert::status_reply(
+            status,
+            env!("CARGO_PKG_VERSION"),
+        )))
+    }
+
+    async fn show_interfaces(
+        &self,
+        _: Request<pb::ShowInterfacesRequest>,
+    ) -> Result<Response<pb::ShowInterfacesReply>, Status> {
+        let ports = self.call(|b| b.interfaces()).await?;
+        Ok(Response::new(convert::interfaces_reply(ports)))
+    }
+
+    async fn show_runtime(
+        &self,
+        _: Request<pb::ShowRuntimeRequest>,
+    ) -> Result<Response<pb::ShowRuntimeReply>, Status> {
+        let workers = self.call(|b| b.runtime()).await?;
+        Ok(Response::new(convert::runtime_reply(workers)))
+    }
+
+    async fn show_errors(
+        &self,
+        _: Request<pb::ShowErrorsRequest>,
+    ) -> Result<Response<pb::ShowErrorsReply>, Status> {
+        let workers = self.call(|b| b.errors()).await?;
+        Ok(Response::new(convert::errors_reply(workers)))
+    }
+
+    async fn show_routes(
+        &self,
+        _: Request<pb::ShowRoutesRequest>,
+    ) -> Result<Response<pb::ShowRoutesReply>, Status> {
+        let routes = self.call(|b| b.routes()).await?;
+        Ok(Response::new(convert::routes_reply(routes)))
+    }
+
+    async fn show_neighbours(
+        &self,
+        _: Request<pb::ShowNeighboursRequest>,
+    ) -> Result<Response<pb::ShowNeighboursReply>, Status> {
+        let neighbours = self.call(|b| b.neighbours()).await?;
+        Ok(Response::new(convert::neighbours_reply(neighbours)))
+    }
+
+    async fn add_route(
+        &self,
+        req: Request<pb::AddRouteRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        let spec = request::route_spec(req.into_inner())?;
+        self.mutate(move |b| b.add_route(spec)).await
+    }
+
+    async fn delete_route(
+        &self,
+        req: Request<pb::DeleteRouteRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        let prefix = request::route_prefix(&req.into_inner().prefix)?;
+        self.mutate(move |b| b.delete_route(prefix)).await
+    }
+
+    async fn add_address(
+        &self,
+        req: Request<pb::AddressRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        let req = req.into_inner();
+        let address = request::interface_address(&req.address)?;
+        let port = request::port_name(req.port)?;
+        self.mutate(move |b| b.add_address(port, address)).await
+    }
+
+    async fn delete_address(
+        &self,
+        req: Request<pb::AddressRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        let req = req.into_inner();
+        let address = request::interface_address(&req.address)?;
+        let port = request::port_name(req.port)?;
+        self.mutate(move |b| b.delete_address(port, address)).await
+    }
+
+    async fn set_port_state(
+        &self,
+        req: Request<pb::SetPortStateRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        let req = req.into_inner();
+        let port = request::port_name(req.port)?;
+        self.mutate(move |b| b.set_port_state(port, req.up)).await
+    }
+
+    async fn clear_counters(
+        &self,
+        _: Request<pb::ClearCountersRequest>,
+    ) -> Result<Response<pb::MutationReply>, Status> {
+        self.mutate(|b| b.clear_counters()).await
+    }
+}

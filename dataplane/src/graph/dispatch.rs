@@ -1,0 +1,302 @@
+//! The dispatcher: runs each node over its whole input frame in graph order, measures
+//! calls/packets/clocks per node, and collects what comes out into per-port transmit
+//! frames. Generic over the packet buffer, so the same code runs on mbufs and heap buffers.
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::frame::{Frame, Meta, Pkt};
+use super::hold::HoldQueue;
+use super::stats::{bump, WorkerStats};
+use super::{DropReason, NodeId};
+use crate::buf::PacketBuf;
+use crate::nodes;
+use crate::state::snapshot::{Mac, Snapshot};
+
+/// Passes over the graph per burst: a second pass carries ICMP errors and local replies
+/// back through `ip4-lookup`; a third is never needed but bounds the loop.
+const MAX_PASSES: usize = 3;
+
+/// Something a worker tells the control thread (lock-free queue, never blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// An ARP packet showed `ip` is at `mac` on `port` (`reply`: it answered us).
+    NeighbourSeen {
+        port: u16,
+        ip: u32,
+        mac: Mac,
+        reply: bool,
+    },
+    /// A packet needed `ip` on `port` and its MAC is unknown: resolve it.
+    NeighbourMiss { port: u16, ip: u32 },
+}
+
+/// A token bucket limiting generated ICMP errors, on the worker's clock.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: u64,
+    burst: u64,
+    ns_per_token: u64,
+    last_ns: u64,
+}
+
+impl TokenBucket {
+    /// `rate` tokens per second, at most `burst` saved up.
+    pub fn new(rate: u64, burst: u64) -> Self {
+        TokenBucket {
+            tokens: burst,
+            burst,
+            ns_per_token: 1_000_000_000 / rate.max(1),
+            last_ns: 0,
+        }
+    }
+
+    /// Takes a token if one is available at time `now_ns`.
+    #[inline]
+    pub fn take(&mut self, now_ns: u64) -> bool {
+        let elapsed = now_ns.saturating_sub(self.last_ns);
+        let fresh = elapsed / self.ns_per_token;
+        if fresh > 0 {
+            self.tokens = (self.tokens + fresh).min(self.burst);
+            self.last_ns += fresh * self.ns_per_token;
+            if self.tokens == self.burst {
+                self.last_ns = now_ns;
+            }
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Per-worker environment the nodes use besides the snapshot.
+pub struct GraphEnv {
+    /// This worker's counters.
+    pub stats: Arc<WorkerStats>,
+    /// Events for the control thread.
+    pub events: Arc<ArrayQueue<ControlEvent>>,
+    /// ICMP error rate limiter.
+    pub icmp_limit: TokenBucket,
+    /// Identification field for generated IPv4 packets.
+    pub next_ident: u16,
+    /// Events that did not fit the queue (counted, never blocking).
+    pub events_lost: u64,
+}
+
+impl GraphEnv {
+    /// A new environment with default ICMP limits (1000/s, burst 100 per worker).
+    pub fn new(stats: Arc<WorkerStats>, events: Arc<ArrayQueue<ControlEvent>>) -> Self {
+        GraphEnv {
+            stats,
+            events,
+            icmp_limit: TokenBucket::new(1000, 100),
+            next_ident: 1,
+            events_lost: 0,
+        }
+    }
+
+    /// Sends an event to the control thread; a full queue loses it (and counts that).
+    #[inline]
+    pub fn event(&mut self, e: ControlEvent) {
+        if self.events.push(e).is_err() {
+            self.events_lost += 1;
+        }
+    }
+}
+
+/// What a node sees besides its frame: the snapshot, the time, the worker environment.
+pub struct NodeCtx<'a> {
+    /// The forwarding snapshot for this burst.
+    pub snap: &'a Snapshot,
+    /// Current time in nanoseconds on the worker's clock.
+    pub now_ns: u64,
+    /// Worker environment.
+    pub env: &'a mut GraphEnv,
+}
+
+/// Where a node sends packets.
+pub struct Outputs<'a, B> {
+    frames: &'a mut [Box<Frame<B>>; NodeId::COUNT],
+    tx: &'a mut [Frame<B>],
+    hold: &'a mut HoldQueue<B>,
+    stats: &'a WorkerStats,
+}
+
+impl<B: PacketBuf> Outputs<'_, B> {
+    /// Sends the packet to `next`.
+    #[inline(always)]
+    pub fn to(&mut self, next: NodeId, buf: B, meta: Meta) {
+        if let Err(e) = self.frames[next as usize].try_push(Pkt { buf, meta }) {
+            self.stats.count_drop(DropReason::FrameOverflow);
+            drop(e);
+        }
+    }
+
+    /// Queues the packet for transmission on `port`.
+    #[inline(always)]
+    pub fn tx(&mut self, port: u16, buf: B, meta: Meta) {
+        match self.tx.get_mut(port as usize) {
+            Some(f) => {
+                if f.try_push(Pkt { buf, meta }).is_err() {
+                    self.stats.count_drop(DropReason::FrameOverflow);
+                }
+            }
+            None => self.stats.count_drop(DropReason::PortDown),
+        }
+    }
+
+    /// Drops the packet, counting `reason`.
+    #[inline(always)]
+    pub fn drop(&mut self, buf: B, reason: DropReason) {
+        self.stats.count_drop(reason);
+        drop(buf);
+    }
+
+    /// Frees a packet the dataplane consumed itself (not an error).
+    #[inline]
+    pub fn consume(&mut self, buf: B) {
+        bump(&self.stats.consumed, 1);
+        drop(buf);
+    }
+
+    /// Parks a packet until its next hop `(port, ip)` resolves; returns false if the
+    /// hold queue refused it (it was dropped and counted).
+    #[inline]
+    pub fn hold(&mut self, buf: B, meta: Meta, port: u16, ip: u32, now_ns: u64) -> bool {
+        match self.hold.push(Pkt { buf, meta }, port, ip, now_ns) {
+            Ok(first) => first,
+            Err(pkt) => {
+                self.stats.count_drop(DropReason::NeighbourUnresolved);
+                drop(pkt);
+                false
+            }
+        }
+    }
+}
+
+/// One worker's graph: a frame per node, transmit frames per port, the hold queue.
+pub struct Graph<B> {
+    frames: [Box<Frame<B>>; NodeId::COUNT],
+    spare: Box<Frame<B>>,
+    tx: Vec<Frame<B>>,
+    hold: HoldQueue<B>,
+    clock: fn() -> u64,
+}
+
+impl<B: PacketBuf> Graph<B> {
+    /// A graph for `n_ports` ports, measuring nodes with `clock` (TSC or any monotonic
+    /// cycle counter).
+    pub fn new(n_ports: usize, clock: fn() -> u64) -> Self {
+        Graph {
+            frames: std::array::from_fn(|_| Box::new(Frame::new())),
+            spare: Box::new(Frame::new()),
+            tx: (0..n_ports).map(|_| Frame::new()).collect(),
+            hold: HoldQueue::new(),
+            clock,
+        }
+    }
+
+    /// Adds received packets to the graph's input (at most [`super::FRAME_CAP`] per run;
+    /// the rest is dropped and counted).
+    #[inline]
+    pub fn input(&mut self, port: u16, bufs: impl IntoIterator<Item = B>, stats: &WorkerStats) {
+        let f = &mut self.frames[NodeId::EthInput as usize];
+        for buf in bufs {
+            let meta = Meta {
+                rx_port: port,
+                ..Meta::default()
+            };
+            if f.try_push(Pkt { buf, meta }).is_err() {
+                stats.count_drop(DropReason::FrameOverflow);
+            }
+        }
+    }
+
+    /// Injects a packet built outside the graph (e.g. an ARP request from the control
+    /// thread) straight into a port's transmit frame.
+    pub fn inject_tx(&mut self, port: u16, buf: B, stats: &WorkerStats) {
+        match self.tx.get_mut(port as usize) {
+            Some(f) => {
+                if f.try_push(Pkt {
+                    buf,
+                    meta: Meta::default(),
+                })
+                .is_err()
+                {
+                    stats.count_drop(DropReason::FrameOverflow);
+                }
+            }
+            None => stats.count_drop(DropReason::PortDown),
+        }
+    }
+
+    /// Runs every node with pending packets until the graph is empty.
+    pub fn run(&mut self, snap: &Snapshot, now_ns: u64, env: &mut GraphEnv) {
+        let stats = env.stats.clone();
+        for _ in 0..MAX_PASSES {
+            let mut ran = false;
+            for id in NodeId::ALL {
+                if self.frames[id as usize].is_empty() {
+                    continue;
+                }
+                ran = true;
+                std::mem::swap(&mut self.frames[id as usize], &mut self.spare);
+                let n = self.spare.len() as u64;
+                let t0 = (self.clock)();
+                let mut ctx = NodeCtx {
+                    snap,
+                    now_ns,
+                    env: &mut *env,
+                };
+                let mut out = Outputs {
+                    frames: &mut self.frames,
+                    tx: &mut self.tx,
+                    hold: &mut self.hold,
+                    stats: &stats,
+                };
+                nodes::process(id, &mut ctx, &mut self.spare, &mut out);
+                // A node must hand on every packet; anything left is a bug, counted.
+                for _ in self.spare.drain(..) {
+                    stats.count_drop(DropReason::FrameOverflow);
+                }
+                stats.node(id as usize, n, (self.clock)().wrapping_sub(t0));
+            }
+            if !ran {
+                break;
+            }
+        }
+    }
+
+    /// Releases held packets whose next hop resolved in `snap` back into `ip4-rewrite`,
+    /// and drops the ones that waited too long. Cheap when nothing is held.
+    pub fn release_held(&mut self, snap: &Snapshot, now_ns: u64, stats: &WorkerStats) {
+        if self.hold.is_empty() {
+            return;
+        }
+        let frame = &mut self.frames[NodeId::Ip4Rewrite as usize];
+        self.hold.release(
+            now_ns,
+            |port, ip| snap.neighbour(port, ip).is_some(),
+            |pkt| {
+                if frame.try_push(pkt).is_err() {
+                    stats.count_drop(DropReason::FrameOverflow);
+                }
+            },
+            |_| stats.count_drop(DropReason::NeighbourUnresolved),
+        );
+    }
+
+    /// True while packets wait in the hold queue.
+    pub fn has_held(&self) -> bool {
+        !self.hold.is_empty()
+    }
+
+    /// The transmit frames, one per port, for the worker to flush.
+    pub fn tx_frames(&mut self) -> &mut [Frame<B>] {
+        &mut self.tx
+    }
+}

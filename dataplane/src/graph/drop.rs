@@ -1,0 +1,119 @@
+//! Why a packet was dropped: one enum for the whole dataplane, each variant with a counter
+//! (`aegisctl dp errors`) and a stable snake_case name used by the API, metrics and traces.
+
+macro_rules! drop_reasons {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, )*) => {
+        /// The reason a packet was dropped. Every drop in the dataplane carries one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons (size of a counter array).
+            pub const COUNT: usize = [$(DropReason::$variant,)*].len();
+
+            /// Stable machine name (snake_case).
+            pub const fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+
+            /// Human description (the doc comment).
+            pub const fn description(self) -> &'static str {
+                match self { $(DropReason::$variant => concat!($($doc),*),)* }
+            }
+
+            /// Looks a reason up by its machine name.
+            pub fn from_name(name: &str) -> Option<DropReason> {
+                Self::ALL.iter().copied().find(|r| r.name() == name)
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Frame shorter than an Ethernet header.
+    EthRunt = "eth_runt",
+    /// Destination MAC is neither ours, broadcast, nor a multicast we accept.
+    EthNotForUs = "eth_not_for_us",
+    /// EtherType the dataplane does not handle (not IPv4 or ARP).
+    EthUnknownType = "eth_unknown_type",
+    /// ARP packet shorter than its header claims, or with odd hardware/protocol lengths.
+    ArpMalformed = "arp_malformed",
+    /// ARP for hardware/protocol types other than Ethernet/IPv4, or an unknown opcode.
+    ArpUnsupported = "arp_unsupported",
+    /// ARP request for an address that is not ours (learned from, then dropped).
+    ArpNotForUs = "arp_not_for_us",
+    /// Frame too short for an IPv4 header.
+    Ip4Truncated = "ip4_truncated",
+    /// IP version field is not 4.
+    Ip4BadVersion = "ip4_bad_version",
+    /// IHL below 5 or header longer than the packet.
+    Ip4BadIhl = "ip4_bad_ihl",
+    /// IPv4 header checksum does not verify.
+    Ip4BadChecksum = "ip4_bad_checksum",
+    /// Total length larger than the frame or smaller than the header.
+    Ip4BadLength = "ip4_bad_length",
+    /// Source address is multicast, broadcast, loopback or zero (martian).
+    Ip4MartianSource = "ip4_martian_source",
+    /// Destination is multicast or broadcast: the dataplane routes unicast only.
+    Ip4NotUnicast = "ip4_not_unicast",
+    /// Loose or strict source-route option present (never honoured).
+    Ip4SourceRoute = "ip4_source_route",
+    /// TTL reached zero on forwarding (time-exceeded sent when allowed).
+    Ip4TtlExpired = "ip4_ttl_expired",
+    /// Fragmented packet addressed to the dataplane itself (no reassembly).
+    Ip4FragmentToUs = "ip4_fragment_to_us",
+    /// Packet larger than the egress MTU with DF set (fragmentation-needed sent).
+    Ip4MtuExceeded = "ip4_mtu_exceeded",
+    /// Packet larger than the egress MTU without DF (the dataplane does not fragment).
+    Ip4FragmentationUnsupported = "ip4_fragmentation_unsupported",
+    /// No route to the destination (destination-unreachable sent when allowed).
+    NoRoute = "no_route",
+    /// Route says blackhole: dropped silently on the wire, counted here.
+    RouteBlackhole = "route_blackhole",
+    /// Route says unreachable/prohibit (destination-unreachable sent).
+    RouteUnreachable = "route_unreachable",
+    /// Next hop's MAC not resolved in time (hold queue timed out or full).
+    NeighbourUnresolved = "neighbour_unresolved",
+    /// Packet for our own address to a protocol or port we do not serve (ICMP unreachable sent).
+    LocalUnreachable = "local_unreachable",
+    /// ICMP to us that is not an echo request (nothing to answer).
+    LocalIcmpIgnored = "local_icmp_ignored",
+    /// Malformed ICMP message addressed to us.
+    IcmpMalformed = "icmp_malformed",
+    /// Egress port is administratively or operationally down.
+    PortDown = "port_down",
+    /// Egress queue full: the driver refused the packet.
+    TxQueueFull = "tx_queue_full",
+    /// No mbuf could be allocated for a generated packet.
+    NoBuffers = "no_buffers",
+    /// Internal frame overflow (more packets for one node than a frame holds).
+    FrameOverflow = "frame_overflow",
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for r in DropReason::ALL {
+            assert!(seen.insert(r.name()), "duplicate name {}", r.name());
+            assert_eq!(DropReason::from_name(r.name()), Some(*r));
+            assert!(!r.description().is_empty());
+        }
+        assert_eq!(DropReason::ALL.len(), DropReason::COUNT);
+        assert_eq!(DropReason::from_name("nope"), None);
+    }
+}

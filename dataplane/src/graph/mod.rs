@@ -1,0 +1,84 @@
+//! The node graph: fixed-capacity frames of packets, the node ids and their order, the
+//! dispatcher that runs each node over a whole frame and measures it, and the drop reasons.
+//!
+//! A node takes its input frame and hands every packet on through [`Outputs`]: to another
+//! node, to a port's transmit frame, or to the drop frame with a [`DropReason`]. Nothing
+//! is dropped silently and nothing allocates after start-up.
+
+pub mod dispatch;
+pub mod drop;
+pub mod frame;
+pub mod hold;
+pub mod stats;
+
+pub use dispatch::{ControlEvent, Graph, GraphEnv, NodeCtx, Outputs, TokenBucket};
+pub use drop::DropReason;
+pub use frame::{Frame, Meta, Pkt, FRAME_CAP};
+pub use stats::{NodeCounters, WorkerStats};
+
+/// Every node of the forwarding graph, in dispatch order (a node only sends packets to
+/// nodes later in this order, except ICMP errors and local replies, which go back to
+/// `Ip4Lookup` and are handled in a second pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum NodeId {
+    /// Ethernet input: MAC filter and EtherType dispatch.
+    EthInput,
+    /// ARP: answer for our addresses, learn neighbours.
+    ArpInput,
+    /// IPv4 input checks.
+    Ip4Input,
+    /// Longest-prefix match.
+    Ip4Lookup,
+    /// Packets for our own addresses (ICMP echo, unreachable for the rest).
+    Ip4Local,
+    /// TTL, MTU, neighbour resolution, MAC rewrite.
+    Ip4Rewrite,
+    /// ICMP error generation (time exceeded, unreachable, fragmentation needed).
+    Ip4IcmpError,
+}
+
+impl NodeId {
+    /// All graph nodes in dispatch order.
+    pub const ALL: [NodeId; 7] = [
+        NodeId::EthInput,
+        NodeId::ArpInput,
+        NodeId::Ip4Input,
+        NodeId::Ip4Lookup,
+        NodeId::Ip4Local,
+        NodeId::Ip4Rewrite,
+        NodeId::Ip4IcmpError,
+    ];
+    /// Number of graph nodes.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The node's name as `show runtime` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            NodeId::EthInput => "ethernet-input",
+            NodeId::ArpInput => "arp-input",
+            NodeId::Ip4Input => "ip4-input",
+            NodeId::Ip4Lookup => "ip4-lookup",
+            NodeId::Ip4Local => "ip4-local",
+            NodeId::Ip4Rewrite => "ip4-rewrite",
+            NodeId::Ip4IcmpError => "ip4-icmp-error",
+        }
+    }
+}
+
+/// Runtime counter slots: the graph nodes plus the I/O stages the worker measures.
+pub const RUNTIME_SLOTS: [&str; NodeId::COUNT + 2] = [
+    "ethernet-input",
+    "arp-input",
+    "ip4-input",
+    "ip4-lookup",
+    "ip4-local",
+    "ip4-rewrite",
+    "ip4-icmp-error",
+    "port-rx",
+    "port-tx",
+];
+/// Slot of the rx stage in [`RUNTIME_SLOTS`].
+pub const SLOT_PORT_RX: usize = NodeId::COUNT;
+/// Slot of the tx stage in [`RUNTIME_SLOTS`].
+pub const SLOT_PORT_TX: usize = NodeId::COUNT + 1;

@@ -1,0 +1,37 @@
+//! `ethernet-input`: drops runts and frames not addressed to the port (software MAC
+//! filter: our MAC, broadcast, multicast), then dispatches IPv4 and ARP by EtherType.
+
+use crate::buf::PacketBuf;
+use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::wire::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4};
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    let ports = &ctx.snap.ports;
+    for pkt in input.drain(..) {
+        let d = pkt.buf.data();
+        if d.len() < ethernet::HEADER_LEN {
+            out.drop(pkt.buf, DropReason::EthRunt);
+            continue;
+        }
+        let Some(port) = ports.get(pkt.meta.rx_port as usize) else {
+            out.drop(pkt.buf, DropReason::PortDown);
+            continue;
+        };
+        let dst = &d[0..6];
+        if dst != port.mac && d[0] & 1 == 0 {
+            out.drop(pkt.buf, DropReason::EthNotForUs);
+            continue;
+        }
+        match u16::from_be_bytes([d[12], d[13]]) {
+            ETHERTYPE_IPV4 => out.to(NodeId::Ip4Input, pkt.buf, pkt.meta),
+            ETHERTYPE_ARP => out.to(NodeId::ArpInput, pkt.buf, pkt.meta),
+            _ => out.drop(pkt.buf, DropReason::EthUnknownType),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `ip4-icmp-error`: counts the original packet's drop reason, then — unless RFC 1812
+//! §4.3.2.7 forbids it or the rate limit is spent — turns the packet into the ICMP error
+//! in place (the quoted datagram stays where it is; 28 bytes of headers are prepended)
+//! and sends it back through `ip4-lookup`.
+
+use crate::buf::PacketBuf;
+use crate::graph::stats::bump;
+use crate::graph::{Frame, NodeCtx, NodeId, Outputs};
+use crate::wire::checksum;
+use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE};
+use crate::wire::ipv4::{self, PROTO_ICMP};
+use crate::wire::{ethernet, put16};
+
+use super::ip4_local::LOCAL_TTL;
+use super::L3;
+
+/// Longest ICMP error datagram (RFC 1812 §4.3.2.3): 576 bytes of IP.
+const MAX_ERROR_IP_LEN: usize = 576;
+/// Bytes added in front of the quoted datagram: IPv4 + ICMP headers.
+const GROWTH: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    for mut pkt in input.drain(..) {
+        let req = pkt.meta.icmp;
+        ctx.env.stats.count_drop(req.reason);
+        let (src, dst, allowed) = {
+            let d = pkt.buf.data();
+            let ip = ipv4::Packet::new_unchecked(&d[L3..]);
+            let quoting_error = ip.protocol() == PROTO_ICMP
+                && d.get(L3 + ip.header_len())
+                    .is_some_and(|t| icmp::is_error(*t));
+            let allowed = !pkt.meta.local_origin
+                && !quoting_error
+                && ip.frag_offset() == 0
+                && !ipv4::is_martian_source(ip.src())
+                && !ipv4::is_multicast_or_broadcast(ip.dst());
+            (ip.src(), ip.dst(), allowed)
+        };
+        if !allowed {
+            drop(pkt.buf);
+            continue;
+        }
+        if !ctx.env.icmp_limit.take(ctx.now_ns) {
+            bump(&ctx.env.stats.icmp_rate_limited, 1);
+            drop(pkt.buf);
+            continue;
+        }
+        // Errors about a packet to one of our addresses come from that address; errors
+        // about a transit packet come from the port it arrived on.
+        let local_reply = req.msg_type == DEST_UNREACHABLE
+            && matches!(req.code, unreach::PORT | unreach::PROTOCOL);
+        let from = if local_reply {
+            Some(dst)
+        } else {
+            ctx.snap
+                .ports
+                .get(pkt.meta.rx_port as usize)
+                .and_then(|p| p.primary_addr())
+                .map(u32::from)
+        };
+        let Some(from) = from else {
+            drop(pkt.buf);
+            continue;
+        };
+        let quoted = (pkt.buf.len() - L3).min(MAX_ERROR_IP_LEN - GROWTH);
+        let surplus = pkt.buf.len() - L3 - quoted;
+        if !pkt.buf.trim(surplus) || !pkt.buf.prepend(GROWTH) {
+            drop(pkt.buf);
+            continue;
+        }
+        let ident = ctx.env.next_ident;
+        ctx.env.next_ident = ident.wrapping_add(1);
+        let d = pkt.buf.data_mut();
+        put16(d, 12, ethernet::ETHERTYPE_IPV4);
+        let icmp_off = L3 + ipv4::MIN_HEADER_LEN;
+        let msg = &mut d[icmp_off..];
+        msg[0] = req.msg_type;
+        msg[1] = req.code;
+        put16(msg, 2, 0);
+        put16(msg, 4, 0);
+        put16(msg, 6, req.mtu);
+        let c = checksum::checksum(msg);
+        put16(msg, 2, c);
+        let ip_len = (ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + quoted) as u16;
+        ipv4::emit_header(
+            &mut d[L3..],
+            ip_len,
+            ident,
+            LOCAL_TTL,
+            PROTO_ICMP,
+            from,
+            src,
+        );
+        d[L3 + 1] = 0xc0; // internetwork control, as Linux marks its ICMP errors
+        ipv4::Packet::new_unchecked(&mut d[L3..]).fill_checksum();
+        pkt.meta.local_origin = true;
+        bump(&ctx.env.stats.icmp_sent, 1);
+        out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
+    }
+}

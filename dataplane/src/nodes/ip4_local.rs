@@ -1,0 +1,74 @@
+//! `ip4-local`: packets for the dataplane's own addresses. ICMP echo requests are turned
+//! into replies in place and routed back; other ICMP is ignored (counted); UDP and TCP get
+//! port-unreachable and other protocols protocol-unreachable, so traceroute to a router
+//! address ends as it does at any router. Fragments are not reassembled.
+
+use crate::buf::PacketBuf;
+use crate::graph::frame::IcmpRequest;
+use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE, ECHO_REQUEST};
+use crate::wire::ipv4::{self, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
+use super::L3;
+
+/// TTL of packets the dataplane originates.
+pub const LOCAL_TTL: u8 = 64;
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    _ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    for mut pkt in input.drain(..) {
+        let (frag, proto, src, dst, hl) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
+            (
+                ip.is_fragment(),
+                ip.protocol(),
+                ip.src(),
+                ip.dst(),
+                ip.header_len(),
+            )
+        };
+        if frag {
+            out.drop(pkt.buf, DropReason::Ip4FragmentToUs);
+            continue;
+        }
+        let code = match proto {
+            PROTO_ICMP => {
+                let d = pkt.buf.data_mut();
+                let Some(mut msg) = icmp::Packet::new_checked(&mut d[L3 + hl..]) else {
+                    out.drop(pkt.buf, DropReason::IcmpMalformed);
+                    continue;
+                };
+                if !msg.verify() {
+                    out.drop(pkt.buf, DropReason::IcmpMalformed);
+                    continue;
+                }
+                if msg.msg_type() != ECHO_REQUEST {
+                    out.drop(pkt.buf, DropReason::LocalIcmpIgnored);
+                    continue;
+                }
+                msg.echo_to_reply();
+                let mut ip = ipv4::Packet::new_unchecked(&mut d[L3..]);
+                ip.set_addrs(dst, src);
+                ip.set_ttl(LOCAL_TTL);
+                ip.fill_checksum();
+                pkt.meta.local_origin = true;
+                out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
+                continue;
+            }
+            PROTO_UDP | PROTO_TCP => unreach::PORT,
+            _ => unreach::PROTOCOL,
+        };
+        pkt.meta.icmp = IcmpRequest {
+            msg_type: DEST_UNREACHABLE,
+            code,
+            mtu: 0,
+            reason: DropReason::LocalUnreachable,
+        };
+        out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
+    }
+}

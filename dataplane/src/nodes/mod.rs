@@ -1,0 +1,38 @@
+//! The forwarding graph's nodes, one file each. Every node takes a whole frame and hands
+//! each packet to a next node, a port, or a drop with its reason.
+
+pub mod arp_input;
+pub mod eth_input;
+pub mod icmp_error;
+pub mod ip4_input;
+pub mod ip4_local;
+pub mod ip4_lookup;
+pub mod ip4_rewrite;
+
+#[cfg(test)]
+mod tests;
+
+use crate::buf::PacketBuf;
+use crate::graph::{Frame, NodeCtx, NodeId, Outputs};
+
+/// Offset of the IPv4 header in a frame (untagged Ethernet).
+pub const L3: usize = crate::wire::ethernet::HEADER_LEN;
+
+/// Runs node `id` over `input`.
+#[inline]
+pub fn process<B: PacketBuf>(
+    id: NodeId,
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    match id {
+        NodeId::EthInput => eth_input::process(ctx, input, out),
+        NodeId::ArpInput => arp_input::process(ctx, input, out),
+        NodeId::Ip4Input => ip4_input::process(ctx, input, out),
+        NodeId::Ip4Lookup => ip4_lookup::process(ctx, input, out),
+        NodeId::Ip4Local => ip4_local::process(ctx, input, out),
+        NodeId::Ip4Rewrite => ip4_rewrite::process(ctx, input, out),
+        NodeId::Ip4IcmpError => icmp_error::process(ctx, input, out),
+    }
+}

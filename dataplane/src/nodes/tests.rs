@@ -1,0 +1,492 @@
+//! Pipeline tests on heap buffers: real frames in, next node / transmitted bytes / drop
+//! counters out.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::buf::heap::HeapBuf;
+use crate::buf::PacketBuf;
+use crate::fib::Fib;
+use crate::graph::{ControlEvent, DropReason, Graph, GraphEnv, NodeId, WorkerStats};
+use crate::state::snapshot::{Adjacency, Mac, PortView, Snapshot};
+use crate::wire::{arp, checksum, icmp, ipv4};
+
+pub(crate) const MAC0: Mac = [2, 0, 0, 0, 0, 1];
+pub(crate) const MAC1: Mac = [2, 0, 0, 0, 1, 1];
+pub(crate) const H1_MAC: Mac = [2, 0, 0, 0, 0, 2];
+pub(crate) const H2_MAC: Mac = [2, 0, 0, 0, 1, 2];
+pub(crate) const GW_MAC: Mac = [2, 0, 0, 0, 1, 9];
+
+fn ip(s: &str) -> u32 {
+    u32::from(s.parse::<Ipv4Addr>().unwrap())
+}
+
+/// Two ports: 10.0.1.1/24 on port 0 and 10.0.2.1/24 on port 1; 10.9.0.0/16 via
+/// 10.0.2.9 (resolved), 10.8.0.0/16 via 10.0.2.8 (unresolved), a blackhole and an
+/// unreachable; h1 (10.0.1.2) and h2 (10.0.2.2) resolved.
+pub(crate) fn snapshot() -> Snapshot {
+    let adjs = vec![
+        Adjacency::Local,
+        Adjacency::Attached { port: 0 },
+        Adjacency::Attached { port: 1 },
+        Adjacency::Gateway {
+            port: 1,
+            gw: "10.0.2.9".parse().unwrap(),
+            mac: Some(GW_MAC),
+        },
+        Adjacency::Gateway {
+            port: 1,
+            gw: "10.0.2.8".parse().unwrap(),
+            mac: None,
+        },
+        Adjacency::Blackhole,
+        Adjacency::Unreachable,
+    ];
+    let mut fib = Fib::new();
+    let mut add = |p: &str, len: u8, nh: u32| fib.insert(p.parse().unwrap(), len, nh).unwrap();
+    add("10.0.1.1", 32, 0);
+    add("10.0.2.1", 32, 0);
+    add("10.0.1.0", 24, 1);
+    add("10.0.2.0", 24, 2);
+    add("10.9.0.0", 16, 3);
+    add("10.8.0.0", 16, 4);
+    add("10.66.0.0", 16, 5);
+    add("10.77.0.0", 16, 6);
+    let mut neigh = HashMap::new();
+    neigh.insert((0u16, ip("10.0.1.2")), H1_MAC);
+    neigh.insert((1u16, ip("10.0.2.2")), H2_MAC);
+    neigh.insert((1u16, ip("10.0.2.9")), GW_MAC);
+    Snapshot {
+        revision: 1,
+        ports: vec![
+            PortView {
+                name: "eth0".into(),
+                mac: MAC0,
+                mtu: 1500,
+                up: true,
+                addrs: vec![("10.0.1.1".parse().unwrap(), 24)],
+            },
+            PortView {
+                name: "eth1".into(),
+                mac: MAC1,
+                mtu: 1500,
+                up: true,
+                addrs: vec![("10.0.2.1".parse().unwrap(), 24)],
+            },
+        ]
+        .into(),
+        fib: Arc::new(fib),
+        adjacencies: adjs.into(),
+        neighbours: Arc::new(neigh),
+    }
+}
+
+/// A worker's graph on heap buffers, with a fake clock.
+pub(crate) struct Harness {
+    pub graph: Graph<HeapBuf>,
+    pub env: GraphEnv,
+    pub snap: Snapshot,
+    pub now_ns: u64,
+}
+
+fn fake_clock() -> u64 {
+    0
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        let stats = Arc::new(WorkerStats::default());
+        let events = Arc::new(ArrayQueue::new(64));
+        Harness {
+            graph: Graph::new(2, fake_clock),
+            env: GraphEnv::new(stats, events),
+            snap: snapshot(),
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// Feeds frames in on `port`, runs the graph, returns what each port transmitted.
+    pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+        let stats = self.env.stats.clone();
+        self.graph
+            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)), &stats);
+        self.graph.run(&self.snap, self.now_ns, &mut self.env);
+        self.graph
+            .tx_frames()
+            .iter_mut()
+            .map(|f| f.drain(..).map(|p| p.buf.data().to_vec()).collect())
+            .collect()
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.env.stats.drops_for(r)
+    }
+
+    pub fn total_drops(&self) -> u64 {
+        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
+    }
+
+    pub fn events(&self) -> Vec<ControlEvent> {
+        std::iter::from_fn(|| self.env.events.pop()).collect()
+    }
+}
+
+/// An Ethernet + IPv4 frame with a valid header checksum.
+pub(crate) fn ip_frame(
+    dst_mac: Mac,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    proto: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + payload.len()];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&H1_MAC);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    ipv4::emit_header(
+        &mut f[14..],
+        (20 + payload.len()) as u16,
+        7,
+        ttl,
+        proto,
+        ip(src),
+        ip(dst),
+    );
+    f[34..].copy_from_slice(payload);
+    f
+}
+
+/// An ICMP echo request from h1.
+pub(crate) fn ping(dst: &str, ttl: u8) -> Vec<u8> {
+    let mut body = vec![8u8, 0, 0, 0, 0x12, 0x34, 0, 1];
+    body.extend_from_slice(b"abcdefghijklmnopqrstuvwx");
+    let c = checksum::checksum(&body);
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    ip_frame(MAC0, "10.0.1.2", dst, ttl, ipv4::PROTO_ICMP, &body)
+}
+
+fn udp(dst: &str, ttl: u8) -> Vec<u8> {
+    ip_frame(
+        MAC0,
+        "10.0.1.2",
+        dst,
+        ttl,
+        ipv4::PROTO_UDP,
+        &[0x80, 0x00, 0x82, 0x9b, 0, 12, 0, 0, 1, 2, 3, 4],
+    )
+}
+
+fn ip_of(frame: &[u8]) -> ipv4::Packet<&[u8]> {
+    ipv4::Packet::new_checked(&frame[14..]).expect("valid IPv4")
+}
+
+#[test]
+fn forwards_to_attached_host_with_rewrite() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("10.0.2.2", 64)]);
+    assert_eq!(out[1].len(), 1, "one packet out of eth1");
+    let f = &out[1][0];
+    assert_eq!(&f[0..6], &H2_MAC);
+    assert_eq!(&f[6..12], &MAC1);
+    let p = ip_of(f);
+    assert_eq!(p.ttl(), 63);
+    assert_eq!(h.total_drops(), 0);
+    let rt = &h.env.stats.nodes;
+    assert_eq!(
+        rt[NodeId::Ip4Rewrite as usize]
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn forwards_via_gateway() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("10.9.3.4", 10)]);
+    assert_eq!(out[1].len(), 1);
+    assert_eq!(&out[1][0][0..6], &GW_MAC);
+    assert_eq!(ip_of(&out[1][0]).ttl(), 9);
+}
+
+#[test]
+fn answers_ping_to_own_address() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[ping("10.0.2.1", 64)]);
+    assert_eq!(out[0].len(), 1, "reply leaves the port it came from");
+    let f = &out[0][0];
+    assert_eq!(&f[0..6], &H1_MAC);
+    let p = ip_of(f);
+    assert_eq!(p.src(), ip("10.0.2.1"));
+    assert_eq!(p.dst(), ip("10.0.1.2"));
+    assert_eq!(p.ttl(), 64);
+    let m = icmp::Packet::new_checked(p.payload()).unwrap();
+    assert_eq!(m.msg_type(), icmp::ECHO_REPLY);
+    assert!(m.verify());
+}
+
+#[test]
+fn ttl_expiry_sends_time_exceeded_from_ingress_address() {
+    for ttl in [0u8, 1] {
+        let mut h = Harness::new();
+        let orig = udp("10.0.2.2", ttl);
+        let out = h.run(0, &[orig.clone()]);
+        assert_eq!(h.drops(DropReason::Ip4TtlExpired), 1);
+        assert_eq!(out[1].len(), 0);
+        assert_eq!(out[0].len(), 1);
+        let p = ip_of(&out[0][0]);
+        assert_eq!(p.src(), ip("10.0.1.1"));
+        assert_eq!(p.dst(), ip("10.0.1.2"));
+        let m = icmp::Packet::new_checked(p.payload()).unwrap();
+        assert_eq!((m.msg_type(), m.code()), (icmp::TIME_EXCEEDED, 0));
+        assert!(m.verify());
+        // The quote is the original datagram (it fits in 576 bytes).
+        assert_eq!(&p.payload()[8..], &orig[14..]);
+    }
+}
+
+#[test]
+fn no_route_sends_net_unreachable_and_counts() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("192.0.2.1", 64)]);
+    assert_eq!(h.drops(DropReason::NoRoute), 1);
+    let p = ip_of(&out[0][0]);
+    let m = icmp::Packet::new_checked(p.payload()).unwrap();
+    assert_eq!(
+        (m.msg_type(), m.code()),
+        (icmp::DEST_UNREACHABLE, icmp::unreach::NET)
+    );
+}
+
+#[test]
+fn blackhole_and_unreachable_routes() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("10.66.1.1", 64), udp("10.77.1.1", 64)]);
+    assert_eq!(h.drops(DropReason::RouteBlackhole), 1);
+    assert_eq!(h.drops(DropReason::RouteUnreachable), 1);
+    assert_eq!(out[0].len(), 1, "only the unreachable route answers");
+}
+
+#[test]
+fn udp_to_own_address_gets_port_unreachable_from_that_address() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("10.0.2.1", 64)]);
+    assert_eq!(h.drops(DropReason::LocalUnreachable), 1);
+    let p = ip_of(&out[0][0]);
+    assert_eq!(p.src(), ip("10.0.2.1"));
+    let m = icmp::Packet::new_checked(p.payload()).unwrap();
+    assert_eq!(
+        (m.msg_type(), m.code()),
+        (icmp::DEST_UNREACHABLE, icmp::unreach::PORT)
+    );
+}
+
+#[test]
+fn mtu_exceeded_with_df_sends_frag_needed() {
+    let mut h = Harness::new();
+    let mut f = ip_frame(
+        MAC0,
+        "10.0.1.2",
+        "10.0.2.2",
+        64,
+        ipv4::PROTO_UDP,
+        &vec![0u8; 1600],
+    );
+    f[14 + 6] = 0x40; // DF
+    ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+    let nodf = ip_frame(
+        MAC0,
+        "10.0.1.2",
+        "10.0.2.2",
+        64,
+        ipv4::PROTO_UDP,
+        &vec![0u8; 1600],
+    );
+    let out = h.run(0, &[f, nodf]);
+    assert_eq!(h.drops(DropReason::Ip4MtuExceeded), 1);
+    assert_eq!(h.drops(DropReason::Ip4FragmentationUnsupported), 1);
+    let p = ip_of(&out[0][0]);
+    assert_eq!(p.total_len() as usize, 576);
+    let m = icmp::Packet::new_checked(p.payload()).unwrap();
+    assert_eq!(m.code(), icmp::unreach::FRAG_NEEDED);
+    assert_eq!(m.rest_of_header() & 0xffff, 1500);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut h = Harness::new();
+    let burst: Vec<Vec<u8>> = (0..200).map(|_| udp("192.0.2.1", 64)).collect();
+    let out = h.run(0, &burst);
+    assert_eq!(h.drops(DropReason::NoRoute), 200);
+    assert_eq!(out[0].len(), 100, "burst of 100 tokens");
+    assert_eq!(
+        h.env
+            .stats
+            .icmp_rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        100
+    );
+}
+
+#[test]
+fn no_error_about_an_error() {
+    let mut h = Harness::new();
+    let mut body = vec![3u8, 0, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&udp("10.0.1.2", 64)[14..42]);
+    let c = checksum::checksum(&body);
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    let f = ip_frame(MAC0, "10.0.1.2", "192.0.2.1", 64, ipv4::PROTO_ICMP, &body);
+    let out = h.run(0, &[f]);
+    assert_eq!(h.drops(DropReason::NoRoute), 1);
+    assert!(out.iter().all(|p| p.is_empty()));
+}
+
+#[test]
+fn arp_request_for_us_is_answered_and_sender_learned() {
+    let mut h = Harness::new();
+    let mut f = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.1")).to_vec();
+    f.resize(60, 0); // Ethernet padding
+    let out = h.run(0, &[f]);
+    assert_eq!(out[0].len(), 1);
+    let r = &out[0][0];
+    assert_eq!(&r[0..6], &H1_MAC);
+    assert_eq!(&r[6..12], &MAC0);
+    let a = arp::Packet::new_checked(&r[14..]).unwrap();
+    assert_eq!(a.operation(), arp::OP_REPLY);
+    assert_eq!(a.sender_mac(), MAC0);
+    assert_eq!(a.sender_ip(), ip("10.0.1.1"));
+    assert_eq!(a.target_ip(), ip("10.0.1.2"));
+    assert_eq!(
+        h.events(),
+        vec![ControlEvent::NeighbourSeen {
+            port: 0,
+            ip: ip("10.0.1.2"),
+            mac: H1_MAC,
+            reply: false
+        }]
+    );
+}
+
+#[test]
+fn arp_for_other_address_or_wrong_port_is_dropped() {
+    let mut h = Harness::new();
+    // 10.0.2.1 is ours, but on eth1, not on the port the request came in on.
+    let f = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.2.1")).to_vec();
+    let g = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.77")).to_vec();
+    let out = h.run(0, &[f, g]);
+    assert!(out[0].is_empty());
+    assert_eq!(h.drops(DropReason::ArpNotForUs), 2);
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn unresolved_next_hop_is_held_then_released() {
+    let mut h = Harness::new();
+    let out = h.run(0, &[udp("10.8.0.5", 64), udp("10.8.0.6", 64)]);
+    assert!(out[1].is_empty());
+    assert_eq!(h.total_drops(), 0);
+    assert_eq!(
+        h.events(),
+        vec![ControlEvent::NeighbourMiss {
+            port: 1,
+            ip: ip("10.0.2.8")
+        }]
+    );
+    // The control thread resolves it and publishes a new snapshot.
+    let mut neigh = (*h.snap.neighbours).clone();
+    neigh.insert((1, ip("10.0.2.8")), [2, 0, 0, 0, 1, 8]);
+    h.snap.neighbours = Arc::new(neigh);
+    let stats = h.env.stats.clone();
+    h.graph.release_held(&h.snap, h.now_ns, &stats);
+    let out = h.run(0, &[]);
+    assert_eq!(out[1].len(), 2);
+    assert_eq!(&out[1][0][0..6], &[2, 0, 0, 0, 1, 8]);
+    assert_eq!(ip_of(&out[1][0]).ttl(), 63);
+}
+
+#[test]
+fn held_packets_expire_with_a_reason() {
+    let mut h = Harness::new();
+    h.run(0, &[udp("10.8.0.5", 64)]);
+    let stats = h.env.stats.clone();
+    h.graph
+        .release_held(&h.snap, h.now_ns + 10_000_000_000, &stats);
+    assert_eq!(h.drops(DropReason::NeighbourUnresolved), 1);
+    assert!(!h.graph.has_held());
+}
+
+#[test]
+fn bad_packets_get_their_reasons_and_forwarding_continues() {
+    let mut h = Harness::new();
+    let good = udp("10.0.2.2", 64);
+    let mut cases: Vec<(Vec<u8>, DropReason)> = vec![];
+    cases.push((good[..10].to_vec(), DropReason::EthRunt));
+    cases.push((good[..30].to_vec(), DropReason::Ip4Truncated));
+    let mut b = good.clone();
+    b[14] = 0x44;
+    cases.push((b, DropReason::Ip4BadIhl));
+    let mut b = good.clone();
+    b[14] = 0x65;
+    cases.push((b, DropReason::Ip4BadVersion));
+    let mut b = good.clone();
+    b[24] ^= 0xff;
+    cases.push((b, DropReason::Ip4BadChecksum));
+    let mut b = good.clone();
+    b[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    ipv4::Packet::new_unchecked(&mut b[14..]).fill_checksum();
+    cases.push((b, DropReason::Ip4BadLength));
+    let mut b = good.clone();
+    b[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    cases.push((b, DropReason::EthUnknownType));
+    let mut b = good.clone();
+    b[0..6].copy_from_slice(&[2, 9, 9, 9, 9, 9]);
+    cases.push((b, DropReason::EthNotForUs));
+    let mut a = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.1")).to_vec();
+    a[14 + 4] = 8; // hardware length 8
+    cases.push((a, DropReason::ArpMalformed));
+    let a = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.1"))[..30].to_vec();
+    cases.push((a, DropReason::ArpMalformed));
+    cases.push((
+        ip_frame(MAC0, "127.0.0.1", "10.0.2.2", 64, 17, &[0; 8]),
+        DropReason::Ip4MartianSource,
+    ));
+    cases.push((
+        ip_frame(MAC0, "10.0.1.2", "224.0.0.5", 64, 17, &[0; 8]),
+        DropReason::Ip4NotUnicast,
+    ));
+    for (frame, reason) in &cases {
+        let before = h.drops(*reason);
+        let out = h.run(0, &[frame.clone(), good.clone()]);
+        assert_eq!(h.drops(*reason), before + 1, "{reason}");
+        assert_eq!(
+            out[1].len(),
+            1,
+            "good packet still forwarded after {reason}"
+        );
+    }
+}
+
+#[test]
+fn port_down_drops_egress() {
+    let mut h = Harness::new();
+    let mut ports: Vec<PortView> = h.snap.ports.to_vec();
+    ports[1].up = false;
+    h.snap.ports = ports.into();
+    let out = h.run(0, &[udp("10.0.2.2", 64)]);
+    assert!(out[1].is_empty());
+    assert_eq!(h.drops(DropReason::PortDown), 1);
+}
+
+#[test]
+fn ethernet_padding_is_trimmed_before_forwarding() {
+    let mut h = Harness::new();
+    let mut f = udp("10.0.2.2", 64);
+    let real = f.len();
+    f.resize(real + 6, 0xee);
+    let out = h.run(0, &[f]);
+    assert_eq!(out[1][0].len(), real);
+}

@@ -1,0 +1,186 @@
+//! A long-running process started inside a lab namespace (a daemon, a traffic source): its
+//! log file, liveness, and a stop that sends SIGTERM and escalates to SIGKILL after a grace
+//! period.
+//!
+//! The process is started as `ip netns exec NS setpriv --pdeathsig TERM -- PROGRAM ARGS`.
+//! `ip netns exec` and `setpriv` both `exec`, so the child pid is the program's pid. The
+//! parent-death signal makes the kernel send SIGTERM to it when the thread that spawned it
+//! exits — even if the test process is SIGKILLed and `Drop` never runs — so keep a lab and the
+//! processes it spawns on one thread.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::cmd;
+use crate::env;
+use crate::error::{LabError, Result};
+
+/// How long a process gets to exit after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// One spawned process.
+#[derive(Debug)]
+pub struct Daemon {
+    name: String,
+    cmdline: String,
+    child: Child,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts `program args` in namespace `ns` with `env` added to the environment; stdout and
+    /// stderr both go to `log` (created or truncated).
+    pub fn spawn(
+        name: &str,
+        ns: &str,
+        program: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Daemon> {
+        let mut argv: Vec<&str> = vec!["netns", "exec", ns];
+        if env::which("setpriv").is_some() {
+            argv.extend(["setpriv", "--pdeathsig", "TERM", "--"]);
+        }
+        argv.push(program);
+        argv.extend_from_slice(args);
+        let cmdline = cmd::display("ip", &argv);
+
+        let out = File::create(log).map_err(|source| LabError::Io {
+            what: "create log",
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let err = out.try_clone().map_err(|source| LabError::Io {
+            what: "duplicate log handle",
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let child = Command::new("ip")
+            .args(&argv)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                cmd: cmdline.clone(),
+                source,
+            })?;
+        Ok(Daemon {
+            name: name.to_string(),
+            cmdline,
+            child,
+            log: log.to_path_buf(),
+            status: None,
+        })
+    }
+
+    /// Its name in the lab.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The command line it was started with.
+    pub fn cmdline(&self) -> &str {
+        &self.cmdline
+    }
+
+    /// Its pid (valid until it is reaped).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Path of its combined stdout/stderr log.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Its exit status, if it has exited (reaps it).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.status = Some(s);
+            }
+        }
+        self.status
+    }
+
+    /// True while it runs.
+    pub fn is_running(&mut self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// Its whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| cmd::lossy(&b))
+            .unwrap_or_else(|e| format!("<cannot read {}: {e}>", self.log.display()))
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Sends SIGTERM (no-op when it already exited).
+    pub fn terminate(&mut self) {
+        if self.is_running() {
+            let pid = self.pid().to_string();
+            let sent = cmd::output("kill", &["-TERM", pid.as_str()], None, cmd::DEFAULT_LIMIT)
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !sent {
+                // No `kill` binary or it refused: do not leave the process behind.
+                let _ = self.child.kill();
+            }
+        }
+    }
+
+    /// Waits up to `limit` for it to exit.
+    pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.exit_status() {
+                return Ok(s);
+            }
+            if started.elapsed() >= limit {
+                return Err(LabError::Timeout {
+                    what: format!("process {} to exit", self.name),
+                    waited: limit,
+                    detail: format!("log tail:\n{}", self.log_tail(20)),
+                });
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, wait up to `grace`, then SIGKILL. Returns how it ended.
+    pub fn stop(&mut self, grace: Duration) -> ExitStatus {
+        self.terminate();
+        self.finish(grace)
+    }
+
+    /// After [`terminate`](Self::terminate): waits out the rest of `grace`, then SIGKILLs.
+    pub fn finish(&mut self, grace: Duration) -> ExitStatus {
+        match self.wait(grace) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = self.child.kill();
+                let s = self.child.wait().ok();
+                self.status = s;
+                s.unwrap_or_else(|| {
+                    // wait() only fails if the child was already reaped; report it as killed.
+                    use std::os::unix::process::ExitStatusExt;
+                    ExitStatus::from_raw(9)
+                })
+            }
+        }
+    }
+}
