@@ -60,7 +60,10 @@ fn main() {
         }
     }
     // Drivers are plugins in DPDK's PMD folder; EAL loads them itself. The PMD folder is
-    // compiled into librte_eal, so nothing else is needed here.
+    // compiled into librte_eal, so nothing else is needed here, except for net_ring, whose
+    // `rte_eth_from_rings` we call directly (the plugin and this library are one file, so the
+    // EAL's plugin load finds it already loaded).
+    println!("cargo:rustc-link-lib=rte_net_ring");
 
     let bindings = bindgen::Builder::default()
         .header("shim/shim.h")
@@ -81,13 +84,16 @@ fn main() {
         .allowlist_function("rte_eth_dev_(configure|start|stop|close|count_avail|info_get|socket_id|get_name_by_port|get_port_by_name|set_mtu|get_mtu|is_valid_port|set_link_up|set_link_down|adjust_nb_rx_tx_desc)")
         .allowlist_function("rte_eth_(rx|tx)_queue_setup")
         .allowlist_function("rte_eth_(stats_get|stats_reset|macaddr_get|link_get_nowait|promiscuous_enable|promiscuous_disable|allmulticast_enable|xstats_get|xstats_get_names)")
-        .allowlist_function("rte_dev_(probe|remove)")
+        .allowlist_function("rte_dev_(probe|remove|name)")
         .allowlist_function("rte_vdev_init")
+        .allowlist_function("rte_eth_from_rings")
+        .allowlist_function("rte_ring_(create|free)")
         .allowlist_type("rte_mbuf")
         .allowlist_type("rte_eth_(conf|dev_info|stats|link|rxconf|txconf)")
         .allowlist_type("rte_ether_addr")
         .allowlist_var("RTE_ETH_.*")
         .allowlist_var("AEGIS_.*")
+        .allowlist_var("RING_F_(SP_ENQ|SC_DEQ)")
         .allowlist_var("SOCKET_ID_ANY")
         .allowlist_var("RTE_MBUF_DEFAULT_.*")
         .allowlist_var("RTE_PKTMBUF_HEADROOM")

@@ -16,6 +16,8 @@
 #include <rte_bus_vdev.h>
 #include <rte_telemetry.h>
 #include <rte_version.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 /* Constants DPDK builds with RTE_BIT64() or sizeof(), which bindgen cannot evaluate.
  * shim.c checks each one against DPDK's own definition at compile time. */

@@ -21,5 +21,6 @@ pub mod graph;
 pub mod nodes;
 pub mod port;
 pub mod state;
+pub mod testkit;
 pub mod wire;
 pub mod worker;

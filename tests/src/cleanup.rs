@@ -143,9 +143,19 @@ pub fn cleanup(sel: &Selection) -> Result<Report> {
     Ok(report)
 }
 
-/// Whether the process that created lab `id` still exists.
+/// Whether the process that created lab `id` still runs (a zombie counts as gone).
 pub fn owner_alive(id: &LabId) -> bool {
-    Path::new("/proc").join(id.owner_pid().to_string()).exists()
+    let stat = Path::new("/proc")
+        .join(id.owner_pid().to_string())
+        .join("stat");
+    match std::fs::read_to_string(stat) {
+        // "pid (comm) S ...": the state follows the last ')' (comm may contain spaces).
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 fn remove_entries(dir: &Path, select: impl Fn(&str) -> bool) -> Vec<PathBuf> {

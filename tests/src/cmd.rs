@@ -160,7 +160,10 @@ mod tests {
             display("ip", &["-n", "ns1", "addr", "add", "10.0.0.1/24"]),
             "ip -n ns1 addr add 10.0.0.1/24"
         );
-        assert_eq!(display("sh", &["-c", "echo 'x' y"]), r"sh -c 'echo '\''x'\'' y'");
+        assert_eq!(
+            display("sh", &["-c", "echo 'x' y"]),
+            r"sh -c 'echo '\''x'\'' y'"
+        );
         assert_eq!(display("x", &[""]), "x ''");
     }
 

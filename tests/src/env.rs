@@ -34,7 +34,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
 /// Why a lab cannot run here, or `Ok` when it can. `tools` are extra programs the caller needs.
 pub fn check(tools: &[&str]) -> Result<(), String> {
     if !is_root() {
-        return Err("not running as root (network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN)".into());
+        return Err(
+            "not running as root (network namespaces need CAP_SYS_ADMIN/CAP_NET_ADMIN)".into(),
+        );
     }
     if which("ip").is_none() {
         return Err("`ip` (iproute2) is not on PATH".into());

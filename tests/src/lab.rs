@@ -248,7 +248,12 @@ impl Lab {
         cmd::checked(&cmd::display("ip", &argv), out)
     }
 
-    fn netns_argv<'a>(&self, host: &str, program: &'a str, args: &[&'a str]) -> Result<Vec<String>> {
+    fn netns_argv<'a>(
+        &self,
+        host: &str,
+        program: &'a str,
+        args: &[&'a str],
+    ) -> Result<Vec<String>> {
         let mut argv = vec!["netns".to_string(), "exec".to_string(), self.ns(host)?];
         argv.push(program.to_string());
         argv.extend(args.iter().map(|a| a.to_string()));
@@ -257,7 +262,13 @@ impl Lab {
 
     /// Starts `program args` in `host` as process `name`; its output goes to
     /// `<lab dir>/<name>.log`.
-    pub fn spawn(&mut self, host: &str, name: &str, program: &str, args: &[&str]) -> Result<ProcId> {
+    pub fn spawn(
+        &mut self,
+        host: &str,
+        name: &str,
+        program: &str,
+        args: &[&str],
+    ) -> Result<ProcId> {
         self.spawn_env(host, name, program, args, &[])
     }
 
@@ -298,7 +309,12 @@ impl Lab {
 
     /// Waits until the unix socket at `path` accepts connections. When `owner` is given and
     /// that process exits first, fails at once with its log tail.
-    pub fn wait_for_socket(&mut self, path: &Path, limit: Duration, owner: Option<ProcId>) -> Result<()> {
+    pub fn wait_for_socket(
+        &mut self,
+        path: &Path,
+        limit: Duration,
+        owner: Option<ProcId>,
+    ) -> Result<()> {
         let what = format!("socket {}", path.display());
         wait::until(&what, limit, Duration::from_millis(50), || {
             if let Some(id) = owner {
@@ -328,16 +344,22 @@ impl Lab {
     /// One `ping -c COUNT -W 1 -i 0.2 DST` from `host`.
     pub fn ping(&self, host: &str, dst: &str, count: u32) -> Result<Output> {
         let c = count.to_string();
-        self.exec(host, "ping", &["-n", "-c", c.as_str(), "-W", "1", "-i", "0.2", dst])
+        self.exec(
+            host,
+            "ping",
+            &["-n", "-c", c.as_str(), "-W", "1", "-i", "0.2", dst],
+        )
     }
 
     /// Pings `dst` from `host` once per attempt until a reply comes or `limit` passes.
     pub fn wait_ping(&self, host: &str, dst: &str, limit: Duration) -> Result<()> {
         let what = format!("ping {host} -> {dst}");
-        wait::until(&what, limit, Duration::from_millis(100), || match self.ping(host, dst, 1) {
-            Ok(o) if o.status.success() => Poll::Ready(()),
-            Ok(o) => Poll::Pending(cmd::lossy(&o.stdout)),
-            Err(e) => Poll::Fail(e),
+        wait::until(&what, limit, Duration::from_millis(100), || {
+            match self.ping(host, dst, 1) {
+                Ok(o) if o.status.success() => Poll::Ready(()),
+                Ok(o) => Poll::Pending(cmd::lossy(&o.stdout)),
+                Err(e) => Poll::Fail(e),
+            }
         })
     }
 
@@ -385,7 +407,13 @@ impl Lab {
             // namespace below, which takes its veths with it.
             let _ = cmd::output(
                 "ip",
-                &["-n", self.id.ns(&l.host).as_str(), "link", "del", l.ifname.as_str()],
+                &[
+                    "-n",
+                    self.id.ns(&l.host).as_str(),
+                    "link",
+                    "del",
+                    l.ifname.as_str(),
+                ],
                 None,
                 cmd::DEFAULT_LIMIT,
             );

@@ -62,34 +62,48 @@ mod tests {
     #[test]
     fn until_returns_when_ready() {
         let mut n = 0;
-        let v = until("n to reach 3", Duration::from_secs(5), Duration::ZERO, || {
-            n += 1;
-            if n == 3 {
-                Poll::Ready(n)
-            } else {
-                Poll::Pending(format!("n={n}"))
-            }
-        })
+        let v = until(
+            "n to reach 3",
+            Duration::from_secs(5),
+            Duration::ZERO,
+            || {
+                n += 1;
+                if n == 3 {
+                    Poll::Ready(n)
+                } else {
+                    Poll::Pending(format!("n={n}"))
+                }
+            },
+        )
         .unwrap();
         assert_eq!(v, 3);
     }
 
     #[test]
     fn until_times_out_with_last_detail() {
-        let err = until::<()>("never", Duration::from_millis(50), Duration::from_millis(5), || {
-            Poll::Pending("still no".into())
-        })
+        let err = until::<()>(
+            "never",
+            Duration::from_millis(50),
+            Duration::from_millis(5),
+            || Poll::Pending("still no".into()),
+        )
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("never") && text.contains("still no"), "{text}");
+        assert!(
+            text.contains("never") && text.contains("still no"),
+            "{text}"
+        );
     }
 
     #[test]
     fn until_stops_on_failure() {
         let started = Instant::now();
-        let err = until::<()>("x", Duration::from_secs(10), Duration::from_millis(5), || {
-            Poll::Fail(LabError::UnknownHost("gone".into()))
-        })
+        let err = until::<()>(
+            "x",
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+            || Poll::Fail(LabError::UnknownHost("gone".into())),
+        )
         .unwrap_err();
         assert!(matches!(err, LabError::UnknownHost(_)));
         assert!(started.elapsed() < Duration::from_secs(1));
@@ -101,7 +115,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
         let _ = std::fs::remove_file(&path);
-        assert!(socket_accepts(&path).unwrap_err().contains("does not exist"));
+        assert!(socket_accepts(&path)
+            .unwrap_err()
+            .contains("does not exist"));
         let listener = UnixListener::bind(&path).unwrap();
         assert!(socket_accepts(&path).is_ok());
         drop(listener);

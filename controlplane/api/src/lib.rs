@@ -1,6 +1,9 @@
 //! Aegis gRPC API: the generated message types, clients and servers for every `.proto` under
-//! `proto/`, plus the encoded descriptor set for server reflection.
+//! `proto/`, the encoded descriptor set for server reflection, and [`unix::connect`] for
+//! clients of a unix-socket server.
 #![deny(unsafe_code)]
+
+pub mod unix;
 
 /// The dataplane admin API (`aegis.dataplane.v1`), served by `aegis-dataplane` on its unix
 /// socket and used by `aegisctl dp`.

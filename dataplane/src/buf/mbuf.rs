@@ -64,7 +64,8 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
-    /// The port the PMD received this packet on (`rte_mbuf.port`).
+    /// `rte_mbuf.port`: the rx port where the PMD sets it. Not every PMD does (net_ring
+    /// leaves `u16::MAX`), so the worker should take the port from its rx queue instead.
     #[inline]
     pub fn port(&self) -> u16 {
         self.raw().port

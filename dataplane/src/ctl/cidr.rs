@@ -161,9 +161,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert_eq!("10.0.0.0".parse::<Ipv4Cidr>(), Err(CidrError::MissingLength));
-        assert!(matches!("10.0.0/8".parse::<Ipv4Cidr>(), Err(CidrError::BadAddress(_))));
-        for bad in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/x", "10.0.0.0/008"] {
+        assert_eq!(
+            "10.0.0.0".parse::<Ipv4Cidr>(),
+            Err(CidrError::MissingLength)
+        );
+        assert!(matches!(
+            "10.0.0/8".parse::<Ipv4Cidr>(),
+            Err(CidrError::BadAddress(_))
+        ));
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/x",
+            "10.0.0.0/008",
+        ] {
             assert!(
                 matches!(bad.parse::<Ipv4Cidr>(), Err(CidrError::BadLength(_))),
                 "{bad}"

@@ -205,7 +205,8 @@ impl MemoryBackend {
         s.port(&n.port)?;
         s.neighbours.retain(|e| !(e.port == n.port && e.ip == n.ip));
         s.neighbours.push(n);
-        s.neighbours.sort_by(|a, b| (&a.port, a.ip).cmp(&(&b.port, b.ip)));
+        s.neighbours
+            .sort_by(|a, b| (&a.port, a.ip).cmp(&(&b.port, b.ip)));
         Ok(())
     }
 
@@ -579,7 +580,9 @@ mod tests {
     fn connected_and_static_routes() {
         let b = backend();
         let gw = Ipv4Addr::new(10, 0, 1, 2);
-        let rev = b.add_route(route("10.9.0.0/16", RouteTarget::Via(gw))).unwrap();
+        let rev = b
+            .add_route(route("10.9.0.0/16", RouteTarget::Via(gw)))
+            .unwrap();
         assert_eq!(rev, 3);
         let routes = b.routes().unwrap();
         let show: Vec<_> = routes
@@ -589,9 +592,17 @@ mod tests {
         assert_eq!(
             show,
             [
-                ("10.0.1.0/24".into(), RouteKind::Connected, Some("eth0".into())),
+                (
+                    "10.0.1.0/24".into(),
+                    RouteKind::Connected,
+                    Some("eth0".into())
+                ),
                 ("10.0.1.1/32".into(), RouteKind::Local, Some("eth0".into())),
-                ("10.9.0.0/16".into(), RouteKind::Gateway, Some("eth0".into())),
+                (
+                    "10.9.0.0/16".into(),
+                    RouteKind::Gateway,
+                    Some("eth0".into())
+                ),
             ]
         );
         assert_eq!(routes[2].next_hop, Some(gw));
@@ -603,28 +614,77 @@ mod tests {
     fn route_validation() {
         let b = backend();
         let via = |a, b2, c, d| RouteTarget::Via(Ipv4Addr::new(a, b2, c, d));
-        let err = b.add_route(route("10.9.0.0/16", via(10, 0, 2, 1))).unwrap_err();
-        assert!(matches!(err, AdminError::InvalidArgument { field: "via", .. }), "{err}");
-        let err = b.add_route(route("10.9.0.0/16", via(10, 0, 1, 1))).unwrap_err();
-        assert!(matches!(err, AdminError::InvalidArgument { field: "via", .. }), "{err}");
+        let err = b
+            .add_route(route("10.9.0.0/16", via(10, 0, 2, 1)))
+            .unwrap_err();
+        assert!(
+            matches!(err, AdminError::InvalidArgument { field: "via", .. }),
+            "{err}"
+        );
+        let err = b
+            .add_route(route("10.9.0.0/16", via(10, 0, 1, 1)))
+            .unwrap_err();
+        assert!(
+            matches!(err, AdminError::InvalidArgument { field: "via", .. }),
+            "{err}"
+        );
         let err = b
             .add_route(route("10.9.0.0/16", RouteTarget::Port("eth9".into())))
             .unwrap_err();
-        assert!(matches!(err, AdminError::NotFound { field: "port", .. }), "{err}");
+        assert!(
+            matches!(err, AdminError::NotFound { field: "port", .. }),
+            "{err}"
+        );
         let err = b
             .add_route(route("10.0.1.0/24", RouteTarget::Blackhole))
             .unwrap_err();
-        assert!(matches!(err, AdminError::AlreadyExists { field: "prefix", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                AdminError::AlreadyExists {
+                    field: "prefix",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         b.add_route(route("192.0.2.0/24", RouteTarget::Unreachable))
             .unwrap();
         let err = b
             .add_route(route("192.0.2.0/24", RouteTarget::Blackhole))
             .unwrap_err();
-        assert!(matches!(err, AdminError::AlreadyExists { field: "prefix", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                AdminError::AlreadyExists {
+                    field: "prefix",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = b.delete_route(cidr("10.0.1.0/24")).unwrap_err();
-        assert!(matches!(err, AdminError::InvalidArgument { field: "prefix", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                AdminError::InvalidArgument {
+                    field: "prefix",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = b.delete_route(cidr("198.51.100.0/24")).unwrap_err();
-        assert!(matches!(err, AdminError::NotFound { field: "prefix", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                AdminError::NotFound {
+                    field: "prefix",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // Nothing failed above changed the revision.
         assert_eq!(b.status().unwrap().revision, 3);
     }
@@ -632,16 +692,61 @@ mod tests {
     #[test]
     fn addresses_and_port_state() {
         let b = backend();
-        let err = b.add_address("eth1".into(), cidr("10.0.1.1/24")).unwrap_err();
-        assert!(matches!(err, AdminError::AlreadyExists { field: "address", .. }), "{err}");
-        let err = b.add_address("eth1".into(), cidr("10.0.1.9/24")).unwrap_err();
-        assert!(matches!(err, AdminError::InvalidArgument { field: "address", .. }), "{err}");
-        let err = b.add_address("eth7".into(), cidr("10.0.7.1/24")).unwrap_err();
-        assert!(matches!(err, AdminError::NotFound { field: "port", .. }), "{err}");
-        assert_eq!(b.add_address("eth1".into(), cidr("10.0.2.1/24")).unwrap(), 3);
-        let err = b.delete_address("eth1".into(), cidr("10.0.2.1/25")).unwrap_err();
-        assert!(matches!(err, AdminError::NotFound { field: "address", .. }), "{err}");
-        assert_eq!(b.delete_address("eth1".into(), cidr("10.0.2.1/24")).unwrap(), 4);
+        let err = b
+            .add_address("eth1".into(), cidr("10.0.1.1/24"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AdminError::AlreadyExists {
+                    field: "address",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = b
+            .add_address("eth1".into(), cidr("10.0.1.9/24"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AdminError::InvalidArgument {
+                    field: "address",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = b
+            .add_address("eth7".into(), cidr("10.0.7.1/24"))
+            .unwrap_err();
+        assert!(
+            matches!(err, AdminError::NotFound { field: "port", .. }),
+            "{err}"
+        );
+        assert_eq!(
+            b.add_address("eth1".into(), cidr("10.0.2.1/24")).unwrap(),
+            3
+        );
+        let err = b
+            .delete_address("eth1".into(), cidr("10.0.2.1/25"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AdminError::NotFound {
+                    field: "address",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            b.delete_address("eth1".into(), cidr("10.0.2.1/24"))
+                .unwrap(),
+            4
+        );
         assert_eq!(b.set_port_state("eth1".into(), false).unwrap(), 5);
         assert_eq!(b.set_port_state("eth1".into(), false).unwrap(), 5);
         assert!(!b.interfaces().unwrap()[1].admin_up);
@@ -650,7 +755,8 @@ mod tests {
     #[test]
     fn counters_and_clear() {
         let b = backend();
-        b.declare_reason("port_down", "Egress port is down.").unwrap();
+        b.declare_reason("port_down", "Egress port is down.")
+            .unwrap();
         b.count_drop(0, "no_route", "No route.", 5).unwrap();
         b.count_node(0, "ip4-lookup", 2, 64, 6400).unwrap();
         b.count_polls(0, 10, 8, 1).unwrap();

@@ -1,1 +1,35 @@
-//! (being written)
+//! The admin API: the `aegis.dataplane.v1.DataplaneAdmin` gRPC server on a unix socket
+//! ([`serve_unix`]) and the Prometheus endpoint ([`metrics`]), both written against the
+//! [`AdminBackend`] trait so nothing here touches DPDK. [`MemoryBackend`] is the in-memory
+//! implementation used by tests and by `aegisctl`'s tests.
+//!
+//! - `backend.rs`: the trait and [`AdminError`]; `types.rs`: the values it exchanges;
+//!   `cidr.rs`: [`Ipv4Cidr`] and MAC formatting.
+//! - `request.rs`: protobuf requests → typed, validated arguments;
+//!   `convert.rs`: backend values → protobuf replies (ratios, totals).
+//! - `service.rs`: the tonic service; `server.rs`: socket handling and serving.
+//! - `memory.rs`: [`MemoryBackend`]; `metrics.rs`: `/metrics`.
+
+mod backend;
+mod cidr;
+mod convert;
+mod memory;
+pub mod metrics;
+mod request;
+mod server;
+mod service;
+mod types;
+
+pub use backend::{AdminBackend, AdminError};
+pub use cidr::{format_mac, parse_mac, CidrError, Ipv4Cidr};
+pub use memory::MemoryBackend;
+pub use server::{serve_unix, AdminServer, CtlError};
+pub use service::AdminService;
+pub use types::{
+    ErrorCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, PollMode, PortCounters,
+    RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, WorkerErrors, WorkerInfo,
+    WorkerRuntime,
+};
+
+#[cfg(test)]
+mod tests;

@@ -46,10 +46,7 @@ pub fn route_prefix(s: &str) -> Result<Ipv4Cidr, AdminError> {
     if !cidr.is_network() {
         return Err(AdminError::invalid(
             "prefix",
-            format!(
-                "{s:?} has host bits set (did you mean {}?)",
-                cidr.network()
-            ),
+            format!("{s:?} has host bits set (did you mean {}?)", cidr.network()),
         ));
     }
     Ok(cidr)
@@ -136,21 +133,39 @@ mod tests {
         let spec = add("0.0.0.0/0", Some(Target::Port("eth0".into()))).unwrap();
         assert_eq!(spec.target, RouteTarget::Port("eth0".into()));
         let bh = Some(Target::Discard(pb::RouteKind::Blackhole as i32));
-        assert_eq!(add("192.0.2.0/24", bh).unwrap().target, RouteTarget::Blackhole);
+        assert_eq!(
+            add("192.0.2.0/24", bh).unwrap().target,
+            RouteTarget::Blackhole
+        );
         let un = Some(Target::Discard(pb::RouteKind::Unreachable as i32));
-        assert_eq!(add("192.0.2.0/24", un).unwrap().target, RouteTarget::Unreachable);
+        assert_eq!(
+            add("192.0.2.0/24", un).unwrap().target,
+            RouteTarget::Unreachable
+        );
     }
 
     #[test]
     fn route_errors_name_the_field() {
         let via = |s: &str| Some(Target::Via(s.into()));
-        assert_eq!(field(add("10.9.0.1/16", via("10.0.1.2")).unwrap_err()), "prefix");
+        assert_eq!(
+            field(add("10.9.0.1/16", via("10.0.1.2")).unwrap_err()),
+            "prefix"
+        );
         let e = add("10.9.0.1/16", via("10.0.1.2")).unwrap_err();
         assert!(e.to_string().contains("did you mean 10.9.0.0/16"), "{e}");
-        assert_eq!(field(add("10.9.0.0", via("10.0.1.2")).unwrap_err()), "prefix");
+        assert_eq!(
+            field(add("10.9.0.0", via("10.0.1.2")).unwrap_err()),
+            "prefix"
+        );
         assert_eq!(field(add("10.9.0.0/16", via("10.0.1")).unwrap_err()), "via");
-        assert_eq!(field(add("10.9.0.0/16", via("224.0.0.1")).unwrap_err()), "via");
-        assert_eq!(field(add("10.9.0.0/16", via("0.0.0.0")).unwrap_err()), "via");
+        assert_eq!(
+            field(add("10.9.0.0/16", via("224.0.0.1")).unwrap_err()),
+            "via"
+        );
+        assert_eq!(
+            field(add("10.9.0.0/16", via("0.0.0.0")).unwrap_err()),
+            "via"
+        );
         assert_eq!(field(add("10.9.0.0/16", None).unwrap_err()), "target");
         let port = Some(Target::Port(String::new()));
         assert_eq!(field(add("10.9.0.0/16", port).unwrap_err()), "port");
@@ -178,7 +193,11 @@ mod tests {
             "10.0.0.1/0",
             "10.0.0.1/40",
         ] {
-            assert_eq!(field(interface_address(bad).unwrap_err()), "address", "{bad}");
+            assert_eq!(
+                field(interface_address(bad).unwrap_err()),
+                "address",
+                "{bad}"
+            );
         }
     }
 }

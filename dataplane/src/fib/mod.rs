@@ -200,6 +200,11 @@ impl Fib {
         self.table.groups_in_use()
     }
 
+    /// The tbl8 group limit this table was created with.
+    pub fn tbl8_limit(&self) -> u32 {
+        self.table.max_groups()
+    }
+
     /// True if a route of `prefix` could be inserted without running out of tbl8 groups.
     pub fn has_room_for(&self, prefix: &Prefix) -> bool {
         prefix.length() <= 24 || self.table.has_group(prefix.bits() >> 8) || self.table.can_split()

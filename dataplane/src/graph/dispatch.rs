@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::frame::{Frame, Meta, Pkt};
+use super::frame::{Frame, Meta, Pkt, TxFrame};
 use super::hold::HoldQueue;
 use super::stats::{bump, WorkerStats};
 use super::{DropReason, NodeId};
@@ -121,7 +121,7 @@ pub struct NodeCtx<'a> {
 /// Where a node sends packets.
 pub struct Outputs<'a, B> {
     frames: &'a mut [Box<Frame<B>>; NodeId::COUNT],
-    tx: &'a mut [Frame<B>],
+    tx: &'a mut [TxFrame<B>],
     hold: &'a mut HoldQueue<B>,
     stats: &'a WorkerStats,
 }
@@ -138,10 +138,10 @@ impl<B: PacketBuf> Outputs<'_, B> {
 
     /// Queues the packet for transmission on `port`.
     #[inline(always)]
-    pub fn tx(&mut self, port: u16, buf: B, meta: Meta) {
+    pub fn tx(&mut self, port: u16, buf: B, _meta: Meta) {
         match self.tx.get_mut(port as usize) {
             Some(f) => {
-                if f.try_push(Pkt { buf, meta }).is_err() {
+                if f.try_push(buf).is_err() {
                     self.stats.count_drop(DropReason::FrameOverflow);
                 }
             }
@@ -182,7 +182,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
 pub struct Graph<B> {
     frames: [Box<Frame<B>>; NodeId::COUNT],
     spare: Box<Frame<B>>,
-    tx: Vec<Frame<B>>,
+    tx: Vec<TxFrame<B>>,
     hold: HoldQueue<B>,
     clock: fn() -> u64,
 }
@@ -194,7 +194,7 @@ impl<B: PacketBuf> Graph<B> {
         Graph {
             frames: std::array::from_fn(|_| Box::new(Frame::new())),
             spare: Box::new(Frame::new()),
-            tx: (0..n_ports).map(|_| Frame::new()).collect(),
+            tx: (0..n_ports).map(|_| TxFrame::new()).collect(),
             hold: HoldQueue::new(),
             clock,
         }
@@ -221,12 +221,7 @@ impl<B: PacketBuf> Graph<B> {
     pub fn inject_tx(&mut self, port: u16, buf: B, stats: &WorkerStats) {
         match self.tx.get_mut(port as usize) {
             Some(f) => {
-                if f.try_push(Pkt {
-                    buf,
-                    meta: Meta::default(),
-                })
-                .is_err()
-                {
+                if f.try_push(buf).is_err() {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
             }
@@ -290,13 +285,18 @@ impl<B: PacketBuf> Graph<B> {
         );
     }
 
+    /// Packets waiting in the hold queue.
+    pub fn held(&self) -> usize {
+        self.hold.len()
+    }
+
     /// True while packets wait in the hold queue.
     pub fn has_held(&self) -> bool {
         !self.hold.is_empty()
     }
 
     /// The transmit frames, one per port, for the worker to flush.
-    pub fn tx_frames(&mut self) -> &mut [Frame<B>] {
+    pub fn tx_frames(&mut self) -> &mut [TxFrame<B>] {
         &mut self.tx
     }
 }

@@ -45,7 +45,7 @@ drop_reasons! {
     ArpMalformed = "arp_malformed",
     /// ARP for hardware/protocol types other than Ethernet/IPv4, or an unknown opcode.
     ArpUnsupported = "arp_unsupported",
-    /// ARP request for an address that is not ours (learned from, then dropped).
+    /// ARP request or reply about an address that is not ours on the port it came in on.
     ArpNotForUs = "arp_not_for_us",
     /// Frame too short for an IPv4 header.
     Ip4Truncated = "ip4_truncated",
@@ -115,5 +115,20 @@ mod tests {
         }
         assert_eq!(DropReason::ALL.len(), DropReason::COUNT);
         assert_eq!(DropReason::from_name("nope"), None);
+    }
+}
+
+#[cfg(test)]
+mod doc_tests {
+    use super::DropReason;
+
+    /// docs/dataplane.md lists every drop reason with its description: keep it true.
+    #[test]
+    fn operator_docs_list_every_reason() {
+        let doc = include_str!("../../../docs/dataplane.md");
+        for r in DropReason::ALL {
+            let row = format!("| `{}` | {} |", r.name(), r.description());
+            assert!(doc.contains(&row), "docs/dataplane.md lacks the row: {row}");
+        }
     }
 }

@@ -57,3 +57,6 @@ pub struct Pkt<B> {
 
 /// A fixed-capacity vector of packets.
 pub type Frame<B> = ArrayVec<Pkt<B>, FRAME_CAP>;
+
+/// Packets queued for one port's transmit queue (metadata is no longer needed there).
+pub type TxFrame<B> = ArrayVec<B, FRAME_CAP>;

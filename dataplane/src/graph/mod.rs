@@ -13,7 +13,7 @@ pub mod stats;
 
 pub use dispatch::{ControlEvent, Graph, GraphEnv, NodeCtx, Outputs, TokenBucket};
 pub use drop::DropReason;
-pub use frame::{Frame, Meta, Pkt, FRAME_CAP};
+pub use frame::{Frame, Meta, Pkt, TxFrame, FRAME_CAP};
 pub use stats::{NodeCounters, WorkerStats};
 
 /// Every node of the forwarding graph, in dispatch order (a node only sends packets to

@@ -10,7 +10,7 @@ pub mod ip4_lookup;
 pub mod ip4_rewrite;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::buf::PacketBuf;
 use crate::graph::{Frame, NodeCtx, NodeId, Outputs};

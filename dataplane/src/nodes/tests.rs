@@ -1,137 +1,17 @@
 //! Pipeline tests on heap buffers: real frames in, next node / transmitted bytes / drop
 //! counters out.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crossbeam_queue::ArrayQueue;
-
-use crate::buf::heap::HeapBuf;
-use crate::buf::PacketBuf;
-use crate::fib::Fib;
-use crate::graph::{ControlEvent, DropReason, Graph, GraphEnv, NodeId, WorkerStats};
-use crate::state::snapshot::{Adjacency, Mac, PortView, Snapshot};
+use crate::graph::{ControlEvent, DropReason, NodeId};
+use crate::state::snapshot::{Mac, PortView};
 use crate::wire::{arp, checksum, icmp, ipv4};
 
-pub(crate) const MAC0: Mac = [2, 0, 0, 0, 0, 1];
-pub(crate) const MAC1: Mac = [2, 0, 0, 0, 1, 1];
-pub(crate) const H1_MAC: Mac = [2, 0, 0, 0, 0, 2];
-pub(crate) const H2_MAC: Mac = [2, 0, 0, 0, 1, 2];
-pub(crate) const GW_MAC: Mac = [2, 0, 0, 0, 1, 9];
+pub(crate) use crate::testkit::{snapshot, Pipeline as Harness, GW_MAC, H1_MAC, H2_MAC, MAC0, MAC1};
 
 fn ip(s: &str) -> u32 {
     u32::from(s.parse::<Ipv4Addr>().unwrap())
-}
-
-/// Two ports: 10.0.1.1/24 on port 0 and 10.0.2.1/24 on port 1; 10.9.0.0/16 via
-/// 10.0.2.9 (resolved), 10.8.0.0/16 via 10.0.2.8 (unresolved), a blackhole and an
-/// unreachable; h1 (10.0.1.2) and h2 (10.0.2.2) resolved.
-pub(crate) fn snapshot() -> Snapshot {
-    let adjs = vec![
-        Adjacency::Local,
-        Adjacency::Attached { port: 0 },
-        Adjacency::Attached { port: 1 },
-        Adjacency::Gateway {
-            port: 1,
-            gw: "10.0.2.9".parse().unwrap(),
-            mac: Some(GW_MAC),
-        },
-        Adjacency::Gateway {
-            port: 1,
-            gw: "10.0.2.8".parse().unwrap(),
-            mac: None,
-        },
-        Adjacency::Blackhole,
-        Adjacency::Unreachable,
-    ];
-    let mut fib = Fib::new();
-    let mut add = |p: &str, len: u8, nh: u32| fib.insert(p.parse().unwrap(), len, nh).unwrap();
-    add("10.0.1.1", 32, 0);
-    add("10.0.2.1", 32, 0);
-    add("10.0.1.0", 24, 1);
-    add("10.0.2.0", 24, 2);
-    add("10.9.0.0", 16, 3);
-    add("10.8.0.0", 16, 4);
-    add("10.66.0.0", 16, 5);
-    add("10.77.0.0", 16, 6);
-    let mut neigh = HashMap::new();
-    neigh.insert((0u16, ip("10.0.1.2")), H1_MAC);
-    neigh.insert((1u16, ip("10.0.2.2")), H2_MAC);
-    neigh.insert((1u16, ip("10.0.2.9")), GW_MAC);
-    Snapshot {
-        revision: 1,
-        ports: vec![
-            PortView {
-                name: "eth0".into(),
-                mac: MAC0,
-                mtu: 1500,
-                up: true,
-                addrs: vec![("10.0.1.1".parse().unwrap(), 24)],
-            },
-            PortView {
-                name: "eth1".into(),
-                mac: MAC1,
-                mtu: 1500,
-                up: true,
-                addrs: vec![("10.0.2.1".parse().unwrap(), 24)],
-            },
-        ]
-        .into(),
-        fib: Arc::new(fib),
-        adjacencies: adjs.into(),
-        neighbours: Arc::new(neigh),
-    }
-}
-
-/// A worker's graph on heap buffers, with a fake clock.
-pub(crate) struct Harness {
-    pub graph: Graph<HeapBuf>,
-    pub env: GraphEnv,
-    pub snap: Snapshot,
-    pub now_ns: u64,
-}
-
-fn fake_clock() -> u64 {
-    0
-}
-
-impl Harness {
-    pub fn new() -> Self {
-        let stats = Arc::new(WorkerStats::default());
-        let events = Arc::new(ArrayQueue::new(64));
-        Harness {
-            graph: Graph::new(2, fake_clock),
-            env: GraphEnv::new(stats, events),
-            snap: snapshot(),
-            now_ns: 1_000_000_000,
-        }
-    }
-
-    /// Feeds frames in on `port`, runs the graph, returns what each port transmitted.
-    pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        let stats = self.env.stats.clone();
-        self.graph
-            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)), &stats);
-        self.graph.run(&self.snap, self.now_ns, &mut self.env);
-        self.graph
-            .tx_frames()
-            .iter_mut()
-            .map(|f| f.drain(..).map(|p| p.buf.data().to_vec()).collect())
-            .collect()
-    }
-
-    pub fn drops(&self, r: DropReason) -> u64 {
-        self.env.stats.drops_for(r)
-    }
-
-    pub fn total_drops(&self) -> u64 {
-        DropReason::ALL.iter().map(|r| self.drops(*r)).sum()
-    }
-
-    pub fn events(&self) -> Vec<ControlEvent> {
-        std::iter::from_fn(|| self.env.events.pop()).collect()
-    }
 }
 
 /// An Ethernet + IPv4 frame with a valid header checksum.
@@ -489,4 +369,69 @@ fn ethernet_padding_is_trimmed_before_forwarding() {
     f.resize(real + 6, 0xee);
     let out = h.run(0, &[f]);
     assert_eq!(out[1][0].len(), real);
+}
+
+/// A small deterministic generator (xorshift) so the robustness test needs no crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_frames_never_panic_and_every_packet_is_accounted_for() {
+    let seeds: Vec<Vec<u8>> = vec![
+        udp("10.0.2.2", 64),
+        udp("10.9.1.1", 2),
+        udp("10.8.1.1", 64),
+        ping("10.0.2.1", 64),
+        ping("10.0.2.2", 1),
+        udp("10.0.1.1", 64),
+        arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.1")).to_vec(),
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut h = Harness::new();
+    for round in 0..3000 {
+        let burst: Vec<Vec<u8>> = (0..1 + rng.below(40))
+            .map(|_| {
+                let mut f = seeds[rng.below(seeds.len())].clone();
+                match rng.below(4) {
+                    0 => {
+                        let n = rng.below(f.len() + 1);
+                        f.truncate(n);
+                    }
+                    1 => {
+                        for _ in 0..1 + rng.below(4) {
+                            let i = rng.below(f.len());
+                            f[i] ^= 1 << rng.below(8);
+                        }
+                    }
+                    2 => {
+                        let i = 14 + rng.below(20);
+                        if i < f.len() {
+                            f[i] = rng.next() as u8;
+                        }
+                    }
+                    _ => f.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+                }
+                f
+            })
+            .collect();
+        h.run_accounted(rng.below(2) as u16, &burst);
+        if round % 500 == 0 {
+            h.now_ns += 5_000_000_000; // let held packets expire
+            let stats = h.env.stats.clone();
+            h.graph.release_held(&h.snap, h.now_ns, &stats);
+        }
+    }
+    // Forwarding still works afterwards.
+    let out = h.run_accounted(0, &[udp("10.0.2.2", 64)]);
+    assert_eq!(out[1].len(), 1);
 }

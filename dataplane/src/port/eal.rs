@@ -289,6 +289,12 @@ impl Eal {
         result
     }
 
+    /// How many mempool, port and queue handles made under this EAL are alive; cleanup
+    /// needs 0.
+    pub fn live_objects(&self) -> usize {
+        Arc::strong_count(&self.shared) - 1
+    }
+
     /// Waits for the workers and releases the EAL's resources (`rte_eal_cleanup`), and
     /// removes the runtime directory when the file prefix was generated here. Fails with
     /// [`EalError::InUse`] while mempools, ports or queues exist (cleanup is then left to the
@@ -330,7 +336,7 @@ impl Eal {
             // SAFETY: on the main lcore; waits for every worker to return.
             unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
         }
-        let holders = Arc::strong_count(&self.shared) - 1;
+        let holders = self.live_objects();
         if holders > 0 {
             return Err(EalError::InUse { holders });
         }
@@ -392,7 +398,7 @@ fn find_file_prefix(args: &[String]) -> Option<String> {
 unsafe extern "C" fn run_job(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Box<Job>` leaked by `Eal::launch` for this launch only.
     let job = unsafe { Box::from_raw(arg.cast::<Job>()) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || job())) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
         Ok(()) => 0,
         Err(_) => LCORE_PANICKED,
     }

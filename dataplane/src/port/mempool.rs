@@ -104,7 +104,14 @@ impl Mempool {
         // SAFETY: the EAL is initialised (`eal` exists) and `c_name` is a valid C string
         // that DPDK copies.
         let ptr = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n_mbufs, cache, 0, data_room, socket_id)
+            dpdk_sys::rte_pktmbuf_pool_create(
+                c_name.as_ptr(),
+                n_mbufs,
+                cache,
+                0,
+                data_room,
+                socket_id,
+            )
         };
         let ptr = NonNull::new(ptr).ok_or_else(|| MempoolError::Create {
             name: name.into(),
@@ -194,16 +201,6 @@ impl PoolShared {
     /// The raw pool, for queue setup.
     pub(crate) fn as_ptr(&self) -> *mut rte_mempool {
         self.ptr.as_ptr()
-    }
-
-    /// Data room of each mbuf.
-    pub(crate) fn data_room(&self) -> u16 {
-        self.data_room
-    }
-
-    /// The pool's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
     }
 }
 

@@ -144,3 +144,103 @@ impl SnapshotReader {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Weak;
+
+    use super::*;
+    use crate::fib::Fib;
+
+    fn snap(revision: u64, fib: &Arc<Fib>) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            revision,
+            ports: Arc::from(Vec::new()),
+            fib: Arc::clone(fib),
+            adjacencies: Arc::from(Vec::new()),
+            neighbours: Arc::new(HashMap::new()),
+        })
+    }
+
+    #[test]
+    fn readers_reload_only_after_a_publish() {
+        let fib = Arc::new(Fib::new());
+        let cell = SnapshotCell::new(snap(1, &fib));
+        let mut r = cell.reader();
+        assert!(!r.changed());
+        let first: *const Snapshot = r.get();
+        assert!(std::ptr::eq(first, r.get()), "no reload without a publish");
+        cell.publish(snap(2, &fib));
+        assert!(r.changed());
+        assert_eq!(r.get().revision, 2);
+        assert!(!r.changed());
+        assert_eq!(r.generation(), 1);
+        assert_eq!(cell.generation(), 1);
+        assert_eq!(cell.load().revision, 2);
+    }
+
+    #[test]
+    fn replaced_snapshots_are_freed_by_the_publisher_once_readers_moved_on() {
+        let fib = Arc::new(Fib::new());
+        let cell = SnapshotCell::new(snap(1, &fib));
+        let mut slow = cell.reader();
+        let mut fast = cell.reader();
+        let first: Weak<Snapshot> = Arc::downgrade(&cell.load());
+        cell.publish(snap(2, &fib));
+        fast.get();
+        cell.publish(snap(3, &fib));
+        fast.get();
+        // `slow` still holds revision 1: it and everything after it stay alive.
+        assert_eq!(cell.retired(), 2);
+        assert!(first.upgrade().is_some());
+        assert_eq!(slow.get().revision, 3);
+        // The reader's own drop of revision 1 was not the last reference...
+        assert!(first.upgrade().is_some());
+        // ...the publisher's next reclaim is.
+        cell.reclaim();
+        assert!(first.upgrade().is_none());
+        assert_eq!(cell.retired(), 0);
+        // A dropped reader does not hold anything back.
+        drop(slow);
+        cell.publish(snap(4, &fib));
+        fast.get();
+        cell.reclaim();
+        assert_eq!(cell.retired(), 0);
+    }
+
+    #[test]
+    fn concurrent_readers_see_monotonic_revisions() {
+        let fib = Arc::new(Fib::new());
+        let cell = SnapshotCell::new(snap(0, &fib));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut r = cell.reader();
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut last = 0;
+                    let mut seen = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let rev = r.get().revision;
+                        assert!(rev >= last, "revision went back from {last} to {rev}");
+                        seen += u64::from(rev != last);
+                        last = rev;
+                    }
+                    (last, seen)
+                })
+            })
+            .collect();
+        for rev in 1..=2000 {
+            cell.publish(snap(rev, &fib));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.store(true, Ordering::Relaxed);
+        for t in readers {
+            let (last, _) = t.join().unwrap();
+            assert_eq!(last, 2000);
+        }
+        cell.reclaim();
+        assert_eq!(cell.retired(), 0, "readers are dropped: nothing to keep");
+    }
+}

@@ -1,0 +1,376 @@
+//! `aegisctl dp ...`: commands against one dataplane's admin socket
+//! (`aegis.dataplane.v1.DataplaneAdmin`), printed as aligned tables or JSON.
+//!
+//! `view.rs` holds the JSON schema, `render.rs` the tables.
+
+pub mod render;
+pub mod view;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aegis_api::dataplane::v1 as pb;
+use clap::{Args, Subcommand, ValueEnum};
+use pb::add_route_request::Target;
+use pb::dataplane_admin_client::DataplaneAdminClient;
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use crate::error::{root_cause, CliError};
+
+/// Default admin socket of aegis-dataplane.
+pub const DEFAULT_SOCKET: &str = "/run/aegis/dataplane.sock";
+
+/// Options and command of `aegisctl dp`.
+#[derive(Debug, Clone, Args)]
+pub struct DpArgs {
+    /// Admin socket of aegis-dataplane.
+    #[arg(long, env = "AEGIS_DP_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    pub socket: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    /// Seconds to wait for the dataplane to answer.
+    #[arg(long, default_value_t = 30, global = true)]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: DpCommand,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables for people.
+    Table,
+    /// One JSON document (schema: controlplane/README.md).
+    Json,
+}
+
+/// `aegisctl dp` commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DpCommand {
+    /// Show dataplane state.
+    #[command(subcommand)]
+    Show(Show),
+    /// Add or delete static routes.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Add or delete interface addresses.
+    #[command(subcommand)]
+    Address(AddressCommand),
+    /// Set ports administratively up or down.
+    #[command(subcommand)]
+    Port(PortCommand),
+    /// Reset counters.
+    #[command(subcommand)]
+    Clear(ClearCommand),
+}
+
+/// `aegisctl dp show ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Show {
+    /// Ports: state, addresses and counters.
+    #[command(visible_alias = "interface")]
+    Interfaces,
+    /// Per-worker, per-node calls, vectors and clocks.
+    Runtime,
+    /// Drop counters by reason.
+    Errors {
+        /// Also list reasons that counted nothing.
+        #[arg(long)]
+        all: bool,
+        /// One table per worker instead of totals.
+        #[arg(long)]
+        per_worker: bool,
+    },
+    /// The routing table.
+    Routes,
+    /// The neighbour (ARP) table.
+    #[command(visible_alias = "neighbors")]
+    Neighbours,
+    /// Revision, uptime, version, poll mode and workers.
+    Status,
+}
+
+/// `aegisctl dp route ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RouteCommand {
+    /// Add a static route: PREFIX via GW | dev PORT | blackhole | unreachable.
+    #[command(disable_help_subcommand = true)]
+    Add {
+        /// Destination, e.g. 10.9.0.0/16.
+        prefix: String,
+        #[command(subcommand)]
+        target: RouteTargetArg,
+    },
+    /// Delete a static route.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// Destination of the route.
+        prefix: String,
+    },
+}
+
+/// Where `route add` sends packets.
+#[derive(Debug, Clone, Subcommand)]
+pub enum RouteTargetArg {
+    /// Via a gateway on a connected subnet.
+    Via {
+        /// Gateway address.
+        gateway: String,
+    },
+    /// Directly attached on a port.
+    Dev {
+        /// Port name.
+        port: String,
+    },
+    /// Drop silently.
+    Blackhole,
+    /// Drop and answer ICMP destination-unreachable.
+    Unreachable,
+}
+
+/// `aegisctl dp address ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AddressCommand {
+    /// Add an address to a port.
+    Add {
+        /// Port name.
+        port: String,
+        /// Address with prefix length, e.g. 10.0.1.1/24.
+        cidr: String,
+    },
+    /// Remove an address from a port.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// Port name.
+        port: String,
+        /// Address with prefix length.
+        cidr: String,
+    },
+}
+
+/// `aegisctl dp port ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PortCommand {
+    /// Set a port administratively up.
+    Up {
+        /// Port name.
+        port: String,
+    },
+    /// Set a port administratively down.
+    Down {
+        /// Port name.
+        port: String,
+    },
+}
+
+/// `aegisctl dp clear ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClearCommand {
+    /// Zero port, node, worker and drop counters.
+    Counters,
+}
+
+/// Runs one `aegisctl dp` command, writing its output to `out`.
+pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let socket = args.socket.as_path();
+    let mut client = connect(socket, Duration::from_secs(args.timeout.max(1))).await?;
+    let call_err = |s: tonic::Status| CliError::from_status(s, socket);
+    let json = args.output == Output::Json;
+    match &args.command {
+        DpCommand::Show(show) => match show {
+            Show::Status => {
+                let v = view::StatusView::from(
+                    client
+                        .get_status(pb::GetStatusRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::status(&v, o))
+            }
+            Show::Interfaces => {
+                let v = view::InterfacesView::from(
+                    client
+                        .show_interfaces(pb::ShowInterfacesRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::interfaces(&v, o))
+            }
+            Show::Runtime => {
+                let v = view::RuntimeView::from(
+                    client
+                        .show_runtime(pb::ShowRuntimeRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::runtime(&v, o))
+            }
+            Show::Errors { all, per_worker } => {
+                let v = view::ErrorsView::from(
+                    client
+                        .show_errors(pb::ShowErrorsRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::errors(&v, *all, *per_worker, o))
+            }
+            Show::Routes => {
+                let v = view::RoutesView::from(
+                    client
+                        .show_routes(pb::ShowRoutesRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::routes(&v, o))
+            }
+            Show::Neighbours => {
+                let v = view::NeighboursView::from(
+                    client
+                        .show_neighbours(pb::ShowNeighboursRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::neighbours(&v, o))
+            }
+        },
+        DpCommand::Route(RouteCommand::Add { prefix, target }) => {
+            let (target, what) = match target {
+                RouteTargetArg::Via { gateway } => {
+                    (Target::Via(gateway.clone()), format!("via {gateway}"))
+                }
+                RouteTargetArg::Dev { port } => (Target::Port(port.clone()), format!("dev {port}")),
+                RouteTargetArg::Blackhole => (
+                    Target::Discard(pb::RouteKind::Blackhole as i32),
+                    "blackhole".into(),
+                ),
+                RouteTargetArg::Unreachable => (
+                    Target::Discard(pb::RouteKind::Unreachable as i32),
+                    "unreachable".into(),
+                ),
+            };
+            let req = pb::AddRouteRequest {
+                prefix: prefix.clone(),
+                target: Some(target),
+            };
+            let r = client.add_route(req).await.map_err(call_err)?.into_inner();
+            mutation(out, json, r, &format!("Added route {prefix} {what}"))
+        }
+        DpCommand::Route(RouteCommand::Del { prefix }) => {
+            let req = pb::DeleteRouteRequest {
+                prefix: prefix.clone(),
+            };
+            let r = client
+                .delete_route(req)
+                .await
+                .map_err(call_err)?
+                .into_inner();
+            mutation(out, json, r, &format!("Deleted route {prefix}"))
+        }
+        DpCommand::Address(AddressCommand::Add { port, cidr }) => {
+            let req = pb::AddressRequest {
+                port: port.clone(),
+                address: cidr.clone(),
+            };
+            let r = client
+                .add_address(req)
+                .await
+                .map_err(call_err)?
+                .into_inner();
+            mutation(out, json, r, &format!("Added {cidr} to {port}"))
+        }
+        DpCommand::Address(AddressCommand::Del { port, cidr }) => {
+            let req = pb::AddressRequest {
+                port: port.clone(),
+                address: cidr.clone(),
+            };
+            let r = client
+                .delete_address(req)
+                .await
+                .map_err(call_err)?
+                .into_inner();
+            mutation(out, json, r, &format!("Removed {cidr} from {port}"))
+        }
+        DpCommand::Port(cmd) => {
+            let (port, up) = match cmd {
+                PortCommand::Up { port } => (port, true),
+                PortCommand::Down { port } => (port, false),
+            };
+            let req = pb::SetPortStateRequest {
+                port: port.clone(),
+                up,
+            };
+            let r = client
+                .set_port_state(req)
+                .await
+                .map_err(call_err)?
+                .into_inner();
+            let state = if up { "up" } else { "down" };
+            mutation(
+                out,
+                json,
+                r,
+                &format!("Port {port} is administratively {state}"),
+            )
+        }
+        DpCommand::Clear(ClearCommand::Counters) => {
+            let r = client
+                .clear_counters(pb::ClearCountersRequest {})
+                .await
+                .map_err(call_err)?
+                .into_inner();
+            mutation(out, json, r, "Counters cleared")
+        }
+    }
+}
+
+/// Opens the admin socket; failures become [`CliError::Unreachable`].
+async fn connect(
+    socket: &Path,
+    timeout: Duration,
+) -> Result<DataplaneAdminClient<Channel>, CliError> {
+    let channel = aegis_api::unix::connect(socket, timeout)
+        .await
+        .map_err(|e| CliError::Unreachable {
+            socket: socket.to_path_buf(),
+            detail: root_cause(&e),
+        })?;
+    Ok(DataplaneAdminClient::new(channel))
+}
+
+/// Writes `value` as JSON, or its table.
+fn emit<T: Serialize>(
+    out: &mut dyn Write,
+    json: bool,
+    value: &T,
+    table: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CliError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, value)?;
+        writeln!(out)?;
+    } else {
+        table(out)?;
+    }
+    Ok(())
+}
+
+/// Reports a mutation: `{"revision": N}` or "<done> (revision N)".
+fn mutation(
+    out: &mut dyn Write,
+    json: bool,
+    reply: pb::MutationReply,
+    done: &str,
+) -> Result<(), CliError> {
+    let v = view::MutationView::from(reply);
+    emit(out, json, &v, |o| {
+        writeln!(o, "{done} (revision {})", v.revision)
+    })
+}

@@ -1,0 +1,283 @@
+//! Human (table) output of `aegisctl dp`, drawn from the JSON views so both outputs always
+//! show the same data.
+
+use std::io::{self, Write};
+
+use super::view::{
+    ErrorView, ErrorsView, InterfacesView, NeighboursView, NodeView, RoutesView, RuntimeView,
+    StatusView,
+};
+use crate::table::{Align, Table};
+
+/// `show status`.
+pub fn status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
+    let lcores: Vec<String> = v.workers.iter().map(|w| w.lcore.to_string()).collect();
+    let workers = match v.workers.len() {
+        0 => "none".to_string(),
+        n => format!("{n} (lcores {})", lcores.join(", ")),
+    };
+    writeln!(out, "Revision   {}", v.revision)?;
+    writeln!(out, "Uptime     {}", duration(v.uptime_seconds))?;
+    writeln!(out, "Version    {}", v.version)?;
+    writeln!(out, "Poll mode  {}", v.poll_mode)?;
+    writeln!(out, "Workers    {workers}")
+}
+
+/// `show interfaces`: state table, then counters table.
+pub fn interfaces(v: &InterfacesView, out: &mut dyn Write) -> io::Result<()> {
+    if v.interfaces.is_empty() {
+        return writeln!(out, "No interfaces.");
+    }
+    let mut state = Table::new(&[
+        ("Name", Align::Left),
+        ("Idx", Align::Right),
+        ("Admin", Align::Left),
+        ("Link", Align::Left),
+        ("Speed", Align::Right),
+        ("MTU", Align::Right),
+        ("MAC", Align::Left),
+        ("Addresses", Align::Left),
+        ("Devargs", Align::Left),
+    ]);
+    let mut counters = Table::new(&[
+        ("Name", Align::Left),
+        ("Rx packets", Align::Right),
+        ("Rx bytes", Align::Right),
+        ("Tx packets", Align::Right),
+        ("Tx bytes", Align::Right),
+        ("Rx missed", Align::Right),
+        ("Rx errors", Align::Right),
+        ("Tx errors", Align::Right),
+        ("Rx nombuf", Align::Right),
+    ]);
+    for i in &v.interfaces {
+        state.row(vec![
+            i.name.clone(),
+            i.index.to_string(),
+            up_down(i.admin_up).into(),
+            up_down(i.link_up).into(),
+            speed(i.link_speed_mbps),
+            i.mtu.to_string(),
+            i.mac.clone(),
+            dash_if_empty(i.addresses.join(",")),
+            i.devargs.clone(),
+        ]);
+        let c = &i.counters;
+        counters.row(
+            std::iter::once(i.name.clone())
+                .chain(
+                    [
+                        c.rx_packets,
+                        c.rx_bytes,
+                        c.tx_packets,
+                        c.tx_bytes,
+                        c.rx_missed,
+                        c.rx_errors,
+                        c.tx_errors,
+                        c.rx_nombuf,
+                    ]
+                    .iter()
+                    .map(u64::to_string),
+                )
+                .collect(),
+        );
+    }
+    state.write(out, 0)?;
+    writeln!(out)?;
+    counters.write(out, 0)
+}
+
+/// `show runtime`: one block per worker, then totals when there is more than one worker.
+pub fn runtime(v: &RuntimeView, out: &mut dyn Write) -> io::Result<()> {
+    if v.workers.is_empty() {
+        return writeln!(out, "No workers.");
+    }
+    for (i, w) in v.workers.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let idle = if w.polls == 0 {
+            0.0
+        } else {
+            100.0 * w.idle_polls as f64 / w.polls as f64
+        };
+        writeln!(
+            out,
+            "Worker {} (lcore {}): polls {}, idle {} ({idle:.1}%), sleeps {}",
+            w.id, w.lcore, w.polls, w.idle_polls, w.sleeps
+        )?;
+        node_table(&w.nodes).write(out, 0)?;
+    }
+    if v.workers.len() > 1 {
+        writeln!(out, "\nTotal ({} workers)", v.workers.len())?;
+        node_table(&v.total).write(out, 0)?;
+    }
+    Ok(())
+}
+
+fn node_table(nodes: &[NodeView]) -> Table {
+    let mut t = Table::new(&[
+        ("Name", Align::Left),
+        ("Calls", Align::Right),
+        ("Vectors", Align::Right),
+        ("Clocks", Align::Right),
+        ("Vectors/Call", Align::Right),
+        ("Clocks/Pkt", Align::Right),
+    ]);
+    for n in nodes {
+        t.row(vec![
+            n.name.clone(),
+            n.calls.to_string(),
+            n.vectors.to_string(),
+            n.clocks.to_string(),
+            format!("{:.2}", n.vectors_per_call),
+            format!("{:.2}", n.clocks_per_packet),
+        ]);
+    }
+    t
+}
+
+/// `show errors`: totals (or one block per worker), non-zero counters unless `all`.
+pub fn errors(v: &ErrorsView, all: bool, per_worker: bool, out: &mut dyn Write) -> io::Result<()> {
+    if !per_worker {
+        return error_table(&v.total, all, out);
+    }
+    for (i, w) in v.workers.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "Worker {}", w.worker)?;
+        error_table(&w.counters, all, out)?;
+    }
+    Ok(())
+}
+
+fn error_table(counters: &[ErrorView], all: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("Count", Align::Right),
+        ("Reason", Align::Left),
+        ("Description", Align::Left),
+    ]);
+    for c in counters.iter().filter(|c| all || c.count > 0) {
+        t.row(vec![
+            c.count.to_string(),
+            c.reason.clone(),
+            c.description.clone(),
+        ]);
+    }
+    if t.is_empty() {
+        return writeln!(out, "No drops counted (--all lists every reason).");
+    }
+    t.write(out, 0)
+}
+
+/// `show routes`.
+pub fn routes(v: &RoutesView, out: &mut dyn Write) -> io::Result<()> {
+    if v.routes.is_empty() {
+        return writeln!(out, "No routes.");
+    }
+    let mut t = Table::new(&[
+        ("Prefix", Align::Left),
+        ("Kind", Align::Left),
+        ("Next hop", Align::Left),
+        ("Port", Align::Left),
+        ("Origin", Align::Left),
+    ]);
+    for r in &v.routes {
+        t.row(vec![
+            r.prefix.clone(),
+            r.kind.clone(),
+            r.next_hop.clone().unwrap_or_else(|| "-".into()),
+            r.port.clone().unwrap_or_else(|| "-".into()),
+            r.origin.clone(),
+        ]);
+    }
+    t.write(out, 0)
+}
+
+/// `show neighbours`.
+pub fn neighbours(v: &NeighboursView, out: &mut dyn Write) -> io::Result<()> {
+    if v.neighbours.is_empty() {
+        return writeln!(out, "No neighbours.");
+    }
+    let mut t = Table::new(&[
+        ("Port", Align::Left),
+        ("IP", Align::Left),
+        ("MAC", Align::Left),
+        ("State", Align::Left),
+        ("Age", Align::Right),
+    ]);
+    for n in &v.neighbours {
+        t.row(vec![
+            n.port.clone(),
+            n.ip.clone(),
+            n.mac.clone().unwrap_or_else(|| "-".into()),
+            n.state.clone(),
+            duration(n.age_seconds),
+        ]);
+    }
+    t.write(out, 0)
+}
+
+fn up_down(up: bool) -> &'static str {
+    if up {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+fn dash_if_empty(s: String) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s
+    }
+}
+
+/// Link speed: "-" when unknown, else "100M", "10G", "2.5G".
+fn speed(mbps: u32) -> String {
+    match mbps {
+        0 => "-".into(),
+        m if m % 1000 == 0 => format!("{}G", m / 1000),
+        m if m > 1000 => format!("{}G", f64::from(m) / 1000.0),
+        m => format!("{m}M"),
+    }
+}
+
+/// A duration in seconds, human-sized: "1.5s", "3m12s", "2h05m", "3d04h".
+fn duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "-".into();
+    }
+    if seconds < 60.0 {
+        return format!("{seconds:.1}s");
+    }
+    let s = seconds as u64;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(speed(0), "-");
+        assert_eq!(speed(100), "100M");
+        assert_eq!(speed(10_000), "10G");
+        assert_eq!(speed(2_500), "2.5G");
+        assert_eq!(duration(1.5), "1.5s");
+        assert_eq!(duration(192.0), "3m12s");
+        assert_eq!(duration(7_500.0), "2h05m");
+        assert_eq!(duration(273_600.0), "3d04h");
+        assert_eq!(duration(f64::NAN), "-");
+    }
+}

@@ -1,0 +1,425 @@
+//! What `aegisctl dp` prints with `--output json`, and what its tables are drawn from.
+//!
+//! These structs are the stable JSON schema (documented in `controlplane/README.md`):
+//! fields are only ever added. Enums are lower-case words ("gateway", "reachable"); absent
+//! values are `null`, never empty strings.
+
+use aegis_api::dataplane::v1 as pb;
+use serde::Serialize;
+
+/// `show status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    /// Configuration revision.
+    pub revision: u64,
+    /// Seconds since the dataplane started.
+    pub uptime_seconds: f64,
+    /// aegis-dataplane version.
+    pub version: String,
+    /// "busy" or "adaptive".
+    pub poll_mode: String,
+    /// Workers in id order.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One worker of `show status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: u32,
+    /// lcore it runs on.
+    pub lcore: u32,
+}
+
+/// `show interfaces`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfacesView {
+    /// Ports in index order.
+    pub interfaces: Vec<InterfaceView>,
+}
+
+/// One port.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceView {
+    /// Port index.
+    pub index: u32,
+    /// Port name.
+    pub name: String,
+    /// DPDK devargs.
+    pub devargs: String,
+    /// MAC address.
+    pub mac: String,
+    /// IP MTU.
+    pub mtu: u32,
+    /// Administrative state.
+    pub admin_up: bool,
+    /// Link state.
+    pub link_up: bool,
+    /// Link speed, Mbit/s (0: down or unknown).
+    pub link_speed_mbps: u32,
+    /// Addresses, CIDR.
+    pub addresses: Vec<String>,
+    /// Counters.
+    pub counters: CountersView,
+}
+
+/// Port counters.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CountersView {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Dropped by the NIC, rx queue full.
+    pub rx_missed: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+    /// Receive failures for lack of mbufs.
+    pub rx_nombuf: u64,
+}
+
+/// `show runtime`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeView {
+    /// Per worker.
+    pub workers: Vec<WorkerRuntimeView>,
+    /// Per node, summed over workers.
+    pub total: Vec<NodeView>,
+}
+
+/// One worker's loop and node statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRuntimeView {
+    /// Worker id.
+    pub id: u32,
+    /// lcore.
+    pub lcore: u32,
+    /// Poll rounds.
+    pub polls: u64,
+    /// Poll rounds that received nothing.
+    pub idle_polls: u64,
+    /// Sleeps (adaptive polling).
+    pub sleeps: u64,
+    /// Nodes in graph order.
+    pub nodes: Vec<NodeView>,
+}
+
+/// One node's dispatch statistics.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    /// Node name.
+    pub name: String,
+    /// Dispatches.
+    pub calls: u64,
+    /// Packets.
+    pub vectors: u64,
+    /// TSC cycles.
+    pub clocks: u64,
+    /// vectors / calls.
+    pub vectors_per_call: f64,
+    /// clocks / vectors.
+    pub clocks_per_packet: f64,
+}
+
+/// `show errors`: every reason, zeros included.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorsView {
+    /// Per worker.
+    pub workers: Vec<WorkerErrorsView>,
+    /// Summed over workers.
+    pub total: Vec<ErrorView>,
+}
+
+/// One worker's drop counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerErrorsView {
+    /// Worker id.
+    pub worker: u32,
+    /// One per reason.
+    pub counters: Vec<ErrorView>,
+}
+
+/// One drop counter.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// Reason name ("no_route").
+    pub reason: String,
+    /// What it means.
+    pub description: String,
+    /// Packets dropped.
+    pub count: u64,
+}
+
+/// `show routes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoutesView {
+    /// Routes in prefix order.
+    pub routes: Vec<RouteView>,
+}
+
+/// One route.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    /// Prefix, CIDR.
+    pub prefix: String,
+    /// "local", "connected", "gateway", "blackhole" or "unreachable".
+    pub kind: String,
+    /// Gateway address, for "gateway".
+    pub next_hop: Option<String>,
+    /// Egress port.
+    pub port: Option<String>,
+    /// "static" or "connected".
+    pub origin: String,
+}
+
+/// `show neighbours`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighboursView {
+    /// Entries.
+    pub neighbours: Vec<NeighbourView>,
+}
+
+/// One neighbour.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighbourView {
+    /// Port name.
+    pub port: String,
+    /// IPv4 address.
+    pub ip: String,
+    /// MAC, once resolved.
+    pub mac: Option<String>,
+    /// "incomplete", "reachable", "stale", "failed" or "static".
+    pub state: String,
+    /// Seconds since last change or confirmation.
+    pub age_seconds: f64,
+}
+
+/// Any mutation.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MutationView {
+    /// Configuration revision after the change.
+    pub revision: u64,
+}
+
+/// A protobuf enum value as a lower-case word: its name without the type prefix
+/// ("ROUTE_KIND_GATEWAY" → "gateway"); "unknown(N)" for values this client does not know.
+fn enum_word(name: Option<&str>, prefix: &str, value: i32) -> String {
+    match name {
+        Some(n) => n.strip_prefix(prefix).unwrap_or(n).to_ascii_lowercase(),
+        None => format!("unknown({value})"),
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl From<pb::GetStatusReply> for StatusView {
+    fn from(r: pb::GetStatusReply) -> Self {
+        let mode = pb::PollMode::try_from(r.poll_mode).ok();
+        StatusView {
+            revision: r.revision,
+            uptime_seconds: r.uptime_seconds,
+            version: r.version,
+            poll_mode: enum_word(mode.map(|m| m.as_str_name()), "POLL_MODE_", r.poll_mode),
+            workers: r
+                .workers
+                .into_iter()
+                .map(|w| WorkerView {
+                    id: w.id,
+                    lcore: w.lcore,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::ShowInterfacesReply> for InterfacesView {
+    fn from(r: pb::ShowInterfacesReply) -> Self {
+        InterfacesView {
+            interfaces: r
+                .interfaces
+                .into_iter()
+                .map(|i| {
+                    let c = i.counters.unwrap_or_default();
+                    InterfaceView {
+                        index: i.index,
+                        name: i.name,
+                        devargs: i.devargs,
+                        mac: i.mac,
+                        mtu: i.mtu,
+                        admin_up: i.admin_up,
+                        link_up: i.link_up,
+                        link_speed_mbps: i.link_speed_mbps,
+                        addresses: i.addresses,
+                        counters: CountersView {
+                            rx_packets: c.rx_packets,
+                            rx_bytes: c.rx_bytes,
+                            tx_packets: c.tx_packets,
+                            tx_bytes: c.tx_bytes,
+                            rx_missed: c.rx_missed,
+                            rx_errors: c.rx_errors,
+                            tx_errors: c.tx_errors,
+                            rx_nombuf: c.rx_nombuf,
+                        },
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::NodeRuntime> for NodeView {
+    fn from(n: pb::NodeRuntime) -> Self {
+        NodeView {
+            name: n.name,
+            calls: n.calls,
+            vectors: n.vectors,
+            clocks: n.clocks,
+            vectors_per_call: n.vectors_per_call,
+            clocks_per_packet: n.clocks_per_packet,
+        }
+    }
+}
+
+impl From<pb::ShowRuntimeReply> for RuntimeView {
+    fn from(r: pb::ShowRuntimeReply) -> Self {
+        RuntimeView {
+            workers: r
+                .workers
+                .into_iter()
+                .map(|w| WorkerRuntimeView {
+                    id: w.id,
+                    lcore: w.lcore,
+                    polls: w.polls,
+                    idle_polls: w.idle_polls,
+                    sleeps: w.sleeps,
+                    nodes: w.nodes.into_iter().map(NodeView::from).collect(),
+                })
+                .collect(),
+            total: r.total.into_iter().map(NodeView::from).collect(),
+        }
+    }
+}
+
+impl From<pb::ErrorCounter> for ErrorView {
+    fn from(c: pb::ErrorCounter) -> Self {
+        ErrorView {
+            reason: c.reason,
+            description: c.description,
+            count: c.count,
+        }
+    }
+}
+
+impl From<pb::ShowErrorsReply> for ErrorsView {
+    fn from(r: pb::ShowErrorsReply) -> Self {
+        ErrorsView {
+            workers: r
+                .workers
+                .into_iter()
+                .map(|w| WorkerErrorsView {
+                    worker: w.worker,
+                    counters: w.counters.into_iter().map(ErrorView::from).collect(),
+                })
+                .collect(),
+            total: r.total.into_iter().map(ErrorView::from).collect(),
+        }
+    }
+}
+
+impl From<pb::ShowRoutesReply> for RoutesView {
+    fn from(r: pb::ShowRoutesReply) -> Self {
+        RoutesView {
+            routes: r
+                .routes
+                .into_iter()
+                .map(|r| {
+                    let kind = pb::RouteKind::try_from(r.kind).ok();
+                    let origin = pb::RouteOrigin::try_from(r.origin).ok();
+                    RouteView {
+                        prefix: r.prefix,
+                        kind: enum_word(kind.map(|k| k.as_str_name()), "ROUTE_KIND_", r.kind),
+                        next_hop: non_empty(r.next_hop),
+                        port: non_empty(r.port),
+                        origin: enum_word(
+                            origin.map(|o| o.as_str_name()),
+                            "ROUTE_ORIGIN_",
+                            r.origin,
+                        ),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::ShowNeighboursReply> for NeighboursView {
+    fn from(r: pb::ShowNeighboursReply) -> Self {
+        NeighboursView {
+            neighbours: r
+                .neighbours
+                .into_iter()
+                .map(|n| {
+                    let state = pb::NeighbourState::try_from(n.state).ok();
+                    NeighbourView {
+                        port: n.port,
+                        ip: n.ip,
+                        mac: non_empty(n.mac),
+                        state: enum_word(
+                            state.map(|s| s.as_str_name()),
+                            "NEIGHBOUR_STATE_",
+                            n.state,
+                        ),
+                        age_seconds: n.age_seconds,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::MutationReply> for MutationView {
+    fn from(r: pb::MutationReply) -> Self {
+        MutationView {
+            revision: r.revision,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enum_words() {
+        let r = RoutesView::from(pb::ShowRoutesReply {
+            routes: vec![
+                pb::Route {
+                    prefix: "10.0.0.0/8".into(),
+                    kind: pb::RouteKind::Gateway as i32,
+                    next_hop: "10.0.1.2".into(),
+                    port: String::new(),
+                    origin: pb::RouteOrigin::Static as i32,
+                },
+                pb::Route {
+                    kind: 42,
+                    ..pb::Route::default()
+                },
+            ],
+        });
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["routes"][0]["kind"], "gateway");
+        assert_eq!(json["routes"][0]["origin"], "static");
+        assert_eq!(json["routes"][0]["next_hop"], "10.0.1.2");
+        assert!(json["routes"][0]["port"].is_null());
+        assert_eq!(json["routes"][1]["kind"], "unknown(42)");
+        assert_eq!(json["routes"][1]["origin"], "unspecified");
+    }
+}

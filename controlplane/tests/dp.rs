@@ -1,0 +1,458 @@
+//! `aegisctl dp` against a real admin server (the dataplane's, over a unix socket) backed by
+//! the in-memory backend: command functions in-process, and the built binary as a user runs it.
+
+use std::path::PathBuf;
+use std::process::Command as Process;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_controlplane::cli::{self, Cli};
+use aegis_controlplane::error::CliError;
+use aegis_dataplane::ctl::{
+    AdminBackend, AdminServer, CtlError, MemoryBackend, NeighbourInfo, NeighbourState, PollMode,
+    PortCounters, WorkerInfo,
+};
+use clap::Parser;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct Server {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    backend: Arc<MemoryBackend>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), CtlError>>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let workers = [
+            WorkerInfo { id: 0, lcore: 1 },
+            WorkerInfo { id: 1, lcore: 2 },
+        ];
+        let b = Arc::new(MemoryBackend::new(PollMode::Adaptive, &workers));
+        b.add_port(
+            "eth0",
+            "net_af_packet0,iface=veth-a",
+            [2, 0, 0, 0, 0, 1],
+            1500,
+            10_000,
+        )
+        .unwrap();
+        b.add_port(
+            "eth1",
+            "net_af_packet1,iface=veth-b",
+            [2, 0, 0, 0, 0, 2],
+            1500,
+            1_000,
+        )
+        .unwrap();
+        b.add_address("eth0".into(), "10.0.1.1/24".parse().unwrap())
+            .unwrap();
+        b.add_address("eth1".into(), "10.0.2.1/24".parse().unwrap())
+            .unwrap();
+        for (reason, description) in [
+            ("eth_runt", "Frame shorter than an Ethernet header."),
+            ("no_route", "No route to the destination."),
+            ("ip4_ttl_expired", "TTL reached zero on forwarding."),
+        ] {
+            b.declare_reason(reason, description).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("dataplane.sock");
+        let server = AdminServer::bind(&socket, b.clone() as Arc<dyn AdminBackend>).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        Server {
+            _dir: dir,
+            socket,
+            backend: b,
+            stop,
+            task,
+        }
+    }
+
+    /// Runs `aegisctl dp --socket S ARGS...` in-process; returns stdout or the error.
+    async fn run(&self, args: &[&str]) -> Result<String, CliError> {
+        let socket = self.socket.to_str().unwrap();
+        let head = ["aegisctl", "dp", "--socket", socket];
+        let cli = Cli::try_parse_from(head.iter().chain(args)).expect("valid command line");
+        let mut out = Vec::new();
+        cli::run(&cli, &mut out).await?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut argv = vec!["--output", "json"];
+        argv.extend_from_slice(args);
+        let text = self.run(&argv).await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Runs the aegisctl binary with `AEGIS_DP_SOCKET` set; returns (exit code, stdout, stderr).
+async fn run_binary(socket: PathBuf, args: &'static [&'static str]) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Process::new(env!("CARGO_BIN_EXE_aegisctl"))
+            .env("AEGIS_DP_SOCKET", socket)
+            .args(args)
+            .output()
+            .expect("run aegisctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_runtime_table_is_aligned() {
+    let srv = Server::start().await;
+    let b = &srv.backend;
+    b.count_polls(0, 1000, 900, 12).unwrap();
+    b.count_node(0, "eth-input", 4, 100, 5000).unwrap();
+    b.count_node(0, "ip4-lookup", 4, 100, 2500).unwrap();
+    b.count_node(1, "eth-input", 1, 28, 1400).unwrap();
+    let text = srv.run(&["show", "runtime"]).await.unwrap();
+    let expected = "\
+Worker 0 (lcore 1): polls 1000, idle 900 (90.0%), sleeps 12
+Name        Calls  Vectors  Clocks  Vectors/Call  Clocks/Pkt
+eth-input       4      100    5000         25.00       50.00
+ip4-lookup      4      100    2500         25.00       25.00
+
+Worker 1 (lcore 2): polls 0, idle 0 (0.0%), sleeps 0
+Name        Calls  Vectors  Clocks  Vectors/Call  Clocks/Pkt
+eth-input       1       28    1400         28.00       50.00
+ip4-lookup      0        0       0          0.00        0.00
+
+Total (2 workers)
+Name        Calls  Vectors  Clocks  Vectors/Call  Clocks/Pkt
+eth-input       5      128    6400         25.60       50.00
+ip4-lookup      4      100    2500         25.00       25.00
+";
+    assert_eq!(text, expected);
+
+    let json = srv.json(&["show", "runtime"]).await;
+    assert_eq!(json["total"][0]["name"], "eth-input");
+    assert_eq!(json["total"][0]["vectors"], 128);
+    assert_eq!(json["total"][0]["vectors_per_call"], 25.6);
+    assert_eq!(json["workers"][0]["idle_polls"], 900);
+    assert_eq!(json["workers"][1]["nodes"][0]["clocks_per_packet"], 50.0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_errors_filters_zero_counters() {
+    let srv = Server::start().await;
+    let text = srv.run(&["show", "errors"]).await.unwrap();
+    assert_eq!(text, "No drops counted (--all lists every reason).\n");
+
+    srv.backend
+        .count_drop(0, "no_route", "No route to the destination.", 7)
+        .unwrap();
+    srv.backend
+        .count_drop(1, "no_route", "No route to the destination.", 1200)
+        .unwrap();
+    let text = srv.run(&["show", "errors"]).await.unwrap();
+    assert_eq!(
+        text,
+        "Count  Reason    Description\n 1207  no_route  No route to the destination.\n"
+    );
+    let all = srv.run(&["show", "errors", "--all"]).await.unwrap();
+    assert_eq!(
+        all,
+        "\
+Count  Reason           Description
+    0  eth_runt         Frame shorter than an Ethernet header.
+ 1207  no_route         No route to the destination.
+    0  ip4_ttl_expired  TTL reached zero on forwarding.
+"
+    );
+    let per = srv.run(&["show", "errors", "--per-worker"]).await.unwrap();
+    assert_eq!(
+        per,
+        "\
+Worker 0
+Count  Reason    Description
+    7  no_route  No route to the destination.
+
+Worker 1
+Count  Reason    Description
+ 1200  no_route  No route to the destination.
+"
+    );
+    let json = srv.json(&["show", "errors"]).await;
+    assert_eq!(
+        json["total"].as_array().unwrap().len(),
+        3,
+        "JSON lists every reason"
+    );
+    assert_eq!(json["total"][1]["reason"], "no_route");
+    assert_eq!(json["total"][1]["count"], 1207);
+    assert_eq!(json["workers"][1]["counters"][1]["count"], 1200);
+
+    let cleared = srv.run(&["clear", "counters"]).await.unwrap();
+    assert_eq!(cleared, "Counters cleared (revision 3)\n");
+    let text = srv.run(&["show", "errors"]).await.unwrap();
+    assert!(text.starts_with("No drops counted"), "{text}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_interfaces_status_and_neighbours() {
+    let srv = Server::start().await;
+    let b = &srv.backend;
+    b.count_port(
+        "eth0",
+        PortCounters {
+            rx_packets: 10,
+            rx_bytes: 640,
+            tx_packets: 9,
+            tx_bytes: 576,
+            rx_missed: 1,
+            ..PortCounters::default()
+        },
+    )
+    .unwrap();
+    b.set_link("eth1", false, 0).unwrap();
+    let text = srv.run(&["show", "interfaces"]).await.unwrap();
+    let expected = "\
+Name  Idx  Admin  Link  Speed   MTU  MAC                Addresses    Devargs
+eth0    0  up     up      10G  1500  02:00:00:00:00:01  10.0.1.1/24  net_af_packet0,iface=veth-a
+eth1    1  up     down      -  1500  02:00:00:00:00:02  10.0.2.1/24  net_af_packet1,iface=veth-b
+
+Name  Rx packets  Rx bytes  Tx packets  Tx bytes  Rx missed  Rx errors  Tx errors  Rx nombuf
+eth0          10       640           9       576          1          0          0          0
+eth1           0         0           0         0          0          0          0          0
+";
+    assert_eq!(text, expected);
+    let json = srv.json(&["show", "interfaces"]).await;
+    let eth0 = &json["interfaces"][0];
+    assert_eq!(eth0["name"], "eth0");
+    assert_eq!(eth0["link_speed_mbps"], 10_000);
+    assert_eq!(eth0["addresses"][0], "10.0.1.1/24");
+    assert_eq!(eth0["counters"]["rx_missed"], 1);
+    assert_eq!(json["interfaces"][1]["link_up"], false);
+
+    let status = srv.run(&["show", "status"]).await.unwrap();
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines[0], "Revision   3");
+    assert!(lines[1].starts_with("Uptime     "), "{status}");
+    assert_eq!(
+        lines[2],
+        format!("Version    {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(lines[3], "Poll mode  adaptive");
+    assert_eq!(lines[4], "Workers    2 (lcores 1, 2)");
+    let json = srv.json(&["show", "status"]).await;
+    assert_eq!(json["revision"], 3);
+    assert_eq!(json["poll_mode"], "adaptive");
+    assert_eq!(json["workers"][1]["lcore"], 2);
+    assert!(json["uptime_seconds"].as_f64().unwrap() >= 0.0);
+
+    assert_eq!(
+        srv.run(&["show", "neighbours"]).await.unwrap(),
+        "No neighbours.\n"
+    );
+    b.set_neighbour(NeighbourInfo {
+        port: "eth0".into(),
+        ip: "10.0.1.2".parse().unwrap(),
+        mac: Some([2, 0, 0, 0, 0, 0x22]),
+        state: NeighbourState::Reachable,
+        age: Duration::from_secs(75),
+    })
+    .unwrap();
+    b.set_neighbour(NeighbourInfo {
+        port: "eth1".into(),
+        ip: "10.0.2.50".parse().unwrap(),
+        mac: None,
+        state: NeighbourState::Incomplete,
+        age: Duration::from_millis(300),
+    })
+    .unwrap();
+    let text = srv.run(&["show", "neighbors"]).await.unwrap();
+    assert_eq!(
+        text,
+        "\
+Port  IP         MAC                State         Age
+eth0  10.0.1.2   02:00:00:00:00:22  reachable   1m15s
+eth1  10.0.2.50  -                  incomplete   0.3s
+"
+    );
+    let json = srv.json(&["show", "neighbours"]).await;
+    assert_eq!(json["neighbours"][0]["state"], "reachable");
+    assert!(json["neighbours"][1]["mac"].is_null());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_address_and_port_changes() {
+    let srv = Server::start().await;
+    let out = srv
+        .run(&["route", "add", "10.9.0.0/16", "via", "10.0.1.2"])
+        .await
+        .unwrap();
+    assert_eq!(out, "Added route 10.9.0.0/16 via 10.0.1.2 (revision 4)\n");
+    let json = srv
+        .json(&["route", "add", "192.0.2.0/24", "blackhole"])
+        .await;
+    assert_eq!(json, serde_json::json!({ "revision": 5 }));
+    srv.run(&["route", "add", "198.51.100.0/24", "unreachable"])
+        .await
+        .unwrap();
+    srv.run(&["route", "add", "0.0.0.0/0", "dev", "eth1"])
+        .await
+        .unwrap();
+    let text = srv.run(&["show", "routes"]).await.unwrap();
+    assert_eq!(
+        text,
+        "\
+Prefix           Kind         Next hop  Port  Origin
+0.0.0.0/0        connected    -         eth1  static
+10.0.1.0/24      connected    -         eth0  connected
+10.0.1.1/32      local        -         eth0  connected
+10.0.2.0/24      connected    -         eth1  connected
+10.0.2.1/32      local        -         eth1  connected
+10.9.0.0/16      gateway      10.0.1.2  eth0  static
+192.0.2.0/24     blackhole    -         -     static
+198.51.100.0/24  unreachable  -         -     static
+"
+    );
+    let json = srv.json(&["show", "routes"]).await;
+    let gw = &json["routes"][5];
+    assert_eq!(gw["kind"], "gateway");
+    assert_eq!(gw["next_hop"], "10.0.1.2");
+    assert_eq!(gw["origin"], "static");
+    assert!(json["routes"][6]["port"].is_null());
+
+    let out = srv.run(&["route", "del", "10.9.0.0/16"]).await.unwrap();
+    assert_eq!(out, "Deleted route 10.9.0.0/16 (revision 8)\n");
+    let out = srv
+        .run(&["address", "add", "eth1", "10.0.3.1/24"])
+        .await
+        .unwrap();
+    assert_eq!(out, "Added 10.0.3.1/24 to eth1 (revision 9)\n");
+    let out = srv
+        .run(&["address", "del", "eth1", "10.0.3.1/24"])
+        .await
+        .unwrap();
+    assert_eq!(out, "Removed 10.0.3.1/24 from eth1 (revision 10)\n");
+    let out = srv.run(&["port", "down", "eth1"]).await.unwrap();
+    assert_eq!(out, "Port eth1 is administratively down (revision 11)\n");
+    assert!(!srv.backend.interfaces().unwrap()[1].admin_up);
+    let out = srv.run(&["port", "up", "eth1"]).await.unwrap();
+    assert_eq!(out, "Port eth1 is administratively up (revision 12)\n");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_requests_explain_themselves() {
+    let srv = Server::start().await;
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["route", "add", "10.9.0.1/16", "via", "10.0.1.2"],
+            "invalid argument: prefix: \"10.9.0.1/16\" has host bits set (did you mean 10.9.0.0/16?)",
+        ),
+        (
+            &["route", "add", "10.9.0.0/16", "via", "10.7.7.7"],
+            "invalid argument: via: 10.7.7.7 is not on a connected subnet",
+        ),
+        (
+            &["route", "del", "10.9.0.0/16"],
+            "not found: prefix: no static route for 10.9.0.0/16",
+        ),
+        (&["port", "up", "eth7"], "not found: port: no port named \"eth7\""),
+        (
+            &["address", "add", "eth0", "10.0.1.1/24"],
+            "already exists: address: 10.0.1.1 is already configured on eth0",
+        ),
+    ];
+    for (args, message) in cases {
+        let err = srv.run(args).await.unwrap_err();
+        assert!(matches!(err, CliError::Rejected(_)), "{args:?}: {err:?}");
+        assert_eq!(err.to_string(), message, "{args:?}");
+        assert_eq!(err.exit_code(), std::process::ExitCode::from(1));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reports_results_and_failures() {
+    let srv = Server::start().await;
+    let (code, stdout, stderr) = run_binary(srv.socket.clone(), &["dp", "show", "routes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("Prefix"), "{stdout}");
+    assert!(stdout.contains("10.0.1.1/32  local"), "{stdout}");
+
+    let (code, stdout, stderr) = run_binary(
+        srv.socket.clone(),
+        &[
+            "dp",
+            "-o",
+            "json",
+            "route",
+            "add",
+            "10.8.0.0/16",
+            "via",
+            "10.0.2.9",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "{\n  \"revision\": 4\n}\n"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = run_binary(
+        srv.socket.clone(),
+        &["dp", "route", "add", "10.8.0.0/16", "blackhole"],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert_eq!(
+        stderr,
+        "aegisctl: already exists: prefix: a static route for 10.8.0.0/16 exists\n"
+    );
+
+    let (code, _, stderr) = run_binary(srv.socket.clone(), &["dp", "show", "sideways"]).await;
+    assert_eq!(code, 2, "usage error: {stderr}");
+
+    let gone = srv.socket.with_file_name("nothing-here.sock");
+    let (code, stdout, stderr) = run_binary(gone.clone(), &["dp", "show", "status"]).await;
+    assert_eq!(code, 3);
+    assert!(stdout.is_empty());
+    assert_eq!(
+        stderr,
+        format!(
+            "aegisctl: cannot reach the dataplane admin socket {}: No such file or directory \
+             (os error 2); is aegis-dataplane running?\n",
+            gone.display()
+        )
+    );
+    srv.stop().await;
+
+    // A stale socket left by a killed process: the file exists, nothing accepts.
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let (code, _, stderr) = run_binary(stale, &["dp", "show", "status"]).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(
+        stderr.ends_with("is aegis-dataplane running?\n"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,461 @@
+//! host.toml tests: the documented example, defaults, one test per refusal (asserting the
+//! whole message), routes files and the EAL argument vector.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::state::Tables;
+
+const EXAMPLE: &str = r#"
+[eal]
+args = ["--no-huge", "-m", "256", "--no-pci"]
+main_lcore = 0
+worker_lcores = [1]
+
+[dataplane]
+poll_mode = "adaptive"
+burst = 32
+mbufs = 8191
+admin_socket = "/run/aegis/dataplane.sock"
+metrics_listen = "127.0.0.1:9464"
+
+[[port]]
+name = "eth0"
+devargs = "net_af_packet0,iface=veth-a"
+mtu = 1500
+addresses = ["10.0.1.1/24"]
+mac = "02:00:00:00:00:01"
+promiscuous = true
+
+[[port]]
+name = "eth1"
+devargs = "net_af_packet1,iface=veth-b"
+addresses = ["10.0.2.1/24", "10.0.3.1/24"]
+
+[[route]]
+prefix = "10.9.0.0/16"
+via = "10.0.1.2"
+# port = "eth0"
+# kind = "blackhole"
+
+[[route]]
+prefix = "192.168.0.0/16"
+port = "eth1"
+
+[[route]]
+prefix = "10.66.0.0/16"
+kind = "blackhole"
+
+[[neighbour]]
+port = "eth0"
+ip = "10.0.1.2"
+mac = "02:00:00:00:00:02"
+"#;
+
+/// A temporary folder removed on drop (also when a test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("aegis-config-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn parse(text: &str) -> Result<HostConfig, ConfigError> {
+    HostConfig::parse(text, Path::new("/etc/aegis/host.toml"))
+}
+
+const ONE_PORT: &str = r#"
+[[port]]
+name = "eth0"
+devargs = "net_null0"
+addresses = ["10.0.1.1/24"]
+"#;
+
+/// Parses ONE_PORT followed by `extra` and returns the error message.
+fn error_with(extra: &str) -> String {
+    parse(&format!("{ONE_PORT}\n{extra}"))
+        .unwrap_err()
+        .to_string()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn the_documented_example_parses() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.eal.args, ["--no-huge", "-m", "256", "--no-pci"]);
+    assert_eq!(c.eal.main_lcore, Some(0));
+    assert_eq!(c.eal.worker_lcores, [1]);
+    assert_eq!(c.dataplane.poll_mode, PollMode::Adaptive);
+    assert_eq!(c.dataplane.burst, 32);
+    assert_eq!(c.dataplane.mbufs, 8191);
+    assert_eq!(
+        c.dataplane.admin_socket,
+        Path::new("/run/aegis/dataplane.sock")
+    );
+    assert_eq!(
+        c.dataplane.metrics_listen,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    assert_eq!(c.dataplane.routes_file, None);
+    assert_eq!(c.ports.len(), 2);
+    assert_eq!(c.ports[0].device_name(), "net_af_packet0");
+    assert!(!c.ports[0].is_pci());
+    assert!(c.ports[1].promiscuous);
+    let f = &c.forwarding;
+    assert_eq!(f.ports[0].mac, Some([2, 0, 0, 0, 0, 1]));
+    assert_eq!(f.ports[1].mac, None, "filled in from DPDK later");
+    assert_eq!(f.ports[1].mtu, 1500);
+    assert_eq!(
+        f.ports[1].addresses,
+        [
+            IfAddr::new(ip("10.0.2.1"), 24),
+            IfAddr::new(ip("10.0.3.1"), 24)
+        ]
+    );
+    assert_eq!(
+        f.routes,
+        [
+            RouteConfig {
+                prefix: "10.9.0.0/16".parse().unwrap(),
+                target: RouteTarget::Via(ip("10.0.1.2"))
+            },
+            RouteConfig {
+                prefix: "192.168.0.0/16".parse().unwrap(),
+                target: RouteTarget::Port(1)
+            },
+            RouteConfig {
+                prefix: "10.66.0.0/16".parse().unwrap(),
+                target: RouteTarget::Blackhole
+            },
+        ]
+    );
+    assert_eq!(
+        f.neighbours,
+        [StaticNeighbour {
+            port: 0,
+            ip: ip("10.0.1.2"),
+            mac: [2, 0, 0, 0, 0, 2]
+        }]
+    );
+    // What config accepts, the tables accept.
+    let t = Tables::new(f).unwrap();
+    assert_eq!(t.config().routes.len(), 3);
+}
+
+#[test]
+fn defaults() {
+    let c = parse(ONE_PORT).unwrap();
+    assert_eq!(
+        c.eal,
+        EalConfig {
+            args: vec![],
+            main_lcore: None,
+            worker_lcores: vec![0]
+        }
+    );
+    assert_eq!(
+        c.dataplane,
+        DataplaneConfig {
+            poll_mode: PollMode::Adaptive,
+            burst: 32,
+            mbufs: 8191,
+            admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
+            metrics_listen: None,
+            routes_file: None,
+        }
+    );
+    assert!(c.ports[0].promiscuous);
+    assert!(c.forwarding.ports[0].up);
+    let c = parse(&format!("[eal]\nmain_lcore = 3\n{ONE_PORT}")).unwrap();
+    assert_eq!(
+        c.eal.worker_lcores,
+        [3],
+        "the worker runs on the main lcore"
+    );
+}
+
+#[test]
+fn refuses_bad_ports_naming_the_field() {
+    let bad_addr = r#"
+[[port]]
+name = "eth1"
+devargs = "net_null1"
+addresses = ["10.0.2.1/24", "10.0.1.300/24"]
+"#;
+    assert_eq!(
+        error_with(bad_addr),
+        r#"port[1].addresses[1]: "10.0.1.300/24" is not an IPv4 CIDR"#
+    );
+    let cases = [
+        (
+            "name = \"eth0\"\ndevargs = \"x\"",
+            r#"port[1].name: "eth0" is already used by port[0]"#,
+        ),
+        ("name = \"eth1\"", "port[1].devargs: missing"),
+        ("devargs = \"x\"", "port[1].name: missing"),
+        (
+            "name = \"eth1\"\ndevargs = \" \"",
+            "port[1].devargs: must not be empty",
+        ),
+        (
+            "name = \"e th\"\ndevargs = \"x\"",
+            r#"port[1].name: "e th" may only contain letters, digits, '-', '_' and '.'"#,
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\nmtu = 67",
+            "port[1].mtu: 67 is out of range (68..=9000)",
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\nmtu = 9001",
+            "port[1].mtu: 9001 is out of range (68..=9000)",
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\nmac = \"01:00:5e:00:00:01\"",
+            r#"port[1].mac: "01:00:5e:00:00:01" is not a unicast MAC address"#,
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\nmac = \"02:00:00:00:01\"",
+            r#"port[1].mac: "02:00:00:00:01" is not a MAC address (aa:bb:cc:dd:ee:ff)"#,
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\naddresses = [\"10.0.2.0/24\"]",
+            "port[1].addresses[0]: 10.0.2.0 is the network address of 10.0.2.0/24",
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\naddresses = [\"10.0.1.1/16\"]",
+            "port[1].addresses[0]: 10.0.1.1 is already assigned at port[0].addresses[0]",
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\naddresses = [\"10.0.1.9/24\"]",
+            r#"port[1].addresses[0]: subnet 10.0.1.0/24 is already on port "eth0""#,
+        ),
+        (
+            "name = \"eth1\"\ndevargs = \"x\"\nspeed = 10",
+            "unknown field `speed`",
+        ),
+    ];
+    for (port, want) in cases {
+        let got = error_with(&format!("[[port]]\n{port}\n"));
+        assert!(
+            got.ends_with(want) || got.contains(want),
+            "for {port:?}\n got: {got}\nwant: {want}"
+        );
+    }
+    assert_eq!(
+        parse("[dataplane]\nburst = 8\n").unwrap_err().to_string(),
+        "port: at least one [[port]] is required"
+    );
+}
+
+#[test]
+fn refuses_bad_sections_naming_the_field() {
+    let cases = [
+        (
+            "[dataplane]\nburst = 0",
+            "dataplane.burst: 0 is out of range (1..=256)",
+        ),
+        (
+            "[dataplane]\nburst = 257",
+            "dataplane.burst: 257 is out of range (1..=256)",
+        ),
+        (
+            "[dataplane]\nmbufs = 10",
+            "dataplane.mbufs: 10 is out of range (64..=16777216)",
+        ),
+        (
+            "[dataplane]\npoll_mode = \"fast\"",
+            r#"dataplane.poll_mode: "fast" is not one of "adaptive", "busy""#,
+        ),
+        (
+            "[dataplane]\nmetrics_listen = \"localhost\"",
+            r#"dataplane.metrics_listen: "localhost" is not an IP address and port (e.g. "127.0.0.1:9464")"#,
+        ),
+        (
+            "[dataplane]\nadmin_socket = \"\"",
+            "dataplane.admin_socket: must not be empty",
+        ),
+        (
+            "[eal]\nworker_lcores = [1, 2, 1]",
+            "eal.worker_lcores[2]: lcore 1 is listed twice",
+        ),
+        (
+            "[eal]\nworker_lcores = []",
+            "eal.worker_lcores: must list at least one lcore",
+        ),
+        (
+            "[eal]\nmain_lcore = 500",
+            "eal.main_lcore: 500 is out of range (0..=127)",
+        ),
+        (
+            "[eal]\nargs = [\"-m\", \"\"]",
+            "eal.args[1]: must not be empty",
+        ),
+    ];
+    for (section, want) in cases {
+        let got = parse(&format!("{section}\n{ONE_PORT}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(got, want, "for {section:?}");
+    }
+    let got = parse(&format!("[dataplane]\nburst = \"many\"\n{ONE_PORT}")).unwrap_err();
+    assert!(matches!(got, ConfigError::Syntax { .. }), "{got}");
+    let text = got.to_string();
+    assert!(
+        text.starts_with("/etc/aegis/host.toml: ") && text.contains("line 2"),
+        "{text}"
+    );
+    let got = parse(&format!("[unknown]\n{ONE_PORT}"))
+        .unwrap_err()
+        .to_string();
+    assert!(got.contains("unknown field `unknown`"), "{got}");
+}
+
+#[test]
+fn refuses_bad_routes_and_neighbours_naming_the_field() {
+    let cases = [
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nvia = \"10.9.9.9\"", "route[0].via: gateway 10.9.9.9 is not on any connected subnet"),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nvia = \"10.0.1.1\"", "route[0].via: gateway 10.0.1.1 is one of our own addresses"),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nvia = \"10.0.1.255\"", "route[0].via: gateway 10.0.1.255 is the broadcast address of 10.0.1.0/24"),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nvia = \"10.0.1\"", r#"route[0].via: "10.0.1" is not an IPv4 address"#),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nport = \"eth9\"", r#"route[0].port: no port named "eth9""#),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nkind = \"drop\"", r#"route[0].kind: "drop" is not one of "blackhole", "unreachable""#),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nkind = \"blackhole\"\nvia = \"10.0.1.2\"", "route[0]: exactly one of via, port or kind is required"),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"", "route[0]: exactly one of via, port or kind is required"),
+        ("[[route]]\nkind = \"blackhole\"", "route[0].prefix: missing"),
+        ("[[route]]\nprefix = \"10.0.0.1/8\"\nkind = \"blackhole\"", "route[0].prefix: prefix 10.0.0.1/8 has host bits set (the network is 10.0.0.0/8)"),
+        ("[[route]]\nprefix = \"10.0.0.0/8\"\nkind = \"blackhole\"\n[[route]]\nprefix = \"10.0.0.0/8\"\nkind = \"unreachable\"", "route[1].prefix: 10.0.0.0/8 is already routed by route[0]"),
+        ("[[route]]\nprefix = \"10.0.1.0/24\"\nkind = \"blackhole\"", r#"route[0].prefix: 10.0.1.0/24 is the connected subnet of "eth0""#),
+        ("[[route]]\nprefix = \"10.0.1.1/32\"\nkind = \"blackhole\"", r#"route[0].prefix: 10.0.1.1/32 is our own address on "eth0""#),
+        ("[[neighbour]]\nport = \"eth0\"\nip = \"10.0.1.2\"\nmac = \"02:00:00:00:00\"", r#"neighbour[0].mac: "02:00:00:00:00" is not a MAC address (aa:bb:cc:dd:ee:ff)"#),
+        ("[[neighbour]]\nport = \"eth0\"\nip = \"10.0.1.2\"\nmac = \"ff:ff:ff:ff:ff:ff\"", r#"neighbour[0].mac: "ff:ff:ff:ff:ff:ff" is not a unicast MAC address"#),
+        ("[[neighbour]]\nport = \"eth0\"\nip = \"10.0.7.2\"\nmac = \"02:00:00:00:00:02\"", r#"neighbour[0].ip: 10.0.7.2 is not on any subnet of "eth0""#),
+        ("[[neighbour]]\nport = \"eth0\"\nip = \"10.0.1.1\"\nmac = \"02:00:00:00:00:02\"", "neighbour[0].ip: 10.0.1.1 is one of our own addresses"),
+        ("[[neighbour]]\nport = \"eth3\"\nip = \"10.0.1.2\"\nmac = \"02:00:00:00:00:02\"", r#"neighbour[0].port: no port named "eth3""#),
+        ("[[neighbour]]\nport = \"eth0\"\nip = \"10.0.1.2\"", "neighbour[0].mac: missing"),
+    ];
+    for (extra, want) in cases {
+        assert_eq!(error_with(extra), want, "for {extra:?}");
+    }
+}
+
+#[test]
+fn routes_file_lines_are_read_relative_to_the_config() {
+    let dir = TempDir::new("routes");
+    std::fs::write(
+        dir.0.join("routes.txt"),
+        "# upstream\n\ndefault via 10.0.1.254\n10.20.0.0/16 dev eth0   # attached\n10.30.0.0/16 blackhole\n10.40.0.0/16 unreachable\n",
+    )
+    .unwrap();
+    let text = format!("[dataplane]\nroutes_file = \"routes.txt\"\n{ONE_PORT}\n[[route]]\nprefix = \"10.9.0.0/16\"\nvia = \"10.0.1.2\"\n");
+    let c = HostConfig::parse(&text, &dir.0.join("host.toml")).unwrap();
+    assert_eq!(c.dataplane.routes_file, Some(dir.0.join("routes.txt")));
+    let got: Vec<(String, RouteTarget)> = c
+        .forwarding
+        .routes
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.target))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("10.9.0.0/16".to_string(), RouteTarget::Via(ip("10.0.1.2"))),
+            ("0.0.0.0/0".to_string(), RouteTarget::Via(ip("10.0.1.254"))),
+            ("10.20.0.0/16".to_string(), RouteTarget::Port(0)),
+            ("10.30.0.0/16".to_string(), RouteTarget::Blackhole),
+            ("10.40.0.0/16".to_string(), RouteTarget::Unreachable),
+        ]
+    );
+    // And load() reads the same from disk.
+    std::fs::write(dir.0.join("host.toml"), &text).unwrap();
+    assert_eq!(HostConfig::load(&dir.0.join("host.toml")).unwrap(), c);
+}
+
+#[test]
+fn routes_file_errors_name_the_line() {
+    let dir = TempDir::new("badroutes");
+    let file = dir.0.join("routes.txt");
+    let host = dir.0.join("host.toml");
+    let text = format!("[dataplane]\nroutes_file = \"routes.txt\"\n{ONE_PORT}\n[[route]]\nprefix = \"10.9.0.0/16\"\nkind = \"blackhole\"\n");
+    let cases = [
+        ("10.1.0.0/16 via 10.9.9.9\n", "route 10.1.0.0/16: gateway 10.9.9.9 is not on any connected subnet"),
+        ("10.1.0.0/16 dev eth7\n", "route 10.1.0.0/16: no port named \"eth7\""),
+        ("10.1.0.0/16 via\n", "expected \"PREFIX via GATEWAY\", \"PREFIX dev PORT\", \"PREFIX blackhole\" or \"PREFIX unreachable\", found \"10.1.0.0/16 via\""),
+        ("10.1.0.0/16 drop\n", "expected \"PREFIX via GATEWAY\", \"PREFIX dev PORT\", \"PREFIX blackhole\" or \"PREFIX unreachable\", found \"10.1.0.0/16 drop\""),
+        ("10.1.0.1/16 blackhole\n", "prefix 10.1.0.1/16 has host bits set (the network is 10.1.0.0/16)"),
+        ("10.1.0.0 blackhole\n", "\"10.1.0.0\" is not an IPv4 prefix (a.b.c.d/len)"),
+        ("10.9.0.0/16 unreachable\n", "10.9.0.0/16 is already routed by route[0]"),
+    ];
+    for (line, want) in cases {
+        std::fs::write(&file, format!("# header\n10.2.0.0/16 blackhole\n{line}")).unwrap();
+        let got = HostConfig::parse(&text, &host).unwrap_err().to_string();
+        assert_eq!(got, format!("{}:3: {want}", file.display()), "for {line:?}");
+    }
+    std::fs::write(&file, "10.2.0.0/16 blackhole\n10.2.0.0/16 unreachable\n").unwrap();
+    let got = HostConfig::parse(&text, &host).unwrap_err().to_string();
+    assert_eq!(
+        got,
+        format!(
+            "{0}:2: 10.2.0.0/16 is already routed by {0}:1",
+            file.display()
+        )
+    );
+    std::fs::remove_file(&file).unwrap();
+    let got = HostConfig::parse(&text, &host).unwrap_err();
+    assert!(
+        matches!(got, ConfigError::Io { ref path, .. } if *path == file),
+        "{got}"
+    );
+}
+
+#[test]
+fn eal_argv_adds_what_the_args_leave_out() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(
+        c.eal_argv("aegis-dataplane", "aegis-42"),
+        [
+            "aegis-dataplane",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--file-prefix",
+            "aegis-42",
+            "-l",
+            "0,1",
+            "--main-lcore",
+            "0",
+            "--vdev",
+            "net_af_packet0,iface=veth-a",
+            "--vdev",
+            "net_af_packet1,iface=veth-b",
+        ]
+    );
+    let text = r#"
+[eal]
+args = ["--file-prefix=mine", "-l", "2-3"]
+[[port]]
+name = "p0"
+devargs = "0000:00:08.0"
+"#;
+    let c = parse(text).unwrap();
+    assert!(c.ports[0].is_pci());
+    assert_eq!(
+        c.eal_argv("x", "aegis-1"),
+        ["x", "--file-prefix=mine", "-l", "2-3", "-a", "0000:00:08.0"]
+    );
+    assert!(is_pci_address("00:08.0"));
+    assert!(!is_pci_address("net_null0"));
+    assert!(!is_pci_address("0000:00:08.9"));
+}

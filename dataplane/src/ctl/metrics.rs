@@ -1,0 +1,483 @@
+//! Prometheus endpoint: renders the [`AdminBackend`]'s counters in the text exposition
+//! format and serves them as `GET /metrics` over HTTP/1.1 on a TCP address.
+//!
+//! Families: `aegis_revision`, `aegis_uptime_seconds`; per port (`port` label)
+//! `aegis_port_admin_up`, `aegis_port_link_up`, `aegis_port_{rx,tx}_{packets,bytes}_total`,
+//! `aegis_port_rx_missed_total`, `aegis_port_{rx,tx}_errors_total`,
+//! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
+//! `aegis_worker_idle_polls_total`, `aegis_worker_sleeps_total`; per worker and node
+//! (`worker`, `node`) `aegis_node_calls_total`, `aegis_node_packets_total`,
+//! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
+//! `aegis_drops_total`.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+
+use super::backend::{AdminBackend, AdminError};
+use super::types::{InterfaceInfo, NodeRuntime, WorkerRuntime};
+
+/// Content type of the text exposition format.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long shutdown waits for scrapes in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the metrics endpoint could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Binding or accepting on the listen address failed.
+    #[error("metrics endpoint {addr}: cannot {action}: {source}")]
+    Io {
+        /// The listen address.
+        addr: SocketAddr,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// A bound metrics listener, not yet serving.
+pub struct MetricsServer {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    backend: Arc<dyn AdminBackend>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (port 0 picks a free port; see [`MetricsServer::local_addr`]).
+    pub fn bind(addr: SocketAddr, backend: Arc<dyn AdminBackend>) -> Result<Self, MetricsError> {
+        let io_err = |action| {
+            move |source| MetricsError::Io {
+                addr,
+                action,
+                source,
+            }
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(io_err("bind"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("set non-blocking"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io_err("read the local address"))?;
+        Ok(MetricsServer {
+            listener,
+            addr,
+            backend,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then waits (briefly) for scrapes in flight.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), MetricsError> {
+        let addr = self.addr;
+        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|source| {
+            MetricsError::Io {
+                addr,
+                action: "register with the runtime",
+                source,
+            }
+        })?;
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // Per-connection failures (e.g. the peer reset before accept) are not
+                    // fatal for the endpoint; back off briefly on resource exhaustion.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let backend = Arc::clone(&self.backend);
+            let service = hyper::service::service_fn(move |req| {
+                let backend = Arc::clone(&backend);
+                async move { Ok::<_, std::convert::Infallible>(handle(req, backend).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                // A client that goes away mid-response is its own problem.
+                let _ = conn.await;
+            });
+        }
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+        Ok(())
+    }
+}
+
+/// Binds `addr` and serves `/metrics` from `backend` until `shutdown` completes.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    backend: Arc<dyn AdminBackend>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), MetricsError> {
+    MetricsServer::bind(addr, backend)?.serve(shutdown).await
+}
+
+async fn handle(req: Request<Incoming>, backend: Arc<dyn AdminBackend>) -> Response<Full<Bytes>> {
+    if req.uri().path() != "/metrics" {
+        return reply(StatusCode::NOT_FOUND, "not found; try /metrics\n".into());
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
+    }
+    match tokio::task::spawn_blocking(move || render(backend.as_ref())).await {
+        Ok(Ok(text)) => {
+            let mut resp = reply(StatusCode::OK, text);
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+            );
+            resp
+        }
+        Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics task failed: {e}\n"),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// One metric family read from values of type `T`: name, help text, value.
+type Family<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// Renders every metric family from `backend` in the Prometheus text format.
+pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
+    let status = backend.status()?;
+    let ports = backend.interfaces()?;
+    let workers = backend.runtime()?;
+    let errors = backend.errors()?;
+
+    let mut out = Text::default();
+    out.family("aegis_revision", "gauge", "Configuration revision.");
+    out.sample("aegis_revision", &[], status.revision);
+    out.family(
+        "aegis_uptime_seconds",
+        "gauge",
+        "Seconds since the dataplane started.",
+    );
+    out.sample_f64("aegis_uptime_seconds", &[], status.uptime.as_secs_f64());
+
+    let port_gauges: [Family<InterfaceInfo>; 2] = [
+        (
+            "aegis_port_admin_up",
+            "Port administratively up (1) or down (0).",
+            |p| u64::from(p.admin_up),
+        ),
+        ("aegis_port_link_up", "Port link up (1) or down (0).", |p| {
+            u64::from(p.link_up)
+        }),
+    ];
+    let ports: Vec<_> = ports
+        .iter()
+        .map(|p| (vec![("port", p.name.clone())], p))
+        .collect();
+    out.families("gauge", &port_gauges, &ports);
+    let port_counters: [Family<InterfaceInfo>; 8] = [
+        ("aegis_port_rx_packets_total", "Packets received.", |p| {
+            p.counters.rx_packets
+        }),
+        ("aegis_port_rx_bytes_total", "Bytes received.", |p| {
+            p.counters.rx_bytes
+        }),
+        ("aegis_port_tx_packets_total", "Packets sent.", |p| {
+            p.counters.tx_packets
+        }),
+        ("aegis_port_tx_bytes_total", "Bytes sent.", |p| {
+            p.counters.tx_bytes
+        }),
+        (
+            "aegis_port_rx_missed_total",
+            "Packets dropped by the NIC (rx queue full).",
+            |p| p.counters.rx_missed,
+        ),
+        (
+            "aegis_port_rx_errors_total",
+            "Erroneous received packets.",
+            |p| p.counters.rx_errors,
+        ),
+        ("aegis_port_tx_errors_total", "Failed transmissions.", |p| {
+            p.counters.tx_errors
+        }),
+        (
+            "aegis_port_rx_nombuf_total",
+            "Receive failures for lack of mbufs.",
+            |p| p.counters.rx_nombuf,
+        ),
+    ];
+    out.families("counter", &port_counters, &ports);
+
+    let worker_counters: [Family<WorkerRuntime>; 3] = [
+        ("aegis_worker_polls_total", "Worker poll rounds.", |w| {
+            w.polls
+        }),
+        (
+            "aegis_worker_idle_polls_total",
+            "Poll rounds that received nothing.",
+            |w| w.idle_polls,
+        ),
+        (
+            "aegis_worker_sleeps_total",
+            "Sleeps taken by adaptive polling.",
+            |w| w.sleeps,
+        ),
+    ];
+    let by_worker: Vec<_> = workers
+        .iter()
+        .map(|w| (vec![("worker", w.id.to_string())], w))
+        .collect();
+    out.families("counter", &worker_counters, &by_worker);
+    let node_counters: [Family<NodeRuntime>; 3] = [
+        (
+            "aegis_node_calls_total",
+            "Times a graph node was dispatched.",
+            |n| n.calls,
+        ),
+        (
+            "aegis_node_packets_total",
+            "Packets processed by a graph node.",
+            |n| n.vectors,
+        ),
+        (
+            "aegis_node_clocks_total",
+            "TSC cycles spent in a graph node.",
+            |n| n.clocks,
+        ),
+    ];
+    let nodes: Vec<_> = workers
+        .iter()
+        .flat_map(|w| {
+            w.nodes.iter().map(move |n| {
+                (
+                    vec![("worker", w.id.to_string()), ("node", n.name.clone())],
+                    n,
+                )
+            })
+        })
+        .collect();
+    out.families("counter", &node_counters, &nodes);
+
+    out.family(
+        "aegis_drops_total",
+        "counter",
+        "Packets dropped, by reason (all workers).",
+    );
+    let mut drops: Vec<(&str, u64)> = Vec::new();
+    for c in errors.iter().flat_map(|w| &w.counts) {
+        match drops.iter_mut().find(|(r, _)| *r == c.reason) {
+            Some((_, n)) => *n = n.saturating_add(c.count),
+            None => drops.push((&c.reason, c.count)),
+        }
+    }
+    for (reason, count) in drops {
+        out.sample("aegis_drops_total", &[("reason", reason)], count);
+    }
+    Ok(out.0)
+}
+
+/// Accumulates exposition-format text.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// Writes each family with one sample per item (labels, value source).
+    fn families<T>(
+        &mut self,
+        kind: &str,
+        families: &[Family<T>],
+        items: &[(Vec<(&str, String)>, &T)],
+    ) {
+        for (name, help, get) in families {
+            self.family(name, kind, help);
+            for (labels, item) in items {
+                let labels: Vec<(&str, &str)> =
+                    labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.sample(name, &labels, get(item));
+            }
+        }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.labels(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn sample_f64(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.labels(name, labels);
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.0.push_str(name);
+        if labels.is_empty() {
+            return;
+        }
+        self.0.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.0.push_str(key);
+            self.0.push_str("=\"");
+            for ch in value.chars() {
+                match ch {
+                    '\\' => self.0.push_str("\\\\"),
+                    '"' => self.0.push_str("\\\""),
+                    '\n' => self.0.push_str("\\n"),
+                    c => self.0.push(c),
+                }
+            }
+            self.0.push('"');
+        }
+        self.0.push('}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::ctl::{MemoryBackend, PollMode, PortCounters, WorkerInfo};
+
+    fn backend() -> Arc<MemoryBackend> {
+        let workers = [
+            WorkerInfo { id: 0, lcore: 1 },
+            WorkerInfo { id: 1, lcore: 2 },
+        ];
+        let b = MemoryBackend::new(PollMode::Busy, &workers);
+        b.add_port("eth0", "net_null0", [2, 0, 0, 0, 0, 1], 1500, 10_000)
+            .unwrap();
+        b.add_port("we\"ird", "net_null1", [2, 0, 0, 0, 0, 2], 1500, 0)
+            .unwrap();
+        let c = PortCounters {
+            rx_packets: 7,
+            rx_bytes: 448,
+            rx_missed: 2,
+            ..PortCounters::default()
+        };
+        b.count_port("eth0", c).unwrap();
+        b.set_port_state("we\"ird".into(), false).unwrap();
+        b.count_node(0, "ip4-input", 3, 90, 9000).unwrap();
+        b.count_node(1, "ip4-input", 1, 10, 800).unwrap();
+        b.count_polls(1, 100, 60, 5).unwrap();
+        b.count_drop(0, "no_route", "No route.", 4).unwrap();
+        b.count_drop(1, "no_route", "No route.", 6).unwrap();
+        b.declare_reason("port_down", "Port down.").unwrap();
+        Arc::new(b)
+    }
+
+    #[test]
+    fn renders_families_and_samples() {
+        let text = render(backend().as_ref()).unwrap();
+        for line in [
+            "# TYPE aegis_drops_total counter",
+            "aegis_drops_total{reason=\"no_route\"} 10",
+            "aegis_drops_total{reason=\"port_down\"} 0",
+            "aegis_port_rx_packets_total{port=\"eth0\"} 7",
+            "aegis_port_rx_bytes_total{port=\"eth0\"} 448",
+            "aegis_port_rx_missed_total{port=\"eth0\"} 2",
+            "aegis_port_admin_up{port=\"we\\\"ird\"} 0",
+            "aegis_port_admin_up{port=\"eth0\"} 1",
+            "aegis_node_packets_total{worker=\"0\",node=\"ip4-input\"} 90",
+            "aegis_node_clocks_total{worker=\"1\",node=\"ip4-input\"} 800",
+            "aegis_node_calls_total{worker=\"0\",node=\"ip4-input\"} 3",
+            "aegis_worker_idle_polls_total{worker=\"1\"} 60",
+            "aegis_revision 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample belongs to a declared family.
+        let declared: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(declared.contains(&name), "undeclared {name}");
+        }
+    }
+
+    async fn get(addr: SocketAddr, request: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_over_http() {
+        let server = MetricsServer::bind("127.0.0.1:0".parse().unwrap(), backend()).unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        let ok = get(
+            addr,
+            "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.contains("text/plain; version=0.0.4"), "{ok}");
+        assert!(
+            ok.contains("aegis_drops_total{reason=\"no_route\"} 10"),
+            "{ok}"
+        );
+        let missing = get(
+            addr,
+            "GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+        let post = get(
+            addr,
+            "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! The worker: one per lcore, run to completion — for each port, rx burst → graph → tx
+//! burst; then packets the control thread injected; then the hold queue; then the idle
+//! policy. The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
+//! per poll unless something changed) and never locks or allocates on the packet path.
+
+pub mod dpdk;
+pub mod io;
+pub mod poll;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::graph::stats::bump;
+use crate::graph::{
+    ControlEvent, DropReason, Graph, GraphEnv, TxFrame, WorkerStats, SLOT_PORT_RX, SLOT_PORT_TX,
+};
+use crate::state::SnapshotReader;
+use io::PortQueues;
+use poll::{Backoff, PollMode};
+
+/// Capacity of the worker → control event queue.
+pub const EVENT_QUEUE: usize = 1024;
+/// Capacity of the control → worker injection queue.
+pub const INJECT_QUEUE: usize = 256;
+/// How often held packets are checked for expiry.
+const HOLD_CHECK_NS: u64 = 10_000_000;
+
+/// A frame the control thread wants sent on a port (ARP requests, announcements).
+#[derive(Debug, Clone)]
+pub struct Injection {
+    /// Port index.
+    pub port: u16,
+    /// The whole Ethernet frame.
+    pub frame: Vec<u8>,
+}
+
+/// What the control thread keeps of each worker: its counters and both queues.
+#[derive(Debug, Clone)]
+pub struct WorkerHandle {
+    /// Worker index.
+    pub id: usize,
+    /// Its counters.
+    pub stats: Arc<WorkerStats>,
+    /// Events it reports.
+    pub events: Arc<ArrayQueue<ControlEvent>>,
+    /// Frames to send through it.
+    pub inject: Arc<ArrayQueue<Injection>>,
+}
+
+impl WorkerHandle {
+    /// A handle with fresh counters and queues.
+    pub fn new(id: usize) -> Self {
+        WorkerHandle {
+            id,
+            stats: Arc::new(WorkerStats::default()),
+            events: Arc::new(ArrayQueue::new(EVENT_QUEUE)),
+            inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
+        }
+    }
+}
+
+/// A time source: a cycle counter and its frequency.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Reads the cycle counter.
+    pub cycles: fn() -> u64,
+    /// Counter ticks per second.
+    pub hz: u64,
+}
+
+impl Clock {
+    /// Nanoseconds on this clock.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        ((self.cycles)() as u128 * 1_000_000_000 / self.hz.max(1) as u128) as u64
+    }
+
+    /// A clock in nanoseconds from `std::time::Instant` (tests, tools without an EAL).
+    pub fn monotonic() -> Clock {
+        fn ns() -> u64 {
+            static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            EPOCH.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+        }
+        Clock {
+            cycles: ns,
+            hz: 1_000_000_000,
+        }
+    }
+}
+
+/// Worker settings.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// Idle policy.
+    pub poll_mode: PollMode,
+    /// Packets per rx burst (1..=256).
+    pub burst: usize,
+}
+
+/// One worker: its queues, its graph and its view of the snapshot.
+pub struct Worker<Q: PortQueues> {
+    queues: Q,
+    graph: Graph<Q::Buf>,
+    env: GraphEnv,
+    snap: SnapshotReader,
+    inject: Arc<ArrayQueue<Injection>>,
+    backoff: Backoff,
+    burst: usize,
+    clock: Clock,
+    rx: TxFrame<Q::Buf>,
+    next_hold_check: u64,
+}
+
+impl<Q: PortQueues> Worker<Q> {
+    /// A worker over `queues`, reporting through `handle`.
+    pub fn new(
+        queues: Q,
+        handle: &WorkerHandle,
+        snap: SnapshotReader,
+        cfg: WorkerConfig,
+        clock: Clock,
+    ) -> Self {
+        let n = queues.n_ports();
+        Worker {
+            queues,
+            graph: Graph::new(n, clock.cycles),
+            env: GraphEnv::new(handle.stats.clone(), handle.events.clone()),
+            snap,
+            inject: handle.inject.clone(),
+            backoff: Backoff::new(cfg.poll_mode),
+            burst: cfg.burst.clamp(1, crate::graph::FRAME_CAP),
+            clock,
+            rx: TxFrame::new(),
+            next_hold_check: 0,
+        }
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let got = self.poll_once();
+            if let Some(d) = self.backoff.after_poll(got) {
+                bump(&self.env.stats.sleeps, 1);
+                std::thread::sleep(d);
+            }
+        }
+    }
+
+    /// One pass over every port; returns the packets received.
+    pub fn poll_once(&mut self) -> usize {
+        let stats = self.env.stats.clone();
+        let now = self.clock.now_ns();
+        if self.snap.changed() {
+            self.graph.release_held(self.snap.get(), now, &stats);
+            self.graph.run(self.snap.get(), now, &mut self.env);
+            self.flush();
+        }
+        let mut got = 0;
+        for port in 0..self.queues.n_ports() {
+            let t0 = (self.clock.cycles)();
+            self.queues.rx(port, &mut self.rx, self.burst);
+            let n = self.rx.len();
+            if n == 0 {
+                continue;
+            }
+            stats.node(SLOT_PORT_RX, n as u64, (self.clock.cycles)().wrapping_sub(t0));
+            got += n;
+            self.graph.input(port as u16, self.rx.drain(..), &stats);
+            self.graph.run(self.snap.get(), now, &mut self.env);
+            self.flush();
+        }
+        let injected = self.drain_injections();
+        if self.graph.has_held() && now >= self.next_hold_check {
+            self.next_hold_check = now + HOLD_CHECK_NS;
+            self.graph.release_held(self.snap.get(), now, &stats);
+            self.graph.run(self.snap.get(), now, &mut self.env);
+            self.flush();
+        }
+        bump(&stats.polls, 1);
+        if got == 0 {
+            bump(&stats.idle_polls, 1);
+        }
+        got + injected
+    }
+
+    /// Sends what the control thread queued for transmission.
+    fn drain_injections(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(inj) = self.inject.pop() {
+            match self.queues.alloc_copy(&inj.frame) {
+                Some(buf) => self.graph.inject_tx(inj.port, buf, &self.env.stats),
+                None => self.env.stats.count_drop(DropReason::NoBuffers),
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.flush();
+        }
+        n
+    }
+
+    /// Transmits every port's pending frame; what the driver refuses is dropped and counted.
+    fn flush(&mut self) {
+        let stats = &self.env.stats;
+        for (port, frame) in self.graph.tx_frames().iter_mut().enumerate() {
+            if frame.is_empty() {
+                continue;
+            }
+            let n = frame.len();
+            let t0 = (self.clock.cycles)();
+            self.queues.tx(port, frame);
+            stats.node(SLOT_PORT_TX, n as u64, (self.clock.cycles)().wrapping_sub(t0));
+            for buf in frame.drain(..) {
+                stats.count_drop(DropReason::TxQueueFull);
+                drop(buf);
+            }
+        }
+    }
+
+    /// The worker's queues (tests inspect in-memory queues through this).
+    pub fn queues_mut(&mut self) -> &mut Q {
+        &mut self.queues
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A five-minute tour of Aegis on one machine (as root, Debian 12):
+#
+#   sudo bash scripts/lab-demo.sh [--hold]
+#
+# Installs dependencies and builds (scripts/install-deps.sh), then `aegis-lab demo` builds
+#
+#   h1 10.0.1.2 --veth-- [10.0.1.1] r1: aegis-dataplane [10.0.2.1] --veth-- 10.0.2.2 h2
+#
+# in network namespaces, pings h1 -> h2 through the dataplane, traceroutes, and prints
+# `aegisctl dp show runtime|errors|interfaces`. Everything is removed afterwards, also when
+# the demo fails or is interrupted. --hold keeps the lab up until you press Enter.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "lab-demo.sh: run as root (network namespaces)" >&2
+    exit 1
+fi
+
+echo "==> Installing dependencies and building (first run takes a while)"
+bash scripts/install-deps.sh >/tmp/aegis-install-deps.log 2>&1 || {
+    tail -n 40 /tmp/aegis-install-deps.log >&2
+    echo "lab-demo.sh: scripts/install-deps.sh failed; full log: /tmp/aegis-install-deps.log" >&2
+    exit 1
+}
+echo "    done (log: /tmp/aegis-install-deps.log)"
+
+# The demo tears its lab down itself; this catches what an interrupted demo leaves behind
+# (cleanup only removes labs whose process has exited).
+trap 'target/release/aegis-lab cleanup --prefix demo >/dev/null 2>&1 || true' EXIT
+
+target/release/aegis-lab demo "$@"

@@ -1,0 +1,204 @@
+//! `aegis-lab`: the lab from the command line.
+//!
+//! - `aegis-lab demo [--hold]`: builds h1 — r1 (aegis-dataplane) — h2, shows ping, traceroute
+//!   and the dataplane's `show` commands, then tears it down (`--hold` waits for Enter first,
+//!   so you can try commands yourself).
+//! - `aegis-lab cleanup [--all] [--prefix P]`: removes leftovers of labs whose process died
+//!   (`--all`: of every lab, also running ones).
+#![deny(unsafe_code)]
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aegis_lab::cleanup::{self, Selection};
+use aegis_lab::{cmd, env, RouterLab};
+
+const USAGE: &str = "\
+usage: aegis-lab demo [--hold]
+       aegis-lab cleanup [--all] [--prefix PREFIX]
+
+demo     build h1 -- r1 (aegis-dataplane) -- h2 in network namespaces, show ping, traceroute
+         and `aegisctl dp show ...`, then remove everything. --hold keeps the lab up until
+         you press Enter. Binaries come from $AEGIS_BIN_DIR or <workspace>/target/release.
+cleanup  remove namespaces, DPDK runtime dirs and temp dirs left by labs whose process is
+         gone. --all also removes labs that are still running; --prefix limits it to labs
+         created with that prefix.
+Needs root.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match words.as_slice() {
+        ["demo", rest @ ..] => parse_demo(rest).and_then(demo),
+        ["cleanup", rest @ ..] => parse_cleanup(rest).and_then(|s| run_cleanup(&s)),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown command\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aegis-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_demo(rest: &[&str]) -> Result<bool, String> {
+    match rest {
+        [] => Ok(false),
+        ["--hold"] => Ok(true),
+        _ => Err(format!("demo: unexpected arguments {rest:?}\n\n{USAGE}")),
+    }
+}
+
+fn parse_cleanup(rest: &[&str]) -> Result<Selection, String> {
+    let mut sel = Selection::default();
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match *a {
+            "--all" => sel.all = true,
+            "--prefix" => {
+                let p = it.next().ok_or("cleanup: --prefix needs a value")?;
+                aegis_lab::names::validate_prefix(p).map_err(|e| e.to_string())?;
+                sel.prefix = Some(p.to_string());
+            }
+            other => return Err(format!("cleanup: unexpected argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(sel)
+}
+
+fn run_cleanup(sel: &Selection) -> Result<(), String> {
+    if !env::is_root() {
+        return Err("cleanup needs root".into());
+    }
+    let report = cleanup::cleanup(sel).map_err(|e| e.to_string())?;
+    for r in &report.removed {
+        println!("removed {r}");
+    }
+    for l in &report.live {
+        println!("kept {l} (its process is still running; use --all to remove it)");
+    }
+    if report.removed.is_empty() {
+        println!("nothing to clean up");
+    }
+    Ok(())
+}
+
+/// Bold headings and cyan commands on a terminal, plain text otherwise.
+fn color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+}
+
+fn heading(text: &str) {
+    if color() {
+        println!("\n\x1b[1m== {text}\x1b[0m");
+    } else {
+        println!("\n== {text}");
+    }
+}
+
+fn show_cmd(line: &str) {
+    if color() {
+        println!("\x1b[36m$ {line}\x1b[0m");
+    } else {
+        println!("$ {line}");
+    }
+}
+
+fn demo(hold: bool) -> Result<(), String> {
+    env::check(&["ping", "traceroute", "ethtool", "python3"])?;
+    heading("Building the lab");
+    println!(
+        "  h1 {h1}/24 --veth-- [{p1} {r1a}/24] r1: aegis-dataplane [{p2} {r1b}/24] --veth-- h2 {h2}/24",
+        h1 = RouterLab::H1_IP,
+        h2 = RouterLab::H2_IP,
+        p1 = RouterLab::R1_H1_IF,
+        p2 = RouterLab::R1_H2_IF,
+        r1a = RouterLab::R1_H1_IP,
+        r1b = RouterLab::R1_H2_IP,
+    );
+    let mut rl = RouterLab::start("demo").map_err(|e| e.to_string())?;
+    let id = rl.lab.id().clone();
+    let ns = |h: &str| id.ns(h);
+    println!("  namespaces: {}, {}, {}", ns("h1"), ns("h2"), ns("r1"));
+    println!("  config:     {}", rl.config.display());
+    println!("  admin API:  {}", rl.ctl.socket().display());
+    println!(
+        "  log:        {}",
+        rl.lab.proc(rl.dataplane).log_path().display()
+    );
+
+    let result = demo_steps(&mut rl);
+    if result.is_err() {
+        eprintln!(
+            "\n--- aegis-dataplane log (tail) ---\n{}",
+            rl.lab.proc(rl.dataplane).log_tail(40)
+        );
+    } else if hold {
+        heading("The lab is up");
+        println!("Try, in another shell:");
+        println!("  ip netns exec {} ping {}", ns("h1"), RouterLab::H2_IP);
+        println!("  {}", rl.ctl.display(false, &["show", "neighbours"]));
+        println!("  {}", rl.ctl.display(false, &["show", "routes"]));
+        println!("Press Enter to tear it down.");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+    heading("Tearing down");
+    rl.lab.teardown().map_err(|e| e.to_string())?;
+    println!("  namespaces, processes and temp files removed");
+    result
+}
+
+fn demo_steps(rl: &mut RouterLab) -> Result<(), String> {
+    rl.wait_forwarding(Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+
+    let ns_h1 = rl.lab.id().ns(RouterLab::H1);
+    let steps: [(&str, &str, Vec<&str>); 2] = [
+        (
+            "Ping h1 -> h2 through the dataplane",
+            "ping",
+            vec!["-n", "-c", "3", "-i", "0.2", RouterLab::H2_IP],
+        ),
+        (
+            "Traceroute h1 -> h2 (hop 1 is the dataplane)",
+            "traceroute",
+            vec![
+                "-n",
+                "-I",
+                "-q",
+                "1",
+                "-w",
+                "1",
+                "-m",
+                "5",
+                RouterLab::H2_IP,
+            ],
+        ),
+    ];
+    for (title, prog, args) in steps {
+        heading(title);
+        let mut line = vec!["netns", "exec", ns_h1.as_str(), prog];
+        line.extend(args.iter().copied());
+        show_cmd(&cmd::display("ip", &line));
+        let out = rl
+            .lab
+            .exec_ok(RouterLab::H1, prog, &args)
+            .map_err(|e| e.to_string())?;
+        print!("{out}");
+    }
+    for what in ["runtime", "errors", "interfaces"] {
+        heading(&format!("aegisctl dp show {what}"));
+        show_cmd(&rl.ctl.display(false, &["show", what]));
+        let out = rl.ctl.text(&["show", what]).map_err(|e| e.to_string())?;
+        print!("{out}");
+    }
+    rl.check_alive("the demo").map_err(|e| e.to_string())
+}
