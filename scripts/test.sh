@@ -7,18 +7,32 @@
 #      (aegis-dataplane, aegisctl, aegis-lab ...) that the topology tests start;
 #   2. cargo fmt --check;  3. cargo clippy -D warnings;
 #   4. cargo nextest run --workspace --release (release, so the tests use the binaries built
-#      in step 1 and each topology test gets its own lab and runs in parallel).
+#      in step 1; each topology test builds its own lab, so they run in parallel).
 #
-# Exits non-zero on the first failing step. Under CI=true nothing may skip: the topology tests
-# fail instead of skipping when they lack root, `ip netns` or the binaries.
-# AEGIS_TEST_TIMEOUT (seconds, default 4500) bounds the test step so a hang cannot eat CI's
-# 90 minutes silently.
+# Steps 2-4 all run even if one fails, so one CI run reports every problem; the script exits
+# non-zero if any step failed. A failing step 1 stops everything. Under CI=true nothing may
+# skip: the topology tests fail instead of skipping when they lack root, `ip netns` or the
+# binaries. AEGIS_TEST_TIMEOUT (seconds, default 4500) bounds step 4 so a hang cannot eat
+# CI's 90 minutes silently.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+failed=()
+
 step() { printf '\n==== %s\n' "$*"; }
+
+# Runs a step; records its name if it fails instead of stopping.
+check() {
+    local name=$1
+    shift
+    step "$name"
+    if ! "$@"; then
+        echo "==== FAILED: $name"
+        failed+=("$name")
+    fi
+}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: must run as root (package install, network namespaces)" >&2
@@ -28,29 +42,34 @@ fi
 step "install dependencies and build release binaries"
 bash scripts/install-deps.sh
 
-step "cargo fmt --check"
-cargo fmt --all --check
-
-step "cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
-
-# Topology tests run the release binaries; make sure they are there even if install-deps was
-# told to skip the build by a caller's environment in the future.
+# The topology tests start these; a missing one is a failure here, not a skip later.
 for bin in aegis-dataplane aegisctl aegis-lab; do
     if [ ! -x "target/release/$bin" ]; then
-        echo "test.sh: target/release/$bin is missing after the build" >&2
-        exit 1
+        echo "test.sh: target/release/$bin was not built" >&2
+        failed+=("build target/release/$bin")
     fi
 done
 
-step "remove leftovers of earlier, killed test runs"
-target/release/aegis-lab cleanup
+check "cargo fmt --check" cargo fmt --all --check
+check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo nextest run --workspace --release"
-status=0
-timeout --signal=TERM --kill-after=60 "${AEGIS_TEST_TIMEOUT:-4500}" \
-    cargo nextest run --workspace --release --no-fail-fast || status=$?
+if [ -x target/release/aegis-lab ]; then
+    step "remove leftovers of earlier, killed test runs"
+    target/release/aegis-lab cleanup
+fi
 
-step "remove what a failed run may have left"
-target/release/aegis-lab cleanup || true
-exit "$status"
+check "cargo nextest run --workspace --release" \
+    timeout --signal=TERM --kill-after=60 "${AEGIS_TEST_TIMEOUT:-4500}" \
+    cargo nextest run --workspace --release --no-fail-fast
+
+if [ -x target/release/aegis-lab ]; then
+    step "remove what a failed run may have left"
+    target/release/aegis-lab cleanup || true
+fi
+
+if [ "${#failed[@]}" -ne 0 ]; then
+    printf '\n==== test.sh: %d step(s) failed:\n' "${#failed[@]}"
+    printf '  - %s\n' "${failed[@]}"
+    exit 1
+fi
+printf '\n==== test.sh: all steps passed\n'

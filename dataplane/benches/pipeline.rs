@@ -93,7 +93,12 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(FRAME_CAP as u64));
     g.bench_function("ip4_forward_frame_256", |b| {
         b.iter_batched(
-            || frames.iter().map(|f| HeapBuf::from_bytes(f)).collect::<Vec<_>>(),
+            || {
+                frames
+                    .iter()
+                    .map(|f| HeapBuf::from_bytes(f))
+                    .collect::<Vec<_>>()
+            },
             |bufs| {
                 graph.input(0, bufs, &stats);
                 graph.run(&snap, 0, &mut env);

@@ -89,14 +89,7 @@ pub struct EalConfig {
     pub worker_lcores: Vec<u32>,
 }
 
-/// How workers poll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollMode {
-    /// Spin on rx bursts.
-    Busy,
-    /// Back off and sleep when idle.
-    Adaptive,
-}
+pub use crate::worker::poll::PollMode;
 
 /// `[dataplane]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +106,9 @@ pub struct DataplaneConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Routes file, resolved against the configuration file's folder.
     pub routes_file: Option<PathBuf>,
+    /// Journal of runtime changes (admin API) replayed at start, resolved like
+    /// `routes_file`; `None`: runtime changes last until the process ends.
+    pub runtime_log: Option<PathBuf>,
 }
 
 /// The DPDK side of a `[[port]]`.
@@ -256,6 +252,7 @@ struct RawDataplane {
     admin_socket: Option<String>,
     metrics_listen: Option<String>,
     routes_file: Option<String>,
+    runtime_log: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -351,14 +348,10 @@ fn eal(raw: RawEal) -> Result<EalConfig, ConfigError> {
 
 fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigError> {
     let poll_mode = match raw.poll_mode.as_deref() {
-        None | Some("adaptive") => PollMode::Adaptive,
-        Some("busy") => PollMode::Busy,
-        Some(other) => {
-            return Err(field(
-                "dataplane.poll_mode",
-                format!("{other:?} is not one of \"adaptive\", \"busy\""),
-            ))
-        }
+        None => PollMode::Adaptive,
+        Some(m) => m
+            .parse::<PollMode>()
+            .map_err(|e| field("dataplane.poll_mode", e))?,
     };
     let burst = match raw.burst {
         Some(b) => in_range("dataplane.burst", b, BURST_RANGE)?,
@@ -390,6 +383,11 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
         Some(f) => Some(base.join(f)),
         None => None,
     };
+    let runtime_log = match raw.runtime_log {
+        Some(f) if f.is_empty() => return Err(field("dataplane.runtime_log", "must not be empty")),
+        Some(f) => Some(base.join(f)),
+        None => None,
+    };
     Ok(DataplaneConfig {
         poll_mode,
         burst,
@@ -397,6 +395,7 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
         admin_socket: PathBuf::from(admin_socket),
         metrics_listen,
         routes_file,
+        runtime_log,
     })
 }
 

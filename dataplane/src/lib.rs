@@ -16,6 +16,7 @@
 pub mod buf;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod fib;
 pub mod graph;
 pub mod nodes;

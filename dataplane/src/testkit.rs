@@ -147,7 +147,6 @@ impl Pipeline {
     }
 }
 
-
 impl Pipeline {
     /// Runs arbitrary frames through the graph (port = `port % 2`) and checks that every
     /// packet is accounted for: transmitted, dropped with a counted reason, consumed, or

@@ -1,5 +1,6 @@
 //! Real EAL: a `net_null` port probed from devargs. Received packets have the configured size
-//! and the rx/tx counters follow the bursts; the link, MAC and driver info are readable.
+//! and the rx/tx counters follow the bursts; the link, MAC and driver info are readable; a
+//! closed device can be probed again.
 //! One EAL test per file (see `eal_support`).
 
 mod eal_support;
@@ -78,6 +79,10 @@ fn null_port_counts_rx_and_tx() {
     drop((rx, tx));
     port.stop().unwrap();
     drop((port, pool));
+    // Closing the last port of a device detaches it, so it can be probed again.
+    let again = Port::probe(&eal, "net_null0,size=128").unwrap();
+    assert_eq!(again.name(), "net_null0");
+    drop(again);
     let dir = eal.runtime_dir().to_owned();
     assert!(dir.exists());
     eal.cleanup().unwrap();

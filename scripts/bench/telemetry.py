@@ -3,7 +3,8 @@
 and measures its tx rate from `/ethdev/stats` (two samples, N seconds apart).
 
 Usage:
-  telemetry.py wait    RUNTIME_DIR PORT_NAME [--timeout S]   wait until the port sends
+  telemetry.py wait    RUNTIME_DIR PORT_NAME [--timeout S] [--pid P]
+                                             wait until the port sends (give up if P exits)
   telemetry.py measure RUNTIME_DIR PORT_NAME SECONDS           print "packets seconds mpps"
   telemetry.py stats   RUNTIME_DIR PORT_NAME                   print the port's stats as JSON
 
@@ -33,8 +34,11 @@ class Telemetry:
         self.max_len = int(hello.get("max_output_len", 16384))
 
     def query(self, cmd):
-        self.sock.send(cmd.encode())
-        reply = self.sock.recv(max(self.max_len, 65536))
+        try:
+            self.sock.send(cmd.encode())
+            reply = self.sock.recv(max(self.max_len, 65536))
+        except OSError as e:
+            raise TelemetryError(f"telemetry connection lost on {cmd}: {e}") from e
         if not reply:
             raise TelemetryError(f"telemetry closed the connection on {cmd}")
         data = json.loads(reply.decode())
@@ -57,30 +61,45 @@ class Telemetry:
         self.sock.close()
 
 
-def connect(runtime_dir, timeout):
+def alive(pid):
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def connect(runtime_dir, timeout, pid=None):
     deadline = time.monotonic() + timeout
     while True:
         try:
             return Telemetry(runtime_dir)
         except (TelemetryError, ValueError) as e:
+            if not alive(pid):
+                raise TelemetryError(f"process {pid} exited before telemetry came up")
             if time.monotonic() > deadline:
                 raise TelemetryError(f"telemetry not reachable after {timeout}s: {e}")
             time.sleep(0.2)
 
 
-def cmd_wait(runtime_dir, name, timeout):
+def cmd_wait(runtime_dir, name, timeout, pid=None):
     deadline = time.monotonic() + timeout
-    t = connect(runtime_dir, timeout)
+    t = connect(runtime_dir, timeout, pid)
     try:
         while True:
             try:
-                pid = t.port_id(name)
-                first = t.stats(pid)["opackets"]
+                port = t.port_id(name)
+                first = t.stats(port)["opackets"]
                 time.sleep(0.3)
-                if t.stats(pid)["opackets"] > first:
+                if t.stats(port)["opackets"] > first:
                     return 0
             except TelemetryError:
-                pass
+                if not alive(pid):
+                    raise TelemetryError(f"process {pid} exited while waiting for traffic")
+                t.close()
+                t = connect(runtime_dir, max(1.0, deadline - time.monotonic()), pid)
             if time.monotonic() > deadline:
                 raise TelemetryError(f"port {name!r} sent nothing within {timeout}s")
             time.sleep(0.3)
@@ -121,10 +140,18 @@ def main(argv):
     cmd, runtime_dir, name = argv[0], argv[1], argv[2]
     try:
         if cmd == "wait":
-            timeout = 60.0
-            if len(argv) == 5 and argv[3] == "--timeout":
-                timeout = float(argv[4])
-            return cmd_wait(runtime_dir, name, timeout)
+            timeout, pid = 60.0, None
+            rest = argv[3:]
+            while len(rest) >= 2 and rest[0] in ("--timeout", "--pid"):
+                if rest[0] == "--timeout":
+                    timeout = float(rest[1])
+                else:
+                    pid = int(rest[1])
+                rest = rest[2:]
+            if rest:
+                print(__doc__, file=sys.stderr)
+                return 2
+            return cmd_wait(runtime_dir, name, timeout, pid)
         if cmd == "measure" and len(argv) == 4:
             return cmd_measure(runtime_dir, name, float(argv[3]))
         if cmd == "stats":

@@ -46,19 +46,21 @@ pub struct HostConfig {
 
 impl HostConfig {
     /// EAL arguments for a lab daemon: no hugepages, 256 MB, no PCI scan, its own file prefix
-    /// (two DPDK primaries with one prefix collide).
-    pub fn lab_eal_args(file_prefix: &str) -> Vec<String> {
-        [
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--file-prefix",
-            file_prefix,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    /// (two DPDK primaries with one prefix collide), and — given the CPUs the process may use,
+    /// as a cpu list like "0-1" or "0,2-3" — lcore 0 (the main lcore, which runs the single
+    /// worker) allowed on all of them instead of pinned to the first, so several lab daemons
+    /// (tests run in parallel) spread over the machine's cores. The daemon adds
+    /// `-l`/`--main-lcore` only when the args name no lcores.
+    pub fn lab_eal_args(file_prefix: &str, cpu_list: Option<&str>) -> Vec<String> {
+        let mut a: Vec<String> = ["--no-huge", "-m", "256", "--no-pci", "--file-prefix"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(file_prefix.to_string());
+        if let Some(cpus) = cpu_list.filter(|c| is_multi_cpu_list(c)) {
+            a.extend(["--lcores".to_string(), format!("0@({cpus})")]);
+        }
+        a
     }
 
     /// The file's text.
@@ -94,6 +96,19 @@ impl HostConfig {
     }
 }
 
+/// True for a well-formed kernel cpu list ("0-3", "0,2-3") naming more than one CPU.
+fn is_multi_cpu_list(list: &str) -> bool {
+    let mut n = 0u32;
+    for part in list.split(',') {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        match (lo.parse::<u32>(), hi.parse::<u32>()) {
+            (Ok(lo), Ok(hi)) if lo <= hi => n += hi - lo + 1,
+            _ => return false,
+        }
+    }
+    n > 1
+}
+
 /// A TOML basic string.
 fn quote(s: &str) -> String {
     let mut q = String::with_capacity(s.len() + 2);
@@ -120,7 +135,7 @@ mod tests {
 
     fn sample() -> HostConfig {
         HostConfig {
-            eal_args: HostConfig::lab_eal_args("aegl-t-1-0-r1"),
+            eal_args: HostConfig::lab_eal_args("aegl-t-1-0-r1", Some("0-1")),
             poll_mode: "adaptive".into(),
             burst: 32,
             mbufs: 8191,
@@ -158,9 +173,17 @@ mod tests {
                 "256",
                 "--no-pci",
                 "--file-prefix",
-                "aegl-t-1-0-r1"
+                "aegl-t-1-0-r1",
+                "--lcores",
+                "0@(0-1)"
             ]
         );
+        for single in [None, Some("0"), Some("3-3"), Some("garbage"), Some("")] {
+            let a = HostConfig::lab_eal_args("p", single);
+            assert!(!a.contains(&"--lcores".to_string()), "{single:?}");
+        }
+        let a = HostConfig::lab_eal_args("p", Some("0,2-3"));
+        assert_eq!(a[a.len() - 2..], ["--lcores", "0@(0,2-3)"]);
         let dp = &v["dataplane"];
         assert_eq!(dp["poll_mode"].as_str(), Some("adaptive"));
         assert_eq!(dp["burst"].as_integer(), Some(32));

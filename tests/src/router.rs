@@ -86,31 +86,7 @@ impl RouterLab {
                 reason: "longer than a unix socket path may be (set TMPDIR to a shorter dir)",
             });
         }
-        let file_prefix = lab.id().ns(Self::R1);
-        let mut eal_args = HostConfig::lab_eal_args(&file_prefix);
-        if let Ok(extra) = std::env::var(EAL_EXTRA_ENV) {
-            eal_args.extend(extra.split_whitespace().map(str::to_string));
-        }
-        let config = HostConfig {
-            eal_args,
-            poll_mode: "adaptive".into(),
-            burst: 32,
-            mbufs: 8191,
-            admin_socket: socket.clone(),
-            ports: vec![
-                PortSpec {
-                    name: Self::R1_H1_IF.into(),
-                    devargs: format!("net_af_packet0,iface={}", Self::R1_H1_IF),
-                    addresses: vec![format!("{}/24", Self::R1_H1_IP)],
-                },
-                PortSpec {
-                    name: Self::R1_H2_IF.into(),
-                    devargs: format!("net_af_packet1,iface={}", Self::R1_H2_IF),
-                    addresses: vec![format!("{}/24", Self::R1_H2_IP)],
-                },
-            ],
-            routes: Vec::new(),
-        };
+        let config = RouterLab::host_config(&lab.id().ns(Self::R1), &socket);
         let config_path = lab.path("host.toml");
         std::fs::write(&config_path, config.render()).map_err(|source| LabError::Io {
             what: "write",
@@ -134,6 +110,35 @@ impl RouterLab {
             dataplane,
             config: config_path,
         })
+    }
+
+    /// The host.toml of r1's dataplane: two `net_af_packet` ports on r1's veths with the
+    /// router addresses, adaptive polling, the lab EAL arguments (plus `$AEGIS_LAB_EAL_EXTRA`).
+    pub fn host_config(file_prefix: &str, admin_socket: &std::path::Path) -> HostConfig {
+        let mut eal_args = HostConfig::lab_eal_args(file_prefix, allowed_cpus().as_deref());
+        if let Ok(extra) = std::env::var(EAL_EXTRA_ENV) {
+            eal_args.extend(extra.split_whitespace().map(str::to_string));
+        }
+        HostConfig {
+            eal_args,
+            poll_mode: "adaptive".into(),
+            burst: 32,
+            mbufs: 8191,
+            admin_socket: admin_socket.to_path_buf(),
+            ports: vec![
+                PortSpec {
+                    name: Self::R1_H1_IF.into(),
+                    devargs: format!("net_af_packet0,iface={}", Self::R1_H1_IF),
+                    addresses: vec![format!("{}/24", Self::R1_H1_IP)],
+                },
+                PortSpec {
+                    name: Self::R1_H2_IF.into(),
+                    devargs: format!("net_af_packet1,iface={}", Self::R1_H2_IF),
+                    addresses: vec![format!("{}/24", Self::R1_H2_IP)],
+                },
+            ],
+            routes: Vec::new(),
+        }
     }
 
     /// Waits until h1 and h2 reach each other through the dataplane (ARP resolved both ways).
@@ -207,6 +212,15 @@ fn build_topology(lab: &mut Lab) -> Result<()> {
     // r1's kernel must stay out of the way: no addresses, no forwarding.
     lab.forwarding(R::R1, false)?;
     Ok(())
+}
+
+/// The CPUs this process may run on, as the kernel lists them ("0-1").
+fn allowed_cpus() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
 }
 
 fn parse_ip(s: &str) -> Result<std::net::Ipv4Addr> {

@@ -174,6 +174,7 @@ fn defaults() {
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             metrics_listen: None,
             routes_file: None,
+            runtime_log: None,
         }
     );
     assert!(c.ports[0].promiscuous);
@@ -276,7 +277,7 @@ fn refuses_bad_sections_naming_the_field() {
         ),
         (
             "[dataplane]\npoll_mode = \"fast\"",
-            r#"dataplane.poll_mode: "fast" is not one of "adaptive", "busy""#,
+            r#"dataplane.poll_mode: poll mode "fast": expected "adaptive" or "busy""#,
         ),
         (
             "[dataplane]\nmetrics_listen = \"localhost\"",
@@ -358,9 +359,10 @@ fn routes_file_lines_are_read_relative_to_the_config() {
         "# upstream\n\ndefault via 10.0.1.254\n10.20.0.0/16 dev eth0   # attached\n10.30.0.0/16 blackhole\n10.40.0.0/16 unreachable\n",
     )
     .unwrap();
-    let text = format!("[dataplane]\nroutes_file = \"routes.txt\"\n{ONE_PORT}\n[[route]]\nprefix = \"10.9.0.0/16\"\nvia = \"10.0.1.2\"\n");
+    let text = format!("[dataplane]\nroutes_file = \"routes.txt\"\nruntime_log = \"runtime.log\"\n{ONE_PORT}\n[[route]]\nprefix = \"10.9.0.0/16\"\nvia = \"10.0.1.2\"\n");
     let c = HostConfig::parse(&text, &dir.0.join("host.toml")).unwrap();
     assert_eq!(c.dataplane.routes_file, Some(dir.0.join("routes.txt")));
+    assert_eq!(c.dataplane.runtime_log, Some(dir.0.join("runtime.log")));
     let got: Vec<(String, RouteTarget)> = c
         .forwarding
         .routes

@@ -67,16 +67,31 @@ impl Dir24 {
     }
 
     /// Looks up `dsts` into `out` (same length). Two passes: all tbl24 loads first, which are
-    /// independent so the CPU overlaps their cache misses, then the rare tbl8 hops.
+    /// independent so the CPU overlaps their cache misses (in groups of four, which the
+    /// compiler unrolls), then the tbl8 hops, skipped entirely when no entry of the burst
+    /// has its top bit set (tbl8 pointers and [`MISS`] do; one OR per packet tracks that).
+    /// The tbl8 pass branches rather than selecting: measured faster even with a third of
+    /// the destinations under routes longer than /24.
     #[inline]
     pub(super) fn lookup_bulk(&self, dsts: &[u32], out: &mut [u32]) {
-        let mut any_ptr = false;
-        for (o, &d) in out.iter_mut().zip(dsts) {
+        let n = dsts.len().min(out.len());
+        let (dsts, out) = (&dsts[..n], &mut out[..n]);
+        let mut top = 0;
+        let mut out4 = out.chunks_exact_mut(4);
+        let mut dsts4 = dsts.chunks_exact(4);
+        for (o4, d4) in (&mut out4).zip(&mut dsts4) {
+            for (o, &d) in o4.iter_mut().zip(d4) {
+                let e = self.tbl24_entry(d);
+                top |= e;
+                *o = e;
+            }
+        }
+        for (o, &d) in out4.into_remainder().iter_mut().zip(dsts4.remainder()) {
             let e = self.tbl24_entry(d);
-            any_ptr |= is_ptr(e);
+            top |= e;
             *o = e;
         }
-        if any_ptr {
+        if top & PTR_TAG != 0 {
             for (o, &d) in out.iter_mut().zip(dsts) {
                 if is_ptr(*o) {
                     *o = self.tbl8_entry(*o, d);
@@ -223,7 +238,7 @@ fn is_ptr(e: u32) -> bool {
 
 /// A heap chunk with every entry `value`, built without a large stack temporary.
 fn filled<const N: usize>(value: u32) -> Arc<[u32; N]> {
-    let slice: Arc<[u32]> = std::iter::repeat(value).take(N).collect();
+    let slice: Arc<[u32]> = Arc::from(vec![value; N]);
     slice.try_into().expect("iterator yields exactly N entries")
 }
 

@@ -1,6 +1,6 @@
 //! IPv4 longest-prefix match: a DIR-24-8 table (like DPDK's `rte_lpm`/`rte_fib`) in safe
 //! Rust. Owns the route list (prefix → next hop) and keeps the lookup tables in
-//! [`dir24`] consistent with it on every insert and remove.
+//! `dir24` consistent with it on every insert and remove.
 //!
 //! Workers call [`Fib::lookup`] / [`Fib::lookup_bulk`]; both are allocation-free and take one
 //! memory access per packet (two for destinations under a route longer than /24). The

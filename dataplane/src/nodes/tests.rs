@@ -8,7 +8,9 @@ use crate::graph::{ControlEvent, DropReason, NodeId};
 use crate::state::snapshot::{Mac, PortView};
 use crate::wire::{arp, checksum, icmp, ipv4};
 
-pub(crate) use crate::testkit::{snapshot, Pipeline as Harness, GW_MAC, H1_MAC, H2_MAC, MAC0, MAC1};
+pub(crate) use crate::testkit::{
+    snapshot, Pipeline as Harness, GW_MAC, H1_MAC, H2_MAC, MAC0, MAC1,
+};
 
 fn ip(s: &str) -> u32 {
     u32::from(s.parse::<Ipv4Addr>().unwrap())

@@ -65,6 +65,9 @@ pub(super) struct Connected {
     addrs: u32,
 }
 
+/// Resolved neighbours as the snapshot carries them.
+type NeighbourMap = HashMap<(u16, u32), Mac>;
+
 /// Snapshot parts kept from the previous build while their inputs are unchanged.
 #[derive(Debug, Default)]
 struct Cache {
@@ -72,7 +75,7 @@ struct Cache {
     /// (adjacency version, neighbour generation, rendered list).
     adjacencies: Option<(u64, u64, Arc<[Adjacency]>)>,
     /// (neighbour generation, map).
-    neighbours: Option<(u64, Arc<HashMap<(u16, u32), Mac>>)>,
+    neighbours: Option<(u64, Arc<NeighbourMap>)>,
 }
 
 /// Construction options of [`Tables`].
@@ -504,7 +507,7 @@ impl Tables {
         let neighbours = match &self.cache.neighbours {
             Some((g, n)) if *g == gen => Arc::clone(n),
             _ => {
-                let n: HashMap<(u16, u32), Mac> = self
+                let n: NeighbourMap = self
                     .neigh
                     .resolved()
                     .map(|(port, ip, mac)| ((port, u32::from(ip)), mac))

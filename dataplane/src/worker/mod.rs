@@ -81,7 +81,10 @@ impl Clock {
     pub fn monotonic() -> Clock {
         fn ns() -> u64 {
             static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-            EPOCH.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+            EPOCH
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_nanos() as u64
         }
         Clock {
             cycles: ns,
@@ -165,7 +168,11 @@ impl<Q: PortQueues> Worker<Q> {
             if n == 0 {
                 continue;
             }
-            stats.node(SLOT_PORT_RX, n as u64, (self.clock.cycles)().wrapping_sub(t0));
+            stats.node(
+                SLOT_PORT_RX,
+                n as u64,
+                (self.clock.cycles)().wrapping_sub(t0),
+            );
             got += n;
             self.graph.input(port as u16, self.rx.drain(..), &stats);
             self.graph.run(self.snap.get(), now, &mut self.env);
@@ -211,7 +218,11 @@ impl<Q: PortQueues> Worker<Q> {
             let n = frame.len();
             let t0 = (self.clock.cycles)();
             self.queues.tx(port, frame);
-            stats.node(SLOT_PORT_TX, n as u64, (self.clock.cycles)().wrapping_sub(t0));
+            stats.node(
+                SLOT_PORT_TX,
+                n as u64,
+                (self.clock.cycles)().wrapping_sub(t0),
+            );
             for buf in frame.drain(..) {
                 stats.count_drop(DropReason::TxQueueFull);
                 drop(buf);

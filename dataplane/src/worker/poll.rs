@@ -29,7 +29,9 @@ impl std::str::FromStr for PollMode {
         match s {
             "adaptive" => Ok(PollMode::Adaptive),
             "busy" => Ok(PollMode::Busy),
-            other => Err(format!("poll mode {other:?}: expected \"adaptive\" or \"busy\"")),
+            other => Err(format!(
+                "poll mode {other:?}: expected \"adaptive\" or \"busy\""
+            )),
         }
     }
 }

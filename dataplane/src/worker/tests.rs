@@ -15,7 +15,13 @@ fn worker(cell: &Arc<SnapshotCell>) -> (Worker<MemQueues>, WorkerHandle) {
         poll_mode: PollMode::Busy,
         burst: 32,
     };
-    let w = Worker::new(MemQueues::new(2), &h, cell.reader(), cfg, Clock::monotonic());
+    let w = Worker::new(
+        MemQueues::new(2),
+        &h,
+        cell.reader(),
+        cfg,
+        Clock::monotonic(),
+    );
     (w, h)
 }
 
@@ -34,7 +40,12 @@ fn forwards_a_burst_and_counts_io_stages() {
     assert!(q.tx[1].iter().all(|f| f[0..6] == H2_MAC));
     let rx = &h.stats.nodes[crate::graph::SLOT_PORT_RX];
     assert_eq!(rx.packets.load(std::sync::atomic::Ordering::Relaxed), 40);
-    assert_eq!(h.stats.idle_polls.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        h.stats
+            .idle_polls
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
@@ -42,7 +53,12 @@ fn injected_frames_are_sent() {
     let cell = SnapshotCell::new(Arc::new(snapshot()));
     let (mut w, h) = worker(&cell);
     let f = arp::request_frame([2, 0, 0, 0, 1, 1], 0x0a000201, 0x0a000208).to_vec();
-    h.inject.push(Injection { port: 1, frame: f.clone() }).unwrap();
+    h.inject
+        .push(Injection {
+            port: 1,
+            frame: f.clone(),
+        })
+        .unwrap();
     w.poll_once();
     assert_eq!(w.queues_mut().tx[1], vec![f]);
 }
@@ -69,7 +85,10 @@ fn publishing_a_resolved_neighbour_releases_held_packets() {
     assert!(w.queues_mut().tx[1].is_empty());
     assert_eq!(
         h.events.pop(),
-        Some(ControlEvent::NeighbourMiss { port: 1, ip: 0x0a000208 })
+        Some(ControlEvent::NeighbourMiss {
+            port: 1,
+            ip: 0x0a000208
+        })
     );
     let mut s = snapshot();
     let mut n = (*s.neighbours).clone();

@@ -1,6 +1,6 @@
 //! Ethernet ports: [`Port`] probes a device from devargs, configures and starts it, and
 //! reads its MAC, link and counters; its queues are handed out as [`RxQueue`]/[`TxQueue`]
-//! (see `queue.rs`).
+//! (see `queue.rs`). The plain configuration and report values are in `types.rs`.
 //!
 //! Ports use no rx offload (no checksum offload is needed: nodes check in software) and at
 //! most the tx offloads the device reports. Scatter is never enabled: the MTU must fit one
@@ -17,6 +17,12 @@ use super::eal::{strerror, Eal, EalShared};
 use super::mempool::{Mempool, PoolShared, HEADROOM};
 use super::queue::{RxQueue, TxQueue};
 use super::ring::PairRings;
+
+mod lookup;
+mod types;
+
+use lookup::{device_of, port_by_device_name, port_by_name, MAX_PORTS};
+pub use types::{Link, PortConfig, PortInfo, PortStats};
 
 /// Ethernet header + CRC + one VLAN tag: the frame bytes on top of the MTU.
 const FRAME_OVERHEAD: u32 = 14 + 4 + 4;
@@ -118,98 +124,14 @@ pub enum PortError {
     },
 }
 
-/// Queue and ring sizes, MTU and tx offload choice for [`Port::configure`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortConfig {
-    /// Rx queues (RSS spreads flows over them when more than one).
-    pub rx_queues: u16,
-    /// Tx queues.
-    pub tx_queues: u16,
-    /// Descriptors per rx queue (the driver may round it).
-    pub rx_ring: u16,
-    /// Descriptors per tx queue (the driver may round it).
-    pub tx_ring: u16,
-    /// MTU in bytes; must fit one mbuf of the rx pool with the Ethernet header and CRC.
-    pub mtu: u16,
-    /// Ask for `RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE` when the device has it. Only valid when
-    /// every mbuf sent on the port comes from one mempool and is never shared (refcnt 1).
-    pub tx_fast_free: bool,
-}
-
-impl Default for PortConfig {
-    fn default() -> Self {
-        PortConfig {
-            rx_queues: 1,
-            tx_queues: 1,
-            rx_ring: 1024,
-            tx_ring: 1024,
-            mtu: 1500,
-            tx_fast_free: false,
-        }
-    }
-}
-
-/// What the driver reports about a port (`rte_eth_dev_info`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortInfo {
-    /// Driver name, e.g. `net_null`.
-    pub driver: String,
-    /// Most rx queues.
-    pub max_rx_queues: u16,
-    /// Most tx queues.
-    pub max_tx_queues: u16,
-    /// Smallest MTU.
-    pub min_mtu: u16,
-    /// Largest MTU.
-    pub max_mtu: u16,
-    /// `RTE_ETH_RX_OFFLOAD_*` bits the device can do.
-    pub rx_offload_capa: u64,
-    /// `RTE_ETH_TX_OFFLOAD_*` bits the device can do.
-    pub tx_offload_capa: u64,
-    /// NUMA socket, `None` when unknown.
-    pub socket: Option<u32>,
-}
-
-/// Link state (`rte_eth_link`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Link {
-    /// Link is up.
-    pub up: bool,
-    /// Speed in Mbit/s (0 when unknown).
-    pub speed_mbps: u32,
-    /// Full duplex.
-    pub full_duplex: bool,
-    /// Autonegotiated.
-    pub autoneg: bool,
-}
-
-/// Port counters (`rte_eth_stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PortStats {
-    /// Packets received.
-    pub ipackets: u64,
-    /// Packets sent.
-    pub opackets: u64,
-    /// Bytes received.
-    pub ibytes: u64,
-    /// Bytes sent.
-    pub obytes: u64,
-    /// Packets dropped by the device because rx rings were full.
-    pub imissed: u64,
-    /// Erroneous received packets.
-    pub ierrors: u64,
-    /// Failed transmissions.
-    pub oerrors: u64,
-    /// Rx mbuf allocation failures.
-    pub rx_nombuf: u64,
-}
-
 /// State shared by a [`Port`] and its queue handles; the port is stopped and closed when the
 /// last of them goes.
 #[derive(Debug)]
 pub(crate) struct PortShared {
     id: u16,
     name: String,
+    /// The port's `rte_device`, as an address (detached after the last port closes).
+    device: usize,
     started: AtomicBool,
     /// One flag per queue handle handed out; set once at configure time.
     queues: OnceLock<QueueSlots>,
@@ -320,11 +242,13 @@ impl Port {
         if claimed.contains(&id) {
             return Err(PortError::AlreadyOpen { port: id, name });
         }
+        let device = device_of(id).unwrap_or(0);
         claimed.push(id);
         Ok(Port {
             shared: Arc::new(PortShared {
                 id,
                 name,
+                device,
                 started: AtomicBool::new(false),
                 queues: OnceLock::new(),
                 pool: OnceLock::new(),
@@ -587,8 +511,9 @@ impl Port {
         self.check(ret, "rte_eth_stats_reset")
     }
 
-    /// Turns promiscuous mode on or off. Drivers without it answer
-    /// [`PortError::NotSupported`].
+    /// Turns promiscuous mode on or off. Drivers that cannot answer
+    /// [`PortError::NotSupported`] (net_null and net_pcap are always promiscuous: turning it
+    /// off is not supported there).
     pub fn promiscuous(&mut self, on: bool) -> Result<(), PortError> {
         let id = self.shared.id;
         // SAFETY: valid port.
@@ -599,7 +524,14 @@ impl Port {
                 dpdk_sys::rte_eth_promiscuous_disable(id)
             }
         };
-        self.check(ret, "promiscuous mode")
+        self.check(
+            ret,
+            if on {
+                "promiscuous on"
+            } else {
+                "promiscuous off"
+            },
+        )
     }
 
     /// Sets the link administratively up or down.
@@ -682,34 +614,14 @@ impl Drop for PortShared {
         // SAFETY: stopped (or never started) and no handle left; closing returns the rx
         // rings' mbufs to the pool, which `self.pool` still keeps alive at this point.
         unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        // Detach the device once none of its ports is left, so that it can be probed again.
+        if self.device != 0 && !(0..MAX_PORTS).any(|p| device_of(p) == Some(self.device)) {
+            // SAFETY: `device` is the live `rte_device` of the port just closed (devices
+            // stay until removed, and only this code removes them), and no port of it
+            // remains open.
+            unsafe { dpdk_sys::rte_dev_remove(self.device as *mut dpdk_sys::rte_device) };
+        }
         let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
         claimed.retain(|&p| p != self.id);
     }
-}
-
-/// The first ethdev port whose underlying device is called `name`.
-fn port_by_device_name(name: &str) -> Option<u16> {
-    (0..dpdk_sys::RTE_MAX_ETHPORTS as u16).find(|&id| {
-        // SAFETY: plain validity check.
-        if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
-            return false;
-        }
-        let mut info = rte_eth_dev_info::default();
-        // SAFETY: valid port; `info` is a live, writable `rte_eth_dev_info`.
-        if unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) } != 0 || info.device.is_null() {
-            return false;
-        }
-        // SAFETY: `info.device` is the port's live device; its name is a NUL-terminated
-        // string owned by the device.
-        let dev_name = unsafe { CStr::from_ptr(dpdk_sys::rte_dev_name(info.device)) };
-        dev_name.to_bytes() == name.as_bytes()
-    })
-}
-
-/// The id of the ethdev port called `name`, if any.
-fn port_by_name(name: &CStr) -> Option<u16> {
-    let mut id = 0u16;
-    // SAFETY: `name` is a valid C string and `id` a live, writable u16.
-    let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) };
-    (ret == 0).then_some(id)
 }

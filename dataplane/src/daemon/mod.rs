@@ -1,0 +1,297 @@
+//! The `aegis-dataplane` daemon: brings up the EAL, mempool and ports from host.toml,
+//! builds the tables, starts one worker per lcore, and serves the admin API, metrics and
+//! the control loop on a separate thread until SIGTERM/SIGINT, then stops the workers,
+//! the ports and the EAL in that order.
+
+pub mod backend;
+pub mod control;
+pub mod counters;
+pub mod persist;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::HostConfig;
+use crate::ctl;
+use crate::port::{clock, Eal, Mempool, Port, PortConfig};
+use crate::state::{SnapshotCell, Tables};
+use crate::worker::dpdk::DpdkQueues;
+use crate::worker::{Clock, Worker, WorkerConfig, WorkerHandle};
+
+use backend::DaemonBackend;
+use counters::Baseline;
+use persist::RuntimeLog;
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// EAL initialisation or lcore handling failed.
+    #[error("EAL: {0}")]
+    Eal(#[from] crate::port::EalError),
+    /// The mempool could not be created.
+    #[error("mempool: {0}")]
+    Mempool(#[from] crate::port::MempoolError),
+    /// A port could not be probed, configured or started.
+    #[error("port {port}: {source}")]
+    Port {
+        /// Port name from the configuration.
+        port: String,
+        /// What DPDK said.
+        source: crate::port::PortError,
+    },
+    /// The configuration does not fit the ports DPDK found.
+    #[error("{0}")]
+    Setup(String),
+    /// The tables refused the configuration.
+    #[error("configuration: {0}")]
+    State(#[from] crate::state::StateError),
+    /// I/O (admin socket, journal, threads).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the daemon until a termination signal arrives.
+pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let argv = cfg.eal_argv(
+        "aegis-dataplane",
+        &format!("aegis-dp-{}", std::process::id()),
+    );
+    let eal = Eal::init(&argv[1..])?;
+    tracing::info!(
+        file_prefix = eal.file_prefix(),
+        hugepages = eal.has_hugepages(),
+        version = %Eal::version(),
+        "EAL initialised"
+    );
+
+    // One worker per lcore: the main lcore works only when no worker lcore is configured.
+    let worker_lcores: Vec<u32> = if eal.worker_lcores().is_empty() {
+        vec![eal.main_lcore()]
+    } else {
+        eal.worker_lcores().to_vec()
+    };
+    let n_workers = worker_lcores.len() as u16;
+
+    let pool = Mempool::new(
+        &eal,
+        "aegis_pkts",
+        cfg.dataplane.mbufs,
+        256.min(cfg.dataplane.mbufs / 2),
+        crate::port::mempool::DEFAULT_DATA_ROOM,
+        None,
+    )?;
+
+    let mut tables = Tables::new(&cfg.forwarding)?;
+    let mut ports = Vec::new();
+    for (i, spec) in cfg.ports.iter().enumerate() {
+        let perr = |source| DaemonError::Port {
+            port: spec.name.clone(),
+            source,
+        };
+        let mut port = Port::probe(&eal, &spec.devargs).map_err(perr)?;
+        let info = port.info().map_err(perr)?;
+        if info.max_rx_queues < n_workers || info.max_tx_queues < n_workers {
+            return Err(DaemonError::Setup(format!(
+                "port {}: {} workers need {n_workers} rx and tx queues, the device has {}/{} \
+                 (for net_af_packet add qpairs={n_workers} to its devargs)",
+                spec.name, n_workers, info.max_rx_queues, info.max_tx_queues
+            )));
+        }
+        let mtu = cfg.forwarding.ports[i].mtu;
+        let conf = PortConfig {
+            rx_queues: n_workers,
+            tx_queues: n_workers,
+            mtu,
+            ..PortConfig::default()
+        };
+        port.configure(&conf, &pool).map_err(perr)?;
+        port.promiscuous(spec.promiscuous).map_err(perr)?;
+        port.start().map_err(perr)?;
+        if cfg.forwarding.ports[i].mac.is_none() {
+            let mac = port.mac().map_err(perr)?;
+            tables.set_port_mac(i as u16, mac)?;
+        }
+        tracing::info!(port = %spec.name, devargs = %spec.devargs, driver = %info.driver, "port started");
+        ports.push((port, spec.devargs.clone()));
+    }
+
+    let log = match &cfg.dataplane.runtime_log {
+        Some(path) => {
+            let (log, skipped) =
+                RuntimeLog::open(path, &mut tables).map_err(|source| DaemonError::Io {
+                    context: format!("runtime journal {}", path.display()),
+                    source,
+                })?;
+            for s in skipped {
+                tracing::warn!(journal = %path.display(), line = s.line, reason = %s.reason,
+                    "runtime change not replayed");
+            }
+            log
+        }
+        None => RuntimeLog::disabled(),
+    };
+
+    let cell = SnapshotCell::new(tables.snapshot());
+    let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
+    let clock = Clock {
+        cycles: clock::rdtsc,
+        hz: eal.tsc_hz(),
+    };
+    let wcfg = WorkerConfig {
+        poll_mode: cfg.dataplane.poll_mode,
+        burst: usize::from(cfg.dataplane.burst),
+    };
+    let mut workers = Vec::new();
+    for (w, h) in handles.iter().enumerate() {
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for (p, spec) in ports.iter().zip(&cfg.ports) {
+            let missing = || DaemonError::Setup(format!("port {}: queue {w} missing", spec.name));
+            rx.push(p.0.rx_queue(w as u16).ok_or_else(missing)?);
+            tx.push(p.0.tx_queue(w as u16).ok_or_else(missing)?);
+        }
+        let queues = DpdkQueues::new(rx, tx, pool.clone());
+        workers.push(Worker::new(queues, h, cell.reader(), wcfg, clock));
+    }
+
+    let backend = Arc::new(DaemonBackend {
+        tables: Mutex::new(tables),
+        cell,
+        workers: handles
+            .iter()
+            .cloned()
+            .zip(worker_lcores.iter().copied())
+            .collect(),
+        ports,
+        baseline: Mutex::new(Baseline::default()),
+        log: Mutex::new(log),
+        poll_mode: cfg.dataplane.poll_mode,
+        started,
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let control = spawn_control(&cfg, backend.clone(), stop.clone())?;
+
+    // Workers: on their lcores, or this (main) thread when it is the only lcore.
+    let main_works = eal.worker_lcores().is_empty();
+    let mut main_worker = None;
+    for (mut w, lcore) in workers.into_iter().zip(worker_lcores.iter().copied()) {
+        if main_works {
+            main_worker = Some(w);
+            continue;
+        }
+        let stop = stop.clone();
+        eal.launch(lcore, move || w.run(&stop))?;
+    }
+    tracing::info!(workers = n_workers, poll_mode = %cfg.dataplane.poll_mode, "forwarding");
+    match main_worker {
+        Some(mut w) => w.run(&stop),
+        None => {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    eal.wait_all()?;
+    let result = control.join();
+    tracing::info!("workers stopped");
+    match Arc::try_unwrap(backend) {
+        Ok(b) => {
+            for (mut port, _) in b.ports {
+                if let Err(e) = port.stop() {
+                    tracing::warn!(port = port.name(), error = %e, "port stop failed");
+                }
+            }
+        }
+        Err(_) => tracing::warn!("admin tasks still hold the ports; leaving them to the exit"),
+    }
+    drop(pool);
+    if let Err(e) = eal.cleanup() {
+        tracing::warn!(error = %e, "EAL cleanup incomplete");
+    }
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(DaemonError::Setup("control thread panicked".into())),
+    }
+}
+
+/// Starts the control thread: admin API, metrics, control loop, signal handling.
+fn spawn_control(
+    cfg: &HostConfig,
+    backend: Arc<DaemonBackend>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<(), DaemonError>>, DaemonError> {
+    let socket = cfg.dataplane.admin_socket.clone();
+    let metrics = cfg.dataplane.metrics_listen;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io {
+            context: "tokio runtime".into(),
+            source,
+        })?;
+    // Bind before the workers start so a bad socket path fails the start-up.
+    let admin = rt
+        .block_on(async { ctl::AdminServer::bind(&socket, backend.clone()) })
+        .map_err(|e| DaemonError::Setup(format!("admin socket {}: {e}", socket.display())))?;
+    let metrics = match metrics {
+        Some(addr) => Some(
+            rt.block_on(async { ctl::metrics::MetricsServer::bind(addr, backend.clone()) })
+                .map_err(|e| DaemonError::Setup(format!("metrics {addr}: {e}")))?,
+        ),
+        None => None,
+    };
+    tracing::info!(socket = %socket.display(), "admin API listening");
+    std::thread::Builder::new()
+        .name("aegis-control".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                };
+                let admin_task = tokio::spawn(admin.serve(shutdown(rx.clone())));
+                let metrics_task = metrics.map(|m| tokio::spawn(m.serve(shutdown(rx.clone()))));
+                let loop_task = tokio::spawn(control::run(backend, stop.clone()));
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                stop.store(true, Ordering::Relaxed);
+                let _ = tx.send(true);
+                let _ = loop_task.await;
+                if let Ok(Err(e)) = admin_task.await {
+                    tracing::warn!(error = %e, "admin server");
+                }
+                if let Some(t) = metrics_task {
+                    let _ = t.await;
+                }
+                Ok(())
+            })
+        })
+        .map_err(|source| DaemonError::Io {
+            context: "control thread".into(),
+            source,
+        })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
