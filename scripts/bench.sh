@@ -13,7 +13,9 @@
 # offload request, which vdevs lack, and room for the large route table).
 #
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
-#                              [--flows N] [--seed N] [--out DIR]
+#                              [--flows N] [--seed N] [--rounds N] [--out DIR]
+# With --rounds N every scenario runs N times, interleaved, and the table shows the median
+# (and the spread), which tames this kind of machine's run-to-run noise.
 # Needs: root, dpdk dpdk-dev (dpdk-testpmd) libdpdk-dev dpdk-doc, make, cc, python3, cargo.
 set -euo pipefail
 
@@ -23,6 +25,7 @@ HUGEPAGES=512        # 2 MB pages reserved for the run (each process uses -m $ME
 MEM_MB=512
 ROUTES=100000
 PACKETS=2048         # packets in the pcap (replayed forever); must fit the mempools
+ROUNDS=1             # every scenario runs once per round; the table shows the median
 FLOWS=1024
 SEED=1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,12 +42,13 @@ while [[ $# -gt 0 ]]; do
         --packets) PACKETS="$2"; shift 2 ;;
         --flows) FLOWS="$2"; shift 2 ;;
         --seed) SEED="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --out) OUT_DIR="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED; do
+for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || die "--${v,,} must be a positive integer"
 done
 
@@ -168,7 +172,7 @@ eal_args() { # $1 = file prefix
 # run NAME PREFIX CMD... : start, wait for traffic, measure, stop; appends to $RESULTS.
 run() {
     local name="$1" prefix="$2"; shift 2
-    local log="$LOG_DIR/${name// /-}.log" rundir="/var/run/dpdk/$prefix"
+    local log="$LOG_DIR/$prefix.log" rundir="/var/run/dpdk/$prefix"
     PREFIXES+=("$prefix")
     say "$name: $*"
     "$@" </dev/null >"$log" 2>&1 &
@@ -196,24 +200,11 @@ run() {
 }
 
 P="aegis-bench-$$"
-# shellcheck disable=SC2046
-run "testpmd io" "$P-io" dpdk-testpmd -l 0,1 --main-lcore 0 $(eal_args "$P-io") -- \
-    --forward-mode=io --nb-cores=1 --burst=32 --total-num-mbufs=16384 --stats-period=3600
-# shellcheck disable=SC2046
-run "testpmd macswap" "$P-macswap" dpdk-testpmd -l 0,1 --main-lcore 0 $(eal_args "$P-macswap") -- \
-    --forward-mode=macswap --nb-cores=1 --burst=32 --total-num-mbufs=16384 --stats-period=3600
-# l3fwd opens one tx queue per lcore and net_pcap has one, so its only lcore (1) is both
-# main and worker; EAL control threads stay on the other CPU.
-# shellcheck disable=SC2046
-run "l3fwd lpm" "$P-l3fwd" "$L3FWD" -l 1 $(eal_args "$P-l3fwd") -- \
-    -p 0x3 -P --config="(0,0,1)" --parse-ptype --lookup=lpm \
-    --rule_ipv4="$RULES4" --rule_ipv6="$RULES6"
 
-if [[ "$AEGIS_STATUS" == ok ]]; then
-    CFG="$WORK/aegis.toml"
-    cat > "$CFG" <<EOF
+aegis_config() { # $1 = file prefix; prints the daemon's host.toml
+    cat <<EOF
 [eal]
-args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$P-aegis"]
+args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
 main_lcore = 0
 worker_lcores = [1]
 
@@ -240,11 +231,32 @@ port = "eth1"
 ip = "192.168.1.2"
 mac = "02:00:00:00:00:02"
 EOF
-    cp "$CFG" "$LOG_DIR/aegis.toml"
-    run "aegis-dataplane" "$P-aegis" "$AEGIS_BIN" --config "$CFG"
-else
-    printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
-fi
+}
+
+for round in $(seq "$ROUNDS"); do
+    [[ "$ROUNDS" -eq 1 ]] || say "round $round of $ROUNDS"
+    R="$P-r$round"
+    # shellcheck disable=SC2046
+    run "testpmd io" "$R-io" dpdk-testpmd -l 0,1 --main-lcore 0 $(eal_args "$R-io") -- \
+        --forward-mode=io --nb-cores=1 --burst=32 --total-num-mbufs=16384 --stats-period=3600
+    # shellcheck disable=SC2046
+    run "testpmd macswap" "$R-macswap" dpdk-testpmd -l 0,1 --main-lcore 0 $(eal_args "$R-macswap") -- \
+        --forward-mode=macswap --nb-cores=1 --burst=32 --total-num-mbufs=16384 --stats-period=3600
+    # l3fwd opens one tx queue per lcore and net_pcap has one, so its only lcore (1) is both
+    # main and worker; EAL control threads stay on the other CPU.
+    # shellcheck disable=SC2046
+    run "l3fwd lpm" "$R-l3fwd" "$L3FWD" -l 1 $(eal_args "$R-l3fwd") -- \
+        -p 0x3 -P --config="(0,0,1)" --parse-ptype --lookup=lpm \
+        --rule_ipv4="$RULES4" --rule_ipv6="$RULES6"
+    if [[ "$AEGIS_STATUS" == ok ]]; then
+        CFG="$WORK/aegis.toml"
+        aegis_config "$R-aegis" > "$CFG"
+        cp "$CFG" "$LOG_DIR/aegis.toml"
+        run "aegis-dataplane" "$R-aegis" "$AEGIS_BIN" --config "$CFG"
+    else
+        printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
+    fi
+done
 
 # --- report ---------------------------------------------------------------------------
 CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
@@ -257,7 +269,8 @@ TRAFFIC="$WORK/traffic.txt"
 } > "$MACHINE"
 {
     echo "Traffic: net_pcap rx ($PACKETS x 64 B UDP, $FLOWS flows, infinite_rx) -> net_null tx;"
-    echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling; ${DURATION} s per scenario"
+    echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling;"
+    echo "         ${DURATION} s per scenario, $ROUNDS round(s) (median shown)"
 } > "$TRAFFIC"
 REPORT="$OUT_DIR/bench-$STAMP.txt"
 python3 "$ROOT/scripts/bench/report.py" "$RESULTS" "$MACHINE" "$TRAFFIC" > "$REPORT"

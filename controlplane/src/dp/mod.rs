@@ -43,7 +43,7 @@ pub struct DpArgs {
 pub enum Output {
     /// Aligned tables for people.
     Table,
-    /// One JSON document (schema: controlplane/README.md).
+    /// One JSON document (schema: docs/cli.md).
     Json,
 }
 

@@ -1,6 +1,6 @@
 //! What `aegisctl dp` prints with `--output json`, and what its tables are drawn from.
 //!
-//! These structs are the stable JSON schema (documented in `controlplane/README.md`):
+//! These structs are the stable JSON schema (documented in `docs/cli.md`):
 //! fields are only ever added. Enums are lower-case words ("gateway", "reachable"); absent
 //! values are `null`, never empty strings.
 

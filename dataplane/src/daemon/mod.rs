@@ -213,8 +213,16 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
         Err(_) => tracing::warn!("admin tasks still hold the ports; leaving them to the exit"),
     }
     drop(pool);
-    if let Err(e) = eal.cleanup() {
-        tracing::warn!(error = %e, "EAL cleanup incomplete");
+    // A prefix we chose is ours to remove; one the operator chose is left alone.
+    let own_runtime_dir = (!cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")))
+        .then(|| eal.runtime_dir().to_path_buf());
+    match eal.cleanup() {
+        Ok(()) => {
+            if let Some(dir) = own_runtime_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "EAL cleanup incomplete"),
     }
     match result {
         Ok(r) => r,
