@@ -3,7 +3,6 @@
 //! ethernet-input, ip4-input, ip4-lookup, ip4-rewrite. Reports time per frame; divide by
 //! 256 for ns/packet. The DPDK end-to-end comparison with l3fwd is scripts/bench.sh.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -55,7 +54,7 @@ fn snapshot(routes: &[(u32, u8)]) -> Snapshot {
             mac: Some([2, 0, 0, 0, 2, 2]),
         }]
         .into(),
-        neighbours: Arc::new(HashMap::new()),
+        neighbours: Arc::new(Default::default()),
     }
 }
 

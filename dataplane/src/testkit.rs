@@ -1,7 +1,6 @@
 //! A ready-made pipeline on heap buffers — two ports, a few routes, resolved neighbours —
 //! for unit tests, the fuzz target and the EAL-free benchmarks.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -59,7 +58,7 @@ pub fn snapshot() -> Snapshot {
     add("10.8.0.0", 16, 4);
     add("10.66.0.0", 16, 5);
     add("10.77.0.0", 16, 6);
-    let mut neigh = HashMap::new();
+    let mut neigh = crate::state::snapshot::NeighbourMap::default();
     neigh.insert((0u16, ip("10.0.1.2")), H1_MAC);
     neigh.insert((1u16, ip("10.0.2.2")), H2_MAC);
     neigh.insert((1u16, ip("10.0.2.9")), GW_MAC);

@@ -116,25 +116,7 @@ impl fmt::Display for CidrError {
 
 impl std::error::Error for CidrError {}
 
-/// Formats a MAC address as the API does: lower-case, colon-separated.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, g] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-}
-
-/// Parses "aa:bb:cc:dd:ee:ff" (either case); `None` if malformed.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
+pub use crate::wire::ethernet::{format_mac, parse_mac};
 
 #[cfg(test)]
 mod tests {

@@ -7,14 +7,7 @@ use std::time::Duration;
 
 use super::cidr::Ipv4Cidr;
 
-/// How workers poll their queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollMode {
-    /// Spin on rx bursts.
-    Busy,
-    /// Back off and sleep when idle.
-    Adaptive,
-}
+pub use crate::worker::poll::PollMode;
 
 /// One worker: its id and the lcore it runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

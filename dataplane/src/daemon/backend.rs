@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crate::ctl::{
     AdminBackend, AdminError, ErrorCount, InterfaceInfo, Ipv4Cidr, NeighbourInfo, NeighbourState,
-    NodeRuntime, PollMode as ApiPollMode, RouteInfo, RouteKind, RouteOrigin, RouteSpec, Status,
-    WorkerErrors, WorkerInfo, WorkerRuntime,
+    NodeRuntime, RouteInfo, RouteKind, RouteOrigin, RouteSpec, Status, WorkerErrors, WorkerInfo,
+    WorkerRuntime,
 };
 use crate::graph::{DropReason, RUNTIME_SLOTS};
 use crate::port::Port;
@@ -65,10 +65,7 @@ impl AdminBackend for DaemonBackend {
         Ok(Status {
             revision: lock(&self.tables).revision(),
             uptime: self.started.elapsed(),
-            poll_mode: match self.poll_mode {
-                PollMode::Busy => ApiPollMode::Busy,
-                PollMode::Adaptive => ApiPollMode::Adaptive,
-            },
+            poll_mode: self.poll_mode,
             workers: self
                 .workers
                 .iter()

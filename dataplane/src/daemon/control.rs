@@ -27,7 +27,7 @@ pub async fn run(backend: Arc<DaemonBackend>, stop: Arc<AtomicBool>) {
         tick.tick().await;
         step(&backend);
         rounds += 1;
-        if rounds % 200 == 0 {
+        if rounds.is_multiple_of(200) {
             backend.cell.reclaim();
         }
     }

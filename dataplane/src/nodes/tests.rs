@@ -116,7 +116,7 @@ fn ttl_expiry_sends_time_exceeded_from_ingress_address() {
     for ttl in [0u8, 1] {
         let mut h = Harness::new();
         let orig = udp("10.0.2.2", ttl);
-        let out = h.run(0, &[orig.clone()]);
+        let out = h.run(0, std::slice::from_ref(&orig));
         assert_eq!(h.drops(DropReason::Ip4TtlExpired), 1);
         assert_eq!(out[1].len(), 0);
         assert_eq!(out[0].len(), 1);

@@ -9,7 +9,7 @@
 //! share every part that did not change since the previous one (a neighbour update does not
 //! copy the FIB; a route change copies only the FIB chunks it touches).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ pub(super) struct Connected {
 }
 
 /// Resolved neighbours as the snapshot carries them.
-type NeighbourMap = HashMap<(u16, u32), Mac>;
+use super::snapshot::NeighbourMap;
 
 /// Snapshot parts kept from the previous build while their inputs are unchanged.
 #[derive(Debug, Default)]

@@ -147,7 +147,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::sync::Weak;
 
     use super::*;
@@ -159,7 +158,7 @@ mod tests {
             ports: Arc::from(Vec::new()),
             fib: Arc::clone(fib),
             adjacencies: Arc::from(Vec::new()),
-            neighbours: Arc::new(HashMap::new()),
+            neighbours: Arc::new(Default::default()),
         })
     }
 

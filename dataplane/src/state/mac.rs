@@ -5,19 +5,7 @@ use std::fmt;
 
 use super::Mac;
 
-/// Parses `aa:bb:cc:dd:ee:ff` (hex digits, either case, `:` separators, two digits each).
-pub fn parse_mac(text: &str) -> Option<Mac> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
+pub use crate::wire::ethernet::parse_mac;
 
 /// True for an individual (unicast) address other than all zeros.
 pub fn is_unicast(mac: &Mac) -> bool {

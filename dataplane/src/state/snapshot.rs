@@ -2,7 +2,6 @@
 //! neighbours. The control thread builds a new one on every change and swaps it in
 //! atomically (see [`super::SnapshotCell`]); workers never lock or wait.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -10,6 +9,10 @@ use crate::fib::Fib;
 
 /// A MAC address.
 pub type Mac = [u8; 6];
+
+/// Resolved neighbours by (port, IPv4 in host order), with a fast non-cryptographic hash
+/// (the keys are ours, not attacker-chosen in bulk: the table is bounded by the ARP cache).
+pub type NeighbourMap = rustc_hash::FxHashMap<(u16, u32), Mac>;
 
 /// What workers need to know about one port (index = DPDK port position in the config).
 #[derive(Debug, Clone)]
@@ -64,7 +67,7 @@ pub struct Snapshot {
     /// Adjacencies referenced by the FIB.
     pub adjacencies: Arc<[Adjacency]>,
     /// Resolved neighbours: (port, IPv4 as u32 host order) → MAC.
-    pub neighbours: Arc<HashMap<(u16, u32), Mac>>,
+    pub neighbours: Arc<NeighbourMap>,
 }
 
 impl Snapshot {

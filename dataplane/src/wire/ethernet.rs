@@ -85,18 +85,18 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut n = 0;
-    for part in s.split([':', '-']) {
-        if n == 6 || part.len() != 2 {
+/// Parses `aa:bb:cc:dd:ee:ff` (hex digits, either case, two per byte, `:` separators).
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        out[n] = u8::from_str_radix(part, 16).ok()?;
-        n += 1;
+        *byte = u8::from_str_radix(part, 16).ok()?;
     }
-    (n == 6).then_some(out)
+    parts.next().is_none().then_some(mac)
 }
 
 #[cfg(test)]
@@ -124,5 +124,6 @@ mod tests {
         assert!(parse_mac("02:00:5e:10:00").is_none());
         assert!(parse_mac("02:00:5e:10:00:ff:01").is_none());
         assert!(parse_mac("zz:00:5e:10:00:ff").is_none());
+        assert!(parse_mac("+f:00:5e:10:00:ff").is_none());
     }
 }
