@@ -40,7 +40,7 @@ RUN mkdir -p /out \
  && ldd /out/aegis-dataplane /out/aegisctl | awk '/=> \//{print $3}' | sort -u \
     | xargs -r realpath \
     | while read -r f; do dpkg -S "$f" 2>/dev/null || dpkg -S "${f#/usr}"; done \
-    | cut -d: -f1 | sort -u > /out/runtime-packages.txt \
+    | grep -v '^diversion' | cut -d: -f1 | sort -u > /out/runtime-packages.txt \
  && cat /out/runtime-packages.txt
 
 FROM debian:12-slim

@@ -42,6 +42,7 @@ die() {
 
 # What each package is for:
 #   dpdk libdpdk-dev        DPDK 22.11 runtime (+ PMDs via Recommends) and headers/pkg-config
+#   dpdk-dev                dpdk-testpmd, the I/O baseline of scripts/bench.sh
 #   librte-net-af-packet23  net_af_packet PMD (labs, tests); librte-net-tap23: net_tap PMD
 #   librte-mempool-ring23   default mempool handler
 #   dpdk-doc                DPDK's example sources (l3fwd, the benchmark's reference router)
@@ -54,7 +55,7 @@ die() {
 #   tshark                  reads the dataplane's pcapng captures in tests
 #   curl ca-certificates    fetching crates over HTTPS
 PACKAGES=(
-    dpdk libdpdk-dev dpdk-doc librte-net-af-packet23 librte-net-tap23 librte-mempool-ring23
+    dpdk dpdk-dev libdpdk-dev dpdk-doc librte-net-af-packet23 librte-net-tap23 librte-mempool-ring23
     clang libclang-dev pkg-config build-essential libpcap-dev
     iproute2 iputils-ping traceroute ethtool netcat-openbsd python3 procps util-linux
     tshark curl ca-certificates

@@ -248,12 +248,7 @@ impl Lab {
         cmd::checked(&cmd::display("ip", &argv), out)
     }
 
-    fn netns_argv<'a>(
-        &self,
-        host: &str,
-        program: &'a str,
-        args: &[&'a str],
-    ) -> Result<Vec<String>> {
+    fn netns_argv(&self, host: &str, program: &str, args: &[&str]) -> Result<Vec<String>> {
         let mut argv = vec!["netns".to_string(), "exec".to_string(), self.ns(host)?];
         argv.push(program.to_string());
         argv.extend(args.iter().map(|a| a.to_string()));
@@ -281,7 +276,7 @@ impl Lab {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<ProcId> {
-        names::validate_host(name)?;
+        names::validate_process(name)?;
         if self.procs.iter().any(|p| p.name() == name) {
             return Err(LabError::Duplicate {
                 kind: "process",

@@ -117,20 +117,29 @@ pub fn validate_prefix(p: &str) -> Result<()> {
 
 /// A host name: 1..=16 of `a-z 0-9 -`, starting with a letter.
 pub fn validate_host(h: &str) -> Result<()> {
+    validate_label("host", h, HOST_MAX)
+}
+
+/// A process name (also its log file's name): 1..=32 of `a-z 0-9 -`, starting with a letter.
+pub fn validate_process(p: &str) -> Result<()> {
+    validate_label("process", p, 32)
+}
+
+fn validate_label(kind: &'static str, s: &str, max: usize) -> Result<()> {
     let bad = |reason| {
         Err(LabError::InvalidName {
-            kind: "host",
-            name: h.to_string(),
+            kind,
+            name: s.to_string(),
             reason,
         })
     };
-    if h.is_empty() || h.len() > HOST_MAX {
-        return bad("must be 1 to 16 characters");
+    if s.is_empty() || s.len() > max {
+        return bad("too short or too long");
     }
-    if !h.as_bytes()[0].is_ascii_lowercase() {
+    if !s.as_bytes()[0].is_ascii_lowercase() {
         return bad("must start with a-z");
     }
-    if !h
+    if !s
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
@@ -259,6 +268,10 @@ mod tests {
         assert!(validate_host("").is_err());
         assert!(validate_host("h_1").is_err());
         assert!(validate_host(&"h".repeat(17)).is_err());
+        assert!(validate_process("aegis-dataplane").is_ok());
+        assert!(validate_process("tcp-sink-5001").is_ok());
+        assert!(validate_process("../x").is_err());
+        assert!(validate_process(&"p".repeat(33)).is_err());
     }
 
     #[test]

@@ -85,6 +85,17 @@ pub struct GraphEnv {
     pub next_ident: u16,
     /// Events that did not fit the queue (counted, never blocking).
     pub events_lost: u64,
+    /// Scratch space for bulk lookups (reused every burst: no zeroing, no allocation).
+    pub scratch: Box<LookupScratch>,
+}
+
+/// Per-worker arrays a node fills for one frame (e.g. destinations and next hops for the
+/// bulk FIB lookup).
+pub struct LookupScratch {
+    /// Keys, one per packet of the frame.
+    pub keys: [u32; super::FRAME_CAP],
+    /// Results, one per packet of the frame.
+    pub values: [u32; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -96,6 +107,10 @@ impl GraphEnv {
             icmp_limit: TokenBucket::new(1000, 100),
             next_ident: 1,
             events_lost: 0,
+            scratch: Box::new(LookupScratch {
+                keys: [0; super::FRAME_CAP],
+                values: [0; super::FRAME_CAP],
+            }),
         }
     }
 
@@ -206,11 +221,12 @@ impl<B: PacketBuf> Graph<B> {
     pub fn input(&mut self, port: u16, bufs: impl IntoIterator<Item = B>, stats: &WorkerStats) {
         let f = &mut self.frames[NodeId::EthInput as usize];
         for buf in bufs {
-            let meta = Meta {
-                rx_port: port,
-                ..Meta::default()
-            };
-            if f.try_push(Pkt { buf, meta }).is_err() {
+            if f.try_push(Pkt {
+                buf,
+                meta: Meta::rx(port),
+            })
+            .is_err()
+            {
                 stats.count_drop(DropReason::FrameOverflow);
             }
         }

@@ -95,6 +95,13 @@ drop_reasons! {
     FrameOverflow = "frame_overflow",
 }
 
+/// Placeholder in packet metadata before any reason applies.
+impl Default for DropReason {
+    fn default() -> Self {
+        DropReason::NoRoute
+    }
+}
+
 impl std::fmt::Display for DropReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

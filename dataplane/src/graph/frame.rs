@@ -9,22 +9,63 @@ use super::DropReason;
 pub const FRAME_CAP: usize = 256;
 
 /// Per-packet metadata carried alongside the buffer through the graph.
+///
+/// Kept to 16 bytes, 8-aligned, so moving a packet between frames is two register moves
+/// (a byte-packed layout here cost ~10 clocks/packet/node in store-forwarding stalls).
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(8))]
 pub struct Meta {
-    /// Port the packet came in on (for generated replies, the port to answer from).
-    pub rx_port: u16,
     /// Adjacency index chosen by `ip4-lookup`.
     pub adj: u32,
     /// Next-hop IPv4 address (host order) chosen by `ip4-rewrite` for neighbour lookup.
     pub nh_ip: u32,
-    /// ICMP error to generate: type, code, and (for fragmentation-needed) the MTU.
-    pub icmp: IcmpRequest,
+    /// Port the packet came in on (for generated replies, the port to answer from).
+    pub rx_port: u16,
+    /// ICMP error to generate: next-hop MTU for fragmentation-needed, else 0.
+    icmp_mtu: u16,
+    /// ICMP error type.
+    icmp_type: u8,
+    /// ICMP error code.
+    icmp_code: u8,
+    /// Drop reason counted for the original packet when the ICMP error is generated.
+    icmp_reason: DropReason,
     /// The packet was built by the dataplane itself (no TTL decrement on the way out).
     pub local_origin: bool,
 }
 
+impl Meta {
+    /// Metadata of a packet received on `port`.
+    #[inline(always)]
+    pub fn rx(port: u16) -> Meta {
+        Meta {
+            rx_port: port,
+            ..Meta::default()
+        }
+    }
+
+    /// Records the ICMP error `ip4-icmp-error` should send for this packet.
+    #[inline]
+    pub fn set_icmp(&mut self, req: IcmpRequest) {
+        self.icmp_type = req.msg_type;
+        self.icmp_code = req.code;
+        self.icmp_mtu = req.mtu;
+        self.icmp_reason = req.reason;
+    }
+
+    /// The ICMP error recorded by [`Meta::set_icmp`].
+    #[inline]
+    pub fn icmp(&self) -> IcmpRequest {
+        IcmpRequest {
+            msg_type: self.icmp_type,
+            code: self.icmp_code,
+            mtu: self.icmp_mtu,
+            reason: self.icmp_reason,
+        }
+    }
+}
+
 /// The ICMP error `ip4-icmp-error` should send for a packet, and why it was stopped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IcmpRequest {
     /// ICMP type.
     pub msg_type: u8,
@@ -34,17 +75,6 @@ pub struct IcmpRequest {
     pub mtu: u16,
     /// The drop reason counted for the original packet.
     pub reason: DropReason,
-}
-
-impl Default for IcmpRequest {
-    fn default() -> Self {
-        IcmpRequest {
-            msg_type: 0,
-            code: 0,
-            mtu: 0,
-            reason: DropReason::NoRoute,
-        }
-    }
 }
 
 /// A packet in flight: its buffer and metadata.

@@ -27,7 +27,7 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     for mut pkt in input.drain(..) {
-        let req = pkt.meta.icmp;
+        let req = pkt.meta.icmp();
         ctx.env.stats.count_drop(req.reason);
         let (src, dst, allowed) = {
             let d = pkt.buf.data();

@@ -63,12 +63,12 @@ pub fn process<B: PacketBuf>(
             PROTO_UDP | PROTO_TCP => unreach::PORT,
             _ => unreach::PROTOCOL,
         };
-        pkt.meta.icmp = IcmpRequest {
+        pkt.meta.set_icmp(IcmpRequest {
             msg_type: DEST_UNREACHABLE,
             code,
             mtu: 0,
             reason: DropReason::LocalUnreachable,
-        };
+        });
         out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
     }
 }

@@ -5,7 +5,7 @@
 use crate::buf::PacketBuf;
 use crate::fib::Fib;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs, FRAME_CAP};
+use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::state::snapshot::Adjacency;
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE};
 
@@ -22,8 +22,8 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     let n = input.len();
-    let mut dsts = [0u32; FRAME_CAP];
-    let mut nhs = [0u32; FRAME_CAP];
+    let scratch = &mut *ctx.env.scratch;
+    let (dsts, nhs) = (&mut scratch.keys, &mut scratch.values);
     for (d, pkt) in dsts.iter_mut().zip(input.iter()) {
         let b = pkt.buf.data();
         *d = u32::from_be_bytes([b[DST_OFF], b[DST_OFF + 1], b[DST_OFF + 2], b[DST_OFF + 3]]);
@@ -47,22 +47,22 @@ pub fn process<B: PacketBuf>(
             }
             Some(Adjacency::Blackhole) => out.drop(pkt.buf, DropReason::RouteBlackhole),
             Some(Adjacency::Unreachable) => {
-                pkt.meta.icmp = IcmpRequest {
+                pkt.meta.set_icmp(IcmpRequest {
                     msg_type: DEST_UNREACHABLE,
                     code: unreach::HOST,
                     mtu: 0,
                     reason: DropReason::RouteUnreachable,
-                };
+                });
                 out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
             }
             // A packet we built that routes back to ourselves, or no route at all.
             Some(Adjacency::Local) | None => {
-                pkt.meta.icmp = IcmpRequest {
+                pkt.meta.set_icmp(IcmpRequest {
                     msg_type: DEST_UNREACHABLE,
                     code: unreach::NET,
                     mtu: 0,
                     reason: DropReason::NoRoute,
-                };
+                });
                 out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
             }
         }

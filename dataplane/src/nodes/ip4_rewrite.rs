@@ -45,23 +45,23 @@ pub fn process<B: PacketBuf>(
             (ip.ttl(), ip.total_len(), ip.dont_frag())
         };
         if !pkt.meta.local_origin && ttl <= 1 {
-            pkt.meta.icmp = IcmpRequest {
+            pkt.meta.set_icmp(IcmpRequest {
                 msg_type: TIME_EXCEEDED,
                 code: 0,
                 mtu: 0,
                 reason: DropReason::Ip4TtlExpired,
-            };
+            });
             out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
             continue;
         }
         if total > pv.mtu {
             if df {
-                pkt.meta.icmp = IcmpRequest {
+                pkt.meta.set_icmp(IcmpRequest {
                     msg_type: DEST_UNREACHABLE,
                     code: unreach::FRAG_NEEDED,
                     mtu: pv.mtu,
                     reason: DropReason::Ip4MtuExceeded,
-                };
+                });
                 out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
             } else {
                 out.drop(pkt.buf, DropReason::Ip4FragmentationUnsupported);

@@ -44,6 +44,16 @@ pub fn verify(data: &[u8]) -> bool {
     fold(sum(data, 0)) == 0xffff
 }
 
+/// [`verify`] for exactly a 20-byte IPv4 header without options: five 32-bit words
+/// added in 64 bits, no loop (the common case on the forwarding path).
+#[inline(always)]
+pub fn verify20(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let mut acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    fold(acc as u32 + (acc >> 32) as u32) == 0xffff
+}
+
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from `old` to `new`.
 #[inline(always)]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
@@ -86,6 +96,23 @@ mod tests {
             z[11] = 0;
             assert_eq!(checksum(&z), c);
         }
+    }
+
+    #[test]
+    fn verify20_agrees_with_verify() {
+        let mut h = HDR;
+        for i in 0..20 {
+            for bit in 0..8 {
+                h[i] ^= 1 << bit;
+                assert_eq!(verify20(&h), verify(&h), "byte {i} bit {bit}");
+                h[i] ^= 1 << bit;
+            }
+        }
+        assert!(verify20(&HDR));
+        let zero = [0u8; 20];
+        assert_eq!(verify20(&zero), verify(&zero));
+        let ones = [0xffu8; 20];
+        assert_eq!(verify20(&ones), verify(&ones));
     }
 
     #[test]

@@ -69,7 +69,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if total > b.len() || total < hl {
             return Err(Ip4Error::BadLength);
         }
-        if !checksum::verify(&b[..hl]) {
+        let ok = match b[..hl].try_into() {
+            Ok(h20) => checksum::verify20(h20),
+            Err(_) => checksum::verify(&b[..hl]),
+        };
+        if !ok {
             return Err(Ip4Error::BadChecksum);
         }
         if hl > MIN_HEADER_LEN && has_source_route(&b[MIN_HEADER_LEN..hl]) {

@@ -161,14 +161,18 @@ fn demo_steps(rl: &mut RouterLab) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     let ns_h1 = rl.lab.id().ns(RouterLab::H1);
-    let steps: [(&str, &str, Vec<&str>); 2] = [
+    let steps: [(&str, &str, &str, Vec<&str>); 2] = [
         (
             "Ping h1 -> h2 through the dataplane",
+            "h1 sends to its gateway 10.0.1.1 (the dataplane), which routes to h2; \
+             ttl=63 is the one routed hop.",
             "ping",
             vec!["-n", "-c", "3", "-i", "0.2", RouterLab::H2_IP],
         ),
         (
-            "Traceroute h1 -> h2 (hop 1 is the dataplane)",
+            "Traceroute h1 -> h2",
+            "The TTL-1 probe expires at the dataplane, which answers with ICMP \
+             time-exceeded from 10.0.1.1.",
             "traceroute",
             vec![
                 "-n",
@@ -183,8 +187,9 @@ fn demo_steps(rl: &mut RouterLab) -> Result<(), String> {
             ],
         ),
     ];
-    for (title, prog, args) in steps {
+    for (title, about, prog, args) in steps {
         heading(title);
+        println!("{about}");
         let mut line = vec!["netns", "exec", ns_h1.as_str(), prog];
         line.extend(args.iter().copied());
         show_cmd(&cmd::display("ip", &line));
@@ -194,8 +199,24 @@ fn demo_steps(rl: &mut RouterLab) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         print!("{out}");
     }
-    for what in ["runtime", "errors", "interfaces"] {
+    let shows = [
+        (
+            "runtime",
+            "Per graph node: calls, packets (vectors) and CPU cycles per packet.",
+        ),
+        (
+            "errors",
+            "Every dropped packet is counted under a reason; the expired traceroute probe \
+             shows up as ip4_ttl_expired.",
+        ),
+        (
+            "interfaces",
+            "The DPDK ports, their addresses and counters.",
+        ),
+    ];
+    for (what, about) in shows {
         heading(&format!("aegisctl dp show {what}"));
+        println!("{about}");
         show_cmd(&rl.ctl.display(false, &["show", what]));
         let out = rl.ctl.text(&["show", what]).map_err(|e| e.to_string())?;
         print!("{out}");
