@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let stats = Arc::new(WorkerStats::default());
     let mut env = GraphEnv::new(stats.clone(), Arc::new(ArrayQueue::new(16)));
-    let mut graph: Graph<HeapBuf> = Graph::new(2, || 0);
+    let mut graph: Graph<HeapBuf> = Graph::new(2);
 
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(FRAME_CAP as u64));

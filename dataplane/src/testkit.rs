@@ -99,10 +99,6 @@ pub struct Pipeline {
     pub now_ns: u64,
 }
 
-fn fake_clock() -> u64 {
-    0
-}
-
 impl Pipeline {
     /// A pipeline over [`snapshot`].
     #[allow(clippy::new_without_default)]
@@ -110,7 +106,7 @@ impl Pipeline {
         let stats = Arc::new(WorkerStats::default());
         let events = Arc::new(ArrayQueue::new(64));
         Pipeline {
-            graph: Graph::new(2, fake_clock),
+            graph: Graph::new(2),
             env: GraphEnv::new(stats, events),
             snap: snapshot(),
             now_ns: 1_000_000_000,

@@ -140,10 +140,7 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
 
     let cell = SnapshotCell::new(tables.snapshot());
     let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
-    let clock = Clock {
-        cycles: clock::rdtsc,
-        hz: eal.tsc_hz(),
-    };
+    let clock = Clock::new(clock::rdtsc, eal.tsc_hz());
     let wcfg = WorkerConfig {
         poll_mode: cfg.dataplane.poll_mode,
         burst: usize::from(cfg.dataplane.burst),

@@ -12,6 +12,7 @@ use super::stats::{bump, WorkerStats};
 use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
 use crate::nodes;
+use crate::port::clock::rdtsc;
 use crate::state::snapshot::{Mac, Snapshot};
 
 /// Passes over the graph per burst: a second pass carries ICMP errors and local replies
@@ -199,19 +200,16 @@ pub struct Graph<B> {
     spare: Box<Frame<B>>,
     tx: Vec<TxFrame<B>>,
     hold: HoldQueue<B>,
-    clock: fn() -> u64,
 }
 
 impl<B: PacketBuf> Graph<B> {
-    /// A graph for `n_ports` ports, measuring nodes with `clock` (TSC or any monotonic
-    /// cycle counter).
-    pub fn new(n_ports: usize, clock: fn() -> u64) -> Self {
+    /// A graph for `n_ports` ports. Nodes are measured with the TSC (inlined `rdtsc`).
+    pub fn new(n_ports: usize) -> Self {
         Graph {
             frames: std::array::from_fn(|_| Box::new(Frame::new())),
             spare: Box::new(Frame::new()),
             tx: (0..n_ports).map(|_| TxFrame::new()).collect(),
             hold: HoldQueue::new(),
-            clock,
         }
     }
 
@@ -257,7 +255,7 @@ impl<B: PacketBuf> Graph<B> {
                 ran = true;
                 std::mem::swap(&mut self.frames[id as usize], &mut self.spare);
                 let n = self.spare.len() as u64;
-                let t0 = (self.clock)();
+                let t0 = rdtsc();
                 let mut ctx = NodeCtx {
                     snap,
                     now_ns,
@@ -274,7 +272,7 @@ impl<B: PacketBuf> Graph<B> {
                 for _ in self.spare.drain(..) {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
-                stats.node(id as usize, n, (self.clock)().wrapping_sub(t0));
+                stats.node(id as usize, n, rdtsc().wrapping_sub(t0));
             }
             if !ran {
                 break;

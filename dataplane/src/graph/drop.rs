@@ -23,7 +23,7 @@ macro_rules! drop_reasons {
 
             /// Human description (the doc comment).
             pub const fn description(self) -> &'static str {
-                match self { $(DropReason::$variant => concat!($($doc),*),)* }
+                match self { $(DropReason::$variant => concat!($($doc),*).trim_ascii_start(),)* }
             }
 
             /// Looks a reason up by its machine name.

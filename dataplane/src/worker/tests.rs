@@ -101,3 +101,16 @@ fn publishing_a_resolved_neighbour_releases_held_packets() {
     assert_eq!(tx.len(), 1);
     assert_eq!(tx[0][0..6], [2, 0, 0, 0, 1, 8]);
 }
+
+#[test]
+fn clock_converts_ticks_to_nanoseconds_without_drift() {
+    fn ticks() -> u64 {
+        3_000_000_000 * 3600 // one hour at 3 GHz
+    }
+    let c = Clock::new(ticks, 3_000_000_000);
+    let ns = c.now_ns();
+    assert!(
+        (3_600_000_000_000 - 1_000..=3_600_000_000_000).contains(&ns),
+        "{ns}"
+    );
+}
