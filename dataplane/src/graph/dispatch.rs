@@ -97,6 +97,8 @@ pub struct LookupScratch {
     pub keys: [u32; super::FRAME_CAP],
     /// Results, one per packet of the frame.
     pub values: [u32; super::FRAME_CAP],
+    /// A byte per packet (e.g. a verdict).
+    pub flags: [u8; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -111,6 +113,7 @@ impl GraphEnv {
             scratch: Box::new(LookupScratch {
                 keys: [0; super::FRAME_CAP],
                 values: [0; super::FRAME_CAP],
+                flags: [0; super::FRAME_CAP],
             }),
         }
     }

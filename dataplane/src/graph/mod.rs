@@ -26,9 +26,9 @@ pub enum NodeId {
     EthInput,
     /// ARP: answer for our addresses, learn neighbours.
     ArpInput,
-    /// IPv4 input checks.
-    Ip4Input,
-    /// Longest-prefix match.
+    /// IPv4 forwarding path: input checks, lookup and rewrite in one pass.
+    Ip4Forward,
+    /// Longest-prefix match for packets the dataplane built.
     Ip4Lookup,
     /// Packets for our own addresses (ICMP echo, unreachable for the rest).
     Ip4Local,
@@ -43,7 +43,7 @@ impl NodeId {
     pub const ALL: [NodeId; 7] = [
         NodeId::EthInput,
         NodeId::ArpInput,
-        NodeId::Ip4Input,
+        NodeId::Ip4Forward,
         NodeId::Ip4Lookup,
         NodeId::Ip4Local,
         NodeId::Ip4Rewrite,
@@ -57,7 +57,7 @@ impl NodeId {
         match self {
             NodeId::EthInput => "ethernet-input",
             NodeId::ArpInput => "arp-input",
-            NodeId::Ip4Input => "ip4-input",
+            NodeId::Ip4Forward => "ip4-forward",
             NodeId::Ip4Lookup => "ip4-lookup",
             NodeId::Ip4Local => "ip4-local",
             NodeId::Ip4Rewrite => "ip4-rewrite",
@@ -70,7 +70,7 @@ impl NodeId {
 pub const RUNTIME_SLOTS: [&str; NodeId::COUNT + 2] = [
     "ethernet-input",
     "arp-input",
-    "ip4-input",
+    "ip4-forward",
     "ip4-lookup",
     "ip4-local",
     "ip4-rewrite",

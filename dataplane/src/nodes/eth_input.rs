@@ -28,8 +28,8 @@ pub fn process<B: PacketBuf>(
             out.drop(pkt.buf, DropReason::EthNotForUs);
             continue;
         }
-        match u16::from_be_bytes([d[12], d[13]]) {
-            ETHERTYPE_IPV4 => out.to(NodeId::Ip4Input, pkt.buf, pkt.meta),
+        match crate::wire::be16(d, 12) {
+            ETHERTYPE_IPV4 => out.to(NodeId::Ip4Forward, pkt.buf, pkt.meta),
             ETHERTYPE_ARP => out.to(NodeId::ArpInput, pkt.buf, pkt.meta),
             _ => out.drop(pkt.buf, DropReason::EthUnknownType),
         }

@@ -1,43 +1,33 @@
-//! `ip4-input`: the checks RFC 1812 §5.2.2 asks of a router (length, version, IHL, total
+//! IPv4 input checks, as RFC 1812 §5.2.2 asks of a router (length, version, IHL, total
 //! length, checksum), no source routing, no martian sources, unicast only; trims Ethernet
-//! padding so later nodes see the IP total length.
+//! padding so later nodes see the IP total length. Run by `ip4-forward` on every packet.
 
 use crate::buf::PacketBuf;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::DropReason;
 use crate::wire::ipv4::{self, Ip4Error};
 
 use super::L3;
 
-/// Processes one frame.
-#[inline]
-pub fn process<B: PacketBuf>(
-    _ctx: &mut NodeCtx<'_>,
-    input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
-) {
-    for mut pkt in input.drain(..) {
-        let frame_len = pkt.buf.len();
-        let (total, src, dst) = match ipv4::Packet::new_checked(&pkt.buf.data()[L3..]) {
-            Ok(ip) => (ip.total_len() as usize, ip.src(), ip.dst()),
-            Err(e) => {
-                out.drop(pkt.buf, reason(e));
-                continue;
-            }
-        };
-        if ipv4::is_martian_source(src) {
-            out.drop(pkt.buf, DropReason::Ip4MartianSource);
-            continue;
-        }
-        if ipv4::is_multicast_or_broadcast(dst) {
-            out.drop(pkt.buf, DropReason::Ip4NotUnicast);
-            continue;
-        }
-        let padding = frame_len - L3 - total;
-        if padding > 0 {
-            pkt.buf.trim(padding);
-        }
-        out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
+/// Validates one packet's IPv4 header and trims Ethernet padding. Returns the destination
+/// address (host order) of a packet fit to route, or why it must be dropped.
+#[inline(always)]
+pub fn check<B: PacketBuf>(buf: &mut B) -> Result<u32, DropReason> {
+    let frame_len = buf.len();
+    let (total, src, dst) = match ipv4::Packet::new_checked(&buf.data()[L3..]) {
+        Ok(ip) => (ip.total_len() as usize, ip.src(), ip.dst()),
+        Err(e) => return Err(reason(e)),
+    };
+    if ipv4::is_martian_source(src) {
+        return Err(DropReason::Ip4MartianSource);
     }
+    if ipv4::is_multicast_or_broadcast(dst) {
+        return Err(DropReason::Ip4NotUnicast);
+    }
+    let padding = frame_len - L3 - total;
+    if padding > 0 {
+        buf.trim(padding);
+    }
+    Ok(dst)
 }
 
 /// The drop reason for a header defect.

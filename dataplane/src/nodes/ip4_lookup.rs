@@ -1,18 +1,19 @@
 //! `ip4-lookup`: longest-prefix match for the whole frame in one bulk FIB lookup, then
-//! each packet goes where its adjacency says: local delivery, rewrite towards a port, a
-//! counted blackhole, or an ICMP unreachable.
+//! each packet goes where its adjacency says (see [`route`]). On the forwarding path
+//! `ip4-forward` does this itself; this node routes the packets the dataplane builds
+//! (ICMP errors, echo replies).
 
 use crate::buf::PacketBuf;
 use crate::fib::Fib;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
-use crate::state::snapshot::Adjacency;
+use crate::graph::{DropReason, Frame, Meta, NodeCtx, NodeId, Outputs};
+use crate::state::snapshot::{Adjacency, Snapshot};
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE};
 
 use super::L3;
 
 /// Offset of the destination address in the frame.
-const DST_OFF: usize = L3 + 16;
+pub const DST_OFF: usize = L3 + 16;
 
 /// Processes one frame.
 #[inline]
@@ -23,48 +24,58 @@ pub fn process<B: PacketBuf>(
 ) {
     let n = input.len();
     let scratch = &mut *ctx.env.scratch;
-    let (dsts, nhs) = (&mut scratch.keys, &mut scratch.values);
-    for (d, pkt) in dsts.iter_mut().zip(input.iter()) {
-        let b = pkt.buf.data();
-        *d = u32::from_be_bytes([b[DST_OFF], b[DST_OFF + 1], b[DST_OFF + 2], b[DST_OFF + 3]]);
+    for (d, pkt) in scratch.keys.iter_mut().zip(input.iter()) {
+        *d = crate::wire::be32(pkt.buf.data(), DST_OFF);
     }
-    ctx.snap.fib.lookup_bulk(&dsts[..n], &mut nhs[..n]);
-    let adjs = &ctx.snap.adjacencies;
-    for (i, mut pkt) in input.drain(..).enumerate() {
-        let nh = nhs[i];
-        let adj = if nh == Fib::MISS {
-            None
-        } else {
-            adjs.get(nh as usize)
-        };
-        match adj {
-            Some(Adjacency::Attached { .. } | Adjacency::Gateway { .. }) => {
-                pkt.meta.adj = nh;
-                out.to(NodeId::Ip4Rewrite, pkt.buf, pkt.meta);
-            }
-            Some(Adjacency::Local) if !pkt.meta.local_origin => {
-                out.to(NodeId::Ip4Local, pkt.buf, pkt.meta)
-            }
-            Some(Adjacency::Blackhole) => out.drop(pkt.buf, DropReason::RouteBlackhole),
-            Some(Adjacency::Unreachable) => {
-                pkt.meta.set_icmp(IcmpRequest {
-                    msg_type: DEST_UNREACHABLE,
-                    code: unreach::HOST,
-                    mtu: 0,
-                    reason: DropReason::RouteUnreachable,
-                });
-                out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
-            }
-            // A packet we built that routes back to ourselves, or no route at all.
-            Some(Adjacency::Local) | None => {
-                pkt.meta.set_icmp(IcmpRequest {
-                    msg_type: DEST_UNREACHABLE,
-                    code: unreach::NET,
-                    mtu: 0,
-                    reason: DropReason::NoRoute,
-                });
-                out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
-            }
+    ctx.snap
+        .fib
+        .lookup_bulk(&scratch.keys[..n], &mut scratch.values[..n]);
+    for (i, pkt) in input.drain(..).enumerate() {
+        if let Some((buf, meta)) = route(ctx.snap, scratch.values[i], pkt.buf, pkt.meta, out) {
+            out.to(NodeId::Ip4Rewrite, buf, meta);
         }
     }
+}
+
+/// Acts on the FIB result `nh` for one packet: local delivery, a counted blackhole, or an
+/// ICMP unreachable. For a forwarding adjacency it records it in the metadata and hands the
+/// packet back, so the caller can rewrite it (`ip4-forward`) or queue it (`ip4-lookup`).
+#[inline(always)]
+pub fn route<B: PacketBuf>(
+    snap: &Snapshot,
+    nh: u32,
+    buf: B,
+    mut meta: Meta,
+    out: &mut Outputs<'_, B>,
+) -> Option<(B, Meta)> {
+    let adj = if nh == Fib::MISS {
+        None
+    } else {
+        snap.adjacencies.get(nh as usize)
+    };
+    let (code, reason) = match adj {
+        Some(Adjacency::Attached { .. } | Adjacency::Gateway { .. }) => {
+            meta.adj = nh;
+            return Some((buf, meta));
+        }
+        Some(Adjacency::Local) if !meta.local_origin => {
+            out.to(NodeId::Ip4Local, buf, meta);
+            return None;
+        }
+        Some(Adjacency::Blackhole) => {
+            out.drop(buf, DropReason::RouteBlackhole);
+            return None;
+        }
+        Some(Adjacency::Unreachable) => (unreach::HOST, DropReason::RouteUnreachable),
+        // A packet we built that routes back to ourselves, or no route at all.
+        Some(Adjacency::Local) | None => (unreach::NET, DropReason::NoRoute),
+    };
+    meta.set_icmp(IcmpRequest {
+        msg_type: DEST_UNREACHABLE,
+        code,
+        mtu: 0,
+        reason,
+    });
+    out.to(NodeId::Ip4IcmpError, buf, meta);
+    None
 }

@@ -4,7 +4,7 @@
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{ControlEvent, DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::{ControlEvent, DropReason, Frame, Meta, NodeCtx, NodeId, Outputs};
 use crate::state::snapshot::Adjacency;
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE, TIME_EXCEEDED};
 use crate::wire::ipv4;
@@ -18,70 +18,68 @@ pub fn process<B: PacketBuf>(
     input: &mut Frame<B>,
     out: &mut Outputs<'_, B>,
 ) {
-    let snap = ctx.snap;
-    for mut pkt in input.drain(..) {
-        let (port, nh_ip, mac) = match snap.adjacencies.get(pkt.meta.adj as usize) {
-            Some(Adjacency::Gateway { port, gw, mac }) => (*port, u32::from(*gw), *mac),
-            Some(Adjacency::Attached { port }) => {
-                let b = pkt.buf.data();
-                let o = L3 + 16;
-                (
-                    *port,
-                    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]),
-                    None,
-                )
-            }
-            _ => {
-                out.drop(pkt.buf, DropReason::NoRoute);
-                continue;
-            }
-        };
-        let Some(pv) = snap.ports.get(port as usize).filter(|p| p.up) else {
-            out.drop(pkt.buf, DropReason::PortDown);
-            continue;
-        };
-        let (ttl, total, df) = {
-            let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
-            (ip.ttl(), ip.total_len(), ip.dont_frag())
-        };
-        if !pkt.meta.local_origin && ttl <= 1 {
-            pkt.meta.set_icmp(IcmpRequest {
-                msg_type: TIME_EXCEEDED,
-                code: 0,
-                mtu: 0,
-                reason: DropReason::Ip4TtlExpired,
-            });
-            out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
-            continue;
-        }
-        if total > pv.mtu {
-            if df {
-                pkt.meta.set_icmp(IcmpRequest {
-                    msg_type: DEST_UNREACHABLE,
-                    code: unreach::FRAG_NEEDED,
-                    mtu: pv.mtu,
-                    reason: DropReason::Ip4MtuExceeded,
-                });
-                out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
-            } else {
-                out.drop(pkt.buf, DropReason::Ip4FragmentationUnsupported);
-            }
-            continue;
-        }
-        let Some(mac) = mac.or_else(|| snap.neighbour(port, nh_ip)) else {
-            pkt.meta.nh_ip = nh_ip;
-            if out.hold(pkt.buf, pkt.meta, port, nh_ip, ctx.now_ns) {
-                ctx.env
-                    .event(ControlEvent::NeighbourMiss { port, ip: nh_ip });
-            }
-            continue;
-        };
-        let d = pkt.buf.data_mut();
-        if !pkt.meta.local_origin {
-            ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
-        }
-        d[0..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&pv.mac);
-        out.tx(port, pkt.buf, pkt.meta);
+    for pkt in input.drain(..) {
+        rewrite(ctx, pkt.buf, pkt.meta, out);
     }
+}
+
+/// Forwards one packet whose adjacency is in `meta.adj`: port state, TTL, MTU, next-hop
+/// MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.
+#[inline(always)]
+pub fn rewrite<B: PacketBuf>(ctx: &mut NodeCtx<'_>, mut buf: B, mut meta: Meta, out: &mut Outputs<'_, B>) {
+    let snap = ctx.snap;
+    let (port, nh_ip, mac) = match snap.adjacencies.get(meta.adj as usize) {
+        Some(Adjacency::Gateway { port, gw, mac }) => (*port, u32::from(*gw), *mac),
+        Some(Adjacency::Attached { port }) => (*port, crate::wire::be32(buf.data(), L3 + 16), None),
+        _ => {
+            out.drop(buf, DropReason::NoRoute);
+            return;
+        }
+    };
+    let Some(pv) = snap.ports.get(port as usize).filter(|p| p.up) else {
+        out.drop(buf, DropReason::PortDown);
+        return;
+    };
+    let (ttl, total, df) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[L3..]);
+        (ip.ttl(), ip.total_len(), ip.dont_frag())
+    };
+    if !meta.local_origin && ttl <= 1 {
+        meta.set_icmp(IcmpRequest {
+            msg_type: TIME_EXCEEDED,
+            code: 0,
+            mtu: 0,
+            reason: DropReason::Ip4TtlExpired,
+        });
+        out.to(NodeId::Ip4IcmpError, buf, meta);
+        return;
+    }
+    if total > pv.mtu {
+        if df {
+            meta.set_icmp(IcmpRequest {
+                msg_type: DEST_UNREACHABLE,
+                code: unreach::FRAG_NEEDED,
+                mtu: pv.mtu,
+                reason: DropReason::Ip4MtuExceeded,
+            });
+            out.to(NodeId::Ip4IcmpError, buf, meta);
+        } else {
+            out.drop(buf, DropReason::Ip4FragmentationUnsupported);
+        }
+        return;
+    }
+    let Some(mac) = mac.or_else(|| snap.neighbour(port, nh_ip)) else {
+        meta.nh_ip = nh_ip;
+        if out.hold(buf, meta, port, nh_ip, ctx.now_ns) {
+            ctx.env.event(ControlEvent::NeighbourMiss { port, ip: nh_ip });
+        }
+        return;
+    };
+    let d = buf.data_mut();
+    if !meta.local_origin {
+        ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
+    }
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&pv.mac);
+    out.tx(port, buf, meta);
 }

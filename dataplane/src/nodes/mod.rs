@@ -4,6 +4,7 @@
 pub mod arp_input;
 pub mod eth_input;
 pub mod icmp_error;
+pub mod ip4_forward;
 pub mod ip4_input;
 pub mod ip4_local;
 pub mod ip4_lookup;
@@ -29,7 +30,7 @@ pub fn process<B: PacketBuf>(
     match id {
         NodeId::EthInput => eth_input::process(ctx, input, out),
         NodeId::ArpInput => arp_input::process(ctx, input, out),
-        NodeId::Ip4Input => ip4_input::process(ctx, input, out),
+        NodeId::Ip4Forward => ip4_forward::process(ctx, input, out),
         NodeId::Ip4Lookup => ip4_lookup::process(ctx, input, out),
         NodeId::Ip4Local => ip4_local::process(ctx, input, out),
         NodeId::Ip4Rewrite => ip4_rewrite::process(ctx, input, out),

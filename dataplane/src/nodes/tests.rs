@@ -79,7 +79,7 @@ fn forwards_to_attached_host_with_rewrite() {
     assert_eq!(h.total_drops(), 0);
     let rt = &h.env.stats.nodes;
     assert_eq!(
-        rt[NodeId::Ip4Rewrite as usize]
+        rt[NodeId::Ip4Forward as usize]
             .packets
             .load(std::sync::atomic::Ordering::Relaxed),
         1

@@ -6,7 +6,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     let mut acc = initial as u64;
     let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
+        acc += u64::from(super::be32(c, 0));
     }
     let rest = chunks.remainder();
     let mut i = 0;
@@ -48,7 +48,7 @@ pub fn verify(data: &[u8]) -> bool {
 /// added in 64 bits, no loop (the common case on the forwarding path).
 #[inline(always)]
 pub fn verify20(h: &[u8; 20]) -> bool {
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let w = |i: usize| u64::from(super::be32(h, i));
     let mut acc = w(0) + w(4) + w(8) + w(12) + w(16);
     acc = (acc & 0xffff_ffff) + (acc >> 32);
     fold(acc as u32 + (acc >> 32) as u32) == 0xffff

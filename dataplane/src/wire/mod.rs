@@ -17,22 +17,34 @@ pub enum WireError {
     Malformed,
 }
 
+/// Reads `N` bytes at `off` as one load (one bounds check, not one per byte).
 #[inline(always)]
-pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes([b[off], b[off + 1]])
+fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[off..off + N]);
+    out
 }
 
+/// Big-endian u16 at `off`.
 #[inline(always)]
-pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+pub fn be16(b: &[u8], off: usize) -> u16 {
+    u16::from_be_bytes(array(b, off))
 }
 
+/// Big-endian u32 at `off`.
 #[inline(always)]
-pub(crate) fn put16(b: &mut [u8], off: usize, v: u16) {
+pub fn be32(b: &[u8], off: usize) -> u32 {
+    u32::from_be_bytes(array(b, off))
+}
+
+/// Writes a big-endian u16 at `off`.
+#[inline(always)]
+pub fn put16(b: &mut [u8], off: usize, v: u16) {
     b[off..off + 2].copy_from_slice(&v.to_be_bytes());
 }
 
+/// Writes a big-endian u32 at `off`.
 #[inline(always)]
-pub(crate) fn put32(b: &mut [u8], off: usize, v: u32) {
+pub fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_be_bytes());
 }
