@@ -26,7 +26,12 @@ pub fn process<B: PacketBuf>(
 /// Forwards one packet whose adjacency is in `meta.adj`: port state, TTL, MTU, next-hop
 /// MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.
 #[inline(always)]
-pub fn rewrite<B: PacketBuf>(ctx: &mut NodeCtx<'_>, mut buf: B, mut meta: Meta, out: &mut Outputs<'_, B>) {
+pub fn rewrite<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    mut buf: B,
+    mut meta: Meta,
+    out: &mut Outputs<'_, B>,
+) {
     let snap = ctx.snap;
     let (port, nh_ip, mac) = match snap.adjacencies.get(meta.adj as usize) {
         Some(Adjacency::Gateway { port, gw, mac }) => (*port, u32::from(*gw), *mac),
@@ -71,7 +76,8 @@ pub fn rewrite<B: PacketBuf>(ctx: &mut NodeCtx<'_>, mut buf: B, mut meta: Meta, 
     let Some(mac) = mac.or_else(|| snap.neighbour(port, nh_ip)) else {
         meta.nh_ip = nh_ip;
         if out.hold(buf, meta, port, nh_ip, ctx.now_ns) {
-            ctx.env.event(ControlEvent::NeighbourMiss { port, ip: nh_ip });
+            ctx.env
+                .event(ControlEvent::NeighbourMiss { port, ip: nh_ip });
         }
         return;
     };

@@ -163,9 +163,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buf.as_mut();
+        // TTL and protocol form one 16-bit word: compute the new word in a register and
+        // store it once (a byte store followed by a word load stalls store forwarding).
         let old = be16(b, field::TTL);
-        b[field::TTL] = b[field::TTL].wrapping_sub(1);
-        let new = be16(b, field::TTL);
+        let new = old.wrapping_sub(0x0100);
+        put16(b, field::TTL, new);
         let c = checksum::update16(be16(b, field::CHECKSUM), old, new);
         put16(b, field::CHECKSUM, c);
     }
