@@ -127,29 +127,7 @@ pub struct WorkerErrors {
     pub counts: Vec<ErrorCount>,
 }
 
-/// What a route does with matching packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RouteKind {
-    /// One of our own addresses: deliver locally.
-    Local,
-    /// Directly attached to a port.
-    Connected,
-    /// Via a gateway.
-    Gateway,
-    /// Drop silently.
-    Blackhole,
-    /// Drop and answer ICMP destination-unreachable.
-    Unreachable,
-}
-
-/// Where a route comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum RouteOrigin {
-    /// Configured: host.toml, routes file or the API.
-    Static,
-    /// Follows from an interface address.
-    Connected,
-}
+pub use crate::state::{RouteKind, RouteOrigin};
 
 /// One routing-table entry as `show routes` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

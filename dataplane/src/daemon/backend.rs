@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use crate::ctl::{
     AdminBackend, AdminError, ErrorCount, InterfaceInfo, Ipv4Cidr, NeighbourInfo, NeighbourState,
-    NodeRuntime, RouteInfo, RouteKind, RouteOrigin, RouteSpec, Status, WorkerErrors, WorkerInfo,
-    WorkerRuntime,
+    NodeRuntime, RouteInfo, RouteSpec, Status, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 use crate::graph::{DropReason, RUNTIME_SLOTS};
 use crate::port::Port;
@@ -167,19 +166,10 @@ impl AdminBackend for DaemonBackend {
             .filter_map(|e| {
                 Some(RouteInfo {
                     prefix: Ipv4Cidr::new(e.prefix.addr(), e.prefix.length())?,
-                    kind: match e.kind {
-                        state::RouteKind::Local => RouteKind::Local,
-                        state::RouteKind::Connected => RouteKind::Connected,
-                        state::RouteKind::Gateway => RouteKind::Gateway,
-                        state::RouteKind::Blackhole => RouteKind::Blackhole,
-                        state::RouteKind::Unreachable => RouteKind::Unreachable,
-                    },
+                    kind: e.kind,
                     next_hop: e.next_hop,
                     port: e.port_name,
-                    origin: match e.origin {
-                        state::RouteOrigin::Static => RouteOrigin::Static,
-                        state::RouteOrigin::Connected => RouteOrigin::Connected,
-                    },
+                    origin: e.origin,
                 })
             })
             .collect())
