@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let stats = Arc::new(WorkerStats::default());
     let mut env = GraphEnv::new(stats.clone(), Arc::new(ArrayQueue::new(16)));
-    let mut graph: Graph<HeapBuf> = Graph::new(2);
+    let mut graph: Graph<HeapBuf> = Graph::new(2, stats.clone());
 
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(FRAME_CAP as u64));
@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
                     .collect::<Vec<_>>()
             },
             |bufs| {
-                graph.input(0, bufs, &stats);
+                graph.input(0, bufs);
                 graph.run(&snap, 0, &mut env);
                 // Returned, so freeing the buffers happens outside the measurement.
                 black_box(std::mem::take(&mut graph.tx_frames()[1]))

@@ -106,7 +106,7 @@ impl Pipeline {
         let stats = Arc::new(WorkerStats::default());
         let events = Arc::new(ArrayQueue::new(64));
         Pipeline {
-            graph: Graph::new(2),
+            graph: Graph::new(2, stats.clone()),
             env: GraphEnv::new(stats, events),
             snap: snapshot(),
             now_ns: 1_000_000_000,
@@ -115,9 +115,8 @@ impl Pipeline {
 
     /// Feeds frames in on `port`, runs the graph, returns what each port transmitted.
     pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        let stats = self.env.stats.clone();
         self.graph
-            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)), &stats);
+            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)));
         self.graph.run(&self.snap, self.now_ns, &mut self.env);
         self.graph
             .tx_frames()

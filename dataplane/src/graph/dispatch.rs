@@ -203,23 +203,26 @@ pub struct Graph<B> {
     spare: Box<Frame<B>>,
     tx: Vec<TxFrame<B>>,
     hold: HoldQueue<B>,
+    stats: Arc<WorkerStats>,
 }
 
 impl<B: PacketBuf> Graph<B> {
-    /// A graph for `n_ports` ports. Nodes are measured with the TSC (inlined `rdtsc`).
-    pub fn new(n_ports: usize) -> Self {
+    /// A graph for `n_ports` ports, counting into `stats`. Nodes are measured with the
+    /// TSC (inlined `rdtsc`).
+    pub fn new(n_ports: usize, stats: Arc<WorkerStats>) -> Self {
         Graph {
             frames: std::array::from_fn(|_| Box::new(Frame::new())),
             spare: Box::new(Frame::new()),
             tx: (0..n_ports).map(|_| TxFrame::new()).collect(),
             hold: HoldQueue::new(),
+            stats,
         }
     }
 
     /// Adds received packets to the graph's input (at most [`super::FRAME_CAP`] per run;
     /// the rest is dropped and counted).
     #[inline]
-    pub fn input(&mut self, port: u16, bufs: impl IntoIterator<Item = B>, stats: &WorkerStats) {
+    pub fn input(&mut self, port: u16, bufs: impl IntoIterator<Item = B>) {
         let f = &mut self.frames[NodeId::EthInput as usize];
         for buf in bufs {
             if f.try_push(Pkt {
@@ -228,14 +231,15 @@ impl<B: PacketBuf> Graph<B> {
             })
             .is_err()
             {
-                stats.count_drop(DropReason::FrameOverflow);
+                self.stats.count_drop(DropReason::FrameOverflow);
             }
         }
     }
 
     /// Injects a packet built outside the graph (e.g. an ARP request from the control
     /// thread) straight into a port's transmit frame.
-    pub fn inject_tx(&mut self, port: u16, buf: B, stats: &WorkerStats) {
+    pub fn inject_tx(&mut self, port: u16, buf: B) {
+        let stats = &self.stats;
         match self.tx.get_mut(port as usize) {
             Some(f) => {
                 if f.try_push(buf).is_err() {
@@ -248,7 +252,9 @@ impl<B: PacketBuf> Graph<B> {
 
     /// Runs every node with pending packets until the graph is empty.
     pub fn run(&mut self, snap: &Snapshot, now_ns: u64, env: &mut GraphEnv) {
-        let stats = env.stats.clone();
+        let stats = &*self.stats;
+        // One TSC read per node: each node's clocks run from the previous read to its end.
+        let mut t_prev = rdtsc();
         for _ in 0..MAX_PASSES {
             let mut ran = false;
             for id in NodeId::ALL {
@@ -258,7 +264,6 @@ impl<B: PacketBuf> Graph<B> {
                 ran = true;
                 std::mem::swap(&mut self.frames[id as usize], &mut self.spare);
                 let n = self.spare.len() as u64;
-                let t0 = rdtsc();
                 let mut ctx = NodeCtx {
                     snap,
                     now_ns,
@@ -268,14 +273,16 @@ impl<B: PacketBuf> Graph<B> {
                     frames: &mut self.frames,
                     tx: &mut self.tx,
                     hold: &mut self.hold,
-                    stats: &stats,
+                    stats,
                 };
                 nodes::process(id, &mut ctx, &mut self.spare, &mut out);
                 // A node must hand on every packet; anything left is a bug, counted.
                 for _ in self.spare.drain(..) {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
-                stats.node(id as usize, n, rdtsc().wrapping_sub(t0));
+                let t = rdtsc();
+                stats.node(id as usize, n, t.wrapping_sub(t_prev));
+                t_prev = t;
             }
             if !ran {
                 break;
@@ -285,7 +292,8 @@ impl<B: PacketBuf> Graph<B> {
 
     /// Releases held packets whose next hop resolved in `snap` back into `ip4-rewrite`,
     /// and drops the ones that waited too long. Cheap when nothing is held.
-    pub fn release_held(&mut self, snap: &Snapshot, now_ns: u64, stats: &WorkerStats) {
+    pub fn release_held(&mut self, snap: &Snapshot, now_ns: u64) {
+        let stats = &self.stats;
         if self.hold.is_empty() {
             return;
         }

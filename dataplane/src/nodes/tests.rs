@@ -282,8 +282,7 @@ fn unresolved_next_hop_is_held_then_released() {
     let mut neigh = (*h.snap.neighbours).clone();
     neigh.insert((1, ip("10.0.2.8")), [2, 0, 0, 0, 1, 8]);
     h.snap.neighbours = Arc::new(neigh);
-    let stats = h.env.stats.clone();
-    h.graph.release_held(&h.snap, h.now_ns, &stats);
+    h.graph.release_held(&h.snap, h.now_ns);
     let out = h.run(0, &[]);
     assert_eq!(out[1].len(), 2);
     assert_eq!(&out[1][0][0..6], &[2, 0, 0, 0, 1, 8]);
@@ -294,9 +293,7 @@ fn unresolved_next_hop_is_held_then_released() {
 fn held_packets_expire_with_a_reason() {
     let mut h = Harness::new();
     h.run(0, &[udp("10.8.0.5", 64)]);
-    let stats = h.env.stats.clone();
-    h.graph
-        .release_held(&h.snap, h.now_ns + 10_000_000_000, &stats);
+    h.graph.release_held(&h.snap, h.now_ns + 10_000_000_000);
     assert_eq!(h.drops(DropReason::NeighbourUnresolved), 1);
     assert!(!h.graph.has_held());
 }
@@ -429,8 +426,7 @@ fn mutated_frames_never_panic_and_every_packet_is_accounted_for() {
         h.run_accounted(rng.below(2) as u16, &burst);
         if round % 500 == 0 {
             h.now_ns += 5_000_000_000; // let held packets expire
-            let stats = h.env.stats.clone();
-            h.graph.release_held(&h.snap, h.now_ns, &stats);
+            h.graph.release_held(&h.snap, h.now_ns);
         }
     }
     // Forwarding still works afterwards.

@@ -23,13 +23,12 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     acc as u32
 }
 
-/// Folds a 32-bit ones'-complement accumulator to 16 bits.
-#[inline]
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+/// Folds a 32-bit ones'-complement accumulator to 16 bits (two end-around carries always
+/// suffice: the first leaves at most 0x1fffe).
+#[inline(always)]
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
 /// The checksum field value for `data` (checksum field itself zeroed or included as zero).
@@ -49,9 +48,11 @@ pub fn verify(data: &[u8]) -> bool {
 #[inline(always)]
 pub fn verify20(h: &[u8; 20]) -> bool {
     let w = |i: usize| u64::from(super::be32(h, i));
-    let mut acc = w(0) + w(4) + w(8) + w(12) + w(16);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    fold(acc as u32 + (acc >> 32) as u32) == 0xffff
+    // Five 32-bit words fit in 35 bits: fold the carries into 32 bits, then to 16.
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    fold(acc as u32) == 0xffff
 }
 
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from `old` to `new`.

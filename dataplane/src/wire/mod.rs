@@ -19,7 +19,7 @@ pub enum WireError {
 
 /// Reads `N` bytes at `off` as one load (one bounds check, not one per byte).
 #[inline(always)]
-fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+pub fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&b[off..off + N]);
     out

@@ -120,6 +120,7 @@ pub struct Worker<Q: PortQueues> {
     clock: Clock,
     rx: TxFrame<Q::Buf>,
     next_hold_check: u64,
+    stats: Arc<WorkerStats>,
 }
 
 impl<Q: PortQueues> Worker<Q> {
@@ -134,7 +135,7 @@ impl<Q: PortQueues> Worker<Q> {
         let n = queues.n_ports();
         Worker {
             queues,
-            graph: Graph::new(n),
+            graph: Graph::new(n, handle.stats.clone()),
             env: GraphEnv::new(handle.stats.clone(), handle.events.clone()),
             snap,
             inject: handle.inject.clone(),
@@ -143,6 +144,7 @@ impl<Q: PortQueues> Worker<Q> {
             clock,
             rx: TxFrame::new(),
             next_hold_check: 0,
+            stats: handle.stats.clone(),
         }
     }
 
@@ -151,7 +153,7 @@ impl<Q: PortQueues> Worker<Q> {
         while !stop.load(Ordering::Relaxed) {
             let got = self.poll_once();
             if let Some(d) = self.backoff.after_poll(got) {
-                bump(&self.env.stats.sleeps, 1);
+                bump(&self.stats.sleeps, 1);
                 std::thread::sleep(d);
             }
         }
@@ -159,10 +161,9 @@ impl<Q: PortQueues> Worker<Q> {
 
     /// One pass over every port; returns the packets received.
     pub fn poll_once(&mut self) -> usize {
-        let stats = self.env.stats.clone();
         let now = self.clock.now_ns();
         if self.snap.changed() {
-            self.graph.release_held(self.snap.get(), now, &stats);
+            self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
@@ -174,22 +175,23 @@ impl<Q: PortQueues> Worker<Q> {
             if n == 0 {
                 continue;
             }
-            stats.node(SLOT_PORT_RX, n as u64, rdtsc().wrapping_sub(t0));
+            self.stats
+                .node(SLOT_PORT_RX, n as u64, rdtsc().wrapping_sub(t0));
             got += n;
-            self.graph.input(port as u16, self.rx.drain(..), &stats);
+            self.graph.input(port as u16, self.rx.drain(..));
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
         let injected = self.drain_injections();
         if self.graph.has_held() && now >= self.next_hold_check {
             self.next_hold_check = now + HOLD_CHECK_NS;
-            self.graph.release_held(self.snap.get(), now, &stats);
+            self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
-        bump(&stats.polls, 1);
+        bump(&self.stats.polls, 1);
         if got == 0 {
-            bump(&stats.idle_polls, 1);
+            bump(&self.stats.idle_polls, 1);
         }
         got + injected
     }
@@ -199,8 +201,8 @@ impl<Q: PortQueues> Worker<Q> {
         let mut n = 0;
         while let Some(inj) = self.inject.pop() {
             match self.queues.alloc_copy(&inj.frame) {
-                Some(buf) => self.graph.inject_tx(inj.port, buf, &self.env.stats),
-                None => self.env.stats.count_drop(DropReason::NoBuffers),
+                Some(buf) => self.graph.inject_tx(inj.port, buf),
+                None => self.stats.count_drop(DropReason::NoBuffers),
             }
             n += 1;
         }
@@ -212,7 +214,7 @@ impl<Q: PortQueues> Worker<Q> {
 
     /// Transmits every port's pending frame; what the driver refuses is dropped and counted.
     fn flush(&mut self) {
-        let stats = &self.env.stats;
+        let stats = &self.stats;
         for (port, frame) in self.graph.tx_frames().iter_mut().enumerate() {
             if frame.is_empty() {
                 continue;
