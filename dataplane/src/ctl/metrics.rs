@@ -393,8 +393,8 @@ mod tests {
         };
         b.count_port("eth0", c).unwrap();
         b.set_port_state("we\"ird".into(), false).unwrap();
-        b.count_node(0, "ip4-input", 3, 90, 9000).unwrap();
-        b.count_node(1, "ip4-input", 1, 10, 800).unwrap();
+        b.count_node(0, "ip4-forward", 3, 90, 9000).unwrap();
+        b.count_node(1, "ip4-forward", 1, 10, 800).unwrap();
         b.count_polls(1, 100, 60, 5).unwrap();
         b.count_drop(0, "no_route", "No route.", 4).unwrap();
         b.count_drop(1, "no_route", "No route.", 6).unwrap();
@@ -414,9 +414,9 @@ mod tests {
             "aegis_port_rx_missed_total{port=\"eth0\"} 2",
             "aegis_port_admin_up{port=\"we\\\"ird\"} 0",
             "aegis_port_admin_up{port=\"eth0\"} 1",
-            "aegis_node_packets_total{worker=\"0\",node=\"ip4-input\"} 90",
-            "aegis_node_clocks_total{worker=\"1\",node=\"ip4-input\"} 800",
-            "aegis_node_calls_total{worker=\"0\",node=\"ip4-input\"} 3",
+            "aegis_node_packets_total{worker=\"0\",node=\"ip4-forward\"} 90",
+            "aegis_node_clocks_total{worker=\"1\",node=\"ip4-forward\"} 800",
+            "aegis_node_calls_total{worker=\"0\",node=\"ip4-forward\"} 3",
             "aegis_worker_idle_polls_total{worker=\"1\"} 60",
             "aegis_revision 2",
         ] {
