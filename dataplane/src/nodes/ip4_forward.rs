@@ -49,8 +49,8 @@ pub fn process<B: PacketBuf>(
             continue;
         }
         let nh = ctx.env.scratch.values[i];
-        if let Some((buf, meta)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, pkt.meta, out) {
-            ip4_rewrite::rewrite(ctx, buf, meta, out);
+        if let Some((buf, meta, adj)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, pkt.meta, out) {
+            ip4_rewrite::rewrite(ctx, buf, meta, adj, out);
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn process<B: PacketBuf>(
         .fib
         .lookup_bulk(&scratch.keys[..n], &mut scratch.values[..n]);
     for (i, pkt) in input.drain(..).enumerate() {
-        if let Some((buf, meta)) = route(ctx.snap, scratch.values[i], pkt.buf, pkt.meta, out) {
+        if let Some((buf, meta, _)) = route(ctx.snap, scratch.values[i], pkt.buf, pkt.meta, out) {
             out.to(NodeId::Ip4Rewrite, buf, meta);
         }
     }
@@ -39,7 +39,8 @@ pub fn process<B: PacketBuf>(
 
 /// Acts on the FIB result `nh` for one packet: local delivery, a counted blackhole, or an
 /// ICMP unreachable. For a forwarding adjacency it records it in the metadata and hands the
-/// packet back, so the caller can rewrite it (`ip4-forward`) or queue it (`ip4-lookup`).
+/// packet back with the adjacency, so the caller can rewrite it (`ip4-forward`) or queue it
+/// (`ip4-lookup`).
 #[inline(always)]
 pub fn route<B: PacketBuf>(
     snap: &Snapshot,
@@ -47,17 +48,19 @@ pub fn route<B: PacketBuf>(
     buf: B,
     mut meta: Meta,
     out: &mut Outputs<'_, B>,
-) -> Option<(B, Meta)> {
+) -> Option<(B, Meta, Adjacency)> {
     let adj = if nh == Fib::MISS {
         None
     } else {
-        snap.adjacencies.get(nh as usize)
+        snap.adjacencies.get(nh as usize).copied()
     };
+    // The forwarding case first: one predictable branch instead of a jump table.
+    if let Some(a @ (Adjacency::Attached { .. } | Adjacency::Gateway { .. })) = adj {
+        meta.adj = nh;
+        return Some((buf, meta, a));
+    }
     let (code, reason) = match adj {
-        Some(Adjacency::Attached { .. } | Adjacency::Gateway { .. }) => {
-            meta.adj = nh;
-            return Some((buf, meta));
-        }
+        Some(Adjacency::Attached { .. } | Adjacency::Gateway { .. }) => return None,
         Some(Adjacency::Local) if !meta.local_origin => {
             out.to(NodeId::Ip4Local, buf, meta);
             return None;

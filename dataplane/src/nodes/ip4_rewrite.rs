@@ -19,23 +19,27 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     for pkt in input.drain(..) {
-        rewrite(ctx, pkt.buf, pkt.meta, out);
+        match ctx.snap.adjacencies.get(pkt.meta.adj as usize) {
+            Some(adj) => rewrite(ctx, pkt.buf, pkt.meta, *adj, out),
+            None => out.drop(pkt.buf, DropReason::NoRoute),
+        }
     }
 }
 
-/// Forwards one packet whose adjacency is in `meta.adj`: port state, TTL, MTU, next-hop
-/// MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.
+/// Forwards one packet towards `adj` (its index is in `meta.adj`): port state, TTL, MTU,
+/// next-hop MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.
 #[inline(always)]
 pub fn rewrite<B: PacketBuf>(
     ctx: &mut NodeCtx<'_>,
     mut buf: B,
     mut meta: Meta,
+    adj: Adjacency,
     out: &mut Outputs<'_, B>,
 ) {
     let snap = ctx.snap;
-    let (port, nh_ip, mac) = match snap.adjacencies.get(meta.adj as usize) {
-        Some(Adjacency::Gateway { port, gw, mac }) => (*port, u32::from(*gw), *mac),
-        Some(Adjacency::Attached { port }) => (*port, crate::wire::be32(buf.data(), L3 + 16), None),
+    let (port, nh_ip, mac) = match adj {
+        Adjacency::Gateway { port, gw, mac } => (port, u32::from(gw), mac),
+        Adjacency::Attached { port } => (port, crate::wire::be32(buf.data(), L3 + 16), None),
         _ => {
             out.drop(buf, DropReason::NoRoute);
             return;

@@ -44,10 +44,12 @@ pub fn verify(data: &[u8]) -> bool {
 }
 
 /// [`verify`] for exactly a 20-byte IPv4 header without options: five 32-bit words
-/// added in 64 bits, no loop (the common case on the forwarding path).
+/// added in 64 bits, no loop (the common case on the forwarding path). The words are read
+/// in native byte order: a ones'-complement sum is byte-order independent (RFC 1071 §2),
+/// and "all ones" reads the same either way.
 #[inline(always)]
 pub fn verify20(h: &[u8; 20]) -> bool {
-    let w = |i: usize| u64::from(super::be32(h, i));
+    let w = |i: usize| u64::from(u32::from_ne_bytes(super::array(h, i)));
     // Five 32-bit words fit in 35 bits: fold the carries into 32 bits, then to 16.
     let acc = w(0) + w(4) + w(8) + w(12) + w(16);
     let acc = (acc & 0xffff_ffff) + (acc >> 32);

@@ -71,6 +71,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     }
 }
 
+/// True if the first six bytes of `b` are `mac` (two integer compares).
+#[inline(always)]
+pub fn same_mac(b: &[u8], mac: &[u8; 6]) -> bool {
+    let (a4, a2): ([u8; 4], [u8; 2]) = (super::array(b, 0), super::array(b, 4));
+    let (m4, m2): ([u8; 4], [u8; 2]) = (super::array(mac, 0), super::array(mac, 4));
+    u32::from_ne_bytes(a4) == u32::from_ne_bytes(m4)
+        && u16::from_ne_bytes(a2) == u16::from_ne_bytes(m2)
+}
+
 /// True for a group (multicast or broadcast) address.
 #[inline]
 pub fn is_multicast(mac: &[u8; 6]) -> bool {
@@ -115,6 +124,15 @@ mod tests {
         assert_eq!(f.src(), [0xce, 0x9d, 0x47, 0xfb, 0x04, 0x8a]);
         assert_eq!(f.ethertype(), ETHERTYPE_IPV4);
         assert!(Frame::new_checked(&bytes[..13]).is_err());
+        assert!(same_mac(&bytes[6..], &[0xce, 0x9d, 0x47, 0xfb, 0x04, 0x8a]));
+        assert!(!same_mac(
+            &bytes[6..],
+            &[0xce, 0x9d, 0x47, 0xfb, 0x04, 0x8b]
+        ));
+        assert!(!same_mac(
+            &bytes[6..],
+            &[0xcf, 0x9d, 0x47, 0xfb, 0x04, 0x8a]
+        ));
     }
 
     #[test]
