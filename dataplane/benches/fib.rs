@@ -6,19 +6,8 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use aegis_dataplane::fib::Fib;
+use aegis_dataplane::testkit::Rng;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-/// Deterministic xorshift64* so every run uses the same table.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
-    }
-}
 
 fn table(routes: usize, rng: &mut Rng) -> Fib {
     let mut fib = Fib::new();

@@ -11,20 +11,10 @@ use aegis_dataplane::buf::heap::HeapBuf;
 use aegis_dataplane::fib::Fib;
 use aegis_dataplane::graph::{Graph, GraphEnv, WorkerStats, FRAME_CAP};
 use aegis_dataplane::state::snapshot::{Adjacency, PortView, Snapshot};
+use aegis_dataplane::testkit::Rng;
 use aegis_dataplane::wire::ipv4;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u32(&mut self) -> u32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
-    }
-}
 
 const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 

@@ -8,6 +8,7 @@ use crate::graph::{ControlEvent, DropReason, NodeId};
 use crate::state::snapshot::{Mac, PortView};
 use crate::wire::{arp, checksum, icmp, ipv4};
 
+use crate::testkit::Rng;
 pub(crate) use crate::testkit::{
     snapshot, Pipeline as Harness, GW_MAC, H1_MAC, H2_MAC, MAC0, MAC1,
 };
@@ -370,20 +371,6 @@ fn ethernet_padding_is_trimmed_before_forwarding() {
     assert_eq!(out[1][0].len(), real);
 }
 
-/// A small deterministic generator (xorshift) so the robustness test needs no crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn mutated_frames_never_panic_and_every_packet_is_accounted_for() {
     let seeds: Vec<Vec<u8>> = vec![
@@ -415,10 +402,10 @@ fn mutated_frames_never_panic_and_every_packet_is_accounted_for() {
                     2 => {
                         let i = 14 + rng.below(20);
                         if i < f.len() {
-                            f[i] = rng.next() as u8;
+                            f[i] = rng.next_u64() as u8;
                         }
                     }
-                    _ => f.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+                    _ => f.extend((0..rng.below(64)).map(|_| rng.next_u64() as u8)),
                 }
                 f
             })
