@@ -21,7 +21,7 @@ use common::OrPanic;
 
 /// Drop reasons that background traffic (ARP refreshes between hosts and the dataplane) may
 /// move at any time; every other counter must move only as a test expects.
-const AMBIENT: &[&str] = &["arp_consumed", "arp_not_for_us"];
+const AMBIENT: &[&str] = &["arp_not_for_us"];
 
 /// A started router lab with forwarding verified, or `None` when the test must skip.
 fn router(test: &str, prefix: &str) -> Option<RouterLab> {

@@ -44,16 +44,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DaemonBackend {
-    /// Applies a change to the tables, publishes the result and journals it for restarts.
+    /// Applies a change: validated on a copy of the tables, journalled (on disk before
+    /// the answer), then made current and published. A refused change, or one that cannot
+    /// be journalled, changes nothing.
     pub fn apply(&self, change: Change) -> Result<u64, AdminError> {
         let mut t = lock(&self.tables);
-        let rev = change.apply(&mut t)?;
+        let mut next = t.clone();
+        let rev = change.apply(&mut next)?;
+        if let Err(e) = lock(&self.log).append(&change) {
+            tracing::error!(error = %e, change = %change.to_line(), "cannot journal a runtime change");
+            return Err(AdminError::Internal(format!(
+                "cannot write the runtime journal ({e}); nothing was changed"
+            )));
+        }
+        *t = next;
         if t.needs_publish() {
             self.cell.publish(t.snapshot());
-        }
-        if let Err(e) = lock(&self.log).append(&change) {
-            tracing::error!(error = %e, change = %change.to_line(),
-                "cannot journal the runtime change; it is applied but will not survive a restart");
         }
         Ok(rev)
     }

@@ -56,14 +56,43 @@ pub enum DaemonError {
     },
 }
 
+/// Sets the stop flag when dropped, so every way out of [`run`] (an error included) stops
+/// the workers before the EAL waits for them.
+struct StopOnExit(Arc<AtomicBool>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs the daemon until a termination signal arrives.
 pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
+    let mut runtime_dir = None;
+    let result = run_until_stopped(&cfg, &mut runtime_dir);
+    // The EAL is gone by now, whatever happened. A prefix we chose is ours to remove; one
+    // the operator chose is left alone.
+    let own_prefix = !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix"));
+    if let (true, Some(dir)) = (own_prefix, runtime_dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn run_until_stopped(
+    cfg: &HostConfig,
+    runtime_dir: &mut Option<std::path::PathBuf>,
+) -> Result<(), DaemonError> {
     let started = Instant::now();
     let argv = cfg.eal_argv(
         "aegis-dataplane",
         &format!("aegis-dp-{}", std::process::id()),
     );
     let eal = Eal::init(&argv[1..])?;
+    *runtime_dir = Some(eal.runtime_dir().to_path_buf());
+    let stop = Arc::new(AtomicBool::new(false));
+    // Declared after `eal`, so it is dropped first: workers stop before the EAL waits.
+    let _stop_on_exit = StopOnExit(stop.clone());
     tracing::info!(
         file_prefix = eal.file_prefix(),
         hugepages = eal.has_hugepages(),
@@ -79,12 +108,22 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
     };
     let n_workers = worker_lcores.len() as u16;
 
+    // Buffers big enough for the largest configured MTU (plus Ethernet, VLAN and FCS).
+    let max_mtu = cfg
+        .forwarding
+        .ports
+        .iter()
+        .map(|p| p.mtu)
+        .max()
+        .unwrap_or(1500);
+    let data_room = crate::port::mempool::DEFAULT_DATA_ROOM
+        .max(crate::port::mempool::HEADROOM + max_mtu + 14 + 4 + 4);
     let pool = Mempool::new(
         &eal,
         "aegis_pkts",
         cfg.dataplane.mbufs,
         256.min(cfg.dataplane.mbufs / 2),
-        crate::port::mempool::DEFAULT_DATA_ROOM,
+        data_room,
         None,
     )?;
 
@@ -112,7 +151,15 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
             ..PortConfig::default()
         };
         port.configure(&conf, &pool).map_err(perr)?;
-        port.promiscuous(spec.promiscuous).map_err(perr)?;
+        match port.promiscuous(spec.promiscuous) {
+            Ok(()) => {}
+            // Some virtual devices (net_null, net_pcap) are always promiscuous; the software
+            // MAC filter works either way.
+            Err(e @ crate::port::PortError::NotSupported { .. }) => {
+                tracing::warn!(port = %spec.name, error = %e, "promiscuous setting left as the device has it");
+            }
+            Err(e) => return Err(perr(e)),
+        }
         port.start().map_err(perr)?;
         if cfg.forwarding.ports[i].mac.is_none() {
             let mac = port.mac().map_err(perr)?;
@@ -173,8 +220,7 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
         started,
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let control = spawn_control(&cfg, backend.clone(), stop.clone())?;
+    let control = spawn_control(cfg, backend.clone(), stop.clone())?;
 
     // Workers: on their lcores, or this (main) thread when it is the only lcore.
     let main_works = eal.worker_lcores().is_empty();
@@ -196,7 +242,9 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
             }
         }
     }
-    eal.wait_all()?;
+    if let Err(e) = eal.wait_all() {
+        tracing::error!(error = %e, "a worker failed");
+    }
     let result = control.join();
     tracing::info!("workers stopped");
     match Arc::try_unwrap(backend) {
@@ -210,16 +258,9 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
         Err(_) => tracing::warn!("admin tasks still hold the ports; leaving them to the exit"),
     }
     drop(pool);
-    // A prefix we chose is ours to remove; one the operator chose is left alone.
-    let own_runtime_dir = (!cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix")))
-        .then(|| eal.runtime_dir().to_path_buf());
-    match eal.cleanup() {
-        Ok(()) => {
-            if let Some(dir) = own_runtime_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "EAL cleanup incomplete"),
+    drop(_stop_on_exit);
+    if let Err(e) = eal.cleanup() {
+        tracing::warn!(error = %e, "EAL cleanup incomplete");
     }
     match result {
         Ok(r) => r,

@@ -5,7 +5,7 @@
 //! no longer applies is reported with its line number and skipped; the rest is kept.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ctl::{AdminError, Ipv4Cidr, RouteTarget};
@@ -161,11 +161,25 @@ impl RuntimeLog {
     pub fn open(path: &Path, tables: &mut Tables) -> io::Result<(RuntimeLog, Vec<Skipped>)> {
         let mut kept = Vec::new();
         let mut skipped = Vec::new();
-        match File::open(path) {
-            Ok(f) => {
-                for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
-                    let line = line?;
-                    let text = String::from_utf8_lossy(&line);
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                // A last line without its newline was cut by a crash mid-write: it may parse
+                // as a different change (a prefix length or address cut short), so it is
+                // never applied.
+                let complete = bytes.ends_with(b"\n");
+                let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+                let n = lines.len();
+                for (i, line) in lines.into_iter().enumerate() {
+                    if i + 1 == n {
+                        if !complete && !line.is_empty() {
+                            skipped.push(Skipped {
+                                line: i + 1,
+                                reason: "incomplete last line (a torn write)".into(),
+                            });
+                        }
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(line);
                     let text = text.trim();
                     if text.is_empty() || text.starts_with('#') {
                         continue;
@@ -200,6 +214,10 @@ impl RuntimeLog {
             f.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            // Make the rename itself durable.
+            File::open(dir)?.sync_all()?;
+        }
         Ok((
             RuntimeLog {
                 path: Some(path.to_owned()),
@@ -214,7 +232,8 @@ impl RuntimeLog {
             return Ok(());
         };
         let mut f = OpenOptions::new().append(true).create(true).open(path)?;
-        writeln!(f, "{}", change.to_line())?;
+        // One write of the whole line, newline included.
+        f.write_all(format!("{}\n", change.to_line()).as_bytes())?;
         f.sync_data()
     }
 }
@@ -301,9 +320,14 @@ mod tests {
         let c = Change::parse("route add 10.3.0.0/16 via 10.0.1.2").unwrap();
         c.apply(&mut t).unwrap();
         log.append(&c).unwrap();
-        // A stale change and a torn line, as a crash mid-write would leave.
+        // A stale change and a torn line, as a crash mid-write would leave: the torn line
+        // would parse as a valid /1 route if it were applied.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        write!(f, "route add 10.9.0.0/16 via 10.77.0.1\nroute add 10.4.0").unwrap();
+        write!(
+            f,
+            "route add 10.9.0.0/16 via 10.77.0.1\nroute add 0.0.0.0/1"
+        )
+        .unwrap();
         drop(f);
 
         let mut fresh = tables();
@@ -316,6 +340,7 @@ mod tests {
             skipped[0].reason
         );
         assert_eq!(skipped[1].line, 4);
+        assert!(skipped[1].reason.contains("torn"), "{}", skipped[1].reason);
         assert!(fresh
             .route_entries()
             .iter()

@@ -290,14 +290,15 @@ impl<B: PacketBuf> Graph<B> {
         }
     }
 
-    /// Releases held packets whose next hop resolved in `snap` back into `ip4-rewrite`,
-    /// and drops the ones that waited too long. Cheap when nothing is held.
+    /// Releases held packets whose next hop resolved in `snap` back into `ip4-lookup` (the
+    /// route is looked up again: the snapshot may have changed since they were parked), and
+    /// drops the ones that waited too long. Cheap when nothing is held.
     pub fn release_held(&mut self, snap: &Snapshot, now_ns: u64) {
         let stats = &self.stats;
         if self.hold.is_empty() {
             return;
         }
-        let frame = &mut self.frames[NodeId::Ip4Rewrite as usize];
+        let frame = &mut self.frames[NodeId::Ip4Lookup as usize];
         self.hold.release(
             now_ns,
             |port, ip| snap.neighbour(port, ip).is_some(),

@@ -61,6 +61,10 @@ drop_reasons! {
     Ip4MartianSource = "ip4_martian_source",
     /// Destination is multicast or broadcast: the dataplane routes unicast only.
     Ip4NotUnicast = "ip4_not_unicast",
+    /// Destination in 0.0.0.0/8 or 127.0.0.0/8: never routed (RFC 1812 §5.3.7).
+    Ip4MartianDestination = "ip4_martian_destination",
+    /// Unicast IPv4 packet in a link-layer broadcast or multicast frame (RFC 1812 §5.3.4).
+    Ip4LinkBroadcast = "ip4_link_broadcast",
     /// Loose or strict source-route option present (never honoured).
     Ip4SourceRoute = "ip4_source_route",
     /// TTL reached zero on forwarding (time-exceeded sent when allowed).

@@ -32,21 +32,18 @@ pub enum NodeId {
     Ip4Lookup,
     /// Packets for our own addresses (ICMP echo, unreachable for the rest).
     Ip4Local,
-    /// TTL, MTU, neighbour resolution, MAC rewrite.
-    Ip4Rewrite,
     /// ICMP error generation (time exceeded, unreachable, fragmentation needed).
     Ip4IcmpError,
 }
 
 impl NodeId {
     /// All graph nodes in dispatch order.
-    pub const ALL: [NodeId; 7] = [
+    pub const ALL: [NodeId; 6] = [
         NodeId::EthInput,
         NodeId::ArpInput,
         NodeId::Ip4Forward,
         NodeId::Ip4Lookup,
         NodeId::Ip4Local,
-        NodeId::Ip4Rewrite,
         NodeId::Ip4IcmpError,
     ];
     /// Number of graph nodes.
@@ -60,7 +57,6 @@ impl NodeId {
             NodeId::Ip4Forward => "ip4-forward",
             NodeId::Ip4Lookup => "ip4-lookup",
             NodeId::Ip4Local => "ip4-local",
-            NodeId::Ip4Rewrite => "ip4-rewrite",
             NodeId::Ip4IcmpError => "ip4-icmp-error",
         }
     }
@@ -73,7 +69,6 @@ pub const RUNTIME_SLOTS: [&str; NodeId::COUNT + 2] = [
     "ip4-forward",
     "ip4-lookup",
     "ip4-local",
-    "ip4-rewrite",
     "ip4-icmp-error",
     "port-rx",
     "port-tx",

@@ -29,9 +29,24 @@ pub fn process<B: PacketBuf>(
             continue;
         }
         match crate::wire::be16(d, 12) {
+            // A unicast IPv4 packet sent to a link-layer group address is neither routed
+            // nor answered (RFC 1812 §5.3.4); IPv4 multicast and broadcast go on.
+            ETHERTYPE_IPV4 if d[0] & 1 == 1 && link_group_with_unicast_ip(d) => {
+                out.drop(pkt.buf, DropReason::Ip4LinkBroadcast)
+            }
             ETHERTYPE_IPV4 => out.to(NodeId::Ip4Forward, pkt.buf, pkt.meta),
             ETHERTYPE_ARP => out.to(NodeId::ArpInput, pkt.buf, pkt.meta),
             _ => out.drop(pkt.buf, DropReason::EthUnknownType),
         }
     }
+}
+
+/// True if the IPv4 destination of this group-addressed frame is a unicast address (short
+/// frames are left to the IPv4 checks).
+fn link_group_with_unicast_ip(d: &[u8]) -> bool {
+    d.len() >= ethernet::HEADER_LEN + 20
+        && !crate::wire::ipv4::is_multicast_or_broadcast(crate::wire::be32(
+            d,
+            ethernet::HEADER_LEN + 16,
+        ))
 }

@@ -23,6 +23,9 @@ pub fn check<B: PacketBuf>(buf: &mut B) -> Result<u32, DropReason> {
     if ipv4::is_multicast_or_broadcast(dst) {
         return Err(DropReason::Ip4NotUnicast);
     }
+    if ipv4::is_martian_destination(dst) {
+        return Err(DropReason::Ip4MartianDestination);
+    }
     let padding = frame_len - L3 - total;
     if padding > 0 {
         buf.trim(padding);

@@ -1,7 +1,8 @@
 //! `ip4-lookup`: longest-prefix match for the whole frame in one bulk FIB lookup, then
-//! each packet goes where its adjacency says (see [`route`]). On the forwarding path
-//! `ip4-forward` does this itself; this node routes the packets the dataplane builds
-//! (ICMP errors, echo replies).
+//! each packet goes where its adjacency says (see [`route`]) and forwarded packets are
+//! rewritten in place. On the forwarding path `ip4-forward` does this itself; this node
+//! routes the packets the dataplane builds (ICMP errors, echo replies) and packets released
+//! from the hold queue.
 
 use crate::buf::PacketBuf;
 use crate::fib::Fib;
@@ -31,8 +32,9 @@ pub fn process<B: PacketBuf>(
         .fib
         .lookup_bulk(&scratch.keys[..n], &mut scratch.values[..n]);
     for (i, pkt) in input.drain(..).enumerate() {
-        if let Some((buf, meta, _)) = route(ctx.snap, scratch.values[i], pkt.buf, pkt.meta, out) {
-            out.to(NodeId::Ip4Rewrite, buf, meta);
+        let nh = ctx.env.scratch.values[i];
+        if let Some((buf, meta, adj)) = route(ctx.snap, nh, pkt.buf, pkt.meta, out) {
+            super::ip4_rewrite::rewrite(ctx, buf, meta, adj, out);
         }
     }
 }
@@ -54,13 +56,11 @@ pub fn route<B: PacketBuf>(
     } else {
         snap.adjacencies.get(nh as usize).copied()
     };
-    // The forwarding case first: one predictable branch instead of a jump table.
-    if let Some(a @ (Adjacency::Attached { .. } | Adjacency::Gateway { .. })) = adj {
-        meta.adj = nh;
-        return Some((buf, meta, a));
-    }
     let (code, reason) = match adj {
-        Some(Adjacency::Attached { .. } | Adjacency::Gateway { .. }) => return None,
+        Some(a @ (Adjacency::Attached { .. } | Adjacency::Gateway { .. })) => {
+            meta.adj = nh;
+            return Some((buf, meta, a));
+        }
         Some(Adjacency::Local) if !meta.local_origin => {
             out.to(NodeId::Ip4Local, buf, meta);
             return None;

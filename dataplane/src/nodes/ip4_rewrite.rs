@@ -1,30 +1,16 @@
-//! `ip4-rewrite`: the forwarding decision made real — port state, TTL (time-exceeded),
-//! MTU (fragmentation-needed), next-hop MAC (or park the packet in the hold queue and ask
-//! for resolution), TTL decrement with incremental checksum, MAC rewrite, then transmit.
+//! The rewrite step that `ip4-forward` and `ip4-lookup` run on every routed packet: port
+//! state, TTL (time-exceeded), MTU (fragmentation-needed), next-hop MAC (or park the
+//! packet in the hold queue and ask for resolution), TTL decrement with incremental
+//! checksum, MAC rewrite, then transmit.
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{ControlEvent, DropReason, Frame, Meta, NodeCtx, NodeId, Outputs};
+use crate::graph::{ControlEvent, DropReason, Meta, NodeCtx, NodeId, Outputs};
 use crate::state::snapshot::Adjacency;
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE, TIME_EXCEEDED};
 use crate::wire::ipv4;
 
 use super::L3;
-
-/// Processes one frame.
-#[inline]
-pub fn process<B: PacketBuf>(
-    ctx: &mut NodeCtx<'_>,
-    input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
-) {
-    for pkt in input.drain(..) {
-        match ctx.snap.adjacencies.get(pkt.meta.adj as usize) {
-            Some(adj) => rewrite(ctx, pkt.buf, pkt.meta, *adj, out),
-            None => out.drop(pkt.buf, DropReason::NoRoute),
-        }
-    }
-}
 
 /// Forwards one packet towards `adj` (its index is in `meta.adj`): port state, TTL, MTU,
 /// next-hop MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.

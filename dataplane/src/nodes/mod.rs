@@ -33,7 +33,6 @@ pub fn process<B: PacketBuf>(
         NodeId::Ip4Forward => ip4_forward::process(ctx, input, out),
         NodeId::Ip4Lookup => ip4_lookup::process(ctx, input, out),
         NodeId::Ip4Local => ip4_local::process(ctx, input, out),
-        NodeId::Ip4Rewrite => ip4_rewrite::process(ctx, input, out),
         NodeId::Ip4IcmpError => icmp_error::process(ctx, input, out),
     }
 }

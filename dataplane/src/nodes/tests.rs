@@ -420,3 +420,20 @@ fn mutated_frames_never_panic_and_every_packet_is_accounted_for() {
     let out = h.run_accounted(0, &[udp("10.0.2.2", 64)]);
     assert_eq!(out[1].len(), 1);
 }
+
+#[test]
+fn unicast_ip_in_a_broadcast_frame_is_not_routed_or_answered() {
+    let mut h = Harness::new();
+    let mut f = udp("10.0.2.2", 64);
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    let mut to_zero_net = udp("0.1.2.3", 64);
+    to_zero_net[0..6].copy_from_slice(&MAC0);
+    let to_loopback = udp("127.0.0.1", 64);
+    let out = h.run(0, &[f, to_zero_net, to_loopback]);
+    assert!(
+        out.iter().all(|p| p.is_empty()),
+        "nothing forwarded, no ICMP"
+    );
+    assert_eq!(h.drops(DropReason::Ip4LinkBroadcast), 1);
+    assert_eq!(h.drops(DropReason::Ip4MartianDestination), 2);
+}

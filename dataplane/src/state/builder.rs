@@ -26,7 +26,7 @@ use super::{Adjacency, Mac, PortView, Snapshot};
 use crate::fib::{Fib, FibError, Prefix};
 
 /// The control thread's forwarding tables; see the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tables {
     pub(super) ports: Vec<Port>,
     pub(super) statics: BTreeMap<Prefix, Static>,
@@ -69,7 +69,7 @@ pub(super) struct Connected {
 use super::snapshot::NeighbourMap;
 
 /// Snapshot parts kept from the previous build while their inputs are unchanged.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Cache {
     ports: Option<Arc<[PortView]>>,
     /// (adjacency version, neighbour generation, rendered list).

@@ -254,6 +254,13 @@ pub fn is_martian_source(src: u32) -> bool {
     first == 0 || first == 127 || first >= 224
 }
 
+/// True for a destination a router must never forward: 0/8 and 127/8 (RFC 1812 §5.3.7).
+#[inline]
+pub fn is_martian_destination(dst: u32) -> bool {
+    let first = (dst >> 24) as u8;
+    first == 0 || first == 127
+}
+
 /// True for a destination that must never be forwarded or answered with an ICMP error:
 /// multicast, limited broadcast, class E.
 #[inline]

@@ -44,7 +44,10 @@ pub fn eal_or_skip(test: &str, extra: &[&str]) -> Option<Eal> {
 
 /// True when the `CI` environment variable is `true` (or `1`).
 pub fn in_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+    // Same rule as the topology tests (tests/src/env.rs).
+    std::env::var("CI")
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
 }
 
 /// Deterministic packet bytes for packet number `seq` of `len` bytes.
