@@ -126,12 +126,12 @@ async fn show_runtime_table_is_aligned() {
     b.count_node(1, "eth-input", 1, 28, 1400).unwrap();
     let text = srv.run(&["show", "runtime"]).await.unwrap();
     let expected = "\
-Worker 0 (lcore 1): polls 1000, idle 900 (90.0%), sleeps 12
+Worker 0 (lcore 1): polls 1000, idle 900 (90.0%), sleeps 12; consumed 0, ICMP errors sent 0 (rate-limited 0)
 Name        Calls  Vectors  Clocks  Vectors/Call  Clocks/Pkt
 eth-input       4      100    5000         25.00       50.00
 ip4-lookup      4      100    2500         25.00       25.00
 
-Worker 1 (lcore 2): polls 0, idle 0 (0.0%), sleeps 0
+Worker 1 (lcore 2): polls 0, idle 0 (0.0%), sleeps 0; consumed 0, ICMP errors sent 0 (rate-limited 0)
 Name        Calls  Vectors  Clocks  Vectors/Call  Clocks/Pkt
 eth-input       1       28    1400         28.00       50.00
 ip4-lookup      0        0       0          0.00        0.00

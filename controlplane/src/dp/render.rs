@@ -103,8 +103,16 @@ pub fn runtime(v: &RuntimeView, out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "Worker {} (lcore {}): polls {}, idle {} ({idle:.1}%), sleeps {}",
-            w.id, w.lcore, w.polls, w.idle_polls, w.sleeps
+            "Worker {} (lcore {}): polls {}, idle {} ({idle:.1}%), sleeps {}; \
+             consumed {}, ICMP errors sent {} (rate-limited {})",
+            w.id,
+            w.lcore,
+            w.polls,
+            w.idle_polls,
+            w.sleeps,
+            w.consumed,
+            w.icmp_sent,
+            w.icmp_rate_limited
         )?;
         node_table(&w.nodes).write(out, 0)?;
     }

@@ -106,6 +106,12 @@ pub struct WorkerRuntimeView {
     pub idle_polls: u64,
     /// Sleeps (adaptive polling).
     pub sleeps: u64,
+    /// Packets the dataplane consumed itself (ARP replies addressed to it).
+    pub consumed: u64,
+    /// ICMP errors sent.
+    pub icmp_sent: u64,
+    /// ICMP errors suppressed by the rate limit.
+    pub icmp_rate_limited: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeView>,
 }
@@ -300,6 +306,9 @@ impl From<pb::ShowRuntimeReply> for RuntimeView {
                     polls: w.polls,
                     idle_polls: w.idle_polls,
                     sleeps: w.sleeps,
+                    consumed: w.consumed,
+                    icmp_sent: w.icmp_sent,
+                    icmp_rate_limited: w.icmp_rate_limited,
                     nodes: w.nodes.into_iter().map(NodeView::from).collect(),
                 })
                 .collect(),

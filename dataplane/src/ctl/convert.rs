@@ -85,6 +85,9 @@ pub fn runtime_reply(workers: Vec<WorkerRuntime>) -> pb::ShowRuntimeReply {
                 idle_polls: w.idle_polls,
                 sleeps: w.sleeps,
                 nodes: w.nodes.into_iter().map(node_runtime).collect(),
+                consumed: w.consumed,
+                icmp_sent: w.icmp_sent,
+                icmp_rate_limited: w.icmp_rate_limited,
             })
             .collect(),
         total: total.into_iter().map(node_runtime).collect(),
@@ -221,12 +224,17 @@ mod tests {
             idle_polls: 4,
             sleeps: 1,
             nodes,
+            consumed: 2,
+            icmp_sent: 3,
+            icmp_rate_limited: 4,
         };
         let reply = runtime_reply(vec![
             w(0, vec![node("a", 2, 64, 6400), node("b", 0, 0, 0)]),
             w(1, vec![node("a", 2, 32, 3200), node("c", 1, 1, 50)]),
         ]);
         assert_eq!(reply.workers.len(), 2);
+        let w0 = &reply.workers[0];
+        assert_eq!((w0.consumed, w0.icmp_sent, w0.icmp_rate_limited), (2, 3, 4));
         let a0 = &reply.workers[0].nodes[0];
         assert_eq!((a0.vectors_per_call, a0.clocks_per_packet), (32.0, 100.0));
         let b0 = &reply.workers[0].nodes[1];

@@ -343,6 +343,9 @@ impl AdminBackend for MemoryBackend {
                 polls: w.polls,
                 idle_polls: w.idle_polls,
                 sleeps: w.sleeps,
+                consumed: 0,
+                icmp_sent: 0,
+                icmp_rate_limited: 0,
                 nodes: s
                     .nodes
                     .iter()

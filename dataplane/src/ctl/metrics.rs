@@ -5,7 +5,9 @@
 //! `aegis_port_admin_up`, `aegis_port_link_up`, `aegis_port_{rx,tx}_{packets,bytes}_total`,
 //! `aegis_port_rx_missed_total`, `aegis_port_{rx,tx}_errors_total`,
 //! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
-//! `aegis_worker_idle_polls_total`, `aegis_worker_sleeps_total`; per worker and node
+//! `aegis_worker_idle_polls_total`, `aegis_worker_sleeps_total`,
+//! `aegis_worker_consumed_total`, `aegis_icmp_errors_sent_total`,
+//! `aegis_icmp_errors_rate_limited_total`; per worker and node
 //! (`worker`, `node`) `aegis_node_calls_total`, `aegis_node_packets_total`,
 //! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
 //! `aegis_drops_total`.
@@ -237,7 +239,7 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     ];
     out.families("counter", &port_counters, &ports);
 
-    let worker_counters: [Family<WorkerRuntime>; 3] = [
+    let worker_counters: [Family<WorkerRuntime>; 6] = [
         ("aegis_worker_polls_total", "Worker poll rounds.", |w| {
             w.polls
         }),
@@ -250,6 +252,19 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
             "aegis_worker_sleeps_total",
             "Sleeps taken by adaptive polling.",
             |w| w.sleeps,
+        ),
+        (
+            "aegis_worker_consumed_total",
+            "Packets the dataplane consumed itself (ARP replies addressed to it).",
+            |w| w.consumed,
+        ),
+        ("aegis_icmp_errors_sent_total", "ICMP errors sent.", |w| {
+            w.icmp_sent
+        }),
+        (
+            "aegis_icmp_errors_rate_limited_total",
+            "ICMP errors not sent because of the rate limit.",
+            |w| w.icmp_rate_limited,
         ),
     ];
     let by_worker: Vec<_> = workers

@@ -103,6 +103,12 @@ pub struct WorkerRuntime {
     pub idle_polls: u64,
     /// Sleeps taken by adaptive polling.
     pub sleeps: u64,
+    /// Packets the dataplane consumed itself (ARP replies addressed to it).
+    pub consumed: u64,
+    /// ICMP errors sent.
+    pub icmp_sent: u64,
+    /// ICMP errors suppressed by the rate limit.
+    pub icmp_rate_limited: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeRuntime>,
 }

@@ -128,6 +128,9 @@ impl AdminBackend for DaemonBackend {
                     polls: s.polls.load(Relaxed) - b.polls,
                     idle_polls: s.idle_polls.load(Relaxed) - b.idle_polls,
                     sleeps: s.sleeps.load(Relaxed) - b.sleeps,
+                    consumed: s.consumed.load(Relaxed) - b.consumed,
+                    icmp_sent: s.icmp_sent.load(Relaxed) - b.icmp_sent,
+                    icmp_rate_limited: s.icmp_rate_limited.load(Relaxed) - b.icmp_rate_limited,
                     nodes: RUNTIME_SLOTS
                         .iter()
                         .enumerate()

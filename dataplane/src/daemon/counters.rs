@@ -18,6 +18,12 @@ pub struct WorkerBaseline {
     pub idle_polls: u64,
     /// Sleeps.
     pub sleeps: u64,
+    /// Packets consumed.
+    pub consumed: u64,
+    /// ICMP errors sent.
+    pub icmp_sent: u64,
+    /// ICMP errors suppressed.
+    pub icmp_rate_limited: u64,
     /// Per runtime slot: calls, packets, clocks.
     pub nodes: [[u64; 3]; RUNTIME_SLOTS.len()],
     /// Per drop reason.
@@ -30,6 +36,9 @@ impl Default for WorkerBaseline {
             polls: 0,
             idle_polls: 0,
             sleeps: 0,
+            consumed: 0,
+            icmp_sent: 0,
+            icmp_rate_limited: 0,
             nodes: [[0; 3]; RUNTIME_SLOTS.len()],
             drops: [0; DropReason::COUNT],
         }
@@ -55,6 +64,9 @@ impl Baseline {
             polls: s.polls.load(Relaxed),
             idle_polls: s.idle_polls.load(Relaxed),
             sleeps: s.sleeps.load(Relaxed),
+            consumed: s.consumed.load(Relaxed),
+            icmp_sent: s.icmp_sent.load(Relaxed),
+            icmp_rate_limited: s.icmp_rate_limited.load(Relaxed),
             ..WorkerBaseline::default()
         };
         for (i, n) in s.nodes.iter().enumerate() {
