@@ -6,6 +6,7 @@
 use crate::buf::PacketBuf;
 use crate::graph::stats::bump;
 use crate::graph::{Frame, NodeCtx, NodeId, Outputs};
+use crate::state::snapshot::{Adjacency, Snapshot};
 use crate::wire::checksum;
 use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE};
 use crate::wire::ipv4::{self, PROTO_ICMP};
@@ -46,28 +47,26 @@ pub fn process<B: PacketBuf>(
             drop(pkt.buf);
             continue;
         }
-        if !ctx.env.icmp_limit.take(ctx.now_ns) {
-            bump(&ctx.env.stats.icmp_rate_limited, 1);
-            drop(pkt.buf);
-            continue;
-        }
         // Errors about a packet to one of our addresses come from that address; errors
-        // about a transit packet come from the port it arrived on.
+        // about a transit packet come from the port the error leaves through (RFC 1812
+        // §4.3.2.4, as Linux does), falling back to the port the packet arrived on.
         let local_reply = req.msg_type == DEST_UNREACHABLE
             && matches!(req.code, unreach::PORT | unreach::PROTOCOL);
         let from = if local_reply {
             Some(dst)
         } else {
-            ctx.snap
-                .ports
-                .get(pkt.meta.rx_port as usize)
-                .and_then(|p| p.primary_addr())
-                .map(u32::from)
+            source_address(ctx.snap, src, pkt.meta.rx_port)
         };
         let Some(from) = from else {
+            // An unnumbered router cannot say who it is: nothing to send.
             drop(pkt.buf);
             continue;
         };
+        if !ctx.env.icmp_limit.take(ctx.now_ns) {
+            bump(&ctx.env.stats.icmp_rate_limited, 1);
+            drop(pkt.buf);
+            continue;
+        }
         let quoted = (pkt.buf.len() - L3).min(MAX_ERROR_IP_LEN - GROWTH);
         let surplus = pkt.buf.len() - L3 - quoted;
         if !pkt.buf.trim(surplus) || !pkt.buf.prepend(GROWTH) {
@@ -103,4 +102,26 @@ pub fn process<B: PacketBuf>(
         bump(&ctx.env.stats.icmp_sent, 1);
         out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
     }
+}
+
+/// The address an ICMP error to `to` is sent from: the primary address of the port the
+/// route back to `to` leaves through, else of the port `rx_port` the packet came in on.
+fn source_address(snap: &Snapshot, to: u32, rx_port: u16) -> Option<u32> {
+    let egress = snap
+        .fib
+        .lookup(to)
+        .and_then(|nh| snap.adjacencies.get(nh as usize))
+        .and_then(|adj| match adj {
+            Adjacency::Attached { port } | Adjacency::Gateway { port, .. } => Some(*port),
+            _ => None,
+        });
+    [egress, Some(rx_port)]
+        .into_iter()
+        .flatten()
+        .find_map(|p| {
+            snap.ports
+                .get(usize::from(p))
+                .and_then(|v| v.primary_addr())
+        })
+        .map(u32::from)
 }

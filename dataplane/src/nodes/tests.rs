@@ -437,3 +437,16 @@ fn unicast_ip_in_a_broadcast_frame_is_not_routed_or_answered() {
     assert_eq!(h.drops(DropReason::Ip4LinkBroadcast), 1);
     assert_eq!(h.drops(DropReason::Ip4MartianDestination), 2);
 }
+
+#[test]
+fn icmp_error_comes_from_the_port_towards_the_source() {
+    // A packet from 10.9.0.7 (behind the gateway on eth1) arriving on eth0 with TTL 1:
+    // the error goes back out of eth1, so it comes from eth1's address.
+    let mut h = Harness::new();
+    let f = ip_frame(MAC0, "10.9.0.7", "10.0.2.2", 1, ipv4::PROTO_UDP, &[0; 8]);
+    let out = h.run(0, &[f]);
+    assert_eq!(out[1].len(), 1);
+    let p = ip_of(&out[1][0]);
+    assert_eq!(p.src(), ip("10.0.2.1"));
+    assert_eq!(p.dst(), ip("10.9.0.7"));
+}
