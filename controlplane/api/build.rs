@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["aegis/dataplane/v1/admin.proto"];
+const PROTOS: &[&str] = &[
+    "aegis/dataplane/v1/admin.proto",
+    "aegis/controlplane/v1/controlplane.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
@@ -14,6 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // The control plane stores its objects (Raft log, snapshots) as JSON.
+        .type_attribute(
+            ".aegis.controlplane.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
+        .message_attribute(".aegis.controlplane.v1", "#[serde(default)]")
         .compile_fds(fds)?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed=proto/{proto}");

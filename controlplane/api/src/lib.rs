@@ -15,5 +15,15 @@ pub mod dataplane {
     }
 }
 
+/// The control-plane API (`aegis.controlplane.v1`), served by `aegis-controlplane` and used by
+/// `aegisctl` and the agents.
+pub mod controlplane {
+    /// Version 1 of the control-plane API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("aegis.controlplane.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every API file, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("aegis_descriptor");

@@ -1,0 +1,3 @@
+//! Agent side of the control plane: what runs on each managed host.
+
+pub mod sysinfo;

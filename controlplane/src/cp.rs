@@ -1,0 +1,1 @@
+//! `aegisctl` control-plane commands.

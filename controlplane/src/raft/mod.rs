@@ -1,0 +1,13 @@
+//! The replicated log: openraft's type configuration, its durable storage (a redb file per
+//! node holding the log, the vote and the snapshot), the state machine that applies the log
+//! to the [`DesiredState`](crate::model::DesiredState), and the network between nodes (gRPC,
+//! JSON-encoded openraft messages).
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::{MachineHandle, StateMachine};
+pub use types::{NodeId, TypeConfig, WriteOutcome};
