@@ -5,6 +5,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
+use crate::cp;
 use crate::dp;
 use crate::error::CliError;
 
@@ -12,6 +13,9 @@ use crate::error::CliError;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "aegisctl", version, about, propagate_version = true)]
 pub struct Cli {
+    /// How to reach the control plane (control-plane commands only).
+    #[command(flatten)]
+    pub conn: cp::Conn,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -21,12 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Inspect and change the local dataplane (aegis-dataplane) over its admin socket.
     Dp(dp::DpArgs),
+    /// Everything else: the control plane's desired state, hosts and cluster.
+    #[command(flatten)]
+    Cp(cp::CpCommand),
 }
 
 /// Runs a parsed command line, writing its output to `out`.
 pub async fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match &cli.command {
         Command::Dp(args) => dp::run(args, out).await,
+        Command::Cp(command) => cp::run(&cli.conn, command, out).await,
     }
 }
 
@@ -45,7 +53,9 @@ mod tests {
     fn route_add_forms() {
         let parse = |args: &[&str]| Cli::try_parse_from(["aegisctl", "dp"].iter().chain(args));
         let cli = parse(&["route", "add", "10.9.0.0/16", "via", "10.0.1.2"]).unwrap();
-        let Command::Dp(dp) = cli.command;
+        let Command::Dp(dp) = cli.command else {
+            panic!("not a dp command")
+        };
         assert!(matches!(
             dp.command,
             dp::DpCommand::Route(dp::RouteCommand::Add {

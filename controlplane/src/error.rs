@@ -26,6 +26,17 @@ pub enum CliError {
         /// The underlying error.
         detail: String,
     },
+    /// The control plane could not be reached, or has no leader or quorum.
+    #[error("control plane {server}: {detail}")]
+    ControlPlane {
+        /// The address tried.
+        server: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The command line or an input file is wrong.
+    #[error("{0}")]
+    Usage(String),
     /// The server answered with an error.
     #[error("{}", describe(.0))]
     Rejected(tonic::Status),
@@ -50,7 +61,8 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            CliError::Unreachable { .. } => EXIT_UNREACHABLE,
+            CliError::Unreachable { .. } | CliError::ControlPlane { .. } => EXIT_UNREACHABLE,
+            CliError::Usage(_) => EXIT_USAGE,
             CliError::Rejected(_) | CliError::Output(_) => EXIT_REQUEST,
         })
     }
@@ -67,9 +79,12 @@ fn describe(status: &tonic::Status) -> String {
         Code::InvalidArgument => "invalid argument",
         Code::NotFound => "not found",
         Code::AlreadyExists => "already exists",
-        Code::DeadlineExceeded => "the dataplane did not answer in time",
-        Code::Unimplemented => "not supported by this dataplane",
-        Code::Internal => "dataplane error",
+        Code::FailedPrecondition => "refused",
+        Code::Aborted => "conflict",
+        Code::Unauthenticated => "not authorised",
+        Code::DeadlineExceeded => "the server did not answer in time",
+        Code::Unimplemented => "not supported by this server",
+        Code::Internal => "server error",
         _ => return format!("request failed ({:?}): {}", status.code(), status.message()),
     };
     if status.message().is_empty() {

@@ -1,0 +1,411 @@
+//! Human tables and JSON for the control-plane commands.
+
+use std::io::Write;
+
+use aegis_api::controlplane::v1::{
+    object::Spec, Direction, EventType, HostRole, Kind, ListHostsResponse, ListResponse, Member,
+    Object, RouteAction, RuleAction, StatusResponse, WatchResponse, WriteResponse,
+};
+use serde::Serialize;
+
+use super::Output;
+use crate::error::CliError;
+use crate::model::kind::{kind_name, kind_of};
+use crate::table::{Align, Table};
+
+/// Pretty JSON and a newline.
+pub fn json<T: Serialize>(out: &mut dyn Write, v: &T) -> Result<(), CliError> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The answer to a write.
+pub fn written(
+    out: &mut dyn Write,
+    output: Output,
+    verb: &str,
+    r: &WriteResponse,
+) -> Result<(), CliError> {
+    match output {
+        Output::Json => json(out, r),
+        Output::Table => {
+            let (kind, name) = r
+                .object
+                .as_ref()
+                .map_or(("object", ""), |o| (kind_name(kind_of(o)), o.name.as_str()));
+            writeln!(out, "{kind} {name} {verb} (revision {})", r.revision)?;
+            Ok(())
+        }
+    }
+}
+
+fn role_name(role: i32) -> &'static str {
+    match HostRole::try_from(role) {
+        Ok(HostRole::Compute) => "compute",
+        Ok(HostRole::Gateway) => "gateway",
+        _ => "-",
+    }
+}
+
+/// A one-line description of an object's spec.
+pub fn summary(o: &Object) -> String {
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    match &o.spec {
+        Some(Spec::Host(h)) => format!(
+            "role={} underlay={} management={} addresses=[{}] networks=[{}]",
+            role_name(h.role),
+            or_dash(&h.underlay_address),
+            or_dash(&h.management_address),
+            h.addresses
+                .iter()
+                .map(|a| format!("{}={}", a.port, a.address))
+                .collect::<Vec<_>>()
+                .join(" "),
+            h.networks
+                .iter()
+                .map(|n| format!("{}={}", n.name, n.interface))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Some(Spec::Vpc(v)) => format!("vni={} {}", v.vni, v.description),
+        Some(Spec::Subnet(s)) => format!("vpc={} cidr={} gateway={}", s.vpc, s.cidr, s.gateway_ip),
+        Some(Spec::Port(p)) => format!(
+            "vpc={} subnet={} mac={} ips={} host={} device={} groups=[{}]",
+            p.vpc,
+            p.subnet,
+            p.mac,
+            p.ips.join(","),
+            or_dash(&p.host),
+            or_dash(&p.device),
+            p.security_groups.join(" ")
+        ),
+        Some(Spec::Route(r)) => {
+            let scope = if r.vpc.is_empty() {
+                format!("host={}", r.host)
+            } else {
+                format!("vpc={}", r.vpc)
+            };
+            let target = match RouteAction::try_from(r.action) {
+                Ok(RouteAction::Blackhole) => "blackhole".to_owned(),
+                Ok(RouteAction::Unreachable) => "unreachable".to_owned(),
+                _ => format!("via {}", r.next_hop),
+            };
+            format!("{scope} {} {target}", r.prefix)
+        }
+        Some(Spec::SecurityGroup(g)) => g
+            .rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}/{}/{}{}/{}/p{}/{}",
+                    r.id,
+                    if r.direction == Direction::Ingress as i32 {
+                        "in"
+                    } else {
+                        "out"
+                    },
+                    r.protocol,
+                    if r.port_min == 0 {
+                        "*".to_owned()
+                    } else {
+                        format!("{}-{}", r.port_min, r.port_max)
+                    },
+                    "",
+                    if !r.remote_group.is_empty() {
+                        format!("group {}", r.remote_group)
+                    } else if r.remote_cidr.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        r.remote_cidr.clone()
+                    },
+                    r.priority,
+                    if r.action == RuleAction::Deny as i32 {
+                        "deny"
+                    } else {
+                        "allow"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(Spec::ExternalNetwork(e)) => {
+            format!("cidr={} gateway={} vlan={}", e.cidr, e.gateway_ip, e.vlan)
+        }
+        Some(Spec::GatewayGroup(g)) => format!(
+            "external-network={} vrid={} members=[{}] addresses=[{}] tunnel={}",
+            g.external_network,
+            g.vrid,
+            g.members
+                .iter()
+                .map(|m| format!("{}:{}", m.host, m.priority))
+                .collect::<Vec<_>>()
+                .join(" "),
+            g.external_addresses.join(" "),
+            or_dash(&g.tunnel_address)
+        ),
+        Some(Spec::FloatingIp(f)) => format!(
+            "{} -> port {} {} (external-network {})",
+            f.address,
+            f.port,
+            or_dash(&f.fixed_ip),
+            f.external_network
+        ),
+        Some(Spec::SnatRule(s)) => format!(
+            "vpc={} subnet={} -> {} via gateway-group {}",
+            s.vpc,
+            or_dash(&s.subnet),
+            s.external_address,
+            s.gateway_group
+        ),
+        None => String::new(),
+    }
+}
+
+/// A list of objects.
+pub fn list(
+    out: &mut dyn Write,
+    output: Output,
+    kind: Kind,
+    r: &ListResponse,
+) -> Result<(), CliError> {
+    if output == Output::Json {
+        return json(out, r);
+    }
+    let mut t = Table::new(&[
+        ("NAME", Align::Left),
+        ("REVISION", Align::Right),
+        ("SPEC", Align::Left),
+    ]);
+    for o in &r.objects {
+        t.row(vec![
+            o.name.clone(),
+            o.modified_revision.to_string(),
+            summary(o),
+        ]);
+    }
+    if t.is_empty() {
+        writeln!(out, "no {} (revision {})", kind_name(kind), r.revision)?;
+    } else {
+        t.write(out, 0)?;
+    }
+    Ok(())
+}
+
+/// One object, field by field.
+pub fn object_detail(out: &mut dyn Write, o: Option<&Object>) -> Result<(), CliError> {
+    let Some(o) = o else {
+        return Ok(());
+    };
+    writeln!(out, "{} {}", kind_name(kind_of(o)), o.name)?;
+    writeln!(
+        out,
+        "  created at revision {}, modified at {}",
+        o.created_revision, o.modified_revision
+    )?;
+    writeln!(out, "  {}", summary(o))?;
+    Ok(())
+}
+
+/// The monitoring table: every host with liveness, load, links and applied revision.
+pub fn host_table(
+    out: &mut dyn Write,
+    hosts: &[Object],
+    status: Option<&ListHostsResponse>,
+) -> Result<(), CliError> {
+    let mut networks: Vec<String> = Vec::new();
+    for h in hosts {
+        if let Some(Spec::Host(spec)) = &h.spec {
+            for n in &spec.networks {
+                if !networks.contains(&n.name) {
+                    networks.push(n.name.clone());
+                }
+            }
+        }
+    }
+    let mut t = Table::new(&[
+        ("NODE", Align::Left),
+        ("ROLE", Align::Left),
+        ("STATE", Align::Left),
+        ("CPU%", Align::Right),
+        ("MEM%", Align::Right),
+        ("APPLIED", Align::Right),
+        ("LAST SEEN", Align::Right),
+        ("NETWORKS", Align::Left),
+    ]);
+    for h in hosts {
+        let role = match &h.spec {
+            Some(Spec::Host(spec)) => role_name(spec.role),
+            _ => "-",
+        };
+        let s = status.and_then(|s| s.hosts.iter().find(|x| x.name == h.name));
+        let mut row = vec![h.name.clone(), role.to_owned()];
+        match s {
+            Some(s) if !s.never_seen => {
+                row.push(if s.alive { "up" } else { "DOWN" }.to_owned());
+                row.push(format!("{:.1}", s.cpu_percent));
+                row.push(format!("{:.1}", s.memory_percent));
+                let stale = s.applied_revision < h.modified_revision;
+                row.push(format!(
+                    "{}{}",
+                    s.applied_revision,
+                    if stale { "*" } else { "" }
+                ));
+                row.push(format!("{:.1}s", s.last_seen_ms_ago as f64 / 1000.0));
+                let nets: Vec<String> = networks
+                    .iter()
+                    .filter_map(|n| {
+                        let link = s.links.iter().find(|l| &l.network == n)?;
+                        Some(format!(
+                            "{n} {}",
+                            if link.up && link.present {
+                                "✓"
+                            } else {
+                                "✗"
+                            }
+                        ))
+                    })
+                    .collect();
+                row.push(nets.join("  "));
+                if !s.apply_error.is_empty() {
+                    let last = row.len() - 1;
+                    row[last] = format!("{}  apply error: {}", row[last], s.apply_error);
+                }
+            }
+            Some(_) => row.extend([
+                "never seen".to_owned(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                String::new(),
+            ]),
+            None => row.extend([
+                "unknown".to_owned(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                String::new(),
+            ]),
+        }
+        t.row(row);
+    }
+    if t.is_empty() {
+        writeln!(out, "no hosts")?;
+        return Ok(());
+    }
+    t.write(out, 0)?;
+    if let Some(s) = status {
+        writeln!(
+            out,
+            "revision {}; a host is DOWN after {:.1}s without a heartbeat",
+            s.revision,
+            s.down_after_ms as f64 / 1000.0
+        )?;
+    } else {
+        writeln!(out, "(liveness unavailable: no leader)")?;
+    }
+    Ok(())
+}
+
+/// One watch message.
+pub fn watch_message(
+    out: &mut dyn Write,
+    output: Output,
+    m: &WatchResponse,
+) -> Result<(), CliError> {
+    if output == Output::Json {
+        serde_json::to_writer(&mut *out, m)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if m.resync {
+        writeln!(
+            out,
+            "resync at revision {}: {} objects",
+            m.revision,
+            m.objects.len()
+        )?;
+        for o in &m.objects {
+            writeln!(
+                out,
+                "  {} {}: {}",
+                kind_name(kind_of(o)),
+                o.name,
+                summary(o)
+            )?;
+        }
+    } else if m.events.is_empty() {
+        writeln!(out, "progress: revision {}", m.revision)?;
+    }
+    for e in &m.events {
+        let ty = if e.r#type == EventType::Delete as i32 {
+            "DELETE"
+        } else {
+            "PUT"
+        };
+        let (kind, name, text) = e
+            .object
+            .as_ref()
+            .map_or(("object", "", String::new()), |o| {
+                (kind_name(kind_of(o)), o.name.as_str(), summary(o))
+            });
+        writeln!(out, "{:>6} {ty:<6} {kind} {name}: {text}", e.revision)?;
+    }
+    Ok(())
+}
+
+/// The cluster view of a node.
+pub fn cluster_status(out: &mut dyn Write, s: &StatusResponse) -> Result<(), CliError> {
+    writeln!(out, "node {} is {} (term {})", s.node_id, s.state, s.term)?;
+    if s.leader_id != 0 {
+        writeln!(out, "leader: node {} at {}", s.leader_id, s.leader_address)?;
+    } else {
+        writeln!(out, "leader: none")?;
+    }
+    writeln!(
+        out,
+        "log: last index {}, applied {}; desired-state revision {}",
+        s.last_log_index, s.last_applied_index, s.revision
+    )?;
+    if !s.cluster_ip.is_empty() {
+        writeln!(
+            out,
+            "cluster IP {}: {}",
+            s.cluster_ip,
+            if s.holds_cluster_ip {
+                "held by this node"
+            } else {
+                "not held by this node"
+            }
+        )?;
+    }
+    members(out, &s.members)
+}
+
+/// Cluster members.
+pub fn members(out: &mut dyn Write, members: &[Member]) -> Result<(), CliError> {
+    let mut t = Table::new(&[
+        ("ID", Align::Right),
+        ("ADDRESS", Align::Left),
+        ("VOTER", Align::Left),
+        ("MATCHED", Align::Right),
+    ]);
+    for m in members {
+        t.row(vec![
+            m.id.to_string(),
+            m.address.clone(),
+            if m.voter { "yes" } else { "learner" }.to_owned(),
+            m.matched_index.to_string(),
+        ]);
+    }
+    t.write(out, 0)?;
+    Ok(())
+}
