@@ -121,7 +121,9 @@ pub fn channel(addr: &str, config: &ClientConfig) -> Result<AuthChannel, ClientE
         if let Some(domain) = &config.tls_domain {
             tls_config = tls_config.domain_name(domain.clone());
         }
-        endpoint = endpoint.tls_config(tls_config).map_err(|e| bad(e.to_string()))?;
+        endpoint = endpoint
+            .tls_config(tls_config)
+            .map_err(|e| bad(e.to_string()))?;
     }
     let token = match &config.token {
         Some(t) => Some(
@@ -131,7 +133,10 @@ pub fn channel(addr: &str, config: &ClientConfig) -> Result<AuthChannel, ClientE
         ),
         None => None,
     };
-    Ok(InterceptedService::new(endpoint.connect_lazy(), Auth(token)))
+    Ok(InterceptedService::new(
+        endpoint.connect_lazy(),
+        Auth(token),
+    ))
 }
 
 /// Every client of the node at `addr`, sharing one channel.

@@ -6,14 +6,11 @@
 //! - [`server`]: the daemon: gRPC services, cluster membership, the cluster IP holder, host
 //!   liveness, metrics.
 //! - [`vip`]: the cluster IP on the leader's management interface.
-//! - [`agent`]: what agents (the dataplane, later the VM and storage sidecars) use to follow
-//!   the desired state and report back.
 //! - [`cli`]: the command line and its dispatch; [`dp`]: `aegisctl dp ...`; [`cp`]: the
 //!   control-plane commands.
 //! - [`error`]: errors and exit codes; `table`: aligned text tables.
 #![deny(unsafe_code)]
 
-pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod cp;

@@ -81,15 +81,18 @@ fn config(args: Args) -> Result<NodeConfig, String> {
     if args.id == 0 {
         return Err("--id must be at least 1".into());
     }
-    if args.election_min_ms <= args.heartbeat_ms * 2 || args.election_max_ms <= args.election_min_ms {
+    if args.election_min_ms <= args.heartbeat_ms * 2 || args.election_max_ms <= args.election_min_ms
+    {
         return Err("need --heartbeat-ms * 2 < --election-min-ms < --election-max-ms".into());
     }
     let cluster_ip = match (&args.cluster_ip, &args.cluster_ip_interface) {
         (Some(cidr), Some(interface)) => {
-            let (addr, len) = cidr
-                .split_once('/')
-                .ok_or_else(|| format!("--cluster-ip {cidr:?}: give the prefix length (a.b.c.d/n)"))?;
-            let address: Ipv4Addr = addr.parse().map_err(|_| format!("--cluster-ip {cidr:?}: bad address"))?;
+            let (addr, len) = cidr.split_once('/').ok_or_else(|| {
+                format!("--cluster-ip {cidr:?}: give the prefix length (a.b.c.d/n)")
+            })?;
+            let address: Ipv4Addr = addr
+                .parse()
+                .map_err(|_| format!("--cluster-ip {cidr:?}: bad address"))?;
             let prefix_len: u8 = len
                 .parse()
                 .ok()
@@ -140,7 +143,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if args.log_json {
         subscriber.json().init();
     } else {
@@ -153,7 +158,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("aegis-controlplane: cannot start the async runtime: {e}");
@@ -163,13 +172,14 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot handle SIGTERM");
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot handle SIGTERM");
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -20,7 +20,25 @@ pub fn status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "Uptime     {}", duration(v.uptime_seconds))?;
     writeln!(out, "Version    {}", v.version)?;
     writeln!(out, "Poll mode  {}", v.poll_mode)?;
-    writeln!(out, "Workers    {workers}")
+    writeln!(out, "Workers    {workers}")?;
+    if let Some(cp) = &v.controlplane {
+        let link = if cp.connected {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        let cache = if cp.from_cache { ", from cache" } else { "" };
+        writeln!(out, "Control plane  {} as host {} ({link})", cp.servers, cp.host)?;
+        writeln!(
+            out,
+            "  revision     {} applied, {} received{cache}",
+            cp.applied_revision, cp.received_revision
+        )?;
+        if let Some(e) = &cp.apply_error {
+            writeln!(out, "  apply error  {e}")?;
+        }
+    }
+    Ok(())
 }
 
 /// `show interfaces`: state table, then counters table.

@@ -20,6 +20,27 @@ pub struct StatusView {
     pub poll_mode: String,
     /// Workers in id order.
     pub workers: Vec<WorkerView>,
+    /// The control-plane feed; `null` when the dataplane runs without one.
+    pub controlplane: Option<ControlPlaneView>,
+}
+
+/// The control-plane feed of `show status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlPlaneView {
+    /// Control-plane addresses.
+    pub servers: String,
+    /// The host followed.
+    pub host: String,
+    /// The watch stream is open.
+    pub connected: bool,
+    /// Control-plane revision the tables implement.
+    pub applied_revision: u64,
+    /// Why the latest revision could not be applied; `null` when it was.
+    pub apply_error: Option<String>,
+    /// Latest revision received.
+    pub received_revision: u64,
+    /// The tables come from the cached slice.
+    pub from_cache: bool,
 }
 
 /// One worker of `show status`.
@@ -242,6 +263,15 @@ impl From<pb::GetStatusReply> for StatusView {
                     lcore: w.lcore,
                 })
                 .collect(),
+            controlplane: r.controlplane.map(|c| ControlPlaneView {
+                servers: c.servers,
+                host: c.host,
+                connected: c.connected,
+                applied_revision: c.applied_revision,
+                apply_error: non_empty(c.apply_error),
+                received_revision: c.received_revision,
+                from_cache: c.from_cache,
+            }),
         }
     }
 }

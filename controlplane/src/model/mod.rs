@@ -14,5 +14,5 @@ pub mod state;
 pub mod validate;
 
 pub use error::{ErrorCode, ModelError};
-pub use kind::{kind_of, kind_from_name, kind_name, ALL_KINDS};
+pub use kind::{kind_from_name, kind_name, kind_of, ALL_KINDS};
 pub use state::{Change, ChangeType, Command, DesiredState};

@@ -67,7 +67,11 @@ pub fn prefix(field: &str, value: &str) -> Result<Ipv4Net, ModelError> {
 
 /// Parses a unicast MAC address (`02:00:00:00:00:01`).
 pub fn mac(field: &str, value: &str) -> Result<[u8; 6], ModelError> {
-    let bad = || ModelError::invalid(format!("{field} {value:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"));
+    let bad = || {
+        ModelError::invalid(format!(
+            "{field} {value:?} is not a MAC address (xx:xx:xx:xx:xx:xx)"
+        ))
+    };
     let mut out = [0u8; 6];
     let mut parts = value.split([':', '-']);
     for byte in &mut out {
@@ -86,7 +90,9 @@ pub fn mac(field: &str, value: &str) -> Result<[u8; 6], ModelError> {
         )));
     }
     if out == [0; 6] {
-        return Err(ModelError::invalid(format!("{field} {value:?} is the zero MAC")));
+        return Err(ModelError::invalid(format!(
+            "{field} {value:?} is the zero MAC"
+        )));
     }
     Ok(out)
 }
@@ -113,7 +119,10 @@ mod tests {
 
     #[test]
     fn prefixes_need_zero_host_bits() {
-        assert_eq!(prefix("cidr", "10.1.0.0/16").unwrap().to_string(), "10.1.0.0/16");
+        assert_eq!(
+            prefix("cidr", "10.1.0.0/16").unwrap().to_string(),
+            "10.1.0.0/16"
+        );
         let e = prefix("cidr", "10.1.0.1/16").unwrap_err();
         assert!(e.message.contains("10.1.0.0/16"), "{e}");
         assert!(prefix("cidr", "10.1.0.0").is_err());
@@ -125,8 +134,19 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(mac("mac", "02:00:00:00:00:01").unwrap(), [2, 0, 0, 0, 0, 1]);
-        assert_eq!(mac("mac", "02-0A-00-00-00-ff").unwrap(), [2, 10, 0, 0, 0, 255]);
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:01:02", "0g:00:00:00:00:01", "01:00:5e:00:00:01", "00:00:00:00:00:00", "2:0:0:0:0:1"] {
+        assert_eq!(
+            mac("mac", "02-0A-00-00-00-ff").unwrap(),
+            [2, 10, 0, 0, 0, 255]
+        );
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "0g:00:00:00:00:01",
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "2:0:0:0:0:1",
+        ] {
             assert!(mac("mac", bad).is_err(), "{bad:?}");
         }
     }

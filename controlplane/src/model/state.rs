@@ -105,7 +105,10 @@ impl DesiredState {
     }
 
     fn iter_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> + '_ {
-        self.objects.get(&(kind as i32)).into_iter().flat_map(BTreeMap::values)
+        self.objects
+            .get(&(kind as i32))
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     /// Checks `command` against the state without changing anything.
@@ -145,7 +148,9 @@ impl DesiredState {
                 let kind = Kind::try_from(*kind)
                     .ok()
                     .filter(|k| *k != Kind::Unspecified)
-                    .ok_or_else(|| ModelError::invalid(format!("kind {kind} is not an object kind")))?;
+                    .ok_or_else(|| {
+                        ModelError::invalid(format!("kind {kind} is not an object kind"))
+                    })?;
                 let current = self.get(kind, name).ok_or_else(|| {
                     ModelError::not_found(format!("{} {name} does not exist", kind_name(kind)))
                 })?;
@@ -222,7 +227,8 @@ impl DesiredState {
                 let kind = kind_of(object);
                 let mut stored = object.clone();
                 let previous = self.get(kind, &object.name).cloned();
-                stored.created_revision = previous.as_ref().map_or(revision, |p| p.created_revision);
+                stored.created_revision =
+                    previous.as_ref().map_or(revision, |p| p.created_revision);
                 stored.modified_revision = revision;
                 self.objects
                     .entry(kind as i32)
@@ -317,5 +323,409 @@ pub fn relevant_to_host(object: &Object, host: &str) -> bool {
         Some(Spec::Route(r)) => r.host.is_empty() || r.host == host,
         Some(_) => true,
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aegis_api::controlplane::v1::{
+        ExternalNetwork, FloatingIp, GatewayGroup, GatewayMember, Host, HostAddress, HostRole,
+        Port, Route, RouteAction, SecurityGroup, SecurityRule, SnatRule, Subnet, Vpc,
+    };
+
+    use super::*;
+    use crate::model::ErrorCode;
+
+    fn obj(name: &str, spec: Spec) -> Object {
+        Object {
+            name: name.into(),
+            spec: Some(spec),
+            ..Object::default()
+        }
+    }
+
+    fn create(s: &mut DesiredState, o: Object) -> Result<Change, ModelError> {
+        s.apply(&Command::Create { object: o })
+    }
+
+    fn host(name: &str, role: HostRole, addr: &str) -> Object {
+        obj(
+            name,
+            Spec::Host(Host {
+                role: role as i32,
+                underlay_address: String::new(),
+                management_address: String::new(),
+                addresses: vec![HostAddress {
+                    port: "p0".into(),
+                    address: addr.into(),
+                }],
+                networks: vec![],
+            }),
+        )
+    }
+
+    fn subnet(vpc: &str, cidr: &str, gw: &str) -> Spec {
+        Spec::Subnet(Subnet {
+            vpc: vpc.into(),
+            cidr: cidr.into(),
+            gateway_ip: gw.into(),
+        })
+    }
+
+    fn port(vpc: &str, subnet: &str, mac: &str, ip: &str) -> Spec {
+        Spec::Port(Port {
+            vpc: vpc.into(),
+            subnet: subnet.into(),
+            mac: mac.into(),
+            ips: vec![ip.into()],
+            host: "c1".into(),
+            device: "vm0".into(),
+            security_groups: vec![],
+        })
+    }
+
+    /// A small world: host c1 and gateway g1, vpcs blue and red with one subnet each, a
+    /// port in blue.
+    fn world() -> DesiredState {
+        let mut s = DesiredState::new();
+        create(&mut s, host("c1", HostRole::Compute, "10.0.1.1/24")).unwrap();
+        create(&mut s, host("g1", HostRole::Gateway, "10.0.2.1/24")).unwrap();
+        create(&mut s, obj("blue", Spec::Vpc(Vpc { vni: 100, description: String::new() }))).unwrap();
+        create(&mut s, obj("red", Spec::Vpc(Vpc { vni: 200, description: String::new() }))).unwrap();
+        create(&mut s, obj("blue-a", subnet("blue", "10.1.0.0/24", "10.1.0.1"))).unwrap();
+        // Red reuses the same prefix: VPCs are separate address spaces.
+        create(&mut s, obj("red-a", subnet("red", "10.1.0.0/24", "10.1.0.1"))).unwrap();
+        create(&mut s, obj("vm1", port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.5"))).unwrap();
+        s
+    }
+
+    /// Applies `command`, expects `code`, and checks nothing changed.
+    fn rejected(s: &mut DesiredState, command: Command, code: ErrorCode) -> String {
+        let before = s.clone();
+        let e = s.apply(&command).unwrap_err();
+        assert_eq!(e.code, code, "{e}");
+        assert_eq!(*s, before, "a rejected command changed the state");
+        e.message
+    }
+
+    #[test]
+    fn revisions_count_committed_changes() {
+        let mut s = world();
+        assert_eq!(s.revision(), 7);
+        assert_eq!(s.len(), 7);
+        let vm1 = s.get(Kind::Port, "vm1").unwrap();
+        assert_eq!((vm1.created_revision, vm1.modified_revision), (7, 7));
+        let mut updated = vm1.clone();
+        if let Some(Spec::Port(p)) = &mut updated.spec {
+            p.ips = vec!["10.1.0.6".into()];
+        }
+        let c = s
+            .apply(&Command::Update {
+                object: updated,
+                expected_revision: 7,
+            })
+            .unwrap();
+        assert_eq!((c.revision, c.object.created_revision, c.object.modified_revision), (8, 7, 8));
+        assert_eq!(c.previous.unwrap().modified_revision, 7);
+        let c = s
+            .apply(&Command::Delete {
+                kind: Kind::Port as i32,
+                name: "vm1".into(),
+                expected_revision: 0,
+            })
+            .unwrap();
+        assert_eq!((c.revision, c.change_type), (9, ChangeType::Delete));
+        assert!(s.get(Kind::Port, "vm1").is_none());
+    }
+
+    #[test]
+    fn invalid_arguments() {
+        let mut s = world();
+        let cases = [
+            obj("bad-cidr", subnet("blue", "10.2.0.0/33", "10.2.0.1")),
+            obj("host-bits", subnet("blue", "10.2.0.1/24", "10.2.0.1")),
+            obj("overlap", subnet("blue", "10.1.0.128/25", "10.1.0.129")),
+            obj("gw-outside", subnet("blue", "10.2.0.0/24", "10.3.0.1")),
+            obj("vni0", Spec::Vpc(Vpc { vni: 0, description: String::new() })),
+            obj("vni-big", Spec::Vpc(Vpc { vni: 1 << 24, description: String::new() })),
+            obj("vni-dup", Spec::Vpc(Vpc { vni: 100, description: String::new() })),
+            obj("bad-mac", port("blue", "blue-a", "02:00:00:00:01", "10.1.0.9")),
+            obj("mcast-mac", port("blue", "blue-a", "01:00:5e:00:00:01", "10.1.0.9")),
+            obj("dup-mac", port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.9")),
+            obj("dup-ip", port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.5")),
+            obj("ip-outside", port("blue", "blue-a", "02:00:00:00:00:09", "10.9.0.5")),
+            obj("ip-is-gw", port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.1")),
+            obj("wrong-vpc", port("red", "blue-a", "02:00:00:00:00:09", "10.1.0.9")),
+            obj("Bad Name", Spec::Vpc(Vpc { vni: 9, description: String::new() })),
+            host("c9", HostRole::Unspecified, "10.0.9.1/24"),
+        ];
+        for o in cases {
+            let name = o.name.clone();
+            let m = rejected(&mut s, Command::Create { object: o }, ErrorCode::InvalidArgument);
+            assert!(!m.is_empty(), "{name}");
+        }
+        // The same IP in another VPC is fine.
+        create(&mut s, obj("vm-red", port("red", "red-a", "02:00:00:00:00:02", "10.1.0.5"))).unwrap();
+        // No spec at all.
+        rejected(
+            &mut s,
+            Command::Create {
+                object: Object {
+                    name: "x".into(),
+                    ..Object::default()
+                },
+            },
+            ErrorCode::InvalidArgument,
+        );
+    }
+
+    #[test]
+    fn dangling_references_are_not_found() {
+        let mut s = world();
+        let m = rejected(
+            &mut s,
+            Command::Create {
+                object: obj("s", subnet("green", "10.5.0.0/24", "10.5.0.1")),
+            },
+            ErrorCode::NotFound,
+        );
+        assert!(m.contains("green"), "{m}");
+        let mut p = port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.9");
+        if let Spec::Port(pp) = &mut p {
+            pp.security_groups = vec!["web".into()];
+        }
+        rejected(&mut s, Command::Create { object: obj("p", p) }, ErrorCode::NotFound);
+        rejected(
+            &mut s,
+            Command::Update {
+                object: obj("nope", Spec::Vpc(Vpc { vni: 7, description: String::new() })),
+                expected_revision: 0,
+            },
+            ErrorCode::NotFound,
+        );
+        rejected(
+            &mut s,
+            Command::Delete {
+                kind: Kind::Vpc as i32,
+                name: "nope".into(),
+                expected_revision: 0,
+            },
+            ErrorCode::NotFound,
+        );
+    }
+
+    #[test]
+    fn deleting_what_is_referenced_fails() {
+        let mut s = world();
+        for (kind, name) in [(Kind::Vpc, "blue"), (Kind::Subnet, "blue-a"), (Kind::Host, "c1")] {
+            let m = rejected(
+                &mut s,
+                Command::Delete {
+                    kind: kind as i32,
+                    name: name.into(),
+                    expected_revision: 0,
+                },
+                ErrorCode::FailedPrecondition,
+            );
+            assert!(m.contains("vm1"), "{m}");
+        }
+        // Once the port is gone, the rest can go, in order.
+        for (kind, name) in [(Kind::Port, "vm1"), (Kind::Subnet, "blue-a"), (Kind::Vpc, "blue"), (Kind::Host, "c1")] {
+            s.apply(&Command::Delete {
+                kind: kind as i32,
+                name: name.into(),
+                expected_revision: 0,
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn create_of_existing_and_stale_expected_revision() {
+        let mut s = world();
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj("blue", Spec::Vpc(Vpc { vni: 300, description: String::new() })),
+            },
+            ErrorCode::AlreadyExists,
+        );
+        rejected(
+            &mut s,
+            Command::Update {
+                object: obj("blue", Spec::Vpc(Vpc { vni: 300, description: String::new() })),
+                expected_revision: 2,
+            },
+            ErrorCode::Aborted,
+        );
+    }
+
+    #[test]
+    fn updates_keep_dependents_valid() {
+        let mut s = world();
+        // Shrinking blue-a so that vm1's address falls outside.
+        rejected(
+            &mut s,
+            Command::Update {
+                object: obj("blue-a", subnet("blue", "10.1.0.128/25", "10.1.0.129")),
+                expected_revision: 0,
+            },
+            ErrorCode::FailedPrecondition,
+        );
+        // A host route needs its next hop on a connected prefix; removing the address fails.
+        create(
+            &mut s,
+            obj(
+                "r1",
+                Spec::Route(Route {
+                    vpc: String::new(),
+                    host: "c1".into(),
+                    prefix: "10.9.0.0/16".into(),
+                    next_hop: "10.0.1.2".into(),
+                    action: RouteAction::Forward as i32,
+                }),
+            ),
+        )
+        .unwrap();
+        let m = rejected(
+            &mut s,
+            Command::Update {
+                object: host("c1", HostRole::Compute, "10.0.7.1/24"),
+                expected_revision: 0,
+            },
+            ErrorCode::InvalidArgument,
+        );
+        assert!(m.contains("r1"), "{m}");
+        // Two routes with one prefix in one scope.
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj(
+                    "r2",
+                    Spec::Route(Route {
+                        vpc: String::new(),
+                        host: "c1".into(),
+                        prefix: "10.9.0.0/16".into(),
+                        next_hop: String::new(),
+                        action: RouteAction::Blackhole as i32,
+                    }),
+                ),
+            },
+            ErrorCode::InvalidArgument,
+        );
+    }
+
+    #[test]
+    fn security_groups_and_north_south_objects() {
+        let mut s = world();
+        let rule = |id: &str, proto: &str, lo: u32, hi: u32| SecurityRule {
+            id: id.into(),
+            direction: aegis_api::controlplane::v1::Direction::Ingress as i32,
+            protocol: proto.into(),
+            port_min: lo,
+            port_max: hi,
+            remote_cidr: "0.0.0.0/0".into(),
+            ..SecurityRule::default()
+        };
+        let sg = |rules| Spec::SecurityGroup(SecurityGroup { rules, description: String::new() });
+        create(&mut s, obj("web", sg(vec![rule("http", "tcp", 80, 80)]))).unwrap();
+        for bad in [
+            vec![rule("a", "icmp", 80, 80)],
+            vec![rule("a", "tcp", 90, 80)],
+            vec![rule("a", "tcp", 1, 70000)],
+            vec![rule("a", "bogus", 0, 0)],
+            vec![rule("a", "tcp", 80, 80), rule("a", "udp", 53, 53)],
+        ] {
+            rejected(&mut s, Command::Create { object: obj("bad", sg(bad)) }, ErrorCode::InvalidArgument);
+        }
+        let ext = Spec::ExternalNetwork(ExternalNetwork {
+            cidr: "203.0.113.0/24".into(),
+            gateway_ip: "203.0.113.1".into(),
+            vlan: 0,
+        });
+        create(&mut s, obj("internet", ext)).unwrap();
+        let group = |hosts: Vec<&str>, vrid| {
+            Spec::GatewayGroup(GatewayGroup {
+                external_network: "internet".into(),
+                members: hosts
+                    .into_iter()
+                    .map(|h| GatewayMember {
+                        host: h.into(),
+                        priority: 100,
+                    })
+                    .collect(),
+                external_addresses: vec!["203.0.113.10".into()],
+                vrid,
+                tunnel_address: String::new(),
+            })
+        };
+        // c1 is a compute host.
+        rejected(&mut s, Command::Create { object: obj("gw", group(vec!["c1"], 10)) }, ErrorCode::InvalidArgument);
+        create(&mut s, obj("gw", group(vec!["g1"], 10))).unwrap();
+        let fip = |addr: &str| {
+            Spec::FloatingIp(FloatingIp {
+                external_network: "internet".into(),
+                address: addr.into(),
+                port: "vm1".into(),
+                fixed_ip: String::new(),
+            })
+        };
+        // The group's address is taken.
+        rejected(&mut s, Command::Create { object: obj("f1", fip("203.0.113.10")) }, ErrorCode::InvalidArgument);
+        create(&mut s, obj("f1", fip("203.0.113.20"))).unwrap();
+        let snat = |addr: &str| {
+            Spec::SnatRule(SnatRule {
+                vpc: "blue".into(),
+                subnet: "blue-a".into(),
+                gateway_group: "gw".into(),
+                external_address: addr.into(),
+            })
+        };
+        rejected(&mut s, Command::Create { object: obj("sn", snat("203.0.113.11")) }, ErrorCode::InvalidArgument);
+        create(&mut s, obj("sn", snat("203.0.113.10"))).unwrap();
+        rejected(
+            &mut s,
+            Command::Delete {
+                kind: Kind::GatewayGroup as i32,
+                name: "gw".into(),
+                expected_revision: 0,
+            },
+            ErrorCode::FailedPrecondition,
+        );
+        rejected(
+            &mut s,
+            Command::Delete {
+                kind: Kind::Port as i32,
+                name: "vm1".into(),
+                expected_revision: 0,
+            },
+            ErrorCode::FailedPrecondition,
+        );
+    }
+
+    #[test]
+    fn host_slices() {
+        let route = |host: &str| {
+            obj(
+                "r",
+                Spec::Route(Route {
+                    vpc: String::new(),
+                    host: host.into(),
+                    prefix: "10.9.0.0/16".into(),
+                    next_hop: "10.0.1.2".into(),
+                    action: 0,
+                }),
+            )
+        };
+        assert!(relevant_to_host(&route("c1"), "c1"));
+        assert!(!relevant_to_host(&route("c2"), "c1"));
+        assert!(relevant_to_host(&host("c2", HostRole::Compute, "10.0.1.1/24"), "c1"));
+    }
+
+    #[test]
+    fn survives_a_json_round_trip() {
+        let s = world();
+        let back: DesiredState = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 }

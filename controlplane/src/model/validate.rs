@@ -72,7 +72,11 @@ pub fn references(object: &Object) -> Vec<(Kind, &str)> {
             if !p.host.is_empty() {
                 out.push((Kind::Host, p.host.as_str()));
             }
-            out.extend(p.security_groups.iter().map(|g| (Kind::SecurityGroup, g.as_str())));
+            out.extend(
+                p.security_groups
+                    .iter()
+                    .map(|g| (Kind::SecurityGroup, g.as_str())),
+            );
         }
         Some(Spec::Route(r)) => {
             if !r.vpc.is_empty() {
@@ -210,7 +214,9 @@ impl Ctx<'_> {
         for other in self.others(Kind::Vpc) {
             if let Some(Spec::Vpc(o)) = &other.spec {
                 if o.vni == v.vni {
-                    return Err(self.invalid(format!("vni {} is already vpc {}'s", v.vni, other.name)));
+                    return Err(
+                        self.invalid(format!("vni {} is already vpc {}'s", v.vni, other.name))
+                    );
                 }
             }
         }
@@ -305,7 +311,9 @@ impl Ctx<'_> {
             ips.push(addr);
         }
         for other in self.others(Kind::Port) {
-            let Some(Spec::Port(o)) = &other.spec else { continue };
+            let Some(Spec::Port(o)) = &other.spec else {
+                continue;
+            };
             if parse::mac("mac", &o.mac).ok() == Some(mac) {
                 return Err(self.invalid(format!("mac {} is already port {}'s", p.mac, other.name)));
             }
@@ -369,7 +377,9 @@ impl Ctx<'_> {
                     let on_link = self.state.all(Kind::Subnet).any(|s| match &s.spec {
                         Some(Spec::Subnet(s)) => {
                             s.vpc == r.vpc
-                                && s.cidr.parse::<Ipv4Net>().is_ok_and(|n| parse::is_host_of(&n, nh))
+                                && s.cidr
+                                    .parse::<Ipv4Net>()
+                                    .is_ok_and(|n| parse::is_host_of(&n, nh))
                         }
                         _ => false,
                     });
@@ -393,7 +403,9 @@ impl Ctx<'_> {
                         .filter_map(|a| a.address.parse().ok())
                         .collect();
                     if nets.iter().any(|n| n.addr() == nh) {
-                        return Err(self.invalid(format!("next_hop {nh} is the host's own address")));
+                        return Err(
+                            self.invalid(format!("next_hop {nh} is the host's own address"))
+                        );
                     }
                     if !nets.iter().any(|n| n.trunc().contains(&nh)) {
                         return Err(self.invalid(format!(
@@ -408,7 +420,11 @@ impl Ctx<'_> {
                     }
                 }
             }
-            _ => return Err(self.invalid("set exactly one of vpc (a VPC route) and host (a host route)")),
+            _ => {
+                return Err(
+                    self.invalid("set exactly one of vpc (a VPC route) and host (a host route)")
+                )
+            }
         }
         for other in self.others(Kind::Route) {
             if let Some(Spec::Route(o)) = &other.spec {
@@ -466,13 +482,19 @@ impl Ctx<'_> {
                 }
             }
             if !rule.remote_cidr.is_empty() && !rule.remote_group.is_empty() {
-                return Err(rule_msg("set at most one of remote_cidr and remote_group".into()));
+                return Err(rule_msg(
+                    "set at most one of remote_cidr and remote_group".into(),
+                ));
             }
             if !rule.remote_cidr.is_empty() {
                 parse::prefix("remote_cidr", &rule.remote_cidr).map_err(|e| rule_msg(e.message))?;
             }
             if !rule.remote_group.is_empty() && rule.remote_group != self.name {
-                self.need(&format!("rule {id} remote_group"), Kind::SecurityGroup, &rule.remote_group)?;
+                self.need(
+                    &format!("rule {id} remote_group"),
+                    Kind::SecurityGroup,
+                    &rule.remote_group,
+                )?;
             }
         }
         Ok(())
@@ -631,7 +653,10 @@ impl Ctx<'_> {
         for other in self.others(Kind::GatewayGroup) {
             if let Some(Spec::GatewayGroup(o)) = &other.spec {
                 if o.vrid == g.vrid {
-                    return Err(self.invalid(format!("vrid {} is already gateway-group {}'s", g.vrid, other.name)));
+                    return Err(self.invalid(format!(
+                        "vrid {} is already gateway-group {}'s",
+                        g.vrid, other.name
+                    )));
                 }
             }
         }
@@ -641,7 +666,9 @@ impl Ctx<'_> {
         // SNAT rules using this group's addresses must keep them.
         for rule in self.state.all(Kind::SnatRule) {
             if let Some(Spec::SnatRule(s)) = &rule.spec {
-                if s.gateway_group == self.name && !g.external_addresses.contains(&s.external_address) {
+                if s.gateway_group == self.name
+                    && !g.external_addresses.contains(&s.external_address)
+                {
                     return Err(ModelError::precondition(self.msg(format!(
                         "snat-rule {} uses {}, which the group would no longer own",
                         rule.name, s.external_address
@@ -661,7 +688,11 @@ impl Ctx<'_> {
                 f.external_network
             )));
         }
-        if let Some((owner, _)) = self.external_addresses_taken().iter().find(|(_, t)| *t == addr) {
+        if let Some((owner, _)) = self
+            .external_addresses_taken()
+            .iter()
+            .find(|(_, t)| *t == addr)
+        {
             return Err(self.invalid(format!("address {addr} is already {owner}'s")));
         }
         let port = self.need("port", Kind::Port, &f.port)?;

@@ -43,14 +43,19 @@ impl LogStore {
         Ok(Arc::new(Database::create(path)?))
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StorageError> {
         let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read(anyerr(e)));
         let tx = self.db.begin_read().map_err(|e| io(&e))?;
         let table = tx.open_table(META).map_err(|e| io(&e))?;
         let Some(v) = table.get(key).map_err(|e| io(&e))? else {
             return Ok(None);
         };
-        serde_json::from_slice(v.value()).map(Some).map_err(|e| io(&e))
+        serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| io(&e))
     }
 
     fn write_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
@@ -64,8 +69,12 @@ impl LogStore {
         tx.commit().map_err(|e| io(&e))
     }
 
-    fn entries<RB: RangeBounds<u64>>(&self, range: RB) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read_logs(anyerr(e)));
+    fn entries<RB: RangeBounds<u64>>(
+        &self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        let io =
+            |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read_logs(anyerr(e)));
         let tx = self.db.begin_read().map_err(|e| io(&e))?;
         let table = tx.open_table(LOGS).map_err(|e| io(&e))?;
         let mut out = Vec::new();
@@ -100,7 +109,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.read_meta(KEY_PURGED)?;
-        let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read_logs(anyerr(e)));
+        let io =
+            |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read_logs(anyerr(e)));
         let last = {
             let tx = self.db.begin_read().map_err(|e| io(&e))?;
             let table = tx.open_table(LOGS).map_err(|e| io(&e))?;
@@ -147,15 +157,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
-        let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
+        let io =
+            |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
         let mut encoded = Vec::new();
         for entry in entries {
-            encoded.push((entry.log_id.index, serde_json::to_vec(&entry).map_err(|e| io(&e))?));
+            encoded.push((
+                entry.log_id.index,
+                serde_json::to_vec(&entry).map_err(|e| io(&e))?,
+            ));
         }
         let db = self.db.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
@@ -184,7 +202,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
+        let io =
+            |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {
             let tx = db.begin_write()?;
@@ -201,7 +220,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
+        let io =
+            |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::write_logs(anyerr(e)));
         let db = self.db.clone();
         let purged = serde_json::to_vec(&Some(log_id)).map_err(|e| io(&e))?;
         tokio::task::spawn_blocking(move || -> Result<(), redb::Error> {

@@ -50,7 +50,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
             target,
-            client: channel(&node.addr, &self.config).map(RaftPeerClient::new).map_err(|e| e.to_string()),
+            client: channel(&node.addr, &self.config)
+                .map(RaftPeerClient::new)
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -67,7 +69,12 @@ pub struct PeerClient {
 struct Transport(String);
 
 impl PeerClient {
-    async fn call<Req, Resp, F, Fut>(&mut self, req: &Req, ttl: std::time::Duration, f: F) -> Result<Resp, RpcFailure>
+    async fn call<Req, Resp, F, Fut>(
+        &mut self,
+        req: &Req,
+        ttl: std::time::Duration,
+        f: F,
+    ) -> Result<Resp, RpcFailure>
     where
         Req: Serialize,
         Resp: for<'de> Deserialize<'de>,
@@ -78,19 +85,32 @@ impl PeerClient {
             Ok(c) => c.clone(),
             Err(e) => return Err(RpcFailure::Unreachable(Transport(e.clone()))),
         };
-        let data = serde_json::to_vec(req).map_err(|e| RpcFailure::Network(Transport(e.to_string())))?;
+        let data =
+            serde_json::to_vec(req).map_err(|e| RpcFailure::Network(Transport(e.to_string())))?;
         let resp = match tokio::time::timeout(ttl, f(client, RaftMessage { data })).await {
-            Err(_) => return Err(RpcFailure::Network(Transport(format!("no answer from node {} in {ttl:?}", self.target)))),
+            Err(_) => {
+                return Err(RpcFailure::Network(Transport(format!(
+                    "no answer from node {} in {ttl:?}",
+                    self.target
+                ))))
+            }
             Ok(Err(status)) => {
                 let t = Transport(format!("node {}: {}", self.target, status.message()));
                 return Err(match status.code() {
-                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => RpcFailure::Unreachable(t),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+                        RpcFailure::Unreachable(t)
+                    }
                     _ => RpcFailure::Network(t),
                 });
             }
             Ok(Ok(r)) => r.into_inner(),
         };
-        serde_json::from_slice(&resp.data).map_err(|e| RpcFailure::Network(Transport(format!("bad answer from node {}: {e}", self.target))))
+        serde_json::from_slice(&resp.data).map_err(|e| {
+            RpcFailure::Network(Transport(format!(
+                "bad answer from node {}: {e}",
+                self.target
+            )))
+        })
     }
 }
 
@@ -116,7 +136,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let target = self.target;
         let r: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> = self
-            .call(&rpc, option.hard_ttl(), |mut c, m| async move { c.append_entries(m).await })
+            .call(&rpc, option.hard_ttl(), |mut c, m| async move {
+                c.append_entries(m).await
+            })
             .await
             .map_err(RpcFailure::into_rpc)?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
@@ -126,7 +148,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         _rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>> {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         // Snapshots go whole through `full_snapshot`; openraft does not call this with
         // `generic-snapshot-data`.
         Err(RPCError::Network(NetworkError::new(&Transport(
@@ -141,7 +166,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let target = self.target;
         let r: Result<VoteResponse<NodeId>, RaftError<NodeId>> = self
-            .call(&rpc, option.hard_ttl(), |mut c, m| async move { c.vote(m).await })
+            .call(&rpc, option.hard_ttl(), |mut c, m| async move {
+                c.vote(m).await
+            })
             .await
             .map_err(RpcFailure::into_rpc)?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
@@ -161,7 +188,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             data: snapshot.snapshot.into_inner(),
         };
         let r: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> = self
-            .call(&msg, option.hard_ttl(), |mut c, m| async move { c.snapshot(m).await })
+            .call(&msg, option.hard_ttl(), |mut c, m| async move {
+                c.snapshot(m).await
+            })
             .await
             .map_err(|f| match f {
                 RpcFailure::Unreachable(t) => StreamingError::Unreachable(Unreachable::new(&t)),

@@ -8,9 +8,7 @@ use std::io::Cursor;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{
-    EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
-};
+use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError};
 use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -108,14 +106,18 @@ fn anyerr(e: &dyn std::fmt::Display) -> openraft::AnyError {
 
 impl StateMachine {
     /// Opens the state machine, restoring the state from the stored snapshot if any.
-    pub fn open(db: Arc<Database>, history_limit: usize) -> Result<(Self, MachineHandle), StorageError> {
+    pub fn open(
+        db: Arc<Database>,
+        history_limit: usize,
+    ) -> Result<(Self, MachineHandle), StorageError> {
         let mut machine = Machine {
             history_limit: history_limit.max(1),
             ..Machine::default()
         };
         if let Some(snap) = read_snapshot(&db)? {
-            let state: DesiredState = serde_json::from_slice(&snap.data)
-                .map_err(|e| StorageIOError::read_snapshot(Some(snap.meta.signature()), anyerr(&e)))?;
+            let state: DesiredState = serde_json::from_slice(&snap.data).map_err(|e| {
+                StorageIOError::read_snapshot(Some(snap.meta.signature()), anyerr(&e))
+            })?;
             machine.last_applied = snap.meta.last_log_id;
             machine.membership = snap.meta.last_membership.clone();
             machine.compacted = state.revision();
@@ -130,7 +132,10 @@ impl StateMachine {
                 db,
                 snapshot_seq: 0,
             },
-            MachineHandle { inner, revision: rx },
+            MachineHandle {
+                inner,
+                revision: rx,
+            },
         ))
     }
 
@@ -140,7 +145,9 @@ impl StateMachine {
 }
 
 fn read_snapshot(db: &Database) -> Result<Option<StoredSnapshot>, StorageError> {
-    let io = |e: &dyn std::fmt::Display| StorageError::from(StorageIOError::read_snapshot(None, anyerr(e)));
+    let io = |e: &dyn std::fmt::Display| {
+        StorageError::from(StorageIOError::read_snapshot(None, anyerr(e)))
+    };
     let tx = db.begin_read().map_err(|e| io(&e))?;
     let table = match tx.open_table(SNAPSHOT) {
         Ok(t) => t,
@@ -150,18 +157,25 @@ fn read_snapshot(db: &Database) -> Result<Option<StoredSnapshot>, StorageError> 
     let Some(v) = table.get(KEY_SNAPSHOT).map_err(|e| io(&e))? else {
         return Ok(None);
     };
-    serde_json::from_slice(v.value()).map(Some).map_err(|e| io(&e))
+    serde_json::from_slice(v.value())
+        .map(Some)
+        .map_err(|e| io(&e))
 }
 
 fn write_snapshot(db: &Database, snap: &StoredSnapshot) -> Result<(), StorageError> {
     let io = |e: &dyn std::fmt::Display| {
-        StorageError::from(StorageIOError::write_snapshot(Some(snap.meta.signature()), anyerr(e)))
+        StorageError::from(StorageIOError::write_snapshot(
+            Some(snap.meta.signature()),
+            anyerr(e),
+        ))
     };
     let bytes = serde_json::to_vec(snap).map_err(|e| io(&e))?;
     let tx = db.begin_write().map_err(|e| io(&e))?;
     {
         let mut table = tx.open_table(SNAPSHOT).map_err(|e| io(&e))?;
-        table.insert(KEY_SNAPSHOT, bytes.as_slice()).map_err(|e| io(&e))?;
+        table
+            .insert(KEY_SNAPSHOT, bytes.as_slice())
+            .map_err(|e| io(&e))?;
     }
     tx.commit().map_err(|e| io(&e))
 }
@@ -190,11 +204,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             last_membership: membership,
             snapshot_id,
         };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
         let db = self.db.clone();
-        let stored = tokio::task::spawn_blocking(move || write_snapshot(&db, &stored).map(|()| stored))
-            .await
-            .map_err(|e| StorageIOError::write_state_machine(anyerr(&e)))??;
+        let stored =
+            tokio::task::spawn_blocking(move || write_snapshot(&db, &stored).map(|()| stored))
+                .await
+                .map_err(|e| StorageIOError::write_state_machine(anyerr(&e)))??;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(stored.data)),

@@ -27,30 +27,56 @@ impl AgentsService {
 
 #[tonic::async_trait]
 impl Agents for AgentsService {
-    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        req: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
         if !self.node.is_leader() {
-            return self.node.leader_clients()?.agents.heartbeat(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .agents
+                .heartbeat(req.into_inner())
+                .await;
         }
         let beat = req.into_inner();
         if beat.host.is_empty() {
             return Err(Status::invalid_argument("host is required"));
         }
-        if self.node.machine.read().state.get(Kind::Host, &beat.host).is_none() {
+        if self
+            .node
+            .machine
+            .read()
+            .state
+            .get(Kind::Host, &beat.host)
+            .is_none()
+        {
             return Err(Status::not_found(format!(
                 "host {} does not exist; create it first (aegisctl host create)",
                 beat.host
             )));
         }
-        self.node.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+        self.node
+            .counters
+            .heartbeats
+            .fetch_add(1, Ordering::Relaxed);
         lock(&self.node.liveness).report(Instant::now(), beat);
         Ok(Response::new(HeartbeatResponse {
             revision: self.node.machine.revision(),
         }))
     }
 
-    async fn list_hosts(&self, req: Request<ListHostsRequest>) -> Result<Response<ListHostsResponse>, Status> {
+    async fn list_hosts(
+        &self,
+        req: Request<ListHostsRequest>,
+    ) -> Result<Response<ListHostsResponse>, Status> {
         if !self.node.is_leader() {
-            return self.node.leader_clients()?.agents.list_hosts(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .agents
+                .list_hosts(req.into_inner())
+                .await;
         }
         let now = Instant::now();
         let (hosts, revision) = {
@@ -71,7 +97,10 @@ impl Agents for AgentsService {
         };
         let mut live = lock(&self.node.liveness);
         live.forget_except(&|h| hosts.iter().any(|(n, _)| n == h));
-        let statuses = hosts.iter().map(|(n, role)| live.status(now, n, *role)).collect();
+        let statuses = hosts
+            .iter()
+            .map(|(n, role)| live.status(now, n, *role))
+            .collect();
         Ok(Response::new(ListHostsResponse {
             hosts: statuses,
             revision,

@@ -35,7 +35,8 @@ fn written(change: Change) -> Response<WriteResponse> {
 }
 
 fn object_kind(kind: i32) -> Result<Kind, Status> {
-    Kind::try_from(kind).map_err(|_| Status::invalid_argument(format!("kind {kind} is not an object kind")))
+    Kind::try_from(kind)
+        .map_err(|_| Status::invalid_argument(format!("kind {kind} is not an object kind")))
 }
 
 #[tonic::async_trait]
@@ -45,7 +46,10 @@ impl DesiredState for DesiredStateService {
             .into_inner()
             .object
             .ok_or_else(|| Status::invalid_argument("object is required"))?;
-        self.node.write(Command::Create { object }, false).await.map(written)
+        self.node
+            .write(Command::Create { object }, false)
+            .await
+            .map(written)
     }
 
     async fn update(&self, req: Request<WriteRequest>) -> Result<Response<WriteResponse>, Status> {
@@ -82,7 +86,12 @@ impl DesiredState for DesiredStateService {
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         if !self.node.read_barrier().await? {
-            return self.node.leader_clients()?.state.get(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .state
+                .get(req.into_inner())
+                .await;
         }
         let req = req.into_inner();
         let kind = object_kind(req.kind)?;
@@ -90,11 +99,9 @@ impl DesiredState for DesiredStateService {
             return Err(Status::invalid_argument("kind is required"));
         }
         let m = self.node.machine.read();
-        let object = m
-            .state
-            .get(kind, &req.name)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("{} {} does not exist", kind_name(kind), req.name)))?;
+        let object = m.state.get(kind, &req.name).cloned().ok_or_else(|| {
+            Status::not_found(format!("{} {} does not exist", kind_name(kind), req.name))
+        })?;
         Ok(Response::new(GetResponse {
             object: Some(object),
             revision: m.state.revision(),
@@ -103,7 +110,12 @@ impl DesiredState for DesiredStateService {
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         if !self.node.read_barrier().await? {
-            return self.node.leader_clients()?.state.list(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .state
+                .list(req.into_inner())
+                .await;
         }
         let req = req.into_inner();
         let kind = object_kind(req.kind)?;

@@ -58,7 +58,10 @@ fn state_name(s: ServerState) -> &'static str {
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let (mut resp, leader_id) = {
             let m = self.node.raft.metrics();
             let m = m.borrow();
@@ -94,11 +97,18 @@ impl Cluster for ClusterService {
 
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         if !self.node.is_leader() {
-            return self.node.leader_clients()?.cluster.join(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .cluster
+                .join(req.into_inner())
+                .await;
         }
         let req = req.into_inner();
         if req.node_id == 0 || req.address.is_empty() {
-            return Err(Status::invalid_argument("node_id (non-zero) and address are required"));
+            return Err(Status::invalid_argument(
+                "node_id (non-zero) and address are required",
+            ));
         }
         let (voters, known) = {
             let m = self.node.raft.metrics();
@@ -122,13 +132,20 @@ impl Cluster for ClusterService {
                     .raft
                     .add_learner(req.node_id, BasicNode::new(&req.address), true)
                     .await
-                    .map_err(|e| Status::unavailable(format!("adding node {} as learner: {e}", req.node_id)))?;
+                    .map_err(|e| {
+                        Status::unavailable(format!("adding node {} as learner: {e}", req.node_id))
+                    })?;
             }
             self.node
                 .raft
-                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])), false)
+                .change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([req.node_id])),
+                    false,
+                )
                 .await
-                .map_err(|e| Status::unavailable(format!("making node {} a voter: {e}", req.node_id)))?;
+                .map_err(|e| {
+                    Status::unavailable(format!("making node {} a voter: {e}", req.node_id))
+                })?;
         }
         Ok(Response::new(JoinResponse {
             members: self.members(),
@@ -137,7 +154,12 @@ impl Cluster for ClusterService {
 
     async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<JoinResponse>, Status> {
         if !self.node.is_leader() {
-            return self.node.leader_clients()?.cluster.leave(req.into_inner()).await;
+            return self
+                .node
+                .leader_clients()?
+                .cluster
+                .leave(req.into_inner())
+                .await;
         }
         let id = req.into_inner().node_id;
         let is_member = {

@@ -21,7 +21,11 @@ const GARP_SPACING: Duration = Duration::from_millis(500);
 const RECHECK: Duration = Duration::from_secs(2);
 
 /// Runs the lease confirmation loop until `stop` turns true.
-pub async fn confirm_leadership(node: Arc<Node>, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn confirm_leadership(
+    node: Arc<Node>,
+    changed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut metrics = node.raft.metrics();
     let mut tick = tokio::time::interval(node.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -47,7 +51,8 @@ pub async fn confirm_leadership(node: Arc<Node>, changed: Arc<Notify>, mut stop:
             continue;
         }
         let sent = Instant::now();
-        let confirmed = tokio::time::timeout(node.config.lease(), node.raft.get_read_log_id()).await;
+        let confirmed =
+            tokio::time::timeout(node.config.lease(), node.raft.get_read_log_id()).await;
         if matches!(confirmed, Ok(Ok(_))) {
             let was = lock(&node.lease).held(Instant::now());
             lock(&node.lease).confirm(term, sent);
@@ -59,7 +64,12 @@ pub async fn confirm_leadership(node: Arc<Node>, changed: Arc<Notify>, mut stop:
 }
 
 /// Holds `vip` while `node`'s lease is held, until `stop`; releases it on the way out.
-pub async fn hold_cluster_ip(node: Arc<Node>, vip: ClusterIp, changed: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn hold_cluster_ip(
+    node: Arc<Node>,
+    vip: ClusterIp,
+    changed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut held = false;
     let mut refreshes_left = 0;
     let mut next_refresh = Instant::now();

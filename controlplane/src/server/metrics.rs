@@ -47,21 +47,66 @@ pub fn render(node: &Node) -> String {
     };
     let c = &node.counters;
     let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
-    gauge("aegis_cp_up", "Seconds since the node started.", "gauge", &one(node.started.elapsed().as_secs_f64()));
-    gauge("aegis_cp_is_leader", "1 if this node is the Raft leader.", "gauge", &one(f64::from(u8::from(leader))));
-    gauge("aegis_cp_term", "Current Raft term.", "gauge", &one(term as f64));
-    gauge("aegis_cp_revision", "Desired-state revision applied on this node.", "gauge", &one(node.machine.revision() as f64));
-    gauge("aegis_cp_last_log_index", "Last Raft log index.", "gauge", &one(last_log as f64));
-    gauge("aegis_cp_last_applied_index", "Last applied Raft log index.", "gauge", &one(applied as f64));
-    gauge("aegis_cp_members", "Voting members.", "gauge", &one(members as f64));
+    gauge(
+        "aegis_cp_up",
+        "Seconds since the node started.",
+        "gauge",
+        &one(node.started.elapsed().as_secs_f64()),
+    );
+    gauge(
+        "aegis_cp_is_leader",
+        "1 if this node is the Raft leader.",
+        "gauge",
+        &one(f64::from(u8::from(leader))),
+    );
+    gauge(
+        "aegis_cp_term",
+        "Current Raft term.",
+        "gauge",
+        &one(term as f64),
+    );
+    gauge(
+        "aegis_cp_revision",
+        "Desired-state revision applied on this node.",
+        "gauge",
+        &one(node.machine.revision() as f64),
+    );
+    gauge(
+        "aegis_cp_last_log_index",
+        "Last Raft log index.",
+        "gauge",
+        &one(last_log as f64),
+    );
+    gauge(
+        "aegis_cp_last_applied_index",
+        "Last applied Raft log index.",
+        "gauge",
+        &one(applied as f64),
+    );
+    gauge(
+        "aegis_cp_members",
+        "Voting members.",
+        "gauge",
+        &one(members as f64),
+    );
     gauge(
         "aegis_cp_cluster_ip_held",
         "1 if this node holds the cluster IP.",
         "gauge",
         &one(f64::from(u8::from(node.vip_held.load(Ordering::Relaxed)))),
     );
-    gauge("aegis_cp_cluster_ip_acquired_total", "Cluster IP acquisitions.", "counter", &one(n(&c.vip_acquired)));
-    gauge("aegis_cp_cluster_ip_released_total", "Cluster IP releases.", "counter", &one(n(&c.vip_released)));
+    gauge(
+        "aegis_cp_cluster_ip_acquired_total",
+        "Cluster IP acquisitions.",
+        "counter",
+        &one(n(&c.vip_acquired)),
+    );
+    gauge(
+        "aegis_cp_cluster_ip_released_total",
+        "Cluster IP releases.",
+        "counter",
+        &one(n(&c.vip_released)),
+    );
     gauge(
         "aegis_cp_writes_total",
         "Writes received, by result.",
@@ -72,9 +117,24 @@ pub fn render(node: &Node) -> String {
             ("{result=\"unavailable\"}".into(), n(&c.writes_unavailable)),
         ],
     );
-    gauge("aegis_cp_writes_forwarded_total", "Writes forwarded to the leader.", "counter", &one(n(&c.writes_forwarded)));
-    gauge("aegis_cp_heartbeats_total", "Agent heartbeats received.", "counter", &one(n(&c.heartbeats)));
-    gauge("aegis_cp_watchers", "Open watch streams.", "gauge", &one(n(&c.watchers)));
+    gauge(
+        "aegis_cp_writes_forwarded_total",
+        "Writes forwarded to the leader.",
+        "counter",
+        &one(n(&c.writes_forwarded)),
+    );
+    gauge(
+        "aegis_cp_heartbeats_total",
+        "Agent heartbeats received.",
+        "counter",
+        &one(n(&c.heartbeats)),
+    );
+    gauge(
+        "aegis_cp_watchers",
+        "Open watch streams.",
+        "gauge",
+        &one(n(&c.watchers)),
+    );
     if leader {
         let hosts: Vec<String> = node
             .machine
@@ -87,25 +147,40 @@ pub fn render(node: &Node) -> String {
         let live = lock(&node.liveness);
         let now = Instant::now();
         let statuses: Vec<_> = hosts.iter().map(|h| live.status(now, h, 0)).collect();
-        let label = |h: &str| format!("{{host=\"{}\"}}", h.replace('\\', "\\\\").replace('"', "\\\""));
+        let label = |h: &str| {
+            format!(
+                "{{host=\"{}\"}}",
+                h.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        };
         gauge(
             "aegis_cp_host_alive",
             "1 if the host's agent heartbeats arrive.",
             "gauge",
-            &statuses.iter().map(|s| (label(&s.name), f64::from(u8::from(s.alive)))).collect::<Vec<_>>(),
+            &statuses
+                .iter()
+                .map(|s| (label(&s.name), f64::from(u8::from(s.alive))))
+                .collect::<Vec<_>>(),
         );
         gauge(
             "aegis_cp_host_applied_revision",
             "Revision the host's agent last reported applied.",
             "gauge",
-            &statuses.iter().map(|s| (label(&s.name), s.applied_revision as f64)).collect::<Vec<_>>(),
+            &statuses
+                .iter()
+                .map(|s| (label(&s.name), s.applied_revision as f64))
+                .collect::<Vec<_>>(),
         );
     }
     out
 }
 
 /// Serves `/metrics` on `addr` until `stop`.
-pub async fn serve(node: Arc<Node>, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    node: Arc<Node>,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     loop {
         let (stream, _) = tokio::select! {
@@ -116,24 +191,29 @@ pub async fn serve(node: Arc<Node>, addr: SocketAddr, mut stop: watch::Receiver<
             _ = stop.changed() => return Ok(()),
         };
         let node = node.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let node = node.clone();
-            async move {
-                let resp = if req.uri().path() == "/metrics" {
-                    let mut r = Response::new(Full::new(Bytes::from(render(&node))));
-                    r.headers_mut().insert(
-                        hyper::header::CONTENT_TYPE,
-                        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                    );
-                    r
-                } else {
-                    let mut r = Response::new(Full::new(Bytes::from_static(b"not found; try /metrics\n")));
-                    *r.status_mut() = StatusCode::NOT_FOUND;
-                    r
-                };
-                Ok::<_, Infallible>(resp)
-            }
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let node = node.clone();
+                async move {
+                    let resp = if req.uri().path() == "/metrics" {
+                        let mut r = Response::new(Full::new(Bytes::from(render(&node))));
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static(
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            ),
+                        );
+                        r
+                    } else {
+                        let mut r = Response::new(Full::new(Bytes::from_static(
+                            b"not found; try /metrics\n",
+                        )));
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                        r
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

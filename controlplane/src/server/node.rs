@@ -119,7 +119,8 @@ impl Node {
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
-        let c = clients(addr, &self.config.peer_client).map_err(|e| Status::internal(e.to_string()))?;
+        let c =
+            clients(addr, &self.config.peer_client).map_err(|e| Status::internal(e.to_string()))?;
         peers.insert(addr.to_owned(), c.clone());
         Ok(c)
     }
@@ -129,7 +130,9 @@ impl Node {
         match self.leader() {
             Some((id, _)) if id == self.config.id => Err(unavailable("this node is the leader")),
             Some((_, addr)) => self.peer(&addr),
-            None => Err(unavailable("no leader: the cluster is electing one or has no quorum; retry")),
+            None => Err(unavailable(
+                "no leader: the cluster is electing one or has no quorum; retry",
+            )),
         }
     }
 
@@ -140,7 +143,9 @@ impl Node {
         let c = &self.counters;
         match &result {
             Ok(_) => c.writes_ok.fetch_add(1, Ordering::Relaxed),
-            Err(s) if s.code() == Code::Unavailable => c.writes_unavailable.fetch_add(1, Ordering::Relaxed),
+            Err(s) if s.code() == Code::Unavailable => {
+                c.writes_unavailable.fetch_add(1, Ordering::Relaxed)
+            }
             Err(_) => c.writes_rejected.fetch_add(1, Ordering::Relaxed),
         };
         result
@@ -149,7 +154,9 @@ impl Node {
     async fn write_inner(&self, command: Command, forwarded: bool) -> Result<Change, Status> {
         if !self.is_leader() {
             if forwarded {
-                return Err(unavailable("leadership moved while the write was forwarded; retry"));
+                return Err(unavailable(
+                    "leadership moved while the write was forwarded; retry",
+                ));
             }
             return self.forward(command).await;
         }
@@ -181,7 +188,9 @@ impl Node {
 
     async fn forward(&self, command: Command) -> Result<Change, Status> {
         let mut leader = self.leader_clients()?;
-        self.counters.writes_forwarded.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .writes_forwarded
+            .fetch_add(1, Ordering::Relaxed);
         let data = serde_json::to_vec(&command).map_err(|e| Status::internal(e.to_string()))?;
         let reply = leader
             .peer
@@ -206,11 +215,14 @@ impl Node {
         if !self.is_leader() {
             return Ok(false);
         }
-        match tokio::time::timeout(self.config.write_timeout, self.raft.ensure_linearizable()).await {
+        match tokio::time::timeout(self.config.write_timeout, self.raft.ensure_linearizable()).await
+        {
             Err(_) => Err(unavailable("no quorum confirmed the leadership in time")),
             Ok(Ok(_)) => Ok(true),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Ok(false),
-            Ok(Err(e)) => Err(unavailable(format!("cannot serve a linearizable read: {e}"))),
+            Ok(Err(e)) => Err(unavailable(format!(
+                "cannot serve a linearizable read: {e}"
+            ))),
         }
     }
 }

@@ -28,7 +28,8 @@ impl PeerService {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(m: RaftMessage) -> Result<T, Status> {
-    serde_json::from_slice(&m.data).map_err(|e| Status::invalid_argument(format!("bad peer message: {e}")))
+    serde_json::from_slice(&m.data)
+        .map_err(|e| Status::invalid_argument(format!("bad peer message: {e}")))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
@@ -39,7 +40,10 @@ fn encode<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
 
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
-    async fn append_entries(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.into_inner())?;
         encode(&self.node.raft.append_entries(rpc).await)
     }
@@ -55,10 +59,19 @@ impl RaftPeer for PeerService {
             meta: msg.meta,
             snapshot: Box::new(Cursor::new(msg.data)),
         };
-        encode(&self.node.raft.install_full_snapshot(msg.vote, snapshot).await)
+        encode(
+            &self
+                .node
+                .raft
+                .install_full_snapshot(msg.vote, snapshot)
+                .await,
+        )
     }
 
-    async fn forward_write(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+    async fn forward_write(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
         let command: Command = decode(req.into_inner())?;
         let result = self
             .node

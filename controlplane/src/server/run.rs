@@ -60,9 +60,11 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
         message,
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage(e.to_string()))?;
-    let db = LogStore::open_database(&config.data_dir.join("controlplane.redb")).map_err(|e| storage(e.to_string()))?;
+    let db = LogStore::open_database(&config.data_dir.join("controlplane.redb"))
+        .map_err(|e| storage(e.to_string()))?;
     let log = LogStore::open(db.clone()).map_err(|e| storage(e.to_string()))?;
-    let (sm, machine) = StateMachine::open(db, config.history).map_err(|e| storage(e.to_string()))?;
+    let (sm, machine) =
+        StateMachine::open(db, config.history).map_err(|e| storage(e.to_string()))?;
 
     let raft_config = openraft::Config {
         cluster_name: "aegis".into(),
@@ -113,7 +115,8 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
             check.clone(),
         ))
         .add_service(InterceptedService::new(
-            RaftPeerServer::new(PeerService::new(node.clone())).max_decoding_message_size(256 << 20),
+            RaftPeerServer::new(PeerService::new(node.clone()))
+                .max_decoding_message_size(256 << 20),
             check,
         ))
         .add_service(reflection);
@@ -133,11 +136,16 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
     tracing::info!(id = config.id, listen = %config.listen, advertise = %config.advertise, "control-plane node serving");
 
     // Form or join the cluster.
-    let initialized = raft.is_initialized().await.map_err(|e| RunError::Raft(e.to_string()))?;
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| RunError::Raft(e.to_string()))?;
     if !initialized {
         if config.join.is_empty() {
             let members = BTreeMap::from([(config.id, BasicNode::new(&config.advertise))]);
-            raft.initialize(members).await.map_err(|e| RunError::Raft(e.to_string()))?;
+            raft.initialize(members)
+                .await
+                .map_err(|e| RunError::Raft(e.to_string()))?;
             tracing::info!(id = config.id, "formed a new single-node cluster");
         } else {
             tokio::spawn(join_cluster(config.clone(), stop.clone()));
@@ -146,10 +154,19 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
 
     // Leadership, cluster IP, metrics.
     let changed = Arc::new(Notify::new());
-    tokio::spawn(confirm_leadership(node.clone(), changed.clone(), stop.clone()));
+    tokio::spawn(confirm_leadership(
+        node.clone(),
+        changed.clone(),
+        stop.clone(),
+    ));
     let holder = config.cluster_ip.as_ref().map(|c| {
         let vip = ClusterIp::new(c.interface.clone(), c.address, c.prefix_len);
-        tokio::spawn(hold_cluster_ip(node.clone(), vip, changed.clone(), stop.clone()))
+        tokio::spawn(hold_cluster_ip(
+            node.clone(),
+            vip,
+            changed.clone(),
+            stop.clone(),
+        ))
     });
     if let Some(addr) = config.metrics_listen {
         let node = node.clone();
@@ -166,10 +183,17 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
     if let Some(h) = holder {
         let _ = tokio::time::timeout(Duration::from_secs(3), h).await;
     }
-    let served = tokio::time::timeout(Duration::from_secs(5), server).await;
+    // Clients holding connections open would keep the server (and through it the node and
+    // its database) alive: give them a moment, then cut them.
+    let abort = server.abort_handle();
+    let served = tokio::time::timeout(Duration::from_secs(2), server).await;
+    if served.is_err() {
+        abort.abort();
+    }
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
+
     match served {
         Ok(Ok(Err(e))) => Err(RunError::Serve {
             addr: config.listen.to_string(),
@@ -201,7 +225,9 @@ async fn join_cluster(config: Arc<NodeConfig>, stop: watch::Receiver<bool>) {
                     tracing::info!(via = %addr, members = r.into_inner().members.len(), "joined the cluster");
                     return;
                 }
-                Err(s) => tracing::warn!(via = %addr, error = %s.message(), "join failed; retrying"),
+                Err(s) => {
+                    tracing::warn!(via = %addr, error = %s.message(), "join failed; retrying")
+                }
             }
         }
         if *stop.borrow() {

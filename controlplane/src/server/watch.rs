@@ -137,7 +137,10 @@ async fn run(
                     while let Some(chunk) = chunks.next() {
                         // Until the last chunk, only what the chunk holds is complete.
                         let upto = if chunks.peek().is_some() {
-                            chunk.last().map_or(sent, |e| e.revision.saturating_sub(1)).max(sent)
+                            chunk
+                                .last()
+                                .map_or(sent, |e| e.revision.saturating_sub(1))
+                                .max(sent)
                         } else {
                             revision
                         };

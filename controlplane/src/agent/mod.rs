@@ -1,3 +1,0 @@
-//! Agent side of the control plane: what runs on each managed host.
-
-pub mod sysinfo;

@@ -1,1 +1,0 @@
-//! `aegisctl` control-plane commands.

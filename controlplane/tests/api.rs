@@ -1,0 +1,448 @@
+//! The control plane's gRPC API on a real single-node server in this process: each error
+//! class and that a rejected request changes nothing, watch streams (full state, resume,
+//! host filter, compaction), heartbeats and host liveness, the bearer token, and TLS.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use aegis_api::controlplane::v1::{
+    object::Spec, EventType, HeartbeatRequest, Host, HostAddress, HostRole, Kind,
+    ListHostsRequest, ListRequest, Object, Route, RouteAction, Subnet, Vpc, WatchRequest,
+    WatchResponse, WriteRequest, DeleteRequest,
+};
+use aegis_controlplane::client::{clients, ClientConfig, Clients};
+use aegis_controlplane::server::{run, NodeConfig};
+use tokio::sync::watch;
+use tonic::Code;
+
+fn free_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn config(dir: &Path) -> NodeConfig {
+    let listen = free_port();
+    NodeConfig {
+        id: 1,
+        listen,
+        advertise: listen.to_string(),
+        data_dir: dir.to_path_buf(),
+        join: vec![],
+        cluster_ip: None,
+        heartbeat: Duration::from_millis(50),
+        election_min: Duration::from_millis(300),
+        election_max: Duration::from_millis(600),
+        host_down_after: Duration::from_millis(400),
+        history: 10_000,
+        snapshot_every: 5000,
+        token: None,
+        tls: None,
+        peer_client: ClientConfig::default(),
+        metrics_listen: None,
+        write_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A running node; stopped on drop.
+struct Server {
+    stop: watch::Sender<bool>,
+    addr: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    async fn start(config: NodeConfig) -> Server {
+        let addr = config.advertise.clone();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            run(config, rx).await.expect("node failed");
+        });
+        Server {
+            stop,
+            addr,
+            task: Some(task),
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Clients once the node answers writes (it is leader with a lease).
+async fn ready(addr: &str, config: &ClientConfig) -> Clients {
+    let c = clients(addr, config).unwrap();
+    for _ in 0..200 {
+        let mut cc = c.clone();
+        match cc.state.list(ListRequest::default()).await {
+            Ok(_) => {
+                // Reads work; a write needs the lease too.
+                let mut probe = c.clone();
+                let r = probe
+                    .state
+                    .create(WriteRequest {
+                        object: Some(vpc("probe", 16_000_000)),
+                        expected_revision: 0,
+                    })
+                    .await;
+                match r {
+                    Ok(_) => {
+                        probe
+                            .state
+                            .delete(DeleteRequest {
+                                kind: Kind::Vpc as i32,
+                                name: "probe".into(),
+                                expected_revision: 0,
+                            })
+                            .await
+                            .unwrap();
+                        return c;
+                    }
+                    Err(s) if s.code() == Code::Unavailable => {}
+                    Err(s) => panic!("probe write: {s}"),
+                }
+            }
+            Err(s) if s.code() == Code::Unavailable => {}
+            Err(s) => return_err(s),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the node never became writable");
+}
+
+fn return_err(s: tonic::Status) {
+    // Unauthenticated and others are answers too: the server is up.
+    assert_ne!(s.code(), Code::Unknown, "{s}");
+}
+
+fn obj(name: &str, spec: Spec) -> Object {
+    Object {
+        name: name.into(),
+        spec: Some(spec),
+        ..Object::default()
+    }
+}
+
+fn vpc(name: &str, vni: u32) -> Object {
+    obj(name, Spec::Vpc(Vpc { vni, description: String::new() }))
+}
+
+fn host(name: &str, addr: &str) -> Object {
+    obj(
+        name,
+        Spec::Host(Host {
+            role: HostRole::Compute as i32,
+            addresses: vec![HostAddress {
+                port: "p0".into(),
+                address: addr.into(),
+            }],
+            ..Host::default()
+        }),
+    )
+}
+
+fn host_route(name: &str, host: &str, prefix: &str, via: &str) -> Object {
+    obj(
+        name,
+        Spec::Route(Route {
+            vpc: String::new(),
+            host: host.into(),
+            prefix: prefix.into(),
+            next_hop: via.into(),
+            action: RouteAction::Forward as i32,
+        }),
+    )
+}
+
+async fn create(c: &mut Clients, o: Object) -> Result<u64, tonic::Status> {
+    c.state
+        .create(WriteRequest {
+            object: Some(o),
+            expected_revision: 0,
+        })
+        .await
+        .map(|r| r.into_inner().revision)
+}
+
+async fn revision_and_count(c: &mut Clients) -> (u64, usize) {
+    let l = c.state.list(ListRequest::default()).await.unwrap().into_inner();
+    (l.revision, l.objects.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_class_and_nothing_persisted_on_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let mut c = ready(&server.addr, &ClientConfig::default()).await;
+
+    create(&mut c, vpc("blue", 100)).await.unwrap();
+    create(
+        &mut c,
+        obj(
+            "blue-a",
+            Spec::Subnet(Subnet {
+                vpc: "blue".into(),
+                cidr: "10.1.0.0/24".into(),
+                gateway_ip: "10.1.0.1".into(),
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    let before = revision_and_count(&mut c).await;
+
+    let subnet = |name: &str, vpc: &str, cidr: &str, gw: &str| {
+        obj(
+            name,
+            Spec::Subnet(Subnet {
+                vpc: vpc.into(),
+                cidr: cidr.into(),
+                gateway_ip: gw.into(),
+            }),
+        )
+    };
+    let cases = [
+        (subnet("s1", "blue", "10.2.0.0/99", "10.2.0.1"), Code::InvalidArgument),
+        (subnet("s2", "blue", "10.1.0.0/25", "10.1.0.1"), Code::InvalidArgument),
+        (vpc("red", 100), Code::InvalidArgument),
+        (vpc("huge", 1 << 24), Code::InvalidArgument),
+        (subnet("s3", "green", "10.3.0.0/24", "10.3.0.1"), Code::NotFound),
+        (vpc("blue", 7), Code::AlreadyExists),
+        (
+            Object {
+                name: "empty".into(),
+                ..Object::default()
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    for (o, code) in cases {
+        let name = o.name.clone();
+        let e = create(&mut c, o).await.unwrap_err();
+        assert_eq!(e.code(), code, "{name}: {e}");
+        assert!(!e.message().is_empty());
+    }
+    let e = c
+        .state
+        .delete(DeleteRequest {
+            kind: Kind::Vpc as i32,
+            name: "blue".into(),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.message().contains("blue-a"), "{e}");
+    let e = c
+        .state
+        .delete(DeleteRequest {
+            kind: Kind::Vpc as i32,
+            name: "blue".into(),
+            expected_revision: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Aborted, "{e}");
+    let e = c
+        .state
+        .update(WriteRequest {
+            object: Some(vpc("nope", 5)),
+            expected_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e}");
+
+    assert_eq!(revision_and_count(&mut c).await, before, "a rejection changed the state");
+
+    // (Restarts on the same data, after kill -9 too, are the aegis-lab cp_restart test's.)
+    server.shutdown().await;
+}
+
+async fn next(stream: &mut tonic::Streaming<WatchResponse>) -> WatchResponse {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("watch message in time")
+            .unwrap()
+            .expect("stream open");
+        // Skip progress messages.
+        if m.resync || !m.events.is_empty() {
+            return m;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_resumes_filters_by_host_and_resyncs_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.history = 5;
+    let server = Server::start(cfg).await;
+    let mut c = ready(&server.addr, &ClientConfig::default()).await;
+
+    create(&mut c, host("c1", "10.0.1.1/24")).await.unwrap();
+    create(&mut c, host("c2", "10.0.2.1/24")).await.unwrap();
+    let r1 = create(&mut c, host_route("r1", "c1", "10.9.0.0/16", "10.0.1.2")).await.unwrap();
+    create(&mut c, host_route("r2", "c2", "10.9.0.0/16", "10.0.2.2")).await.unwrap();
+
+    // From 0: the whole slice of c1 (both hosts, only its own route).
+    let mut w = c
+        .state
+        .watch(WatchRequest {
+            from_revision: 0,
+            kinds: vec![],
+            host: "c1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut w).await;
+    assert!(first.resync);
+    let names: Vec<_> = first.objects.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["c1", "c2", "r1"], "{names:?}");
+
+    // Moving r1 to c2 is a delete for c1's watcher; r2's changes are not its business.
+    let mut moved = host_route("r1", "c2", "10.8.0.0/16", "10.0.2.3");
+    moved.name = "r1".into();
+    c.state
+        .update(WriteRequest {
+            object: Some(moved),
+            expected_revision: r1,
+        })
+        .await
+        .unwrap();
+    let m = next(&mut w).await;
+    assert_eq!(m.events.len(), 1);
+    assert_eq!(m.events[0].r#type, EventType::Delete as i32);
+    assert_eq!(m.events[0].object.as_ref().unwrap().name, "r1");
+    let resume_at = m.revision;
+    let r3 = create(&mut c, host_route("r3", "c1", "10.7.0.0/16", "10.0.1.3")).await.unwrap();
+    let m = next(&mut w).await;
+    assert_eq!((m.events.len(), m.events[0].revision, m.revision), (1, r3, r3));
+    drop(w);
+
+    // Resuming from a revision gives exactly what came after it.
+    let mut w = c
+        .state
+        .watch(WatchRequest {
+            from_revision: resume_at,
+            kinds: vec![Kind::Route as i32],
+            host: "c1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = next(&mut w).await;
+    assert!(!m.resync);
+    assert_eq!(m.events.iter().map(|e| e.revision).collect::<Vec<_>>(), [r3]);
+    drop(w);
+
+    // More changes than the history holds: a watcher from revision 1 gets a full resync.
+    for i in 0..8 {
+        create(&mut c, vpc(&format!("v{i}"), 1000 + i)).await.unwrap();
+    }
+    let mut w = c
+        .state
+        .watch(WatchRequest {
+            from_revision: 1,
+            kinds: vec![Kind::Vpc as i32],
+            host: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = next(&mut w).await;
+    assert!(m.resync, "compacted history must resync");
+    assert_eq!(m.objects.len(), 8);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_make_hosts_alive_until_they_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let mut c = ready(&server.addr, &ClientConfig::default()).await;
+    create(&mut c, host("c1", "10.0.1.1/24")).await.unwrap();
+    create(&mut c, host("c2", "10.0.2.1/24")).await.unwrap();
+    let beat = |h: &str| HeartbeatRequest {
+        host: h.into(),
+        agent: "test".into(),
+        applied_revision: 2,
+        cpu_percent: 12.5,
+        memory_percent: 40.0,
+        ..Default::default()
+    };
+    let e = c.agents.heartbeat(beat("ghost")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    c.agents.heartbeat(beat("c1")).await.unwrap();
+    let hosts = c.agents.list_hosts(ListHostsRequest {}).await.unwrap().into_inner();
+    let c1 = hosts.hosts.iter().find(|h| h.name == "c1").unwrap();
+    let c2 = hosts.hosts.iter().find(|h| h.name == "c2").unwrap();
+    assert!(c1.alive && !c1.never_seen);
+    assert_eq!((c1.applied_revision, c1.cpu_percent), (2, 12.5));
+    assert!(!c2.alive && c2.never_seen);
+    assert_eq!(hosts.down_after_ms, 400);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let hosts = c.agents.list_hosts(ListHostsRequest {}).await.unwrap().into_inner();
+    let c1 = hosts.hosts.iter().find(|h| h.name == "c1").unwrap();
+    assert!(!c1.alive, "no heartbeat for longer than the detection time");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = key.cert.pem();
+    let key_pem = key.key_pair.serialize_pem();
+    let mut cfg = config(dir.path());
+    cfg.token = Some("s3cret".into());
+    cfg.tls = Some((cert_pem.clone().into_bytes(), key_pem.into_bytes()));
+    cfg.peer_client = ClientConfig {
+        tls_ca: Some(cert_pem.clone().into_bytes()),
+        tls_domain: Some("localhost".into()),
+        token: Some("s3cret".into()),
+        ..ClientConfig::default()
+    };
+    let port = cfg.listen.port();
+    cfg.advertise = format!("localhost:{port}");
+    let server = Server::start(cfg.clone()).await;
+    let good = ClientConfig {
+        tls_ca: Some(cert_pem.clone().into_bytes()),
+        tls_domain: Some("localhost".into()),
+        token: Some("s3cret".into()),
+        ..ClientConfig::default()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = ready(&addr, &good).await;
+    create(&mut c, vpc("blue", 100)).await.unwrap();
+
+    let no_token = ClientConfig {
+        token: None,
+        ..good.clone()
+    };
+    let mut bad = clients(&addr, &no_token).unwrap();
+    let e = bad.state.list(ListRequest::default()).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    let wrong = ClientConfig {
+        token: Some("guess".into()),
+        ..good.clone()
+    };
+    let mut bad = clients(&addr, &wrong).unwrap();
+    assert_eq!(bad.state.list(ListRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+    // Plain text to a TLS server fails.
+    let mut plain = clients(&format!("http://127.0.0.1:{port}"), &ClientConfig { token: Some("s3cret".into()), ..ClientConfig::default() }).unwrap();
+    assert!(plain.state.list(ListRequest::default()).await.is_err());
+    server.shutdown().await;
+}
