@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 /// Top-level commands.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Inspect and change the local dataplane (aegis-dataplane) over its admin socket.

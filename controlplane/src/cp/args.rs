@@ -11,7 +11,9 @@ use super::Output;
 use crate::error::CliError;
 use crate::model::kind::{kind_from_name, kind_name};
 
-/// What to do with objects of one kind.
+/// What to do with objects of one kind. (Parsed once per run: the size of `Create` does not
+/// matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum ObjectCommand {
     /// Create one (the flags that apply depend on the kind; see docs/cli.md).

@@ -3,6 +3,10 @@
 //! to the [`DesiredState`](crate::model::DesiredState), and the network between nodes (gRPC,
 //! JSON-encoded openraft messages).
 
+// openraft's storage traits dictate `StorageError` (large) as the error type, and redb's
+// errors are what they are; boxing them here would only add allocations on error paths.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
