@@ -215,6 +215,11 @@ impl Node {
         if !self.is_leader() {
             return Ok(false);
         }
+        if !self.has_quorum() {
+            return Err(unavailable(
+                "this node is leader but has not heard from a majority recently; reads are refused until it does",
+            ));
+        }
         match tokio::time::timeout(self.config.write_timeout, self.raft.ensure_linearizable()).await
         {
             Err(_) => Err(unavailable("no quorum confirmed the leadership in time")),

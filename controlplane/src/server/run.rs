@@ -72,7 +72,7 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
         election_timeout_min: ms(config.election_min),
         election_timeout_max: ms(config.election_max),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: config.snapshot_every.min(1000),
         ..Default::default()
     }
     .validate()
