@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use aegis_api::controlplane::v1::{
-    object::Spec, EventType, HeartbeatRequest, Host, HostAddress, HostRole, Kind,
+    object::Spec, DeleteRequest, EventType, HeartbeatRequest, Host, HostAddress, HostRole, Kind,
     ListHostsRequest, ListRequest, Object, Route, RouteAction, Subnet, Vpc, WatchRequest,
-    WatchResponse, WriteRequest, DeleteRequest,
+    WatchResponse, WriteRequest,
 };
 use aegis_controlplane::client::{clients, ClientConfig, Clients};
 use aegis_controlplane::server::{run, NodeConfig};
@@ -134,7 +134,13 @@ fn obj(name: &str, spec: Spec) -> Object {
 }
 
 fn vpc(name: &str, vni: u32) -> Object {
-    obj(name, Spec::Vpc(Vpc { vni, description: String::new() }))
+    obj(
+        name,
+        Spec::Vpc(Vpc {
+            vni,
+            description: String::new(),
+        }),
+    )
 }
 
 fn host(name: &str, addr: &str) -> Object {
@@ -175,7 +181,12 @@ async fn create(c: &mut Clients, o: Object) -> Result<u64, tonic::Status> {
 }
 
 async fn revision_and_count(c: &mut Clients) -> (u64, usize) {
-    let l = c.state.list(ListRequest::default()).await.unwrap().into_inner();
+    let l = c
+        .state
+        .list(ListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     (l.revision, l.objects.len())
 }
 
@@ -212,11 +223,20 @@ async fn every_error_class_and_nothing_persisted_on_rejection() {
         )
     };
     let cases = [
-        (subnet("s1", "blue", "10.2.0.0/99", "10.2.0.1"), Code::InvalidArgument),
-        (subnet("s2", "blue", "10.1.0.0/25", "10.1.0.1"), Code::InvalidArgument),
+        (
+            subnet("s1", "blue", "10.2.0.0/99", "10.2.0.1"),
+            Code::InvalidArgument,
+        ),
+        (
+            subnet("s2", "blue", "10.1.0.0/25", "10.1.0.1"),
+            Code::InvalidArgument,
+        ),
         (vpc("red", 100), Code::InvalidArgument),
         (vpc("huge", 1 << 24), Code::InvalidArgument),
-        (subnet("s3", "green", "10.3.0.0/24", "10.3.0.1"), Code::NotFound),
+        (
+            subnet("s3", "green", "10.3.0.0/24", "10.3.0.1"),
+            Code::NotFound,
+        ),
         (vpc("blue", 7), Code::AlreadyExists),
         (
             Object {
@@ -263,7 +283,11 @@ async fn every_error_class_and_nothing_persisted_on_rejection() {
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e}");
 
-    assert_eq!(revision_and_count(&mut c).await, before, "a rejection changed the state");
+    assert_eq!(
+        revision_and_count(&mut c).await,
+        before,
+        "a rejection changed the state"
+    );
 
     // (Restarts on the same data, after kill -9 too, are the aegis-lab cp_restart test's.)
     server.shutdown().await;
@@ -293,8 +317,12 @@ async fn watch_resumes_filters_by_host_and_resyncs_after_compaction() {
 
     create(&mut c, host("c1", "10.0.1.1/24")).await.unwrap();
     create(&mut c, host("c2", "10.0.2.1/24")).await.unwrap();
-    let r1 = create(&mut c, host_route("r1", "c1", "10.9.0.0/16", "10.0.1.2")).await.unwrap();
-    create(&mut c, host_route("r2", "c2", "10.9.0.0/16", "10.0.2.2")).await.unwrap();
+    let r1 = create(&mut c, host_route("r1", "c1", "10.9.0.0/16", "10.0.1.2"))
+        .await
+        .unwrap();
+    create(&mut c, host_route("r2", "c2", "10.9.0.0/16", "10.0.2.2"))
+        .await
+        .unwrap();
 
     // From 0: the whole slice of c1 (both hosts, only its own route).
     let mut w = c
@@ -327,9 +355,14 @@ async fn watch_resumes_filters_by_host_and_resyncs_after_compaction() {
     assert_eq!(m.events[0].r#type, EventType::Delete as i32);
     assert_eq!(m.events[0].object.as_ref().unwrap().name, "r1");
     let resume_at = m.revision;
-    let r3 = create(&mut c, host_route("r3", "c1", "10.7.0.0/16", "10.0.1.3")).await.unwrap();
+    let r3 = create(&mut c, host_route("r3", "c1", "10.7.0.0/16", "10.0.1.3"))
+        .await
+        .unwrap();
     let m = next(&mut w).await;
-    assert_eq!((m.events.len(), m.events[0].revision, m.revision), (1, r3, r3));
+    assert_eq!(
+        (m.events.len(), m.events[0].revision, m.revision),
+        (1, r3, r3)
+    );
     drop(w);
 
     // Resuming from a revision gives exactly what came after it.
@@ -345,12 +378,17 @@ async fn watch_resumes_filters_by_host_and_resyncs_after_compaction() {
         .into_inner();
     let m = next(&mut w).await;
     assert!(!m.resync);
-    assert_eq!(m.events.iter().map(|e| e.revision).collect::<Vec<_>>(), [r3]);
+    assert_eq!(
+        m.events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        [r3]
+    );
     drop(w);
 
     // More changes than the history holds: a watcher from revision 1 gets a full resync.
     for i in 0..8 {
-        create(&mut c, vpc(&format!("v{i}"), 1000 + i)).await.unwrap();
+        create(&mut c, vpc(&format!("v{i}"), 1000 + i))
+            .await
+            .unwrap();
     }
     let mut w = c
         .state
@@ -386,7 +424,12 @@ async fn heartbeats_make_hosts_alive_until_they_stop() {
     let e = c.agents.heartbeat(beat("ghost")).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     c.agents.heartbeat(beat("c1")).await.unwrap();
-    let hosts = c.agents.list_hosts(ListHostsRequest {}).await.unwrap().into_inner();
+    let hosts = c
+        .agents
+        .list_hosts(ListHostsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let c1 = hosts.hosts.iter().find(|h| h.name == "c1").unwrap();
     let c2 = hosts.hosts.iter().find(|h| h.name == "c2").unwrap();
     assert!(c1.alive && !c1.never_seen);
@@ -394,7 +437,12 @@ async fn heartbeats_make_hosts_alive_until_they_stop() {
     assert!(!c2.alive && c2.never_seen);
     assert_eq!(hosts.down_after_ms, 400);
     tokio::time::sleep(Duration::from_millis(450)).await;
-    let hosts = c.agents.list_hosts(ListHostsRequest {}).await.unwrap().into_inner();
+    let hosts = c
+        .agents
+        .list_hosts(ListHostsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let c1 = hosts.hosts.iter().find(|h| h.name == "c1").unwrap();
     assert!(!c1.alive, "no heartbeat for longer than the detection time");
     server.shutdown().await;
@@ -440,9 +488,63 @@ async fn token_and_tls() {
         ..good.clone()
     };
     let mut bad = clients(&addr, &wrong).unwrap();
-    assert_eq!(bad.state.list(ListRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(
+        bad.state
+            .list(ListRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
     // Plain text to a TLS server fails.
-    let mut plain = clients(&format!("http://127.0.0.1:{port}"), &ClientConfig { token: Some("s3cret".into()), ..ClientConfig::default() }).unwrap();
+    let mut plain = clients(
+        &format!("http://127.0.0.1:{port}"),
+        &ClientConfig {
+            token: Some("s3cret".into()),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
     assert!(plain.state.list(ListRequest::default()).await.is_err());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let _ = ready(&server.addr, &ClientConfig::default()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = client
+        .server_reflection_info(futures::stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply {reply:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for svc in ["DesiredState", "Agents", "Cluster"] {
+        assert!(
+            names.contains(&format!("aegis.controlplane.v1.{svc}").as_str()),
+            "{names:?}"
+        );
+    }
+    drop(replies);
     server.shutdown().await;
 }
