@@ -390,12 +390,47 @@ mod tests {
         let mut s = DesiredState::new();
         create(&mut s, host("c1", HostRole::Compute, "10.0.1.1/24")).unwrap();
         create(&mut s, host("g1", HostRole::Gateway, "10.0.2.1/24")).unwrap();
-        create(&mut s, obj("blue", Spec::Vpc(Vpc { vni: 100, description: String::new() }))).unwrap();
-        create(&mut s, obj("red", Spec::Vpc(Vpc { vni: 200, description: String::new() }))).unwrap();
-        create(&mut s, obj("blue-a", subnet("blue", "10.1.0.0/24", "10.1.0.1"))).unwrap();
+        create(
+            &mut s,
+            obj(
+                "blue",
+                Spec::Vpc(Vpc {
+                    vni: 100,
+                    description: String::new(),
+                }),
+            ),
+        )
+        .unwrap();
+        create(
+            &mut s,
+            obj(
+                "red",
+                Spec::Vpc(Vpc {
+                    vni: 200,
+                    description: String::new(),
+                }),
+            ),
+        )
+        .unwrap();
+        create(
+            &mut s,
+            obj("blue-a", subnet("blue", "10.1.0.0/24", "10.1.0.1")),
+        )
+        .unwrap();
         // Red reuses the same prefix: VPCs are separate address spaces.
-        create(&mut s, obj("red-a", subnet("red", "10.1.0.0/24", "10.1.0.1"))).unwrap();
-        create(&mut s, obj("vm1", port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.5"))).unwrap();
+        create(
+            &mut s,
+            obj("red-a", subnet("red", "10.1.0.0/24", "10.1.0.1")),
+        )
+        .unwrap();
+        create(
+            &mut s,
+            obj(
+                "vm1",
+                port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.5"),
+            ),
+        )
+        .unwrap();
         s
     }
 
@@ -425,7 +460,14 @@ mod tests {
                 expected_revision: 7,
             })
             .unwrap();
-        assert_eq!((c.revision, c.object.created_revision, c.object.modified_revision), (8, 7, 8));
+        assert_eq!(
+            (
+                c.revision,
+                c.object.created_revision,
+                c.object.modified_revision
+            ),
+            (8, 7, 8)
+        );
         assert_eq!(c.previous.unwrap().modified_revision, 7);
         let c = s
             .apply(&Command::Delete {
@@ -446,26 +488,82 @@ mod tests {
             obj("host-bits", subnet("blue", "10.2.0.1/24", "10.2.0.1")),
             obj("overlap", subnet("blue", "10.1.0.128/25", "10.1.0.129")),
             obj("gw-outside", subnet("blue", "10.2.0.0/24", "10.3.0.1")),
-            obj("vni0", Spec::Vpc(Vpc { vni: 0, description: String::new() })),
-            obj("vni-big", Spec::Vpc(Vpc { vni: 1 << 24, description: String::new() })),
-            obj("vni-dup", Spec::Vpc(Vpc { vni: 100, description: String::new() })),
-            obj("bad-mac", port("blue", "blue-a", "02:00:00:00:01", "10.1.0.9")),
-            obj("mcast-mac", port("blue", "blue-a", "01:00:5e:00:00:01", "10.1.0.9")),
-            obj("dup-mac", port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.9")),
-            obj("dup-ip", port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.5")),
-            obj("ip-outside", port("blue", "blue-a", "02:00:00:00:00:09", "10.9.0.5")),
-            obj("ip-is-gw", port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.1")),
-            obj("wrong-vpc", port("red", "blue-a", "02:00:00:00:00:09", "10.1.0.9")),
-            obj("Bad Name", Spec::Vpc(Vpc { vni: 9, description: String::new() })),
+            obj(
+                "vni0",
+                Spec::Vpc(Vpc {
+                    vni: 0,
+                    description: String::new(),
+                }),
+            ),
+            obj(
+                "vni-big",
+                Spec::Vpc(Vpc {
+                    vni: 1 << 24,
+                    description: String::new(),
+                }),
+            ),
+            obj(
+                "vni-dup",
+                Spec::Vpc(Vpc {
+                    vni: 100,
+                    description: String::new(),
+                }),
+            ),
+            obj(
+                "bad-mac",
+                port("blue", "blue-a", "02:00:00:00:01", "10.1.0.9"),
+            ),
+            obj(
+                "mcast-mac",
+                port("blue", "blue-a", "01:00:5e:00:00:01", "10.1.0.9"),
+            ),
+            obj(
+                "dup-mac",
+                port("blue", "blue-a", "02:00:00:00:00:01", "10.1.0.9"),
+            ),
+            obj(
+                "dup-ip",
+                port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.5"),
+            ),
+            obj(
+                "ip-outside",
+                port("blue", "blue-a", "02:00:00:00:00:09", "10.9.0.5"),
+            ),
+            obj(
+                "ip-is-gw",
+                port("blue", "blue-a", "02:00:00:00:00:09", "10.1.0.1"),
+            ),
+            obj(
+                "wrong-vpc",
+                port("red", "blue-a", "02:00:00:00:00:09", "10.1.0.9"),
+            ),
+            obj(
+                "Bad Name",
+                Spec::Vpc(Vpc {
+                    vni: 9,
+                    description: String::new(),
+                }),
+            ),
             host("c9", HostRole::Unspecified, "10.0.9.1/24"),
         ];
         for o in cases {
             let name = o.name.clone();
-            let m = rejected(&mut s, Command::Create { object: o }, ErrorCode::InvalidArgument);
+            let m = rejected(
+                &mut s,
+                Command::Create { object: o },
+                ErrorCode::InvalidArgument,
+            );
             assert!(!m.is_empty(), "{name}");
         }
         // The same IP in another VPC is fine.
-        create(&mut s, obj("vm-red", port("red", "red-a", "02:00:00:00:00:02", "10.1.0.5"))).unwrap();
+        create(
+            &mut s,
+            obj(
+                "vm-red",
+                port("red", "red-a", "02:00:00:00:00:02", "10.1.0.5"),
+            ),
+        )
+        .unwrap();
         // No spec at all.
         rejected(
             &mut s,
@@ -494,11 +592,23 @@ mod tests {
         if let Spec::Port(pp) = &mut p {
             pp.security_groups = vec!["web".into()];
         }
-        rejected(&mut s, Command::Create { object: obj("p", p) }, ErrorCode::NotFound);
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj("p", p),
+            },
+            ErrorCode::NotFound,
+        );
         rejected(
             &mut s,
             Command::Update {
-                object: obj("nope", Spec::Vpc(Vpc { vni: 7, description: String::new() })),
+                object: obj(
+                    "nope",
+                    Spec::Vpc(Vpc {
+                        vni: 7,
+                        description: String::new(),
+                    }),
+                ),
                 expected_revision: 0,
             },
             ErrorCode::NotFound,
@@ -517,7 +627,11 @@ mod tests {
     #[test]
     fn deleting_what_is_referenced_fails() {
         let mut s = world();
-        for (kind, name) in [(Kind::Vpc, "blue"), (Kind::Subnet, "blue-a"), (Kind::Host, "c1")] {
+        for (kind, name) in [
+            (Kind::Vpc, "blue"),
+            (Kind::Subnet, "blue-a"),
+            (Kind::Host, "c1"),
+        ] {
             let m = rejected(
                 &mut s,
                 Command::Delete {
@@ -530,7 +644,12 @@ mod tests {
             assert!(m.contains("vm1"), "{m}");
         }
         // Once the port is gone, the rest can go, in order.
-        for (kind, name) in [(Kind::Port, "vm1"), (Kind::Subnet, "blue-a"), (Kind::Vpc, "blue"), (Kind::Host, "c1")] {
+        for (kind, name) in [
+            (Kind::Port, "vm1"),
+            (Kind::Subnet, "blue-a"),
+            (Kind::Vpc, "blue"),
+            (Kind::Host, "c1"),
+        ] {
             s.apply(&Command::Delete {
                 kind: kind as i32,
                 name: name.into(),
@@ -546,14 +665,26 @@ mod tests {
         rejected(
             &mut s,
             Command::Create {
-                object: obj("blue", Spec::Vpc(Vpc { vni: 300, description: String::new() })),
+                object: obj(
+                    "blue",
+                    Spec::Vpc(Vpc {
+                        vni: 300,
+                        description: String::new(),
+                    }),
+                ),
             },
             ErrorCode::AlreadyExists,
         );
         rejected(
             &mut s,
             Command::Update {
-                object: obj("blue", Spec::Vpc(Vpc { vni: 300, description: String::new() })),
+                object: obj(
+                    "blue",
+                    Spec::Vpc(Vpc {
+                        vni: 300,
+                        description: String::new(),
+                    }),
+                ),
                 expected_revision: 2,
             },
             ErrorCode::Aborted,
@@ -627,7 +758,12 @@ mod tests {
             remote_cidr: "0.0.0.0/0".into(),
             ..SecurityRule::default()
         };
-        let sg = |rules| Spec::SecurityGroup(SecurityGroup { rules, description: String::new() });
+        let sg = |rules| {
+            Spec::SecurityGroup(SecurityGroup {
+                rules,
+                description: String::new(),
+            })
+        };
         create(&mut s, obj("web", sg(vec![rule("http", "tcp", 80, 80)]))).unwrap();
         for bad in [
             vec![rule("a", "icmp", 80, 80)],
@@ -636,7 +772,13 @@ mod tests {
             vec![rule("a", "bogus", 0, 0)],
             vec![rule("a", "tcp", 80, 80), rule("a", "udp", 53, 53)],
         ] {
-            rejected(&mut s, Command::Create { object: obj("bad", sg(bad)) }, ErrorCode::InvalidArgument);
+            rejected(
+                &mut s,
+                Command::Create {
+                    object: obj("bad", sg(bad)),
+                },
+                ErrorCode::InvalidArgument,
+            );
         }
         let ext = Spec::ExternalNetwork(ExternalNetwork {
             cidr: "203.0.113.0/24".into(),
@@ -660,7 +802,13 @@ mod tests {
             })
         };
         // c1 is a compute host.
-        rejected(&mut s, Command::Create { object: obj("gw", group(vec!["c1"], 10)) }, ErrorCode::InvalidArgument);
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj("gw", group(vec!["c1"], 10)),
+            },
+            ErrorCode::InvalidArgument,
+        );
         create(&mut s, obj("gw", group(vec!["g1"], 10))).unwrap();
         let fip = |addr: &str| {
             Spec::FloatingIp(FloatingIp {
@@ -671,7 +819,13 @@ mod tests {
             })
         };
         // The group's address is taken.
-        rejected(&mut s, Command::Create { object: obj("f1", fip("203.0.113.10")) }, ErrorCode::InvalidArgument);
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj("f1", fip("203.0.113.10")),
+            },
+            ErrorCode::InvalidArgument,
+        );
         create(&mut s, obj("f1", fip("203.0.113.20"))).unwrap();
         let snat = |addr: &str| {
             Spec::SnatRule(SnatRule {
@@ -681,7 +835,13 @@ mod tests {
                 external_address: addr.into(),
             })
         };
-        rejected(&mut s, Command::Create { object: obj("sn", snat("203.0.113.11")) }, ErrorCode::InvalidArgument);
+        rejected(
+            &mut s,
+            Command::Create {
+                object: obj("sn", snat("203.0.113.11")),
+            },
+            ErrorCode::InvalidArgument,
+        );
         create(&mut s, obj("sn", snat("203.0.113.10"))).unwrap();
         rejected(
             &mut s,
@@ -719,7 +879,10 @@ mod tests {
         };
         assert!(relevant_to_host(&route("c1"), "c1"));
         assert!(!relevant_to_host(&route("c2"), "c1"));
-        assert!(relevant_to_host(&host("c2", HostRole::Compute, "10.0.1.1/24"), "c1"));
+        assert!(relevant_to_host(
+            &host("c2", HostRole::Compute, "10.0.1.1/24"),
+            "c1"
+        ));
     }
 
     #[test]
@@ -727,5 +890,201 @@ mod tests {
         let s = world();
         let back: DesiredState = serde_json::from_slice(&serde_json::to_vec(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+}
+
+/// Random commands (deterministic): `apply` never panics, a rejection never changes the
+/// state, and an accepted change bumps the revision by exactly one.
+#[cfg(test)]
+mod random {
+    use aegis_api::controlplane::v1::{
+        ExternalNetwork, FloatingIp, GatewayGroup, GatewayMember, Host, HostAddress, Port, Route,
+        SecurityGroup, SecurityRule, SnatRule, Subnet, Vpc,
+    };
+
+    use super::*;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+            v[(self.next() % v.len() as u64) as usize]
+        }
+        fn num(&mut self, n: u64) -> u32 {
+            (self.next() % n) as u32
+        }
+    }
+
+    const NAMES: &[&str] = &["a", "b", "c", "", "Bad Name", "x.y-z"];
+    const IPS: &[&str] = &[
+        "10.0.0.1",
+        "10.0.0.5",
+        "10.0.1.1",
+        "10.0.0.0",
+        "10.0.0.255",
+        "203.0.113.5",
+        "bogus",
+        "",
+        "300.1.1.1",
+    ];
+    const NETS: &[&str] = &[
+        "10.0.0.0/24",
+        "10.0.0.0/25",
+        "10.0.0.1/24",
+        "10.0.1.0/24",
+        "203.0.113.0/24",
+        "0.0.0.0/0",
+        "10.0.0.0/33",
+        "x/8",
+        "",
+    ];
+    const MACS: &[&str] = &[
+        "02:00:00:00:00:01",
+        "02:00:00:00:00:02",
+        "01:00:00:00:00:01",
+        "zz",
+        "",
+    ];
+
+    fn object(r: &mut Rng) -> Object {
+        let name = r.pick(NAMES).to_owned();
+        let spec = match r.num(11) {
+            0 => Spec::Host(Host {
+                role: r.num(4) as i32,
+                underlay_address: r.pick(IPS).into(),
+                management_address: r.pick(IPS).into(),
+                addresses: vec![HostAddress {
+                    port: r.pick(NAMES).into(),
+                    address: r.pick(NETS).into(),
+                }],
+                networks: vec![],
+            }),
+            1 => Spec::Vpc(Vpc {
+                vni: r.num(4) * 5_000_000,
+                description: String::new(),
+            }),
+            2 => Spec::Subnet(Subnet {
+                vpc: r.pick(NAMES).into(),
+                cidr: r.pick(NETS).into(),
+                gateway_ip: r.pick(IPS).into(),
+            }),
+            3 => Spec::Port(Port {
+                vpc: r.pick(NAMES).into(),
+                subnet: r.pick(NAMES).into(),
+                mac: r.pick(MACS).into(),
+                ips: vec![r.pick(IPS).into()],
+                host: r.pick(NAMES).into(),
+                device: String::new(),
+                security_groups: vec![r.pick(NAMES).into()],
+            }),
+            4 => Spec::Route(Route {
+                vpc: r.pick(NAMES).into(),
+                host: r.pick(NAMES).into(),
+                prefix: r.pick(NETS).into(),
+                next_hop: r.pick(IPS).into(),
+                action: r.num(5) as i32,
+            }),
+            5 => Spec::SecurityGroup(SecurityGroup {
+                rules: vec![SecurityRule {
+                    id: r.pick(NAMES).into(),
+                    direction: r.num(3) as i32,
+                    protocol: r.pick(&["tcp", "udp", "any", "icmp", "300", "17"]).into(),
+                    port_min: r.num(70_000),
+                    port_max: r.num(70_000),
+                    remote_cidr: r.pick(NETS).into(),
+                    remote_group: r.pick(NAMES).into(),
+                    priority: r.num(10),
+                    action: r.num(4) as i32,
+                }],
+                description: String::new(),
+            }),
+            6 => Spec::ExternalNetwork(ExternalNetwork {
+                cidr: r.pick(NETS).into(),
+                gateway_ip: r.pick(IPS).into(),
+                vlan: r.num(5000),
+            }),
+            7 => Spec::GatewayGroup(GatewayGroup {
+                external_network: r.pick(NAMES).into(),
+                members: vec![GatewayMember {
+                    host: r.pick(NAMES).into(),
+                    priority: r.num(300),
+                }],
+                external_addresses: vec![r.pick(IPS).into()],
+                vrid: r.num(300),
+                tunnel_address: r.pick(IPS).into(),
+            }),
+            8 => Spec::FloatingIp(FloatingIp {
+                external_network: r.pick(NAMES).into(),
+                address: r.pick(IPS).into(),
+                port: r.pick(NAMES).into(),
+                fixed_ip: r.pick(IPS).into(),
+            }),
+            9 => Spec::SnatRule(SnatRule {
+                vpc: r.pick(NAMES).into(),
+                subnet: r.pick(NAMES).into(),
+                gateway_group: r.pick(NAMES).into(),
+                external_address: r.pick(IPS).into(),
+            }),
+            _ => {
+                return Object {
+                    name,
+                    ..Object::default()
+                }
+            }
+        };
+        Object {
+            name,
+            spec: Some(spec),
+            ..Object::default()
+        }
+    }
+
+    #[test]
+    fn random_commands_keep_the_invariants() {
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut s = DesiredState::new();
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let command = match r.num(4) {
+                0 | 1 => Command::Create {
+                    object: object(&mut r),
+                },
+                2 => Command::Update {
+                    object: object(&mut r),
+                    expected_revision: u64::from(r.num(3)),
+                },
+                _ => Command::Delete {
+                    kind: r.num(12) as i32,
+                    name: r.pick(NAMES).into(),
+                    expected_revision: 0,
+                },
+            };
+            let before = s.clone();
+            match s.apply(&command) {
+                Ok(c) => {
+                    accepted += 1;
+                    assert_eq!(c.revision, before.revision() + 1);
+                    assert_eq!(s.revision(), c.revision);
+                }
+                Err(_) => assert_eq!(s, before),
+            }
+            // Whatever is stored is valid and its references resolve.
+            if accepted > 0 && r.num(50) == 0 {
+                for o in s.list(Kind::Unspecified) {
+                    validate::object(&s, o)
+                        .unwrap_or_else(|e| panic!("stored {} is invalid: {e}", o.name));
+                }
+            }
+        }
+        assert!(
+            accepted > 50,
+            "the generator should produce some valid commands ({accepted})"
+        );
     }
 }
