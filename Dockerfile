@@ -36,8 +36,8 @@ COPY . .
 RUN bash scripts/install-deps.sh --no-nextest
 # The binaries, and the Debian packages providing the shared libraries they link.
 RUN mkdir -p /out \
- && cp target/release/aegis-dataplane target/release/aegisctl /out/ \
- && ldd /out/aegis-dataplane /out/aegisctl | awk '/=> \//{print $3}' | sort -u \
+ && cp target/release/aegis-dataplane target/release/aegis-controlplane target/release/aegisctl /out/ \
+ && ldd /out/aegis-dataplane /out/aegis-controlplane /out/aegisctl | awk '/=> \//{print $3}' | sort -u \
     | xargs -r realpath \
     | while read -r f; do dpkg -S "$f" 2>/dev/null || dpkg -S "${f#/usr}"; done \
     | grep -v '^diversion' | cut -d: -f1 | sort -u > /out/runtime-packages.txt \
@@ -54,7 +54,9 @@ RUN apt-get update \
  && apt-get install -y dpdk librte-net-af-packet23 librte-net-tap23 librte-mempool-ring23 \
         iproute2 ethtool procps ca-certificates \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
-COPY --from=build /out/aegis-dataplane /out/aegisctl /usr/local/bin/
+COPY --from=build /out/aegis-dataplane /out/aegis-controlplane /out/aegisctl /usr/local/bin/
 RUN mkdir -p /etc/aegis /run/aegis
 VOLUME ["/run/aegis"]
+# The dataplane by default; a control-plane node with
+#   docker run --network host --entrypoint aegis-controlplane -v /var/lib/aegis:/var/lib/aegis aegis --id 1 ...
 ENTRYPOINT ["/usr/local/bin/aegis-dataplane", "--config", "/etc/aegis/host.toml"]
