@@ -1,4 +1,4 @@
-//! The cluster IP (`vip`) and `agent::sysinfo::link_state` against real kernel interfaces:
+//! The cluster IP (`vip`) and `aegis_agent::sysinfo::link_state` against real kernel interfaces:
 //! each test makes a throwaway network namespace with a veth pair in it, runs the code
 //! on a thread that entered that namespace, and checks the result with iproute2 and a packet
 //! socket. Needs root and `ip`; without them the tests print "skipped: ..." and pass,
@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use aegis_controlplane::agent::sysinfo::{link_state, LinkState};
+use aegis_agent::sysinfo::{link_state, LinkState};
 use aegis_controlplane::vip::{ClusterIp, VipError};
 use nix::sched::{setns, CloneFlags};
 

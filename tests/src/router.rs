@@ -73,6 +73,16 @@ impl RouterLab {
 
     /// [`start`](Self::start) with explicit binaries.
     pub fn start_with(prefix: &str, bins: Bins) -> Result<RouterLab> {
+        RouterLab::start_with_args(prefix, bins, &|_| Vec::new())
+    }
+
+    /// [`start_with`](Self::start_with), with extra `aegis-dataplane` arguments made from
+    /// the lab once its namespaces exist (e.g. `--controlplane` with a file in the lab dir).
+    pub fn start_with_args(
+        prefix: &str,
+        bins: Bins,
+        extra_args: &dyn Fn(&Lab) -> Vec<String>,
+    ) -> Result<RouterLab> {
         let dataplane_bin = bins.dataplane()?;
         let ctl_bin = bins.aegisctl()?;
         let mut lab = Lab::new(prefix)?;
@@ -95,11 +105,14 @@ impl RouterLab {
         })?;
 
         let config_arg = config_path.to_string_lossy().into_owned();
+        let extra = extra_args(&lab);
+        let mut args = vec!["--config", config_arg.as_str()];
+        args.extend(extra.iter().map(String::as_str));
         let dataplane = lab.spawn_env(
             Self::R1,
             "aegis-dataplane",
             &dataplane_bin.to_string_lossy(),
-            &["--config", &config_arg],
+            &args,
             &[("RUST_BACKTRACE", "1")],
         )?;
         lab.wait_for_socket(&socket, START_LIMIT, Some(dataplane))?;

@@ -28,7 +28,11 @@ pub fn status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             "disconnected"
         };
         let cache = if cp.from_cache { ", from cache" } else { "" };
-        writeln!(out, "Control plane  {} as host {} ({link})", cp.servers, cp.host)?;
+        writeln!(
+            out,
+            "Control plane  {} as host {} ({link})",
+            cp.servers, cp.host
+        )?;
         writeln!(
             out,
             "  revision     {} applied, {} received{cache}",

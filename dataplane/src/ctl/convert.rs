@@ -27,6 +27,15 @@ pub fn status_reply(s: Status, version: &str) -> pb::GetStatusReply {
                 lcore: w.lcore,
             })
             .collect(),
+        controlplane: s.controlplane.map(|c| pb::ControlPlaneStatus {
+            servers: c.servers,
+            host: c.host,
+            connected: c.connected,
+            applied_revision: c.applied_revision,
+            apply_error: c.apply_error,
+            received_revision: c.received_revision,
+            from_cache: c.from_cache,
+        }),
     }
 }
 
@@ -163,6 +172,7 @@ fn route(r: RouteInfo) -> pb::Route {
         origin: match r.origin {
             RouteOrigin::Static => pb::RouteOrigin::Static,
             RouteOrigin::Connected => pb::RouteOrigin::Connected,
+            RouteOrigin::ControlPlane => pb::RouteOrigin::Controlplane,
         } as i32,
     }
 }

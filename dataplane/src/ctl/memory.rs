@@ -326,6 +326,7 @@ impl AdminBackend for MemoryBackend {
             uptime: self.started.elapsed(),
             poll_mode: s.poll_mode,
             workers: s.workers.iter().map(|w| w.info).collect(),
+            controlplane: None,
         })
     }
 

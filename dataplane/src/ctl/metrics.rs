@@ -1,7 +1,9 @@
 //! Prometheus endpoint: renders the [`AdminBackend`]'s counters in the text exposition
 //! format and serves them as `GET /metrics` over HTTP/1.1 on a TCP address.
 //!
-//! Families: `aegis_revision`, `aegis_uptime_seconds`; per port (`port` label)
+//! Families: `aegis_revision`, `aegis_uptime_seconds`; with a control-plane feed
+//! `aegis_controlplane_applied_revision`, `aegis_controlplane_connected`,
+//! `aegis_controlplane_apply_error`; per port (`port` label)
 //! `aegis_port_admin_up`, `aegis_port_link_up`, `aegis_port_{rx,tx}_{packets,bytes}_total`,
 //! `aegis_port_rx_missed_total`, `aegis_port_{rx,tx}_errors_total`,
 //! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
@@ -189,6 +191,34 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
         "Seconds since the dataplane started.",
     );
     out.sample_f64("aegis_uptime_seconds", &[], status.uptime.as_secs_f64());
+    if let Some(cp) = &status.controlplane {
+        out.family(
+            "aegis_controlplane_applied_revision",
+            "gauge",
+            "Control-plane revision the tables implement (0: none yet).",
+        );
+        out.sample(
+            "aegis_controlplane_applied_revision",
+            &[],
+            cp.applied_revision,
+        );
+        out.family(
+            "aegis_controlplane_connected",
+            "gauge",
+            "Watch stream to the control plane open (1) or not (0).",
+        );
+        out.sample("aegis_controlplane_connected", &[], u64::from(cp.connected));
+        out.family(
+            "aegis_controlplane_apply_error",
+            "gauge",
+            "The latest control-plane revision could not be applied (1) or was (0).",
+        );
+        out.sample(
+            "aegis_controlplane_apply_error",
+            &[],
+            u64::from(!cp.apply_error.is_empty()),
+        );
+    }
 
     let port_gauges: [Family<InterfaceInfo>; 2] = [
         (

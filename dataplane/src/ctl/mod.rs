@@ -26,9 +26,9 @@ pub use memory::MemoryBackend;
 pub use server::{serve_unix, AdminServer, CtlError};
 pub use service::AdminService;
 pub use types::{
-    ErrorCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, PollMode, PortCounters,
-    RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, WorkerErrors, WorkerInfo,
-    WorkerRuntime,
+    ControlPlaneStatus, ErrorCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
+    PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status,
+    WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 
 #[cfg(test)]

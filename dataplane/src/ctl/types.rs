@@ -29,6 +29,27 @@ pub struct Status {
     pub poll_mode: PollMode,
     /// Workers in id order.
     pub workers: Vec<WorkerInfo>,
+    /// The control-plane feed, when the dataplane has one.
+    pub controlplane: Option<ControlPlaneStatus>,
+}
+
+/// The control-plane feed of a dataplane started with `--controlplane`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlPlaneStatus {
+    /// Control-plane addresses, as given.
+    pub servers: String,
+    /// The host whose slice is followed.
+    pub host: String,
+    /// The watch stream is open.
+    pub connected: bool,
+    /// The control-plane revision the tables implement (0: none yet).
+    pub applied_revision: u64,
+    /// Why the latest revision received could not be applied ("" = it was).
+    pub apply_error: String,
+    /// The latest revision received.
+    pub received_revision: u64,
+    /// The tables come from the cached slice (nothing received since the start).
+    pub from_cache: bool,
 }
 
 /// Port counters (totals since start or the last clear).

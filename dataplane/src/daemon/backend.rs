@@ -17,6 +17,7 @@ use crate::worker::poll::PollMode;
 use crate::worker::WorkerHandle;
 
 use super::counters::{port_counters, Baseline};
+use super::feed::Feed;
 use super::persist::{Change, RuntimeLog};
 
 /// Shared between the admin server, the metrics endpoint and the control loop.
@@ -37,6 +38,8 @@ pub struct DaemonBackend {
     pub poll_mode: PollMode,
     /// Start time.
     pub started: Instant,
+    /// The control-plane feed (`--controlplane`), if any.
+    pub feed: Option<Feed>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,6 +82,7 @@ impl AdminBackend for DaemonBackend {
                     lcore: *lcore,
                 })
                 .collect(),
+            controlplane: self.feed.as_ref().map(|f| lock(&f.state).status()),
         })
     }
 
@@ -212,6 +216,12 @@ impl AdminBackend for DaemonBackend {
     }
 
     fn delete_route(&self, prefix: Ipv4Cidr) -> Result<u64, AdminError> {
+        if self.controlplane_owns_route(prefix) {
+            return Err(AdminError::invalid(
+                "prefix",
+                format!("the route for {prefix} comes from the control plane; change it there"),
+            ));
+        }
         self.apply(Change::DeleteRoute { prefix })
     }
 
@@ -220,6 +230,12 @@ impl AdminBackend for DaemonBackend {
     }
 
     fn delete_address(&self, port: String, address: Ipv4Cidr) -> Result<u64, AdminError> {
+        if self.controlplane_owns_address(&port, address) {
+            return Err(AdminError::invalid(
+                "address",
+                format!("{address} on {port} comes from the control plane; change it there"),
+            ));
+        }
         self.apply(Change::DeleteAddress { port, address })
     }
 

@@ -1,11 +1,12 @@
 //! The `aegis-dataplane` daemon: brings up the EAL, mempool and ports from host.toml,
 //! builds the tables, starts one worker per lcore, and serves the admin API, metrics and
-//! the control loop on a separate thread until SIGTERM/SIGINT, then stops the workers,
-//! the ports and the EAL in that order.
+//! the control loop (and, with `--controlplane`, the control-plane [`feed`]) on a separate
+//! thread until SIGTERM/SIGINT, then stops the workers, the ports and the EAL in that order.
 
 pub mod backend;
 pub mod control;
 pub mod counters;
+pub mod feed;
 pub mod persist;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,7 @@ use crate::worker::{Clock, Worker, WorkerConfig, WorkerHandle};
 
 use backend::DaemonBackend;
 use counters::Baseline;
+use feed::{Feed, FeedOptions};
 use persist::RuntimeLog;
 
 /// Why the daemon could not start or stopped with an error.
@@ -68,8 +70,13 @@ impl Drop for StopOnExit {
 
 /// Runs the daemon until a termination signal arrives.
 pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
+    run_with(cfg, None)
+}
+
+/// [`run`], fed by the control plane when `feed` is given (see [`feed`]).
+pub fn run_with(cfg: HostConfig, feed: Option<FeedOptions>) -> Result<(), DaemonError> {
     let mut runtime_dir = None;
-    let result = run_until_stopped(&cfg, &mut runtime_dir);
+    let result = run_until_stopped(&cfg, feed, &mut runtime_dir);
     // The EAL is gone by now, whatever happened. A prefix we chose is ours to remove; one
     // the operator chose is left alone.
     let own_prefix = !cfg.eal.args.iter().any(|a| a.starts_with("--file-prefix"));
@@ -81,6 +88,7 @@ pub fn run(cfg: HostConfig) -> Result<(), DaemonError> {
 
 fn run_until_stopped(
     cfg: &HostConfig,
+    feed_options: Option<FeedOptions>,
     runtime_dir: &mut Option<std::path::PathBuf>,
 ) -> Result<(), DaemonError> {
     let started = Instant::now();
@@ -185,6 +193,13 @@ fn run_until_stopped(
         None => RuntimeLog::disabled(),
     };
 
+    // The last control-plane slice, over host.toml and the journal: a dataplane restarted
+    // while the control plane is away forwards as it did before.
+    let feed = feed_options.as_ref().map(Feed::new);
+    if let Some(f) = &feed {
+        f.restore(&mut tables);
+    }
+
     let cell = SnapshotCell::new(tables.snapshot());
     let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
     let clock = Clock::new(clock::rdtsc, eal.tsc_hz());
@@ -218,9 +233,10 @@ fn run_until_stopped(
         log: Mutex::new(log),
         poll_mode: cfg.dataplane.poll_mode,
         started,
+        feed,
     });
 
-    let control = spawn_control(cfg, backend.clone(), stop.clone())?;
+    let control = spawn_control(cfg, backend.clone(), stop.clone(), feed_options)?;
 
     // Workers: on their lcores, or this (main) thread when it is the only lcore.
     let main_works = eal.worker_lcores().is_empty();
@@ -273,6 +289,7 @@ fn spawn_control(
     cfg: &HostConfig,
     backend: Arc<DaemonBackend>,
     stop: Arc<AtomicBool>,
+    feed: Option<FeedOptions>,
 ) -> Result<std::thread::JoinHandle<Result<(), DaemonError>>, DaemonError> {
     let socket = cfg.dataplane.admin_socket.clone();
     let metrics = cfg.dataplane.metrics_listen;
@@ -305,12 +322,17 @@ fn spawn_control(
                 };
                 let admin_task = tokio::spawn(admin.serve(shutdown(rx.clone())));
                 let metrics_task = metrics.map(|m| tokio::spawn(m.serve(shutdown(rx.clone()))));
+                let feed_task = feed
+                    .map(|options| tokio::spawn(feed::run(backend.clone(), options, rx.clone())));
                 let loop_task = tokio::spawn(control::run(backend, stop.clone()));
                 wait_for_signal().await;
                 tracing::info!("shutting down");
                 stop.store(true, Ordering::Relaxed);
                 let _ = tx.send(true);
                 let _ = loop_task.await;
+                if let Some(t) = feed_task {
+                    let _ = t.await;
+                }
                 if let Ok(Err(e)) = admin_task.await {
                     tracing::warn!(error = %e, "admin server");
                 }

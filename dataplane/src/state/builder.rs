@@ -9,7 +9,7 @@
 //! share every part that did not change since the previous one (a neighbour update does not
 //! copy the FIB; a route change copies only the FIB chunks it touches).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,8 @@ pub struct Tables {
     pub(super) fib: Arc<Fib>,
     pub(super) adj: AdjacencyTable,
     pub(super) neigh: NeighbourTable,
+    /// Static routes that came from the control plane (listed with their own origin).
+    pub(super) controlplane_routes: BTreeSet<Prefix>,
     /// Neighbour generation already counted in `revision`.
     neigh_gen: u64,
     revision: u64,
@@ -158,6 +160,7 @@ impl Tables {
             fib: Arc::new(Fib::with_tbl8_groups(options.tbl8_groups)),
             adj: AdjacencyTable::default(),
             neigh: NeighbourTable::new(options.neighbours),
+            controlplane_routes: BTreeSet::new(),
             neigh_gen: 0,
             revision: 0,
             published: 0,
@@ -369,8 +372,41 @@ impl Tables {
             return Err(StateError::NoSuchRoute { prefix });
         }
         self.statics.remove(&prefix);
+        self.controlplane_routes.remove(&prefix);
         self.uninstall(prefix);
         Ok(self.changed())
+    }
+
+    /// Marks the static route for `prefix` as the control plane's (or not): listings show
+    /// it with [`RouteOrigin::ControlPlane`](super::RouteOrigin::ControlPlane). Forwarding
+    /// does not change. Refused if there is no static route for `prefix`.
+    pub fn set_controlplane_route(&mut self, prefix: Prefix, yes: bool) -> Result<(), StateError> {
+        if !self.statics.contains_key(&prefix) {
+            return Err(StateError::NoSuchRoute { prefix });
+        }
+        if yes {
+            self.controlplane_routes.insert(prefix);
+        } else {
+            self.controlplane_routes.remove(&prefix);
+        }
+        Ok(())
+    }
+
+    /// True if the static route for `prefix` came from the control plane.
+    pub fn is_controlplane_route(&self, prefix: Prefix) -> bool {
+        self.controlplane_routes.contains(&prefix)
+    }
+
+    /// The target of the static route for `prefix`, if there is one.
+    pub fn static_route(&self, prefix: Prefix) -> Option<RouteTarget> {
+        self.statics.get(&prefix).map(|s| s.target)
+    }
+
+    /// The addresses of port `port` (none for an unknown port).
+    pub fn port_addresses(&self, port: u16) -> &[IfAddr] {
+        self.ports
+            .get(usize::from(port))
+            .map_or(&[], |p| p.addrs.as_slice())
     }
 
     // ----- neighbours -----

@@ -46,6 +46,8 @@ pub enum RouteOrigin {
     Static,
     /// Follows from an interface address (connected subnets and local /32s).
     Connected,
+    /// A host route of the control plane (`--controlplane`).
+    ControlPlane,
 }
 
 /// One FIB entry, rendered.
@@ -84,6 +86,7 @@ impl fmt::Display for RouteEntry {
         let origin = match self.origin {
             RouteOrigin::Static => "static",
             RouteOrigin::Connected => "connected",
+            RouteOrigin::ControlPlane => "controlplane",
         };
         write!(f, " {origin}")
     }
@@ -134,7 +137,9 @@ impl Tables {
                     .adj
                     .key(nh)
                     .map_or(Adjacency::Blackhole, |k| to_adjacency(k, &self.neigh));
-                let origin = if self.statics.contains_key(&prefix) {
+                let origin = if self.controlplane_routes.contains(&prefix) {
+                    RouteOrigin::ControlPlane
+                } else if self.statics.contains_key(&prefix) {
                     RouteOrigin::Static
                 } else {
                     RouteOrigin::Connected

@@ -1,0 +1,871 @@
+//! The control-plane feed (`aegis-dataplane --controlplane ADDR --host NAME`): the dataplane
+//! follows its host's slice of the desired state and turns it into tables.
+//!
+//! - The slice: the `Host` object named NAME gives interface addresses (`port` = a port name
+//!   of host.toml, `address` = CIDR); the `Route` objects with `host == NAME` give static
+//!   routes (via a next hop, blackhole or unreachable). [`Slice::from_objects`] derives it.
+//! - Each new revision's slice replaces the previous one as a whole: the difference to what
+//!   the control plane installed last ([`FeedState::owned`]) is applied to a copy of the
+//!   tables, which becomes current and is published once — or, if any part is refused,
+//!   nothing changes and the error is reported (`apply_error`); the next revision is tried
+//!   afresh. Local configuration (host.toml, the journal, `aegisctl dp` changes) stays and
+//!   wins: an entry the control plane wants that is already configured identically is left
+//!   to the local configuration, a conflicting one is an apply error.
+//! - The applied revision goes into `show status`, the metrics and the heartbeats.
+//! - While the control plane is away nothing changes: the workers forward with the last
+//!   tables, and the follower resumes from the applied revision when it is back.
+//! - The last applied slice is cached in a JSON file ([`Cache`]), so a dataplane restarted
+//!   while the control plane is away comes back with the last known tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use aegis_agent::follow::{Follower, LinkInfo, Synced};
+use aegis_agent::heartbeat::{AppliedState, Heartbeat, PortLink};
+use aegis_agent::{ConnectConfig, Connector};
+use aegis_api::controlplane::v1::{object::Spec, Kind, RouteAction};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::backend::DaemonBackend;
+use super::persist::Change;
+use crate::ctl::{ControlPlaneStatus, Ipv4Cidr, RouteTarget};
+use crate::fib::Prefix;
+use crate::state::forwarding::IfAddr;
+use crate::state::Tables;
+
+/// The agent name the dataplane reports in heartbeats.
+pub const AGENT: &str = "dataplane";
+
+/// How the dataplane reaches the control plane and which host it is.
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    /// Addresses, TLS and token.
+    pub connect: ConnectConfig,
+    /// The host whose slice to follow.
+    pub host: String,
+    /// Where the last applied slice is cached (`None`: not cached).
+    pub cache: Option<PathBuf>,
+    /// Time between heartbeats.
+    pub heartbeat: Duration,
+}
+
+/// What the control plane wants on this dataplane, as of one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Slice {
+    /// The control-plane revision.
+    pub revision: u64,
+    /// Interface addresses: (port name, address with prefix length).
+    pub addresses: BTreeSet<(String, Ipv4Cidr)>,
+    /// Static routes.
+    pub routes: BTreeMap<Ipv4Cidr, RouteTarget>,
+}
+
+impl Slice {
+    /// The slice of `host` in the follower's objects. A value that does not parse makes the
+    /// whole revision unusable (the error names the object). No `Host` object (not created
+    /// yet, or deleted) is an empty slice.
+    pub fn from_objects(host: &str, synced: &Synced) -> Result<Slice, String> {
+        let mut slice = Slice {
+            revision: synced.revision,
+            ..Slice::default()
+        };
+        for ((kind, name), object) in synced.objects.iter() {
+            match &object.spec {
+                Some(Spec::Host(h)) if *kind == Kind::Host as i32 && name == host => {
+                    for a in &h.addresses {
+                        let cidr: Ipv4Cidr = a.address.parse().map_err(|e| {
+                            format!("host {name}: address {:?} on {}: {e}", a.address, a.port)
+                        })?;
+                        slice.addresses.insert((a.port.clone(), cidr));
+                    }
+                }
+                Some(Spec::Route(r)) if r.host == host && r.vpc.is_empty() => {
+                    let prefix: Ipv4Cidr = r
+                        .prefix
+                        .parse()
+                        .map_err(|e| format!("route {name}: prefix {:?}: {e}", r.prefix))?;
+                    let target = match RouteAction::try_from(r.action) {
+                        Ok(RouteAction::Unspecified | RouteAction::Forward) => {
+                            let via: Ipv4Addr = r.next_hop.parse().map_err(|_| {
+                                format!(
+                                    "route {name}: next hop {:?} is not an IPv4 address",
+                                    r.next_hop
+                                )
+                            })?;
+                            RouteTarget::Via(via)
+                        }
+                        Ok(RouteAction::Blackhole) => RouteTarget::Blackhole,
+                        Ok(RouteAction::Unreachable) => RouteTarget::Unreachable,
+                        Err(_) => return Err(format!("route {name}: unknown action {}", r.action)),
+                    };
+                    if slice.routes.insert(prefix, target).is_some() {
+                        return Err(format!("route {name}: a second route for {prefix}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(slice)
+    }
+}
+
+/// The feed's state, kept by the backend (`show status`, metrics, heartbeats).
+#[derive(Debug, Default)]
+pub struct FeedState {
+    /// The control-plane addresses, as given.
+    pub servers: String,
+    /// The host followed.
+    pub host: String,
+    /// What the control plane installed (entries already configured locally are not in
+    /// it: they belong to the local configuration). Its revision is the applied revision.
+    pub owned: Slice,
+    /// Why the latest revision could not be applied ("" = it was).
+    pub apply_error: String,
+    /// The latest revision received.
+    pub received_revision: u64,
+    /// The watch stream is open.
+    pub connected: bool,
+    /// The tables come from the cache: nothing received since the start.
+    pub from_cache: bool,
+}
+
+impl FeedState {
+    /// For `show status`.
+    pub fn status(&self) -> ControlPlaneStatus {
+        ControlPlaneStatus {
+            servers: self.servers.clone(),
+            host: self.host.clone(),
+            connected: self.connected,
+            applied_revision: self.owned.revision,
+            apply_error: self.apply_error.clone(),
+            received_revision: self.received_revision,
+            from_cache: self.from_cache,
+        }
+    }
+}
+
+/// Applies `desired` to a copy of `tables`, given what the control plane installed before
+/// (`owned`). Returns the new tables and what the control plane owns in them; on error,
+/// `tables` is untouched and the message says which entry was refused and why.
+pub fn apply_slice(
+    tables: &Tables,
+    owned: &Slice,
+    desired: &Slice,
+) -> Result<(Tables, Slice), String> {
+    let mut next = tables.clone();
+    let mut now = Slice {
+        revision: desired.revision,
+        ..Slice::default()
+    };
+    // 1. Routes that go away or change (re-added below with the new target).
+    for (prefix, target) in &owned.routes {
+        if desired.routes.get(prefix) == Some(target) {
+            now.routes.insert(*prefix, target.clone());
+            continue;
+        }
+        // Gone already (an operator's `dp route del`): nothing to do.
+        if cp_prefix(*prefix).is_some_and(|p| next.is_controlplane_route(p)) {
+            Change::DeleteRoute { prefix: *prefix }
+                .apply(&mut next)
+                .map_err(|e| format!("route {prefix}: cannot remove: {e}"))?;
+        }
+    }
+    // 2. Addresses that go away.
+    for (port, address) in &owned.addresses {
+        if desired.addresses.contains(&(port.clone(), *address)) {
+            now.addresses.insert((port.clone(), *address));
+            continue;
+        }
+        if has_address(&next, port, *address) {
+            Change::DeleteAddress {
+                port: port.clone(),
+                address: *address,
+            }
+            .apply(&mut next)
+            .map_err(|e| format!("address {address} on {port}: cannot remove: {e}"))?;
+        }
+    }
+    // 3. New addresses; one configured locally already is the local configuration's.
+    for (port, address) in &desired.addresses {
+        if now.addresses.contains(&(port.clone(), *address)) {
+            continue;
+        }
+        next.port_index(port)
+            .map_err(|e| format!("address {address} on {port}: {e}"))?;
+        if has_address(&next, port, *address) {
+            continue;
+        }
+        Change::AddAddress {
+            port: port.clone(),
+            address: *address,
+        }
+        .apply(&mut next)
+        .map_err(|e| format!("address {address} on {port}: {e}"))?;
+        now.addresses.insert((port.clone(), *address));
+    }
+    // 4. New and changed routes; an identical local route is the local configuration's, a
+    //    different one is a conflict.
+    for (prefix, target) in &desired.routes {
+        if now.routes.contains_key(prefix) {
+            continue;
+        }
+        let p = cp_prefix(*prefix).ok_or_else(|| format!("route {prefix}: host bits set"))?;
+        let change = Change::AddRoute {
+            prefix: *prefix,
+            target: target.clone(),
+        };
+        if let Some(local) = next.static_route(p) {
+            let mut probe = next.clone();
+            let same = probe.del_route(p).is_ok()
+                && change.apply(&mut probe).is_ok()
+                && probe.static_route(p) == Some(local);
+            if same {
+                continue;
+            }
+            return Err(format!(
+                "route {}: conflicts with the local route for {prefix} (host.toml or aegisctl dp); \
+                 remove one of them",
+                change.to_line().trim_start_matches("route add ")
+            ));
+        }
+        change
+            .apply(&mut next)
+            .map_err(|e| format!("{}: {e}", change.to_line().trim_start_matches("route add ")))
+            .map(|_| ())?;
+        next.set_controlplane_route(p, true)
+            .map_err(|e| format!("route {prefix}: {e}"))?;
+        now.routes.insert(*prefix, target.clone());
+    }
+    Ok((next, now))
+}
+
+fn cp_prefix(c: Ipv4Cidr) -> Option<Prefix> {
+    Prefix::new(c.addr(), c.prefix_len()).ok()
+}
+
+fn has_address(t: &Tables, port: &str, address: Ipv4Cidr) -> bool {
+    let want = IfAddr {
+        addr: address.addr(),
+        len: address.prefix_len(),
+    };
+    t.port_index(port)
+        .map(|i| t.port_addresses(i).contains(&want))
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cache file
+
+/// The cached slice (JSON): the last applied slice of one host.
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheFile {
+    /// Format version (1).
+    version: u32,
+    host: String,
+    revision: u64,
+    addresses: Vec<CachedAddress>,
+    routes: Vec<CachedRoute>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedAddress {
+    port: String,
+    address: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedRoute {
+    prefix: String,
+    /// "via A.B.C.D", "dev PORT", "blackhole" or "unreachable".
+    target: String,
+}
+
+/// The file holding the last applied slice.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    path: PathBuf,
+}
+
+impl Cache {
+    /// The cache at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Cache {
+        Cache { path: path.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cached slice of `host`; `Ok(None)` when there is no file or it is another host's.
+    pub fn load(&self, host: &str) -> Result<Option<Slice>, String> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        };
+        let file: CacheFile =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        if file.version != 1 {
+            return Err(format!(
+                "{}: unknown format version {}",
+                self.path.display(),
+                file.version
+            ));
+        }
+        if file.host != host {
+            return Ok(None);
+        }
+        let bad = |what: String| format!("{}: {what}", self.path.display());
+        let mut slice = Slice {
+            revision: file.revision,
+            ..Slice::default()
+        };
+        for a in file.addresses {
+            let cidr = a
+                .address
+                .parse()
+                .map_err(|e| bad(format!("address {:?}: {e}", a.address)))?;
+            slice.addresses.insert((a.port, cidr));
+        }
+        for r in file.routes {
+            let line = format!("route add {} {}", r.prefix, r.target);
+            match Change::parse(&line).map_err(bad)? {
+                Change::AddRoute { prefix, target } => {
+                    slice.routes.insert(prefix, target);
+                }
+                _ => return Err(bad(format!("bad route {line:?}"))),
+            }
+        }
+        Ok(Some(slice))
+    }
+
+    /// Saves `slice` of `host` (temporary file, fsync, rename).
+    pub fn save(&self, host: &str, slice: &Slice) -> std::io::Result<()> {
+        let file = CacheFile {
+            version: 1,
+            host: host.to_owned(),
+            revision: slice.revision,
+            addresses: slice
+                .addresses
+                .iter()
+                .map(|(port, a)| CachedAddress {
+                    port: port.clone(),
+                    address: a.to_string(),
+                })
+                .collect(),
+            routes: slice
+                .routes
+                .iter()
+                .map(|(prefix, target)| CachedRoute {
+                    prefix: prefix.to_string(),
+                    target: Change::AddRoute {
+                        prefix: *prefix,
+                        target: target.clone(),
+                    }
+                    .to_line()
+                    .trim_start_matches(&format!("route add {prefix} "))
+                    .to_owned(),
+                })
+                .collect(),
+        };
+        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving it
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The feed as the backend holds it: its state and its cache.
+#[derive(Debug)]
+pub struct Feed {
+    /// Status and what the control plane owns.
+    pub state: Mutex<FeedState>,
+    /// The cache file, if any.
+    pub cache: Option<Cache>,
+}
+
+impl Feed {
+    /// A feed for `options`, nothing applied yet.
+    pub fn new(options: &FeedOptions) -> Feed {
+        Feed {
+            state: Mutex::new(FeedState {
+                servers: options.connect.addresses.join(","),
+                host: options.host.clone(),
+                ..FeedState::default()
+            }),
+            cache: options.cache.clone().map(Cache::new),
+        }
+    }
+
+    /// At start, before the workers run: applies the cached slice (if any) to `tables`. A
+    /// cache that cannot be read or applied is logged and reported as the apply error.
+    pub fn restore(&self, tables: &mut Tables) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let mut st = lock(&self.state);
+        let host = st.host.clone();
+        let slice = match cache.load(&host) {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "control-plane cache not used");
+                st.apply_error = format!("cached slice not used: {e}");
+                return;
+            }
+        };
+        match apply_slice(tables, &Slice::default(), &slice) {
+            Ok((next, owned)) => {
+                *tables = next;
+                tracing::info!(cache = %cache.path().display(), revision = owned.revision,
+                    addresses = owned.addresses.len(), routes = owned.routes.len(),
+                    "control-plane tables restored from the cache");
+                st.owned = owned;
+                st.from_cache = true;
+            }
+            Err(e) => {
+                tracing::warn!(cache = %cache.path().display(), error = %e,
+                    "cached control-plane slice does not apply");
+                st.apply_error = format!("cached slice (revision {}): {e}", slice.revision);
+            }
+        }
+    }
+}
+
+impl DaemonBackend {
+    /// Applies the control plane's slice at `synced`: all of it, published at once, or
+    /// nothing (the error is kept as the apply error). Returns what was applied.
+    pub fn apply_controlplane(&self, synced: &Synced) -> AppliedState {
+        let Some(feed) = &self.feed else {
+            return AppliedState::default();
+        };
+        let (result, host) = {
+            let mut t = lock(&self.tables);
+            let mut st = lock(&feed.state);
+            st.received_revision = synced.revision;
+            st.from_cache = false;
+            let host = st.host.clone();
+            let result = Slice::from_objects(&host, synced)
+                .and_then(|desired| apply_slice(&t, &st.owned, &desired));
+            match result {
+                Ok((next, owned)) => {
+                    let changed = owned != st.owned || t.revision() != next.revision();
+                    *t = next;
+                    if t.needs_publish() {
+                        self.cell.publish(t.snapshot());
+                    }
+                    if changed {
+                        tracing::info!(
+                            revision = owned.revision,
+                            addresses = owned.addresses.len(),
+                            routes = owned.routes.len(),
+                            "control-plane revision applied"
+                        );
+                    }
+                    st.owned = owned;
+                    st.apply_error.clear();
+                    (Ok(st.owned.clone()), host)
+                }
+                Err(e) => {
+                    if st.apply_error != e {
+                        tracing::warn!(revision = synced.revision, error = %e,
+                            "control-plane revision not applied; keeping the previous tables");
+                    }
+                    st.apply_error.clone_from(&e);
+                    (Err(e), host)
+                }
+            }
+        };
+        if let (Ok(owned), Some(cache)) = (&result, &feed.cache) {
+            if let Err(e) = cache.save(&host, owned) {
+                tracing::warn!(cache = %cache.path().display(), error = %e,
+                    "cannot cache the control-plane slice");
+            }
+        }
+        let st = lock(&feed.state);
+        AppliedState {
+            revision: st.owned.revision,
+            error: st.apply_error.clone(),
+        }
+    }
+
+    /// True if the static route for `prefix` was installed by the control plane.
+    pub fn controlplane_owns_route(&self, prefix: Ipv4Cidr) -> bool {
+        self.feed
+            .as_ref()
+            .is_some_and(|f| lock(&f.state).owned.routes.contains_key(&prefix))
+    }
+
+    /// True if `address` on `port` was installed by the control plane.
+    pub fn controlplane_owns_address(&self, port: &str, address: Ipv4Cidr) -> bool {
+        self.feed.as_ref().is_some_and(|f| {
+            lock(&f.state)
+                .owned
+                .addresses
+                .contains(&(port.to_owned(), address))
+        })
+    }
+
+    /// Link state of the dataplane port named `name`, if there is one.
+    fn port_link_up(&self, name: &str) -> Option<bool> {
+        let index = lock(&self.tables).port_index(name).ok()?;
+        let (port, _) = self.ports.get(usize::from(index))?;
+        Some(port.link().map(|l| l.up).unwrap_or(false))
+    }
+}
+
+/// Runs the feed until `shutdown` turns true: the follower, the heartbeats, and the loop
+/// that applies every new revision.
+pub async fn run(
+    backend: Arc<DaemonBackend>,
+    options: FeedOptions,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(feed) = &backend.feed else {
+        return;
+    };
+    let initial = {
+        let st = lock(&feed.state);
+        AppliedState {
+            revision: st.owned.revision,
+            error: st.apply_error.clone(),
+        }
+    };
+    let (slice_tx, mut slice_rx) = watch::channel::<Option<Synced>>(None);
+    let (link_tx, mut link_rx) = watch::channel(LinkInfo::default());
+    let (applied_tx, applied_rx) = watch::channel(initial);
+
+    let follower = Follower::new(
+        Connector::new(options.connect.clone()),
+        options.host.clone(),
+        vec![Kind::Host, Kind::Route],
+    );
+    let follow_task = tokio::spawn(follower.run(slice_tx, link_tx));
+    let port_backend = backend.clone();
+    let port_link: PortLink = Arc::new(move |name: &str| port_backend.port_link_up(name));
+    let heartbeat = Heartbeat {
+        host: options.host.clone(),
+        agent: AGENT.to_owned(),
+        interval: options.heartbeat,
+        slice: slice_rx.clone(),
+        applied: applied_rx,
+        port_link,
+    };
+    let heartbeat_task = tokio::spawn(heartbeat.run(Connector::new(options.connect.clone())));
+
+    loop {
+        tokio::select! {
+            changed = slice_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let synced = slice_rx.borrow_and_update().clone();
+                if let Some(synced) = synced {
+                    let applied = backend.apply_controlplane(&synced);
+                    applied_tx.send_replace(applied);
+                }
+            }
+            changed = link_rx.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let connected = link_rx.borrow_and_update().connected;
+                lock(&feed.state).connected = connected;
+            }
+            _ = shutdown.wait_for(|v| *v) => break,
+        }
+    }
+    follow_task.abort();
+    heartbeat_task.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::forwarding::{ForwardingConfig, PortConfig};
+    use crate::state::RouteOrigin;
+    use aegis_api::controlplane::v1::{Host, HostAddress, Object, Route};
+
+    fn tables() -> Tables {
+        let port = |name: &str, addr: &str| PortConfig {
+            name: name.into(),
+            mac: None,
+            mtu: 1500,
+            up: true,
+            addresses: vec![{
+                let c: Ipv4Cidr = addr.parse().unwrap();
+                IfAddr {
+                    addr: c.addr(),
+                    len: c.prefix_len(),
+                }
+            }],
+        };
+        let config = ForwardingConfig {
+            ports: vec![port("p0", "10.0.1.1/24"), port("p1", "10.0.2.1/24")],
+            ..ForwardingConfig::default()
+        };
+        Tables::new(&config).unwrap()
+    }
+
+    fn host(addresses: &[(&str, &str)]) -> Object {
+        Object {
+            name: "r1".into(),
+            spec: Some(Spec::Host(Host {
+                addresses: addresses
+                    .iter()
+                    .map(|(p, a)| HostAddress {
+                        port: (*p).into(),
+                        address: (*a).into(),
+                    })
+                    .collect(),
+                ..Host::default()
+            })),
+            ..Object::default()
+        }
+    }
+
+    fn route(name: &str, host: &str, prefix: &str, via: &str, action: RouteAction) -> Object {
+        Object {
+            name: name.into(),
+            spec: Some(Spec::Route(Route {
+                host: host.into(),
+                prefix: prefix.into(),
+                next_hop: via.into(),
+                action: action as i32,
+                ..Route::default()
+            })),
+            ..Object::default()
+        }
+    }
+
+    fn synced(revision: u64, objects: Vec<Object>) -> Synced {
+        Synced {
+            revision,
+            objects: Arc::new(
+                objects
+                    .into_iter()
+                    .map(|o| ((aegis_agent::follow::kind_of(&o) as i32, o.name.clone()), o))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn slice(revision: u64, objects: Vec<Object>) -> Slice {
+        Slice::from_objects("r1", &synced(revision, objects)).unwrap()
+    }
+
+    fn origin_of(t: &Tables, prefix: &str) -> Option<RouteOrigin> {
+        let c: Ipv4Cidr = prefix.parse().unwrap();
+        t.route_entries()
+            .into_iter()
+            .find(|e| e.prefix.addr() == c.addr() && e.prefix.length() == c.prefix_len())
+            .map(|e| e.origin)
+    }
+
+    #[test]
+    fn derives_the_hosts_addresses_and_routes_only() {
+        let s = slice(
+            7,
+            vec![
+                host(&[("p0", "10.0.1.1/24"), ("p1", "10.0.9.1/24")]),
+                route("a", "r1", "10.9.0.0/16", "10.0.2.2", RouteAction::Forward),
+                route("b", "r1", "10.8.0.0/16", "", RouteAction::Blackhole),
+                route("c", "r2", "10.7.0.0/16", "10.0.2.2", RouteAction::Forward),
+            ],
+        );
+        assert_eq!(s.revision, 7);
+        assert_eq!(s.addresses.len(), 2);
+        assert_eq!(s.routes.len(), 2);
+        assert_eq!(
+            s.routes.get(&"10.9.0.0/16".parse().unwrap()),
+            Some(&RouteTarget::Via(Ipv4Addr::new(10, 0, 2, 2)))
+        );
+        assert_eq!(
+            s.routes.get(&"10.8.0.0/16".parse().unwrap()),
+            Some(&RouteTarget::Blackhole)
+        );
+        let bad = Slice::from_objects(
+            "r1",
+            &synced(
+                1,
+                vec![route(
+                    "x",
+                    "r1",
+                    "10.9.0.0/16",
+                    "nope",
+                    RouteAction::Forward,
+                )],
+            ),
+        )
+        .unwrap_err();
+        assert!(bad.contains("route x") && bad.contains("nope"), "{bad}");
+        // No host object: nothing wanted.
+        assert_eq!(
+            slice(3, vec![]),
+            Slice {
+                revision: 3,
+                ..Slice::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_slice_replaces_the_previous_one_and_local_entries_stay() {
+        let t = tables();
+        let s1 = slice(
+            2,
+            vec![
+                // p0's address is in host.toml already: it stays the local configuration's.
+                host(&[("p0", "10.0.1.1/24"), ("p1", "10.0.3.1/24")]),
+                route("a", "r1", "10.9.0.0/16", "10.0.2.2", RouteAction::Forward),
+            ],
+        );
+        let (t, owned) = apply_slice(&t, &Slice::default(), &s1).unwrap();
+        assert_eq!(owned.revision, 2);
+        assert_eq!(owned.addresses.len(), 1, "{owned:?}");
+        assert_eq!(
+            origin_of(&t, "10.9.0.0/16"),
+            Some(RouteOrigin::ControlPlane)
+        );
+        assert!(has_address(&t, "p1", "10.0.3.1/24".parse().unwrap()));
+
+        // Revision 5: the route moves to a new next hop, another is added, the address goes.
+        let s2 = slice(
+            5,
+            vec![
+                host(&[("p0", "10.0.1.1/24")]),
+                route("a", "r1", "10.9.0.0/16", "10.0.1.2", RouteAction::Forward),
+                route("b", "r1", "10.8.0.0/16", "", RouteAction::Unreachable),
+            ],
+        );
+        let (t, owned) = apply_slice(&t, &owned, &s2).unwrap();
+        assert_eq!(owned.revision, 5);
+        assert!(owned.addresses.is_empty());
+        assert!(!has_address(&t, "p1", "10.0.3.1/24".parse().unwrap()));
+        // host.toml's address is still there.
+        assert!(has_address(&t, "p0", "10.0.1.1/24".parse().unwrap()));
+        let p = cp_prefix("10.9.0.0/16".parse().unwrap()).unwrap();
+        assert_eq!(
+            t.static_route(p),
+            Some(crate::state::forwarding::RouteTarget::Via(Ipv4Addr::new(
+                10, 0, 1, 2
+            )))
+        );
+        assert_eq!(
+            origin_of(&t, "10.8.0.0/16"),
+            Some(RouteOrigin::ControlPlane)
+        );
+
+        // Revision 6: nothing wanted any more.
+        let (t, owned) = apply_slice(&t, &owned, &slice(6, vec![])).unwrap();
+        assert!(owned.routes.is_empty());
+        assert_eq!(origin_of(&t, "10.9.0.0/16"), None);
+        assert_eq!(origin_of(&t, "10.8.0.0/16"), None);
+        assert!(has_address(&t, "p0", "10.0.1.1/24".parse().unwrap()));
+    }
+
+    #[test]
+    fn conflicts_with_local_entries_fail_the_whole_revision() {
+        let mut t = tables();
+        Change::AddRoute {
+            prefix: "10.9.0.0/16".parse().unwrap(),
+            target: RouteTarget::Via(Ipv4Addr::new(10, 0, 1, 2)),
+        }
+        .apply(&mut t)
+        .unwrap();
+        let before = t.route_entries();
+        let s = slice(
+            4,
+            vec![
+                host(&[("p1", "10.0.3.1/24")]),
+                route("a", "r1", "10.9.0.0/16", "10.0.2.2", RouteAction::Forward),
+            ],
+        );
+        let e = apply_slice(&t, &Slice::default(), &s).unwrap_err();
+        assert!(e.contains("10.9.0.0/16") && e.contains("local"), "{e}");
+        // The caller keeps `t`: nothing changed.
+        assert_eq!(t.route_entries(), before);
+        // The same route as the local one is no conflict; it stays local.
+        let same = slice(
+            5,
+            vec![route(
+                "a",
+                "r1",
+                "10.9.0.0/16",
+                "10.0.1.2",
+                RouteAction::Forward,
+            )],
+        );
+        let (t2, owned) = apply_slice(&t, &Slice::default(), &same).unwrap();
+        assert!(owned.routes.is_empty());
+        assert_eq!(origin_of(&t2, "10.9.0.0/16"), Some(RouteOrigin::Static));
+        // An unknown port is an error too.
+        let e = apply_slice(
+            &t,
+            &Slice::default(),
+            &slice(6, vec![host(&[("p9", "10.0.4.1/24")])]),
+        )
+        .unwrap_err();
+        assert!(e.contains("p9"), "{e}");
+        // A next hop on no connected subnet.
+        let e = apply_slice(
+            &t,
+            &Slice::default(),
+            &slice(
+                7,
+                vec![route(
+                    "z",
+                    "r1",
+                    "10.6.0.0/16",
+                    "192.0.2.1",
+                    RouteAction::Forward,
+                )],
+            ),
+        )
+        .unwrap_err();
+        assert!(e.contains("10.6.0.0/16"), "{e}");
+    }
+
+    #[test]
+    fn the_cache_round_trips_and_ignores_other_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("sub/controlplane-slice.json"));
+        assert_eq!(cache.load("r1").unwrap(), None);
+        let s = slice(
+            9,
+            vec![
+                host(&[("p1", "10.0.3.1/24")]),
+                route("a", "r1", "10.9.0.0/16", "10.0.2.2", RouteAction::Forward),
+                route("b", "r1", "10.8.0.0/16", "", RouteAction::Blackhole),
+                route("c", "r1", "10.7.0.0/16", "", RouteAction::Unreachable),
+            ],
+        );
+        cache.save("r1", &s).unwrap();
+        assert_eq!(cache.load("r1").unwrap(), Some(s));
+        assert_eq!(cache.load("r2").unwrap(), None);
+        std::fs::write(cache.path(), "{ not json").unwrap();
+        let e = cache.load("r1").unwrap_err();
+        assert!(e.contains("controlplane-slice.json"), "{e}");
+    }
+}
