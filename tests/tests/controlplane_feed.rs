@@ -268,6 +268,61 @@ fn controlplane_feed_traffic_follows_survives_outage_and_converges() {
         dp_controlplane(&rl)
     );
 
+    // 1b. How long from an acknowledged API write to the dataplane applying it. Printed for
+    // docs/controlplane.md; the bound is only a sanity check. `dp show status` is polled
+    // every 2 ms (each poll is one gRPC call over the admin socket, ~1-3 ms).
+    let mut delays = Vec::new();
+    for i in 0..10u32 {
+        let prefix = format!("10.200.{i}.0/24");
+        let name = format!("probe-{i}");
+        let written = Instant::now();
+        let out = cp_ok(
+            &rl.lab,
+            &rl.bins,
+            &[
+                "route",
+                "create",
+                &name,
+                "--host",
+                HOST,
+                "--prefix",
+                &prefix,
+                "--blackhole",
+                "-o",
+                "json",
+            ],
+        );
+        let acked = Instant::now();
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let revision = v["revision"].as_u64().expect("write revision");
+        loop {
+            let applied = dp_controlplane(&rl)["applied_revision"]
+                .as_u64()
+                .unwrap_or(0);
+            if applied >= revision {
+                break;
+            }
+            assert!(
+                acked.elapsed() < CONVERGE,
+                "revision {revision} never applied"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        delays.push((acked.elapsed(), written.elapsed()));
+        cp_ok(&rl.lab, &rl.bins, &["route", "delete", &name]);
+    }
+    delays.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    eprintln!(
+        "write->dataplane applied, after the ack: min {:.1} ms, median {:.1} ms, max {:.1} ms; \
+         from the start of the aegisctl call: median {:.1} ms",
+        ms(delays[0].0),
+        ms(delays[delays.len() / 2].0),
+        ms(delays[delays.len() - 1].0),
+        ms(delays[delays.len() / 2].1),
+    );
+    let first = wait_converged(&mut rl, "after the probe routes");
+
     // 2. The control plane dies: forwarding goes on with the last tables.
     let pid = rl.lab.proc(cp1).pid().to_string();
     cmd::run("kill", &["-KILL", pid.as_str()]).or_panic("SIGKILL the control plane");
