@@ -12,10 +12,19 @@
 # built from the dpdk-doc example sources in a temp copy (patched there only: no RX checksum
 # offload request, which vdevs lack, and room for the large route table).
 #
+# Then, with aegis-pktgen as the traffic source and sink (docs/pktgen.md):
+# - latency: aegis-pktgen -> aegis-dataplane (routing) -> aegis-pktgen over two memif pairs;
+#   first at line rate to find the maximum, then at 50 % of it for the latency figures;
+# - restart gap: the same path over two veth pairs (net_af_packet) at --gap-rate, with
+#   aegis-dataplane stopped (SIGINT) and started again mid-run; the longest gap in the
+#   received traffic is the outage.
+#
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
+#                              [--gap-rate PPS] [--no-pktgen]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
-# (and the spread), which tames this kind of machine's run-to-run noise.
+# (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
+# the latency and restart-gap scenarios.
 # Needs: root, dpdk dpdk-dev (dpdk-testpmd) libdpdk-dev dpdk-doc, make, cc, python3, cargo.
 set -euo pipefail
 
@@ -28,6 +37,8 @@ PACKETS=2048         # packets in the pcap (replayed forever); must fit the memp
 ROUNDS=1             # every scenario runs once per round; the table shows the median
 FLOWS=1024
 SEED=1
+GAP_RATE=100000      # packets/s during the restart-gap run
+PKTGEN_SCENARIOS=1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
 
@@ -44,11 +55,13 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED="$2"; shift 2 ;;
         --rounds) ROUNDS="$2"; shift 2 ;;
         --out) OUT_DIR="$2"; shift 2 ;;
+        --gap-rate) GAP_RATE="$2"; shift 2 ;;
+        --no-pktgen) PKTGEN_SCENARIOS=0; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS; do
+for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS GAP_RATE; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || die "--${v,,} must be a positive integer"
 done
 
@@ -69,7 +82,9 @@ HUGE_DIR="$WORK/huge"
 PREV_HUGE="$(cat "$NR_HUGE")"
 MOUNTED=0
 RUN_PID=""
+PG_PID=""
 PREFIXES=()
+VETHS=()
 STAMP="$(date -u +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT_DIR"
 LOG_DIR="$OUT_DIR/logs-$STAMP"
@@ -90,6 +105,7 @@ stop_run() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    [[ -z "$PG_PID" ]] || kill -INT "$PG_PID" 2>/dev/null || true
     stop_run
     if [[ "$MOUNTED" -eq 1 ]]; then
         rm -f "$HUGE_DIR"/* 2>/dev/null || true
@@ -97,6 +113,7 @@ cleanup() {
     fi
     echo "$PREV_HUGE" > "$NR_HUGE" || echo "bench.sh: could not restore nr_hugepages=$PREV_HUGE" >&2
     for p in "${PREFIXES[@]}"; do rm -rf "/var/run/dpdk/$p"; done
+    for v in "${VETHS[@]}"; do ip link del "$v" 2>/dev/null || true; done
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -258,6 +275,147 @@ for round in $(seq "$ROUNDS"); do
     fi
 done
 
+# --- aegis-pktgen scenarios: latency over memif, outage during a restart ----------------
+# DPDK 22.11's memif server crashes when its client disconnects (it polls unmapped rings),
+# so every generator run gets a freshly started dataplane, stopped right after.
+LAT_MAX_JSON="$WORK/latency-max.json"
+LAT_JSON="$WORK/latency.json"
+GAP_JSON="$WORK/restart-gap.json"
+PKTGEN_FLOWS=(--flows "$FLOWS" --dst-ip 10.0.0.0/16 --src-ip 198.18.0.1 --dst-mac "$DUT_MAC")
+
+pg_config() { # $1 = file prefix, $2 = devargs eth0, $3 = devargs eth1, $4 = admin socket
+    cat <<EOF
+[eal]
+args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
+main_lcore = 0
+worker_lcores = [1]
+
+[dataplane]
+poll_mode = "busy"
+burst = 32
+mbufs = 8191
+admin_socket = "$4"
+
+[[port]]
+name = "eth0"
+devargs = "$2"
+addresses = ["192.168.0.1/24"]
+mac = "$DUT_MAC"
+
+[[port]]
+name = "eth1"
+devargs = "$3"
+addresses = ["192.168.1.1/24"]
+
+[[route]]
+prefix = "10.0.0.0/8"
+via = "192.168.1.2"
+
+[[neighbour]]
+port = "eth1"
+ip = "192.168.1.2"
+mac = "02:00:00:00:00:02"
+EOF
+}
+
+# start_dp CONFIG LOG ADMIN_SOCKET: starts aegis-dataplane (RUN_PID) and waits for its admin
+# socket (the ports are up by then).
+start_dp() {
+    rm -f "$3"
+    "$AEGIS_BIN" --config "$1" </dev/null >>"$2" 2>&1 &
+    RUN_PID=$!
+    for _ in $(seq 300); do
+        [[ -S "$3" ]] && return 0
+        kill -0 "$RUN_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# pktgen_run PREFIX JSON ARGS...: the generator on CPU 0 (main lcore 1 only times the run).
+pktgen_run() {
+    local prefix="$1" json="$2"; shift 2
+    PREFIXES+=("$prefix")
+    "$PKTGEN" run --quiet --output json "$@" -- -l 0,1 --main-lcore 1 --huge-dir "$HUGE_DIR" \
+        --huge-unlink -m 256 --no-pci --file-prefix "$prefix" >"$json" 2>>"$LOG_DIR/$prefix.log"
+}
+
+json_field() { # FILE DOTTED.PATH
+    python3 -c 'import json,sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."): v = v[k]
+print(v)' "$1" "$2"
+}
+
+if [[ "$PKTGEN_SCENARIOS" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
+    # Latency: maximum rate first, then 50 % of it.
+    LCFG="$WORK/aegis-memif.toml"
+    LSOCK="$WORK/aegis-memif.sock"
+    MEMIF0="net_memif0,role=server,socket=$WORK/memif0.sock"
+    MEMIF1="net_memif1,role=server,socket=$WORK/memif1.sock"
+    PG_PORTS=(--port "net_memif0,role=client,socket=$WORK/memif0.sock"
+              --rx-port "net_memif1,role=client,socket=$WORK/memif1.sock")
+    for step in max half; do
+        json="$LAT_MAX_JSON"; rate=line
+        if [[ "$step" == half ]]; then
+            json="$LAT_JSON"
+            max_pps="$(json_field "$LAT_MAX_JSON" rx.pps 2>/dev/null || echo 0)"
+            rate="$(python3 -c "import sys; print(int(float(sys.argv[1]) * 0.5))" "$max_pps")"
+            [[ "$rate" -gt 0 ]] || { say "latency: no maximum rate measured; skipped"; break; }
+        fi
+        prefix="$P-mem-$step"
+        PREFIXES+=("$prefix")
+        pg_config "$prefix" "$MEMIF0" "$MEMIF1" "$LSOCK" > "$LCFG"
+        cp "$LCFG" "$LOG_DIR/aegis-memif.toml"
+        say "latency ($step): aegis-pktgen --rate $rate through aegis-dataplane over memif"
+        if start_dp "$LCFG" "$LOG_DIR/$prefix.log" "$LSOCK"; then
+            pktgen_run "$prefix-pg" "$json" "${PG_PORTS[@]}" --rate "$rate" \
+                --duration "$DURATION" "${PKTGEN_FLOWS[@]}" \
+                || say "latency ($step): aegis-pktgen failed; see $LOG_DIR/$prefix-pg.log"
+        else
+            say "latency ($step): aegis-dataplane did not start; see $LOG_DIR/$prefix.log"
+        fi
+        stop_run
+    done
+
+    # Outage during a restart, on veth pairs (they outlive the process on either end).
+    if command -v ip >/dev/null; then
+        V="aeg$$"
+        ip link add "${V}g0" type veth peer name "${V}d0" && VETHS+=("${V}g0")
+        ip link add "${V}g1" type veth peer name "${V}d1" && VETHS+=("${V}g1")
+        for i in "${V}g0" "${V}d0" "${V}g1" "${V}d1"; do
+            sysctl -qw "net.ipv6.conf.$i.disable_ipv6=1" 2>/dev/null || true
+            ip link set "$i" up 2>/dev/null || true
+        done
+        GCFG="$WORK/aegis-veth.toml"
+        GSOCK="$WORK/aegis-veth.sock"
+        GAP_DURATION=$(( DURATION < 6 ? 6 : DURATION ))
+        pg_config "$P-veth" "net_af_packet0,iface=${V}d0" "net_af_packet1,iface=${V}d1" \
+            "$GSOCK" > "$GCFG"
+        cp "$GCFG" "$LOG_DIR/aegis-veth.toml"
+        PREFIXES+=("$P-veth" "$P-veth-pg")   # pktgen_run runs in a subshell below
+        say "restart gap: aegis-pktgen at $GAP_RATE pps over veths, aegis-dataplane restarted mid-run"
+        if start_dp "$GCFG" "$LOG_DIR/$P-veth.log" "$GSOCK"; then
+            pktgen_run "$P-veth-pg" "$GAP_JSON" --port "net_af_packet0,iface=${V}g0" \
+                --rx-port "net_af_packet1,iface=${V}g1" --rate "$GAP_RATE" \
+                --duration "$GAP_DURATION" "${PKTGEN_FLOWS[@]}" &
+            PG_PID=$!
+            sleep $(( GAP_DURATION / 2 ))
+            say "restart gap: stopping aegis-dataplane (SIGINT), then starting it again"
+            stop_run
+            start_dp "$GCFG" "$LOG_DIR/$P-veth.log" "$GSOCK" \
+                || say "restart gap: aegis-dataplane did not come back; see $LOG_DIR/$P-veth.log"
+            wait "$PG_PID" || say "restart gap: aegis-pktgen failed; see $LOG_DIR/$P-veth-pg.log"
+            PG_PID=""
+            stop_run
+        else
+            say "restart gap: aegis-dataplane did not start; see $LOG_DIR/$P-veth.log"
+        fi
+    else
+        say "restart gap: skipped (no ip command)"
+    fi
+fi
+
 # --- report ---------------------------------------------------------------------------
 CPU="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
 VIRT="$(lscpu | sed -n 's/^Hypervisor vendor:[[:space:]]*//p' | head -n1)"
@@ -273,7 +431,11 @@ TRAFFIC="$WORK/traffic.txt"
     echo "         ${DURATION} s per scenario, $ROUNDS round(s) (median shown)"
 } > "$TRAFFIC"
 REPORT="$OUT_DIR/bench-$STAMP.txt"
-python3 "$ROOT/scripts/bench/report.py" "$RESULTS" "$MACHINE" "$TRAFFIC" > "$REPORT"
+PG_ARGS=()
+[[ -s "$LAT_MAX_JSON" ]] && PG_ARGS+=("max=$LAT_MAX_JSON")
+[[ -s "$LAT_JSON" ]] && PG_ARGS+=("latency=$LAT_JSON")
+[[ -s "$GAP_JSON" ]] && PG_ARGS+=("restart=$GAP_JSON")
+python3 "$ROOT/scripts/bench/report.py" "$RESULTS" "$MACHINE" "$TRAFFIC" ${PG_ARGS[@]+"${PG_ARGS[@]}"} > "$REPORT"
 if [[ -s "$WORK/aegis-runtime.txt" ]]; then
     { echo; echo "aegisctl dp show runtime:"; cat "$WORK/aegis-runtime.txt"; } >> "$REPORT"
 fi

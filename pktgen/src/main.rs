@@ -1,6 +1,9 @@
-//! `aegis-pktgen`: writes benchmark traffic and route tables to files.
+//! `aegis-pktgen`: a DPDK traffic generator measuring rate, loss, latency and outage gaps
+//! (`run`, see docs/pktgen.md), and benchmark traffic and route tables written to files.
 //!
 //! ```text
+//! aegis-pktgen run --port net_memif0,role=client,socket=/tmp/peer.sock --rate 100kpps \
+//!     --duration 5 --output json -- -l 0,1 --no-huge -m 512 --no-pci
 //! aegis-pktgen pcap --out flows.pcap --count 100000 --flows 1024 \
 //!     --src-mac 02:00:00:00:00:99 --dst-mac 02:00:00:00:00:01 --routes routes.txt --seed 1
 //! aegis-pktgen routes --count 100000 --out routes.txt --via 192.168.1.2 \
@@ -14,10 +17,18 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use aegis_pktgen::engine;
 use aegis_pktgen::flows::FlowMix;
 use aegis_pktgen::net::{Ipv4Prefix, MacAddr};
+use aegis_pktgen::profile::{GeneveSection, PortSection, Profile, RunSection, TrafficSection};
+use aegis_pktgen::report::Summary;
 use aegis_pktgen::routes::{self, Action, GenOptions};
-use clap::{Args, Parser, Subcommand};
+use aegis_pktgen::template::FrameTable;
+use aegis_pktgen::values::{AddrRange, FlowMode, PortRange, Protocol, Rate, SizeSpec};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +43,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Send traffic on a DPDK port and measure what comes back: rate, loss, reordering,
+    /// duplicates, latency and the longest gap (see docs/pktgen.md).
+    Run(Box<RunArgs>),
     /// Write a pcap of 64-byte (by default) Ethernet/IPv4/UDP packets from a flow mix.
     Pcap(PcapArgs),
     /// Write a random route table as an Aegis routes file (and an l3fwd rule file).
@@ -73,6 +87,138 @@ struct PcapArgs {
     seed: u64,
 }
 
+/// Output format of the final summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Aligned text.
+    Table,
+    /// One JSON object (units in the field names).
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Traffic profile (TOML, see docs/pktgen.md); the flags below override its fields.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// DPDK devargs of the port to send on (and receive on, without --rx-port) [port.tx].
+    #[arg(long)]
+    port: Option<String>,
+    /// DPDK devargs of the port to receive on [port.rx].
+    #[arg(long)]
+    rx_port: Option<String>,
+    /// Seconds to wait for the link(s) [port.link_timeout_s].
+    #[arg(long)]
+    link_timeout: Option<f64>,
+    /// line, packets/s (100000, 100kpps, 1.5Mpps) or bits/s (500Mbps, 10Gbps) [run.rate].
+    #[arg(long)]
+    rate: Option<Rate>,
+    /// Seconds of transmission [run.duration_s].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Transmit cores, one stream each [run.tx_cores].
+    #[arg(long)]
+    tx_cores: Option<u16>,
+    /// Packets per tx burst [run.burst].
+    #[arg(long)]
+    burst: Option<usize>,
+    /// Milliseconds to keep receiving after transmission stops [run.drain_ms].
+    #[arg(long)]
+    drain_ms: Option<u64>,
+    /// udp or tcp-syn [traffic.protocol].
+    #[arg(long, value_enum)]
+    protocol: Option<Protocol>,
+    /// Frame size, FCS included: 64, 64-1518 or imix [traffic.size].
+    #[arg(long)]
+    size: Option<SizeSpec>,
+    /// Distinct flows [traffic.flows].
+    #[arg(long)]
+    flows: Option<u64>,
+    /// sequential or random [traffic.flow_mode].
+    #[arg(long, value_enum)]
+    flow_mode: Option<FlowMode>,
+    /// Ethernet source [traffic.src_mac].
+    #[arg(long)]
+    src_mac: Option<MacAddr>,
+    /// Ethernet destination [traffic.dst_mac].
+    #[arg(long)]
+    dst_mac: Option<MacAddr>,
+    /// IPv4 sources: A.B.C.D, A.B.C.D-E.F.G.H or A.B.C.D/LEN [traffic.src_ip].
+    #[arg(long)]
+    src_ip: Option<AddrRange>,
+    /// IPv4 destinations [traffic.dst_ip].
+    #[arg(long)]
+    dst_ip: Option<AddrRange>,
+    /// L4 source ports: N or N-M [traffic.src_port].
+    #[arg(long)]
+    src_port: Option<PortRange>,
+    /// L4 destination ports [traffic.dst_port].
+    #[arg(long)]
+    dst_port: Option<PortRange>,
+    /// IPv4 TTL [traffic.ttl].
+    #[arg(long)]
+    ttl: Option<u8>,
+    /// 802.1Q VLAN id [traffic.vlan].
+    #[arg(long)]
+    vlan: Option<u16>,
+    /// Geneve VNI: encapsulate every packet in Geneve [traffic.geneve.vni].
+    #[arg(long)]
+    geneve_vni: Option<u32>,
+    /// Random seed [traffic.seed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Final summary format (stdout).
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// EAL arguments, after `--` [port.eal] (default: --no-huge -m 512 --no-pci).
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+impl RunArgs {
+    /// The flags as a profile, to overlay on the file's.
+    fn as_profile(&self) -> Profile {
+        Profile {
+            port: PortSection {
+                tx: self.port.clone(),
+                rx: self.rx_port.clone(),
+                eal: (!self.eal.is_empty()).then(|| self.eal.clone()),
+                link_timeout_s: self.link_timeout,
+            },
+            traffic: TrafficSection {
+                protocol: self.protocol,
+                size: self.size,
+                flows: self.flows,
+                flow_mode: self.flow_mode,
+                src_mac: self.src_mac,
+                dst_mac: self.dst_mac,
+                src_ip: self.src_ip,
+                dst_ip: self.dst_ip,
+                src_port: self.src_port,
+                dst_port: self.dst_port,
+                ttl: self.ttl,
+                vlan: self.vlan,
+                vlan_pcp: None,
+                geneve: self.geneve_vni.map(|vni| GeneveSection {
+                    vni: Some(vni),
+                    ..GeneveSection::default()
+                }),
+                seed: self.seed,
+            },
+            run: RunSection {
+                rate: self.rate,
+                duration_s: self.duration,
+                tx_cores: self.tx_cores,
+                burst: self.burst,
+                drain_ms: self.drain_ms,
+            },
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct RoutesArgs {
     /// Number of unique prefixes.
@@ -110,6 +256,7 @@ struct RoutesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
+        Cmd::Run(args) => return run(*args),
         Cmd::Pcap(args) => pcap(args),
         Cmd::Routes(args) => routes_cmd(args),
     };
@@ -123,6 +270,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit code for a refused profile or flag (as clap's usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+fn run(args: RunArgs) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("aegis-pktgen: {msg}");
+        ExitCode::from(code)
+    };
+    let base = match &args.profile {
+        Some(path) => match Profile::load(path) {
+            Ok(p) => p,
+            Err(e) => return fail(EXIT_CONFIG, e.to_string()),
+        },
+        None => Profile::default(),
+    };
+    let spec = match base.overlay(args.as_profile()).resolve() {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_CONFIG, e.to_string()),
+    };
+    let table = match FrameTable::build(&spec.traffic) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, interrupt.clone()) {
+            return fail(1, format!("cannot install the signal handler: {e}"));
+        }
+    }
+    let outcome = match engine::run(&spec, table, &interrupt, !args.quiet) {
+        Ok(o) => o,
+        Err(e) => return fail(1, e.to_string()),
+    };
+    let summary = Summary::new(&spec, &outcome);
+    match args.output {
+        Output::Table => print!("{}", summary.table()),
+        Output::Json => match serde_json::to_string_pretty(&summary) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(1, format!("cannot encode the summary: {e}")),
+        },
+    }
+    ExitCode::SUCCESS
 }
 
 fn create(path: &Path) -> Result<BufWriter<File>, String> {

@@ -24,8 +24,16 @@ pub enum NetError {
 }
 
 /// A MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct MacAddr(pub [u8; 6]);
+
+impl TryFrom<String> for MacAddr {
+    type Error = NetError;
+    fn try_from(s: String) -> Result<Self, NetError> {
+        s.parse()
+    }
+}
 
 impl FromStr for MacAddr {
     type Err = NetError;

@@ -1,21 +1,66 @@
 #!/usr/bin/env python3
 """Formats the benchmark results as one table with the machine description.
 
-Usage: report.py RESULTS_TSV MACHINE_TXT TRAFFIC_TXT
+Usage: report.py RESULTS_TSV MACHINE_TXT TRAFFIC_TXT [max=JSON] [latency=JSON] [restart=JSON]
 
 RESULTS_TSV lines: scenario <TAB> status <TAB> packets <TAB> seconds <TAB> mpps, one per
 scenario and round (status "ok" or a reason such as "not built: ..." / "failed: ...").
 Each scenario shows the median of its successful rounds (and min-max with several rounds).
 Ratios are against the medians of "l3fwd lpm" and "testpmd io" from the same run.
+
+The optional JSON files are `aegis-pktgen run --output json` summaries: max = line rate
+through aegis-dataplane over memif, latency = the run at 50 % of that, restart = the run
+during which aegis-dataplane was restarted (its longest gap is the outage).
 """
+import json
 import statistics
 import sys
 
 
+def pktgen_section(files):
+    """Lines describing the aegis-pktgen scenarios, from their JSON summaries."""
+    out = []
+    runs = {}
+    for name, path in files.items():
+        try:
+            with open(path) as f:
+                runs[name] = json.load(f)
+        except (OSError, ValueError) as e:
+            out.append(f"{name}: no result ({e})")
+    if "max" in runs or "latency" in runs:
+        out += ["", "aegis-pktgen -> aegis-dataplane (routing) -> aegis-pktgen, 2 memif pairs, "
+                "64 B UDP, 1 worker core each:"]
+        header = (f"{'scenario':<30} {'Mpps':>8} {'loss %':>8} {'lat min':>9} {'p50':>9} "
+                  f"{'p99':>9} {'max':>9}")
+        out += [header, "-" * len(header)]
+        for name, label in (("max", "line rate (maximum)"), ("latency", "50 % of maximum")):
+            r = runs.get(name)
+            if not r:
+                continue
+            lat = r["latency_ns"]
+            us = lambda ns: f"{ns / 1000:.1f} us"
+            out.append(
+                f"{label:<30} {r['rx']['pps'] / 1e6:>8.2f} {r['loss_ratio'] * 100:>8.3f} "
+                f"{us(lat['min']):>9} {us(lat['p50']):>9} {us(lat['p99']):>9} {us(lat['max']):>9}"
+            )
+    r = runs.get("restart")
+    if r:
+        g = r.get("longest_gap") or {}
+        out += [
+            "",
+            f"Outage during an aegis-dataplane restart (veth pairs, net_af_packet, "
+            f"{r['traffic']['rate']}): longest gap {r['longest_gap_ms']:.1f} ms, "
+            f"{g.get('missing_packets', 0)} packets missing across it, "
+            f"{r['lost_packets']} lost in the run",
+        ]
+    return out
+
+
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) < 3 or any("=" not in a for a in argv[3:]):
         print(__doc__, file=sys.stderr)
         return 2
+    extra = dict(a.split("=", 1) for a in argv[3:])
     order, ok, problems = [], {}, {}
     with open(argv[0]) as f:
         for line in f:
@@ -57,6 +102,7 @@ def main(argv):
             out.append(row.rstrip())
         else:
             out.append(f"{name:<18} {problems[name][0]}")
+    out += pktgen_section(extra)
     print("\n".join(out))
     return 0
 
