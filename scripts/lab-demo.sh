@@ -8,8 +8,11 @@
 #   h1 10.0.1.2 --veth-- [10.0.1.1] r1: aegis-dataplane [10.0.2.1] --veth-- 10.0.2.2 h2
 #
 # in network namespaces, pings h1 -> h2 through the dataplane, traceroutes, and prints
-# `aegisctl dp show runtime|errors|interfaces`. Everything is removed afterwards, also when
-# the demo fails or is interrupted. --hold keeps the lab up until you press Enter.
+# `aegisctl dp show runtime|errors|interfaces`. Then `aegis-lab cluster` builds a 3-node
+# aegis-controlplane cluster on a bridge, drives it with aegisctl through the cluster IP,
+# kills the leader with SIGKILL and shows the cluster IP move with no write lost. Everything
+# is removed afterwards, also when the demo fails or is interrupted. --hold keeps each lab up
+# until you press Enter.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +32,9 @@ echo "    done (log: /tmp/aegis-install-deps.log)"
 
 # The demo tears its lab down itself; this catches what an interrupted demo leaves behind
 # (cleanup only removes labs whose process has exited).
-trap 'target/release/aegis-lab cleanup --prefix demo >/dev/null 2>&1 || true' EXIT
+trap 'target/release/aegis-lab cleanup --prefix demo >/dev/null 2>&1 || true; target/release/aegis-lab cleanup --prefix democp >/dev/null 2>&1 || true' EXIT
 
+# The dataplane: h1 -- r1 (aegis-dataplane) -- h2.
 target/release/aegis-lab demo "$@"
+# The control cluster: 3 aegis-controlplane nodes, the cluster IP, a leader killed.
+target/release/aegis-lab cluster "$@"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{LabError, Result};
 
-/// Overrides the directory holding `aegis-dataplane` and `aegisctl`.
+/// Overrides the directory holding `aegis-dataplane`, `aegis-controlplane` and `aegisctl`.
 pub const BIN_DIR_ENV: &str = "AEGIS_BIN_DIR";
 
 const BUILD_HINT: &str = "build them with `cargo build --release --workspace --bins` \
@@ -45,6 +45,11 @@ impl Bins {
     /// Path of `aegis-dataplane`, checked to exist.
     pub fn dataplane(&self) -> Result<PathBuf> {
         self.binary("aegis-dataplane")
+    }
+
+    /// Path of `aegis-controlplane`, checked to exist.
+    pub fn controlplane(&self) -> Result<PathBuf> {
+        self.binary("aegis-controlplane")
     }
 
     /// Path of `aegisctl`, checked to exist.

@@ -29,6 +29,7 @@
 pub mod bins;
 pub mod cleanup;
 pub mod cmd;
+pub mod cpcluster;
 pub mod ctl;
 pub mod env;
 pub mod error;

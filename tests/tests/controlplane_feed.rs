@@ -249,7 +249,7 @@ fn controlplane_feed_traffic_follows_survives_outage_and_converges() {
     let route = dp_route(&rl, common::H3_NET).expect("the route to h3 in dp show routes");
     assert_eq!(route["origin"], "controlplane", "{route}");
     assert_eq!(route["next_hop"], RouterLab::H2_IP, "{route}");
-    let first = wait_converged(&mut rl, "after the route was created");
+    wait_converged(&mut rl, "after the route was created");
     let (_, host) = host_list(&rl.lab, &rl.bins);
     assert_eq!(host["alive"], true, "{host}");
     assert_eq!(host["agent"], "dataplane", "{host}");

@@ -3,6 +3,9 @@
 //! - `aegis-lab demo [--hold]`: builds h1 — r1 (aegis-dataplane) — h2, shows ping, traceroute
 //!   and the dataplane's `show` commands, then tears it down (`--hold` waits for Enter first,
 //!   so you can try commands yourself).
+//! - `aegis-lab cluster [--hold]`: builds a 3-node control cluster on a bridge, drives it with
+//!   `aegisctl` through the cluster IP, kills the leader with SIGKILL and shows the cluster IP
+//!   move and no write lost, then tears it down.
 //! - `aegis-lab cleanup [--all] [--prefix P]`: removes leftovers of labs whose process died
 //!   (`--all`: of every lab, also running ones).
 #![deny(unsafe_code)]
@@ -16,11 +19,15 @@ use aegis_lab::{cmd, env, RouterLab};
 
 const USAGE: &str = "\
 usage: aegis-lab demo [--hold]
+       aegis-lab cluster [--hold]
        aegis-lab cleanup [--all] [--prefix PREFIX]
 
 demo     build h1 -- r1 (aegis-dataplane) -- h2 in network namespaces, show ping, traceroute
          and `aegisctl dp show ...`, then remove everything. --hold keeps the lab up until
          you press Enter. Binaries come from $AEGIS_BIN_DIR or <workspace>/target/release.
+cluster  build a 3-node aegis-controlplane cluster on a bridge (namespaces n1..n3, a client),
+         use it through the cluster IP with aegisctl, kill -9 the leader, show the new
+         leader taking the cluster IP and every write still there, then remove everything.
 cleanup  remove namespaces, DPDK runtime dirs and temp dirs left by labs whose process is
          gone. --all also removes labs that are still running; --prefix limits it to labs
          created with that prefix.
@@ -31,6 +38,7 @@ fn main() -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     let result = match words.as_slice() {
         ["demo", rest @ ..] => parse_demo(rest).and_then(demo),
+        ["cluster", rest @ ..] => parse_demo(rest).and_then(cluster_demo),
         ["cleanup", rest @ ..] => parse_cleanup(rest).and_then(|s| run_cleanup(&s)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
@@ -222,4 +230,153 @@ fn demo_steps(rl: &mut RouterLab) -> Result<(), String> {
         print!("{out}");
     }
     rl.check_alive("the demo").map_err(|e| e.to_string())
+}
+
+/// `aegis-lab cluster`: the control cluster, through the eyes of an operator.
+fn cluster_demo(hold: bool) -> Result<(), String> {
+    use aegis_lab::cpcluster::{CpCluster, Timing};
+    use aegis_lab::Bins;
+
+    env::check(&["ping"])?;
+    heading("Building a 3-node control cluster");
+    println!(
+        "  n1 {} / n2 {} / n3 {} and a client {} on one bridge; cluster IP {}",
+        CpCluster::addr(1),
+        CpCluster::addr(2),
+        CpCluster::addr(3),
+        CpCluster::CLIENT_IP,
+        CpCluster::CLUSTER_IP
+    );
+    let bins = Bins::locate();
+    let mut c =
+        CpCluster::start("democp", &bins, 3, Timing::default()).map_err(|e| e.to_string())?;
+    let result = cluster_steps(&mut c, hold);
+    heading("Tearing down");
+    drop(c);
+    result
+}
+
+fn cluster_steps(c: &mut aegis_lab::cpcluster::CpCluster, hold: bool) -> Result<(), String> {
+    use aegis_lab::cpcluster::CpCluster;
+
+    let vip = CpCluster::vip_endpoint();
+    let ctl = |c: &CpCluster, args: &[&str]| -> Result<(), String> {
+        show_cmd(&format!("aegisctl --server {vip} {}", args.join(" ")));
+        let out = c
+            .ctl(CpCluster::CLIENT, &vip, args)
+            .map_err(|e| e.to_string())?;
+        print!("{}", cmd::lossy(&out.stdout));
+        eprint!("{}", cmd::lossy(&out.stderr));
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("aegisctl {} failed", args.join(" ")))
+        }
+    };
+    heading("The cluster, asked through the cluster IP");
+    ctl(c, &["cluster", "status"])?;
+    heading("Declaring some desired state");
+    ctl(
+        c,
+        &[
+            "host",
+            "create",
+            "c1",
+            "--role",
+            "compute",
+            "--address",
+            "eth0=10.0.1.1/24",
+            "--network",
+            "management=eth0",
+        ],
+    )?;
+    ctl(c, &["vpc", "create", "blue", "--vni", "1001"])?;
+    ctl(
+        c,
+        &[
+            "subnet",
+            "create",
+            "blue-web",
+            "--vpc",
+            "blue",
+            "--cidr",
+            "10.10.1.0/24",
+            "--gateway",
+            "10.10.1.1",
+        ],
+    )?;
+    ctl(
+        c,
+        &[
+            "route",
+            "create",
+            "c1-default",
+            "--host",
+            "c1",
+            "--prefix",
+            "0.0.0.0/0",
+            "--via",
+            "10.0.1.254",
+        ],
+    )?;
+    println!("A rejected request changes nothing:");
+    let _ = ctl(
+        c,
+        &[
+            "subnet",
+            "create",
+            "blue-db",
+            "--vpc",
+            "blue",
+            "--cidr",
+            "10.10.1.128/25",
+            "--gateway",
+            "10.10.1.129",
+        ],
+    );
+    let _ = ctl(c, &["vpc", "delete", "blue"]);
+    ctl(c, &["host", "list"])?;
+
+    let leader = c
+        .wait_leader(&c.ids(), None, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    heading(&format!("kill -9 the leader (node {leader})"));
+    let (killed_at, _) = c.kill9(leader).map_err(|e| e.to_string())?;
+    let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
+    let new = c
+        .wait_leader(&others, Some(leader), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    c.lab
+        .wait_ping(
+            CpCluster::CLIENT,
+            CpCluster::CLUSTER_IP,
+            Duration::from_secs(10),
+        )
+        .map_err(|e| e.to_string())?;
+    println!(
+        "node {new} leads and the cluster IP answers again {:.0} ms after the kill",
+        killed_at.elapsed().as_secs_f64() * 1000.0
+    );
+    ctl(c, &["cluster", "status"])?;
+    heading("Nothing was lost; writes go on");
+    ctl(c, &["vpc", "list"])?;
+    ctl(c, &["vpc", "create", "red", "--vni", "1002"])?;
+    heading(&format!("Node {leader} comes back and catches up"));
+    c.start_node(leader, false).map_err(|e| e.to_string())?;
+    let rev = c
+        .wait_converged(&c.ids(), Duration::from_secs(20))
+        .map_err(|e| e.to_string())?;
+    println!("all three nodes at revision {rev}");
+    if hold {
+        heading("The cluster is up");
+        println!("Try, in another shell:");
+        println!(
+            "  ip netns exec {} aegisctl --server {vip} cluster status",
+            c.lab.ns(CpCluster::CLIENT).map_err(|e| e.to_string())?
+        );
+        println!("Press Enter to tear it down.");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+    Ok(())
 }
