@@ -29,11 +29,14 @@ use aegis_lab::wait::{self, Poll};
 use aegis_lab::{env, Bins};
 use common::OrPanic;
 
-/// From the leader's death (or isolation) to a new leader holding the cluster IP: election
-/// timeout max (600 ms) plus generous slack for a loaded 2-CPU CI machine.
-const TAKEOVER_BOUND: Duration = Duration::from_secs(3);
+/// From the leader's death (or isolation) to a new leader holding the cluster IP. An election
+/// usually takes two rounds: openraft followers refuse votes for the maximum election timeout
+/// (600 ms) after the last heartbeat, so a candidate that timed out earlier is turned down
+/// once. Measured on an idle 2-CPU VM (docs/controlplane.md): median ~1.1 s, tail 1.9–3.4 s
+/// when votes split; the bound leaves room for CI running other tests beside this one.
+const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
 /// From the leader's death to the client's next acknowledged write.
-const WRITE_RESUME_BOUND: Duration = Duration::from_secs(5);
+const WRITE_RESUME_BOUND: Duration = Duration::from_secs(7);
 /// From the cut to the isolated leader dropping the cluster IP: its lease (300 ms) plus slack.
 const DROP_BOUND: Duration = Duration::from_millis(1500);
 

@@ -107,6 +107,17 @@ fn config(args: Args) -> Result<NodeConfig, String> {
         (None, None) => None,
         _ => return Err("--cluster-ip and --cluster-ip-interface go together".into()),
     };
+    if let Some(c) = &cluster_ip {
+        let ip = args.listen.ip();
+        if !ip.is_unspecified() && ip != std::net::IpAddr::V4(c.address) {
+            return Err(format!(
+                "--listen {} accepts connections only on {ip}, so clients could not reach this node through the cluster IP {}: listen on 0.0.0.0:{} and give the node's own address with --advertise",
+                args.listen,
+                c.address,
+                args.listen.port()
+            ));
+        }
+    }
     let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
