@@ -26,6 +26,9 @@ use crate::connect::{error_chain, Connector};
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A watch stream silent for this long is given up and reconnected (the server sends
+/// progress every 5 s).
+pub const STREAM_SILENCE: Duration = Duration::from_secs(15);
 
 /// The key of an object in a replica: its kind (as the API's enum value) and name.
 pub type Key = (i32, String);
@@ -256,7 +259,15 @@ impl Follower {
             l.last_error = None;
         });
         loop {
-            let msg = match stream.message().await {
+            // The server sends a progress message every 5 s while idle: silence for longer
+            // than STREAM_SILENCE means the connection is dead even if TCP has not noticed.
+            let next = tokio::time::timeout(STREAM_SILENCE, stream.message()).await;
+            let Ok(next) = next else {
+                return Err(format!(
+                    "watch stream: nothing received for {STREAM_SILENCE:?}; reconnecting"
+                ));
+            };
+            let msg = match next {
                 Ok(Some(msg)) => msg,
                 Ok(None) => return Ok(()),
                 Err(s) => {

@@ -21,6 +21,8 @@ use crate::sysinfo::{link_state, HostSampler, LinkState};
 
 /// Default heartbeat interval.
 pub const INTERVAL: Duration = Duration::from_secs(1);
+/// How long one heartbeat call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the agent applied last.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,17 +116,23 @@ impl Heartbeat {
             }
             let request = self.request(&mut sampler).await;
             let result = match connector.channel().await {
-                Ok(ch) => AgentsClient::new(ch)
-                    .heartbeat(request)
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| {
-                        let unreachable = s.code() == tonic::Code::Unavailable;
-                        (
-                            format!("Heartbeat: {}: {}", s.code(), s.message()),
-                            unreachable,
-                        )
-                    }),
+                Ok(ch) => {
+                    tokio::time::timeout(CALL_TIMEOUT, AgentsClient::new(ch).heartbeat(request))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(tonic::Status::unavailable(format!(
+                                "no answer within {CALL_TIMEOUT:?}"
+                            )))
+                        })
+                        .map(|_| ())
+                        .map_err(|s| {
+                            let unreachable = s.code() == tonic::Code::Unavailable;
+                            (
+                                format!("Heartbeat: {}: {}", s.code(), s.message()),
+                                unreachable,
+                            )
+                        })
+                }
                 Err(e) => Err((e.to_string(), true)),
             };
             match result {

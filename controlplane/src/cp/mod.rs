@@ -179,6 +179,9 @@ pub async fn run(conn: &Conn, command: &CpCommand, out: &mut dyn Write) -> Resul
     object_command(&ctx, kind, &cmd, out).await
 }
 
+/// How long one call may take (a channel reconnecting after a partition can otherwise hang).
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// A connection and its retry policy.
 struct Ctx {
     c: Clients,
@@ -197,7 +200,14 @@ impl Ctx {
         let start = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
-            match f(self.c.clone()).await {
+            let attempt = tokio::time::timeout(CALL_TIMEOUT, f(self.c.clone()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {CALL_TIMEOUT:?} (the request may or may not have been applied)"
+                    )))
+                });
+            match attempt {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s)
                     if s.code() == tonic::Code::Unavailable
