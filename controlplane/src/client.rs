@@ -1,6 +1,7 @@
-//! Connections to control-plane nodes, shared by `aegisctl`, the agents and the nodes
-//! themselves (Raft peers, forwarded writes): endpoint syntax, optional TLS (rustls) with a
-//! CA certificate, and the bearer token sent with every call.
+//! Connections to control-plane nodes for `aegisctl` and the nodes themselves (Raft peers,
+//! forwarded writes): one address, optional TLS (rustls) with a CA certificate and server
+//! name, and the bearer token — built by the agents' connection code
+//! (`aegis_agent::connect`), so every client connects the same way.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,9 +10,6 @@ use aegis_api::controlplane::v1::{
     agents_client::AgentsClient, cluster_client::ClusterClient,
     desired_state_client::DesiredStateClient, raft_peer_client::RaftPeerClient,
 };
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// How to reach and authenticate to control-plane nodes.
 #[derive(Debug, Clone, Default)]
@@ -63,21 +61,8 @@ pub enum ClientError {
     Token,
 }
 
-/// Adds the bearer token to every request.
-#[derive(Clone)]
-pub struct Auth(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A channel that adds the token.
-pub type AuthChannel = InterceptedService<Channel, Auth>;
+/// A channel that adds the token (the agents' type: one way to connect for every client).
+pub type AuthChannel = aegis_agent::connect::AuthChannel;
 
 /// The clients of one node.
 #[derive(Clone)]
@@ -95,48 +80,20 @@ pub struct Clients {
 /// A lazily connecting channel to `addr` (`host:port`, `http://host:port` or
 /// `https://host:port`; TLS when a CA is configured or the scheme is https).
 pub fn channel(addr: &str, config: &ClientConfig) -> Result<AuthChannel, ClientError> {
-    let tls = config.tls_ca.is_some() || addr.starts_with("https://");
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else if tls {
-        format!("https://{addr}")
-    } else {
-        format!("http://{addr}")
+    let connect = aegis_agent::connect::ConnectConfig {
+        addresses: vec![addr.to_owned()],
+        ca: config.tls_ca.clone(),
+        token: config.token.clone(),
+        connect_timeout: config.connect_timeout.unwrap_or(Duration::from_secs(2)),
+        tls_domain: config.tls_domain.clone(),
     };
-    let bad = |reason: String| ClientError::Address {
-        addr: addr.to_owned(),
-        reason,
-    };
-    let mut endpoint = Endpoint::from_shared(url).map_err(|e| bad(e.to_string()))?;
-    endpoint = endpoint
-        .connect_timeout(config.connect_timeout.unwrap_or(Duration::from_secs(2)))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5));
-    if tls {
-        let mut tls_config = ClientTlsConfig::new().with_enabled_roots();
-        if let Some(ca) = &config.tls_ca {
-            tls_config = tls_config.ca_certificate(Certificate::from_pem(ca));
-        }
-        if let Some(domain) = &config.tls_domain {
-            tls_config = tls_config.domain_name(domain.clone());
-        }
-        endpoint = endpoint
-            .tls_config(tls_config)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    let token = match &config.token {
-        Some(t) => Some(
-            format!("Bearer {t}")
-                .parse::<MetadataValue<Ascii>>()
-                .map_err(|_| ClientError::Token)?,
-        ),
-        None => None,
-    };
-    Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
-        Auth(token),
-    ))
+    connect.lazy_channel(addr).map_err(|e| match e {
+        aegis_agent::connect::ConnectError::Token => ClientError::Token,
+        e => ClientError::Address {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        },
+    })
 }
 
 /// Every client of the node at `addr`, sharing one channel.

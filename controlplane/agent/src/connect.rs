@@ -2,8 +2,9 @@
 //! or `https://host:port`, comma-separated on the command line) tried in turn, optional TLS
 //! verified against a CA file, and the bearer token sent with every call.
 //!
-//! This mirrors `aegis_controlplane::client` without depending on that crate (the dataplane
-//! links this one, and the control plane's tests link the dataplane).
+//! `aegis_controlplane::client` (aegisctl, the nodes' peer links) builds its channels with
+//! [`ConnectConfig::lazy_channel`] too, so every client of the control plane connects the
+//! same way.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub struct ConnectConfig {
     pub token: Option<String>,
     /// Connect timeout per node.
     pub connect_timeout: Duration,
+    /// Server name to verify in TLS (default: the host part of the address).
+    pub tls_domain: Option<String>,
 }
 
 impl ConnectConfig {
@@ -87,6 +90,7 @@ impl ConnectConfig {
             ca,
             token: token.filter(|t| !t.is_empty()),
             connect_timeout: CONNECT_TIMEOUT,
+            tls_domain: None,
         };
         // Reject bad addresses and tokens now rather than on every retry.
         for addr in &config.addresses {
@@ -122,11 +126,23 @@ impl ConnectConfig {
             if let Some(ca) = &self.ca {
                 tls_config = tls_config.ca_certificate(Certificate::from_pem(ca));
             }
+            if let Some(domain) = &self.tls_domain {
+                tls_config = tls_config.domain_name(domain.clone());
+            }
             endpoint = endpoint
                 .tls_config(tls_config)
                 .map_err(|e| bad(e.to_string()))?;
         }
         Ok(endpoint)
+    }
+
+    /// A channel to `addr` that connects on first use (and reconnects after failures), with
+    /// this configuration's TLS and token.
+    pub fn lazy_channel(&self, addr: &str) -> Result<AuthChannel, ConnectError> {
+        Ok(InterceptedService::new(
+            self.endpoint(addr)?.connect_lazy(),
+            self.auth()?,
+        ))
     }
 
     fn auth(&self) -> Result<Auth, ConnectError> {
