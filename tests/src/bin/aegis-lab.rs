@@ -343,19 +343,27 @@ fn cluster_steps(c: &mut aegis_lab::cpcluster::CpCluster, hold: bool) -> Result<
     heading(&format!("kill -9 the leader (node {leader})"));
     let (killed_at, _) = c.kill9(leader).map_err(|e| e.to_string())?;
     let others: Vec<u64> = c.ids().into_iter().filter(|i| *i != leader).collect();
+    // The dead leader's kernel still has the address (nothing ran to remove it), so ping
+    // proves nothing here: watch for a survivor to hold it.
+    let mut took = None;
+    while took.is_none() && killed_at.elapsed() < Duration::from_secs(10) {
+        if c.cluster_ip_holders(&others)
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        } else {
+            took = Some(killed_at.elapsed());
+        }
+    }
+    let took = took.ok_or("no survivor took the cluster IP within 10 s")?;
     let new = c
         .wait_leader(&others, Some(leader), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
-    c.lab
-        .wait_ping(
-            CpCluster::CLIENT,
-            CpCluster::CLUSTER_IP,
-            Duration::from_secs(10),
-        )
-        .map_err(|e| e.to_string())?;
     println!(
-        "node {new} leads and the cluster IP answers again {:.0} ms after the kill",
-        killed_at.elapsed().as_secs_f64() * 1000.0
+        "node {new} leads and holds the cluster IP {:.0} ms after the kill (two election \
+         rounds are typical: see docs/controlplane.md)",
+        took.as_secs_f64() * 1000.0
     );
     ctl(c, &["cluster", "status"])?;
     heading("Nothing was lost; writes go on");
