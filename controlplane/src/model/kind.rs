@@ -1,6 +1,6 @@
 //! Object kinds: the kind of an object, and the names the CLI and messages use for them.
 
-use aegis_api::controlplane::v1::{object::Spec, Kind, Object};
+use aegis_api::controlplane::v1::Kind;
 
 /// Every kind, in the order dependencies go (a kind only refers to kinds before it, except
 /// security groups referring to each other), which is also the order of listings.
@@ -17,22 +17,9 @@ pub const ALL_KINDS: [Kind; 10] = [
     Kind::SnatRule,
 ];
 
-/// The kind of an object (`Unspecified` when it has no spec).
-pub fn kind_of(object: &Object) -> Kind {
-    match &object.spec {
-        None => Kind::Unspecified,
-        Some(Spec::Host(_)) => Kind::Host,
-        Some(Spec::Vpc(_)) => Kind::Vpc,
-        Some(Spec::Subnet(_)) => Kind::Subnet,
-        Some(Spec::Port(_)) => Kind::Port,
-        Some(Spec::Route(_)) => Kind::Route,
-        Some(Spec::SecurityGroup(_)) => Kind::SecurityGroup,
-        Some(Spec::ExternalNetwork(_)) => Kind::ExternalNetwork,
-        Some(Spec::GatewayGroup(_)) => Kind::GatewayGroup,
-        Some(Spec::FloatingIp(_)) => Kind::FloatingIp,
-        Some(Spec::SnatRule(_)) => Kind::SnatRule,
-    }
-}
+/// The kind of an object (`Unspecified` when it has no spec): the agents' function, so the
+/// control plane and its agents can never disagree.
+pub use aegis_agent::follow::kind_of;
 
 /// The short name of a kind, as the CLI and error messages spell it ("security-group").
 pub fn kind_name(kind: Kind) -> &'static str {
