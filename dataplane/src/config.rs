@@ -21,6 +21,10 @@ use crate::state::{
 pub const BURST_RANGE: std::ops::RangeInclusive<u16> = 1..=256;
 /// Accepted mempool sizes.
 pub const MBUFS_RANGE: std::ops::RangeInclusive<u32> = 64..=(1 << 24);
+/// Accepted connection-table sizes per worker.
+pub const CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1024..=(1 << 24);
+/// Connection-table entries per worker when the file gives none.
+pub const DEFAULT_CONNECTIONS: u32 = 1 << 18;
 /// Highest lcore id (DPDK's default `RTE_MAX_LCORE` is 128).
 pub const MAX_LCORE: u32 = 127;
 /// Admin socket used when the file names none.
@@ -100,6 +104,8 @@ pub struct DataplaneConfig {
     pub burst: u16,
     /// Mempool size.
     pub mbufs: u32,
+    /// Connection-table entries per worker (stateful security groups).
+    pub connections: u32,
     /// Admin API unix socket.
     pub admin_socket: PathBuf,
     /// Prometheus endpoint.
@@ -249,6 +255,7 @@ struct RawDataplane {
     poll_mode: Option<String>,
     burst: Option<i64>,
     mbufs: Option<i64>,
+    connections: Option<i64>,
     admin_socket: Option<String>,
     metrics_listen: Option<String>,
     routes_file: Option<String>,
@@ -361,6 +368,10 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
         Some(m) => in_range("dataplane.mbufs", m, MBUFS_RANGE)?,
         None => 8191,
     };
+    let connections = match raw.connections {
+        Some(c) => in_range("dataplane.connections", c, CONNECTIONS_RANGE)?,
+        None => DEFAULT_CONNECTIONS,
+    };
     let admin_socket = raw
         .admin_socket
         .unwrap_or_else(|| DEFAULT_ADMIN_SOCKET.to_string());
@@ -392,6 +403,7 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
         poll_mode,
         burst,
         mbufs,
+        connections,
         admin_socket: PathBuf::from(admin_socket),
         metrics_listen,
         routes_file,

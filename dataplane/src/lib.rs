@@ -5,7 +5,10 @@
 //! - [`worker`]: the per-lcore loop — rx burst → [`graph`] → tx burst, adaptive polling.
 //! - [`graph`]: frames, node ids, the dispatcher and its per-node counters, [`graph::DropReason`].
 //! - [`nodes`]: one file per node (ethernet input, ARP, IPv4 input/lookup/local/rewrite, ICMP
-//!   errors, interface output).
+//!   errors) and [`nodes::overlay`] for the east-west path: VM port input, the VPC router,
+//!   security groups, Geneve in and out.
+//! - [`overlay`]: VPCs, subnets, ports and compiled security groups as workers read them;
+//!   [`conntrack`]: the per-worker connection table.
 //! - [`wire`]: header views over packet bytes.
 //! - [`fib`]: the longest-prefix-match table; [`state`]: the snapshot workers read, the
 //!   neighbour table and the control thread's tables.
@@ -15,11 +18,13 @@
 
 pub mod buf;
 pub mod config;
+pub mod conntrack;
 pub mod ctl;
 pub mod daemon;
 pub mod fib;
 pub mod graph;
 pub mod nodes;
+pub mod overlay;
 pub mod port;
 pub mod state;
 pub mod testkit;

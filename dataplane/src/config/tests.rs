@@ -171,6 +171,7 @@ fn defaults() {
             poll_mode: PollMode::Adaptive,
             burst: 32,
             mbufs: 8191,
+            connections: crate::config::DEFAULT_CONNECTIONS,
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             metrics_listen: None,
             routes_file: None,

@@ -27,7 +27,7 @@ use std::time::Duration;
 use aegis_agent::follow::{Follower, LinkInfo, Synced};
 use aegis_agent::heartbeat::{AppliedState, Heartbeat, PortLink};
 use aegis_agent::{ConnectConfig, Connector};
-use aegis_api::controlplane::v1::{object::Spec, Kind, RouteAction};
+use aegis_api::controlplane::v1::{object::Spec, Kind, Object, RouteAction};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -35,6 +35,8 @@ use super::backend::DaemonBackend;
 use super::persist::Change;
 use crate::ctl::{ControlPlaneStatus, Ipv4Cidr, RouteTarget};
 use crate::fib::Prefix;
+use crate::overlay::build::{build as build_overlay, PortLookup};
+use crate::overlay::secgroup::CounterSlots;
 use crate::state::forwarding::IfAddr;
 use crate::state::Tables;
 
@@ -114,6 +116,56 @@ impl Slice {
     }
 }
 
+/// The objects the overlay is built from: every Host, Vpc, Subnet, Port and
+/// SecurityGroup, and the routes of VPCs.
+pub fn overlay_objects(synced: &Synced) -> Vec<Object> {
+    synced
+        .objects
+        .values()
+        .filter(|o| match &o.spec {
+            Some(Spec::Host(_) | Spec::Vpc(_) | Spec::Subnet(_) | Spec::Port(_)) => true,
+            Some(Spec::SecurityGroup(_)) => true,
+            Some(Spec::Route(r)) => !r.vpc.is_empty(),
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
+/// This dataplane's ports as the overlay builder sees them.
+struct TablePorts<'a>(&'a Tables);
+
+impl PortLookup for TablePorts<'_> {
+    fn port(&self, name: &str) -> Option<(u16, u16)> {
+        let i = self.0.port_index(name).ok()?;
+        Some((i, self.0.port_mtu(i)?))
+    }
+
+    fn count(&self) -> usize {
+        self.0.port_count()
+    }
+
+    fn port_with_address(&self, ip: Ipv4Addr) -> Option<(u16, u16)> {
+        (0..self.0.port_count() as u16)
+            .find(|&i| self.0.port_addresses(i).iter().any(|a| a.addr == ip))
+            .and_then(|i| Some((i, self.0.port_mtu(i)?)))
+    }
+}
+
+/// Builds the overlay of `host` from `objects` on top of `tables` (whose addresses hold the
+/// underlay address) and installs it in `tables` if it differs from the current one.
+fn apply_overlay(
+    tables: &mut Tables,
+    host: &str,
+    revision: u64,
+    objects: &[Object],
+    slots: &mut CounterSlots,
+) -> Result<(), String> {
+    let overlay = build_overlay(host, revision, objects, &TablePorts(tables), slots)?;
+    tables.set_overlay(Arc::new(overlay));
+    Ok(())
+}
+
 /// The feed's state, kept by the backend (`show status`, metrics, heartbeats).
 #[derive(Debug, Default)]
 pub struct FeedState {
@@ -132,6 +184,10 @@ pub struct FeedState {
     pub connected: bool,
     /// The tables come from the cache: nothing received since the start.
     pub from_cache: bool,
+    /// The objects the applied overlay was built from (cached with the slice).
+    pub overlay_objects: Vec<Object>,
+    /// Names of the security-group denial counters, stable across revisions.
+    pub counter_slots: CounterSlots,
 }
 
 impl FeedState {
@@ -270,6 +326,10 @@ struct CacheFile {
     revision: u64,
     addresses: Vec<CachedAddress>,
     routes: Vec<CachedRoute>,
+    /// The overlay's objects (VPCs, subnets, ports, security groups, hosts), as the API
+    /// prints them; absent in files written before the overlay existed.
+    #[serde(default)]
+    objects: Vec<Object>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -302,8 +362,9 @@ impl Cache {
         &self.path
     }
 
-    /// The cached slice of `host`; `Ok(None)` when there is no file or it is another host's.
-    pub fn load(&self, host: &str) -> Result<Option<Slice>, String> {
+    /// The cached slice of `host` and the overlay's objects; `Ok(None)` when there is no
+    /// file or it is another host's.
+    pub fn load(&self, host: &str) -> Result<Option<(Slice, Vec<Object>)>, String> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -342,11 +403,11 @@ impl Cache {
                 _ => return Err(bad(format!("bad route {line:?}"))),
             }
         }
-        Ok(Some(slice))
+        Ok(Some((slice, file.objects)))
     }
 
-    /// Saves `slice` of `host` (temporary file, fsync, rename).
-    pub fn save(&self, host: &str, slice: &Slice) -> std::io::Result<()> {
+    /// Saves `slice` of `host` and the overlay's `objects` (temporary file, fsync, rename).
+    pub fn save(&self, host: &str, slice: &Slice, objects: &[Object]) -> std::io::Result<()> {
         let file = CacheFile {
             version: 1,
             host: host.to_owned(),
@@ -373,6 +434,7 @@ impl Cache {
                     .to_owned(),
                 })
                 .collect(),
+            objects: objects.to_vec(),
         };
         let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
         if let Some(dir) = self.path.parent() {
@@ -426,7 +488,7 @@ impl Feed {
         };
         let mut st = lock(&self.state);
         let host = st.host.clone();
-        let slice = match cache.load(&host) {
+        let (slice, objects) = match cache.load(&host) {
             Ok(Some(s)) => s,
             Ok(None) => return,
             Err(e) => {
@@ -435,9 +497,17 @@ impl Feed {
                 return;
             }
         };
-        match apply_slice(tables, &Slice::default(), &slice) {
+        let mut slots = st.counter_slots.clone();
+        let result =
+            apply_slice(tables, &Slice::default(), &slice).and_then(|(mut next, owned)| {
+                apply_overlay(&mut next, &host, slice.revision, &objects, &mut slots)?;
+                Ok((next, owned))
+            });
+        match result {
             Ok((next, owned)) => {
                 *tables = next;
+                st.counter_slots = slots;
+                st.overlay_objects = objects;
                 tracing::info!(cache = %cache.path().display(), revision = owned.revision,
                     addresses = owned.addresses.len(), routes = owned.routes.len(),
                     "control-plane tables restored from the cache");
@@ -466,10 +536,18 @@ impl DaemonBackend {
             st.received_revision = synced.revision;
             st.from_cache = false;
             let host = st.host.clone();
+            let objects = overlay_objects(synced);
+            let mut slots = st.counter_slots.clone();
             let result = Slice::from_objects(&host, synced)
-                .and_then(|desired| apply_slice(&t, &st.owned, &desired));
+                .and_then(|desired| apply_slice(&t, &st.owned, &desired))
+                .and_then(|(mut next, owned)| {
+                    apply_overlay(&mut next, &host, synced.revision, &objects, &mut slots)?;
+                    Ok((next, owned))
+                });
             match result {
                 Ok((next, owned)) => {
+                    st.counter_slots = slots;
+                    st.overlay_objects = objects;
                     let changed = owned != st.owned || t.revision() != next.revision();
                     *t = next;
                     if t.needs_publish() {
@@ -498,7 +576,8 @@ impl DaemonBackend {
             }
         };
         if let (Ok(owned), Some(cache)) = (&result, &feed.cache) {
-            if let Err(e) = cache.save(&host, owned) {
+            let objects = lock(&feed.state).overlay_objects.clone();
+            if let Err(e) = cache.save(&host, owned, &objects) {
                 tracing::warn!(cache = %cache.path().display(), error = %e,
                     "cannot cache the control-plane slice");
             }
@@ -559,7 +638,14 @@ pub async fn run(
     let follower = Follower::new(
         Connector::new(options.connect.clone()),
         options.host.clone(),
-        vec![Kind::Host, Kind::Route],
+        vec![
+            Kind::Host,
+            Kind::Route,
+            Kind::Vpc,
+            Kind::Subnet,
+            Kind::Port,
+            Kind::SecurityGroup,
+        ],
     );
     let follow_task = tokio::spawn(follower.run(slice_tx, link_tx));
     let port_backend = backend.clone();
@@ -861,8 +947,9 @@ mod tests {
                 route("c", "r1", "10.7.0.0/16", "", RouteAction::Unreachable),
             ],
         );
-        cache.save("r1", &s).unwrap();
-        assert_eq!(cache.load("r1").unwrap(), Some(s));
+        let objects = vec![host(&[("p1", "10.0.3.1/24")])];
+        cache.save("r1", &s, &objects).unwrap();
+        assert_eq!(cache.load("r1").unwrap(), Some((s, objects)));
         assert_eq!(cache.load("r2").unwrap(), None);
         std::fs::write(cache.path(), "{ not json").unwrap();
         let e = cache.load("r1").unwrap_err();

@@ -206,6 +206,7 @@ fn run_until_stopped(
     let wcfg = WorkerConfig {
         poll_mode: cfg.dataplane.poll_mode,
         burst: usize::from(cfg.dataplane.burst),
+        connections: cfg.dataplane.connections as usize,
     };
     let mut workers = Vec::new();
     for (w, h) in handles.iter().enumerate() {

@@ -11,6 +11,7 @@ use super::hold::HoldQueue;
 use super::stats::{bump, WorkerStats};
 use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
+use crate::conntrack::{ConnTable, Timeouts};
 use crate::nodes;
 use crate::port::clock::rdtsc;
 use crate::state::snapshot::{Mac, Snapshot};
@@ -88,6 +89,8 @@ pub struct GraphEnv {
     pub events_lost: u64,
     /// Scratch space for bulk lookups (reused every burst: no zeroing, no allocation).
     pub scratch: Box<LookupScratch>,
+    /// This worker's connection table (stateful security groups).
+    pub conntrack: ConnTable,
 }
 
 /// Per-worker arrays a node fills for one frame (e.g. destinations and next hops for the
@@ -102,8 +105,18 @@ pub struct LookupScratch {
 }
 
 impl GraphEnv {
-    /// A new environment with default ICMP limits (1000/s, burst 100 per worker).
+    /// A new environment with default ICMP limits (1000/s, burst 100 per worker) and a
+    /// small connection table (tests; workers use [`GraphEnv::with_connections`]).
     pub fn new(stats: Arc<WorkerStats>, events: Arc<ArrayQueue<ControlEvent>>) -> Self {
+        Self::with_connections(stats, events, 4096)
+    }
+
+    /// [`GraphEnv::new`] with a connection table of `connections` entries.
+    pub fn with_connections(
+        stats: Arc<WorkerStats>,
+        events: Arc<ArrayQueue<ControlEvent>>,
+        connections: usize,
+    ) -> Self {
         GraphEnv {
             stats,
             events,
@@ -115,6 +128,7 @@ impl GraphEnv {
                 values: [0; super::FRAME_CAP],
                 flags: [0; super::FRAME_CAP],
             }),
+            conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
         }
     }
 
@@ -195,6 +209,12 @@ impl<B: PacketBuf> Outputs<'_, B> {
             }
         }
     }
+}
+
+/// A per-table hash seed (connection tables hash flows VMs choose).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(0x5eed_u64)
 }
 
 /// One worker's graph: a frame per node, transmit frames per port, the hold queue.

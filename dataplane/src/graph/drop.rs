@@ -97,6 +97,43 @@ drop_reasons! {
     NoBuffers = "no_buffers",
     /// Internal frame overflow (more packets for one node than a frame holds).
     FrameOverflow = "frame_overflow",
+    /// A VM sent a frame from a MAC address that is not its port's (anti-spoofing).
+    PortSpoofedMac = "port_spoofed_mac",
+    /// A VM sent a packet or ARP from an IPv4 address that is not its port's (anti-spoofing).
+    PortSpoofedIp = "port_spoofed_ip",
+    /// EtherType other than IPv4 and ARP on a VM port (IPv6 is not routed yet).
+    OverlayUnsupported = "overlay_unsupported",
+    /// ARP request for an address no port or gateway of the subnet has (never flooded).
+    OverlayArpUnknown = "overlay_arp_unknown",
+    /// Broadcast or multicast IPv4 from a VM: the overlay does not flood.
+    OverlayNoFlood = "overlay_no_flood",
+    /// Unicast to a MAC that is neither the router's nor a port's in the sender's subnet.
+    OverlayUnknownMac = "overlay_unknown_mac",
+    /// Malformed IPv4 packet from a VM or inside a tunnel (header, length or checksum).
+    OverlayBadIp4 = "overlay_bad_ip4",
+    /// No subnet or route of the VPC covers the destination (ICMP net unreachable sent).
+    VpcNoRoute = "vpc_no_route",
+    /// Destination inside a subnet of the VPC, but no port has it (ICMP host unreachable sent).
+    VpcNoPort = "vpc_no_port",
+    /// A VPC route's next hop is no port's address.
+    VpcNextHopUnknown = "vpc_next_hop_unknown",
+    /// The destination port's host is unknown or has no underlay address.
+    PortNotPlaced = "port_not_placed",
+    /// Denied by a security group rule or the default ingress policy (see the rule counters).
+    SecurityGroupDeny = "security_group_deny",
+    /// The worker's connection table is full: a new connection was refused.
+    ConntrackFull = "conntrack_full",
+    /// A packet that fits no TCP state of its connection, or a TCP flag combination no
+    /// stack sends.
+    ConntrackInvalid = "conntrack_invalid",
+    /// Geneve packet too short, with a bad version, overrunning options or a payload other
+    /// than Ethernet.
+    GeneveMalformed = "geneve_malformed",
+    /// Geneve packet with a VNI no VPC has.
+    GeneveUnknownVni = "geneve_unknown_vni",
+    /// Geneve packet whose inner destination is no port on this host in that VPC (a sender
+    /// with stale state, e.g. just after a port moved).
+    GeneveNoLocalPort = "geneve_no_local_port",
 }
 
 /// Placeholder in packet metadata before any reason applies.

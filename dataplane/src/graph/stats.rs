@@ -36,6 +36,8 @@ pub struct WorkerStats {
     pub icmp_sent: AtomicU64,
     /// ICMP errors suppressed by the rate limit.
     pub icmp_rate_limited: AtomicU64,
+    /// Security-group denials per counter slot (see [`crate::overlay::secgroup::CounterSlots`]).
+    pub sg_denies: Box<[AtomicU64]>,
 }
 
 /// Adds to a counter that only this thread writes: a plain load and store, no lock prefix.
@@ -55,6 +57,9 @@ impl Default for WorkerStats {
             consumed: AtomicU64::new(0),
             icmp_sent: AtomicU64::new(0),
             icmp_rate_limited: AtomicU64::new(0),
+            sg_denies: (0..crate::overlay::secgroup::MAX_COUNTER_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `ethernet-input`: drops runts and frames not addressed to the port (software MAC
-//! filter: our MAC, broadcast, multicast), then dispatches IPv4 and ARP by EtherType.
+//! `ethernet-input`: drops runts; frames from a VM port go to `vm-input`; on other ports
+//! drops frames not addressed to the port (software MAC filter: our MAC, broadcast,
+//! multicast), then dispatches IPv4 and ARP by EtherType.
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
@@ -13,6 +14,7 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     let ports = &ctx.snap.ports;
+    let overlay = &*ctx.snap.overlay;
     for pkt in input.drain(..) {
         let d = pkt.buf.data();
         if d.len() < ethernet::HEADER_LEN {
@@ -23,6 +25,10 @@ pub fn process<B: PacketBuf>(
             out.drop(pkt.buf, DropReason::PortDown);
             continue;
         };
+        if overlay.local_endpoint(pkt.meta.rx_port).is_some() {
+            out.to(NodeId::VmInput, pkt.buf, pkt.meta);
+            continue;
+        }
         // Compared as two integers, not bytes (no memcmp call per packet).
         if !ethernet::same_mac(d, &port.mac) && d[0] & 1 == 0 {
             out.drop(pkt.buf, DropReason::EthNotForUs);

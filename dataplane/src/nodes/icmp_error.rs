@@ -4,6 +4,7 @@
 //! and sends it back through `ip4-lookup`.
 
 use crate::buf::PacketBuf;
+use crate::graph::frame::IcmpRequest;
 use crate::graph::stats::bump;
 use crate::graph::{Frame, NodeCtx, NodeId, Outputs};
 use crate::state::snapshot::{Adjacency, Snapshot};
@@ -33,15 +34,7 @@ pub fn process<B: PacketBuf>(
         let (src, dst, allowed) = {
             let d = pkt.buf.data();
             let ip = ipv4::Packet::new_unchecked(&d[L3..]);
-            let quoting_error = ip.protocol() == PROTO_ICMP
-                && d.get(L3 + ip.header_len())
-                    .is_some_and(|t| icmp::is_error(*t));
-            let allowed = !pkt.meta.local_origin
-                && !quoting_error
-                && ip.frag_offset() == 0
-                && !ipv4::is_martian_source(ip.src())
-                && !ipv4::is_multicast_or_broadcast(ip.dst());
-            (ip.src(), ip.dst(), allowed)
+            (ip.src(), ip.dst(), may_answer(d, pkt.meta.local_origin))
         };
         if !allowed {
             drop(pkt.buf);
@@ -67,41 +60,69 @@ pub fn process<B: PacketBuf>(
             drop(pkt.buf);
             continue;
         }
-        let quoted = (pkt.buf.len() - L3).min(MAX_ERROR_IP_LEN - GROWTH);
-        let surplus = pkt.buf.len() - L3 - quoted;
-        if !pkt.buf.trim(surplus) || !pkt.buf.prepend(GROWTH) {
+        let ident = ctx.env.next_ident;
+        ctx.env.next_ident = ident.wrapping_add(1);
+        if !build_in_place(&mut pkt.buf, req, from, ident) {
             drop(pkt.buf);
             continue;
         }
-        let ident = ctx.env.next_ident;
-        ctx.env.next_ident = ident.wrapping_add(1);
-        let d = pkt.buf.data_mut();
-        put16(d, 12, ethernet::ETHERTYPE_IPV4);
-        let icmp_off = L3 + ipv4::MIN_HEADER_LEN;
-        let msg = &mut d[icmp_off..];
-        msg[0] = req.msg_type;
-        msg[1] = req.code;
-        put16(msg, 2, 0);
-        put16(msg, 4, 0);
-        put16(msg, 6, req.mtu);
-        let c = checksum::checksum(msg);
-        put16(msg, 2, c);
-        let ip_len = (ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + quoted) as u16;
-        ipv4::emit_header(
-            &mut d[L3..],
-            ip_len,
-            ident,
-            LOCAL_TTL,
-            PROTO_ICMP,
-            from,
-            src,
-        );
-        d[L3 + 1] = 0xc0; // internetwork control, as Linux marks its ICMP errors
-        ipv4::Packet::new_unchecked(&mut d[L3..]).fill_checksum();
         pkt.meta.local_origin = true;
         bump(&ctx.env.stats.icmp_sent, 1);
         out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
     }
+}
+
+/// True if RFC 1812 §4.3.2.7 allows an ICMP error about the packet in `frame` (Ethernet,
+/// then a valid IPv4 header): not about an ICMP error, a non-first fragment, a martian
+/// source, a multicast or broadcast destination, or a packet the dataplane built itself.
+pub fn may_answer(frame: &[u8], local_origin: bool) -> bool {
+    let ip = ipv4::Packet::new_unchecked(&frame[L3..]);
+    let quoting_error = ip.protocol() == PROTO_ICMP
+        && frame
+            .get(L3 + ip.header_len())
+            .is_some_and(|t| icmp::is_error(*t));
+    !local_origin
+        && !quoting_error
+        && ip.frag_offset() == 0
+        && !ipv4::is_martian_source(ip.src())
+        && !ipv4::is_multicast_or_broadcast(ip.dst())
+}
+
+/// Turns the frame in `buf` (Ethernet, then IPv4) into the ICMP error `req` from `from` to
+/// the packet's source, in place: the quoted datagram stays where it is (cut to 576 bytes
+/// of IP), 28 bytes of headers are prepended. The Ethernet addresses are left to the
+/// caller. Returns false if the buffer could not be reshaped (drop it).
+pub fn build_in_place<B: PacketBuf>(buf: &mut B, req: IcmpRequest, from: u32, ident: u16) -> bool {
+    let src = ipv4::Packet::new_unchecked(&buf.data()[L3..]).src();
+    let quoted = (buf.len() - L3).min(MAX_ERROR_IP_LEN - GROWTH);
+    let surplus = buf.len() - L3 - quoted;
+    if !buf.trim(surplus) || !buf.prepend(GROWTH) {
+        return false;
+    }
+    let d = buf.data_mut();
+    put16(d, 12, ethernet::ETHERTYPE_IPV4);
+    let icmp_off = L3 + ipv4::MIN_HEADER_LEN;
+    let msg = &mut d[icmp_off..];
+    msg[0] = req.msg_type;
+    msg[1] = req.code;
+    put16(msg, 2, 0);
+    put16(msg, 4, 0);
+    put16(msg, 6, req.mtu);
+    let c = checksum::checksum(msg);
+    put16(msg, 2, c);
+    let ip_len = (ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + quoted) as u16;
+    ipv4::emit_header(
+        &mut d[L3..],
+        ip_len,
+        ident,
+        LOCAL_TTL,
+        PROTO_ICMP,
+        from,
+        src,
+    );
+    d[L3 + 1] = 0xc0; // internetwork control, as Linux marks its ICMP errors
+    ipv4::Packet::new_unchecked(&mut d[L3..]).fill_checksum();
+    true
 }
 
 /// The address an ICMP error to `to` is sent from: the primary address of the port the

@@ -1,4 +1,5 @@
-//! `ip4-local`: packets for the dataplane's own addresses. ICMP echo requests are turned
+//! `ip4-local`: packets for the dataplane's own addresses. Geneve (UDP 6081 to the
+//! underlay address) goes to `geneve-input`. ICMP echo requests are turned
 //! into replies in place and routed back; other ICMP is ignored (counted); UDP and TCP get
 //! port-unreachable and other protocols protocol-unreachable, so traceroute to a router
 //! address ends as it does at any router. Fragments are not reassembled.
@@ -6,6 +7,7 @@
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::wire::geneve;
 use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE, ECHO_REQUEST};
 use crate::wire::ipv4::{self, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -17,7 +19,7 @@ pub const LOCAL_TTL: u8 = 64;
 /// Processes one frame.
 #[inline]
 pub fn process<B: PacketBuf>(
-    _ctx: &mut NodeCtx<'_>,
+    ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
     out: &mut Outputs<'_, B>,
 ) {
@@ -58,6 +60,15 @@ pub fn process<B: PacketBuf>(
                 ip.fill_checksum();
                 pkt.meta.local_origin = true;
                 out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
+                continue;
+            }
+            PROTO_UDP
+                if ctx.snap.overlay.enabled()
+                    && dst == ctx.snap.overlay.underlay_ip
+                    && pkt.buf.data().len() >= L3 + hl + 4
+                    && crate::wire::be16(pkt.buf.data(), L3 + hl + 2) == geneve::UDP_PORT =>
+            {
+                out.to(NodeId::GeneveInput, pkt.buf, pkt.meta);
                 continue;
             }
             PROTO_UDP | PROTO_TCP => unreach::PORT,

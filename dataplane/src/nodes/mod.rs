@@ -9,6 +9,7 @@ pub mod ip4_input;
 pub mod ip4_local;
 pub mod ip4_lookup;
 pub mod ip4_rewrite;
+pub mod overlay;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -29,6 +30,11 @@ pub fn process<B: PacketBuf>(
 ) {
     match id {
         NodeId::EthInput => eth_input::process(ctx, input, out),
+        NodeId::VmInput => overlay::vm_input::process(ctx, input, out),
+        NodeId::GeneveInput => overlay::geneve_input::process(ctx, input, out),
+        NodeId::VpcRoute => overlay::vpc_route::process(ctx, input, out),
+        NodeId::SecurityGroup => overlay::security_group::process(ctx, input, out),
+        NodeId::OverlayOutput => overlay::overlay_output::process(ctx, input, out),
         NodeId::ArpInput => arp_input::process(ctx, input, out),
         NodeId::Ip4Forward => ip4_forward::process(ctx, input, out),
         NodeId::Ip4Lookup => ip4_lookup::process(ctx, input, out),

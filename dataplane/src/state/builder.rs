@@ -37,6 +37,8 @@ pub struct Tables {
     pub(super) neigh: NeighbourTable,
     /// Static routes that came from the control plane (listed with their own origin).
     pub(super) controlplane_routes: BTreeSet<Prefix>,
+    /// The overlay (VPC routers, ports, security groups) from the control plane.
+    pub(super) overlay: Arc<crate::overlay::Overlay>,
     /// Neighbour generation already counted in `revision`.
     neigh_gen: u64,
     revision: u64,
@@ -161,6 +163,7 @@ impl Tables {
             adj: AdjacencyTable::default(),
             neigh: NeighbourTable::new(options.neighbours),
             controlplane_routes: BTreeSet::new(),
+            overlay: Arc::default(),
             neigh_gen: 0,
             revision: 0,
             published: 0,
@@ -187,6 +190,11 @@ impl Tables {
     /// Number of ports.
     pub fn port_count(&self) -> usize {
         self.ports.len()
+    }
+
+    /// IP MTU of port `index`.
+    pub fn port_mtu(&self, index: u16) -> Option<u16> {
+        self.ports.get(usize::from(index)).map(|p| p.mtu)
     }
 
     /// Index of the port called `name`.
@@ -560,7 +568,20 @@ impl Tables {
             fib: Arc::clone(&self.fib),
             adjacencies,
             neighbours,
+            overlay: Arc::clone(&self.overlay),
         })
+    }
+
+    /// Replaces the overlay (a new revision).
+    pub fn set_overlay(&mut self, overlay: Arc<crate::overlay::Overlay>) -> u64 {
+        self.overlay = overlay;
+        self.revision += 1;
+        self.revision
+    }
+
+    /// The current overlay.
+    pub fn overlay(&self) -> &Arc<crate::overlay::Overlay> {
+        &self.overlay
     }
 
     /// The configuration the tables currently implement (what a reload would reproduce).

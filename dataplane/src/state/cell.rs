@@ -159,6 +159,7 @@ mod tests {
             fib: Arc::clone(fib),
             adjacencies: Arc::from(Vec::new()),
             neighbours: Arc::new(Default::default()),
+            overlay: Default::default(),
         })
     }
 

@@ -68,6 +68,9 @@ pub struct Snapshot {
     pub adjacencies: Arc<[Adjacency]>,
     /// Resolved neighbours: (port, IPv4 as u32 host order) → MAC.
     pub neighbours: Arc<NeighbourMap>,
+    /// The VPCs' distributed routers, ports and security groups (empty without a control
+    /// plane).
+    pub overlay: Arc<crate::overlay::Overlay>,
 }
 
 impl Snapshot {

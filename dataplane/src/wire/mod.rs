@@ -5,8 +5,11 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod geneve;
 pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
+pub mod udp;
 
 /// A header view could not be created over the given bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,8 @@ use poll::{Backoff, PollMode};
 pub const EVENT_QUEUE: usize = 1024;
 /// Capacity of the control → worker injection queue.
 pub const INJECT_QUEUE: usize = 256;
+/// Connection-table slots looked at for expiry per poll.
+const CONNTRACK_SWEEP: usize = 256;
 /// How often held packets are checked for expiry.
 const HOLD_CHECK_NS: u64 = 10_000_000;
 
@@ -106,6 +108,8 @@ pub struct WorkerConfig {
     pub poll_mode: PollMode,
     /// Packets per rx burst (1..=256).
     pub burst: usize,
+    /// Connection-table entries.
+    pub connections: usize,
 }
 
 /// One worker: its queues, its graph and its view of the snapshot.
@@ -136,7 +140,11 @@ impl<Q: PortQueues> Worker<Q> {
         Worker {
             queues,
             graph: Graph::new(n, handle.stats.clone()),
-            env: GraphEnv::new(handle.stats.clone(), handle.events.clone()),
+            env: GraphEnv::with_connections(
+                handle.stats.clone(),
+                handle.events.clone(),
+                cfg.connections,
+            ),
             snap,
             inject: handle.inject.clone(),
             backoff: Backoff::new(cfg.poll_mode),
@@ -189,6 +197,9 @@ impl<Q: PortQueues> Worker<Q> {
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
+        // Expire old connections a little at a time (a full pass over a 256k table
+        // every ~1000 polls).
+        self.env.conntrack.sweep(now, CONNTRACK_SWEEP);
         bump(&self.stats.polls, 1);
         if got == 0 {
             bump(&self.stats.idle_polls, 1);

@@ -14,6 +14,7 @@ fn worker(cell: &Arc<SnapshotCell>) -> (Worker<MemQueues>, WorkerHandle) {
     let cfg = WorkerConfig {
         poll_mode: PollMode::Busy,
         burst: 32,
+        connections: 4096,
     };
     let w = Worker::new(
         MemQueues::new(2),

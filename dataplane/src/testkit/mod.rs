@@ -1,6 +1,8 @@
 //! A ready-made pipeline on heap buffers — two ports, a few routes, resolved neighbours —
 //! for unit tests, the fuzz target and the EAL-free benchmarks.
 
+pub mod overlay;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -84,6 +86,7 @@ pub fn snapshot() -> Snapshot {
         fib: Arc::new(fib),
         adjacencies: adjs.into(),
         neighbours: Arc::new(neigh),
+        overlay: Default::default(),
     }
 }
 

@@ -1,0 +1,88 @@
+//! `geneve-input`: Geneve packets to this host's underlay address (UDP 6081, from
+//! `ip4-local`). Checks the header (version 0, options inside the packet, Ethernet
+//! payload), maps the VNI to its VPC, strips the outer headers, and sends the inner frame
+//! to `security-group` if its destination MAC is a port of that VPC on this host. The
+//! source host routed the packet already (TTL and MACs are final).
+
+use crate::buf::PacketBuf;
+use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::overlay::Location;
+use crate::wire::ethernet::{self, ETHERTYPE_IPV4};
+use crate::wire::geneve;
+use crate::wire::ipv4;
+
+use super::super::L3;
+
+/// Length of the UDP header.
+const UDP_LEN: usize = 8;
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    let ov = &*ctx.snap.overlay;
+    for mut pkt in input.drain(..) {
+        let (outer_len, hl) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
+            (usize::from(ip.total_len()), ip.header_len())
+        };
+        let gnv_off = L3 + hl + UDP_LEN;
+        let end = (L3 + outer_len).min(pkt.buf.len());
+        let parsed = pkt
+            .buf
+            .data()
+            .get(gnv_off..end)
+            .and_then(|b| geneve::Packet::new_checked(b).ok())
+            .filter(|g| g.protocol_type() == geneve::PROTO_ETHERNET)
+            .map(|g| (g.vni(), g.payload_offset()));
+        let Some((vni, glen)) = parsed else {
+            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            continue;
+        };
+        let Some(&vpc) = ov.by_vni.get(&vni) else {
+            out.drop(pkt.buf, DropReason::GeneveUnknownVni);
+            continue;
+        };
+        let inner_off = gnv_off + glen;
+        let inner_len = end - inner_off.min(end);
+        if inner_len < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
+            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            continue;
+        }
+        let tail = pkt.buf.len() - end;
+        if !pkt.buf.adj(inner_off) || !pkt.buf.trim(tail) {
+            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            continue;
+        }
+        let d = pkt.buf.data();
+        let dst_mac: [u8; 6] = crate::wire::array(d, 0);
+        let dest = ov.endpoint_by_mac(&dst_mac).filter(|&e| {
+            let e = &ov.endpoints[e as usize];
+            e.vpc == vpc && matches!(e.at, Location::Local(_))
+        });
+        let Some(dest) = dest else {
+            out.drop(pkt.buf, DropReason::GeneveNoLocalPort);
+            continue;
+        };
+        if crate::wire::be16(d, 12) != ETHERTYPE_IPV4 {
+            out.drop(pkt.buf, DropReason::OverlayUnsupported);
+            continue;
+        }
+        let Ok(total) = ipv4::Packet::new_checked(&d[L3..]).map(|ip| usize::from(ip.total_len()))
+        else {
+            out.drop(pkt.buf, DropReason::OverlayBadIp4);
+            continue;
+        };
+        // Padding after the inner packet (a short frame padded by its sender) is cut.
+        let surplus = d.len() - L3 - total;
+        if surplus > 0 {
+            pkt.buf.trim(surplus);
+        }
+        pkt.meta.nh_ip = u32::from(vpc);
+        pkt.meta.adj = dest;
+        out.to(NodeId::SecurityGroup, pkt.buf, pkt.meta);
+    }
+}

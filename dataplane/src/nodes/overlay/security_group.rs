@@ -1,0 +1,180 @@
+//! `security-group`: stateful security groups, per port. A packet from a VM is checked
+//! against the egress rules of its port; a packet to a port on this host against that
+//! port's ingress rules (both, for traffic between two ports of this host). Each check
+//! looks in the worker's connection table first (zone = the port): a packet of a known
+//! connection passes — a reply without looking at any rule — and a new one is checked
+//! against the rules and, if allowed, recorded. ICMP errors pass when the packet they
+//! quote belongs to a known connection ("related").
+//!
+//! Rule changes: new connections follow the new rules at once; a known connection is
+//! checked again at its next packet in the original direction when its port's rules
+//! changed since it was recorded, and removed (its packet dropped) if now denied.
+//! Every denial counts `security_group_deny` and the counter of the rule (or default) that
+//! decided.
+
+use crate::buf::PacketBuf;
+use crate::conntrack::{tcp, ConnTable, Dir, Flow, Full, Update};
+use crate::graph::stats::bump;
+use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::overlay::secgroup::Direction;
+use crate::overlay::{Location, Overlay};
+use crate::wire::icmp;
+use crate::wire::ipv4;
+
+use super::{inner_flow, InnerFlow};
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    let ov = &*ctx.snap.overlay;
+    let now = ctx.now_ns;
+    for pkt in input.drain(..) {
+        let f = inner_flow(pkt.buf.data());
+        let related = related_flow(pkt.buf.data(), &f);
+        // Egress: the sending VM's port on this host.
+        if let Some(src) = ov.local_endpoint(pkt.meta.rx_port) {
+            let zone = pkt.meta.rx_port;
+            let e = &ov.endpoints[src as usize];
+            if let Err(reason) = check(
+                ctx.env,
+                ov,
+                e.rules,
+                zone,
+                Direction::Egress,
+                &f,
+                related.as_ref(),
+                now,
+            ) {
+                out.drop(pkt.buf, reason);
+                continue;
+            }
+        }
+        // Ingress: the destination port, if it is on this host.
+        if let Some(dst) = ov.endpoint(pkt.meta.adj) {
+            if let Location::Local(port) = dst.at {
+                if let Err(reason) = check(
+                    ctx.env,
+                    ov,
+                    dst.rules,
+                    port,
+                    Direction::Ingress,
+                    &f,
+                    related.as_ref(),
+                    now,
+                ) {
+                    out.drop(pkt.buf, reason);
+                    continue;
+                }
+            }
+        }
+        out.to(NodeId::OverlayOutput, pkt.buf, pkt.meta);
+    }
+}
+
+/// One port's check in one direction; `Err` carries the drop reason.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn check(
+    env: &mut crate::graph::GraphEnv,
+    ov: &Overlay,
+    rules: u32,
+    zone: u16,
+    dir: Direction,
+    f: &InnerFlow,
+    related: Option<&Flow>,
+    now: u64,
+) -> Result<(), DropReason> {
+    let ct: &mut ConnTable = &mut env.conntrack;
+    if let Some(q) = related {
+        let q = Flow { zone, ..*q };
+        if ct.lookup(&q, now).is_some() {
+            return Ok(());
+        }
+    }
+    let flow = Flow {
+        zone,
+        proto: f.proto,
+        src: f.src,
+        dst: f.dst,
+        sport: f.sport,
+        dport: f.dport,
+    };
+    let Some(set) = ov.rule_sets.get(rules as usize) else {
+        return Err(DropReason::SecurityGroupDeny);
+    };
+    let epoch = ov.epochs.get(rules as usize).copied().unwrap_or(0);
+    let remote = match dir {
+        Direction::Ingress => f.src,
+        Direction::Egress => f.dst,
+    };
+    if let Some(hit) = ct.lookup(&flow, now) {
+        if matches!(hit.dir, Dir::Original) && ct.tag(hit.slot) != epoch {
+            let d = set.evaluate(dir, f.proto, remote, f.dport);
+            if !d.allow {
+                ct.remove(hit.slot);
+                deny(env, d.counter);
+                return Err(DropReason::SecurityGroupDeny);
+            }
+            ct.set_tag(hit.slot, epoch);
+        }
+        return match ct.update(hit, f.tcp_flags, f.len, now) {
+            Update::Ok => Ok(()),
+            Update::Invalid => Err(DropReason::ConntrackInvalid),
+        };
+    }
+    if f.proto == ipv4::PROTO_TCP && !tcp::flags_valid(f.tcp_flags) {
+        return Err(DropReason::ConntrackInvalid);
+    }
+    let d = set.evaluate(dir, f.proto, remote, f.dport);
+    if !d.allow {
+        deny(env, d.counter);
+        return Err(DropReason::SecurityGroupDeny);
+    }
+    match env.conntrack.insert(&flow, f.tcp_flags, f.len, now, epoch) {
+        Ok(_) => Ok(()),
+        Err(Full) => Err(DropReason::ConntrackFull),
+    }
+}
+
+/// Counts a denial against its rule's counter slot.
+#[inline]
+fn deny(env: &crate::graph::GraphEnv, slot: u16) {
+    if let Some(c) = env.stats.sg_denies.get(usize::from(slot)) {
+        bump(c, 1);
+    }
+}
+
+/// For an ICMP error, the flow of the packet it quotes (in the direction that packet
+/// travelled); `None` for everything else or a quote too short to read.
+fn related_flow(frame: &[u8], f: &InnerFlow) -> Option<Flow> {
+    if f.proto != ipv4::PROTO_ICMP || !icmp::is_error(f.icmp_type) {
+        return None;
+    }
+    let q = frame.get(f.l4 + icmp::HEADER_LEN..)?;
+    if q.len() < ipv4::MIN_HEADER_LEN || q[0] >> 4 != 4 {
+        return None;
+    }
+    let hl = usize::from(q[0] & 0x0f) * 4;
+    let l4 = q.get(hl..hl + 8)?;
+    let proto = q[9];
+    let (sport, dport) = match proto {
+        ipv4::PROTO_TCP | ipv4::PROTO_UDP => (crate::wire::be16(l4, 0), crate::wire::be16(l4, 2)),
+        ipv4::PROTO_ICMP => {
+            let id = crate::wire::be16(l4, 4);
+            (id, id)
+        }
+        _ => (0, 0),
+    };
+    Some(Flow {
+        zone: 0,
+        proto,
+        src: crate::wire::be32(q, 12),
+        dst: crate::wire::be32(q, 16),
+        sport,
+        dport,
+    })
+}

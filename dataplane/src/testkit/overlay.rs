@@ -1,0 +1,284 @@
+//! Two compute hosts on heap buffers, for the overlay's unit tests, fuzzing and
+//! benchmarks. Both are built from the same control-plane objects through the real
+//! builder ([`crate::overlay::build::build`]):
+//!
+//! ```text
+//! host a: port 0 ul0 10.88.0.11/24   port 1 vm1 = b1 (blue-a 10.1.1.11)   port 2 vm2 = b3 (blue-b 10.1.2.13)
+//! host b: port 0 ul0 10.88.0.12/24   port 1 vm1 = b2 (blue-a 10.1.1.12)   port 2 vm2 = r1 (red-a 10.1.1.11)
+//! VPC blue vni 100: blue-a 10.1.1.0/24, blue-b 10.1.2.0/24; VPC red vni 200: red-a 10.1.1.0/24
+//! security group "default": ingress allowed from members of "default"; "web": tcp/80 from anywhere
+//! ```
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use aegis_api::controlplane::v1::{
+    object::Spec, Direction, Host, HostAddress, Object, Port, RuleAction, SecurityGroup,
+    SecurityRule, Subnet, Vpc,
+};
+use crossbeam_queue::ArrayQueue;
+
+use crate::buf::heap::HeapBuf;
+use crate::buf::PacketBuf;
+use crate::graph::{DropReason, Graph, GraphEnv, WorkerStats};
+use crate::overlay::build::{build, PortLookup};
+use crate::overlay::secgroup::CounterSlots;
+use crate::state::forwarding::{ForwardingConfig, IfAddr, PortConfig};
+use crate::state::{Mac, Snapshot, Tables};
+use crate::wire::{checksum, ipv4};
+
+/// Host a's underlay MAC.
+pub const UL_MAC_A: Mac = [2, 0xa, 0, 0, 0, 1];
+/// Host b's underlay MAC.
+pub const UL_MAC_B: Mac = [2, 0xb, 0, 0, 0, 1];
+/// b1's MAC.
+pub const B1_MAC: Mac = [2, 0, 0, 0, 1, 1];
+/// b2's MAC.
+pub const B2_MAC: Mac = [2, 0, 0, 0, 1, 2];
+/// b3's MAC.
+pub const B3_MAC: Mac = [2, 0, 0, 0, 1, 3];
+/// r1's MAC.
+pub const R1_MAC: Mac = [2, 0, 0, 0, 2, 1];
+
+/// The objects both hosts are built from.
+pub fn objects() -> Vec<Object> {
+    let obj = |name: &str, spec| Object {
+        name: name.into(),
+        spec: Some(spec),
+        ..Object::default()
+    };
+    let host = |ip: &str| {
+        Spec::Host(Host {
+            role: 1,
+            underlay_address: ip.into(),
+            addresses: vec![HostAddress {
+                port: "ul0".into(),
+                address: format!("{ip}/24"),
+            }],
+            ..Host::default()
+        })
+    };
+    let subnet = |vpc: &str, cidr: &str, gw: &str| {
+        Spec::Subnet(Subnet {
+            vpc: vpc.into(),
+            cidr: cidr.into(),
+            gateway_ip: gw.into(),
+        })
+    };
+    let port = |vpc: &str, subnet: &str, mac: Mac, ip: &str, host: &str, dev: &str, sg: &str| {
+        Spec::Port(Port {
+            vpc: vpc.into(),
+            subnet: subnet.into(),
+            mac: crate::wire::ethernet::format_mac(&mac),
+            ips: vec![ip.into()],
+            host: host.into(),
+            device: dev.into(),
+            security_groups: vec![sg.into()],
+        })
+    };
+    let rule = |id: &str, proto: &str, ports: u32, group: &str| SecurityRule {
+        id: id.into(),
+        direction: Direction::Ingress as i32,
+        protocol: proto.into(),
+        port_min: ports,
+        port_max: ports,
+        remote_group: group.into(),
+        priority: 10,
+        action: RuleAction::Allow as i32,
+        ..SecurityRule::default()
+    };
+    vec![
+        obj("a", host("10.88.0.11")),
+        obj("b", host("10.88.0.12")),
+        obj(
+            "blue",
+            Spec::Vpc(Vpc {
+                vni: 100,
+                ..Vpc::default()
+            }),
+        ),
+        obj(
+            "red",
+            Spec::Vpc(Vpc {
+                vni: 200,
+                ..Vpc::default()
+            }),
+        ),
+        obj("blue-a", subnet("blue", "10.1.1.0/24", "10.1.1.1")),
+        obj("blue-b", subnet("blue", "10.1.2.0/24", "10.1.2.1")),
+        obj("red-a", subnet("red", "10.1.1.0/24", "10.1.1.1")),
+        obj(
+            "default",
+            Spec::SecurityGroup(SecurityGroup {
+                rules: vec![rule("same-group", "any", 0, "default")],
+                ..SecurityGroup::default()
+            }),
+        ),
+        obj(
+            "web",
+            Spec::SecurityGroup(SecurityGroup {
+                rules: vec![rule("http", "tcp", 80, "")],
+                ..SecurityGroup::default()
+            }),
+        ),
+        obj(
+            "b1",
+            port("blue", "blue-a", B1_MAC, "10.1.1.11", "a", "vm1", "default"),
+        ),
+        obj(
+            "b3",
+            port("blue", "blue-b", B3_MAC, "10.1.2.13", "a", "vm2", "default"),
+        ),
+        obj(
+            "b2",
+            port("blue", "blue-a", B2_MAC, "10.1.1.12", "b", "vm1", "default"),
+        ),
+        obj(
+            "r1",
+            port("red", "red-a", R1_MAC, "10.1.1.11", "b", "vm2", "web"),
+        ),
+    ]
+}
+
+struct Ports<'a>(&'a Tables);
+
+impl PortLookup for Ports<'_> {
+    fn port(&self, name: &str) -> Option<(u16, u16)> {
+        let i = self.0.port_index(name).ok()?;
+        Some((i, self.0.port_mtu(i)?))
+    }
+    fn count(&self) -> usize {
+        self.0.port_count()
+    }
+    fn port_with_address(&self, ip: Ipv4Addr) -> Option<(u16, u16)> {
+        (0..self.0.port_count() as u16)
+            .find(|&i| self.0.port_addresses(i).iter().any(|a| a.addr == ip))
+            .and_then(|i| Some((i, self.0.port_mtu(i)?)))
+    }
+}
+
+/// The snapshot of host `name` ("a" or "b") built from `objects`.
+pub fn host_snapshot(name: &str, objects: &[Object]) -> Snapshot {
+    let (me, peer, my_mac, peer_mac) = if name == "a" {
+        ("10.88.0.11", "10.88.0.12", UL_MAC_A, UL_MAC_B)
+    } else {
+        ("10.88.0.12", "10.88.0.11", UL_MAC_B, UL_MAC_A)
+    };
+    let mut ul0 = PortConfig::new("ul0");
+    ul0.mac = Some(my_mac);
+    ul0.addresses = vec![IfAddr::new(me.parse().unwrap(), 24)];
+    let mut vm1 = PortConfig::new("vm1");
+    vm1.mac = Some([2, 0xee, 0, 0, 0, 1]);
+    let mut vm2 = PortConfig::new("vm2");
+    vm2.mac = Some([2, 0xee, 0, 0, 0, 2]);
+    let config = ForwardingConfig {
+        ports: vec![ul0, vm1, vm2],
+        ..ForwardingConfig::default()
+    };
+    let mut tables = Tables::new(&config).expect("valid config");
+    tables
+        .add_neighbour(0, peer.parse().unwrap(), peer_mac)
+        .expect("neighbour");
+    let mut slots = CounterSlots::default();
+    let overlay = build(name, 7, objects, &Ports(&tables), &mut slots).expect("overlay builds");
+    tables.set_overlay(Arc::new(overlay));
+    (*tables.snapshot()).clone()
+}
+
+/// One host's worker on heap buffers.
+pub struct HostPipeline {
+    /// The graph.
+    pub graph: Graph<HeapBuf>,
+    /// Its environment.
+    pub env: GraphEnv,
+    /// The snapshot.
+    pub snap: Snapshot,
+    /// The time given to the graph.
+    pub now_ns: u64,
+}
+
+impl HostPipeline {
+    /// Host `name` ("a" or "b") over [`objects`], with a connection table of `connections`.
+    pub fn new(name: &str, connections: usize) -> HostPipeline {
+        Self::with_objects(name, &objects(), connections)
+    }
+
+    /// Host `name` over `objects`.
+    pub fn with_objects(name: &str, objects: &[Object], connections: usize) -> HostPipeline {
+        let stats = Arc::new(WorkerStats::default());
+        let events = Arc::new(ArrayQueue::new(64));
+        HostPipeline {
+            graph: Graph::new(3, stats.clone()),
+            env: GraphEnv::with_connections(stats, events, connections),
+            snap: host_snapshot(name, objects),
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// Feeds frames in on `port`, runs the graph, returns what each port transmitted.
+    pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+        self.graph
+            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)));
+        self.graph.run(&self.snap, self.now_ns, &mut self.env);
+        self.graph
+            .tx_frames()
+            .iter_mut()
+            .map(|f| f.drain(..).map(|b| b.data().to_vec()).collect())
+            .collect()
+    }
+
+    /// Drops counted for `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.env.stats.drops_for(r)
+    }
+
+    /// Every non-zero drop counter, for assertion messages.
+    pub fn drop_summary(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.drops(*r)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// An Ethernet + IPv4 frame from a VM.
+pub fn vm_frame(src_mac: Mac, dst_mac: Mac, src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + l4.len()];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = |s: &str| u32::from(s.parse::<Ipv4Addr>().unwrap());
+    ipv4::emit_header(
+        &mut f[14..],
+        (20 + l4.len()) as u16,
+        1,
+        64,
+        proto,
+        ip(src),
+        ip(dst),
+    );
+    f[34..].copy_from_slice(l4);
+    f
+}
+
+/// An ICMP echo request body with identifier `id`.
+pub fn echo(id: u16) -> Vec<u8> {
+    let mut b = vec![8u8, 0, 0, 0];
+    b.extend_from_slice(&id.to_be_bytes());
+    b.extend_from_slice(&[0, 1]);
+    b.extend_from_slice(b"aegis-overlay-test-payload");
+    let c = checksum::checksum(&b);
+    b[2..4].copy_from_slice(&c.to_be_bytes());
+    b
+}
+
+/// A TCP header (20 bytes, checksum not filled: the dataplane does not check it).
+pub fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t
+}
