@@ -13,6 +13,8 @@
 //! - [`cleanup`]: removal of leftovers of labs whose owning process died (`aegis-lab cleanup`).
 //! - [`router`]: [`RouterLab`], the h1 — r1 (aegis-dataplane) — h2 topology; [`hosttoml`]
 //!   writes its `host.toml`; [`bins`] finds the Aegis binaries.
+//! - [`eastwest`]: [`EastWestLab`], three compute hosts (dataplanes fed by a control plane)
+//!   on an underlay bridge, and VMs in two VPCs with overlapping addresses.
 //! - [`ctl`]: runs `aegisctl` and reads its `--output json` (the one place that knows its shape).
 //! - [`frames`]: hand-built Ethernet frames (good and deliberately bad) and a sender.
 //! - [`probe`]: parsers for `ping` and `traceroute` output; TCP transfer check.
@@ -31,6 +33,7 @@ pub mod cleanup;
 pub mod cmd;
 pub mod cpcluster;
 pub mod ctl;
+pub mod eastwest;
 pub mod env;
 pub mod error;
 pub mod frames;
@@ -43,6 +46,7 @@ pub mod router;
 pub mod wait;
 
 pub use bins::Bins;
+pub use eastwest::EastWestLab;
 pub use error::{LabError, Result};
 pub use lab::{Lab, ProcId};
 pub use router::RouterLab;

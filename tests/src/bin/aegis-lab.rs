@@ -6,6 +6,10 @@
 //! - `aegis-lab cluster [--hold]`: builds a 3-node control cluster on a bridge, drives it with
 //!   `aegisctl` through the cluster IP, kills the leader with SIGKILL and shows the cluster IP
 //!   move and no write lost, then tears it down.
+//! - `aegis-lab eastwest [--hold]`: builds three compute hosts (aegis-dataplane fed by
+//!   aegis-controlplane) and VMs in two VPCs with overlapping addresses, pings across hosts,
+//!   subnets and VPCs, shows the Geneve VNIs on the underlay, prints what to try next, then
+//!   tears it down.
 //! - `aegis-lab cleanup [--all] [--prefix P]`: removes leftovers of labs whose process died
 //!   (`--all`: of every lab, also running ones).
 #![deny(unsafe_code)]
@@ -20,6 +24,7 @@ use aegis_lab::{cmd, env, RouterLab};
 const USAGE: &str = "\
 usage: aegis-lab demo [--hold]
        aegis-lab cluster [--hold]
+       aegis-lab eastwest [--hold]
        aegis-lab cleanup [--all] [--prefix PREFIX]
 
 demo     build h1 -- r1 (aegis-dataplane) -- h2 in network namespaces, show ping, traceroute
@@ -28,6 +33,10 @@ demo     build h1 -- r1 (aegis-dataplane) -- h2 in network namespaces, show ping
 cluster  build a 3-node aegis-controlplane cluster on a bridge (namespaces n1..n3, a client),
          use it through the cluster IP with aegisctl, kill -9 the leader, show the new
          leader taking the cluster IP and every write still there, then remove everything.
+eastwest build c1..c3 (aegis-dataplane each, following aegis-controlplane) on an underlay
+         bridge, VMs in VPCs blue (VNI 100) and red (VNI 200) with the same addresses,
+         everything declared with aegisctl; ping inside and across VPCs, capture the Geneve
+         traffic, print what to try next, then remove everything.
 cleanup  remove namespaces, DPDK runtime dirs and temp dirs left by labs whose process is
          gone. --all also removes labs that are still running; --prefix limits it to labs
          created with that prefix.
@@ -39,6 +48,7 @@ fn main() -> ExitCode {
     let result = match words.as_slice() {
         ["demo", rest @ ..] => parse_demo(rest).and_then(demo),
         ["cluster", rest @ ..] => parse_demo(rest).and_then(cluster_demo),
+        ["eastwest", rest @ ..] => parse_demo(rest).and_then(eastwest_demo),
         ["cleanup", rest @ ..] => parse_cleanup(rest).and_then(|s| run_cleanup(&s)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
@@ -387,4 +397,166 @@ fn cluster_steps(c: &mut aegis_lab::cpcluster::CpCluster, hold: bool) -> Result<
         let _ = std::io::stdin().lock().read_line(&mut line);
     }
     Ok(())
+}
+
+/// `aegis-lab eastwest`: VMs on three dataplanes, two VPCs, Geneve on the underlay.
+fn eastwest_demo(hold: bool) -> Result<(), String> {
+    use aegis_lab::eastwest::{self, EastWestLab};
+
+    env::check(&["ping", "ethtool", "python3", "tshark"])?;
+    heading("Building the east-west lab");
+    println!(
+        "  fabric: bridges {ul} (underlay) and {mg} (management {cp}/24), aegis-controlplane \
+         on {addr}",
+        ul = eastwest::UNDERLAY_BRIDGE,
+        mg = eastwest::MGMT_BRIDGE,
+        cp = eastwest::CP_IP,
+        addr = eastwest::CP_ADDR,
+    );
+    for h in eastwest::HOSTS {
+        let vms: Vec<String> = eastwest::VMS
+            .iter()
+            .filter(|v| v.host == h)
+            .map(|v| format!("{} {} ({})", v.name, v.ip, v.vpc))
+            .collect();
+        println!(
+            "  {h}: aegis-dataplane, underlay {}, VMs {}",
+            eastwest::underlay_ip(h).map_err(|e| e.to_string())?,
+            vms.join(", ")
+        );
+    }
+    let mut ew = EastWestLab::start("demoew").map_err(|e| e.to_string())?;
+    println!("  lab dir (configs, logs): {}", ew.lab.dir().display());
+    heading("The desired state, declared with aegisctl");
+    for args in eastwest::declarations().map_err(|e| e.to_string())? {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        show_cmd(&format!(
+            "aegisctl {}",
+            cmd::display("", &argv).trim_start()
+        ));
+    }
+    for kind in ["host", "port"] {
+        show_cmd(&ew.cp_display(&[kind, "list"]));
+        print!("{}", ew.cp(&[kind, "list"]).map_err(|e| e.to_string())?);
+    }
+
+    let result = eastwest_steps(&mut ew);
+    if result.is_err() {
+        eprintln!(
+            "\n(the tour failed; run with AEGIS_LAB_KEEP=1 to keep the daemons' logs in {})",
+            ew.lab.dir().display()
+        );
+    }
+    heading("What to try next");
+    let ns = |h: &str| ew.lab.id().ns(h);
+    let dp = |h: &str, rest: &[&str]| ew.dp(h).map(|c| c.display(false, rest)).unwrap_or_default();
+    println!("  ip netns exec {} ping 10.1.2.14   # b1 -> b4", ns("b1"));
+    println!(
+        "  ip netns exec {} tshark -i {} -f 'udp port {}' -T fields -e geneve.vni -e ip.src -e ip.dst",
+        ns(eastwest::FABRIC),
+        eastwest::UNDERLAY_BRIDGE,
+        eastwest::GENEVE_PORT
+    );
+    println!("  {}", ew.cp_display(&["host", "list"]));
+    println!(
+        "  {}",
+        ew.cp_display(&[
+            "security-group",
+            "create",
+            "sg-web",
+            "--rule",
+            "id=ssh,dir=ingress,proto=tcp,ports=22,remote=10.1.0.0/16,action=allow"
+        ])
+    );
+    println!(
+        "  {}   # then edit security_groups and: aegisctl apply -f b2.json",
+        ew.cp_display(&["port", "get", "b2", "-o", "json"])
+    );
+    println!("  {}", dp("c1", &["show", "errors"]));
+    println!("  {}", dp("c1", &["show", "interfaces"]));
+    if hold {
+        println!("The lab is up. Press Enter to tear it down.");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+    }
+    heading("Tearing down");
+    ew.lab.teardown().map_err(|e| e.to_string())?;
+    println!("  namespaces, processes and temp files removed");
+    result
+}
+
+fn eastwest_steps(ew: &mut aegis_lab::EastWestLab) -> Result<(), String> {
+    use aegis_lab::eastwest;
+
+    let pings: [(&str, &str, &str, bool); 4] = [
+        (
+            "b1 (c1) -> b2 (c2): same subnet, over Geneve",
+            "b1",
+            "10.1.1.12",
+            true,
+        ),
+        (
+            "b1 (c1) -> b4 (c3): another subnet, routed by the distributed router",
+            "b1",
+            "10.1.2.14",
+            true,
+        ),
+        (
+            "r1 (c2) -> 10.1.1.12: the same address in red is r2 (c3), not b2",
+            "r1",
+            "10.1.1.12",
+            true,
+        ),
+        (
+            "b1 -> 10.1.3.5: only red has it, so blue gets no answer",
+            "b1",
+            "10.1.3.5",
+            false,
+        ),
+    ];
+    for (title, from, dst, answers) in pings {
+        heading(title);
+        if answers {
+            ew.wait_ping(from, dst, Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+        }
+        let ns = ew.lab.id().ns(from);
+        show_cmd(&format!("ip netns exec {ns} ping -c 3 -i 0.2 {dst}"));
+        let out = ew.ping(from, dst, 3).map_err(|e| e.to_string())?;
+        print!("{}", cmd::lossy(&out.stdout));
+        if out.status.success() != answers {
+            return Err(format!(
+                "ping {from} -> {dst}: expected {}",
+                if answers { "answers" } else { "no answer" }
+            ));
+        }
+    }
+    heading("The underlay: each VPC under its VNI");
+    show_cmd(&format!(
+        "ip netns exec {} tshark -i {} -f 'udp port {}' -T fields -e geneve.vni -e ip.src -e ip.dst",
+        ew.lab.id().ns(eastwest::FABRIC),
+        eastwest::UNDERLAY_BRIDGE,
+        eastwest::GENEVE_PORT
+    ));
+    let records = ew
+        .capture_underlay(|ew| {
+            ew.ping("b1", "10.1.1.12", 1)?;
+            ew.ping("r1", "10.1.1.12", 1)?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    for r in &records {
+        println!("  {r}");
+    }
+    if records.is_empty() {
+        return Err("no Geneve packet seen on the underlay".into());
+    }
+    heading("Drops on c1");
+    let c1 = ew.dp("c1").map_err(|e| e.to_string())?;
+    show_cmd(&c1.display(false, &["show", "errors"]));
+    print!(
+        "{}",
+        c1.text(&["show", "errors"]).map_err(|e| e.to_string())?
+    );
+    ew.check_alive("the tour").map_err(|e| e.to_string())
 }
