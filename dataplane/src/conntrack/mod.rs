@@ -166,6 +166,19 @@ impl Flow {
             ..*self
         }
     }
+
+    /// A hash equal for both directions of the connection (the zone is left out: the two
+    /// ports of a connection between VMs of one host have different zones). Used to pick
+    /// the worker that owns the connection.
+    #[inline]
+    pub fn symmetric_hash(&self) -> u32 {
+        let s = (u64::from(self.src) << 16) | u64::from(self.sport);
+        let d = (u64::from(self.dst) << 16) | u64::from(self.dport);
+        let (a, b) = if s <= d { (s, d) } else { (d, s) };
+        let x = (a ^ b.rotate_left(29) ^ u64::from(self.proto) << 56)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((x ^ (x >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 32) as u32
+    }
 }
 
 impl Dir {

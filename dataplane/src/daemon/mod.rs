@@ -209,6 +209,7 @@ fn run_until_stopped(
         connections: cfg.dataplane.connections as usize,
     };
     let mut workers = Vec::new();
+    let rings = crate::graph::Handoff::rings(handles.len(), crate::worker::HANDOFF_RING);
     for (w, h) in handles.iter().enumerate() {
         let mut rx = Vec::new();
         let mut tx = Vec::new();
@@ -218,7 +219,9 @@ fn run_until_stopped(
             tx.push(p.0.tx_queue(w as u16).ok_or_else(missing)?);
         }
         let queues = DpdkQueues::new(rx, tx, pool.clone());
-        workers.push(Worker::new(queues, h, cell.reader(), wcfg, clock));
+        workers.push(
+            Worker::new(queues, h, cell.reader(), wcfg, clock).with_handoff(w, rings.clone()),
+        );
     }
 
     let backend = Arc::new(DaemonBackend {

@@ -157,6 +157,44 @@ pub struct Outputs<'a, B> {
     tx: &'a mut [TxFrame<B>],
     hold: &'a mut HoldQueue<B>,
     stats: &'a WorkerStats,
+    handoff: &'a Handoff<B>,
+}
+
+/// Flow hand-off between the workers of one dataplane: worker `i` receives packets other
+/// workers give it on `rings[i]` (lock-free, bounded). Stateful nodes hand every packet
+/// to the worker that owns its flow (a symmetric hash of the 5-tuple), so both directions
+/// of a connection meet the same per-worker connection table.
+pub struct Handoff<B> {
+    /// This worker's index.
+    pub me: usize,
+    /// One inbound ring per worker.
+    pub rings: Arc<[ArrayQueue<Pkt<B>>]>,
+}
+
+impl<B> Handoff<B> {
+    /// A single worker: nothing is ever handed off.
+    pub fn single() -> Handoff<B> {
+        Handoff {
+            me: 0,
+            rings: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Rings for `workers` workers of `capacity` packets each, shared by all of them.
+    pub fn rings(workers: usize, capacity: usize) -> Arc<[ArrayQueue<Pkt<B>>]> {
+        (0..workers).map(|_| ArrayQueue::new(capacity)).collect()
+    }
+
+    /// The worker owning a flow with symmetric hash `hash`, if it is not this one.
+    #[inline(always)]
+    pub fn other_owner(&self, hash: u32) -> Option<usize> {
+        let n = self.rings.len();
+        if n <= 1 {
+            return None;
+        }
+        let owner = ((u64::from(hash) * n as u64) >> 32) as usize;
+        (owner != self.me).then_some(owner)
+    }
 }
 
 impl<B: PacketBuf> Outputs<'_, B> {
@@ -180,6 +218,26 @@ impl<B: PacketBuf> Outputs<'_, B> {
             }
             None => self.stats.count_drop(DropReason::PortDown),
         }
+    }
+
+    /// Hands the packet to worker `owner` (see [`Handoff`]); a full ring drops it, counted.
+    #[inline]
+    pub fn handoff(&mut self, owner: usize, buf: B, meta: Meta) {
+        match self.handoff.rings.get(owner) {
+            Some(ring) => {
+                if let Err(pkt) = ring.push(Pkt { buf, meta }) {
+                    self.stats.count_drop(DropReason::HandoffFull);
+                    drop(pkt);
+                }
+            }
+            None => self.stats.count_drop(DropReason::HandoffFull),
+        }
+    }
+
+    /// The worker that owns a flow with symmetric hash `hash`, if it is not this one.
+    #[inline(always)]
+    pub fn other_owner(&self, hash: u32) -> Option<usize> {
+        self.handoff.other_owner(hash)
     }
 
     /// Drops the packet, counting `reason`.
@@ -224,6 +282,7 @@ pub struct Graph<B> {
     tx: Vec<TxFrame<B>>,
     hold: HoldQueue<B>,
     stats: Arc<WorkerStats>,
+    handoff: Handoff<B>,
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -236,7 +295,29 @@ impl<B: PacketBuf> Graph<B> {
             tx: (0..n_ports).map(|_| TxFrame::new()).collect(),
             hold: HoldQueue::new(),
             stats,
+            handoff: Handoff::single(),
         }
+    }
+
+    /// Makes this graph worker `me` of the workers sharing `rings` (see [`Handoff`]).
+    pub fn set_handoff(&mut self, me: usize, rings: Arc<[ArrayQueue<Pkt<B>>]>) {
+        self.handoff = Handoff { me, rings };
+    }
+
+    /// Moves packets other workers handed to this one into the graph (at
+    /// `security-group`, where they were handed off); returns how many.
+    pub fn accept_handoff(&mut self) -> usize {
+        let Some(ring) = self.handoff.rings.get(self.handoff.me) else {
+            return 0;
+        };
+        let frame = &mut self.frames[NodeId::SecurityGroup as usize];
+        let mut n = 0;
+        while frame.len() < super::FRAME_CAP {
+            let Some(pkt) = ring.pop() else { break };
+            frame.push(pkt);
+            n += 1;
+        }
+        n
     }
 
     /// Adds received packets to the graph's input (at most [`super::FRAME_CAP`] per run;
@@ -294,6 +375,7 @@ impl<B: PacketBuf> Graph<B> {
                     tx: &mut self.tx,
                     hold: &mut self.hold,
                     stats,
+                    handoff: &self.handoff,
                 };
                 nodes::process(id, &mut ctx, &mut self.spare, &mut out);
                 // A node must hand on every packet; anything left is a bug, counted.

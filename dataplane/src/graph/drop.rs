@@ -126,6 +126,9 @@ drop_reasons! {
     /// A packet that fits no TCP state of its connection, or a TCP flag combination no
     /// stack sends.
     ConntrackInvalid = "conntrack_invalid",
+    /// Another worker's hand-off ring was full (flows are handed to the worker that owns
+    /// their connection-table entry).
+    HandoffFull = "handoff_full",
     /// Geneve packet too short, with a bad version, overrunning options or a payload other
     /// than Ethernet.
     GeneveMalformed = "geneve_malformed",

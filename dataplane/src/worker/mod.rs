@@ -25,6 +25,8 @@ use poll::{Backoff, PollMode};
 pub const EVENT_QUEUE: usize = 1024;
 /// Capacity of the control → worker injection queue.
 pub const INJECT_QUEUE: usize = 256;
+/// Packets each worker's hand-off ring holds.
+pub const HANDOFF_RING: usize = 4096;
 /// Connection-table slots looked at for expiry per poll.
 const CONNTRACK_SWEEP: usize = 256;
 /// How often held packets are checked for expiry.
@@ -156,6 +158,17 @@ impl<Q: PortQueues> Worker<Q> {
         }
     }
 
+    /// Makes this worker `me` of the workers sharing the hand-off `rings` (see
+    /// [`crate::graph::Handoff`]); without it the worker hands nothing off.
+    pub fn with_handoff(
+        mut self,
+        me: usize,
+        rings: Arc<[ArrayQueue<crate::graph::Pkt<Q::Buf>>]>,
+    ) -> Self {
+        self.graph.set_handoff(me, rings);
+        self
+    }
+
     /// Runs until `stop` is set.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
@@ -187,6 +200,13 @@ impl<Q: PortQueues> Worker<Q> {
                 .node(SLOT_PORT_RX, n as u64, rdtsc().wrapping_sub(t0));
             got += n;
             self.graph.input(port as u16, self.rx.drain(..));
+            self.graph.run(self.snap.get(), now, &mut self.env);
+            self.flush();
+        }
+        // Packets of flows this worker owns, received by other workers.
+        let handed = self.graph.accept_handoff();
+        if handed > 0 {
+            got += handed;
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }

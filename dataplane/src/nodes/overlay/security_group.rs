@@ -11,6 +11,10 @@
 //! changed since it was recorded, and removed (its packet dropped) if now denied.
 //! Every denial counts `security_group_deny` and the counter of the rule (or default) that
 //! decided.
+//!
+//! With several workers, each connection belongs to one worker (a hash of its 5-tuple that
+//! is the same in both directions); a packet received by another worker is handed to the
+//! owner here, so both directions always meet the same connection table.
 
 use crate::buf::PacketBuf;
 use crate::conntrack::{tcp, ConnTable, Dir, Flow, Full, Update};
@@ -23,6 +27,9 @@ use crate::wire::ipv4;
 
 use super::{inner_flow, InnerFlow};
 
+/// Marks a packet this worker handles itself (in the per-frame scratch array).
+const MINE: u32 = u32::MAX;
+
 /// Processes one frame.
 #[inline]
 pub fn process<B: PacketBuf>(
@@ -32,28 +39,43 @@ pub fn process<B: PacketBuf>(
 ) {
     let ov = &*ctx.snap.overlay;
     let now = ctx.now_ns;
-    // First pass: bring every packet's connection-table slot towards the cache.
+    // First pass: find the packets whose flow another worker owns (they go to it) and
+    // bring the connection-table slots of the others towards the cache.
+    let env = &mut *ctx.env;
     let mut touched = 0u64;
-    for pkt in input.iter() {
+    for (i, pkt) in input.iter().enumerate() {
         let f = inner_flow(pkt.buf.data());
-        let zone = match ov.local_endpoint(pkt.meta.rx_port) {
-            Some(_) => pkt.meta.rx_port,
-            None => match ov.endpoint(pkt.meta.adj).map(|e| e.at) {
-                Some(Location::Local(port)) => port,
-                _ => continue,
-            },
-        };
-        touched ^= ctx.env.conntrack.touch(&Flow {
-            zone,
+        let flow = Flow {
+            zone: 0,
             proto: f.proto,
             src: f.src,
             dst: f.dst,
             sport: f.sport,
             dport: f.dport,
-        });
+        };
+        let owner = out.other_owner(flow.symmetric_hash());
+        env.scratch.values[i] = owner.map_or(MINE, |o| o as u32);
+        if owner.is_some() {
+            continue;
+        }
+        let zone = match ov.local_endpoint(pkt.meta.rx_port) {
+            Some(_) => Some(pkt.meta.rx_port),
+            None => match ov.endpoint(pkt.meta.adj).map(|e| e.at) {
+                Some(Location::Local(port)) => Some(port),
+                _ => None,
+            },
+        };
+        if let Some(zone) = zone {
+            touched ^= env.conntrack.touch(&Flow { zone, ..flow });
+        }
     }
     std::hint::black_box(touched);
-    for pkt in input.drain(..) {
+    for (i, pkt) in input.drain(..).enumerate() {
+        let owner = ctx.env.scratch.values[i];
+        if owner != MINE {
+            out.handoff(owner as usize, pkt.buf, pkt.meta);
+            continue;
+        }
         let f = inner_flow(pkt.buf.data());
         let related = related_flow(pkt.buf.data(), &f);
         // Egress: the sending VM's port on this host.

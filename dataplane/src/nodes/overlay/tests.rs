@@ -349,3 +349,73 @@ fn security_group_deny_is_counted_with_its_rule() {
     let wire = one_out(&mut a, VM2, http, UL);
     one_out(&mut b, UL, wire, VM2);
 }
+
+#[test]
+fn with_two_workers_both_directions_of_a_connection_meet_the_same_table() {
+    use crate::graph::Handoff;
+    let rings = Handoff::rings(2, 64);
+    let mut w = [HostPipeline::new("a", 1024), HostPipeline::new("a", 1024)];
+    for (i, h) in w.iter_mut().enumerate() {
+        h.graph.set_handoff(i, rings.clone());
+    }
+    let mut b = HostPipeline::new("b", 1024);
+    // b1 -> b3? No: b1 -> b2 over the tunnel, so the reply comes back from the underlay.
+    for sport in 40000..40016u16 {
+        let syn = vm_frame(
+            B1_MAC,
+            B2_MAC,
+            "10.1.1.11",
+            "10.1.1.12",
+            PROTO_TCP,
+            &tcp(sport, 22, SYN),
+        );
+        let flow = crate::conntrack::Flow {
+            zone: 0,
+            proto: PROTO_TCP,
+            src: ip("10.1.1.11"),
+            dst: ip("10.1.1.12"),
+            sport,
+            dport: 22,
+        };
+        let owner = ((u64::from(flow.symmetric_hash()) * 2) >> 32) as usize;
+        // The request enters worker 0: worker `owner` processes it.
+        let out = w[0].run(VM1 as u16, &[syn]);
+        let wire = if owner == 0 {
+            out[UL].clone()
+        } else {
+            assert!(out.iter().all(Vec::is_empty), "handed off, not sent");
+            assert_eq!(w[1].graph.accept_handoff(), 1);
+            w[1].run(VM1 as u16, &[])[UL].clone()
+        };
+        assert_eq!(
+            wire.len(),
+            1,
+            "sport {sport}: {:?}",
+            w[owner].drop_summary()
+        );
+        one_out(&mut b, UL, wire[0].clone(), VM1);
+        let synack = vm_frame(
+            B2_MAC,
+            B1_MAC,
+            "10.1.1.12",
+            "10.1.1.11",
+            PROTO_TCP,
+            &tcp(22, sport, SYN | ACK),
+        );
+        let back = one_out(&mut b, VM1, synack, UL);
+        // The reply enters the *other* worker: it must still be admitted.
+        let other = 1 - owner;
+        let out = w[other].run(UL as u16, &[back]);
+        assert!(out.iter().all(Vec::is_empty));
+        assert_eq!(w[owner].graph.accept_handoff(), 1);
+        let delivered = w[owner].run(UL as u16, &[]);
+        assert_eq!(
+            delivered[VM1].len(),
+            1,
+            "reply admitted by the owner's table"
+        );
+    }
+    for h in &w {
+        assert_eq!(h.drops(DropReason::SecurityGroupDeny), 0);
+    }
+}
