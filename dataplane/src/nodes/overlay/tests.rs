@@ -419,3 +419,37 @@ fn with_two_workers_both_directions_of_a_connection_meet_the_same_table() {
         assert_eq!(h.drops(DropReason::SecurityGroupDeny), 0);
     }
 }
+
+#[test]
+fn mutated_frames_are_always_accounted_for_and_never_panic() {
+    let seeds = seed_frames();
+    assert!(seeds.iter().any(|(p, _)| *p == 0), "a Geneve seed");
+    let mut a = HostPipeline::new("a", 4096);
+    let mut rng = crate::testkit::Rng(0x0ae6_15ee_d5ee_d001);
+    for round in 0..3000 {
+        let mut burst = Vec::new();
+        let mut port = 0;
+        for _ in 0..1 + rng.below(8) {
+            let (p, seed) = &seeds[rng.below(seeds.len())];
+            port = *p;
+            let mut f = seed.clone();
+            match rng.below(4) {
+                0 => f.truncate(rng.below(f.len() + 1)),
+                1 => {
+                    for _ in 0..1 + rng.below(4) {
+                        let i = rng.below(f.len());
+                        f[i] ^= 1 << rng.below(8);
+                    }
+                }
+                2 => {
+                    let i = rng.below(f.len());
+                    f[i] = rng.next_u32() as u8;
+                }
+                _ => f.extend((0..rng.below(64)).map(|_| rng.next_u32() as u8)),
+            }
+            burst.push(f);
+        }
+        a.now_ns += 1_000_000 * (round % 7);
+        a.run_accounted(port, &burst);
+    }
+}

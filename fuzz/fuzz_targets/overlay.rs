@@ -1,0 +1,45 @@
+//! Fuzzes the east-west path (VM ports and Geneve from the underlay) of a compute host on
+//! heap buffers. The first byte picks the port (0 = underlay, 1–2 = VM ports) and whether
+//! frames start from a valid seed frame (Geneve from the other host, a VM's L2, L3, ARP or
+//! gateway ping) that the rest of the input then overwrites; every packet must be
+//! transmitted, dropped with a counted reason, consumed or held — never lost, never a panic.
+#![no_main]
+
+use aegis_dataplane::testkit::overlay::{seed_frames, HostPipeline};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&ctl, mut rest)) = data.split_first() else {
+        return;
+    };
+    let seeds = seed_frames();
+    let mut frames = Vec::new();
+    let mut port = u16::from(ctl & 3);
+    while rest.len() >= 3 && frames.len() < 64 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize % 1600;
+        let seed = rest[2];
+        rest = &rest[3..];
+        let take = len.min(rest.len());
+        let bytes = &rest[..take];
+        rest = &rest[take..];
+        if ctl & 0x80 != 0 {
+            let (p, mut f) = seeds[usize::from(seed) % seeds.len()].clone();
+            port = p;
+            // The input's bytes overwrite the seed from an offset it chooses.
+            let at = usize::from(seed) % f.len().max(1);
+            for (i, b) in bytes.iter().enumerate() {
+                if let Some(x) = f.get_mut(at + i) {
+                    *x ^= b;
+                }
+            }
+            if bytes.len() == 1 {
+                f.truncate(usize::from(bytes[0]));
+            }
+            frames.push(f);
+        } else {
+            frames.push(bytes.to_vec());
+        }
+    }
+    let mut h = HostPipeline::new("a", 1024);
+    h.run_accounted(port, &frames);
+});
