@@ -956,3 +956,87 @@ mod tests {
         assert!(e.contains("controlplane-slice.json"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+    use crate::state::forwarding::{ForwardingConfig, PortConfig};
+    use crate::testkit::overlay::objects;
+
+    /// Host a's ports: ul0 with its underlay address, vm1 and vm2.
+    fn tables() -> Tables {
+        let mut ul0 = PortConfig::new("ul0");
+        ul0.addresses = vec![IfAddr::new("10.88.0.11".parse().unwrap(), 24)];
+        let config = ForwardingConfig {
+            ports: vec![ul0, PortConfig::new("vm1"), PortConfig::new("vm2")],
+            ..ForwardingConfig::default()
+        };
+        Tables::new(&config).unwrap()
+    }
+
+    fn port_device(objects: &mut [Object], port: &str, device: &str) {
+        for o in objects.iter_mut().filter(|o| o.name == port) {
+            if let Some(Spec::Port(p)) = &mut o.spec {
+                p.device = device.into();
+            }
+        }
+    }
+
+    #[test]
+    fn the_overlay_is_built_from_the_objects_and_binds_local_ports() {
+        let mut t = tables();
+        let mut slots = CounterSlots::default();
+        let before = t.revision();
+        apply_overlay(&mut t, "a", 9, &objects(), &mut slots).unwrap();
+        assert!(t.revision() > before, "a new revision to publish");
+        let ov = t.overlay();
+        assert_eq!(ov.revision, 9);
+        assert_eq!(ov.mtu, 1450);
+        let name = |port: u16| {
+            ov.local_endpoint(port)
+                .map(|e| ov.endpoints[e as usize].name.clone())
+        };
+        assert_eq!(name(0), None, "ul0 is no VM port");
+        assert_eq!(name(1).as_deref(), Some("b1"));
+        assert_eq!(name(2).as_deref(), Some("b3"));
+        assert_eq!(ov.by_vni.len(), 2);
+    }
+
+    #[test]
+    fn a_port_on_a_missing_device_refuses_the_revision_and_keeps_the_overlay() {
+        let mut t = tables();
+        let mut slots = CounterSlots::default();
+        apply_overlay(&mut t, "a", 9, &objects(), &mut slots).unwrap();
+        let revision = t.revision();
+        let mut objs = objects();
+        port_device(&mut objs, "b1", "vm9");
+        let e = apply_overlay(&mut t, "a", 10, &objs, &mut slots).unwrap_err();
+        assert!(e.contains("port b1") && e.contains("vm9"), "{e}");
+        // Two ports on one device.
+        let mut objs = objects();
+        port_device(&mut objs, "b3", "vm1");
+        let e = apply_overlay(&mut t, "a", 11, &objs, &mut slots).unwrap_err();
+        assert!(e.contains("already bound"), "{e}");
+        assert_eq!(t.revision(), revision);
+        assert_eq!(t.overlay().revision, 9);
+    }
+
+    #[test]
+    fn an_underlay_address_on_no_port_is_an_apply_error() {
+        let config = ForwardingConfig {
+            ports: vec![
+                PortConfig::new("ul0"),
+                PortConfig::new("vm1"),
+                PortConfig::new("vm2"),
+            ],
+            ..ForwardingConfig::default()
+        };
+        let mut t = Tables::new(&config).unwrap();
+        let e =
+            apply_overlay(&mut t, "a", 3, &objects(), &mut CounterSlots::default()).unwrap_err();
+        assert!(
+            e.contains("10.88.0.11") && e.contains("no dataplane port"),
+            "{e}"
+        );
+    }
+}
