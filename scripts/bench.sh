@@ -7,6 +7,20 @@
 # (no-rx=1). The rate is port 1's transmitted packets, read twice from DPDK telemetry
 # (/var/run/dpdk/<prefix>/dpdk_telemetry.v2, /ethdev/stats) DURATION seconds apart.
 #
+# East-west (the overlay, docs/benchmarks.md#east-west), same ports, aegis-dataplane as host a
+# of a two-host VPC configured from a control-plane cache file (--controlplane-cache; the
+# control plane address given is closed, so nothing else changes it), EW_FLOWS UDP flows, each
+# an established connection after the first replay (scripts/bench/ew_pcap.py writes the pcaps
+# and the cache):
+# - "aegis east-west out": port 0 = VM port vm1 (b1), 64-byte frames to the router for b2 on
+#   host b -> port security, VPC routing, security group, Geneve -> port 1 = underlay ul0;
+# - "aegis east-west in": port 0 = ul0, Geneve from host b for b1 -> decap, security group
+#   (ingress) -> port 1 = vm1;
+# - "testpmd io ew-out": testpmd io on the east-west out pcap (EW_FLOWS packets replayed from
+#   as many mbufs): the I/O ceiling of that pcap.
+# After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
+# folder and the drops counted are shown under the table.
+#
 # It mounts hugetlbfs in a private temp dir and reserves 2 MB pages for the run; the previous
 # page count is restored and the mount removed on exit, also on failure or Ctrl-C. l3fwd is
 # built from the dpdk-doc example sources in a temp copy (patched there only: no RX checksum
@@ -21,10 +35,10 @@
 #
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
-#                              [--gap-rate PPS] [--no-pktgen]
+#                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
-# the latency and restart-gap scenarios.
+# the latency and restart-gap scenarios, --no-eastwest the east-west ones.
 # Needs: root, dpdk dpdk-dev (dpdk-testpmd) libdpdk-dev dpdk-doc, make, cc, python3, cargo.
 set -euo pipefail
 
@@ -39,6 +53,8 @@ FLOWS=1024
 SEED=1
 GAP_RATE=100000      # packets/s during the restart-gap run
 PKTGEN_SCENARIOS=1
+EW_FLOWS=100000      # east-west: flows = packets in each pcap = established connections
+EW_SCENARIOS=1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
 
@@ -57,13 +73,25 @@ while [[ $# -gt 0 ]]; do
         --out) OUT_DIR="$2"; shift 2 ;;
         --gap-rate) GAP_RATE="$2"; shift 2 ;;
         --no-pktgen) PKTGEN_SCENARIOS=0; shift ;;
+        --ew-flows) EW_FLOWS="$2"; shift 2 ;;
+        --no-eastwest) EW_SCENARIOS=0; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS GAP_RATE; do
+for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS GAP_RATE EW_FLOWS; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || die "--${v,,} must be a positive integer"
 done
+# net_pcap with infinite_rx keeps every packet of the pcap in an mbuf of the port's pool for
+# the whole run, so the east-west pools hold EW_FLOWS mbufs more than the usual working set
+# (~2.5 KB each with the 2 KB data room), and the EAL memory grows with them.
+EW_MBUFS=$(( EW_FLOWS + 16384 ))
+EW_MEM_MB=$(( EW_MBUFS * 2560 / 1048576 + 160 ))
+(( EW_MEM_MB > MEM_MB )) || EW_MEM_MB=$MEM_MB
+EW_CONNECTIONS=$(( EW_FLOWS * 2 > 262144 ? EW_FLOWS * 2 : 262144 ))
+if [[ "$EW_SCENARIOS" -eq 1 ]] && (( EW_MEM_MB > HUGEPAGES * 2 )); then
+    die "--ew-flows $EW_FLOWS needs $EW_MEM_MB MB of hugepages; give --hugepages $(( (EW_MEM_MB + 1) / 2 ))"
+fi
 
 [[ "$(id -u)" -eq 0 ]] || die "run as root (hugepages, /var/run/dpdk)"
 for tool in dpdk-testpmd pkg-config make cc python3 cargo mount umount; do
@@ -166,6 +194,18 @@ say "generating $ROUTES routes and a $PACKETS-packet pcap ($FLOWS flows)"
 echo "R2001:db8::/32 1" > "$RULES6"   # l3fwd wants an IPv6 rule file too
 "$PKTGEN" pcap --out "$PCAP" --count "$PACKETS" --flows "$FLOWS" --dst-mac "$DUT_MAC" \
     --routes "$ROUTES_FILE" --seed "$SEED" >&2
+EW_OUT_PCAP="$WORK/ew-out.pcap"
+EW_IN_PCAP="$WORK/ew-in.pcap"
+EW_CACHE="$WORK/ew-cache.json"
+EW_UL_MAC="02:0a:00:00:00:01"     # host a's underlay port (ul0)
+EW_PEER_MAC="02:0b:00:00:00:01"   # host b's underlay port: a static neighbour, no ARP
+if [[ "$EW_SCENARIOS" -eq 1 ]]; then
+    say "generating the east-west pcaps ($EW_FLOWS flows each) and host a's control-plane cache"
+    python3 "$ROOT/scripts/bench/ew_pcap.py" --flows "$EW_FLOWS" --out-pcap "$EW_OUT_PCAP" \
+        --in-pcap "$EW_IN_PCAP" --cache "$EW_CACHE" --ul-mac "$EW_UL_MAC" \
+        || die "scripts/bench/ew_pcap.py failed"
+    cp "$EW_CACHE" "$LOG_DIR/ew-cache.json"
+fi
 
 # --- hugepages ------------------------------------------------------------------------
 mkdir -p "$HUGE_DIR"
@@ -181,12 +221,17 @@ RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 TELEMETRY="$ROOT/scripts/bench/telemetry.py"
 
-eal_args() { # $1 = file prefix
-    echo "--huge-dir $HUGE_DIR --huge-unlink -m $MEM_MB --no-pci --file-prefix $1" \
-         "--vdev net_pcap0,rx_pcap=$PCAP,infinite_rx=1 --vdev net_null0,no-rx=1"
+eal_args() { # $1 = file prefix [$2 = pcap, $3 = memory MB]
+    echo "--huge-dir $HUGE_DIR --huge-unlink -m ${3:-$MEM_MB} --no-pci --file-prefix $1" \
+         "--vdev net_pcap0,rx_pcap=${2:-$PCAP},infinite_rx=1 --vdev net_null0,no-rx=1"
 }
+DP_SOCK="$WORK/aegis.sock"   # admin socket of the aegis-dataplane scenarios
+DP_COUNTERS="$ROOT/scripts/bench/dp_counters.py"
 
-# run NAME PREFIX CMD... : start, wait for traffic, measure, stop; appends to $RESULTS.
+# run NAME PREFIX CMD... : start, wait for traffic, measure, stop; appends to $RESULTS. For
+# aegis scenarios the dataplane's runtime and drop counters (admin socket $DP_SOCK) are saved
+# as $LOG_DIR/PREFIX-runtime.txt (and -runtime.json, -errors.json) and summarised in a sixth
+# column (drops, connections).
 run() {
     local name="$1" prefix="$2"; shift 2
     local log="$LOG_DIR/$prefix.log" rundir="/var/run/dpdk/$prefix"
@@ -201,18 +246,27 @@ run() {
         return 0
     fi
     sleep "$WARMUP"
-    local m
+    local m line
     if m="$(python3 "$TELEMETRY" measure "$rundir" net_null0 "$DURATION" 2>>"$log")"; then
         read -r packets seconds mpps <<<"$m"
-        printf '%s\tok\t%s\t%s\t%s\n' "$name" "$packets" "$seconds" "$mpps" >> "$RESULTS"
+        line="$(printf '%s\tok\t%s\t%s\t%s' "$name" "$packets" "$seconds" "$mpps")"
         say "$name: $mpps Mpps"
     else
-        printf '%s\tfailed: telemetry (see %s)\t0\t0\t0\n' "$name" "$log" >> "$RESULTS"
+        line="$(printf '%s\tfailed: telemetry (see %s)\t0\t0\t0' "$name" "$log")"
     fi
     if [[ "$name" == aegis* && -n "$AEGISCTL" ]]; then
-        "$AEGISCTL" dp show runtime --socket "$WORK/aegis.sock" >"$WORK/aegis-runtime.txt" 2>&1 \
-            || echo "(aegisctl dp show runtime failed; see above)" >>"$WORK/aegis-runtime.txt"
+        local rt="$LOG_DIR/$prefix-runtime.txt" note
+        "$AEGISCTL" dp show runtime --socket "$DP_SOCK" >"$rt" 2>&1 \
+            || echo "(aegisctl dp show runtime failed; see above)" >>"$rt"
+        "$AEGISCTL" dp show errors --socket "$DP_SOCK" >>"$rt" 2>&1 || true
+        "$AEGISCTL" dp show runtime -o json --socket "$DP_SOCK" >"$LOG_DIR/$prefix-runtime.json" 2>&1 || true
+        "$AEGISCTL" dp show errors -o json --socket "$DP_SOCK" >"$LOG_DIR/$prefix-errors.json" 2>&1 || true
+        note="$(python3 "$DP_COUNTERS" "$LOG_DIR/$prefix-errors.json" "$LOG_DIR/$prefix-runtime.json" 2>&1 | head -n1)"
+        line+="$(printf '\t%s' "$note")"
+        cp "$rt" "$WORK/runtime-$name.txt"   # the last round's goes into the report
+        say "$name: $note"
     fi
+    echo "$line" >> "$RESULTS"
     stop_run
 }
 
@@ -229,7 +283,7 @@ worker_lcores = [1]
 poll_mode = "busy"
 burst = 32
 mbufs = 8191
-admin_socket = "$WORK/aegis.sock"
+admin_socket = "$DP_SOCK"
 routes_file = "$ROUTES_FILE"
 
 [[port]]
@@ -248,6 +302,35 @@ port = "eth1"
 ip = "192.168.1.2"
 mac = "02:00:00:00:00:02"
 EOF
+}
+
+ew_port() { # NAME DEVARGS: one [[port]] of host a
+    printf '\n[[port]]\nname = "%s"\ndevargs = "%s"\n' "$1" "$2"
+    [[ "$1" != ul0 ]] || printf 'addresses = ["10.88.0.11/24"]\nmac = "%s"\n' "$EW_UL_MAC"
+}
+
+ew_config() { # $1 = file prefix, $2 = out|in: host a's host.toml (port 0 = net_pcap, 1 = net_null)
+    cat <<EOF
+[eal]
+args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$EW_MEM_MB", "--no-pci", "--file-prefix=$1"]
+main_lcore = 0
+worker_lcores = [1]
+
+[dataplane]
+poll_mode = "busy"
+burst = 32
+mbufs = $EW_MBUFS
+connections = $EW_CONNECTIONS
+admin_socket = "$DP_SOCK"
+EOF
+    if [[ "$2" == out ]]; then
+        ew_port vm1 "net_pcap0,rx_pcap=$EW_OUT_PCAP,infinite_rx=1"
+        ew_port ul0 "net_null0,no-rx=1"
+    else
+        ew_port ul0 "net_pcap0,rx_pcap=$EW_IN_PCAP,infinite_rx=1"
+        ew_port vm1 "net_null0,no-rx=1"
+    fi
+    printf '\n[[neighbour]]\nport = "ul0"\nip = "10.88.0.12"\nmac = "%s"\n' "$EW_PEER_MAC"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -273,6 +356,24 @@ for round in $(seq "$ROUNDS"); do
     else
         printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
     fi
+    [[ "$EW_SCENARIOS" -eq 1 ]] || continue
+    # shellcheck disable=SC2046
+    run "testpmd io ew-out" "$R-io-ew" dpdk-testpmd -l 0,1 --main-lcore 0 \
+        $(eal_args "$R-io-ew" "$EW_OUT_PCAP" "$EW_MEM_MB") -- --forward-mode=io --nb-cores=1 \
+        --burst=32 --total-num-mbufs="$EW_MBUFS" --stats-period=3600
+    for dir in out in; do
+        if [[ "$AEGIS_STATUS" != ok ]]; then
+            printf '%s\t%s\t0\t0\t0\n' "aegis east-west $dir" "$AEGIS_STATUS" >> "$RESULTS"
+            continue
+        fi
+        CFG="$WORK/aegis-ew-$dir.toml"
+        ew_config "$R-ew-$dir" "$dir" > "$CFG"
+        cp "$CFG" "$LOG_DIR/aegis-ew-$dir.toml"
+        # Port 9 on the loopback is closed: the dataplane runs on the cached slice, logs that
+        # the control plane does not answer, and keeps retrying in the background.
+        run "aegis east-west $dir" "$R-ew-$dir" "$AEGIS_BIN" --config "$CFG" \
+            --controlplane 127.0.0.1:9 --host a --controlplane-cache "$EW_CACHE"
+    done
 done
 
 # --- aegis-pktgen scenarios: latency over memif, outage during a restart ----------------
@@ -429,6 +530,12 @@ TRAFFIC="$WORK/traffic.txt"
     echo "Traffic: net_pcap rx ($PACKETS x 64 B UDP, $FLOWS flows, infinite_rx) -> net_null tx;"
     echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling;"
     echo "         ${DURATION} s per scenario, $ROUNDS round(s) (median shown)"
+    if [[ "$EW_SCENARIOS" -eq 1 ]]; then
+        echo "East-west: $EW_FLOWS x 64 B inner UDP frames, one per flow, every flow an established"
+        echo "         connection after the first replay (out: VM port -> Geneve, 110 B out; in:"
+        echo "         110 B Geneve -> VM port); testpmd io ew-out = I/O ceiling of the out pcap"
+    fi
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$TRAFFIC"
 REPORT="$OUT_DIR/bench-$STAMP.txt"
 PG_ARGS=()
@@ -436,9 +543,11 @@ PG_ARGS=()
 [[ -s "$LAT_JSON" ]] && PG_ARGS+=("latency=$LAT_JSON")
 [[ -s "$GAP_JSON" ]] && PG_ARGS+=("restart=$GAP_JSON")
 python3 "$ROOT/scripts/bench/report.py" "$RESULTS" "$MACHINE" "$TRAFFIC" ${PG_ARGS[@]+"${PG_ARGS[@]}"} > "$REPORT"
-if [[ -s "$WORK/aegis-runtime.txt" ]]; then
-    { echo; echo "aegisctl dp show runtime:"; cat "$WORK/aegis-runtime.txt"; } >> "$REPORT"
-fi
+for name in "aegis-dataplane" "aegis east-west out" "aegis east-west in"; do
+    [[ -s "$WORK/runtime-$name.txt" ]] || continue
+    { echo; echo "$name: aegisctl dp show runtime, show errors (last round):"
+      cat "$WORK/runtime-$name.txt"; } >> "$REPORT"
+done
 cp "$REPORT" "$OUT_DIR/latest.txt"
 echo
 cat "$REPORT"

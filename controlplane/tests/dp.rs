@@ -9,8 +9,9 @@ use std::time::Duration;
 use aegis_controlplane::cli::{self, Cli};
 use aegis_controlplane::error::CliError;
 use aegis_dataplane::ctl::{
-    AdminBackend, AdminServer, CtlError, MemoryBackend, NeighbourInfo, NeighbourState, PollMode,
-    PortCounters, WorkerInfo,
+    AdminBackend, AdminServer, ConnState, ConnectionInfo, CtlError, Ipv4Cidr, MemoryBackend,
+    NeighbourInfo, NeighbourState, OverlayInfo, PollMode, PortCounters, PortLocation, VpcInfo,
+    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, WorkerInfo,
 };
 use clap::Parser;
 use serde_json::Value;
@@ -455,4 +456,287 @@ async fn the_binary_reports_results_and_failures() {
         stderr.ends_with("is aegis-dataplane running?\n"),
         "{stderr}"
     );
+}
+
+/// A connection on `port` (bound to `endpoint`).
+fn conn(port: &str, protocol: u8, src: &str, sport: u16, dst: &str, dport: u16) -> ConnectionInfo {
+    let state = match protocol {
+        6 => ConnState::TcpEstablished,
+        17 => ConnState::UdpUnreplied,
+        _ => ConnState::Icmp,
+    };
+    ConnectionInfo {
+        port: port.into(),
+        endpoint: Some(if port == "eth0" { "web-1" } else { "db-1" }.into()),
+        protocol,
+        src: src.parse().unwrap(),
+        src_port: sport,
+        dst: dst.parse().unwrap(),
+        dst_port: dport,
+        state,
+        expires: Duration::from_secs(7199),
+        packets: [12, 10],
+        bytes: [1480, 5230],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_connections_filters_and_counts() {
+    let srv = Server::start().await;
+    let b = &srv.backend;
+    b.bind_endpoint("eth0", Some("web-1")).unwrap();
+    b.bind_endpoint("eth1", Some("db-1")).unwrap();
+    b.set_connections(
+        0,
+        4096,
+        vec![
+            conn("eth0", 6, "10.1.1.11", 40512, "10.1.2.13", 5432),
+            conn("eth0", 1, "10.1.1.11", 7, "10.1.1.12", 7),
+        ],
+    )
+    .unwrap();
+    b.set_connections(
+        1,
+        4096,
+        vec![conn("eth1", 17, "10.1.2.13", 53000, "10.1.1.11", 53)],
+    )
+    .unwrap();
+    let text = srv.run(&["show", "connections"]).await.unwrap();
+    assert_eq!(
+        text,
+        "\
+Worker  Port          Proto  Source           Destination     State            Expires  Packets      Bytes
+     0  eth0 (web-1)  tcp    10.1.1.11:40512  10.1.2.13:5432  tcp_established    1h59m    12/10  1480/5230
+     0  eth0 (web-1)  icmp   10.1.1.11 id 7   10.1.1.12 id 7  icmp               1h59m    12/10  1480/5230
+     1  eth1 (db-1)   udp    10.1.2.13:53000  10.1.1.11:53    udp_unreplied      1h59m    12/10  1480/5230
+Worker 0: 2 shown of 2 matching; 2 in table (capacity 4096)
+Worker 1: 1 shown of 1 matching; 1 in table (capacity 4096)
+"
+    );
+    let text = srv
+        .run(&["show", "connections", "--port", "web-1", "--proto", "tcp"])
+        .await
+        .unwrap();
+    assert!(text.starts_with("Worker  Port"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.ends_with("Worker 1: 0 shown of 0 matching; 1 in table (capacity 4096)\n"),
+        "{text}"
+    );
+    let text = srv
+        .run(&["show", "conntrack", "--ip", "10.9.9.9"])
+        .await
+        .unwrap();
+    assert!(text.starts_with("No connections match.\n"), "{text}");
+    let text = srv
+        .run(&["show", "connections", "--limit", "1"])
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Worker 0: 1 shown of 2 matching; 2 in table")
+            && text.contains("Worker 1: 0 shown of 1 matching; 1 in table"),
+        "{text}"
+    );
+
+    let json = srv
+        .json(&["show", "connections", "--state", "tcp_established"])
+        .await;
+    assert_eq!(
+        json["workers"][0],
+        serde_json::json!({
+            "worker": 0, "entries": 2, "capacity": 4096, "matched": 1, "error": null,
+            "connections": [{
+                "port": "eth0", "endpoint": "web-1", "protocol": "tcp",
+                "src_ip": "10.1.1.11", "src_port": 40512, "dst_ip": "10.1.2.13", "dst_port": 5432,
+                "state": "tcp_established", "expires_seconds": 7199.0,
+                "packets_orig": 12, "packets_reply": 10, "bytes_orig": 1480, "bytes_reply": 5230
+            }]
+        })
+    );
+    b.fail_dumps(1, Some("no answer within 2s (is the worker running?)"))
+        .unwrap();
+    let text = srv.run(&["show", "connections"]).await.unwrap();
+    assert!(
+        text.ends_with("Worker 1: no answer within 2s (is the worker running?)\n"),
+        "{text}"
+    );
+    let json = srv.json(&["show", "connections"]).await;
+    assert_eq!(
+        json["workers"][1]["error"],
+        "no answer within 2s (is the worker running?)"
+    );
+
+    let err = srv
+        .run(&["show", "connections", "--state", "open"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("invalid argument: state: \"open\": expected one of tcp_syn_sent"),
+        "{err}"
+    );
+    let err = srv
+        .run(&["show", "connections", "--port", "nope"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not found: port: no dataplane port or local VM port named \"nope\""
+    );
+
+    // The interface listing names the bound VM ports.
+    let text = srv.run(&["show", "interfaces"]).await.unwrap();
+    assert!(
+        text.starts_with(
+            "Name  Idx  Admin  Link  Speed   MTU  MAC                Addresses    VM port  Devargs\n\
+             eth0    0  up     up      10G  1500  02:00:00:00:00:01  10.0.1.1/24  web-1    "
+        ),
+        "{text}"
+    );
+    let json = srv.json(&["show", "interfaces"]).await;
+    assert_eq!(json["interfaces"][1]["endpoint"], "db-1");
+    let json = srv.json(&["show", "runtime"]).await;
+    assert_eq!(json["workers"][0]["connections"], 2);
+    assert_eq!(json["workers"][0]["connection_capacity"], 4096);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_vpc_and_security_denials() {
+    let srv = Server::start().await;
+    let text = srv.run(&["show", "vpc"]).await.unwrap();
+    assert_eq!(
+        text,
+        "Overlay revision 0: this host takes no part in the overlay\nNo VPCs.\n"
+    );
+    let ip = |s: &str| s.parse().unwrap();
+    let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
+    let port = |name: &str, mac: u8, addr: &str, location| VpcPortInfo {
+        name: name.into(),
+        subnet: "blue-a".into(),
+        mac: [2, 0, 0, 0, 1, mac],
+        ips: vec![ip(addr)],
+        location,
+    };
+    srv.backend
+        .set_overlay(OverlayInfo {
+            revision: 42,
+            underlay_ip: Some(ip("10.88.0.11")),
+            mtu: 1450,
+            vpcs: vec![
+                VpcInfo {
+                    name: "blue".into(),
+                    vni: 100,
+                    subnets: vec![VpcSubnetInfo {
+                        name: "blue-a".into(),
+                        cidr: cidr("10.1.1.0/24"),
+                        gateway: ip("10.1.1.1"),
+                    }],
+                    routes: vec![
+                        VpcRouteInfo {
+                            prefix: cidr("0.0.0.0/0"),
+                            target: VpcRouteTarget::Port("fw-1".into()),
+                        },
+                        VpcRouteInfo {
+                            prefix: cidr("198.51.100.0/24"),
+                            target: VpcRouteTarget::NextHopUnknown,
+                        },
+                    ],
+                    ports: vec![
+                        port("b1", 1, "10.1.1.11", PortLocation::Local("vm1".into())),
+                        port("b2", 2, "10.1.1.12", PortLocation::Remote(ip("10.88.0.12"))),
+                        port("b4", 4, "10.1.1.14", PortLocation::Unplaced),
+                    ],
+                },
+                VpcInfo {
+                    name: "red".into(),
+                    vni: 200,
+                    subnets: Vec::new(),
+                    routes: Vec::new(),
+                    ports: Vec::new(),
+                },
+            ],
+        })
+        .unwrap();
+    let text = srv.run(&["show", "vpc"]).await.unwrap();
+    assert_eq!(
+        text,
+        "\
+Overlay revision 42, underlay 10.88.0.11, inner MTU 1450
+
+VPC blue (VNI 100)
+  Subnet  CIDR         Gateway
+  blue-a  10.1.1.0/24  10.1.1.1
+  Route            Next hop
+  0.0.0.0/0        fw-1
+  198.51.100.0/24  next-hop-unknown
+  Port  Subnet  MAC                IPs        Location
+  b1    blue-a  02:00:00:00:01:01  10.1.1.11  local vm1
+  b2    blue-a  02:00:00:00:01:02  10.1.1.12  remote 10.88.0.12
+  b4    blue-a  02:00:00:00:01:04  10.1.1.14  unplaced
+
+VPC red (VNI 200)
+  No subnets.
+  No static routes.
+  No ports.
+"
+    );
+    let json = srv.json(&["show", "vpc", "--vpc", "blue"]).await;
+    assert_eq!(json["revision"], 42);
+    assert_eq!(json["underlay_ip"], "10.88.0.11");
+    assert_eq!(json["vpcs"].as_array().unwrap().len(), 1);
+    let blue = &json["vpcs"][0];
+    assert_eq!(
+        blue["routes"],
+        serde_json::json!([
+            {"prefix": "0.0.0.0/0", "kind": "port", "port": "fw-1"},
+            {"prefix": "198.51.100.0/24", "kind": "next_hop_unknown", "port": null}
+        ])
+    );
+    assert_eq!(
+        blue["ports"][1],
+        serde_json::json!({"name": "b2", "subnet": "blue-a", "mac": "02:00:00:00:01:02",
+            "ips": ["10.1.1.12"], "location": "remote", "device": null, "host_ip": "10.88.0.12"})
+    );
+    assert_eq!(blue["ports"][0]["device"], "vm1");
+    assert_eq!(
+        blue["subnets"][0],
+        serde_json::json!({"name": "blue-a", "cidr": "10.1.1.0/24", "gateway": "10.1.1.1"})
+    );
+    let err = srv
+        .run(&["show", "vpcs", "--vpc", "green"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not found: vpc: this host knows no VPC named \"green\""
+    );
+
+    let text = srv.run(&["show", "security-denials"]).await.unwrap();
+    assert_eq!(text, "No denials counted (--all lists every rule).\n");
+    srv.backend
+        .count_denial("default/ingress-deny", 17)
+        .unwrap();
+    srv.backend.count_denial("web/no-telnet", 0).unwrap();
+    srv.backend.count_denial("db/deny-ssh", 3).unwrap();
+    let text = srv.run(&["show", "sg-counters"]).await.unwrap();
+    assert_eq!(
+        text,
+        "Count  Rule\n   17  default/ingress-deny\n    3  db/deny-ssh\n"
+    );
+    let text = srv
+        .run(&["show", "security-denials", "--all"])
+        .await
+        .unwrap();
+    assert!(text.contains("    0  web/no-telnet\n"), "{text}");
+    let json = srv.json(&["show", "security-denials"]).await;
+    assert_eq!(
+        json,
+        serde_json::json!({"denials": [
+            {"rule": "default/ingress-deny", "count": 17},
+            {"rule": "web/no-telnet", "count": 0},
+            {"rule": "db/deny-ssh", "count": 3}
+        ]})
+    );
+    srv.stop().await;
 }

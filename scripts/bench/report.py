@@ -3,8 +3,9 @@
 
 Usage: report.py RESULTS_TSV MACHINE_TXT TRAFFIC_TXT [max=JSON] [latency=JSON] [restart=JSON]
 
-RESULTS_TSV lines: scenario <TAB> status <TAB> packets <TAB> seconds <TAB> mpps, one per
-scenario and round (status "ok" or a reason such as "not built: ..." / "failed: ...").
+RESULTS_TSV lines: scenario <TAB> status <TAB> packets <TAB> seconds <TAB> mpps [<TAB> note],
+one per scenario and round (status "ok" or a reason such as "not built: ..." / "failed: ...";
+the note, for aegis scenarios, is the dataplane's drop count, listed under the table).
 Each scenario shows the median of its successful rounds (and min-max with several rounds).
 Ratios are against the medians of "l3fwd lpm" and "testpmd io" from the same run.
 
@@ -61,15 +62,17 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     extra = dict(a.split("=", 1) for a in argv[3:])
-    order, ok, problems = [], {}, {}
+    order, ok, problems, notes = [], {}, {}, {}
     with open(argv[0]) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
-            if len(parts) != 5:
+            if len(parts) not in (5, 6):
                 continue
-            name, status, _packets, _seconds, mpps = parts
+            name, status, _packets, _seconds, mpps = parts[:5]
             if name not in order:
                 order.append(name)
+            if len(parts) == 6 and parts[5] and parts[5] not in notes.setdefault(name, []):
+                notes[name].append(parts[5])
             if status == "ok":
                 ok.setdefault(name, []).append(float(mpps))
             else:
@@ -84,7 +87,8 @@ def main(argv):
         return f"{x / base:.2f}" if base else "-"
 
     out = [machine, traffic, ""]
-    header = f"{'scenario':<18} {'Mpps':>8} {'ns/pkt':>8} {'vs l3fwd':>9} {'vs testpmd io':>14}"
+    w = max([18] + [len(n) for n in order])
+    header = f"{'scenario':<{w}} {'Mpps':>8} {'ns/pkt':>8} {'vs l3fwd':>9} {'vs testpmd io':>14}"
     if rounds > 1:
         header += f" {'min-max Mpps':>14}"
     out += [header, "-" * len(header)]
@@ -92,7 +96,7 @@ def main(argv):
         if name in median:
             m = median[name]
             row = (
-                f"{name:<18} {m:>8.2f} {1000.0 / m:>8.1f} {ratio(m, l3fwd):>9} "
+                f"{name:<{w}} {m:>8.2f} {1000.0 / m:>8.1f} {ratio(m, l3fwd):>9} "
                 f"{ratio(m, io):>14}"
             )
             if rounds > 1:
@@ -101,7 +105,10 @@ def main(argv):
                 row += f"  ({len(problems[name])} round(s): {problems[name][0]})"
             out.append(row.rstrip())
         else:
-            out.append(f"{name:<18} {problems[name][0]}")
+            out.append(f"{name:<{w}} {problems[name][0]}")
+    if notes:
+        out += ["", "aegisctl dp show errors (and connection-table entries) after each run:"]
+        out += [f"  {name}: {' | '.join(notes[name])}" for name in order if name in notes]
     out += pktgen_section(extra)
     print("\n".join(out))
     return 0

@@ -91,6 +91,39 @@ pub enum Show {
     Neighbours,
     /// Revision, uptime, version, poll mode and workers.
     Status,
+    /// Connections the workers track for stateful security groups.
+    #[command(visible_alias = "conntrack")]
+    Connections {
+        /// Only this VM port: a dataplane port name or the control-plane port bound to it.
+        #[arg(long)]
+        port: Option<String>,
+        /// Only connections with this address as source or destination.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Only this protocol: tcp, udp, icmp or a number.
+        #[arg(long)]
+        proto: Option<String>,
+        /// Only this state (tcp_established, tcp_syn_sent, udp_replied, icmp, ...).
+        #[arg(long)]
+        state: Option<String>,
+        /// Show at most this many connections (counts still cover all).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// VPCs as this host sees them: subnets, routes and where each port lives.
+    #[command(visible_alias = "vpcs")]
+    Vpc {
+        /// Only this VPC.
+        #[arg(long)]
+        vpc: Option<String>,
+    },
+    /// Packets denied by security groups, per rule.
+    #[command(visible_alias = "sg-counters")]
+    SecurityDenials {
+        /// Also list rules that denied nothing.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// `aegisctl dp route ...`.
@@ -169,7 +202,7 @@ pub enum PortCommand {
 /// `aegisctl dp clear ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ClearCommand {
-    /// Zero port, node, worker and drop counters.
+    /// Zero port, node, worker, drop and security-group denial counters.
     Counters,
 }
 
@@ -240,6 +273,48 @@ pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
                         .into_inner(),
                 );
                 emit(out, json, &v, |o| render::neighbours(&v, o))
+            }
+            Show::Connections {
+                port,
+                ip,
+                proto,
+                state,
+                limit,
+            } => {
+                let req = pb::ShowConnectionsRequest {
+                    port: port.clone().unwrap_or_default(),
+                    ip: ip.clone().unwrap_or_default(),
+                    protocol: proto.clone().unwrap_or_default(),
+                    state: state.clone().unwrap_or_default(),
+                    limit: *limit,
+                };
+                let v = view::ConnectionsView::from(
+                    client
+                        .show_connections(req)
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::connections(&v, o))
+            }
+            Show::Vpc { vpc } => {
+                let req = pb::ShowVpcsRequest {
+                    vpc: vpc.clone().unwrap_or_default(),
+                };
+                let v = view::VpcsView::from(
+                    client.show_vpcs(req).await.map_err(call_err)?.into_inner(),
+                );
+                emit(out, json, &v, |o| render::vpcs(&v, o))
+            }
+            Show::SecurityDenials { all } => {
+                let v = view::DenialsView::from(
+                    client
+                        .show_security_denials(pb::ShowSecurityDenialsRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::denials(&v, *all, o))
             }
         },
         DpCommand::Route(RouteCommand::Add { prefix, target }) => {

@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use super::view::{
-    ErrorView, ErrorsView, InterfacesView, NeighboursView, NodeView, RoutesView, RuntimeView,
-    StatusView,
+    ConnectionView, ConnectionsView, DenialsView, ErrorView, ErrorsView, InterfacesView,
+    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, VpcView, VpcsView,
 };
 use crate::table::{Align, Table};
 
@@ -45,12 +45,14 @@ pub fn status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// `show interfaces`: state table, then counters table.
+/// `show interfaces`: state table (with a "VM port" column when a control-plane port is
+/// bound to any of them), then counters table.
 pub fn interfaces(v: &InterfacesView, out: &mut dyn Write) -> io::Result<()> {
     if v.interfaces.is_empty() {
         return writeln!(out, "No interfaces.");
     }
-    let mut state = Table::new(&[
+    let vm_ports = v.interfaces.iter().any(|i| i.endpoint.is_some());
+    let mut columns = vec![
         ("Name", Align::Left),
         ("Idx", Align::Right),
         ("Admin", Align::Left),
@@ -59,8 +61,12 @@ pub fn interfaces(v: &InterfacesView, out: &mut dyn Write) -> io::Result<()> {
         ("MTU", Align::Right),
         ("MAC", Align::Left),
         ("Addresses", Align::Left),
-        ("Devargs", Align::Left),
-    ]);
+    ];
+    if vm_ports {
+        columns.push(("VM port", Align::Left));
+    }
+    columns.push(("Devargs", Align::Left));
+    let mut state = Table::new(&columns);
     let mut counters = Table::new(&[
         ("Name", Align::Left),
         ("Rx packets", Align::Right),
@@ -73,7 +79,7 @@ pub fn interfaces(v: &InterfacesView, out: &mut dyn Write) -> io::Result<()> {
         ("Rx nombuf", Align::Right),
     ]);
     for i in &v.interfaces {
-        state.row(vec![
+        let mut row = vec![
             i.name.clone(),
             i.index.to_string(),
             up_down(i.admin_up).into(),
@@ -82,8 +88,12 @@ pub fn interfaces(v: &InterfacesView, out: &mut dyn Write) -> io::Result<()> {
             i.mtu.to_string(),
             i.mac.clone(),
             dash_if_empty(i.addresses.join(",")),
-            i.devargs.clone(),
-        ]);
+        ];
+        if vm_ports {
+            row.push(i.endpoint.clone().unwrap_or_else(|| "-".into()));
+        }
+        row.push(i.devargs.clone());
+        state.row(row);
         let c = &i.counters;
         counters.row(
             std::iter::once(i.name.clone())
@@ -245,6 +255,162 @@ pub fn neighbours(v: &NeighboursView, out: &mut dyn Write) -> io::Result<()> {
             n.state.clone(),
             duration(n.age_seconds),
         ]);
+    }
+    t.write(out, 0)
+}
+
+/// `show connections`: one row per connection, then per worker how many matched and how
+/// many its table holds (a limit hides rows, never counts).
+pub fn connections(v: &ConnectionsView, out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[
+        ("Worker", Align::Right),
+        ("Port", Align::Left),
+        ("Proto", Align::Left),
+        ("Source", Align::Left),
+        ("Destination", Align::Left),
+        ("State", Align::Left),
+        ("Expires", Align::Right),
+        ("Packets", Align::Right),
+        ("Bytes", Align::Right),
+    ]);
+    for w in &v.workers {
+        for c in &w.connections {
+            t.row(vec![
+                w.worker.to_string(),
+                match &c.endpoint {
+                    Some(e) => format!("{} ({e})", c.port),
+                    None => c.port.clone(),
+                },
+                c.protocol.clone(),
+                endpoint(c, &c.src_ip, c.src_port),
+                endpoint(c, &c.dst_ip, c.dst_port),
+                c.state.clone(),
+                duration(c.expires_seconds),
+                format!("{}/{}", c.packets_orig, c.packets_reply),
+                format!("{}/{}", c.bytes_orig, c.bytes_reply),
+            ]);
+        }
+    }
+    if t.is_empty() {
+        writeln!(out, "No connections match.")?;
+    } else {
+        t.write(out, 0)?;
+    }
+    for w in &v.workers {
+        match &w.error {
+            Some(e) => writeln!(out, "Worker {}: {e}", w.worker)?,
+            None => writeln!(
+                out,
+                "Worker {}: {} shown of {} matching; {} in table (capacity {})",
+                w.worker,
+                w.connections.len(),
+                w.matched,
+                w.entries,
+                w.capacity
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// One side of a connection: "ip:port" for TCP and UDP, "ip id N" for ICMP echo, the
+/// address alone otherwise.
+fn endpoint(c: &ConnectionView, ip: &str, port: u32) -> String {
+    match c.protocol.as_str() {
+        "tcp" | "udp" => format!("{ip}:{port}"),
+        "icmp" => format!("{ip} id {port}"),
+        _ => ip.to_string(),
+    }
+}
+
+/// `show vpc`: the overlay's revision, then per VPC its subnets, routes and ports.
+pub fn vpcs(v: &VpcsView, out: &mut dyn Write) -> io::Result<()> {
+    match &v.underlay_ip {
+        Some(ip) => writeln!(
+            out,
+            "Overlay revision {}, underlay {ip}, inner MTU {}",
+            v.revision, v.mtu
+        )?,
+        None => writeln!(
+            out,
+            "Overlay revision {}: this host takes no part in the overlay",
+            v.revision
+        )?,
+    }
+    if v.vpcs.is_empty() {
+        return writeln!(out, "No VPCs.");
+    }
+    for vpc in &v.vpcs {
+        writeln!(out)?;
+        vpc_blocks(vpc, out)?;
+    }
+    Ok(())
+}
+
+fn vpc_blocks(v: &VpcView, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "VPC {} (VNI {})", v.name, v.vni)?;
+    let mut subnets = Table::new(&[
+        ("Subnet", Align::Left),
+        ("CIDR", Align::Left),
+        ("Gateway", Align::Left),
+    ]);
+    for s in &v.subnets {
+        subnets.row(vec![s.name.clone(), s.cidr.clone(), s.gateway.clone()]);
+    }
+    if subnets.is_empty() {
+        writeln!(out, "  No subnets.")?;
+    } else {
+        subnets.write(out, 2)?;
+    }
+    let mut routes = Table::new(&[("Route", Align::Left), ("Next hop", Align::Left)]);
+    for r in &v.routes {
+        let target = match (r.kind.as_str(), &r.port) {
+            ("port", Some(p)) => p.clone(),
+            (kind, _) => kind.replace('_', "-"),
+        };
+        routes.row(vec![r.prefix.clone(), target]);
+    }
+    if routes.is_empty() {
+        writeln!(out, "  No static routes.")?;
+    } else {
+        routes.write(out, 2)?;
+    }
+    let mut ports = Table::new(&[
+        ("Port", Align::Left),
+        ("Subnet", Align::Left),
+        ("MAC", Align::Left),
+        ("IPs", Align::Left),
+        ("Location", Align::Left),
+    ]);
+    for p in &v.ports {
+        let location = match (p.location.as_str(), &p.device, &p.host_ip) {
+            ("local", Some(dev), _) => format!("local {dev}"),
+            ("remote", _, Some(ip)) => format!("remote {ip}"),
+            (other, _, _) => other.to_string(),
+        };
+        ports.row(vec![
+            p.name.clone(),
+            p.subnet.clone(),
+            p.mac.clone(),
+            dash_if_empty(p.ips.join(",")),
+            location,
+        ]);
+    }
+    if ports.is_empty() {
+        writeln!(out, "  No ports.")
+    } else {
+        ports.write(out, 2)
+    }
+}
+
+/// `show security-denials`: non-zero counters unless `all`.
+pub fn denials(v: &DenialsView, all: bool, out: &mut dyn Write) -> io::Result<()> {
+    let mut t = Table::new(&[("Count", Align::Right), ("Rule", Align::Left)]);
+    for d in v.denials.iter().filter(|d| all || d.count > 0) {
+        t.row(vec![d.count.to_string(), d.rule.clone()]);
+    }
+    if t.is_empty() {
+        return writeln!(out, "No denials counted (--all lists every rule).");
     }
     t.write(out, 0)
 }

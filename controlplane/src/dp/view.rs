@@ -82,6 +82,8 @@ pub struct InterfaceView {
     pub addresses: Vec<String>,
     /// Counters.
     pub counters: CountersView,
+    /// The control-plane (VM) port bound to it; `null` if none.
+    pub endpoint: Option<String>,
 }
 
 /// Port counters.
@@ -133,6 +135,10 @@ pub struct WorkerRuntimeView {
     pub icmp_sent: u64,
     /// ICMP errors suppressed by the rate limit.
     pub icmp_rate_limited: u64,
+    /// Entries in the connection table.
+    pub connections: u64,
+    /// Entries the connection table holds at most.
+    pub connection_capacity: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeView>,
 }
@@ -227,6 +233,146 @@ pub struct NeighbourView {
     pub age_seconds: f64,
 }
 
+/// `show connections`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionsView {
+    /// Per worker (each has its own table), in worker order.
+    pub workers: Vec<WorkerConnectionsView>,
+}
+
+/// One worker's connection table.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerConnectionsView {
+    /// Worker id.
+    pub worker: u32,
+    /// Live connections in the table.
+    pub entries: u64,
+    /// Entries the table holds at most.
+    pub capacity: u64,
+    /// Connections matching the filter, those beyond the limit included.
+    pub matched: u64,
+    /// The matching connections shown.
+    pub connections: Vec<ConnectionView>,
+    /// Why the worker did not answer; `null` when it did.
+    pub error: Option<String>,
+}
+
+/// One tracked connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionView {
+    /// The dataplane port it is tracked on.
+    pub port: String,
+    /// The control-plane port bound to that port; `null` if none.
+    pub endpoint: Option<String>,
+    /// "tcp", "udp", "icmp", or the protocol number ("47").
+    pub protocol: String,
+    /// Originator address.
+    pub src_ip: String,
+    /// Originator port (ICMP echo: the identifier).
+    pub src_port: u32,
+    /// Responder address.
+    pub dst_ip: String,
+    /// Responder port (ICMP echo: the identifier).
+    pub dst_port: u32,
+    /// State name ("tcp_established").
+    pub state: String,
+    /// Seconds until it expires without packets.
+    pub expires_seconds: f64,
+    /// Packets in the original direction.
+    pub packets_orig: u64,
+    /// Packets in the reply direction.
+    pub packets_reply: u64,
+    /// Bytes in the original direction.
+    pub bytes_orig: u64,
+    /// Bytes in the reply direction.
+    pub bytes_reply: u64,
+}
+
+/// `show vpc`: the overlay as this host sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcsView {
+    /// Control-plane revision the overlay was built from (0: none).
+    pub revision: u64,
+    /// This host's underlay address; `null` when it takes no part in the overlay.
+    pub underlay_ip: Option<String>,
+    /// Largest inner IPv4 packet.
+    pub mtu: u32,
+    /// VPCs.
+    pub vpcs: Vec<VpcView>,
+}
+
+/// One VPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcView {
+    /// Name.
+    pub name: String,
+    /// Geneve VNI.
+    pub vni: u32,
+    /// Subnets.
+    pub subnets: Vec<VpcSubnetView>,
+    /// Static routes.
+    pub routes: Vec<VpcRouteView>,
+    /// Every port of the VPC.
+    pub ports: Vec<VpcPortView>,
+}
+
+/// A subnet of a VPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcSubnetView {
+    /// Name.
+    pub name: String,
+    /// CIDR.
+    pub cidr: String,
+    /// The distributed router's address in it.
+    pub gateway: String,
+}
+
+/// A static route of a VPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcRouteView {
+    /// CIDR.
+    pub prefix: String,
+    /// "port", "next_hop_unknown", "blackhole" or "unreachable".
+    pub kind: String,
+    /// The next-hop port, for "port".
+    pub port: Option<String>,
+}
+
+/// A port of a VPC.
+#[derive(Debug, Clone, Serialize)]
+pub struct VpcPortView {
+    /// Control-plane name.
+    pub name: String,
+    /// Subnet name.
+    pub subnet: String,
+    /// MAC.
+    pub mac: String,
+    /// Addresses.
+    pub ips: Vec<String>,
+    /// "local", "remote" or "unplaced".
+    pub location: String,
+    /// The dataplane port, for "local".
+    pub device: Option<String>,
+    /// Its host's underlay address, for "remote".
+    pub host_ip: Option<String>,
+}
+
+/// `show security-denials`: every counter, zeros included.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenialsView {
+    /// In counter order.
+    pub denials: Vec<DenialView>,
+}
+
+/// One denial counter.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenialView {
+    /// "GROUP/RULE_ID", "default/ingress-deny" or "other".
+    pub rule: String,
+    /// Packets denied (all workers).
+    pub count: u64,
+}
+
 /// Any mutation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MutationView {
@@ -304,6 +450,7 @@ impl From<pb::ShowInterfacesReply> for InterfacesView {
                             tx_errors: c.tx_errors,
                             rx_nombuf: c.rx_nombuf,
                         },
+                        endpoint: non_empty(i.endpoint),
                     }
                 })
                 .collect(),
@@ -339,6 +486,8 @@ impl From<pb::ShowRuntimeReply> for RuntimeView {
                     consumed: w.consumed,
                     icmp_sent: w.icmp_sent,
                     icmp_rate_limited: w.icmp_rate_limited,
+                    connections: w.connections,
+                    connection_capacity: w.connection_capacity,
                     nodes: w.nodes.into_iter().map(NodeView::from).collect(),
                 })
                 .collect(),
@@ -418,6 +567,135 @@ impl From<pb::ShowNeighboursReply> for NeighboursView {
                         ),
                         age_seconds: n.age_seconds,
                     }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An IP protocol number as `show connections` names it.
+pub fn protocol_name(p: u32) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => n.to_string(),
+    }
+}
+
+impl From<pb::Connection> for ConnectionView {
+    fn from(c: pb::Connection) -> Self {
+        ConnectionView {
+            port: c.port,
+            endpoint: non_empty(c.endpoint),
+            protocol: protocol_name(c.protocol),
+            src_ip: c.src_ip,
+            src_port: c.src_port,
+            dst_ip: c.dst_ip,
+            dst_port: c.dst_port,
+            state: c.state,
+            expires_seconds: c.expires_seconds,
+            packets_orig: c.packets_orig,
+            packets_reply: c.packets_reply,
+            bytes_orig: c.bytes_orig,
+            bytes_reply: c.bytes_reply,
+        }
+    }
+}
+
+impl From<pb::ShowConnectionsReply> for ConnectionsView {
+    fn from(r: pb::ShowConnectionsReply) -> Self {
+        ConnectionsView {
+            workers: r
+                .workers
+                .into_iter()
+                .map(|w| WorkerConnectionsView {
+                    worker: w.worker,
+                    entries: w.entries,
+                    capacity: w.capacity,
+                    matched: w.matched,
+                    connections: w
+                        .connections
+                        .into_iter()
+                        .map(ConnectionView::from)
+                        .collect(),
+                    error: non_empty(w.error),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::ShowVpcsReply> for VpcsView {
+    fn from(r: pb::ShowVpcsReply) -> Self {
+        VpcsView {
+            revision: r.revision,
+            underlay_ip: non_empty(r.underlay_ip),
+            mtu: r.mtu,
+            vpcs: r.vpcs.into_iter().map(VpcView::from).collect(),
+        }
+    }
+}
+
+impl From<pb::Vpc> for VpcView {
+    fn from(v: pb::Vpc) -> Self {
+        VpcView {
+            name: v.name,
+            vni: v.vni,
+            subnets: v
+                .subnets
+                .into_iter()
+                .map(|s| VpcSubnetView {
+                    name: s.name,
+                    cidr: s.cidr,
+                    gateway: s.gateway,
+                })
+                .collect(),
+            routes: v
+                .routes
+                .into_iter()
+                .map(|r| {
+                    let kind = pb::VpcRouteKind::try_from(r.kind).ok();
+                    VpcRouteView {
+                        prefix: r.prefix,
+                        kind: enum_word(kind.map(|k| k.as_str_name()), "VPC_ROUTE_KIND_", r.kind),
+                        port: non_empty(r.port),
+                    }
+                })
+                .collect(),
+            ports: v
+                .ports
+                .into_iter()
+                .map(|p| {
+                    let location = pb::PortLocation::try_from(p.location).ok();
+                    VpcPortView {
+                        name: p.name,
+                        subnet: p.subnet,
+                        mac: p.mac,
+                        ips: p.ips,
+                        location: enum_word(
+                            location.map(|l| l.as_str_name()),
+                            "PORT_LOCATION_",
+                            p.location,
+                        ),
+                        device: non_empty(p.device),
+                        host_ip: non_empty(p.host_ip),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<pb::ShowSecurityDenialsReply> for DenialsView {
+    fn from(r: pb::ShowSecurityDenialsReply) -> Self {
+        DenialsView {
+            denials: r
+                .denials
+                .into_iter()
+                .map(|d| DenialView {
+                    rule: d.rule,
+                    count: d.count,
                 })
                 .collect(),
         }

@@ -6,7 +6,8 @@ use std::fmt;
 
 use super::cidr::Ipv4Cidr;
 use super::types::{
-    InterfaceInfo, NeighbourInfo, RouteInfo, RouteSpec, Status, WorkerErrors, WorkerRuntime,
+    ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
+    Status, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// What the admin server needs from the dataplane.
@@ -35,6 +36,19 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// The neighbour table.
     fn neighbours(&self) -> Result<Vec<NeighbourInfo>, AdminError>;
 
+    /// The connections matching `query`, per worker in worker order, with at most
+    /// `query.limit` connections over all workers (see [`ConnQuery::truncate`]). A worker
+    /// that does not answer in time is reported with its `error`, not as a failure of the
+    /// whole call. `NotFound` (field "port") for a port name that is neither a dataplane port
+    /// nor a control-plane port on this host.
+    fn connections(&self, query: &ConnQuery) -> Result<Vec<WorkerConnections>, AdminError>;
+
+    /// The overlay the workers use: every VPC with its subnets, routes and ports.
+    fn overlay(&self) -> Result<OverlayInfo, AdminError>;
+
+    /// Security-group denials per counter name, summed over the workers (zeros included).
+    fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError>;
+
     /// Adds a static route. `AlreadyExists` if the prefix has one; `NotFound` for an
     /// unknown port; `InvalidArgument` for a gateway not on a connected subnet.
     fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError>;
@@ -51,7 +65,8 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// Sets `port` administratively up or down.
     fn set_port_state(&self, port: String, up: bool) -> Result<u64, AdminError>;
 
-    /// Zeroes port, node, worker and drop counters; returns the (unchanged) revision.
+    /// Zeroes port, node, worker, drop and denial counters; returns the (unchanged)
+    /// revision.
     fn clear_counters(&self) -> Result<u64, AdminError>;
 }
 

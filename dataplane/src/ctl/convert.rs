@@ -1,12 +1,15 @@
 //! Backend values → protobuf replies, including what the server computes on the way:
-//! per-node ratios and the per-node and per-reason totals over all workers.
+//! per-node ratios, the per-node and per-reason totals over all workers, and the VPC
+//! filter of `ShowVpcs`.
 
 use aegis_api::dataplane::v1 as pb;
 
+use super::backend::AdminError;
 use super::cidr::format_mac;
 use super::types::{
-    InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, PollMode, RouteInfo, RouteKind,
-    RouteOrigin, Status, WorkerErrors, WorkerRuntime,
+    ConnectionInfo, DenialCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
+    OverlayInfo, PollMode, PortLocation, RouteInfo, RouteKind, RouteOrigin, Status, VpcInfo,
+    VpcRouteTarget, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// `GetStatus` reply; `version` is the server's own.
@@ -68,6 +71,7 @@ fn interface(p: InterfaceInfo) -> pb::Interface {
             tx_errors: c.tx_errors,
             rx_nombuf: c.rx_nombuf,
         }),
+        endpoint: p.endpoint.unwrap_or_default(),
     }
 }
 
@@ -97,6 +101,8 @@ pub fn runtime_reply(workers: Vec<WorkerRuntime>) -> pb::ShowRuntimeReply {
                 consumed: w.consumed,
                 icmp_sent: w.icmp_sent,
                 icmp_rate_limited: w.icmp_rate_limited,
+                connections: w.connections,
+                connection_capacity: w.connection_capacity,
             })
             .collect(),
         total: total.into_iter().map(node_runtime).collect(),
@@ -211,6 +217,133 @@ fn neighbour(n: NeighbourInfo) -> pb::Neighbour {
     }
 }
 
+/// `ShowConnections` reply.
+pub fn connections_reply(workers: Vec<WorkerConnections>) -> pb::ShowConnectionsReply {
+    pb::ShowConnectionsReply {
+        workers: workers
+            .into_iter()
+            .map(|w| pb::WorkerConnections {
+                worker: w.worker,
+                entries: w.entries,
+                capacity: w.capacity,
+                matched: w.matched,
+                connections: w.connections.into_iter().map(connection).collect(),
+                error: w.error.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn connection(c: ConnectionInfo) -> pb::Connection {
+    pb::Connection {
+        port: c.port,
+        endpoint: c.endpoint.unwrap_or_default(),
+        protocol: u32::from(c.protocol),
+        src_ip: c.src.to_string(),
+        src_port: u32::from(c.src_port),
+        dst_ip: c.dst.to_string(),
+        dst_port: u32::from(c.dst_port),
+        state: c.state.name().to_string(),
+        expires_seconds: c.expires.as_secs_f64(),
+        packets_orig: c.packets[0],
+        packets_reply: c.packets[1],
+        bytes_orig: c.bytes[0],
+        bytes_reply: c.bytes[1],
+    }
+}
+
+/// `ShowVpcs` reply: every VPC, or only the one named `vpc` (`NotFound` if there is none).
+pub fn vpcs_reply(o: OverlayInfo, vpc: &str) -> Result<pb::ShowVpcsReply, AdminError> {
+    let vpcs: Vec<VpcInfo> = if vpc.is_empty() {
+        o.vpcs
+    } else {
+        let one: Vec<VpcInfo> = o.vpcs.into_iter().filter(|v| v.name == vpc).collect();
+        if one.is_empty() {
+            return Err(AdminError::not_found(
+                "vpc",
+                format!("this host knows no VPC named {vpc:?}"),
+            ));
+        }
+        one
+    };
+    Ok(pb::ShowVpcsReply {
+        revision: o.revision,
+        underlay_ip: o.underlay_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        mtu: u32::from(o.mtu),
+        vpcs: vpcs.into_iter().map(vpc_reply).collect(),
+    })
+}
+
+fn vpc_reply(v: VpcInfo) -> pb::Vpc {
+    pb::Vpc {
+        name: v.name,
+        vni: v.vni,
+        subnets: v
+            .subnets
+            .into_iter()
+            .map(|s| pb::VpcSubnet {
+                name: s.name,
+                cidr: s.cidr.to_string(),
+                gateway: s.gateway.to_string(),
+            })
+            .collect(),
+        routes: v
+            .routes
+            .into_iter()
+            .map(|r| {
+                let (kind, port) = match r.target {
+                    VpcRouteTarget::Port(p) => (pb::VpcRouteKind::Port, p),
+                    VpcRouteTarget::NextHopUnknown => (pb::VpcRouteKind::NextHopUnknown, "".into()),
+                    VpcRouteTarget::Blackhole => (pb::VpcRouteKind::Blackhole, "".into()),
+                    VpcRouteTarget::Unreachable => (pb::VpcRouteKind::Unreachable, "".into()),
+                };
+                pb::VpcRoute {
+                    prefix: r.prefix.to_string(),
+                    kind: kind as i32,
+                    port,
+                }
+            })
+            .collect(),
+        ports: v
+            .ports
+            .into_iter()
+            .map(|p| {
+                let (location, device, host_ip) = match p.location {
+                    PortLocation::Local(dev) => (pb::PortLocation::Local, dev, String::new()),
+                    PortLocation::Remote(ip) => {
+                        (pb::PortLocation::Remote, String::new(), ip.to_string())
+                    }
+                    PortLocation::Unplaced => {
+                        (pb::PortLocation::Unplaced, String::new(), String::new())
+                    }
+                };
+                pb::VpcPort {
+                    name: p.name,
+                    subnet: p.subnet,
+                    mac: format_mac(&p.mac),
+                    ips: p.ips.iter().map(ToString::to_string).collect(),
+                    location: location as i32,
+                    device,
+                    host_ip,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// `ShowSecurityDenials` reply.
+pub fn denials_reply(denials: Vec<DenialCount>) -> pb::ShowSecurityDenialsReply {
+    pb::ShowSecurityDenialsReply {
+        denials: denials
+            .into_iter()
+            .map(|d| pb::SecurityDenial {
+                rule: d.rule,
+                count: d.count,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +370,8 @@ mod tests {
             consumed: 2,
             icmp_sent: 3,
             icmp_rate_limited: 4,
+            connections: 5,
+            connection_capacity: 7,
         };
         let reply = runtime_reply(vec![
             w(0, vec![node("a", 2, 64, 6400), node("b", 0, 0, 0)]),

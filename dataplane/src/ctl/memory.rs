@@ -1,6 +1,7 @@
 //! An in-memory [`AdminBackend`]: ports, addresses, static routes, neighbours and counters
 //! kept in plain collections behind a mutex, with the same validation rules the dataplane
-//! applies. It serves the admin API without DPDK (tests of the server, of `aegisctl`, of
+//! applies; connections, the overlay and security-group denials are whatever a test
+//! injects. It serves the admin API without DPDK (tests of the server, of `aegisctl`, of
 //! the metrics endpoint) and is the reference for what a backend must do.
 
 use std::collections::BTreeMap;
@@ -11,9 +12,9 @@ use std::time::Instant;
 use super::backend::{AdminBackend, AdminError};
 use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
-    ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime, PollMode, PortCounters, RouteInfo,
-    RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, WorkerErrors, WorkerInfo,
-    WorkerRuntime,
+    ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
+    OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget,
+    Status, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 
 /// The in-memory backend.
@@ -33,6 +34,9 @@ struct State {
     /// Drop reasons (name, description), in first-recorded order.
     reasons: Vec<(String, String)>,
     workers: Vec<WorkerState>,
+    overlay: OverlayInfo,
+    /// Security-group denial counters (name, count), in first-recorded order.
+    denials: Vec<(String, u64)>,
 }
 
 struct WorkerState {
@@ -44,6 +48,12 @@ struct WorkerState {
     nodes: Vec<[u64; 3]>,
     /// Count per entry of `State::reasons`.
     drops: Vec<u64>,
+    /// Its connection table's entries.
+    connections: Vec<ConnectionInfo>,
+    /// Its connection table's capacity.
+    connection_capacity: u64,
+    /// Set: the worker "does not answer" dumps, with this error.
+    dump_error: Option<String>,
 }
 
 impl MemoryBackend {
@@ -68,8 +78,13 @@ impl MemoryBackend {
                         sleeps: 0,
                         nodes: Vec::new(),
                         drops: Vec::new(),
+                        connections: Vec::new(),
+                        connection_capacity: 0,
+                        dump_error: None,
                     })
                     .collect(),
+                overlay: OverlayInfo::default(),
+                denials: Vec::new(),
             }),
         }
     }
@@ -101,8 +116,51 @@ impl MemoryBackend {
             link_speed_mbps,
             addresses: Vec::new(),
             counters: PortCounters::default(),
+            endpoint: None,
         });
         Ok(index)
+    }
+
+    /// Binds the control-plane port `endpoint` to `port` (`None` unbinds).
+    pub fn bind_endpoint(&self, port: &str, endpoint: Option<&str>) -> Result<(), AdminError> {
+        self.lock()?.port_mut(port)?.endpoint = endpoint.map(str::to_string);
+        Ok(())
+    }
+
+    /// Replaces worker `worker`'s connection table with `connections`, of `capacity`.
+    pub fn set_connections(
+        &self,
+        worker: u32,
+        capacity: u64,
+        connections: Vec<ConnectionInfo>,
+    ) -> Result<(), AdminError> {
+        let mut s = self.lock()?;
+        let w = s.worker_mut(worker)?;
+        w.connections = connections;
+        w.connection_capacity = capacity;
+        Ok(())
+    }
+
+    /// Makes worker `worker` fail connection dumps with `error` (`None`: answer again).
+    pub fn fail_dumps(&self, worker: u32, error: Option<&str>) -> Result<(), AdminError> {
+        self.lock()?.worker_mut(worker)?.dump_error = error.map(str::to_string);
+        Ok(())
+    }
+
+    /// Replaces the overlay `show vpc` reports.
+    pub fn set_overlay(&self, overlay: OverlayInfo) -> Result<(), AdminError> {
+        self.lock()?.overlay = overlay;
+        Ok(())
+    }
+
+    /// Adds `count` denials to the counter `rule` (registered on first use, so 0 declares it).
+    pub fn count_denial(&self, rule: &str, count: u64) -> Result<(), AdminError> {
+        let mut s = self.lock()?;
+        match s.denials.iter_mut().find(|(r, _)| r == rule) {
+            Some((_, n)) => *n += count,
+            None => s.denials.push((rule.to_string(), count)),
+        }
+        Ok(())
     }
 
     /// Sets a port's link (operational) state.
@@ -347,6 +405,8 @@ impl AdminBackend for MemoryBackend {
                 consumed: 0,
                 icmp_sent: 0,
                 icmp_rate_limited: 0,
+                connections: w.connections.len() as u64,
+                connection_capacity: w.connection_capacity,
                 nodes: s
                     .nodes
                     .iter()
@@ -399,6 +459,67 @@ impl AdminBackend for MemoryBackend {
 
     fn neighbours(&self) -> Result<Vec<NeighbourInfo>, AdminError> {
         Ok(self.lock()?.neighbours.clone())
+    }
+
+    fn connections(&self, query: &ConnQuery) -> Result<Vec<WorkerConnections>, AdminError> {
+        let s = self.lock()?;
+        if let Some(p) = &query.port {
+            let known = s
+                .ports
+                .iter()
+                .any(|i| i.name == *p || i.endpoint.as_ref() == Some(p));
+            if !known {
+                return Err(AdminError::not_found(
+                    "port",
+                    format!("no dataplane port or local VM port named {p:?}"),
+                ));
+            }
+        }
+        let mut out: Vec<WorkerConnections> = s
+            .workers
+            .iter()
+            .map(|w| {
+                if let Some(e) = &w.dump_error {
+                    return WorkerConnections {
+                        worker: w.info.id,
+                        error: Some(e.clone()),
+                        ..WorkerConnections::default()
+                    };
+                }
+                let matching: Vec<ConnectionInfo> = w
+                    .connections
+                    .iter()
+                    .filter(|c| query.matches(c))
+                    .cloned()
+                    .collect();
+                WorkerConnections {
+                    worker: w.info.id,
+                    entries: w.connections.len() as u64,
+                    capacity: w.connection_capacity,
+                    matched: matching.len() as u64,
+                    connections: matching,
+                    error: None,
+                }
+            })
+            .collect();
+        query.truncate(&mut out);
+        Ok(out)
+    }
+
+    fn overlay(&self) -> Result<OverlayInfo, AdminError> {
+        Ok(self.lock()?.overlay.clone())
+    }
+
+    fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError> {
+        Ok(self
+            .lock()?
+            .denials
+            .iter()
+            .map(|(rule, count)| DenialCount {
+                rule: rule.clone(),
+                count: *count,
+            })
+            .collect())
     }
 
     fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError> {
@@ -535,6 +656,7 @@ impl AdminBackend for MemoryBackend {
             w.nodes.iter_mut().for_each(|n| *n = [0; 3]);
             w.drops.iter_mut().for_each(|d| *d = 0);
         }
+        s.denials.iter_mut().for_each(|(_, n)| *n = 0);
         Ok(s.revision)
     }
 }

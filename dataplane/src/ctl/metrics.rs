@@ -9,10 +9,12 @@
 //! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
 //! `aegis_worker_idle_polls_total`, `aegis_worker_sleeps_total`,
 //! `aegis_worker_consumed_total`, `aegis_icmp_errors_sent_total`,
-//! `aegis_icmp_errors_rate_limited_total`; per worker and node
+//! `aegis_icmp_errors_rate_limited_total`, and the gauges `aegis_conntrack_entries`,
+//! `aegis_conntrack_capacity`; per worker and node
 //! (`worker`, `node`) `aegis_node_calls_total`, `aegis_node_packets_total`,
 //! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
-//! `aegis_drops_total`.
+//! `aegis_drops_total`; per security-group rule summed over workers (`rule`, `GROUP/RULE_ID`)
+//! `aegis_security_group_denied_total`.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -181,6 +183,7 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     let ports = backend.interfaces()?;
     let workers = backend.runtime()?;
     let errors = backend.errors()?;
+    let denials = backend.security_denials()?;
 
     let mut out = Text::default();
     out.family("aegis_revision", "gauge", "Configuration revision.");
@@ -302,6 +305,19 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
         .map(|w| (vec![("worker", w.id.to_string())], w))
         .collect();
     out.families("counter", &worker_counters, &by_worker);
+    let worker_gauges: [Family<WorkerRuntime>; 2] = [
+        (
+            "aegis_conntrack_entries",
+            "Entries in the worker's connection table (expired ones not yet swept included).",
+            |w| w.connections,
+        ),
+        (
+            "aegis_conntrack_capacity",
+            "Entries the worker's connection table holds at most.",
+            |w| w.connection_capacity,
+        ),
+    ];
+    out.families("gauge", &worker_gauges, &by_worker);
     let node_counters: [Family<NodeRuntime>; 3] = [
         (
             "aegis_node_calls_total",
@@ -346,6 +362,19 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     }
     for (reason, count) in drops {
         out.sample("aegis_drops_total", &[("reason", reason)], count);
+    }
+
+    out.family(
+        "aegis_security_group_denied_total",
+        "counter",
+        "Packets denied by security groups, by rule (GROUP/RULE_ID; all workers).",
+    );
+    for d in &denials {
+        out.sample(
+            "aegis_security_group_denied_total",
+            &[("rule", &d.rule)],
+            d.count,
+        );
     }
     Ok(out.0)
 }
@@ -444,6 +473,9 @@ mod tests {
         b.count_drop(0, "no_route", "No route.", 4).unwrap();
         b.count_drop(1, "no_route", "No route.", 6).unwrap();
         b.declare_reason("port_down", "Port down.").unwrap();
+        b.count_denial("default/ingress-deny", 3).unwrap();
+        b.count_denial("web/no-telnet", 0).unwrap();
+        b.set_connections(1, 4096, Vec::new()).unwrap();
         Arc::new(b)
     }
 
@@ -464,6 +496,12 @@ mod tests {
             "aegis_node_calls_total{worker=\"0\",node=\"ip4-forward\"} 3",
             "aegis_worker_idle_polls_total{worker=\"1\"} 60",
             "aegis_revision 2",
+            "# TYPE aegis_security_group_denied_total counter",
+            "aegis_security_group_denied_total{rule=\"default/ingress-deny\"} 3",
+            "aegis_security_group_denied_total{rule=\"web/no-telnet\"} 0",
+            "# TYPE aegis_conntrack_entries gauge",
+            "aegis_conntrack_entries{worker=\"0\"} 0",
+            "aegis_conntrack_capacity{worker=\"1\"} 4096",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

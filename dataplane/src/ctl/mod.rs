@@ -26,9 +26,11 @@ pub use memory::MemoryBackend;
 pub use server::{serve_unix, AdminServer, CtlError};
 pub use service::AdminService;
 pub use types::{
-    ControlPlaneStatus, ErrorCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
-    PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status,
-    WorkerErrors, WorkerInfo, WorkerRuntime,
+    ConnQuery, ConnState, ConnectionInfo, ControlPlaneStatus, DenialCount, ErrorCount,
+    InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PollMode, PortCounters,
+    PortLocation, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, VpcInfo,
+    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, WorkerConnections, WorkerErrors,
+    WorkerInfo, WorkerRuntime, DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
 };
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use pb::add_route_request::Target;
 
 use super::backend::AdminError;
 use super::cidr::Ipv4Cidr;
-use super::types::{RouteSpec, RouteTarget};
+use super::types::{
+    ConnQuery, ConnState, RouteSpec, RouteTarget, DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
+};
 
 /// Validates an `AddRoute` request.
 pub fn route_spec(req: pb::AddRouteRequest) -> Result<RouteSpec, AdminError> {
@@ -107,6 +109,63 @@ pub fn port_name(s: String) -> Result<String, AdminError> {
     Ok(s)
 }
 
+/// Validates a `ShowConnections` request: every filter optional (empty), the limit
+/// defaulted and bounded.
+pub fn connection_query(req: pb::ShowConnectionsRequest) -> Result<ConnQuery, AdminError> {
+    let ip = match req.ip.as_str() {
+        "" => None,
+        s => Some(
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| AdminError::invalid("ip", format!("{s:?} is not an IPv4 address")))?,
+        ),
+    };
+    let protocol = match req.protocol.to_ascii_lowercase().as_str() {
+        "" => None,
+        "tcp" => Some(crate::conntrack::PROTO_TCP),
+        "udp" => Some(crate::conntrack::PROTO_UDP),
+        "icmp" => Some(crate::conntrack::PROTO_ICMP),
+        s => Some(s.parse::<u8>().map_err(|_| {
+            AdminError::invalid(
+                "protocol",
+                format!("{s:?}: expected tcp, udp, icmp or a number 0..255"),
+            )
+        })?),
+    };
+    let state = match req.state.as_str() {
+        "" => None,
+        s => Some(
+            ConnState::ALL
+                .iter()
+                .copied()
+                .find(|c| c.name() == s)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = ConnState::ALL.iter().map(|c| c.name()).collect();
+                    AdminError::invalid(
+                        "state",
+                        format!("{s:?}: expected one of {}", names.join(", ")),
+                    )
+                })?,
+        ),
+    };
+    let limit = match req.limit as usize {
+        0 => DEFAULT_CONNECTIONS_LIMIT,
+        n if n > MAX_CONNECTIONS_LIMIT => {
+            return Err(AdminError::invalid(
+                "limit",
+                format!("{n}: at most {MAX_CONNECTIONS_LIMIT}"),
+            ))
+        }
+        n => n,
+    };
+    Ok(ConnQuery {
+        port: (!req.port.is_empty()).then_some(req.port),
+        ip,
+        protocol,
+        state,
+        limit,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +232,59 @@ mod tests {
             let t = Some(Target::Discard(kind));
             assert_eq!(field(add("10.9.0.0/16", t).unwrap_err()), "discard");
         }
+    }
+
+    #[test]
+    fn connection_queries() {
+        let q = connection_query(pb::ShowConnectionsRequest::default()).unwrap();
+        assert_eq!(q, ConnQuery::all());
+        let q = connection_query(pb::ShowConnectionsRequest {
+            port: "vm1".into(),
+            ip: "10.1.1.11".into(),
+            protocol: "TCP".into(),
+            state: "tcp_established".into(),
+            limit: 5,
+        })
+        .unwrap();
+        assert_eq!(q.port.as_deref(), Some("vm1"));
+        assert_eq!(q.ip, Some(Ipv4Addr::new(10, 1, 1, 11)));
+        assert_eq!(
+            (q.protocol, q.state, q.limit),
+            (Some(6), Some(ConnState::TcpEstablished), 5)
+        );
+        let proto = |p: &str| {
+            connection_query(pb::ShowConnectionsRequest {
+                protocol: p.into(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(proto("icmp").unwrap().protocol, Some(1));
+        assert_eq!(proto("udp").unwrap().protocol, Some(17));
+        assert_eq!(proto("47").unwrap().protocol, Some(47));
+        assert_eq!(field(proto("256").unwrap_err()), "protocol");
+        assert_eq!(field(proto("sctp").unwrap_err()), "protocol");
+        let bad = |req: pb::ShowConnectionsRequest| field(connection_query(req).unwrap_err());
+        let req = pb::ShowConnectionsRequest::default;
+        assert_eq!(
+            bad(pb::ShowConnectionsRequest {
+                ip: "10.1.1".into(),
+                ..req()
+            }),
+            "ip"
+        );
+        let e = connection_query(pb::ShowConnectionsRequest {
+            state: "established".into(),
+            ..req()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("tcp_established"), "{e}");
+        assert_eq!(
+            bad(pb::ShowConnectionsRequest {
+                limit: 20_001,
+                ..req()
+            }),
+            "limit"
+        );
     }
 
     #[test]

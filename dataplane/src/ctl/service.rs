@@ -103,6 +103,32 @@ impl DataplaneAdmin for AdminService {
         Ok(Response::new(convert::neighbours_reply(neighbours)))
     }
 
+    async fn show_connections(
+        &self,
+        req: Request<pb::ShowConnectionsRequest>,
+    ) -> Result<Response<pb::ShowConnectionsReply>, Status> {
+        let query = request::connection_query(req.into_inner())?;
+        let workers = self.call(move |b| b.connections(&query)).await?;
+        Ok(Response::new(convert::connections_reply(workers)))
+    }
+
+    async fn show_vpcs(
+        &self,
+        req: Request<pb::ShowVpcsRequest>,
+    ) -> Result<Response<pb::ShowVpcsReply>, Status> {
+        let vpc = req.into_inner().vpc;
+        let overlay = self.call(|b| b.overlay()).await?;
+        Ok(Response::new(convert::vpcs_reply(overlay, &vpc)?))
+    }
+
+    async fn show_security_denials(
+        &self,
+        _: Request<pb::ShowSecurityDenialsRequest>,
+    ) -> Result<Response<pb::ShowSecurityDenialsReply>, Status> {
+        let denials = self.call(|b| b.security_denials()).await?;
+        Ok(Response::new(convert::denials_reply(denials)))
+    }
+
     async fn add_route(
         &self,
         req: Request<pb::AddRouteRequest>,

@@ -467,3 +467,379 @@ async fn reflection_lists_the_admin_service() {
     drop(replies);
     srv.stop().await;
 }
+
+/// Connection `n` of the test table: TCP 10.1.1.11:4000n → 10.1.2.13:80 on vm1 (b1) for
+/// even `n`, UDP from 10.1.2.13 → 10.1.1.11:53 on vm2 (b3) for odd `n`.
+fn conn(n: u16) -> ConnectionInfo {
+    let tcp = n.is_multiple_of(2);
+    let (port, endpoint, protocol, state) = if tcp {
+        ("vm1", "b1", 6, ConnState::TcpEstablished)
+    } else {
+        ("vm2", "b3", 17, ConnState::UdpReplied)
+    };
+    let (src, dst): (std::net::Ipv4Addr, std::net::Ipv4Addr) = if tcp {
+        ("10.1.1.11".parse().unwrap(), "10.1.2.13".parse().unwrap())
+    } else {
+        ("10.1.2.13".parse().unwrap(), "10.1.1.11".parse().unwrap())
+    };
+    ConnectionInfo {
+        port: port.into(),
+        endpoint: Some(endpoint.into()),
+        protocol,
+        src,
+        src_port: 40000 + n,
+        dst,
+        dst_port: if tcp { 80 } else { 53 },
+        state,
+        expires: Duration::from_millis(7_199_500),
+        packets: [3, 2],
+        bytes: [180, 120],
+    }
+}
+
+/// The test backend with VM ports vm1 (b1) and vm2 (b3) and connections on both workers.
+fn overlay_backend() -> Arc<MemoryBackend> {
+    let b = backend();
+    for (port, mac, endpoint) in [("vm1", 0x11, "b1"), ("vm2", 0x12, "b3")] {
+        b.add_port(port, "net_tap", [2, 0, 0, 0, 0, mac], 1450, 10_000)
+            .unwrap();
+        b.bind_endpoint(port, Some(endpoint)).unwrap();
+    }
+    b.set_connections(0, 1024, (0..5).map(conn).collect())
+        .unwrap();
+    b.set_connections(1, 1024, (5..8).map(conn).collect())
+        .unwrap();
+    b
+}
+
+#[tokio::test]
+async fn connections_filter_limit_and_count_per_worker() {
+    let srv = start(overlay_backend()).await;
+    let mut c = srv.client().await;
+    let ask = |req: pb::ShowConnectionsRequest| {
+        let mut c = c.clone();
+        async move { c.show_connections(req).await }
+    };
+    let all = ask(pb::ShowConnectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let counts: Vec<_> = all
+        .workers
+        .iter()
+        .map(|w| (w.worker, w.entries, w.matched, w.connections.len()))
+        .collect();
+    assert_eq!(counts, [(0, 5, 5, 5), (1, 3, 3, 3)]);
+    let first = &all.workers[0].connections[0];
+    assert_eq!(
+        (
+            first.port.as_str(),
+            first.endpoint.as_str(),
+            first.protocol,
+            first.src_ip.as_str(),
+            first.src_port,
+            first.dst_ip.as_str(),
+            first.dst_port,
+            first.state.as_str()
+        ),
+        (
+            "vm1",
+            "b1",
+            6,
+            "10.1.1.11",
+            40000,
+            "10.1.2.13",
+            80,
+            "tcp_established"
+        )
+    );
+    assert_eq!(first.expires_seconds, 7199.5);
+    assert_eq!(
+        (
+            first.packets_orig,
+            first.packets_reply,
+            first.bytes_orig,
+            first.bytes_reply
+        ),
+        (3, 2, 180, 120)
+    );
+    assert_eq!(all.workers[0].capacity, 1024);
+
+    // By control-plane port name, protocol and state; a limit over all workers.
+    let udp = ask(pb::ShowConnectionsRequest {
+        port: "b3".into(),
+        protocol: "udp".into(),
+        state: "udp_replied".into(),
+        limit: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    let counts: Vec<_> = udp
+        .workers
+        .iter()
+        .map(|w| (w.matched, w.connections.len()))
+        .collect();
+    assert_eq!(counts, [(2, 2), (2, 1)], "matched counts survive the limit");
+    assert!(udp
+        .workers
+        .iter()
+        .flat_map(|w| &w.connections)
+        .all(|c| c.port == "vm2" && c.protocol == 17));
+    let by_ip = ask(pb::ShowConnectionsRequest {
+        port: "vm1".into(),
+        ip: "10.1.2.13".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(by_ip.workers[0].matched + by_ip.workers[1].matched, 4);
+
+    let err = ask(pb::ShowConnectionsRequest {
+        port: "b9".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().starts_with("port: "), "{}", err.message());
+    for (req, field) in [
+        (
+            pb::ShowConnectionsRequest {
+                protocol: "gre".into(),
+                ..Default::default()
+            },
+            "protocol: ",
+        ),
+        (
+            pb::ShowConnectionsRequest {
+                state: "open".into(),
+                ..Default::default()
+            },
+            "state: ",
+        ),
+        (
+            pb::ShowConnectionsRequest {
+                limit: 1_000_000,
+                ..Default::default()
+            },
+            "limit: ",
+        ),
+    ] {
+        let err = ask(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+
+    // A worker that does not answer is reported, the others still are.
+    srv.backend
+        .fail_dumps(1, Some("no answer within 2s"))
+        .unwrap();
+    let r = c
+        .show_connections(pb::ShowConnectionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.workers[0].matched, 5);
+    assert_eq!(r.workers[1].error, "no answer within 2s");
+    assert!(r.workers[0].error.is_empty());
+
+    let rt = c
+        .show_runtime(pb::ShowRuntimeRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rt.workers[1].connections, rt.workers[1].connection_capacity),
+        (3, 1024)
+    );
+    let ifs = c
+        .show_interfaces(pb::ShowInterfacesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .interfaces;
+    let endpoints: Vec<_> = ifs.iter().map(|i| i.endpoint.as_str()).collect();
+    assert_eq!(endpoints, ["", "", "b1", "b3"]);
+    srv.stop().await;
+}
+
+/// The overlay of host a in the overlay testkit, as a backend reports it.
+fn overlay_info() -> OverlayInfo {
+    let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+    let cidr = |s: &str| s.parse::<Ipv4Cidr>().unwrap();
+    let port = |name: &str, subnet: &str, mac: u8, addr: &str, location| VpcPortInfo {
+        name: name.into(),
+        subnet: subnet.into(),
+        mac: [2, 0, 0, 0, 1, mac],
+        ips: vec![ip(addr)],
+        location,
+    };
+    OverlayInfo {
+        revision: 42,
+        underlay_ip: Some(ip("10.88.0.11")),
+        mtu: 1450,
+        vpcs: vec![
+            VpcInfo {
+                name: "blue".into(),
+                vni: 100,
+                subnets: vec![VpcSubnetInfo {
+                    name: "blue-a".into(),
+                    cidr: cidr("10.1.1.0/24"),
+                    gateway: ip("10.1.1.1"),
+                }],
+                routes: vec![
+                    VpcRouteInfo {
+                        prefix: cidr("0.0.0.0/0"),
+                        target: VpcRouteTarget::Port("b2".into()),
+                    },
+                    VpcRouteInfo {
+                        prefix: cidr("192.0.2.0/24"),
+                        target: VpcRouteTarget::Blackhole,
+                    },
+                    VpcRouteInfo {
+                        prefix: cidr("198.51.100.0/24"),
+                        target: VpcRouteTarget::NextHopUnknown,
+                    },
+                ],
+                ports: vec![
+                    port(
+                        "b1",
+                        "blue-a",
+                        1,
+                        "10.1.1.11",
+                        PortLocation::Local("vm1".into()),
+                    ),
+                    port(
+                        "b2",
+                        "blue-a",
+                        2,
+                        "10.1.1.12",
+                        PortLocation::Remote(ip("10.88.0.12")),
+                    ),
+                    port("b4", "blue-a", 4, "10.1.1.14", PortLocation::Unplaced),
+                ],
+            },
+            VpcInfo {
+                name: "red".into(),
+                vni: 200,
+                subnets: Vec::new(),
+                routes: vec![VpcRouteInfo {
+                    prefix: cidr("10.9.0.0/16"),
+                    target: VpcRouteTarget::Unreachable,
+                }],
+                ports: Vec::new(),
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn vpcs_and_security_denials() {
+    let srv = start(backend()).await;
+    let mut c = srv.client().await;
+    let empty = c
+        .show_vpcs(pb::ShowVpcsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (empty.revision, empty.underlay_ip.as_str(), empty.vpcs.len()),
+        (0, "", 0)
+    );
+    srv.backend.set_overlay(overlay_info()).unwrap();
+    let all = c
+        .show_vpcs(pb::ShowVpcsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (all.revision, all.underlay_ip.as_str(), all.mtu),
+        (42, "10.88.0.11", 1450)
+    );
+    assert_eq!(all.vpcs.len(), 2);
+    let blue = &all.vpcs[0];
+    assert_eq!(
+        (
+            blue.subnets[0].cidr.as_str(),
+            blue.subnets[0].gateway.as_str()
+        ),
+        ("10.1.1.0/24", "10.1.1.1")
+    );
+    let routes: Vec<_> = blue
+        .routes
+        .iter()
+        .map(|r| (r.prefix.as_str(), r.kind, r.port.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("0.0.0.0/0", pb::VpcRouteKind::Port as i32, "b2"),
+            ("192.0.2.0/24", pb::VpcRouteKind::Blackhole as i32, ""),
+            (
+                "198.51.100.0/24",
+                pb::VpcRouteKind::NextHopUnknown as i32,
+                ""
+            ),
+        ]
+    );
+    let ports: Vec<_> = blue
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.location,
+                p.device.as_str(),
+                p.host_ip.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("b1", pb::PortLocation::Local as i32, "vm1", ""),
+            ("b2", pb::PortLocation::Remote as i32, "", "10.88.0.12"),
+            ("b4", pb::PortLocation::Unplaced as i32, "", ""),
+        ]
+    );
+    assert_eq!(blue.ports[0].mac, "02:00:00:00:01:01");
+    assert_eq!(blue.ports[0].ips, ["10.1.1.11"]);
+    let red = c
+        .show_vpcs(pb::ShowVpcsRequest { vpc: "red".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(red.vpcs.len(), 1);
+    assert_eq!(red.vpcs[0].vni, 200);
+    let err = c
+        .show_vpcs(pb::ShowVpcsRequest {
+            vpc: "green".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.message().starts_with("vpc: "), "{}", err.message());
+
+    srv.backend.count_denial("default/ingress-deny", 4).unwrap();
+    srv.backend.count_denial("web/no-telnet", 0).unwrap();
+    let d = c
+        .show_security_denials(pb::ShowSecurityDenialsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .denials;
+    let d: Vec<_> = d.iter().map(|d| (d.rule.as_str(), d.count)).collect();
+    assert_eq!(d, [("default/ingress-deny", 4), ("web/no-telnet", 0)]);
+    c.clear_counters(pb::ClearCountersRequest {}).await.unwrap();
+    let d = c
+        .show_security_denials(pb::ShowSecurityDenialsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .denials;
+    assert!(d.iter().all(|d| d.count == 0));
+    srv.stop().await;
+}

@@ -96,6 +96,8 @@ pub struct InterfaceInfo {
     pub addresses: Vec<Ipv4Cidr>,
     /// Port counters.
     pub counters: PortCounters,
+    /// The control-plane port (VM port) bound to this port, if any.
+    pub endpoint: Option<String>,
 }
 
 /// Dispatch statistics of one node on one worker (as measured by the dispatcher).
@@ -130,6 +132,10 @@ pub struct WorkerRuntime {
     pub icmp_sent: u64,
     /// ICMP errors suppressed by the rate limit.
     pub icmp_rate_limited: u64,
+    /// Entries in the connection table (expired ones not yet swept included).
+    pub connections: u64,
+    /// Entries the connection table holds at most.
+    pub connection_capacity: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeRuntime>,
 }
@@ -222,4 +228,200 @@ pub struct NeighbourInfo {
     pub state: NeighbourState,
     /// Time since the entry last changed or was confirmed.
     pub age: Duration,
+}
+
+pub use crate::conntrack::ConnState;
+
+/// Most connections one `show connections` reply may carry (it must fit a gRPC message).
+pub const MAX_CONNECTIONS_LIMIT: usize = 20_000;
+/// Connections shown when the request sets no limit.
+pub const DEFAULT_CONNECTIONS_LIMIT: usize = 1000;
+
+/// Which connections `show connections` asks for; `None` matches everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnQuery {
+    /// A dataplane port name or the control-plane port bound to one.
+    pub port: Option<String>,
+    /// An address that is the source or the destination.
+    pub ip: Option<Ipv4Addr>,
+    /// IP protocol number.
+    pub protocol: Option<u8>,
+    /// Connection state.
+    pub state: Option<ConnState>,
+    /// Most connections in the reply, over all workers (1..=[`MAX_CONNECTIONS_LIMIT`]).
+    pub limit: usize,
+}
+
+/// One tracked connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The dataplane port it is tracked on (its conntrack zone).
+    pub port: String,
+    /// The control-plane port bound to that port, if any.
+    pub endpoint: Option<String>,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Originator address.
+    pub src: Ipv4Addr,
+    /// Originator port (ICMP echo: the identifier).
+    pub src_port: u16,
+    /// Responder address.
+    pub dst: Ipv4Addr,
+    /// Responder port (ICMP echo: the identifier).
+    pub dst_port: u16,
+    /// State.
+    pub state: ConnState,
+    /// Time until it expires without further packets.
+    pub expires: Duration,
+    /// Packets, `[original, reply]`.
+    pub packets: [u64; 2],
+    /// Bytes, `[original, reply]`.
+    pub bytes: [u64; 2],
+}
+
+/// One worker's part of `show connections`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerConnections {
+    /// Worker id.
+    pub worker: u32,
+    /// Live connections in its table.
+    pub entries: u64,
+    /// Entries its table holds at most.
+    pub capacity: u64,
+    /// Connections matching the query, those beyond the limit included.
+    pub matched: u64,
+    /// The matching connections shown.
+    pub connections: Vec<ConnectionInfo>,
+    /// Why the worker did not answer; `None` when it did.
+    pub error: Option<String>,
+}
+
+/// The overlay as this host sees it (`show vpc`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OverlayInfo {
+    /// Control-plane revision the overlay was built from (0: none).
+    pub revision: u64,
+    /// This host's underlay address; `None` when it takes no part in the overlay.
+    pub underlay_ip: Option<Ipv4Addr>,
+    /// Largest inner IPv4 packet.
+    pub mtu: u16,
+    /// VPCs in the overlay's order.
+    pub vpcs: Vec<VpcInfo>,
+}
+
+/// One VPC's router on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcInfo {
+    /// Name.
+    pub name: String,
+    /// Geneve VNI.
+    pub vni: u32,
+    /// Subnets.
+    pub subnets: Vec<VpcSubnetInfo>,
+    /// Static routes.
+    pub routes: Vec<VpcRouteInfo>,
+    /// Every port of the VPC.
+    pub ports: Vec<VpcPortInfo>,
+}
+
+/// A subnet of a VPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcSubnetInfo {
+    /// Name.
+    pub name: String,
+    /// Network.
+    pub cidr: Ipv4Cidr,
+    /// The distributed router's address in it.
+    pub gateway: Ipv4Addr,
+}
+
+/// A static route of a VPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcRouteInfo {
+    /// Destination.
+    pub prefix: Ipv4Cidr,
+    /// Where it sends packets.
+    pub target: VpcRouteTarget,
+}
+
+/// Where a VPC route sends packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpcRouteTarget {
+    /// To the named port (the holder of the next-hop address).
+    Port(String),
+    /// The next hop is no port's address: dropped.
+    NextHopUnknown,
+    /// Dropped silently.
+    Blackhole,
+    /// Dropped with ICMP destination unreachable.
+    Unreachable,
+}
+
+/// A port of a VPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcPortInfo {
+    /// Control-plane name.
+    pub name: String,
+    /// Its subnet's name.
+    pub subnet: String,
+    /// MAC.
+    pub mac: [u8; 6],
+    /// Addresses.
+    pub ips: Vec<Ipv4Addr>,
+    /// Where it lives.
+    pub location: PortLocation,
+}
+
+/// Where a VPC port lives, seen from this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortLocation {
+    /// Here, on the named dataplane port.
+    Local(String),
+    /// On the host with this underlay address.
+    Remote(Ipv4Addr),
+    /// Its host is unknown or has no underlay address.
+    Unplaced,
+}
+
+/// Packets denied by one security-group rule (or default), summed over the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenialCount {
+    /// Counter name: `GROUP/RULE_ID`, `default/ingress-deny` or `other`.
+    pub rule: String,
+    /// Packets denied.
+    pub count: u64,
+}
+
+impl ConnQuery {
+    /// A query matching every connection, with the default limit.
+    pub fn all() -> ConnQuery {
+        ConnQuery {
+            port: None,
+            ip: None,
+            protocol: None,
+            state: None,
+            limit: DEFAULT_CONNECTIONS_LIMIT,
+        }
+    }
+
+    /// Whether `c` matches (a backend that filters by names rather than by zone: the port
+    /// matches the dataplane port or the endpoint name).
+    pub fn matches(&self, c: &ConnectionInfo) -> bool {
+        self.port
+            .as_ref()
+            .is_none_or(|p| *p == c.port || c.endpoint.as_ref() == Some(p))
+            && self.ip.is_none_or(|ip| c.src == ip || c.dst == ip)
+            && self.protocol.is_none_or(|p| c.protocol == p)
+            && self.state.is_none_or(|s| c.state == s)
+    }
+
+    /// Keeps at most `limit` connections over all workers, in worker order (the counts stay
+    /// as they are, so a reader sees how many were left out).
+    pub fn truncate(&self, workers: &mut [WorkerConnections]) {
+        let mut left = self.limit;
+        for w in workers {
+            w.connections.truncate(left);
+            left -= w.connections.len();
+        }
+    }
 }

@@ -1,20 +1,33 @@
 //! The daemon's [`AdminBackend`]: answers the admin API from the control thread's
-//! [`Tables`] (behind a mutex only the control side takes), the workers' counters and the
-//! DPDK ports' statistics; mutations go through `Tables` and publish a new snapshot.
+//! [`Tables`] (behind a mutex only the control side takes), the published snapshot (the
+//! overlay the workers use), the workers' counters and the DPDK ports' statistics;
+//! mutations go through `Tables` and publish a new snapshot. Connection tables belong to
+//! the workers: they are asked for dumps through their queues ([`crate::worker::dump`]).
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::conntrack::ConnView;
 use crate::ctl::{
-    AdminBackend, AdminError, ErrorCount, InterfaceInfo, Ipv4Cidr, NeighbourInfo, NeighbourState,
-    NodeRuntime, RouteInfo, RouteSpec, Status, WorkerErrors, WorkerInfo, WorkerRuntime,
+    AdminBackend, AdminError, ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo,
+    Ipv4Cidr, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PortLocation, RouteInfo,
+    RouteSpec, Status, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo,
+    WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
+use crate::fib::Prefix;
 use crate::graph::{DropReason, RUNTIME_SLOTS};
+use crate::overlay::secgroup::{MAX_COUNTER_SLOTS, SLOT_DEFAULT_EGRESS_ALLOW};
+use crate::overlay::{Location, VpcTarget};
 use crate::port::Port;
-use crate::state::{self, SnapshotCell, Tables};
+use crate::state::{self, Snapshot, SnapshotCell, Tables};
+use crate::worker::dump::{self, ConnFilter};
 use crate::worker::poll::PollMode;
 use crate::worker::WorkerHandle;
+
+/// How long `show connections` waits for the workers' dumps.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 use super::counters::{port_counters, Baseline};
 use super::feed::Feed;
@@ -113,6 +126,7 @@ impl AdminBackend for DaemonBackend {
                     })
                     .unwrap_or_default(),
                 counters,
+                endpoint: endpoint_on(&snap, i as u16).map(str::to_owned),
             });
         }
         Ok(out)
@@ -135,6 +149,8 @@ impl AdminBackend for DaemonBackend {
                     consumed: s.consumed.load(Relaxed) - b.consumed,
                     icmp_sent: s.icmp_sent.load(Relaxed) - b.icmp_sent,
                     icmp_rate_limited: s.icmp_rate_limited.load(Relaxed) - b.icmp_rate_limited,
+                    connections: s.connections.load(Relaxed),
+                    connection_capacity: s.connection_capacity.load(Relaxed),
                     nodes: RUNTIME_SLOTS
                         .iter()
                         .enumerate()
@@ -208,6 +224,79 @@ impl AdminBackend for DaemonBackend {
             .collect())
     }
 
+    fn connections(&self, query: &ConnQuery) -> Result<Vec<WorkerConnections>, AdminError> {
+        let snap = self.cell.load();
+        let zone = match &query.port {
+            Some(name) => Some(zone_of(&snap, name)?),
+            None => None,
+        };
+        let filter = ConnFilter {
+            zone,
+            ip: query.ip.map(u32::from),
+            proto: query.protocol,
+            state: query.state,
+        };
+        let asked = self
+            .workers
+            .iter()
+            .map(|(h, _)| dump::ask(&h.dumps, filter, query.limit))
+            .collect();
+        let answers = dump::collect(asked, DUMP_TIMEOUT);
+        let mut out: Vec<WorkerConnections> = self
+            .workers
+            .iter()
+            .zip(answers)
+            .map(|((h, _), answer)| match answer {
+                Ok(d) => WorkerConnections {
+                    worker: h.id as u32,
+                    entries: d.entries,
+                    capacity: d.capacity,
+                    matched: d.matched,
+                    connections: d
+                        .connections
+                        .iter()
+                        .map(|c| connection_info(&snap, c))
+                        .collect(),
+                    error: None,
+                },
+                Err(e) => WorkerConnections {
+                    worker: h.id as u32,
+                    capacity: h.stats.connection_capacity.load(Relaxed),
+                    error: Some(e.to_string()),
+                    ..WorkerConnections::default()
+                },
+            })
+            .collect();
+        query.truncate(&mut out);
+        Ok(out)
+    }
+
+    fn overlay(&self) -> Result<OverlayInfo, AdminError> {
+        Ok(overlay_info(&self.cell.load()))
+    }
+
+    fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError> {
+        let snap = self.cell.load();
+        let names = &snap.overlay.counters;
+        let base = lock(&self.baseline);
+        Ok((0..MAX_COUNTER_SLOTS)
+            // Egress's default allows: its slot never counts a denial.
+            .filter(|&slot| slot != usize::from(SLOT_DEFAULT_EGRESS_ALLOW))
+            .filter_map(|slot| Some((slot, names.name(u16::try_from(slot).ok()?)?)))
+            .map(|(slot, name)| DenialCount {
+                rule: name.to_owned(),
+                count: self
+                    .workers
+                    .iter()
+                    .map(|(h, _)| {
+                        let now = h.stats.sg_denies.get(slot).map_or(0, |c| c.load(Relaxed));
+                        base.sg_denied(h.id, slot, now)
+                    })
+                    .sum(),
+            })
+            .collect())
+    }
+
     fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError> {
         self.apply(Change::AddRoute {
             prefix: route.prefix,
@@ -253,5 +342,195 @@ impl AdminBackend for DaemonBackend {
             base.capture_port(i, port_counters(&s));
         }
         Ok(lock(&self.tables).revision())
+    }
+}
+
+/// The name of the control-plane port bound to dataplane port `port`.
+fn endpoint_on(snap: &Snapshot, port: u16) -> Option<&str> {
+    let ov = &snap.overlay;
+    ov.local_endpoint(port)
+        .and_then(|e| ov.endpoint(e))
+        .map(|e| e.name.as_str())
+}
+
+/// The conntrack zone (dataplane port index) named by `name`: a dataplane port, or a
+/// control-plane port bound to one here.
+fn zone_of(snap: &Snapshot, name: &str) -> Result<u16, AdminError> {
+    if let Some(i) = snap.ports.iter().position(|p| p.name == name) {
+        return u16::try_from(i).map_err(|_| AdminError::Internal("port index".into()));
+    }
+    match snap.overlay.endpoints.iter().find(|e| e.name == name) {
+        Some(e) => match e.at {
+            Location::Local(port) => Ok(port),
+            Location::Remote(host) => Err(AdminError::not_found(
+                "port",
+                format!(
+                    "VM port {name:?} is on another host ({}): its connections are tracked there",
+                    Ipv4Addr::from(host)
+                ),
+            )),
+            Location::Unplaced => Err(AdminError::not_found(
+                "port",
+                format!("VM port {name:?} is on no host"),
+            )),
+        },
+        None => Err(AdminError::not_found(
+            "port",
+            format!("no dataplane port or VM port named {name:?}"),
+        )),
+    }
+}
+
+/// A worker's connection as the API reports it, its zone named after the snapshot.
+fn connection_info(snap: &Snapshot, c: &ConnView) -> ConnectionInfo {
+    let zone = c.flow.zone;
+    ConnectionInfo {
+        port: snap
+            .ports
+            .get(usize::from(zone))
+            .map_or_else(|| format!("port{zone}"), |p| p.name.clone()),
+        endpoint: endpoint_on(snap, zone).map(str::to_owned),
+        protocol: c.flow.proto,
+        src: Ipv4Addr::from(c.flow.src),
+        src_port: c.flow.sport,
+        dst: Ipv4Addr::from(c.flow.dst),
+        dst_port: c.flow.dport,
+        state: c.state,
+        expires: Duration::from_nanos(c.expires_in_ns),
+        packets: c.packets,
+        bytes: c.bytes,
+    }
+}
+
+fn cidr(p: &Prefix) -> Option<Ipv4Cidr> {
+    Ipv4Cidr::new(p.addr(), p.length())
+}
+
+/// The overlay of `snap` as `show vpc` reports it: names instead of indexes, ports sorted
+/// by name within their VPC.
+fn overlay_info(snap: &Snapshot) -> OverlayInfo {
+    let ov = &snap.overlay;
+    let mut ports: Vec<Vec<VpcPortInfo>> = vec![Vec::new(); ov.vpcs.len()];
+    for e in ov.endpoints.iter() {
+        let Some(list) = ports.get_mut(usize::from(e.vpc)) else {
+            continue;
+        };
+        let subnet = ov
+            .vpcs
+            .get(usize::from(e.vpc))
+            .and_then(|v| v.subnets.get(usize::from(e.subnet)))
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        list.push(VpcPortInfo {
+            name: e.name.clone(),
+            subnet,
+            mac: e.mac,
+            ips: e.ips.iter().map(|ip| Ipv4Addr::from(*ip)).collect(),
+            location: match e.at {
+                Location::Local(port) => PortLocation::Local(
+                    snap.ports
+                        .get(usize::from(port))
+                        .map_or_else(|| format!("port{port}"), |p| p.name.clone()),
+                ),
+                Location::Remote(host) => PortLocation::Remote(Ipv4Addr::from(host)),
+                Location::Unplaced => PortLocation::Unplaced,
+            },
+        });
+    }
+    OverlayInfo {
+        revision: ov.revision,
+        underlay_ip: ov.enabled().then(|| Ipv4Addr::from(ov.underlay_ip)),
+        mtu: ov.mtu,
+        vpcs: ov
+            .vpcs
+            .iter()
+            .zip(ports)
+            .map(|(v, mut ports)| {
+                ports.sort_by(|a, b| a.name.cmp(&b.name));
+                VpcInfo {
+                    name: v.name.clone(),
+                    vni: v.vni,
+                    subnets: v
+                        .subnets
+                        .iter()
+                        .filter_map(|s| {
+                            Some(VpcSubnetInfo {
+                                name: s.name.clone(),
+                                cidr: cidr(&s.prefix)?,
+                                gateway: Ipv4Addr::from(s.gateway),
+                            })
+                        })
+                        .collect(),
+                    routes: v
+                        .routes
+                        .iter()
+                        .filter_map(|r| {
+                            Some(VpcRouteInfo {
+                                prefix: cidr(&r.prefix)?,
+                                target: match r.target {
+                                    VpcTarget::Endpoint(e) => VpcRouteTarget::Port(
+                                        ov.endpoint(e)
+                                            .map_or_else(|| format!("#{e}"), |e| e.name.clone()),
+                                    ),
+                                    VpcTarget::NextHopUnknown => VpcRouteTarget::NextHopUnknown,
+                                    VpcTarget::Blackhole => VpcRouteTarget::Blackhole,
+                                    VpcTarget::Unreachable => VpcRouteTarget::Unreachable,
+                                },
+                            })
+                        })
+                        .collect(),
+                    ports,
+                }
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::overlay::host_snapshot;
+
+    #[test]
+    fn overlay_info_names_everything() {
+        let snap = host_snapshot("a", &crate::testkit::overlay::objects());
+        let o = overlay_info(&snap);
+        assert_eq!(o.revision, 7);
+        assert_eq!(o.underlay_ip, Some(Ipv4Addr::new(10, 88, 0, 11)));
+        let blue = o.vpcs.iter().find(|v| v.name == "blue").unwrap();
+        assert_eq!(blue.vni, 100);
+        let subnets: Vec<String> = blue
+            .subnets
+            .iter()
+            .map(|s| format!("{} {} {}", s.name, s.cidr, s.gateway))
+            .collect();
+        assert_eq!(
+            subnets,
+            ["blue-a 10.1.1.0/24 10.1.1.1", "blue-b 10.1.2.0/24 10.1.2.1"]
+        );
+        let ports: Vec<(&str, &str, &PortLocation)> = blue
+            .ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.subnet.as_str(), &p.location))
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("b1", "blue-a", &PortLocation::Local("vm1".into())),
+                (
+                    "b2",
+                    "blue-a",
+                    &PortLocation::Remote(Ipv4Addr::new(10, 88, 0, 12))
+                ),
+                ("b3", "blue-b", &PortLocation::Local("vm2".into())),
+            ]
+        );
+        assert_eq!(endpoint_on(&snap, 1), Some("b1"));
+        assert_eq!(endpoint_on(&snap, 0), None);
+        assert_eq!(zone_of(&snap, "vm2").unwrap(), 2);
+        assert_eq!(zone_of(&snap, "b3").unwrap(), 2);
+        let e = zone_of(&snap, "b2").unwrap_err();
+        assert!(e.to_string().contains("10.88.0.12"), "{e}");
+        assert!(zone_of(&snap, "nope").is_err());
     }
 }

@@ -49,6 +49,9 @@ impl Default for WorkerBaseline {
 #[derive(Debug, Default)]
 pub struct Baseline {
     workers: HashMap<usize, WorkerBaseline>,
+    /// Per worker, its security-group denial counters by slot (kept apart from
+    /// [`WorkerBaseline`], which is copied out per report).
+    sg_denies: HashMap<usize, Box<[u64]>>,
     ports: HashMap<usize, PortCounters>,
 }
 
@@ -80,6 +83,20 @@ impl Baseline {
             b.drops[*r as usize] = s.drops_for(*r);
         }
         self.workers.insert(id, b);
+        let sg = s.sg_denies.iter().map(|c| c.load(Relaxed)).collect();
+        self.sg_denies.insert(id, sg);
+    }
+
+    /// Worker `id`'s denials in counter slot `slot` since the last clear, `now` being the
+    /// counter's current value.
+    pub fn sg_denied(&self, id: usize, slot: usize, now: u64) -> u64 {
+        let base = self
+            .sg_denies
+            .get(&id)
+            .and_then(|b| b.get(slot))
+            .copied()
+            .unwrap_or(0);
+        now.saturating_sub(base)
     }
 
     /// Records port `index`'s current counters.
@@ -148,5 +165,10 @@ mod tests {
         };
         assert_eq!(b.port(0, later).rx_packets, 2);
         assert_eq!(b.port(1, later).rx_packets, 9);
+        bump(&s.sg_denies[3], 4);
+        assert_eq!(b.sg_denied(0, 3, s.sg_denies[3].load(Relaxed)), 4);
+        b.capture_worker(0, &s);
+        assert_eq!(b.sg_denied(0, 3, s.sg_denies[3].load(Relaxed)), 0);
+        assert_eq!(b.sg_denied(1, 3, 6), 6);
     }
 }

@@ -38,6 +38,11 @@ pub struct WorkerStats {
     pub icmp_rate_limited: AtomicU64,
     /// Security-group denials per counter slot (see [`crate::overlay::secgroup::CounterSlots`]).
     pub sg_denies: Box<[AtomicU64]>,
+    /// Entries in the worker's connection table, expired ones not yet swept included (a
+    /// gauge the worker stores every poll).
+    pub connections: AtomicU64,
+    /// Entries the worker's connection table holds at most (stored once at start).
+    pub connection_capacity: AtomicU64,
 }
 
 /// Adds to a counter that only this thread writes: a plain load and store, no lock prefix.
@@ -60,6 +65,8 @@ impl Default for WorkerStats {
             sg_denies: (0..crate::overlay::secgroup::MAX_COUNTER_SLOTS)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            connections: AtomicU64::new(0),
+            connection_capacity: AtomicU64::new(0),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The worker: one per lcore, run to completion — for each port, rx burst → graph → tx
-//! burst; then packets the control thread injected; then the hold queue; then the idle
+//! burst; then packets the control thread injected; then the hold queue; then connection
+//! expiry and connection-table dumps the control thread asked for ([`dump`]); then the idle
 //! policy. The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
 //! per poll unless something changed) and never locks or allocates on the packet path.
 
 pub mod dpdk;
+pub mod dump;
 pub mod io;
 pub mod poll;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -18,6 +20,7 @@ use crate::graph::{
 };
 use crate::port::clock::rdtsc;
 use crate::state::SnapshotReader;
+use dump::{DumpRequest, DUMP_QUEUE};
 use io::PortQueues;
 use poll::{Backoff, PollMode};
 
@@ -41,7 +44,7 @@ pub struct Injection {
     pub frame: Vec<u8>,
 }
 
-/// What the control thread keeps of each worker: its counters and both queues.
+/// What the control thread keeps of each worker: its counters and its queues.
 #[derive(Debug, Clone)]
 pub struct WorkerHandle {
     /// Worker index.
@@ -52,6 +55,8 @@ pub struct WorkerHandle {
     pub events: Arc<ArrayQueue<ControlEvent>>,
     /// Frames to send through it.
     pub inject: Arc<ArrayQueue<Injection>>,
+    /// Connection-table dumps asked of it.
+    pub dumps: Arc<ArrayQueue<DumpRequest>>,
 }
 
 impl WorkerHandle {
@@ -62,6 +67,7 @@ impl WorkerHandle {
             stats: Arc::new(WorkerStats::default()),
             events: Arc::new(ArrayQueue::new(EVENT_QUEUE)),
             inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
+            dumps: Arc::new(ArrayQueue::new(DUMP_QUEUE)),
         }
     }
 }
@@ -121,6 +127,7 @@ pub struct Worker<Q: PortQueues> {
     env: GraphEnv,
     snap: SnapshotReader,
     inject: Arc<ArrayQueue<Injection>>,
+    dumps: Arc<ArrayQueue<DumpRequest>>,
     backoff: Backoff,
     burst: usize,
     clock: Clock,
@@ -139,16 +146,22 @@ impl<Q: PortQueues> Worker<Q> {
         clock: Clock,
     ) -> Self {
         let n = queues.n_ports();
+        let env = GraphEnv::with_connections(
+            handle.stats.clone(),
+            handle.events.clone(),
+            cfg.connections,
+        );
+        handle
+            .stats
+            .connection_capacity
+            .store(env.conntrack.capacity() as u64, Relaxed);
         Worker {
             queues,
             graph: Graph::new(n, handle.stats.clone()),
-            env: GraphEnv::with_connections(
-                handle.stats.clone(),
-                handle.events.clone(),
-                cfg.connections,
-            ),
+            env,
             snap,
             inject: handle.inject.clone(),
+            dumps: handle.dumps.clone(),
             backoff: Backoff::new(cfg.poll_mode),
             burst: cfg.burst.clamp(1, crate::graph::FRAME_CAP),
             clock,
@@ -220,6 +233,12 @@ impl<Q: PortQueues> Worker<Q> {
         // Expire old connections a little at a time (a full pass over a 256k table
         // every ~1000 polls).
         self.env.conntrack.sweep(now, CONNTRACK_SWEEP);
+        self.stats
+            .connections
+            .store(self.env.conntrack.len() as u64, Relaxed);
+        if !self.dumps.is_empty() {
+            dump::serve(&self.dumps, &self.env.conntrack, now);
+        }
         bump(&self.stats.polls, 1);
         if got == 0 {
             bump(&self.stats.idle_polls, 1);

@@ -1,5 +1,6 @@
 //! The worker loop on in-memory queues: forwarding, injections, snapshot swaps releasing
-//! held packets, and refused transmits counted.
+//! held packets, refused transmits counted, and connection-table dumps (filter, limit,
+//! counts, timeouts).
 
 use std::sync::Arc;
 
@@ -114,4 +115,155 @@ fn clock_converts_ticks_to_nanoseconds_without_drift() {
         (3_600_000_000_000 - 1_000..=3_600_000_000_000).contains(&ns),
         "{ns}"
     );
+}
+
+/// Host a of the overlay testkit on a worker over in-memory queues (port 0 underlay, 1 and 2
+/// VM ports), after b1 (port 1) opened five connection-table entries: ICMP and TCP to b3
+/// (port 2, on this host: tracked in both zones) and ICMP to b2 (another host: zone 1 only).
+fn overlay_worker_with_connections() -> (Worker<MemQueues>, WorkerHandle) {
+    use crate::overlay::ROUTER_MAC;
+    use crate::testkit::overlay::{echo, host_snapshot, objects, tcp, vm_frame, B1_MAC};
+    use crate::wire::ipv4::{PROTO_ICMP, PROTO_TCP};
+
+    let cell = SnapshotCell::new(Arc::new(host_snapshot("a", &objects())));
+    let h = WorkerHandle::new(3);
+    let cfg = WorkerConfig {
+        poll_mode: PollMode::Busy,
+        burst: 32,
+        connections: 1024,
+    };
+    let mut w = Worker::new(
+        MemQueues::new(3),
+        &h,
+        cell.reader(),
+        cfg,
+        Clock::monotonic(),
+    );
+    let frames = [
+        vm_frame(
+            B1_MAC,
+            ROUTER_MAC,
+            "10.1.1.11",
+            "10.1.2.13",
+            PROTO_ICMP,
+            &echo(9),
+        ),
+        vm_frame(
+            B1_MAC,
+            ROUTER_MAC,
+            "10.1.1.11",
+            "10.1.2.13",
+            PROTO_TCP,
+            &tcp(40000, 22, crate::wire::tcp::SYN),
+        ),
+        vm_frame(
+            B1_MAC,
+            ROUTER_MAC,
+            "10.1.1.11",
+            "10.1.1.12",
+            PROTO_ICMP,
+            &echo(7),
+        ),
+    ];
+    w.queues_mut().rx[1].extend(frames);
+    w.poll_once();
+    let q = w.queues_mut();
+    assert_eq!(
+        (q.tx[0].len(), q.tx[2].len()),
+        (1, 2),
+        "all three forwarded"
+    );
+    (w, h)
+}
+
+/// Asks `w` for a dump, lets it poll once, returns the answer.
+fn dump_of(
+    w: &mut Worker<MemQueues>,
+    h: &WorkerHandle,
+    f: dump::ConnFilter,
+    limit: usize,
+) -> dump::ConnDump {
+    let rx = dump::ask(&h.dumps, f, limit).unwrap();
+    w.poll_once();
+    let mut got = dump::collect(vec![Ok(rx)], std::time::Duration::from_secs(1));
+    got.pop().unwrap().unwrap()
+}
+
+#[test]
+fn connection_dumps_filter_limit_and_count() {
+    use crate::conntrack::{ConnState, PROTO_TCP};
+    use dump::ConnFilter;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let (mut w, h) = overlay_worker_with_connections();
+    assert_eq!(h.stats.connections.load(Relaxed), 5);
+    assert!(h.stats.connection_capacity.load(Relaxed) >= 1024);
+
+    let all = dump_of(&mut w, &h, ConnFilter::default(), 100);
+    assert_eq!((all.entries, all.matched, all.connections.len()), (5, 5, 5));
+    assert_eq!(all.capacity, h.stats.connection_capacity.load(Relaxed));
+    let zone2 = ConnFilter {
+        zone: Some(2),
+        ..ConnFilter::default()
+    };
+    let d = dump_of(&mut w, &h, zone2, 100);
+    assert_eq!((d.entries, d.matched), (5, 2));
+    assert!(d.connections.iter().all(|c| c.flow.zone == 2));
+    let tcp = ConnFilter {
+        proto: Some(PROTO_TCP),
+        state: Some(ConnState::TcpSynSent),
+        ..ConnFilter::default()
+    };
+    let d = dump_of(&mut w, &h, tcp, 100);
+    assert_eq!(d.matched, 2);
+    let c = d.connections[0];
+    assert_eq!((c.flow.sport, c.flow.dport), (40000, 22));
+    assert_eq!(c.flow.src, u32::from(std::net::Ipv4Addr::new(10, 1, 1, 11)));
+    assert_eq!((c.packets, c.bytes[1]), ([1, 0], 0));
+    assert!(c.expires_in_ns > 0 && c.expires_in_ns <= 30_000_000_000);
+    let b2 = ConnFilter {
+        ip: Some(u32::from(std::net::Ipv4Addr::new(10, 1, 1, 12))),
+        ..ConnFilter::default()
+    };
+    let d = dump_of(&mut w, &h, b2, 100);
+    assert_eq!((d.matched, d.connections[0].flow.zone), (1, 1));
+    // A limit bounds what is copied, never the counts.
+    let d = dump_of(&mut w, &h, ConnFilter::default(), 2);
+    assert_eq!((d.entries, d.matched, d.connections.len()), (5, 5, 2));
+    let d = dump_of(&mut w, &h, zone2, 0);
+    assert_eq!((d.matched, d.connections.len()), (2, 0));
+}
+
+#[test]
+fn a_worker_that_does_not_poll_times_out_and_a_full_queue_is_busy() {
+    use dump::{ConnFilter, DumpError};
+    use std::time::{Duration, Instant};
+
+    let (mut w, h) = overlay_worker_with_connections();
+    let t0 = Instant::now();
+    let asked = vec![
+        dump::ask(&h.dumps, ConnFilter::default(), 10),
+        dump::ask(&h.dumps, ConnFilter::default(), 10),
+    ];
+    let got = dump::collect(asked, Duration::from_millis(50));
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "one deadline for all"
+    );
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|g| *g == Err(DumpError::Timeout(Duration::from_millis(50)))));
+    for _ in 2..dump::DUMP_QUEUE {
+        dump::ask(&h.dumps, ConnFilter::default(), 10).unwrap();
+    }
+    assert_eq!(
+        dump::ask(&h.dumps, ConnFilter::default(), 10).err(),
+        Some(DumpError::Busy)
+    );
+    // The worker answers the abandoned requests into the void and empties its queue.
+    w.poll_once();
+    assert!(h.dumps.is_empty());
+    let d = dump_of(&mut w, &h, ConnFilter::default(), 10);
+    assert_eq!(d.matched, 5);
 }
