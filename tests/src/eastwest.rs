@@ -1105,13 +1105,49 @@ impl EastWestLab {
             .find(|v| v.vpc == vpc.name && v.ip.parse::<Ipv4Addr>().ok() == Some(ip))
     }
 
-    /// TODO(lead, east-west): the number of packets rule `rule` of security group `group`
-    /// denied on `host`'s dataplane, once `aegisctl dp` shows per-rule denial counters
-    /// (e.g. `dp show security-groups -o json`). Until then `Ok(None)`, and the tests print
-    /// that the per-rule check was skipped.
+    /// The number of packets rule `rule` of security group `group` denied on `host`'s
+    /// dataplane (`dp show security-denials -o json`, summed over its workers); `None` when
+    /// the dataplane has no counter of that name (the rule is not installed there).
     pub fn rule_denials(&self, host: &str, group: &str, rule: &str) -> Result<Option<u64>> {
-        let _ = (self.dp(host)?, group, rule);
-        Ok(None)
+        let rest = ["show", "security-denials"];
+        let ctl = self.dp(host)?;
+        let v = ctl.json(&rest)?;
+        let name = format!("{group}/{rule}");
+        let list = v["denials"].as_array().ok_or_else(|| LabError::Parse {
+            cmd: ctl.display(true, &rest),
+            detail: "no \"denials\" array".into(),
+            output: v.to_string(),
+        })?;
+        Ok(list
+            .iter()
+            .find(|d| d["rule"].as_str() == Some(name.as_str()))
+            .and_then(|d| d["count"].as_u64()))
+    }
+
+    /// `host`'s tracked connections matching `filter` (`dp show connections` flags such
+    /// as `["--port", "b2", "--proto", "tcp"]`), over all its workers, as JSON objects.
+    pub fn connections(&self, host: &str, filter: &[&str]) -> Result<Vec<serde_json::Value>> {
+        let mut rest = vec!["show", "connections"];
+        rest.extend_from_slice(filter);
+        let ctl = self.dp(host)?;
+        let v = ctl.json(&rest)?;
+        let workers = v["workers"].as_array().ok_or_else(|| LabError::Parse {
+            cmd: ctl.display(true, &rest),
+            detail: "no \"workers\" array".into(),
+            output: v.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for w in workers {
+            if let Some(e) = w["error"].as_str() {
+                return Err(LabError::Parse {
+                    cmd: ctl.display(true, &rest),
+                    detail: format!("worker {} did not answer: {e}", w["worker"]),
+                    output: v.to_string(),
+                });
+            }
+            out.extend(w["connections"].as_array().cloned().unwrap_or_default());
+        }
+        Ok(out)
     }
 }
 
