@@ -155,8 +155,11 @@ cargo build --release -q -p aegis-pktgen || die "cannot build aegis-pktgen"
 PKTGEN="$ROOT/target/release/aegis-pktgen"
 
 AEGIS_STATUS="ok"
-say "building aegis-dataplane (release)"
-if cargo build --release -q -p aegis-dataplane --bin aegis-dataplane >"$LOG_DIR/aegis-build.log" 2>&1 \
+if [[ -n "${AEGIS_BIN:-}" ]]; then
+    # A given binary (e.g. an earlier build, to compare two builds in one run).
+    [[ -x "$AEGIS_BIN" ]] || die "AEGIS_BIN=$AEGIS_BIN is not an executable"
+    say "aegis-dataplane: using AEGIS_BIN=$AEGIS_BIN"
+elif say "building aegis-dataplane (release)" && cargo build --release -q -p aegis-dataplane --bin aegis-dataplane >"$LOG_DIR/aegis-build.log" 2>&1 \
     && [[ -x "$ROOT/target/release/aegis-dataplane" ]]; then
     AEGIS_BIN="$ROOT/target/release/aegis-dataplane"
 else
@@ -179,6 +182,11 @@ grep -q 'RTE_ETH_RX_OFFLOAD_CHECKSUM' "$L3SRC/main.c" && die "l3fwd patch (rx ch
 # l3fwd's LPM table holds 1024 rules; the benchmark table is larger.
 sed -i 's/^#define IPV4_L3FWD_LPM_MAX_RULES[[:space:]]*1024$/#define IPV4_L3FWD_LPM_MAX_RULES (1 << 20)/' "$L3SRC/l3fwd_lpm.c"
 grep -q 'IPV4_L3FWD_LPM_MAX_RULES (1 << 20)' "$L3SRC/l3fwd_lpm.c" || die "l3fwd patch (max rules) did not apply"
+# l3fwd's mbuf pool has at least 8192 mbufs; net_pcap's infinite_rx keeps the whole east-west
+# pcap (EW_FLOWS packets) in mbufs of that pool, so the minimum grows to the east-west pools'
+# size (the routing scenario's pcap uses 2048 of them either way).
+sed -i "s/^\t(unsigned)8192)$/\t(unsigned)$EW_MBUFS)/" "$L3SRC/main.c"
+grep -q "(unsigned)$EW_MBUFS)" "$L3SRC/main.c" || die "l3fwd patch (mbuf pool size) did not apply"
 make -C "$L3SRC" shared -j2 >"$LOG_DIR/l3fwd-build.log" 2>&1 || die "l3fwd build failed; see $LOG_DIR/l3fwd-build.log"
 L3FWD="$L3SRC/build/l3fwd"
 
@@ -205,6 +213,9 @@ if [[ "$EW_SCENARIOS" -eq 1 ]]; then
         --in-pcap "$EW_IN_PCAP" --cache "$EW_CACHE" --ul-mac "$EW_UL_MAC" \
         || die "scripts/bench/ew_pcap.py failed"
     cp "$EW_CACHE" "$LOG_DIR/ew-cache.json"
+    # l3fwd on the east-west pcap: its routes plus the inner destination subnet.
+    EW_RULES4="$WORK/ew_rules_v4.cfg"
+    { cat "$RULES4"; echo "R10.1.1.0/24 1"; } > "$EW_RULES4"
 fi
 
 # --- hugepages ------------------------------------------------------------------------
@@ -361,6 +372,11 @@ for round in $(seq "$ROUNDS"); do
     run "testpmd io ew-out" "$R-io-ew" dpdk-testpmd -l 0,1 --main-lcore 0 \
         $(eal_args "$R-io-ew" "$EW_OUT_PCAP" "$EW_MEM_MB") -- --forward-mode=io --nb-cores=1 \
         --burst=32 --total-num-mbufs="$EW_MBUFS" --stats-period=3600
+    # shellcheck disable=SC2046
+    run "l3fwd lpm ew-out" "$R-l3fwd-ew" "$L3FWD" -l 1 \
+        $(eal_args "$R-l3fwd-ew" "$EW_OUT_PCAP" "$EW_MEM_MB") -- \
+        -p 0x3 -P --config="(0,0,1)" --parse-ptype --lookup=lpm \
+        --rule_ipv4="$EW_RULES4" --rule_ipv6="$RULES6"
     for dir in out in; do
         if [[ "$AEGIS_STATUS" != ok ]]; then
             printf '%s\t%s\t0\t0\t0\n' "aegis east-west $dir" "$AEGIS_STATUS" >> "$RESULTS"

@@ -7,7 +7,10 @@ RESULTS_TSV lines: scenario <TAB> status <TAB> packets <TAB> seconds <TAB> mpps 
 one per scenario and round (status "ok" or a reason such as "not built: ..." / "failed: ...";
 the note, for aegis scenarios, is the dataplane's drop count, listed under the table).
 Each scenario shows the median of its successful rounds (and min-max with several rounds).
-Ratios are against the medians of "l3fwd lpm" and "testpmd io" from the same run.
+Ratios are against the medians of "l3fwd lpm" and "testpmd io" from the same run; the
+"vs l3fwd same pcap" column compares each scenario with l3fwd on the same input: the
+east-west scenarios (names with "east-west" or "ew-") with "l3fwd lpm ew-out" (l3fwd
+routing the east-west pcap's inner packets), the others with "l3fwd lpm".
 
 The optional JSON files are `aegis-pktgen run --output json` summaries: max = line rate
 through aegis-dataplane over memif, latency = the run at 50 % of that, restart = the run
@@ -81,6 +84,10 @@ def main(argv):
     traffic = open(argv[2]).read().rstrip()
     median = {name: statistics.median(v) for name, v in ok.items()}
     l3fwd, io = median.get("l3fwd lpm"), median.get("testpmd io")
+    l3fwd_ew = median.get("l3fwd lpm ew-out")
+
+    def same_pcap_base(name):
+        return l3fwd_ew if ("east-west" in name or "ew-" in name) else l3fwd
     rounds = max((len(v) + len(problems.get(k, [])) for k, v in ok.items()), default=1)
 
     def ratio(x, base):
@@ -88,7 +95,8 @@ def main(argv):
 
     out = [machine, traffic, ""]
     w = max([18] + [len(n) for n in order])
-    header = f"{'scenario':<{w}} {'Mpps':>8} {'ns/pkt':>8} {'vs l3fwd':>9} {'vs testpmd io':>14}"
+    header = (f"{'scenario':<{w}} {'Mpps':>8} {'ns/pkt':>8} {'vs l3fwd':>9} {'vs testpmd io':>14}"
+              f" {'vs l3fwd same pcap':>19}")
     if rounds > 1:
         header += f" {'min-max Mpps':>14}"
     out += [header, "-" * len(header)]
@@ -97,7 +105,7 @@ def main(argv):
             m = median[name]
             row = (
                 f"{name:<{w}} {m:>8.2f} {1000.0 / m:>8.1f} {ratio(m, l3fwd):>9} "
-                f"{ratio(m, io):>14}"
+                f"{ratio(m, io):>14} {ratio(m, same_pcap_base(name)):>19}"
             )
             if rounds > 1:
                 row += f" {min(ok[name]):>6.2f}-{max(ok[name]):<7.2f}"

@@ -101,8 +101,13 @@ impl ConnTable {
             .filter(|&n| n <= 1 << 31)
             .expect("conntrack capacity too large");
         let mut s = seed;
+        // Transparent huge pages for the table (if the kernel has them): lookups of random
+        // flows then miss the caches but not also the TLB.
+        let mut slots = Vec::with_capacity(wanted);
+        crate::port::memory::advise_huge_pages(slots.spare_capacity_mut());
+        slots.resize(wanted, Slot::EMPTY);
         ConnTable {
-            slots: vec![Slot::EMPTY; wanted].into_boxed_slice(),
+            slots: slots.into_boxed_slice(),
             mask: wanted - 1,
             len: 0,
             max_len: wanted / LOAD_DEN * LOAD_NUM,
@@ -127,6 +132,11 @@ impl ConnTable {
         self.max_len
     }
 
+    /// Number of slots (a power of two; the sweep's unit).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Finds the connection of `flow`, from either direction. An entry expired at `now_ns` is
     /// removed and reported absent. The returned slot is valid until the next `lookup`,
     /// `insert`, `remove` or `sweep`.
@@ -134,13 +144,13 @@ impl ConnTable {
         self.lookup_inner(flow, now_ns)
     }
 
-    /// Reads the home slot of `flow` so that a [`ConnTable::lookup`] of it soon after finds
-    /// it in the cache. Called for a whole frame before the frame is processed, the
-    /// independent loads overlap (memory-level parallelism) instead of missing one by one.
+    /// Prefetches the home slot of `flow` so that a [`ConnTable::lookup`] of it soon after
+    /// finds it in the cache. Called for a whole frame before the frame is processed, the
+    /// misses overlap (memory-level parallelism) instead of stalling one after another.
     #[inline]
-    pub fn touch(&self, flow: &Flow) -> u64 {
+    pub fn prefetch(&self, flow: &Flow) {
         let (key, _) = Key::of(flow);
-        self.slots[self.home(key)].k1
+        crate::port::memory::prefetch(&self.slots[self.home(key)]);
     }
 
     #[inline]

@@ -1,7 +1,8 @@
 //! DPDK plumbing: the EAL ([`Eal`]: init, lcores, remote launch, cleanup), packet mempools
 //! ([`Mempool`]), ethdev ports ([`Port`]: probe, configure, start/stop, MAC, link, counters)
 //! with their per-queue burst handles ([`RxQueue`], [`TxQueue`]), in-process ring port pairs
-//! ([`ring_pair`]), and the TSC clock.
+//! ([`ring_pair`]), memory hints for the workers' large tables ([`memory`]: prefetch,
+//! transparent huge pages), and the TSC clock.
 //!
 //! With `buf::mbuf` this is the only code that calls the bindings. Ownership rules that keep
 //! it sound: queue handles are unique per queue; ports keep their rx mempool and the EAL
@@ -14,6 +15,7 @@
 pub mod clock;
 pub mod eal;
 pub mod ethdev;
+pub mod memory;
 pub mod mempool;
 pub mod queue;
 pub mod ring;

@@ -30,8 +30,13 @@ pub const EVENT_QUEUE: usize = 1024;
 pub const INJECT_QUEUE: usize = 256;
 /// Packets each worker's hand-off ring holds.
 pub const HANDOFF_RING: usize = 4096;
-/// Connection-table slots looked at for expiry per poll.
-const CONNTRACK_SWEEP: usize = 256;
+/// The expiry sweep goes over the whole connection table once per this period (the shortest
+/// timeout is 10 s, and lookups remove expired entries they meet anyway), a few slots at a
+/// time: the budget grows with the time since the last sweep, not with the polls, so a
+/// busy worker does not spend memory bandwidth on it per burst.
+const CONNTRACK_SWEEP_PERIOD_NS: u64 = 2_000_000_000;
+/// Fewest slots one sweep step looks at (fewer are carried to a later poll).
+const CONNTRACK_SWEEP_MIN: usize = 64;
 /// How often held packets are checked for expiry.
 const HOLD_CHECK_NS: u64 = 10_000_000;
 
@@ -133,6 +138,8 @@ pub struct Worker<Q: PortQueues> {
     clock: Clock,
     rx: TxFrame<Q::Buf>,
     next_hold_check: u64,
+    /// When the expiry sweep last ran.
+    last_sweep_ns: u64,
     stats: Arc<WorkerStats>,
 }
 
@@ -167,6 +174,7 @@ impl<Q: PortQueues> Worker<Q> {
             clock,
             rx: TxFrame::new(),
             next_hold_check: 0,
+            last_sweep_ns: 0,
             stats: handle.stats.clone(),
         }
     }
@@ -230,9 +238,7 @@ impl<Q: PortQueues> Worker<Q> {
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
-        // Expire old connections a little at a time (a full pass over a 256k table
-        // every ~1000 polls).
-        self.env.conntrack.sweep(now, CONNTRACK_SWEEP);
+        self.sweep_connections(now);
         self.stats
             .connections
             .store(self.env.conntrack.len() as u64, Relaxed);
@@ -244,6 +250,19 @@ impl<Q: PortQueues> Worker<Q> {
             bump(&self.stats.idle_polls, 1);
         }
         got + injected
+    }
+
+    /// Expires old connections a little at a time: the slots due since the last sweep at a
+    /// pace of one whole table per [`CONNTRACK_SWEEP_PERIOD_NS`].
+    fn sweep_connections(&mut self, now: u64) {
+        let slots = self.env.conntrack.slots();
+        let elapsed = now.saturating_sub(self.last_sweep_ns);
+        let due = u128::from(elapsed) * slots as u128 / u128::from(CONNTRACK_SWEEP_PERIOD_NS);
+        let due = usize::try_from(due).unwrap_or(slots).min(slots);
+        if due >= CONNTRACK_SWEEP_MIN.min(slots) {
+            self.env.conntrack.sweep(now, due);
+            self.last_sweep_ns = now;
+        }
     }
 
     /// Sends what the control thread queued for transmission.

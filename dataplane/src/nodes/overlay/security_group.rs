@@ -40,9 +40,8 @@ pub fn process<B: PacketBuf>(
     let ov = &*ctx.snap.overlay;
     let now = ctx.now_ns;
     // First pass: find the packets whose flow another worker owns (they go to it) and
-    // bring the connection-table slots of the others towards the cache.
+    // prefetch the connection-table slots of the others.
     let env = &mut *ctx.env;
-    let mut touched = 0u64;
     for (i, pkt) in input.iter().enumerate() {
         let f = inner_flow(pkt.buf.data());
         let flow = Flow {
@@ -66,10 +65,9 @@ pub fn process<B: PacketBuf>(
             },
         };
         if let Some(zone) = zone {
-            touched ^= env.conntrack.touch(&Flow { zone, ..flow });
+            env.conntrack.prefetch(&Flow { zone, ..flow });
         }
     }
-    std::hint::black_box(touched);
     for (i, pkt) in input.drain(..).enumerate() {
         let owner = ctx.env.scratch.values[i];
         if owner != MINE {
