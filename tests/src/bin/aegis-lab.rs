@@ -558,5 +558,24 @@ fn eastwest_steps(ew: &mut aegis_lab::EastWestLab) -> Result<(), String> {
         "{}",
         c1.text(&["show", "errors"]).map_err(|e| e.to_string())?
     );
+    let views: [(&str, &[&str]); 3] = [
+        (
+            "The VPCs as c1 sees them: subnets, routes, where each port lives",
+            &["show", "vpc"],
+        ),
+        (
+            "c1's connection table: the pings above, tracked on b1's port",
+            &["show", "connections", "--port", "b1"],
+        ),
+        (
+            "VM ports on c1 with their counters",
+            &["show", "interfaces"],
+        ),
+    ];
+    for (title, args) in views {
+        heading(title);
+        show_cmd(&c1.display(false, args));
+        print!("{}", c1.text(args).map_err(|e| e.to_string())?);
+    }
     ew.check_alive("the tour").map_err(|e| e.to_string())
 }
