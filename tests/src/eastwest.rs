@@ -1075,6 +1075,10 @@ impl EastWestLab {
                 }
             },
         )?;
+        // dumpcap prints `Capturing on` as it opens the interface, a moment before packets
+        // flow into it (a CI run missed the first echo of b1 -> b2 right after the line):
+        // give it that moment.
+        std::thread::sleep(Duration::from_millis(300));
         Ok(id)
     }
 
