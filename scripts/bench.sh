@@ -18,6 +18,10 @@
 #   (ingress) -> port 1 = vm1;
 # - "testpmd io ew-out": testpmd io on the east-west out pcap (EW_FLOWS packets replayed from
 #   as many mbufs): the I/O ceiling of that pcap.
+# - "l3fwd lpm ew-out": l3fwd (LPM) routing that same pcap (its routes plus 10.1.1.0/24 -> port 1,
+#   its mbuf pool grown to hold the pcap): the reference router on the east-west input, the
+#   base of the report's "vs l3fwd same pcap" column. AEGIS_BIN=PATH measures that binary
+#   instead of building aegis-dataplane.
 # After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
 # folder and the drops counted are shown under the table.
 #
