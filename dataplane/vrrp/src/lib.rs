@@ -5,10 +5,15 @@
 //! - [`envelope`]: the Ethernet and IPv4 headers around it (TTL 255, protocol 112, the
 //!   224.0.0.18 group), the virtual MAC, and gratuitous ARP for a virtual address.
 //!
-//! Not here yet (issue 5): the per-instance state machine, sync groups and the
-//! keepalived.conf importer.
+//! - [`instance`]: one virtual router's state machine (RFC 3768 / RFC 5798 §6.4), driven by
+//!   the caller's clock and returning [`instance::Action`]s.
+//! - [`group`]: a set of instances and their sync groups.
+//! - [`keepalived`]: `vrrp_instance` / `vrrp_sync_group` blocks of a keepalived.conf.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod envelope;
+pub mod group;
+pub mod instance;
+pub mod keepalived;
 pub mod wire;
