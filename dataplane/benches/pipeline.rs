@@ -29,6 +29,7 @@ fn snapshot(routes: &[(u32, u8)]) -> Snapshot {
         mtu: 1500,
         up: true,
         addrs: vec![(addr.parse().unwrap(), 24)],
+        vrrp: false,
     };
     Snapshot {
         revision: 1,

@@ -80,6 +80,17 @@ pub struct HostConfig {
     pub ports: Vec<PortSpec>,
     /// Ports, addresses, routes (file ones included) and static neighbours.
     pub forwarding: ForwardingConfig,
+    /// `[vrrp]`: the VRRP instances this host runs (gateways), if any.
+    pub vrrp: Option<VrrpSetup>,
+}
+
+/// The `[vrrp]` section, validated: the keepalived.conf it names, imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpSetup {
+    /// The keepalived.conf (relative paths are taken from host.toml's folder).
+    pub source: PathBuf,
+    /// Its `vrrp_instance` and `vrrp_sync_group` blocks.
+    pub imported: aegis_vrrp::keepalived::Imported,
 }
 
 /// `[eal]`.
@@ -175,6 +186,10 @@ impl HostConfig {
             routes.add_file(&text, file, &links)?;
         }
         let neighbours = neighbours(raw.neighbour, &links)?;
+        let vrrp = raw
+            .vrrp
+            .map(|v| vrrp(v, base, &forwarding_ports))
+            .transpose()?;
         Ok(HostConfig {
             eal,
             dataplane,
@@ -184,6 +199,7 @@ impl HostConfig {
                 routes: routes.list,
                 neighbours,
             },
+            vrrp,
         })
     }
 
@@ -238,6 +254,13 @@ struct RawHost {
     route: Vec<RawRoute>,
     #[serde(default)]
     neighbour: Vec<RawNeighbour>,
+    vrrp: Option<RawVrrp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVrrp {
+    keepalived_conf: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -292,6 +315,40 @@ struct RawNeighbour {
 }
 
 // ----- sections -----
+
+fn vrrp(raw: RawVrrp, base: &Path, ports: &[PortConfig]) -> Result<VrrpSetup, ConfigError> {
+    let name = raw.keepalived_conf.ok_or_else(|| {
+        field(
+            "vrrp.keepalived_conf",
+            "missing (the keepalived.conf to import)",
+        )
+    })?;
+    let source = base.join(&name);
+    let text = std::fs::read_to_string(&source).map_err(|e| ConfigError::Io {
+        path: source.clone(),
+        source: e,
+    })?;
+    let imported = aegis_vrrp::keepalived::import(&text)
+        .map_err(|e| field("vrrp.keepalived_conf", format!("{}: {e}", source.display())))?;
+    for inst in &imported.instances {
+        for (what, iface) in std::iter::once(("interface", &inst.interface))
+            .chain(inst.track.iter().map(|t| ("track_interface", &t.interface)))
+        {
+            if !ports.iter().any(|p| &p.name == iface) {
+                return Err(field(
+                    "vrrp.keepalived_conf",
+                    format!(
+                        "{}: line {}: vrrp_instance {}: {what} {iface} is not a [[port]] of this host",
+                        source.display(),
+                        inst.line,
+                        inst.config.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(VrrpSetup { source, imported })
+}
 
 fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Field {

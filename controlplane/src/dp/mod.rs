@@ -124,6 +124,8 @@ pub enum Show {
         #[arg(long)]
         all: bool,
     },
+    /// VRRP instances (gateways): state, priorities, master, transitions, adverts.
+    Vrrp,
 }
 
 /// `aegisctl dp route ...`.
@@ -315,6 +317,16 @@ pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
                         .into_inner(),
                 );
                 emit(out, json, &v, |o| render::denials(&v, *all, o))
+            }
+            Show::Vrrp => {
+                let v = view::VrrpView::from(
+                    client
+                        .show_vrrp(pb::ShowVrrpRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::vrrp(&v, o))
             }
         },
         DpCommand::Route(RouteCommand::Add { prefix, target }) => {

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::view::{
     ConnectionView, ConnectionsView, DenialsView, ErrorView, ErrorsView, InterfacesView,
-    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, VpcView, VpcsView,
+    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, VpcView, VpcsView, VrrpView,
 };
 use crate::table::{Align, Table};
 
@@ -413,6 +413,86 @@ pub fn denials(v: &DenialsView, all: bool, out: &mut dyn Write) -> io::Result<()
         return writeln!(out, "No denials counted (--all lists every rule).");
     }
     t.write(out, 0)
+}
+
+/// `show vrrp`: one row per instance, then what was discarded or refused, if anything.
+pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
+    if v.instances.is_empty() {
+        return writeln!(out, "No VRRP instance (host.toml has no [vrrp] section).");
+    }
+    let mut t = Table::new(&[
+        ("Instance", Align::Left),
+        ("Port", Align::Left),
+        ("VRID", Align::Right),
+        ("Ver", Align::Right),
+        ("Interval", Align::Right),
+        ("State", Align::Left),
+        ("Since", Align::Right),
+        ("Prio", Align::Right),
+        ("Master", Align::Left),
+        ("Trans", Align::Right),
+        ("Adv rx/tx", Align::Right),
+        ("Addresses", Align::Left),
+    ]);
+    for i in &v.instances {
+        let prio = if i.effective_priority == i.priority {
+            i.priority.to_string()
+        } else {
+            format!("{} ({})", i.effective_priority, i.priority)
+        };
+        let master = match &i.master {
+            Some(m) => format!("{m} ({})", i.master_priority),
+            None => "-".into(),
+        };
+        t.row(vec![
+            i.name.clone(),
+            i.port.clone(),
+            i.vrid.to_string(),
+            i.version.to_string(),
+            format!("{}ms", i.interval_ms),
+            i.state.clone(),
+            format!("{:.1}s", i.in_state_ms as f64 / 1000.0),
+            prio,
+            master,
+            i.transitions.to_string(),
+            format!("{}/{}", i.adverts_rx, i.adverts_tx),
+            i.addresses.join(","),
+        ]);
+    }
+    t.write(out, 0)?;
+    for i in &v.instances {
+        let d: Vec<String> = i
+            .discards
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "{}: {}{}{}",
+            i.name,
+            dash_if_empty(i.last_cause.clone()),
+            i.sync_group
+                .as_ref()
+                .map(|g| format!(", sync group {g}"))
+                .unwrap_or_default(),
+            if d.is_empty() {
+                String::new()
+            } else {
+                format!("; discarded: {}", d.join(", "))
+            }
+        )?;
+    }
+    let e: Vec<String> = v
+        .rx_errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !e.is_empty() {
+        writeln!(out, "Refused: {}", e.join(", "))?;
+    }
+    Ok(())
 }
 
 fn up_down(up: bool) -> &'static str {

@@ -4,6 +4,8 @@
 //! fields are only ever added. Enums are lower-case words ("gateway", "reachable"); absent
 //! values are `null`, never empty strings.
 
+use std::collections::BTreeMap;
+
 use aegis_api::dataplane::v1 as pb;
 use serde::Serialize;
 
@@ -373,6 +375,64 @@ pub struct DenialView {
     pub count: u64,
 }
 
+/// `show vrrp`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VrrpView {
+    /// In configuration order.
+    pub instances: Vec<VrrpInstanceView>,
+    /// Frames refused before any instance saw them, and speaker-side failures.
+    pub rx_errors: BTreeMap<String, u64>,
+}
+
+/// One VRRP instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct VrrpInstanceView {
+    /// Instance name.
+    pub name: String,
+    /// Dataplane port.
+    pub port: String,
+    /// Virtual router id.
+    pub vrid: u32,
+    /// 2 or 3.
+    pub version: u32,
+    /// MASTER, BACKUP, FAULT or INIT.
+    pub state: String,
+    /// Configured priority.
+    pub priority: u32,
+    /// Priority in force (tracking applied).
+    pub effective_priority: u32,
+    /// Advertisement interval, milliseconds.
+    pub interval_ms: u32,
+    /// Preemption on.
+    pub preempt: bool,
+    /// Virtual addresses (CIDR).
+    pub addresses: Vec<String>,
+    /// The master's address, when known.
+    pub master: Option<String>,
+    /// The master's priority.
+    pub master_priority: u32,
+    /// Milliseconds in the current state.
+    pub in_state_ms: u64,
+    /// Why it entered it.
+    pub last_cause: String,
+    /// State changes.
+    pub transitions: u64,
+    /// Times it became master.
+    pub became_master: u64,
+    /// Advertisements acted on.
+    pub adverts_rx: u64,
+    /// Advertisements sent.
+    pub adverts_tx: u64,
+    /// Priority-0 advertisements received.
+    pub priority_zero_rx: u64,
+    /// Priority-0 advertisements sent.
+    pub priority_zero_tx: u64,
+    /// Advertisements not acted on, per reason.
+    pub discards: BTreeMap<String, u64>,
+    /// Sync group.
+    pub sync_group: Option<String>,
+}
+
 /// Any mutation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MutationView {
@@ -698,6 +758,43 @@ impl From<pb::ShowSecurityDenialsReply> for DenialsView {
                     count: d.count,
                 })
                 .collect(),
+        }
+    }
+}
+
+impl From<pb::ShowVrrpReply> for VrrpView {
+    fn from(r: pb::ShowVrrpReply) -> Self {
+        let named = |v: Vec<pb::NamedCount>| v.into_iter().map(|n| (n.name, n.count)).collect();
+        VrrpView {
+            instances: r
+                .instances
+                .into_iter()
+                .map(|i| VrrpInstanceView {
+                    name: i.name,
+                    port: i.port,
+                    vrid: i.vrid,
+                    version: i.version,
+                    state: i.state,
+                    priority: i.priority,
+                    effective_priority: i.effective_priority,
+                    interval_ms: i.interval_ms,
+                    preempt: i.preempt,
+                    addresses: i.addresses,
+                    master: non_empty(i.master),
+                    master_priority: i.master_priority,
+                    in_state_ms: i.in_state_ms,
+                    last_cause: i.last_cause,
+                    transitions: i.transitions,
+                    became_master: i.became_master,
+                    adverts_rx: i.adverts_rx,
+                    adverts_tx: i.adverts_tx,
+                    priority_zero_rx: i.priority_zero_rx,
+                    priority_zero_tx: i.priority_zero_tx,
+                    discards: named(i.discards),
+                    sync_group: non_empty(i.sync_group),
+                })
+                .collect(),
+            rx_errors: named(r.rx_errors),
         }
     }
 }

@@ -462,3 +462,45 @@ devargs = "0000:00:08.0"
     assert!(!is_pci_address("net_null0"));
     assert!(!is_pci_address("0000:00:08.9"));
 }
+
+#[test]
+fn vrrp_imports_the_keepalived_conf_beside_host_toml() {
+    let dir = TempDir::new("vrrp");
+    let host = dir.0.join("host.toml");
+    let text = format!("[vrrp]\nkeepalived_conf = \"keepalived.conf\"\n{ONE_PORT}");
+    let conf = |iface: &str, extra: &str| {
+        format!("vrrp_instance VI_1 {{\n interface {iface}\n virtual_router_id 7\n priority 150\n virtual_ipaddress {{\n 10.0.1.100/24\n }}\n{extra}}}\n")
+    };
+    std::fs::write(dir.0.join("keepalived.conf"), conf("eth0", "")).unwrap();
+    let c = HostConfig::parse(&text, &host).unwrap();
+    let v = c.vrrp.expect("[vrrp] read");
+    assert_eq!(v.source, dir.0.join("keepalived.conf"));
+    assert_eq!(v.imported.instances[0].config.vrid, 7);
+    assert_eq!(v.imported.instances[0].config.priority, 150);
+
+    let file = dir.0.join("keepalived.conf").display().to_string();
+    for (body, want) in [
+        (
+            conf("eth9", ""),
+            format!("vrrp.keepalived_conf: {file}: line 1: vrrp_instance VI_1: interface eth9 is not a [[port]] of this host"),
+        ),
+        (
+            conf("eth0", " track_interface {\n  uplink\n }\n"),
+            format!("vrrp.keepalived_conf: {file}: line 1: vrrp_instance VI_1: track_interface uplink is not a [[port]] of this host"),
+        ),
+        (
+            conf("eth0", " smtp_alert\n"),
+            format!("vrrp.keepalived_conf: {file}: line 8: vrrp_instance VI_1: unsupported keyword \"smtp_alert\""),
+        ),
+    ] {
+        std::fs::write(dir.0.join("keepalived.conf"), body).unwrap();
+        assert_eq!(HostConfig::parse(&text, &host).unwrap_err().to_string(), want);
+    }
+    std::fs::remove_file(dir.0.join("keepalived.conf")).unwrap();
+    let e = HostConfig::parse(&text, &host).unwrap_err().to_string();
+    assert!(e.starts_with(&file), "{e}");
+    assert_eq!(
+        error_with("[vrrp]\n"),
+        "vrrp.keepalived_conf: missing (the keepalived.conf to import)"
+    );
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use super::cidr::Ipv4Cidr;
 use super::types::{
     ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
-    Status, WorkerConnections, WorkerErrors, WorkerRuntime,
+    Status, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// What the admin server needs from the dataplane.
@@ -48,6 +48,9 @@ pub trait AdminBackend: Send + Sync + 'static {
 
     /// Security-group denials per counter name, summed over the workers (zeros included).
     fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError>;
+
+    /// The VRRP speaker's instances (none when the host runs no VRRP).
+    fn vrrp(&self) -> Result<VrrpInfo, AdminError>;
 
     /// Adds a static route. `AlreadyExists` if the prefix has one; `NotFound` for an
     /// unknown port; `InvalidArgument` for a gateway not on a connected subnet.

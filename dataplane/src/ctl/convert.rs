@@ -9,7 +9,7 @@ use super::cidr::format_mac;
 use super::types::{
     ConnectionInfo, DenialCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
     OverlayInfo, PollMode, PortLocation, RouteInfo, RouteKind, RouteOrigin, Status, VpcInfo,
-    VpcRouteTarget, WorkerConnections, WorkerErrors, WorkerRuntime,
+    VpcRouteTarget, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// `GetStatus` reply; `version` is the server's own.
@@ -341,6 +341,46 @@ pub fn denials_reply(denials: Vec<DenialCount>) -> pb::ShowSecurityDenialsReply 
                 count: d.count,
             })
             .collect(),
+    }
+}
+
+/// `ShowVrrp` reply.
+pub fn vrrp_reply(info: VrrpInfo) -> pb::ShowVrrpReply {
+    let named = |v: Vec<(String, u64)>| {
+        v.into_iter()
+            .map(|(name, count)| pb::NamedCount { name, count })
+            .collect()
+    };
+    pb::ShowVrrpReply {
+        instances: info
+            .instances
+            .into_iter()
+            .map(|i| pb::VrrpInstance {
+                name: i.name,
+                port: i.port,
+                vrid: u32::from(i.vrid),
+                version: u32::from(i.version),
+                state: i.state,
+                priority: u32::from(i.priority),
+                effective_priority: u32::from(i.effective_priority),
+                interval_ms: i.interval.as_millis() as u32,
+                preempt: i.preempt,
+                addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
+                master: i.master.map(|m| m.to_string()).unwrap_or_default(),
+                master_priority: u32::from(i.master_priority),
+                in_state_ms: i.in_state.as_millis() as u64,
+                last_cause: i.last_cause,
+                transitions: i.transitions,
+                became_master: i.became_master,
+                adverts_rx: i.adverts_rx,
+                adverts_tx: i.adverts_tx,
+                priority_zero_rx: i.priority_zero_rx,
+                priority_zero_tx: i.priority_zero_tx,
+                discards: named(i.discards),
+                sync_group: i.sync_group.unwrap_or_default(),
+            })
+            .collect(),
+        rx_errors: named(info.rx_errors),
     }
 }
 

@@ -14,7 +14,7 @@ use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
     ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
     OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget,
-    Status, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    Status, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 
 /// The in-memory backend.
@@ -37,6 +37,7 @@ struct State {
     overlay: OverlayInfo,
     /// Security-group denial counters (name, count), in first-recorded order.
     denials: Vec<(String, u64)>,
+    vrrp: VrrpInfo,
 }
 
 struct WorkerState {
@@ -85,6 +86,7 @@ impl MemoryBackend {
                     .collect(),
                 overlay: OverlayInfo::default(),
                 denials: Vec::new(),
+                vrrp: VrrpInfo::default(),
             }),
         }
     }
@@ -151,6 +153,13 @@ impl MemoryBackend {
     pub fn set_overlay(&self, overlay: OverlayInfo) -> Result<(), AdminError> {
         self.lock()?.overlay = overlay;
         Ok(())
+    }
+
+    /// Sets what `show vrrp` reports.
+    pub fn set_vrrp(&self, info: VrrpInfo) {
+        if let Ok(mut s) = self.lock() {
+            s.vrrp = info;
+        }
     }
 
     /// Adds `count` denials to the counter `rule` (registered on first use, so 0 declares it).
@@ -520,6 +529,10 @@ impl AdminBackend for MemoryBackend {
                 count: *count,
             })
             .collect())
+    }
+
+    fn vrrp(&self) -> Result<VrrpInfo, AdminError> {
+        Ok(self.lock()?.vrrp.clone())
     }
 
     fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError> {

@@ -14,7 +14,12 @@
 //! (`worker`, `node`) `aegis_node_calls_total`, `aegis_node_packets_total`,
 //! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
 //! `aegis_drops_total`; per security-group rule summed over workers (`rule`, `GROUP/RULE_ID`)
-//! `aegis_security_group_denied_total`.
+//! `aegis_security_group_denied_total`; on gateways, per VRRP instance (`instance`)
+//! `aegis_vrrp_state` (`state` label, 1 for the current one), `aegis_vrrp_priority`,
+//! `aegis_vrrp_master_priority`, `aegis_vrrp_transitions_total`,
+//! `aegis_vrrp_became_master_total`, `aegis_vrrp_adverts_{received,sent}_total`,
+//! `aegis_vrrp_priority_zero_{received,sent}_total`, `aegis_vrrp_discarded_total`
+//! (`reason`), and `aegis_vrrp_refused_total` (`reason`).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -184,6 +189,7 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     let workers = backend.runtime()?;
     let errors = backend.errors()?;
     let denials = backend.security_denials()?;
+    let vrrp = backend.vrrp()?;
 
     let mut out = Text::default();
     out.family("aegis_revision", "gauge", "Configuration revision.");
@@ -376,7 +382,105 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
             d.count,
         );
     }
+    vrrp_metrics(&mut out, &vrrp);
     Ok(out.0)
+}
+
+/// The VRRP speaker's families (none when the host runs no VRRP).
+fn vrrp_metrics(out: &mut Text, v: &super::types::VrrpInfo) {
+    if v.instances.is_empty() {
+        return;
+    }
+    out.family(
+        "aegis_vrrp_state",
+        "gauge",
+        "1 for the state each VRRP instance is in (INIT, BACKUP, MASTER, FAULT), else 0.",
+    );
+    for i in &v.instances {
+        for s in ["INIT", "BACKUP", "MASTER", "FAULT"] {
+            out.sample(
+                "aegis_vrrp_state",
+                &[("instance", &i.name), ("state", s)],
+                u64::from(i.state == s),
+            );
+        }
+    }
+    let gauges: [Family<super::types::VrrpInstanceInfo>; 2] = [
+        (
+            "aegis_vrrp_priority",
+            "Priority in force (tracking applied).",
+            |i| u64::from(i.effective_priority),
+        ),
+        (
+            "aegis_vrrp_master_priority",
+            "Priority of the master last heard (ours when master).",
+            |i| u64::from(i.master_priority),
+        ),
+    ];
+    for (name, help, f) in gauges {
+        out.family(name, "gauge", help);
+        for i in &v.instances {
+            out.sample(name, &[("instance", &i.name)], f(i));
+        }
+    }
+    let counters: [Family<super::types::VrrpInstanceInfo>; 6] = [
+        ("aegis_vrrp_transitions_total", "VRRP state changes.", |i| {
+            i.transitions
+        }),
+        (
+            "aegis_vrrp_became_master_total",
+            "Times the instance became master.",
+            |i| i.became_master,
+        ),
+        (
+            "aegis_vrrp_adverts_received_total",
+            "Advertisements acted on.",
+            |i| i.adverts_rx,
+        ),
+        (
+            "aegis_vrrp_adverts_sent_total",
+            "Advertisements sent.",
+            |i| i.adverts_tx,
+        ),
+        (
+            "aegis_vrrp_priority_zero_received_total",
+            "Priority-0 (master stopping) advertisements received.",
+            |i| i.priority_zero_rx,
+        ),
+        (
+            "aegis_vrrp_priority_zero_sent_total",
+            "Priority-0 advertisements sent.",
+            |i| i.priority_zero_tx,
+        ),
+    ];
+    for (name, help, f) in counters {
+        out.family(name, "counter", help);
+        for i in &v.instances {
+            out.sample(name, &[("instance", &i.name)], f(i));
+        }
+    }
+    out.family(
+        "aegis_vrrp_discarded_total",
+        "counter",
+        "Advertisements an instance did not act on, by reason.",
+    );
+    for i in &v.instances {
+        for (reason, n) in &i.discards {
+            out.sample(
+                "aegis_vrrp_discarded_total",
+                &[("instance", &i.name), ("reason", reason)],
+                *n,
+            );
+        }
+    }
+    out.family(
+        "aegis_vrrp_refused_total",
+        "counter",
+        "VRRP frames refused before any instance saw them, and speaker failures, by reason.",
+    );
+    for (reason, n) in &v.rx_errors {
+        out.sample("aegis_vrrp_refused_total", &[("reason", reason)], *n);
+    }
 }
 
 /// Accumulates exposition-format text.
@@ -476,6 +580,33 @@ mod tests {
         b.count_denial("default/ingress-deny", 3).unwrap();
         b.count_denial("web/no-telnet", 0).unwrap();
         b.set_connections(1, 4096, Vec::new()).unwrap();
+        b.set_vrrp(super::super::types::VrrpInfo {
+            instances: vec![super::super::types::VrrpInstanceInfo {
+                name: "VI_1".into(),
+                port: "eth0".into(),
+                vrid: 77,
+                version: 3,
+                state: "MASTER".into(),
+                priority: 150,
+                effective_priority: 150,
+                interval: std::time::Duration::from_millis(100),
+                preempt: true,
+                addresses: Vec::new(),
+                master: None,
+                master_priority: 150,
+                in_state: std::time::Duration::from_secs(3),
+                last_cause: "master down".into(),
+                transitions: 2,
+                became_master: 1,
+                adverts_rx: 5,
+                adverts_tx: 30,
+                priority_zero_rx: 0,
+                priority_zero_tx: 0,
+                discards: vec![("lower_priority".into(), 4)],
+                sync_group: None,
+            }],
+            rx_errors: vec![("vrrp_checksum".into(), 1)],
+        });
         Arc::new(b)
     }
 
@@ -502,6 +633,13 @@ mod tests {
             "# TYPE aegis_conntrack_entries gauge",
             "aegis_conntrack_entries{worker=\"0\"} 0",
             "aegis_conntrack_capacity{worker=\"1\"} 4096",
+            "aegis_vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 1",
+            "aegis_vrrp_state{instance=\"VI_1\",state=\"BACKUP\"} 0",
+            "aegis_vrrp_priority{instance=\"VI_1\"} 150",
+            "aegis_vrrp_transitions_total{instance=\"VI_1\"} 2",
+            "aegis_vrrp_adverts_sent_total{instance=\"VI_1\"} 30",
+            "aegis_vrrp_discarded_total{instance=\"VI_1\",reason=\"lower_priority\"} 4",
+            "aegis_vrrp_refused_total{reason=\"vrrp_checksum\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

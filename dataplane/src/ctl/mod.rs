@@ -29,8 +29,9 @@ pub use types::{
     ConnQuery, ConnState, ConnectionInfo, ControlPlaneStatus, DenialCount, ErrorCount,
     InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PollMode, PortCounters,
     PortLocation, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, VpcInfo,
-    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, WorkerConnections, WorkerErrors,
-    WorkerInfo, WorkerRuntime, DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
+    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo, VrrpInstanceInfo,
+    WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime, DEFAULT_CONNECTIONS_LIMIT,
+    MAX_CONNECTIONS_LIMIT,
 };
 
 #[cfg(test)]

@@ -129,6 +129,14 @@ impl DataplaneAdmin for AdminService {
         Ok(Response::new(convert::denials_reply(denials)))
     }
 
+    async fn show_vrrp(
+        &self,
+        _: Request<pb::ShowVrrpRequest>,
+    ) -> Result<Response<pb::ShowVrrpReply>, Status> {
+        let info = self.call(|b| b.vrrp()).await?;
+        Ok(Response::new(convert::vrrp_reply(info)))
+    }
+
     async fn add_route(
         &self,
         req: Request<pb::AddRouteRequest>,

@@ -425,3 +425,61 @@ impl ConnQuery {
         }
     }
 }
+
+/// One VRRP instance as `show vrrp` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstanceInfo {
+    /// Instance name (keepalived `vrrp_instance NAME`).
+    pub name: String,
+    /// The dataplane port it runs on.
+    pub port: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// Protocol version (2 or 3).
+    pub version: u8,
+    /// `MASTER`, `BACKUP`, `FAULT` or `INIT`.
+    pub state: String,
+    /// Configured priority.
+    pub priority: u8,
+    /// Priority in force (tracking applied).
+    pub effective_priority: u8,
+    /// Our advertisement interval.
+    pub interval: Duration,
+    /// Preemption on (`nopreempt` turns it off).
+    pub preempt: bool,
+    /// Virtual addresses with their prefix lengths.
+    pub addresses: Vec<Ipv4Cidr>,
+    /// The master (us when MASTER; the one heard when BACKUP).
+    pub master: Option<Ipv4Addr>,
+    /// The master's priority.
+    pub master_priority: u8,
+    /// Time in the current state.
+    pub in_state: Duration,
+    /// Why it entered the current state.
+    pub last_cause: String,
+    /// State changes since start.
+    pub transitions: u64,
+    /// Times it became master.
+    pub became_master: u64,
+    /// Advertisements acted on.
+    pub adverts_rx: u64,
+    /// Advertisements sent.
+    pub adverts_tx: u64,
+    /// Priority-0 advertisements received.
+    pub priority_zero_rx: u64,
+    /// Priority-0 advertisements sent.
+    pub priority_zero_tx: u64,
+    /// Advertisements not acted on, per reason (snake_case).
+    pub discards: Vec<(String, u64)>,
+    /// Its sync group, if any.
+    pub sync_group: Option<String>,
+}
+
+/// The VRRP speaker: its instances and what it refused before any instance saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VrrpInfo {
+    /// Instances, in configuration order.
+    pub instances: Vec<VrrpInstanceInfo>,
+    /// Received frames refused by the codec or matching no instance, per reason.
+    pub rx_errors: Vec<(String, u64)>,
+}

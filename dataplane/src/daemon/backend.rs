@@ -13,7 +13,7 @@ use crate::conntrack::ConnView;
 use crate::ctl::{
     AdminBackend, AdminError, ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo,
     Ipv4Cidr, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PortLocation, RouteInfo,
-    RouteSpec, Status, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo,
+    RouteSpec, Status, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo,
     WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 use crate::fib::Prefix;
@@ -53,6 +53,8 @@ pub struct DaemonBackend {
     pub started: Instant,
     /// The control-plane feed (`--controlplane`), if any.
     pub feed: Option<Feed>,
+    /// The VRRP speaker (`[vrrp]` in host.toml), if any.
+    pub vrrp: Option<Mutex<super::vrrp::VrrpSpeaker>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -60,6 +62,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DaemonBackend {
+    /// Where the VRRP speaker sends (worker 0's injection queue) and reads link state.
+    pub fn vrrp_io(&self) -> Option<super::vrrp::DaemonIo<'_>> {
+        self.workers.first().map(|(h, _)| super::vrrp::DaemonIo {
+            inject: &h.inject,
+            ports: &self.ports,
+        })
+    }
+
     /// Applies a change: validated on a copy of the tables, journalled (on disk before
     /// the answer), then made current and published. A refused change, or one that cannot
     /// be journalled, changes nothing.
@@ -273,6 +283,15 @@ impl AdminBackend for DaemonBackend {
 
     fn overlay(&self) -> Result<OverlayInfo, AdminError> {
         Ok(overlay_info(&self.cell.load()))
+    }
+
+    fn vrrp(&self) -> Result<VrrpInfo, AdminError> {
+        let Some(v) = &self.vrrp else {
+            return Ok(VrrpInfo::default());
+        };
+        let t = lock(&self.tables);
+        let v = lock(v);
+        Ok(v.info(&t))
     }
 
     fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError> {

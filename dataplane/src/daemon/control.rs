@@ -1,7 +1,8 @@
 //! The control loop (tokio, off the workers' cores): turns worker events into neighbour
 //! table updates, runs the neighbour timers, sends the ARP requests the table asks for
 //! through worker 0's injection queue, and publishes a new snapshot whenever the tables
-//! changed. It wakes every few milliseconds; workers never wait for it.
+//! changed, and drives the VRRP speaker ([`super::vrrp`]) when the host runs one. It wakes
+//! every few milliseconds; workers never wait for it.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,16 @@ pub async fn run(backend: Arc<DaemonBackend>, stop: Arc<AtomicBool>) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut rounds: u64 = 0;
+    if let Some(v) = &backend.vrrp {
+        let mut t = backend
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut v = v.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(io) = backend.vrrp_io() {
+            v.start(backend.started.elapsed(), &mut t, &backend.cell, &io);
+        }
+    }
     while !stop.load(Ordering::Relaxed) {
         tick.tick().await;
         step(&backend);
@@ -31,6 +42,21 @@ pub async fn run(backend: Arc<DaemonBackend>, stop: Arc<AtomicBool>) {
             backend.cell.reclaim();
         }
     }
+}
+
+/// Stops the VRRP instances (masters send priority 0 and give their addresses up); the
+/// caller lets the workers send that before stopping them.
+pub fn shutdown_vrrp(b: &DaemonBackend) {
+    let (Some(v), Some(io)) = (&b.vrrp, b.vrrp_io()) else {
+        return;
+    };
+    let mut t = b.tables.lock().unwrap_or_else(PoisonError::into_inner);
+    v.lock().unwrap_or_else(PoisonError::into_inner).shutdown(
+        b.started.elapsed(),
+        &mut t,
+        &b.cell,
+        &io,
+    );
 }
 
 /// One round of the loop (public for tests).
@@ -51,8 +77,20 @@ pub fn step(b: &DaemonBackend) {
                 ControlEvent::NeighbourMiss { port, ip } => {
                     t.request(port, Ipv4Addr::from(ip), now);
                 }
+                ControlEvent::Vrrp(frame) => {
+                    if let Some(v) = &b.vrrp {
+                        v.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .receive(now, &frame);
+                    }
+                }
             }
         }
+    }
+    if let (Some(v), Some(io)) = (&b.vrrp, b.vrrp_io()) {
+        v.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .step(now, &mut t, &b.cell, &io);
     }
     t.tick(now);
     let snap = b.cell.load();

@@ -8,6 +8,7 @@ pub mod control;
 pub mod counters;
 pub mod feed;
 pub mod persist;
+pub mod vrrp;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -200,6 +201,14 @@ fn run_until_stopped(
         f.restore(&mut tables);
     }
 
+    let vrrp = match &cfg.vrrp {
+        Some(setup) => {
+            let v = vrrp::VrrpSpeaker::new(setup, &mut tables)?;
+            tracing::info!(file = %setup.source.display(), instances = setup.imported.instances.len(), "VRRP configured");
+            Some(Mutex::new(v))
+        }
+        None => None,
+    };
     let cell = SnapshotCell::new(tables.snapshot());
     let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
     let clock = Clock::new(clock::rdtsc, eal.tsc_hz());
@@ -238,6 +247,7 @@ fn run_until_stopped(
         poll_mode: cfg.dataplane.poll_mode,
         started,
         feed,
+        vrrp,
     });
 
     let control = spawn_control(cfg, backend.clone(), stop.clone(), feed_options)?;
@@ -328,9 +338,15 @@ fn spawn_control(
                 let metrics_task = metrics.map(|m| tokio::spawn(m.serve(shutdown(rx.clone()))));
                 let feed_task = feed
                     .map(|options| tokio::spawn(feed::run(backend.clone(), options, rx.clone())));
-                let loop_task = tokio::spawn(control::run(backend, stop.clone()));
+                let loop_task = tokio::spawn(control::run(backend.clone(), stop.clone()));
                 wait_for_signal().await;
                 tracing::info!("shutting down");
+                if backend.vrrp.is_some() {
+                    // Priority 0 out before the workers stop: backups take over after
+                    // their skew time instead of the whole master-down interval.
+                    control::shutdown_vrrp(&backend);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 stop.store(true, Ordering::Relaxed);
                 let _ = tx.send(true);
                 let _ = loop_task.await;

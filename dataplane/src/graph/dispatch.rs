@@ -21,6 +21,8 @@ use crate::state::snapshot::{Mac, Snapshot};
 const MAX_PASSES: usize = 3;
 
 /// Something a worker tells the control thread (lock-free queue, never blocks).
+// The VRRP variant carries its frame inline: boxing it would allocate on a worker.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlEvent {
     /// An ARP packet showed `ip` is at `mac` on `port` (`reply`: it answered us).
@@ -32,6 +34,49 @@ pub enum ControlEvent {
     },
     /// A packet needed `ip` on `port` and its MAC is unknown: resolve it.
     NeighbourMiss { port: u16, ip: u32 },
+    /// A VRRP advertisement arrived on a VRRP port (the control thread runs the protocol).
+    Vrrp(PuntedFrame),
+}
+
+/// Bytes of the longest frame handed to the control thread: a VRRP advertisement with
+/// 50 addresses (14 + 20 + 8 + 4 × 50 + 8).
+pub const PUNT_CAP: usize = 256;
+
+/// A copy of a whole frame for the control thread (fixed size: no allocation on a worker).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PuntedFrame {
+    /// Port it arrived on.
+    pub port: u16,
+    len: u16,
+    bytes: [u8; PUNT_CAP],
+}
+
+impl PuntedFrame {
+    /// A copy of `data`, or `None` if it is longer than [`PUNT_CAP`].
+    #[inline]
+    pub fn new(port: u16, data: &[u8]) -> Option<PuntedFrame> {
+        let mut bytes = [0u8; PUNT_CAP];
+        bytes.get_mut(..data.len())?.copy_from_slice(data);
+        Some(PuntedFrame {
+            port,
+            len: data.len() as u16,
+            bytes,
+        })
+    }
+
+    /// The frame.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for PuntedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PuntedFrame")
+            .field("port", &self.port)
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 /// A token bucket limiting generated ICMP errors, on the worker's clock.
@@ -138,6 +183,13 @@ impl GraphEnv {
         if self.events.push(e).is_err() {
             self.events_lost += 1;
         }
+    }
+
+    /// Sends an event that carries a packet; false if the queue was full (the caller
+    /// drops the packet with [`DropReason::ControlQueueFull`](crate::graph::DropReason)).
+    #[inline]
+    pub fn try_event(&mut self, e: ControlEvent) -> bool {
+        self.events.push(e).is_ok()
     }
 }
 

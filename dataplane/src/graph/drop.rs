@@ -137,6 +137,11 @@ drop_reasons! {
     /// Geneve packet whose inner destination is no port on this host in that VPC (a sender
     /// with stale state, e.g. just after a port moved).
     GeneveNoLocalPort = "geneve_no_local_port",
+    /// A VRRP advertisement longer than the control thread's hand-off buffer (over 50
+    /// virtual addresses).
+    VrrpOversize = "vrrp_oversize",
+    /// The worker's queue to the control thread was full: a VRRP advertisement was lost.
+    ControlQueueFull = "control_queue_full",
 }
 
 /// Placeholder in packet metadata before any reason applies.

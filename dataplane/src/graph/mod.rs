@@ -11,7 +11,9 @@ pub mod frame;
 pub mod hold;
 pub mod stats;
 
-pub use dispatch::{ControlEvent, Graph, GraphEnv, Handoff, NodeCtx, Outputs, TokenBucket};
+pub use dispatch::{
+    ControlEvent, Graph, GraphEnv, Handoff, NodeCtx, Outputs, PuntedFrame, TokenBucket, PUNT_CAP,
+};
 pub use drop::DropReason;
 pub use frame::{Frame, Meta, Pkt, TxFrame, FRAME_CAP};
 pub use stats::{NodeCounters, WorkerStats};

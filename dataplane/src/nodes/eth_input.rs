@@ -1,9 +1,10 @@
 //! `ethernet-input`: drops runts; frames from a VM port go to `vm-input`; on other ports
 //! drops frames not addressed to the port (software MAC filter: our MAC, broadcast,
-//! multicast), then dispatches IPv4 and ARP by EtherType.
+//! multicast), hands VRRP advertisements on VRRP ports to the control thread, then
+//! dispatches IPv4 and ARP by EtherType.
 
 use crate::buf::PacketBuf;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::{ControlEvent, DropReason, Frame, NodeCtx, NodeId, Outputs, PuntedFrame};
 use crate::wire::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 /// Processes one frame.
@@ -34,6 +35,14 @@ pub fn process<B: PacketBuf>(
             out.drop(pkt.buf, DropReason::EthNotForUs);
             continue;
         }
+        if port.vrrp && is_vrrp(d) {
+            match PuntedFrame::new(pkt.meta.rx_port, d) {
+                Some(f) if ctx.env.try_event(ControlEvent::Vrrp(f)) => out.consume(pkt.buf),
+                Some(_) => out.drop(pkt.buf, DropReason::ControlQueueFull),
+                None => out.drop(pkt.buf, DropReason::VrrpOversize),
+            }
+            continue;
+        }
         match crate::wire::be16(d, 12) {
             // A unicast IPv4 packet sent to a link-layer group address is neither routed
             // nor answered (RFC 1812 §5.3.4); IPv4 multicast and broadcast go on.
@@ -45,6 +54,14 @@ pub fn process<B: PacketBuf>(
             _ => out.drop(pkt.buf, DropReason::EthUnknownType),
         }
     }
+}
+
+/// True for IPv4 protocol 112 (VRRP); the control thread checks the rest.
+#[inline]
+fn is_vrrp(d: &[u8]) -> bool {
+    d.len() >= ethernet::HEADER_LEN + 20
+        && crate::wire::be16(d, 12) == ETHERTYPE_IPV4
+        && d[ethernet::HEADER_LEN + 9] == 112
 }
 
 /// True if the IPv4 destination of this group-addressed frame is a unicast address (short

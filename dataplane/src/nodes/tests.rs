@@ -450,3 +450,32 @@ fn icmp_error_comes_from_the_port_towards_the_source() {
     assert_eq!(p.src(), ip("10.0.2.1"));
     assert_eq!(p.dst(), ip("10.9.0.7"));
 }
+
+#[test]
+fn vrrp_adverts_on_a_vrrp_port_go_to_the_control_thread_and_nowhere_else() {
+    let mut h = Harness::new();
+    let mut advert = ip_frame(MAC0, "10.0.1.2", "224.0.0.18", 255, 112, &[0x31; 16]);
+    advert[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]);
+    // Not a VRRP port: multicast is not routed.
+    let out = h.run(0, std::slice::from_ref(&advert));
+    assert!(out.iter().all(|p| p.is_empty()));
+    assert_eq!(h.drops(DropReason::Ip4NotUnicast), 1);
+    assert!(h.events().is_empty());
+
+    let mut ports: Vec<PortView> = h.snap.ports.to_vec();
+    ports[0].vrrp = true;
+    h.snap.ports = ports.into();
+    let out = h.run(0, std::slice::from_ref(&advert));
+    assert!(out.iter().all(|p| p.is_empty()), "consumed, not forwarded");
+    match h.events().as_slice() {
+        [ControlEvent::Vrrp(f)] => {
+            assert_eq!(f.port, 0);
+            assert_eq!(f.data(), &advert[..]);
+        }
+        other => panic!("expected one VRRP event, got {other:?}"),
+    }
+    // Longer than the hand-off buffer: dropped with its reason.
+    let big = ip_frame(MAC0, "10.0.1.2", "10.0.1.1", 255, 112, &[0; 300]);
+    h.run(0, &[big]);
+    assert_eq!(h.drops(DropReason::VrrpOversize), 1);
+}

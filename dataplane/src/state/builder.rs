@@ -54,6 +54,7 @@ pub(super) struct Port {
     pub(super) mtu: u16,
     pub(super) up: bool,
     pub(super) addrs: Vec<IfAddr>,
+    pub(super) vrrp: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +153,7 @@ impl Tables {
                 mtu: p.mtu,
                 up: p.up,
                 addrs: Vec::new(),
+                vrrp: false,
             });
         }
         let mut tables = Tables {
@@ -246,6 +248,25 @@ impl Tables {
             self.neigh.flush_port(port);
             self.absorb_neighbours();
         }
+        Ok(self.port_changed())
+    }
+
+    /// Whether port `port` is administratively up.
+    pub fn port_up(&self, port: u16) -> Option<bool> {
+        self.ports.get(usize::from(port)).map(|p| p.up)
+    }
+
+    /// Port `port`'s MAC, once known.
+    pub fn port_mac(&self, port: u16) -> Option<Mac> {
+        self.ports.get(usize::from(port)).and_then(|p| p.mac)
+    }
+
+    /// Marks port `port` as running VRRP: its advertisements go to the control thread.
+    pub fn set_port_vrrp(&mut self, port: u16, vrrp: bool) -> Result<u64, StateError> {
+        if self.port(port)?.vrrp == vrrp {
+            return Ok(self.revision);
+        }
+        self.ports[usize::from(port)].vrrp = vrrp;
         Ok(self.port_changed())
     }
 
@@ -891,6 +912,7 @@ fn port_view(p: &Port) -> PortView {
         mtu: p.mtu,
         up: p.up,
         addrs: p.addrs.iter().map(|a| (a.addr, a.len)).collect(),
+        vrrp: p.vrrp,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct PortView {
     pub up: bool,
     /// Addresses configured on the port, with prefix length.
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// VRRP instances run on the port: `ethernet-input` hands its VRRP advertisements
+    /// (IPv4 protocol 112) to the control thread.
+    pub vrrp: bool,
 }
 
 impl PortView {

@@ -73,6 +73,7 @@ pub fn snapshot() -> Snapshot {
                 mtu: 1500,
                 up: true,
                 addrs: vec![("10.0.1.1".parse().unwrap(), 24)],
+                vrrp: false,
             },
             PortView {
                 name: "eth1".into(),
@@ -80,6 +81,7 @@ pub fn snapshot() -> Snapshot {
                 mtu: 1500,
                 up: true,
                 addrs: vec![("10.0.2.1".parse().unwrap(), 24)],
+                vrrp: false,
             },
         ]
         .into(),

@@ -1,0 +1,523 @@
+//! The daemon's VRRP speaker: runs the `aegis-vrrp` instances imported from host.toml's
+//! keepalived.conf on the control thread. Workers hand it the advertisements of VRRP ports
+//! ([`ControlEvent::Vrrp`](crate::graph::ControlEvent)); it sends adverts and gratuitous ARP
+//! through worker 0's injection queue, so VRRP lives in the dataplane and a fault of the
+//! host kernel's networking cannot cut it.
+//!
+//! On becoming MASTER the virtual addresses are installed on the port (ARP answered, ICMP
+//! echo served) and the snapshot is published *before* the advertisement and gratuitous ARP
+//! go out (commit before claim); leaving MASTER removes them. Tracked ports (admin down or
+//! link down) lower the priority by their weight, or force FAULT. Notify scripts run with
+//! keepalived's arguments and are never waited for.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aegis_vrrp::envelope::{self, FrameError};
+use aegis_vrrp::group::Router;
+use aegis_vrrp::instance::{Action, Cause, Discard, State};
+use aegis_vrrp::keepalived::Notify;
+use aegis_vrrp::wire::Version;
+
+use crate::ctl::{Ipv4Cidr, VrrpInfo, VrrpInstanceInfo};
+use crate::graph::PuntedFrame;
+use crate::state::{IfAddr, SnapshotCell, Tables};
+use crate::worker::Injection;
+
+use super::DaemonError;
+pub use crate::config::VrrpSetup;
+
+/// How often tracked ports' link state is read.
+const TRACK_PERIOD: Duration = Duration::from_millis(100);
+
+/// Per-instance facts the state machine does not keep.
+#[derive(Debug)]
+struct Binding {
+    port: u16,
+    prefixes: Vec<IfAddr>,
+    track: Vec<(u16, Option<i32>)>,
+    notify: Notify,
+    installed: bool,
+}
+
+/// The speaker.
+pub struct VrrpSpeaker {
+    router: Router,
+    bindings: Vec<Binding>,
+    group_notify: BTreeMap<String, Notify>,
+    rx_errors: BTreeMap<&'static str, u64>,
+    ident: u16,
+    next_track: Duration,
+    children: Vec<Child>,
+    now: Duration,
+}
+
+impl std::fmt::Debug for VrrpSpeaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VrrpSpeaker")
+            .field("instances", &self.bindings.len())
+            .finish()
+    }
+}
+
+/// Where the speaker sends frames and reads link state.
+pub trait VrrpIo {
+    /// Queues a frame for transmission on `port`; false if the queue was full.
+    fn send(&self, port: u16, frame: Vec<u8>) -> bool;
+    /// Whether `port`'s link is up (admin state is read from the tables).
+    fn link_up(&self, port: u16) -> bool;
+}
+
+fn setup_error(setup: &VrrpSetup, line: usize, message: String) -> DaemonError {
+    DaemonError::Setup(format!(
+        "{}: line {line}: {message}",
+        setup.source.display()
+    ))
+}
+
+impl VrrpSpeaker {
+    /// Binds every instance to its port (`interface` is a dataplane port name), takes the
+    /// port's first address as the instance's own when the file names none, and marks the
+    /// ports so workers hand their advertisements over.
+    pub fn new(setup: &VrrpSetup, tables: &mut Tables) -> Result<VrrpSpeaker, DaemonError> {
+        let mut configs = Vec::new();
+        let mut bindings = Vec::new();
+        for inst in &setup.imported.instances {
+            let name = &inst.config.name;
+            let port = tables.port_index(&inst.interface).map_err(|_| {
+                setup_error(
+                    setup,
+                    inst.line,
+                    format!(
+                        "vrrp_instance {name}: interface {} is not a dataplane port",
+                        inst.interface
+                    ),
+                )
+            })?;
+            let mut config = inst.config.clone();
+            if config.primary.is_unspecified() {
+                config.primary = tables
+                    .port_addresses(port)
+                    .first()
+                    .map(|a| a.addr)
+                    .ok_or_else(|| {
+                        setup_error(
+                            setup,
+                            inst.line,
+                            format!(
+                                "vrrp_instance {name}: port {} has no address to send from \
+                                 (give it one, or set unicast_src_ip)",
+                                inst.interface
+                            ),
+                        )
+                    })?;
+            }
+            let mut track = Vec::new();
+            for t in &inst.track {
+                let p = tables.port_index(&t.interface).map_err(|_| {
+                    setup_error(
+                        setup,
+                        inst.line,
+                        format!(
+                            "vrrp_instance {name}: track_interface {} is not a dataplane port",
+                            t.interface
+                        ),
+                    )
+                })?;
+                track.push((p, t.weight));
+            }
+            let prefixes = inst
+                .prefixes
+                .iter()
+                .map(|&(addr, len)| IfAddr { addr, len })
+                .collect();
+            configs.push(config);
+            bindings.push(Binding {
+                port,
+                prefixes,
+                track,
+                notify: inst.notify.clone(),
+                installed: false,
+            });
+        }
+        let groups = setup
+            .imported
+            .groups
+            .iter()
+            .map(|g| g.group.clone())
+            .collect();
+        let router = Router::new(configs, groups)
+            .map_err(|e| DaemonError::Setup(format!("{}: {e}", setup.source.display())))?;
+        for b in &bindings {
+            tables.set_port_vrrp(b.port, true)?;
+        }
+        Ok(VrrpSpeaker {
+            router,
+            bindings,
+            group_notify: setup
+                .imported
+                .groups
+                .iter()
+                .map(|g| (g.group.name.clone(), g.notify.clone()))
+                .collect(),
+            rx_errors: BTreeMap::new(),
+            ident: 0,
+            next_track: Duration::ZERO,
+            children: Vec::new(),
+            now: Duration::ZERO,
+        })
+    }
+
+    /// Starts every instance.
+    pub fn start(&mut self, now: Duration, t: &mut Tables, cell: &SnapshotCell, io: &dyn VrrpIo) {
+        self.now = now;
+        self.track(now, t, io);
+        self.router.start(now);
+        self.carry_out(t, cell, io);
+    }
+
+    /// Handles one advertisement a worker handed over.
+    pub fn receive(&mut self, now: Duration, frame: &PuntedFrame) {
+        self.now = now;
+        let rx = match envelope::parse_frame(frame.data()) {
+            Ok(rx) => rx,
+            Err(e) => {
+                *self.rx_errors.entry(frame_error_name(&e)).or_default() += 1;
+                tracing::debug!(port = frame.port, error = %e, "VRRP frame refused");
+                return;
+            }
+        };
+        let found = self.bindings.iter().enumerate().position(|(i, b)| {
+            b.port == frame.port && self.router.instances()[i].config().vrid == rx.repr.vrid
+        });
+        let Some(i) = found else {
+            *self.rx_errors.entry("no_instance").or_default() += 1;
+            return;
+        };
+        if let Err(d) = self.router.receive(now, i, rx.src, &rx.repr) {
+            if d != Discard::Lower {
+                tracing::debug!(instance = %self.router.instances()[i].config().name,
+                    from = %rx.src, reason = d.name(), "VRRP advertisement discarded");
+            }
+        }
+    }
+
+    /// Runs the timers and tracking, and carries out what the instances asked for.
+    pub fn step(&mut self, now: Duration, t: &mut Tables, cell: &SnapshotCell, io: &dyn VrrpIo) {
+        self.now = now;
+        if now >= self.next_track {
+            self.next_track = now + TRACK_PERIOD;
+            self.track(now, t, io);
+        }
+        self.router.poll(now);
+        self.carry_out(t, cell, io);
+        self.children
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+    }
+
+    /// Stops every instance: masters send priority 0 and give the addresses up.
+    pub fn shutdown(
+        &mut self,
+        now: Duration,
+        t: &mut Tables,
+        cell: &SnapshotCell,
+        io: &dyn VrrpIo,
+    ) {
+        self.now = now;
+        self.router.shutdown(now);
+        self.carry_out(t, cell, io);
+    }
+
+    /// The next time [`VrrpSpeaker::step`] has a timer to run.
+    pub fn poll_at(&self) -> Option<Duration> {
+        self.router.poll_at()
+    }
+
+    fn track(&mut self, now: Duration, t: &mut Tables, io: &dyn VrrpIo) {
+        let snap_up = |p: u16| t.port_up(p).unwrap_or(false) && io.link_up(p);
+        let wanted: Vec<(i32, bool)> = self
+            .bindings
+            .iter()
+            .map(|b| {
+                let mut adjust = 0;
+                let mut fault = false;
+                for &(p, weight) in &b.track {
+                    if !snap_up(p) {
+                        match weight {
+                            Some(w) => adjust += w,
+                            None => fault = true,
+                        }
+                    }
+                }
+                (adjust, fault)
+            })
+            .collect();
+        for (i, (adjust, fault)) in wanted.into_iter().enumerate() {
+            let inst = &self.router.instances()[i];
+            if inst.faulted() != fault || inst.effective_priority() != adjusted(inst, adjust) {
+                self.router.set_tracking(now, i, adjust, fault);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, t: &mut Tables, cell: &SnapshotCell, io: &dyn VrrpIo) {
+        while let Some((i, action)) = self.router.pop_action() {
+            match action {
+                Action::Transition { from, to, cause } => {
+                    let name = self.router.instances()[i].config().name.clone();
+                    tracing::info!(instance = %name, %from, %to, %cause, "VRRP transition");
+                    self.set_installed(i, to == State::Master, t);
+                    // Commit before claim: the workers get the addresses before anyone
+                    // hears that we own them.
+                    if t.needs_publish() {
+                        cell.publish(t.snapshot());
+                    }
+                    self.notify(i, to, cause != Cause::SyncGroup);
+                }
+                Action::Advertise { priority } => self.advertise(i, priority, t, io),
+                Action::GratuitousArp { count } => {
+                    let b = &self.bindings[i];
+                    let Some(mac) = self.source_mac(i, t) else {
+                        continue;
+                    };
+                    for _ in 0..count {
+                        for p in &b.prefixes {
+                            if !io.send(b.port, envelope::gratuitous_arp(mac, p.addr)) {
+                                *self.rx_errors.entry("tx_queue_full").or_default() += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn source_mac(&self, i: usize, t: &Tables) -> Option<[u8; 6]> {
+        let inst = &self.router.instances()[i];
+        if inst.config().use_vmac {
+            return Some(envelope::virtual_mac(inst.config().vrid));
+        }
+        t.port_mac(self.bindings[i].port)
+    }
+
+    fn advertise(&mut self, i: usize, priority: u8, t: &mut Tables, io: &dyn VrrpIo) {
+        let port = self.bindings[i].port;
+        let Some(mac) = self.source_mac(i, t) else {
+            return;
+        };
+        let inst = &self.router.instances()[i];
+        let repr = inst.advertisement(priority);
+        let src = inst.config().primary;
+        let peers = inst.config().unicast_peers.clone();
+        let mut targets: Vec<(Ipv4Addr, Option<[u8; 6]>)> = Vec::new();
+        if peers.is_empty() {
+            targets.push((envelope::GROUP, None));
+        }
+        for peer in peers {
+            match t.neighbours().lookup(port, peer) {
+                Some(m) => targets.push((peer, Some(m))),
+                None => {
+                    // Resolve it for the next advertisement.
+                    t.request(port, peer, self.now);
+                    *self.rx_errors.entry("peer_unresolved").or_default() += 1;
+                }
+            }
+        }
+        for (dst, dst_mac) in targets {
+            self.ident = self.ident.wrapping_add(1);
+            match envelope::emit_frame(&repr, mac, dst_mac, src, dst, self.ident) {
+                Ok(frame) => {
+                    if !io.send(port, frame) {
+                        *self.rx_errors.entry("tx_queue_full").or_default() += 1;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode a VRRP advertisement"),
+            }
+        }
+    }
+
+    fn set_installed(&mut self, i: usize, on: bool, t: &mut Tables) {
+        let b = &mut self.bindings[i];
+        if b.installed == on {
+            return;
+        }
+        b.installed = on;
+        for &a in &b.prefixes {
+            let r = if on {
+                t.add_address(b.port, a)
+            } else {
+                t.del_address(b.port, a)
+            };
+            if let Err(e) = r {
+                tracing::error!(addr = %a.addr, error = %e, on, "cannot change a virtual address");
+            }
+        }
+    }
+
+    fn notify(&mut self, i: usize, to: State, own: bool) {
+        let inst = &self.router.instances()[i];
+        let name = inst.config().name.clone();
+        let prio = inst.effective_priority().to_string();
+        let n = &self.bindings[i].notify;
+        let mut scripts: Vec<(String, Vec<String>)> = Vec::new();
+        if let Some(s) = specific(n, to) {
+            scripts.push((s.clone(), Vec::new()));
+        }
+        if let Some(s) = &n.any {
+            let args = vec!["INSTANCE".into(), name.clone(), to.name().into(), prio];
+            scripts.push((s.clone(), args));
+        }
+        // A group's hooks run once per group transition: for the member that moved first.
+        if let (true, Some(g)) = (own, self.router.group_of(i)) {
+            if let Some(gn) = self.group_notify.get(g) {
+                if let Some(s) = specific(gn, to) {
+                    scripts.push((s.clone(), Vec::new()));
+                }
+                if let Some(s) = &gn.any {
+                    let args = vec!["GROUP".into(), g.to_string(), to.name().into()];
+                    scripts.push((s.clone(), args));
+                }
+            }
+        }
+        for (script, args) in scripts {
+            let mut words = script.split_whitespace();
+            let Some(program) = words.next() else {
+                continue;
+            };
+            match Command::new(program)
+                .args(words)
+                .args(&args)
+                .stdin(Stdio::null())
+                .spawn()
+            {
+                Ok(child) => self.children.push(child),
+                Err(e) => {
+                    *self.rx_errors.entry("notify_failed").or_default() += 1;
+                    tracing::warn!(%script, error = %e, "notify script did not start");
+                }
+            }
+        }
+    }
+
+    /// What `show vrrp` reports.
+    pub fn info(&self, t: &Tables) -> VrrpInfo {
+        let instances = self
+            .router
+            .instances()
+            .iter()
+            .zip(&self.bindings)
+            .enumerate()
+            .map(|(i, (inst, b))| {
+                let c = inst.config();
+                let s = inst.status();
+                let st = inst.stats();
+                VrrpInstanceInfo {
+                    name: c.name.clone(),
+                    port: t.port_name(b.port).unwrap_or("?").to_string(),
+                    vrid: c.vrid,
+                    version: match c.version {
+                        Version::V2 => 2,
+                        Version::V3 => 3,
+                    },
+                    state: s.state.name().to_string(),
+                    priority: c.priority,
+                    effective_priority: s.effective_priority,
+                    interval: c.interval(),
+                    preempt: c.preempt,
+                    addresses: b
+                        .prefixes
+                        .iter()
+                        .filter_map(|p| Ipv4Cidr::new(p.addr, p.len))
+                        .collect(),
+                    master: s.master.map(|m| m.0),
+                    master_priority: s.master.map_or(0, |m| m.1),
+                    in_state: self.now.saturating_sub(s.since),
+                    last_cause: s.last_cause.map(|c| c.to_string()).unwrap_or_default(),
+                    transitions: st.transitions,
+                    became_master: st.became_master,
+                    adverts_rx: st.adverts_rx,
+                    adverts_tx: st.adverts_tx,
+                    priority_zero_rx: st.priority_zero_rx,
+                    priority_zero_tx: st.priority_zero_tx,
+                    discards: Discard::ALL
+                        .iter()
+                        .map(|d| (d.name().to_string(), st.discards[*d as usize]))
+                        .collect(),
+                    sync_group: self.router.group_of(i).map(str::to_string),
+                }
+            })
+            .collect();
+        VrrpInfo {
+            instances,
+            rx_errors: self
+                .rx_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+}
+
+/// The priority `inst` would have with `adjust`.
+fn adjusted(inst: &aegis_vrrp::instance::Instance, adjust: i32) -> u8 {
+    let base = inst.config().priority;
+    if adjust == 0 {
+        base
+    } else {
+        (i32::from(base) + adjust).clamp(1, 254) as u8
+    }
+}
+
+fn specific(n: &Notify, to: State) -> Option<&String> {
+    match to {
+        State::Master => n.master.as_ref(),
+        State::Backup => n.backup.as_ref(),
+        State::Fault => n.fault.as_ref(),
+        State::Init => n.stop.as_ref(),
+    }
+}
+
+/// Counter name of a refused frame.
+fn frame_error_name(e: &FrameError) -> &'static str {
+    match e {
+        FrameError::Truncated(_) => "truncated",
+        FrameError::NotIpv4 => "not_ipv4",
+        FrameError::Ipv4Checksum => "ipv4_checksum",
+        FrameError::Fragment => "fragment",
+        FrameError::NotVrrp(_) => "not_vrrp",
+        FrameError::Ttl(_) => "ttl",
+        FrameError::Vrrp(w) => match w {
+            aegis_vrrp::wire::Error::Truncated { .. } => "truncated",
+            aegis_vrrp::wire::Error::Version(_) => "version",
+            aegis_vrrp::wire::Error::MessageType(_) => "message_type",
+            aegis_vrrp::wire::Error::Checksum { .. } => "vrrp_checksum",
+            aegis_vrrp::wire::Error::Interval(_) => "interval",
+            aegis_vrrp::wire::Error::Encode(_) => "encode",
+        },
+    }
+}
+
+/// The daemon's [`VrrpIo`]: worker 0's injection queue and the DPDK ports' link state.
+pub struct DaemonIo<'a> {
+    /// Worker 0's queue.
+    pub inject: &'a crossbeam_queue::ArrayQueue<Injection>,
+    /// The ports.
+    pub ports: &'a [(crate::port::Port, String)],
+}
+
+impl VrrpIo for DaemonIo<'_> {
+    fn send(&self, port: u16, frame: Vec<u8>) -> bool {
+        self.inject.push(Injection { port, frame }).is_ok()
+    }
+
+    fn link_up(&self, port: u16) -> bool {
+        self.ports
+            .get(usize::from(port))
+            .is_none_or(|(p, _)| p.link().map(|l| l.up).unwrap_or(true))
+    }
+}
+
+#[cfg(test)]
+mod tests;
