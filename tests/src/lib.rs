@@ -15,6 +15,7 @@
 //!   writes its `host.toml`; [`bins`] finds the Aegis binaries.
 //! - [`eastwest`]: [`EastWestLab`], three compute hosts (dataplanes fed by a control plane)
 //!   on an underlay bridge, and VMs in two VPCs with overlapping addresses.
+//! - [`vrrp`]: [`vrrp::VrrpLab`], an Aegis gateway and a real keepalived on one link.
 //! - [`ctl`]: runs `aegisctl` and reads its `--output json` (the one place that knows its shape).
 //! - [`frames`]: hand-built Ethernet frames (good and deliberately bad) and a sender.
 //! - [`probe`]: parsers for `ping` and `traceroute` output; TCP transfer check.
@@ -43,6 +44,7 @@ pub mod names;
 pub mod probe;
 pub mod process;
 pub mod router;
+pub mod vrrp;
 pub mod wait;
 
 pub use bins::Bins;
