@@ -230,9 +230,7 @@ impl VrrpLab {
 
     /// keepalived's VRRP child (the process that speaks VRRP; the parent only supervises).
     pub fn keepalived_vrrp_pid(&self) -> Result<u32> {
-        let path = self
-            .lab
-            .path(&format!("{}-vrrp.pid", self.keepalived_name));
+        let path = self.lab.path(&format!("{}-vrrp.pid", self.keepalived_name));
         let text = std::fs::read_to_string(&path).map_err(|source| LabError::Io {
             what: "read",
             path: path.clone(),

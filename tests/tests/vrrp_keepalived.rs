@@ -77,12 +77,7 @@ fn aegis_with_higher_priority_wins_keepalived_stays_backup_and_takes_over_when_w
         priority: 100,
         interval_ms: 100,
     };
-    let Some(mut l) = lab(
-        "aegis_with_higher_priority_wins",
-        "vrka",
-        ours,
-        theirs,
-    ) else {
+    let Some(mut l) = lab("aegis_with_higher_priority_wins", "vrka", ours, theirs) else {
         return;
     };
     l.time_until("we become master", Duration::from_secs(10), |l| {
@@ -169,12 +164,7 @@ fn keepalived_with_higher_priority_wins_and_we_take_over_when_it_stops() {
         priority: 200,
         interval_ms: 100,
     };
-    let Some(mut l) = lab(
-        "keepalived_with_higher_priority_wins",
-        "vrkb",
-        ours,
-        theirs,
-    ) else {
+    let Some(mut l) = lab("keepalived_with_higher_priority_wins", "vrkb", ours, theirs) else {
         return;
     };
     l.time_until("keepalived becomes master", Duration::from_secs(10), |l| {
