@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the dataplane with libFuzzer for SECONDS (default 60) per target: `pipeline` (the
 # router, fuzz/fuzz_targets/pipeline.rs), `overlay` (VM ports and Geneve, fuzz/fuzz_targets/overlay.rs)
-# and `vrrp` (the VRRP frame parser, fuzz/fuzz_targets/vrrp.rs);
+# `vrrp` (the VRRP frame parser, fuzz/fuzz_targets/vrrp.rs), `keepalived_conf` (the
+# keepalived.conf importer) and `sessionsync` (the session-sync receiver);
 # name targets after SECONDS to run only those. Uses cargo-fuzz when installed; otherwise builds the target with
 # the same coverage flags on the stable toolchain (RUSTC_BOOTSTRAP enables -Z flags there).
 # A crash leaves its input in fuzz/artifacts/TARGET/ and fails the script.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(pipeline overlay vrrp)
+[[ ${#targets[@]} -gt 0 ]] || targets=(pipeline overlay vrrp keepalived_conf sessionsync)
 if cargo fuzz --version >/dev/null 2>&1; then
   for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"

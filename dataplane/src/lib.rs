@@ -8,7 +8,8 @@
 //!   errors) and [`nodes::overlay`] for the east-west path: VM port input, the VPC router,
 //!   security groups, Geneve in and out.
 //! - [`overlay`]: VPCs, subnets, ports and compiled security groups as workers read them;
-//!   [`conntrack`]: the per-worker connection table.
+//!   [`conntrack`]: the per-worker connection table; [`nat`]: gateway NAT sessions and
+//!   packet translation (not in the graph yet).
 //! - [`wire`]: header views over packet bytes.
 //! - [`fib`]: the longest-prefix-match table; [`state`]: the snapshot workers read, the
 //!   neighbour table and the control thread's tables.
@@ -23,6 +24,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod fib;
 pub mod graph;
+pub mod nat;
 pub mod nodes;
 pub mod overlay;
 pub mod port;

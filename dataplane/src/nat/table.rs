@@ -1,0 +1,546 @@
+//! One worker's NAT sessions: inside → outside and outside → inside lookups, outside-port
+//! allocation from the worker's own slice ([`super::ports`]), endpoint-independent and
+//! endpoint-dependent source NAT, floating IPs, TCP-aware timeouts, and the session events
+//! the master streams to its backups. Everything is allocated up front: a full table refuses
+//! new sessions ([`NatError::Full`]) instead of growing.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use rustc_hash::FxHashMap;
+
+use aegis_sessionsync::{NatKind, Op, Record, SessionKey};
+
+use super::ports::{self, PortSlice};
+
+/// A session from the inside: the VM's endpoint and the remote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InsideKey {
+    /// VNI of the VM's VPC.
+    pub vpc: u32,
+    /// IP protocol.
+    pub proto: u8,
+    /// VM address.
+    pub inside_ip: u32,
+    /// VM port (ICMP: echo id).
+    pub inside_port: u16,
+    /// Remote address.
+    pub remote_ip: u32,
+    /// Remote port.
+    pub remote_port: u16,
+}
+
+/// A session from the outside: what a reply is addressed to, and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutsideKey {
+    /// IP protocol.
+    pub proto: u8,
+    /// Our outside address.
+    pub outside_ip: u32,
+    /// Our outside port.
+    pub outside_port: u16,
+    /// Remote address.
+    pub remote_ip: u32,
+    /// Remote port.
+    pub remote_port: u16,
+}
+
+/// How a new outbound session is translated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Translation {
+    /// Source NAT to `ip`; endpoint-dependent: a new port per remote, independent: one per
+    /// inside endpoint whatever the remote.
+    Snat {
+        /// Outside address.
+        ip: u32,
+        /// Endpoint-dependent mapping.
+        endpoint_dependent: bool,
+    },
+    /// 1:1 to this floating IP, ports unchanged.
+    FloatingIp {
+        /// The floating IP.
+        ip: u32,
+    },
+}
+
+/// Why a session was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatError {
+    /// The table is full.
+    Full,
+    /// No free outside port in this worker's slice for that remote.
+    NoPort,
+    /// A floating IP's port is in use towards that remote by another session.
+    Conflict,
+}
+
+/// Session timeouts, nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct NatTimeouts {
+    /// TCP before the handshake completes, and after FIN or RST.
+    pub tcp_transitory: u64,
+    /// Established TCP.
+    pub tcp_established: u64,
+    /// UDP.
+    pub udp: u64,
+    /// ICMP echo.
+    pub icmp: u64,
+}
+
+impl Default for NatTimeouts {
+    /// VPP's NAT defaults: 240 s, 7440 s, 300 s, 60 s.
+    fn default() -> Self {
+        const S: u64 = 1_000_000_000;
+        NatTimeouts {
+            tcp_transitory: 240 * S,
+            tcp_established: 7440 * S,
+            udp: 300 * S,
+            icmp: 60 * S,
+        }
+    }
+}
+
+/// TCP progress of a session (what the timeout depends on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TcpPhase {
+    /// Not TCP.
+    None = 0,
+    /// SYN seen, no reply yet.
+    Opening = 1,
+    /// Traffic both ways.
+    Established = 2,
+    /// FIN or RST seen.
+    Closing = 3,
+}
+
+/// One session.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    /// Inside view.
+    pub inside: InsideKey,
+    /// Outside address.
+    pub outside_ip: u32,
+    /// Outside port.
+    pub outside_port: u16,
+    /// Translation kind.
+    pub kind: NatKind,
+    /// TCP progress.
+    pub phase: TcpPhase,
+    /// Last packet, ns.
+    pub last_ns: u64,
+    /// Replies seen.
+    pub replied: bool,
+}
+
+impl Session {
+    fn outside_key(&self) -> OutsideKey {
+        OutsideKey {
+            proto: self.inside.proto,
+            outside_ip: self.outside_ip,
+            outside_port: self.outside_port,
+            remote_ip: self.inside.remote_ip,
+            remote_port: self.inside.remote_port,
+        }
+    }
+
+    /// The session as session sync carries it.
+    pub fn record(&self, op: Op, now_ns: u64, t: &NatTimeouts) -> Record {
+        let left = (self.last_ns + self.timeout(t)).saturating_sub(now_ns) / 1_000_000;
+        Record {
+            op,
+            key: SessionKey {
+                vpc: self.inside.vpc,
+                proto: self.inside.proto,
+                inside_ip: Ipv4Addr::from(self.inside.inside_ip),
+                inside_port: self.inside.inside_port,
+                remote_ip: Ipv4Addr::from(self.inside.remote_ip),
+                remote_port: self.inside.remote_port,
+            },
+            nat: self.kind,
+            outside_ip: Ipv4Addr::from(self.outside_ip),
+            outside_port: self.outside_port,
+            state: self.phase as u8,
+            expires_in_ms: left.min(u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    fn timeout(&self, t: &NatTimeouts) -> u64 {
+        match (self.inside.proto, self.phase) {
+            (6, TcpPhase::Established) => t.tcp_established,
+            (6, _) => t.tcp_transitory,
+            (17, _) => t.udp,
+            _ => t.icmp,
+        }
+    }
+}
+
+/// TCP flags that matter here.
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+
+/// Sync events a table holds at most before they are collected (more overflow: the master
+/// then resyncs its backups in bulk).
+pub const EVENT_CAPACITY: usize = 4096;
+
+/// A worker's NAT sessions.
+#[derive(Debug)]
+pub struct NatTable {
+    slots: Vec<Option<Session>>,
+    free: Vec<u32>,
+    by_inside: FxHashMap<InsideKey, u32>,
+    by_outside: FxHashMap<OutsideKey, u32>,
+    /// Endpoint-independent mappings: (vpc, proto, inside ip, inside port) → (port, users).
+    eim: FxHashMap<(u32, u8, u32, u16), (u16, u32)>,
+    /// Outside (ip, proto, port) held by an endpoint-independent mapping.
+    eim_ports: FxHashMap<(u32, u8, u16), u32>,
+    /// Sessions per outside (ip, proto, port), whatever the remote.
+    used_ports: FxHashMap<(u32, u8, u16), u32>,
+    slice: PortSlice,
+    cursor: u32,
+    timeouts: NatTimeouts,
+    events: VecDeque<Record>,
+    /// Events that did not fit in the event queue.
+    pub events_lost: u64,
+    sweep_at: usize,
+}
+
+impl NatTable {
+    /// A table of `capacity` sessions for worker `worker` of `workers`.
+    pub fn new(capacity: usize, worker: usize, workers: usize, timeouts: NatTimeouts) -> NatTable {
+        let mut t = NatTable {
+            slots: vec![None; capacity],
+            free: (0..capacity as u32).rev().collect(),
+            by_inside: FxHashMap::default(),
+            by_outside: FxHashMap::default(),
+            eim: FxHashMap::default(),
+            eim_ports: FxHashMap::default(),
+            used_ports: FxHashMap::default(),
+            slice: ports::slice(worker, workers),
+            cursor: 0,
+            timeouts,
+            events: VecDeque::with_capacity(EVENT_CAPACITY),
+            events_lost: 0,
+            sweep_at: 0,
+        };
+        t.by_inside.reserve(capacity);
+        t.by_outside.reserve(capacity);
+        t.used_ports.reserve(capacity);
+        t.eim.reserve(capacity / 4);
+        t.eim_ports.reserve(capacity / 4);
+        t
+    }
+
+    /// Sessions in use.
+    pub fn len(&self) -> usize {
+        self.by_inside.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_inside.is_empty()
+    }
+
+    /// The ports this table allocates from.
+    pub fn slice(&self) -> PortSlice {
+        self.slice
+    }
+
+    fn event(&mut self, r: Record) {
+        if self.events.len() >= EVENT_CAPACITY {
+            self.events_lost += 1;
+        } else {
+            self.events.push_back(r);
+        }
+    }
+
+    /// Takes the sync events gathered so far.
+    pub fn take_events(&mut self) -> impl Iterator<Item = Record> + '_ {
+        self.events.drain(..)
+    }
+
+    fn alive(&self, s: &Session, now_ns: u64) -> bool {
+        now_ns < s.last_ns + s.timeout(&self.timeouts)
+    }
+
+    /// The live session of an inside key.
+    pub fn get_inside(&self, k: &InsideKey, now_ns: u64) -> Option<&Session> {
+        let i = *self.by_inside.get(k)?;
+        self.slots[i as usize]
+            .as_ref()
+            .filter(|s| self.alive(s, now_ns))
+    }
+
+    /// The live session a packet from outside belongs to.
+    pub fn get_outside(&self, k: &OutsideKey, now_ns: u64) -> Option<&Session> {
+        let i = *self.by_outside.get(k)?;
+        self.slots[i as usize]
+            .as_ref()
+            .filter(|s| self.alive(s, now_ns))
+    }
+
+    /// Finds or creates the session of an outbound packet and returns its outside
+    /// address and port.
+    pub fn outbound(
+        &mut self,
+        k: &InsideKey,
+        tr: Translation,
+        now_ns: u64,
+    ) -> Result<(u32, u16), NatError> {
+        if let Some(&i) = self.by_inside.get(k) {
+            if let Some(s) = &self.slots[i as usize] {
+                if self.alive(s, now_ns) {
+                    return Ok((s.outside_ip, s.outside_port));
+                }
+            }
+            self.remove(i, now_ns);
+        }
+        let (ip, port, kind) = match tr {
+            Translation::FloatingIp { ip } => {
+                let ok = OutsideKey {
+                    proto: k.proto,
+                    outside_ip: ip,
+                    outside_port: k.inside_port,
+                    remote_ip: k.remote_ip,
+                    remote_port: k.remote_port,
+                };
+                if self.by_outside.contains_key(&ok) {
+                    return Err(NatError::Conflict);
+                }
+                (ip, k.inside_port, NatKind::FloatingIp)
+            }
+            Translation::Snat {
+                ip,
+                endpoint_dependent: false,
+            } => {
+                let port = match self.eim.get(&(k.vpc, k.proto, k.inside_ip, k.inside_port)) {
+                    Some(&(p, _)) => p,
+                    None => self.free_port(k, ip, true)?,
+                };
+                (ip, port, NatKind::SnatEndpointIndependent)
+            }
+            Translation::Snat {
+                ip,
+                endpoint_dependent: true,
+            } => (
+                ip,
+                self.free_port(k, ip, false)?,
+                NatKind::SnatEndpointDependent,
+            ),
+        };
+        self.insert(
+            Session {
+                inside: *k,
+                outside_ip: ip,
+                outside_port: port,
+                kind,
+                phase: if k.proto == 6 {
+                    TcpPhase::Opening
+                } else {
+                    TcpPhase::None
+                },
+                last_ns: now_ns,
+                replied: false,
+            },
+            now_ns,
+        )?;
+        Ok((ip, port))
+    }
+
+    /// A free outside port on `ip` for `k` from this worker's slice: not held by an
+    /// endpoint-independent mapping and (for an independent one) by nobody at all on that
+    /// address, else not used towards the same remote.
+    fn free_port(&mut self, k: &InsideKey, ip: u32, independent: bool) -> Result<u16, NatError> {
+        let len = u32::from(self.slice.len);
+        let start = self.cursor;
+        for step in 0..len.min(4096) {
+            let port = self.slice.nth(start.wrapping_add(step));
+            if self.eim_ports.contains_key(&(ip, k.proto, port)) {
+                continue;
+            }
+            let taken = if independent {
+                // An independent mapping accepts any remote: the port must be unused.
+                self.used_ports.contains_key(&(ip, k.proto, port))
+            } else {
+                self.by_outside.contains_key(&OutsideKey {
+                    proto: k.proto,
+                    outside_ip: ip,
+                    outside_port: port,
+                    remote_ip: k.remote_ip,
+                    remote_port: k.remote_port,
+                })
+            };
+            if !taken {
+                self.cursor = start.wrapping_add(step + 1);
+                return Ok(port);
+            }
+        }
+        Err(NatError::NoPort)
+    }
+
+    fn insert(&mut self, s: Session, now_ns: u64) -> Result<u32, NatError> {
+        let Some(i) = self.free.pop() else {
+            return Err(NatError::Full);
+        };
+        self.by_inside.insert(s.inside, i);
+        self.by_outside.insert(s.outside_key(), i);
+        *self
+            .used_ports
+            .entry((s.outside_ip, s.inside.proto, s.outside_port))
+            .or_insert(0) += 1;
+        if s.kind == NatKind::SnatEndpointIndependent {
+            let e = self
+                .eim
+                .entry((
+                    s.inside.vpc,
+                    s.inside.proto,
+                    s.inside.inside_ip,
+                    s.inside.inside_port,
+                ))
+                .or_insert((s.outside_port, 0));
+            e.1 += 1;
+            *self
+                .eim_ports
+                .entry((s.outside_ip, s.inside.proto, s.outside_port))
+                .or_insert(0) += 1;
+        }
+        self.slots[i as usize] = Some(s);
+        self.event(s.record(Op::Add, now_ns, &self.timeouts));
+        Ok(i)
+    }
+
+    fn remove(&mut self, i: u32, now_ns: u64) {
+        let Some(s) = self.slots[i as usize].take() else {
+            return;
+        };
+        self.by_inside.remove(&s.inside);
+        self.by_outside.remove(&s.outside_key());
+        let uk = (s.outside_ip, s.inside.proto, s.outside_port);
+        if let Some(n) = self.used_ports.get_mut(&uk) {
+            *n -= 1;
+            if *n == 0 {
+                self.used_ports.remove(&uk);
+            }
+        }
+        if s.kind == NatKind::SnatEndpointIndependent {
+            let k = (
+                s.inside.vpc,
+                s.inside.proto,
+                s.inside.inside_ip,
+                s.inside.inside_port,
+            );
+            if let Some(e) = self.eim.get_mut(&k) {
+                e.1 -= 1;
+                if e.1 == 0 {
+                    self.eim.remove(&k);
+                }
+            }
+            let pk = (s.outside_ip, s.inside.proto, s.outside_port);
+            if let Some(n) = self.eim_ports.get_mut(&pk) {
+                *n -= 1;
+                if *n == 0 {
+                    self.eim_ports.remove(&pk);
+                }
+            }
+        }
+        self.free.push(i);
+        self.event(s.record(Op::Delete, now_ns, &self.timeouts));
+    }
+
+    /// Records a packet of the session at inside key `k` (outbound) or that a reply came
+    /// (`reply`), with its TCP flags; the timeout restarts and the TCP phase moves. Returns
+    /// false if there is no such session.
+    pub fn touch(&mut self, k: &InsideKey, reply: bool, tcp_flags: u8, now_ns: u64) -> bool {
+        let Some(&i) = self.by_inside.get(k) else {
+            return false;
+        };
+        let t = self.timeouts;
+        let Some(s) = self.slots[i as usize].as_mut() else {
+            return false;
+        };
+        s.last_ns = now_ns;
+        let before = s.phase;
+        if reply {
+            s.replied = true;
+        }
+        if s.inside.proto == 6 {
+            s.phase = if tcp_flags & (FIN | RST) != 0 {
+                TcpPhase::Closing
+            } else if s.replied && tcp_flags & SYN == 0 && s.phase == TcpPhase::Opening {
+                TcpPhase::Established
+            } else {
+                s.phase
+            };
+        }
+        if s.phase != before {
+            let r = s.record(Op::Update, now_ns, &t);
+            self.event(r);
+        }
+        true
+    }
+
+    /// Removes up to `budget` expired sessions, going round the table.
+    pub fn sweep(&mut self, now_ns: u64, budget: usize) -> usize {
+        let n = self.slots.len();
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            let i = self.sweep_at;
+            self.sweep_at = (self.sweep_at + 1) % n;
+            let expired = self.slots[i]
+                .as_ref()
+                .is_some_and(|s| !self.alive(s, now_ns));
+            if expired {
+                self.remove(i as u32, now_ns);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Installs a session learnt from the master (a backup taking over): as it was, with
+    /// its remaining timeout. Sessions outside this worker's slice are refused (the caller
+    /// gives each worker the sessions whose outside port it owns).
+    pub fn install(&mut self, r: &Record, now_ns: u64) -> Result<(), NatError> {
+        let inside = InsideKey {
+            vpc: r.key.vpc,
+            proto: r.key.proto,
+            inside_ip: u32::from(r.key.inside_ip),
+            inside_port: r.key.inside_port,
+            remote_ip: u32::from(r.key.remote_ip),
+            remote_port: r.key.remote_port,
+        };
+        if let Some(&i) = self.by_inside.get(&inside) {
+            self.remove(i, now_ns);
+        }
+        let phase = match r.state {
+            1 => TcpPhase::Opening,
+            2 => TcpPhase::Established,
+            3 => TcpPhase::Closing,
+            _ => TcpPhase::None,
+        };
+        let mut s = Session {
+            inside,
+            outside_ip: u32::from(r.outside_ip),
+            outside_port: r.outside_port,
+            kind: r.nat,
+            phase,
+            last_ns: now_ns,
+            replied: phase == TcpPhase::Established,
+        };
+        // Keep the master's remaining time.
+        let left = u64::from(r.expires_in_ms) * 1_000_000;
+        s.last_ns = (now_ns + left).saturating_sub(s.timeout(&self.timeouts));
+        self.insert(s, now_ns).map(|_| ())
+    }
+
+    /// Every live session as an add record (a bulk resync).
+    pub fn snapshot(&self, now_ns: u64) -> Vec<Record> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| self.alive(s, now_ns))
+            .map(|s| s.record(Op::Add, now_ns, &self.timeouts))
+            .collect()
+    }
+}

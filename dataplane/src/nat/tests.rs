@@ -1,0 +1,342 @@
+//! NAT table and translation tests on hand-built packets whose checksums are verified
+//! from scratch after every rewrite.
+
+use super::translate::{self, Tuple};
+use super::*;
+use crate::wire::checksum;
+use aegis_sessionsync::{NatKind, Op};
+
+const S: u64 = 1_000_000_000;
+const VM: u32 = 0x0a01_010b; // 10.1.1.11
+const VM2: u32 = 0x0a01_010c; // 10.1.1.12
+const REMOTE: u32 = 0xc633_6407; // 198.51.100.7
+const REMOTE2: u32 = 0xc633_6408; // 198.51.100.8
+const EXT: u32 = 0xcb00_710a; // 203.0.113.10
+const FIP: u32 = 0xcb00_7114; // 203.0.113.20
+
+fn key(ip: u32, port: u16, remote: u32, rport: u16, proto: u8) -> InsideKey {
+    InsideKey {
+        vpc: 100,
+        proto,
+        inside_ip: ip,
+        inside_port: port,
+        remote_ip: remote,
+        remote_port: rport,
+    }
+}
+
+fn snat(ed: bool) -> Translation {
+    Translation::Snat {
+        ip: EXT,
+        endpoint_dependent: ed,
+    }
+}
+
+fn table() -> NatTable {
+    NatTable::new(1024, 0, 1, NatTimeouts::default())
+}
+
+#[test]
+fn endpoint_dependent_snat_maps_per_remote_and_replies_find_their_session() {
+    let mut t = table();
+    let a = key(VM, 40000, REMOTE, 443, 6);
+    let b = key(VM, 40000, REMOTE2, 443, 6);
+    let (ip_a, pa) = t.outbound(&a, snat(true), 0).unwrap();
+    let (ip_b, pb) = t.outbound(&b, snat(true), 0).unwrap();
+    assert_eq!((ip_a, ip_b), (EXT, EXT));
+    assert_ne!(pa, pb, "a new mapping per remote");
+    assert_eq!(t.outbound(&a, snat(true), S).unwrap(), (EXT, pa), "stable");
+    for (k, p) in [(a, pa), (b, pb)] {
+        let o = OutsideKey {
+            proto: 6,
+            outside_ip: EXT,
+            outside_port: p,
+            remote_ip: k.remote_ip,
+            remote_port: 443,
+        };
+        assert_eq!(t.get_outside(&o, S).unwrap().inside, k);
+    }
+    // A reply from a remote that was never contacted on that port finds nothing.
+    let stranger = OutsideKey {
+        proto: 6,
+        outside_ip: EXT,
+        outside_port: pa,
+        remote_ip: REMOTE2,
+        remote_port: 443,
+    };
+    assert!(t.get_outside(&stranger, S).is_none());
+    let ev: Vec<_> = t.take_events().collect();
+    assert_eq!(ev.len(), 2);
+    assert!(ev
+        .iter()
+        .all(|r| r.op == Op::Add && r.nat == NatKind::SnatEndpointDependent));
+}
+
+#[test]
+fn endpoint_independent_snat_keeps_one_port_per_inside_endpoint() {
+    let mut t = table();
+    let (_, p1) = t
+        .outbound(&key(VM, 5000, REMOTE, 53, 17), snat(false), 0)
+        .unwrap();
+    let (_, p2) = t
+        .outbound(&key(VM, 5000, REMOTE2, 53, 17), snat(false), 0)
+        .unwrap();
+    let (_, p3) = t
+        .outbound(&key(VM2, 5000, REMOTE, 53, 17), snat(false), 0)
+        .unwrap();
+    assert_eq!(p1, p2, "same inside endpoint, same outside port");
+    assert_ne!(p1, p3, "another endpoint gets another port");
+    // An endpoint-dependent session never takes a port an independent mapping holds.
+    for i in 0..200 {
+        let (_, p) = t
+            .outbound(&key(VM2, 6000 + i, REMOTE, 53, 17), snat(true), 0)
+            .unwrap();
+        assert_ne!(p, p1);
+    }
+}
+
+#[test]
+fn floating_ips_keep_ports_and_ports_come_from_the_workers_slice() {
+    let mut t = table();
+    let k = key(VM, 22, REMOTE, 51000, 6);
+    assert_eq!(
+        t.outbound(&k, Translation::FloatingIp { ip: FIP }, 0),
+        Ok((FIP, 22))
+    );
+    let mut w1 = NatTable::new(64, 1, 2, NatTimeouts::default());
+    for i in 0..50 {
+        let (_, p) = w1
+            .outbound(&key(VM, 1000 + i, REMOTE, 80, 6), snat(true), 0)
+            .unwrap();
+        assert!(w1.slice().contains(p));
+        assert_eq!(ports::owner(p, 2), Some(1));
+    }
+}
+
+#[test]
+fn a_full_table_refuses_and_expired_sessions_are_swept_with_delete_events() {
+    let mut t = NatTable::new(4, 0, 1, NatTimeouts::default());
+    for i in 0..4 {
+        t.outbound(&key(VM, 1000 + i, REMOTE, 53, 17), snat(true), 0)
+            .unwrap();
+    }
+    assert_eq!(
+        t.outbound(&key(VM, 2000, REMOTE, 53, 17), snat(true), 0),
+        Err(NatError::Full)
+    );
+    t.take_events().count();
+    // UDP lives 300 s after its last packet.
+    t.touch(&key(VM, 1000, REMOTE, 53, 17), true, 0, 200 * S);
+    assert_eq!(t.sweep(301 * S, 16), 3);
+    assert_eq!(t.len(), 1);
+    let ev: Vec<_> = t.take_events().collect();
+    assert_eq!(ev.len(), 3);
+    assert!(ev.iter().all(|r| r.op == Op::Delete));
+    assert!(t
+        .outbound(&key(VM, 2000, REMOTE, 53, 17), snat(true), 301 * S)
+        .is_ok());
+}
+
+#[test]
+fn tcp_phases_set_the_timeout_and_are_synced() {
+    let mut t = table();
+    let k = key(VM, 40000, REMOTE, 443, 6);
+    t.outbound(&k, snat(true), 0).unwrap();
+    assert_eq!(t.get_inside(&k, 0).unwrap().phase, TcpPhase::Opening);
+    t.touch(&k, true, 0x12, S); // SYN-ACK
+    assert_eq!(t.get_inside(&k, S).unwrap().phase, TcpPhase::Opening);
+    t.touch(&k, false, 0x10, S); // ACK
+    assert_eq!(t.get_inside(&k, S).unwrap().phase, TcpPhase::Established);
+    // Established lives 7440 s; transitory would have gone after 240 s.
+    assert!(t.get_inside(&k, 1000 * S).is_some());
+    t.touch(&k, false, 0x11, 1000 * S); // FIN-ACK
+    assert_eq!(t.get_inside(&k, 1000 * S).unwrap().phase, TcpPhase::Closing);
+    assert!(t.get_inside(&k, 1241 * S).is_none());
+    let ops: Vec<(Op, u8)> = t.take_events().map(|r| (r.op, r.state)).collect();
+    assert_eq!(ops, [(Op::Add, 1), (Op::Update, 2), (Op::Update, 3)]);
+}
+
+#[test]
+fn a_backup_installs_the_masters_sessions_with_their_remaining_time() {
+    let mut master = table();
+    let k1 = key(VM, 40000, REMOTE, 443, 6);
+    let k2 = key(VM2, 22, REMOTE2, 51000, 6);
+    master.outbound(&k1, snat(true), 0).unwrap();
+    master
+        .outbound(&k2, Translation::FloatingIp { ip: FIP }, 0)
+        .unwrap();
+    master.touch(&k1, true, 0x10, 10 * S);
+    master.touch(&k1, false, 0x10, 10 * S);
+    let snap = master.snapshot(20 * S);
+    assert_eq!(snap.len(), 2);
+    let mut backup = table();
+    for r in &snap {
+        backup.install(r, 500 * S).unwrap();
+    }
+    for k in [k1, k2] {
+        let m = master.get_inside(&k, 20 * S).unwrap();
+        let b = backup.get_inside(&k, 500 * S).unwrap();
+        assert_eq!(
+            (m.outside_ip, m.outside_port, m.kind, m.phase),
+            (b.outside_ip, b.outside_port, b.kind, b.phase)
+        );
+    }
+    // k2 (TCP, never answered: transitory, 240 s from 0, so 220 s left at the snapshot)
+    // expires 220 s after the install, not 240.
+    assert!(backup.get_inside(&k2, 719 * S).is_some());
+    assert!(backup.get_inside(&k2, 721 * S).is_none());
+}
+
+// ----- translation -----
+
+fn ip_header(proto: u8, src: u32, dst: u32, payload: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+    h[8] = 64;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&src.to_be_bytes());
+    h[16..20].copy_from_slice(&dst.to_be_bytes());
+    let c = checksum::checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+fn pseudo_sum(ip: &[u8]) -> u32 {
+    let len = ip.len() - 20;
+    let mut p = Vec::new();
+    p.extend_from_slice(&ip[12..20]);
+    p.extend_from_slice(&[0, ip[9]]);
+    p.extend_from_slice(&(len as u16).to_be_bytes());
+    checksum::sum(&p, 0)
+}
+
+fn l4_packet(proto: u8, src: u32, sport: u16, dst: u32, dport: u16) -> Vec<u8> {
+    let body = b"hello through the gateway";
+    let l4len = if proto == 6 { 20 } else { 8 } + body.len();
+    let mut p = ip_header(proto, src, dst, l4len);
+    let mut l4 = vec![0u8; l4len - body.len()];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    if proto == 6 {
+        l4[12] = 5 << 4;
+        l4[13] = 0x18;
+    } else {
+        l4[4..6].copy_from_slice(&(l4len as u16).to_be_bytes());
+    }
+    l4.extend_from_slice(body);
+    p.extend_from_slice(&l4);
+    let at = 20 + if proto == 6 { 16 } else { 6 };
+    let c = checksum::fold(checksum::sum(&p[20..], pseudo_sum(&p)));
+    p[at..at + 2].copy_from_slice(&(!c).to_be_bytes());
+    p
+}
+
+fn echo(src: u32, dst: u32, id: u16) -> Vec<u8> {
+    let mut icmp = vec![8u8, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&[0, 1]);
+    icmp.extend_from_slice(b"ping payload");
+    let c = checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut p = ip_header(1, src, dst, icmp.len());
+    p.extend_from_slice(&icmp);
+    p
+}
+
+fn checksums_valid(p: &[u8]) -> bool {
+    if !checksum::verify(&p[..20]) {
+        return false;
+    }
+    match p[9] {
+        6 | 17 => checksum::fold(checksum::sum(&p[20..], pseudo_sum(p))) == 0xffff,
+        1 => checksum::verify(&p[20..]),
+        _ => false,
+    }
+}
+
+#[test]
+fn source_and_destination_rewrites_keep_every_checksum_valid() {
+    for proto in [6u8, 17] {
+        let mut p = l4_packet(proto, VM, 40000, REMOTE, 443);
+        assert!(checksums_valid(&p));
+        translate::set_source(&mut p, EXT, 1777).unwrap();
+        assert!(checksums_valid(&p), "proto {proto} after SNAT");
+        assert_eq!(
+            translate::tuple(&p).unwrap(),
+            Tuple {
+                proto,
+                src: EXT,
+                dst: REMOTE,
+                sport: 1777,
+                dport: 443
+            }
+        );
+        // The reply's destination back to the VM.
+        let mut r = l4_packet(proto, REMOTE, 443, EXT, 1777);
+        translate::set_destination(&mut r, VM, 40000).unwrap();
+        assert!(checksums_valid(&r), "proto {proto} after un-NAT");
+        assert_eq!(r, l4_packet(proto, REMOTE, 443, VM, 40000));
+    }
+    let mut e = echo(VM, REMOTE, 7);
+    translate::set_source(&mut e, EXT, 2001).unwrap();
+    assert!(checksums_valid(&e));
+    assert_eq!(translate::tuple(&e).unwrap().sport, 2001);
+    // UDP without a checksum stays without one.
+    let mut u = l4_packet(17, VM, 5000, REMOTE, 53);
+    u[26] = 0;
+    u[27] = 0;
+    translate::set_source(&mut u, EXT, 1888).unwrap();
+    assert_eq!(&u[26..28], &[0, 0]);
+}
+
+#[test]
+fn an_icmp_error_from_outside_is_translated_back_to_the_vm() {
+    // The VM's UDP datagram left as EXT:1777 -> REMOTE:53; REMOTE answers port unreachable.
+    let original = l4_packet(17, VM, 5000, REMOTE, 53);
+    let mut sent = original.clone();
+    translate::set_source(&mut sent, EXT, 1777).unwrap();
+    let mut icmp = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&sent[..28]);
+    let c = checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut err = ip_header(1, REMOTE, EXT, icmp.len());
+    err.extend_from_slice(&icmp);
+
+    let inner = translate::inner_tuple(&err).unwrap();
+    assert_eq!((inner.src, inner.sport, inner.dst), (EXT, 1777, REMOTE));
+    translate::icmp_error_to_inside(&mut err, VM, 5000).unwrap();
+    assert!(checksum::verify(&err[..20]));
+    assert!(checksum::verify(&err[20..]), "ICMP checksum");
+    assert_eq!(
+        &err[16..20],
+        &VM.to_be_bytes(),
+        "outer destination is the VM"
+    );
+    // The embedded header is now exactly the VM's original one (checksums included).
+    assert_eq!(&err[28..56], &original[..28]);
+}
+
+#[test]
+fn untranslatable_packets_are_reported_not_touched() {
+    let mut p = l4_packet(17, VM, 5000, REMOTE, 53);
+    p[6] = 0x00;
+    p[7] = 0x10; // a later fragment
+    let before = p.clone();
+    assert_eq!(
+        translate::set_source(&mut p, EXT, 1),
+        Err(translate::Untranslatable::Fragment)
+    );
+    assert_eq!(p, before);
+    let mut gre = ip_header(47, VM, REMOTE, 8);
+    gre.extend_from_slice(&[0; 8]);
+    assert_eq!(
+        translate::set_source(&mut gre, EXT, 1),
+        Err(translate::Untranslatable::Protocol)
+    );
+    for len in 0..28 {
+        let mut short = l4_packet(17, VM, 5000, REMOTE, 53);
+        short.truncate(len);
+        assert!(translate::set_source(&mut short, EXT, 1).is_err(), "{len}");
+    }
+}

@@ -1,0 +1,256 @@
+//! Rewriting packets in place for NAT: addresses and ports with incremental checksum
+//! updates (RFC 1624) of the IPv4 header and of the TCP/UDP checksum (its pseudo-header
+//! covers the addresses) or the ICMP echo identifier, and ICMP errors whose embedded packet
+//! must be translated back as well. Every function takes the IPv4 packet (from its header
+//! on) and is safe on any bytes: what it cannot translate it reports, and leaves untouched.
+
+use crate::wire::checksum::{self, update16};
+
+/// IP protocol numbers.
+const ICMP: u8 = 1;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+/// Why a packet cannot be translated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untranslatable {
+    /// Shorter than its headers.
+    Truncated,
+    /// A fragment after the first (no ports to look at).
+    Fragment,
+    /// A protocol NAT does not handle.
+    Protocol,
+}
+
+/// The 5-tuple of an IPv4 packet: protocol, addresses and ports (ICMP echo: the identifier
+/// as both ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    /// IP protocol.
+    pub proto: u8,
+    /// Source address.
+    pub src: u32,
+    /// Destination address.
+    pub dst: u32,
+    /// Source port (echo id).
+    pub sport: u16,
+    /// Destination port (echo id).
+    pub dport: u16,
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+fn ihl(ip: &[u8]) -> Result<usize, Untranslatable> {
+    if ip.len() < 20 {
+        return Err(Untranslatable::Truncated);
+    }
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    if hl < 20 || ip.len() < hl {
+        return Err(Untranslatable::Truncated);
+    }
+    Ok(hl)
+}
+
+/// What an ICMP message is, for NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpKind {
+    /// Echo request or reply: translated by its identifier.
+    Echo,
+    /// An error carrying the packet that caused it (destination unreachable, time
+    /// exceeded, parameter problem).
+    Error,
+    /// Anything else (not translated).
+    Other,
+}
+
+/// Classifies an ICMP type.
+pub fn icmp_kind(t: u8) -> IcmpKind {
+    match t {
+        0 | 8 => IcmpKind::Echo,
+        3 | 11 | 12 => IcmpKind::Error,
+        _ => IcmpKind::Other,
+    }
+}
+
+/// The tuple of `ip`. ICMP echo uses its identifier as both ports; an ICMP error is
+/// reported as [`Untranslatable::Protocol`] here (see [`inner_tuple`]).
+pub fn tuple(ip: &[u8]) -> Result<Tuple, Untranslatable> {
+    let hl = ihl(ip)?;
+    if be16(ip, 6) & 0x1fff != 0 {
+        return Err(Untranslatable::Fragment);
+    }
+    let proto = ip[9];
+    let l4 = &ip[hl..];
+    let (sport, dport) = match proto {
+        TCP | UDP if l4.len() >= 8 => (be16(l4, 0), be16(l4, 2)),
+        ICMP if l4.len() >= 8 && icmp_kind(l4[0]) == IcmpKind::Echo => (be16(l4, 4), be16(l4, 4)),
+        TCP | UDP | ICMP if l4.len() < 8 => return Err(Untranslatable::Truncated),
+        _ => return Err(Untranslatable::Protocol),
+    };
+    Ok(Tuple {
+        proto,
+        src: be32(ip, 12),
+        dst: be32(ip, 16),
+        sport,
+        dport,
+    })
+}
+
+/// For an ICMP error: the tuple of the packet it carries (as that packet was sent).
+pub fn inner_tuple(ip: &[u8]) -> Result<Tuple, Untranslatable> {
+    let hl = ihl(ip)?;
+    let icmp = &ip[hl..];
+    if icmp.len() < 8 + 20 || ip[9] != ICMP || icmp_kind(icmp[0]) != IcmpKind::Error {
+        return Err(Untranslatable::Protocol);
+    }
+    let inner = &icmp[8..];
+    let ihl2 = ihl(inner)?;
+    if inner.len() < ihl2 + 8 {
+        return Err(Untranslatable::Truncated);
+    }
+    let proto = inner[9];
+    let l4 = &inner[ihl2..];
+    let (sport, dport) = match proto {
+        TCP | UDP => (be16(l4, 0), be16(l4, 2)),
+        ICMP if icmp_kind(l4[0]) == IcmpKind::Echo => (be16(l4, 4), be16(l4, 4)),
+        _ => return Err(Untranslatable::Protocol),
+    };
+    Ok(Tuple {
+        proto,
+        src: be32(inner, 12),
+        dst: be32(inner, 16),
+        sport,
+        dport,
+    })
+}
+
+/// Replaces a 32-bit address at `at` and folds the change into the checksums at
+/// `ip_csum` and (if given) `l4_csum`.
+fn set_addr(b: &mut [u8], at: usize, new: u32, ip_csum: usize, l4_csum: Option<usize>) {
+    let old = be32(b, at);
+    if old == new {
+        return;
+    }
+    let (oh, ol, nh, nl) = (
+        (old >> 16) as u16,
+        old as u16,
+        (new >> 16) as u16,
+        new as u16,
+    );
+    let c = update16(update16(be16(b, ip_csum), oh, nh), ol, nl);
+    put16(b, ip_csum, c);
+    if let Some(at4) = l4_csum {
+        let c = update16(update16(be16(b, at4), oh, nh), ol, nl);
+        put16(b, at4, c);
+    }
+    b[at..at + 4].copy_from_slice(&new.to_be_bytes());
+}
+
+/// Where a transport checksum is and whether it may be skipped (UDP's 0: none computed).
+fn l4_checksum_at(proto: u8, hl: usize, b: &[u8]) -> Option<usize> {
+    match proto {
+        TCP => Some(hl + 16).filter(|&at| b.len() >= at + 2),
+        UDP => Some(hl + 6).filter(|&at| be16(b, at) != 0),
+        _ => None,
+    }
+}
+
+/// Rewrites the source (`src` = true) or destination address and port of `ip`.
+fn rewrite(ip: &mut [u8], src: bool, addr: u32, port: u16) -> Result<(), Untranslatable> {
+    let t = tuple(ip)?;
+    let hl = ihl(ip)?;
+    let l4c = l4_checksum_at(t.proto, hl, ip);
+    set_addr(ip, if src { 12 } else { 16 }, addr, 10, l4c);
+    match t.proto {
+        TCP | UDP => {
+            let at = hl + if src { 0 } else { 2 };
+            let old = be16(ip, at);
+            if old != port {
+                put16(ip, at, port);
+                if let Some(c) = l4c {
+                    let v = update16(be16(ip, c), old, port);
+                    put16(ip, c, v);
+                }
+            }
+            if t.proto == UDP {
+                // A computed UDP checksum of 0 is sent as 0xffff (RFC 768).
+                if let Some(c) = l4c {
+                    if be16(ip, c) == 0 {
+                        put16(ip, c, 0xffff);
+                    }
+                }
+            }
+        }
+        ICMP => {
+            // Echo: the identifier is not in a pseudo-header; ICMP's checksum covers it.
+            let old = be16(ip, hl + 4);
+            if old != port {
+                put16(ip, hl + 4, port);
+                let v = update16(be16(ip, hl + 2), old, port);
+                put16(ip, hl + 2, v);
+            }
+        }
+        _ => return Err(Untranslatable::Protocol),
+    }
+    Ok(())
+}
+
+/// Source NAT: the packet leaves from `addr:port`.
+pub fn set_source(ip: &mut [u8], addr: u32, port: u16) -> Result<(), Untranslatable> {
+    rewrite(ip, true, addr, port)
+}
+
+/// Destination NAT: the packet goes to `addr:port`.
+pub fn set_destination(ip: &mut [u8], addr: u32, port: u16) -> Result<(), Untranslatable> {
+    rewrite(ip, false, addr, port)
+}
+
+/// An ICMP error coming back through the NAT towards the inside: the outer destination
+/// becomes `addr`, and the embedded packet (which left with source `outside`) gets the
+/// inside source `addr:port` back, so the VM's stack matches it to its socket. The ICMP
+/// checksum is recomputed over the whole message (errors are small).
+pub fn icmp_error_to_inside(ip: &mut [u8], addr: u32, port: u16) -> Result<(), Untranslatable> {
+    inner_tuple(ip)?;
+    let hl = ihl(ip)?;
+    set_addr(ip, 16, addr, 10, None);
+    let inner_at = hl + 8;
+    let inner = &mut ip[inner_at..];
+    let ihl2 = ihl(inner)?;
+    let proto = inner[9];
+    // The embedded transport checksum: UDP's is in the 8 bytes carried; TCP's is not.
+    let l4c = match proto {
+        UDP if be16(inner, ihl2 + 6) != 0 => Some(ihl2 + 6),
+        _ => None,
+    };
+    set_addr(inner, 12, addr, 10, l4c);
+    match proto {
+        TCP | UDP => {
+            let old = be16(inner, ihl2);
+            put16(inner, ihl2, port);
+            if let Some(c) = l4c {
+                let v = update16(be16(inner, c), old, port);
+                put16(inner, c, v);
+            }
+        }
+        ICMP => {
+            put16(inner, ihl2 + 4, port);
+        }
+        _ => return Err(Untranslatable::Protocol),
+    }
+    let icmp = &mut ip[hl..];
+    icmp[2] = 0;
+    icmp[3] = 0;
+    let c = checksum::checksum(icmp);
+    put16(icmp, 2, c);
+    Ok(())
+}
