@@ -47,6 +47,7 @@ fn snapshot(routes: &[(u32, u8)]) -> Snapshot {
         .into(),
         neighbours: Arc::new(Default::default()),
         overlay: Default::default(),
+        nat: Default::default(),
     }
 }
 

@@ -82,6 +82,8 @@ pub struct HostConfig {
     pub forwarding: ForwardingConfig,
     /// `[vrrp]`: the VRRP instances this host runs (gateways), if any.
     pub vrrp: Option<VrrpSetup>,
+    /// `[nat]`: source NAT and floating IPs on the outside port (gateways); off by default.
+    pub nat: crate::nat::NatConfig,
 }
 
 /// The `[vrrp]` section, validated: the keepalived.conf it names, imported.
@@ -190,6 +192,10 @@ impl HostConfig {
             .vrrp
             .map(|v| vrrp(v, base, &forwarding_ports))
             .transpose()?;
+        let nat = match raw.nat {
+            Some(n) => nat(n, &forwarding_ports, &eal)?,
+            None => crate::nat::NatConfig::default(),
+        };
         Ok(HostConfig {
             eal,
             dataplane,
@@ -200,6 +206,7 @@ impl HostConfig {
                 neighbours,
             },
             vrrp,
+            nat,
         })
     }
 
@@ -255,6 +262,32 @@ struct RawHost {
     #[serde(default)]
     neighbour: Vec<RawNeighbour>,
     vrrp: Option<RawVrrp>,
+    nat: Option<RawNat>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNat {
+    outside_port: Option<String>,
+    #[serde(default)]
+    snat: Vec<RawSnat>,
+    #[serde(default)]
+    floating_ip: Vec<RawFloatingIp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnat {
+    source: Option<String>,
+    address: Option<String>,
+    endpoint_dependent: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFloatingIp {
+    inside: Option<String>,
+    outside: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -315,6 +348,92 @@ struct RawNeighbour {
 }
 
 // ----- sections -----
+
+fn nat(
+    raw: RawNat,
+    ports: &[PortConfig],
+    eal: &EalConfig,
+) -> Result<crate::nat::NatConfig, ConfigError> {
+    let name = raw.outside_port.ok_or_else(|| {
+        field(
+            "nat.outside_port",
+            "missing (the port towards the external network)",
+        )
+    })?;
+    let Some(index) = ports.iter().position(|p| p.name == name) else {
+        return Err(field(
+            "nat.outside_port",
+            format!("no [[port]] named {name:?}"),
+        ));
+    };
+    if eal.worker_lcores.len() > 1 {
+        return Err(field(
+            "nat",
+            "NAT runs on one worker (flow hand-off between NAT workers is not built yet): \
+             give eal.worker_lcores one lcore",
+        ));
+    }
+    let owned = |f: &str, a: Ipv4Addr| -> Result<(), ConfigError> {
+        if ports[index].addresses.iter().any(|x| x.addr == a) {
+            Ok(())
+        } else {
+            Err(field(
+                f,
+                format!("{a} is not an address of the outside port {name} (add it to its addresses so ARP and ping work)"),
+            ))
+        }
+    };
+    let ip = |f: &str, v: Option<String>| -> Result<Ipv4Addr, ConfigError> {
+        let v = v.ok_or_else(|| field(f, "missing"))?;
+        v.parse()
+            .map_err(|_| field(f, format!("{v:?} is not an IPv4 address")))
+    };
+    let mut snat = Vec::new();
+    for (i, r) in raw.snat.into_iter().enumerate() {
+        let f = format!("nat.snat[{i}]");
+        let src = r
+            .source
+            .ok_or_else(|| field(format!("{f}.source"), "missing"))?;
+        let source: Prefix = src
+            .parse()
+            .map_err(|e| field(format!("{f}.source"), format!("{e}")))?;
+        let address = ip(&format!("{f}.address"), r.address)?;
+        owned(&format!("{f}.address"), address)?;
+        snat.push(crate::nat::SnatRule {
+            source,
+            address,
+            endpoint_dependent: r.endpoint_dependent.unwrap_or(true),
+        });
+    }
+    let mut floating_ips: Vec<crate::nat::FloatingIp> = Vec::new();
+    for (i, r) in raw.floating_ip.into_iter().enumerate() {
+        let f = format!("nat.floating_ip[{i}]");
+        let inside = ip(&format!("{f}.inside"), r.inside)?;
+        let outside = ip(&format!("{f}.outside"), r.outside)?;
+        owned(&format!("{f}.outside"), outside)?;
+        if floating_ips
+            .iter()
+            .any(|x| x.inside == inside || x.outside == outside)
+        {
+            return Err(field(
+                f,
+                "inside and outside addresses must each have one floating IP",
+            ));
+        }
+        if snat.iter().any(|s| s.address == outside) {
+            return Err(field(
+                format!("{f}.outside"),
+                format!("{outside} is also a source NAT address"),
+            ));
+        }
+        floating_ips.push(crate::nat::FloatingIp { inside, outside });
+    }
+    Ok(crate::nat::NatConfig {
+        outside_port: Some(index as u16),
+        snat,
+        floating_ips,
+    })
+}
 
 fn vrrp(raw: RawVrrp, base: &Path, ports: &[PortConfig]) -> Result<VrrpSetup, ConfigError> {
     let name = raw.keepalived_conf.ok_or_else(|| {

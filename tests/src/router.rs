@@ -83,6 +83,18 @@ impl RouterLab {
         bins: Bins,
         extra_args: &dyn Fn(&Lab) -> Vec<String>,
     ) -> Result<RouterLab> {
+        RouterLab::start_custom(prefix, bins, extra_args, &|_| {}, "")
+    }
+
+    /// [`start_with_args`](Self::start_with_args) with the host.toml changed by `edit` and
+    /// `extra_toml` appended to it (e.g. a `[nat]` section).
+    pub fn start_custom(
+        prefix: &str,
+        bins: Bins,
+        extra_args: &dyn Fn(&Lab) -> Vec<String>,
+        edit: &dyn Fn(&mut HostConfig),
+        extra_toml: &str,
+    ) -> Result<RouterLab> {
         let dataplane_bin = bins.dataplane()?;
         let ctl_bin = bins.aegisctl()?;
         let mut lab = Lab::new(prefix)?;
@@ -96,9 +108,11 @@ impl RouterLab {
                 reason: "longer than a unix socket path may be (set TMPDIR to a shorter dir)",
             });
         }
-        let config = RouterLab::host_config(&lab.id().ns(Self::R1), &socket);
+        let mut config = RouterLab::host_config(&lab.id().ns(Self::R1), &socket);
+        edit(&mut config);
         let config_path = lab.path("host.toml");
-        std::fs::write(&config_path, config.render()).map_err(|source| LabError::Io {
+        let text = format!("{}{extra_toml}", config.render());
+        std::fs::write(&config_path, text).map_err(|source| LabError::Io {
             what: "write",
             path: config_path.clone(),
             source,

@@ -504,3 +504,36 @@ fn vrrp_imports_the_keepalived_conf_beside_host_toml() {
         "vrrp.keepalived_conf: missing (the keepalived.conf to import)"
     );
 }
+
+#[test]
+fn nat_rules_are_checked_against_the_outside_port() {
+    let two = "[[port]]\nname = \"int0\"\ndevargs = \"net_null0\"\naddresses = [\"10.0.1.1/24\"]\n\n[[port]]\nname = \"ext0\"\ndevargs = \"net_null1\"\naddresses = [\"203.0.113.2/24\", \"203.0.113.10/24\", \"203.0.113.20/24\"]\n";
+    let ok = format!("{two}\n[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"203.0.113.10\"\nendpoint_dependent = false\n[[nat.floating_ip]]\ninside = \"10.0.1.5\"\noutside = \"203.0.113.20\"\n");
+    let c = parse(&ok).unwrap();
+    assert_eq!(c.nat.outside_port, Some(1));
+    assert!(!c.nat.snat[0].endpoint_dependent);
+    assert_eq!(
+        c.nat.translation_for(u32::from(ip("10.0.1.5"))),
+        Some(crate::nat::Translation::FloatingIp {
+            ip: u32::from(ip("203.0.113.20"))
+        })
+    );
+    assert_eq!(parse(two).unwrap().nat, crate::nat::NatConfig::default());
+    let err = |extra: &str| parse(&format!("{two}\n{extra}")).unwrap_err().to_string();
+    assert_eq!(
+        err("[nat]\noutside_port = \"ext9\"\n"),
+        "nat.outside_port: no [[port]] named \"ext9\""
+    );
+    assert_eq!(
+        err("[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"198.51.100.1\"\n"),
+        "nat.snat[0].address: 198.51.100.1 is not an address of the outside port ext0 (add it to its addresses so ARP and ping work)"
+    );
+    assert_eq!(
+        err("[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.1/24\"\naddress = \"203.0.113.10\"\n"),
+        "nat.snat[0].source: prefix 10.0.1.1/24 has host bits set (the network is 10.0.1.0/24)"
+    );
+    assert!(
+        err("[eal]\nworker_lcores = [1, 2]\n[nat]\noutside_port = \"ext0\"\n")
+            .starts_with("nat: NAT runs on one worker")
+    );
+}

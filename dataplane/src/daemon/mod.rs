@@ -209,6 +209,9 @@ fn run_until_stopped(
         }
         None => None,
     };
+    if cfg.nat.enabled() {
+        tables.set_nat(Arc::new(cfg.nat.clone()));
+    }
     let cell = SnapshotCell::new(tables.snapshot());
     let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
     let clock = Clock::new(clock::rdtsc, eal.tsc_hz());
@@ -216,6 +219,11 @@ fn run_until_stopped(
         poll_mode: cfg.dataplane.poll_mode,
         burst: usize::from(cfg.dataplane.burst),
         connections: cfg.dataplane.connections as usize,
+        nat_sessions: if cfg.nat.enabled() {
+            cfg.dataplane.connections as usize
+        } else {
+            0
+        },
     };
     let mut workers = Vec::new();
     let rings = crate::graph::Handoff::rings(handles.len(), crate::worker::HANDOFF_RING);

@@ -136,6 +136,8 @@ pub struct GraphEnv {
     pub scratch: Box<LookupScratch>,
     /// This worker's connection table (stateful security groups).
     pub conntrack: ConnTable,
+    /// This worker's NAT sessions (gateways with `[nat]`; `None` elsewhere).
+    pub nat: Option<crate::nat::NatTable>,
 }
 
 /// Per-worker arrays a node fills for one frame (e.g. destinations and next hops for the
@@ -174,6 +176,7 @@ impl GraphEnv {
                 flags: [0; super::FRAME_CAP],
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
+            nat: None,
         }
     }
 

@@ -142,6 +142,15 @@ drop_reasons! {
     VrrpOversize = "vrrp_oversize",
     /// The worker's queue to the control thread was full: a VRRP advertisement was lost.
     ControlQueueFull = "control_queue_full",
+    /// The worker's NAT session table is full: a new session was refused.
+    NatFull = "nat_full",
+    /// No free outside port (or a floating IP's port is taken towards that remote).
+    NatNoPort = "nat_no_port",
+    /// A packet to be translated that NAT cannot carry (a non-first fragment, a protocol
+    /// other than TCP, UDP and ICMP).
+    NatUntranslatable = "nat_untranslatable",
+    /// A packet to be translated shorter than its transport header.
+    NatTruncated = "nat_truncated",
 }
 
 /// Placeholder in packet metadata before any reason applies.

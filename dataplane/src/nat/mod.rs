@@ -5,14 +5,19 @@
 //! reply finds its worker by destination port; [`translate`] rewrites packets in place with
 //! incremental checksums, ICMP errors included (their embedded packet is translated back).
 //!
-//! Not yet wired into the forwarding graph (issue 5): the gateway nodes that call this on
-//! the external port and on traffic from the overlay, and the control-plane objects
-//! (ExternalNetwork, SnatRule, FloatingIp) that configure it.
+//! [`node`] is where `ip4-forward` calls in (the routed gateway: an inside port and an outside
+//! port, configured by host.toml's `[nat]`, [`config`]). Not built yet (issue 5): NAT for
+//! traffic arriving from compute hosts over the overlay, the control-plane objects
+//! (ExternalNetwork, SnatRule, FloatingIp), hairpinning, and flow hand-off between workers
+//! (a NAT dataplane runs one worker).
 
+pub mod config;
+pub mod node;
 pub mod ports;
 pub mod table;
 pub mod translate;
 
+pub use config::{FloatingIp, NatConfig, SnatRule};
 pub use table::{
     InsideKey, NatError, NatTable, NatTimeouts, OutsideKey, Session, TcpPhase, Translation,
 };

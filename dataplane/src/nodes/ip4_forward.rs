@@ -3,11 +3,17 @@
 //! ([`super::ip4_rewrite::rewrite`]) — so a forwarded packet is handled in one pass and moved
 //! once, to its port. Everything else leaves through the same edges the separate nodes
 //! use: drops with their reasons, `ip4-local`, `ip4-icmp-error`, the hold queue.
+//!
+//! On a NAT gateway ([`crate::nat::node`]) packets from the outside port to an outside
+//! address get their inside destination back before the lookup, and packets leaving by the
+//! outside port get their outside source after it.
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, Outputs};
 
-use super::{ip4_input, ip4_lookup, ip4_rewrite};
+use super::{ip4_input, ip4_lookup, ip4_rewrite, L3};
+use crate::nat::node as nat;
+use crate::state::snapshot::Adjacency;
 
 /// Marks a packet that failed the input checks in the lookup key array's companion.
 const OK: u8 = u8::MAX;
@@ -20,13 +26,27 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     let n = input.len();
+    let nat_cfg = &*ctx.snap.nat;
+    let outside = nat_cfg.outside_port;
     let scratch = &mut *ctx.env.scratch;
+    let nat = &mut ctx.env.nat;
+    let now_ns = ctx.now_ns;
     // Pass 1: check every header, collect destinations.
     for (i, pkt) in input.iter_mut().enumerate() {
         match ip4_input::check(&mut pkt.buf) {
             Ok(dst) => {
                 scratch.keys[i] = dst;
                 scratch.flags[i] = OK;
+                if let (Some(o), Some(table)) = (outside, nat.as_mut()) {
+                    if pkt.meta.rx_port == o {
+                        match nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns)
+                        {
+                            Ok(Some(d)) => scratch.keys[i] = d,
+                            Ok(None) => {}
+                            Err(reason) => scratch.flags[i] = reason as u8,
+                        }
+                    }
+                }
             }
             Err(reason) => {
                 scratch.keys[i] = 0;
@@ -49,7 +69,22 @@ pub fn process<B: PacketBuf>(
             continue;
         }
         let nh = ctx.env.scratch.values[i];
-        if let Some((buf, meta, adj)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, pkt.meta, out) {
+        if let Some((mut buf, meta, adj)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, pkt.meta, out)
+        {
+            if let (Some(o), Some(table)) = (outside, ctx.env.nat.as_mut()) {
+                let egress = match adj {
+                    Adjacency::Attached { port } | Adjacency::Gateway { port, .. } => Some(port),
+                    _ => None,
+                };
+                if egress == Some(o) && meta.rx_port != o {
+                    if let Err(reason) =
+                        nat::to_outside(&ctx.snap.nat, table, &mut buf.data_mut()[L3..], ctx.now_ns)
+                    {
+                        out.drop(buf, reason);
+                        continue;
+                    }
+                }
+            }
             ip4_rewrite::rewrite(ctx, buf, meta, adj, out);
         }
     }

@@ -39,6 +39,7 @@ pub struct Tables {
     pub(super) controlplane_routes: BTreeSet<Prefix>,
     /// The overlay (VPC routers, ports, security groups) from the control plane.
     pub(super) overlay: Arc<crate::overlay::Overlay>,
+    pub(super) nat: Arc<crate::nat::NatConfig>,
     /// Neighbour generation already counted in `revision`.
     neigh_gen: u64,
     revision: u64,
@@ -166,6 +167,7 @@ impl Tables {
             neigh: NeighbourTable::new(options.neighbours),
             controlplane_routes: BTreeSet::new(),
             overlay: Arc::default(),
+            nat: Arc::default(),
             neigh_gen: 0,
             revision: 0,
             published: 0,
@@ -590,7 +592,15 @@ impl Tables {
             adjacencies,
             neighbours,
             overlay: Arc::clone(&self.overlay),
+            nat: Arc::clone(&self.nat),
         })
+    }
+
+    /// Replaces the NAT configuration (a new revision).
+    pub fn set_nat(&mut self, nat: Arc<crate::nat::NatConfig>) -> u64 {
+        self.nat = nat;
+        self.revision += 1;
+        self.revision
     }
 
     /// Replaces the overlay (a new revision).

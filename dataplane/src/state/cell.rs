@@ -160,6 +160,7 @@ mod tests {
             adjacencies: Arc::from(Vec::new()),
             neighbours: Arc::new(Default::default()),
             overlay: Default::default(),
+            nat: Default::default(),
         })
     }
 

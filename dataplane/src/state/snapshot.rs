@@ -74,6 +74,8 @@ pub struct Snapshot {
     /// The VPCs' distributed routers, ports and security groups (empty without a control
     /// plane).
     pub overlay: Arc<crate::overlay::Overlay>,
+    /// NAT (gateways): the outside port, source NAT rules and floating IPs.
+    pub nat: Arc<crate::nat::NatConfig>,
 }
 
 impl Snapshot {

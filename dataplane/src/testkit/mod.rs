@@ -89,6 +89,7 @@ pub fn snapshot() -> Snapshot {
         adjacencies: adjs.into(),
         neighbours: Arc::new(neigh),
         overlay: Default::default(),
+        nat: Default::default(),
     }
 }
 

@@ -123,6 +123,8 @@ pub struct WorkerConfig {
     pub burst: usize,
     /// Connection-table entries.
     pub connections: usize,
+    /// NAT sessions (0: no NAT table; gateways with `[nat]`). NAT runs on one worker.
+    pub nat_sessions: usize,
 }
 
 /// One worker: its queues, its graph and its view of the snapshot.
@@ -153,11 +155,19 @@ impl<Q: PortQueues> Worker<Q> {
         clock: Clock,
     ) -> Self {
         let n = queues.n_ports();
-        let env = GraphEnv::with_connections(
+        let mut env = GraphEnv::with_connections(
             handle.stats.clone(),
             handle.events.clone(),
             cfg.connections,
         );
+        if cfg.nat_sessions > 0 {
+            env.nat = Some(crate::nat::NatTable::new(
+                cfg.nat_sessions,
+                0,
+                1,
+                crate::nat::NatTimeouts::default(),
+            ));
+        }
         handle
             .stats
             .connection_capacity
@@ -239,6 +249,11 @@ impl<Q: PortQueues> Worker<Q> {
             self.flush();
         }
         self.sweep_connections(now);
+        if let Some(nat) = &mut self.env.nat {
+            // Sync events are not streamed yet (issue 5): drop them here, uncounted.
+            nat.take_events().for_each(drop);
+            nat.sweep(now, 64);
+        }
         self.stats
             .connections
             .store(self.env.conntrack.len() as u64, Relaxed);

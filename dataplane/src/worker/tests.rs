@@ -15,6 +15,7 @@ fn worker(cell: &Arc<SnapshotCell>) -> (Worker<MemQueues>, WorkerHandle) {
     let cfg = WorkerConfig {
         poll_mode: PollMode::Busy,
         burst: 32,
+        nat_sessions: 0,
         connections: 4096,
     };
     let w = Worker::new(
@@ -130,6 +131,7 @@ fn overlay_worker_with_connections() -> (Worker<MemQueues>, WorkerHandle) {
     let cfg = WorkerConfig {
         poll_mode: PollMode::Busy,
         burst: 32,
+        nat_sessions: 0,
         connections: 1024,
     };
     let mut w = Worker::new(

@@ -1,0 +1,79 @@
+//! The NAT configuration workers read from the snapshot: which port is outside, the source
+//! NAT rules and the floating IPs.
+
+use std::net::Ipv4Addr;
+
+use crate::fib::Prefix;
+
+/// Source NAT for a range of inside sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnatRule {
+    /// Inside sources it applies to.
+    pub source: Prefix,
+    /// The outside address they leave from.
+    pub address: Ipv4Addr,
+    /// A new outside port per remote (true) or one per inside endpoint.
+    pub endpoint_dependent: bool,
+}
+
+/// A floating IP: 1:1 NAT between an inside address and an outside one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloatingIp {
+    /// The VM's address.
+    pub inside: Ipv4Addr,
+    /// Its public address.
+    pub outside: Ipv4Addr,
+}
+
+/// NAT on this dataplane; `outside_port: None` means NAT is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatConfig {
+    /// The outside (external network) port.
+    pub outside_port: Option<u16>,
+    /// Source NAT rules, most specific source first.
+    pub snat: Vec<SnatRule>,
+    /// Floating IPs (they win over source NAT for their inside address).
+    pub floating_ips: Vec<FloatingIp>,
+}
+
+impl NatConfig {
+    /// True if NAT is configured.
+    #[inline]
+    pub fn enabled(&self) -> bool {
+        self.outside_port.is_some()
+    }
+
+    /// True if `ip` is one of the outside addresses (a SNAT address or a floating IP).
+    pub fn is_outside_address(&self, ip: u32) -> bool {
+        self.snat.iter().any(|r| u32::from(r.address) == ip)
+            || self.floating_ips.iter().any(|f| u32::from(f.outside) == ip)
+    }
+
+    /// The floating IP whose outside address is `ip`.
+    pub fn floating_by_outside(&self, ip: u32) -> Option<&FloatingIp> {
+        self.floating_ips
+            .iter()
+            .find(|f| u32::from(f.outside) == ip)
+    }
+
+    /// How an inside source leaves: its floating IP, else the most specific SNAT rule.
+    pub fn translation_for(&self, src: u32) -> Option<super::Translation> {
+        if let Some(f) = self
+            .floating_ips
+            .iter()
+            .find(|f| u32::from(f.inside) == src)
+        {
+            return Some(super::Translation::FloatingIp {
+                ip: u32::from(f.outside),
+            });
+        }
+        self.snat
+            .iter()
+            .filter(|r| r.source.contains(Ipv4Addr::from(src)))
+            .max_by_key(|r| r.source.length())
+            .map(|r| super::Translation::Snat {
+                ip: u32::from(r.address),
+                endpoint_dependent: r.endpoint_dependent,
+            })
+    }
+}

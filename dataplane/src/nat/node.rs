@@ -1,0 +1,155 @@
+//! Where NAT meets the forwarding path (`ip4-forward` calls these):
+//!
+//! - [`to_inside`], before the route lookup, for packets that arrived on the outside port
+//!   addressed to an outside address: the session's inside destination is put back (replies
+//!   to source NAT, traffic to a floating IP, which opens a session), and ICMP errors about a
+//!   translated packet are translated back with it. Without a session the packet stays
+//!   addressed to us (the gateway answers ping on its addresses).
+//! - [`to_outside`], after the lookup, for packets leaving by the outside port from an inside
+//!   source with a floating IP or a source NAT rule: the session is found or created and the
+//!   source rewritten.
+//!
+//! Both return the drop reason when a packet must not go on.
+
+use crate::graph::DropReason;
+
+use super::translate::{self, IcmpKind, Tuple, Untranslatable};
+use super::{InsideKey, NatConfig, NatError, NatTable, OutsideKey, Translation};
+
+/// The VNI sessions of the plain routed gateway are filed under (no overlay).
+pub const ROUTED_VPC: u32 = 0;
+
+fn tcp_flags(ip: &[u8], t: &Tuple) -> u8 {
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    if t.proto == 6 && ip.len() > hl + 13 {
+        ip[hl + 13]
+    } else {
+        0
+    }
+}
+
+/// The remote port of a session: ICMP echo has none (its identifier is the inside
+/// "port", which source NAT rewrites), so replies match whatever identifier they carry.
+fn remote_port(proto: u8, port: u16) -> u16 {
+    if proto == 1 {
+        0
+    } else {
+        port
+    }
+}
+
+fn untranslatable(e: Untranslatable) -> DropReason {
+    match e {
+        Untranslatable::Truncated => DropReason::NatTruncated,
+        Untranslatable::Fragment | Untranslatable::Protocol => DropReason::NatUntranslatable,
+    }
+}
+
+/// An inbound packet (arrived on the outside port). Returns the new destination when it
+/// was translated, `Ok(None)` when it is not NAT traffic.
+pub fn to_inside(
+    cfg: &NatConfig,
+    table: &mut NatTable,
+    ip: &mut [u8],
+    now_ns: u64,
+) -> Result<Option<u32>, DropReason> {
+    if ip.len() < 20 {
+        return Ok(None);
+    }
+    let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+    if !cfg.is_outside_address(dst) {
+        return Ok(None);
+    }
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[9] == 1 && ip.len() > hl && translate::icmp_kind(ip[hl]) == IcmpKind::Error {
+        let Ok(inner) = translate::inner_tuple(ip) else {
+            return Ok(None);
+        };
+        let k = OutsideKey {
+            proto: inner.proto,
+            outside_ip: inner.src,
+            outside_port: inner.sport,
+            remote_ip: inner.dst,
+            remote_port: remote_port(inner.proto, inner.dport),
+        };
+        let Some(s) = table.get_outside(&k, now_ns).copied() else {
+            return Ok(None);
+        };
+        translate::icmp_error_to_inside(ip, s.inside.inside_ip, s.inside.inside_port)
+            .map_err(untranslatable)?;
+        return Ok(Some(s.inside.inside_ip));
+    }
+    let t = match translate::tuple(ip) {
+        Ok(t) => t,
+        // Not something NAT carries (e.g. GRE to a floating IP): left to the local node.
+        Err(_) => return Ok(None),
+    };
+    let k = OutsideKey {
+        proto: t.proto,
+        outside_ip: t.dst,
+        outside_port: t.dport,
+        remote_ip: t.src,
+        remote_port: remote_port(t.proto, t.sport),
+    };
+    let inside = match table.get_outside(&k, now_ns) {
+        Some(s) => s.inside,
+        None => {
+            let Some(f) = cfg.floating_by_outside(dst) else {
+                return Ok(None);
+            };
+            // A new connection to a floating IP: opened from outside.
+            let ik = InsideKey {
+                vpc: ROUTED_VPC,
+                proto: t.proto,
+                inside_ip: u32::from(f.inside),
+                inside_port: t.dport,
+                remote_ip: t.src,
+                remote_port: remote_port(t.proto, t.sport),
+            };
+            table
+                .outbound(&ik, Translation::FloatingIp { ip: dst }, now_ns)
+                .map_err(nat_error)?;
+            ik
+        }
+    };
+    table.touch(&inside, true, tcp_flags(ip, &t), now_ns);
+    translate::set_destination(ip, inside.inside_ip, inside.inside_port).map_err(untranslatable)?;
+    Ok(Some(inside.inside_ip))
+}
+
+fn nat_error(e: NatError) -> DropReason {
+    match e {
+        NatError::Full => DropReason::NatFull,
+        NatError::NoPort => DropReason::NatNoPort,
+        NatError::Conflict => DropReason::NatNoPort,
+    }
+}
+
+/// An outbound packet about to leave by the outside port. `Ok(false)`: no rule applies.
+pub fn to_outside(
+    cfg: &NatConfig,
+    table: &mut NatTable,
+    ip: &mut [u8],
+    now_ns: u64,
+) -> Result<bool, DropReason> {
+    if ip.len() < 20 {
+        return Ok(false);
+    }
+    let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    let Some(tr) = cfg.translation_for(src) else {
+        return Ok(false);
+    };
+    let t = translate::tuple(ip).map_err(untranslatable)?;
+    let k = InsideKey {
+        vpc: ROUTED_VPC,
+        proto: t.proto,
+        inside_ip: t.src,
+        inside_port: t.sport,
+        remote_ip: t.dst,
+        remote_port: remote_port(t.proto, t.dport),
+    };
+    let (addr, port) = table.outbound(&k, tr, now_ns).map_err(nat_error)?;
+    table.touch(&k, false, tcp_flags(ip, &t), now_ns);
+    translate::set_source(ip, addr, port).map_err(untranslatable)?;
+    Ok(true)
+}
