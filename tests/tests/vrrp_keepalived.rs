@@ -67,6 +67,56 @@ fn ping_vip_answered_by_us(l: &VrrpLab) {
     );
 }
 
+/// After the master (advertising every `master_ms`) fell silent: waits until `claimed`,
+/// prints the time, and checks it against `backup`'s master-down interval. The stop lands
+/// anywhere in the master's interval, so the silence seen is master-down minus up to one
+/// interval.
+fn takeover_after_silence(
+    l: &VrrpLab,
+    what: &str,
+    backup: Side,
+    master_ms: u32,
+    claimed: impl FnMut(&VrrpLab) -> aegis_lab::Result<bool>,
+) {
+    let down = backup.master_down(master_ms);
+    let took = l.time_until(what, down + SLACK * 4, claimed).or_panic(what);
+    eprintln!(
+        "{what}: {:.0} ms after SIGSTOP of the master (master-down {:.0} ms)",
+        took.as_secs_f64() * 1000.0,
+        down.as_secs_f64() * 1000.0
+    );
+    assert!(
+        took + Duration::from_millis(u64::from(master_ms)) >= down - SLACK / 5
+            && took <= down + SLACK,
+        "{what}: after {took:?}, master-down is {down:?}"
+    );
+}
+
+/// After the master sent priority 0: waits until `claimed` and checks that it took less
+/// than three intervals (only the skew, never master-down, is that short).
+fn takeover_after_priority_zero(
+    l: &mut VrrpLab,
+    what: &str,
+    backup: Side,
+    master_ms: u32,
+    claimed: impl FnMut(&VrrpLab) -> aegis_lab::Result<bool>,
+) {
+    let skew = backup.skew(master_ms);
+    let took = l
+        .time_until(what, Duration::from_secs(3), claimed)
+        .or_panic(what);
+    eprintln!(
+        "{what}: {:.0} ms after SIGTERM of the master (skew {:.0} ms)",
+        took.as_secs_f64() * 1000.0,
+        skew.as_secs_f64() * 1000.0
+    );
+    assert!(
+        took < Duration::from_millis(3 * u64::from(master_ms)),
+        "{what}: after priority 0 the backup waits the skew ({skew:?}), not master-down; took {took:?}\n{}",
+        dump_logs(l)
+    );
+}
+
 #[test]
 fn aegis_with_higher_priority_wins_keepalived_stays_backup_and_takes_over_when_we_stop() {
     let ours = Side {
@@ -100,22 +150,9 @@ fn aegis_with_higher_priority_wins_keepalived_stays_backup_and_takes_over_when_w
     // SIGSTOP: we fall silent; keepalived claims after its master-down interval.
     let pid = l.dataplane_pid();
     l.kill("STOP", pid).or_panic("SIGSTOP the dataplane");
-    let down = theirs.master_down(ours.interval_ms);
-    let took = l
-        .time_until("keepalived claims", down + SLACK * 4, |l| {
-            l.keepalived_master()
-        })
-        .or_panic("keepalived takes over");
-    eprintln!(
-        "keepalived took over {:.0} ms after SIGSTOP of the master (master-down {:.0} ms)",
-        took.as_secs_f64() * 1000.0,
-        down.as_secs_f64() * 1000.0
-    );
-    assert!(
-        took + Duration::from_millis(u64::from(ours.interval_ms)) >= down - SLACK / 5
-            && took <= down + SLACK,
-        "takeover after {took:?}, master-down is {down:?}"
-    );
+    takeover_after_silence(&l, "keepalived took over", theirs, ours.interval_ms, |l| {
+        l.keepalived_master()
+    });
 
     // SIGCONT: we have the higher priority and preempt.
     l.kill("CONT", pid).or_panic("SIGCONT");
@@ -128,21 +165,12 @@ fn aegis_with_higher_priority_wins_keepalived_stays_backup_and_takes_over_when_w
     let before = l.our_instance().or_panic("show vrrp");
     assert!(before["adverts_tx"].as_u64().unwrap() > 10, "{before}");
     l.kill("TERM", pid).or_panic("SIGTERM");
-    let skew = theirs.skew(ours.interval_ms);
-    let took = l
-        .time_until("keepalived claims", Duration::from_secs(3), |l| {
-            l.keepalived_master()
-        })
-        .or_panic("keepalived takes over");
-    eprintln!(
-        "keepalived took over {:.0} ms after SIGTERM of the master (skew {:.0} ms)",
-        took.as_secs_f64() * 1000.0,
-        skew.as_secs_f64() * 1000.0
-    );
-    assert!(
-        took < Duration::from_millis(3 * u64::from(ours.interval_ms)),
-        "after priority 0 keepalived waits the skew ({skew:?}), not master-down; took {took:?}\n{}",
-        dump_logs(&mut l)
+    takeover_after_priority_zero(
+        &mut l,
+        "keepalived took over",
+        theirs,
+        ours.interval_ms,
+        |l| l.keepalived_master(),
     );
     l.lab
         .proc(l.dataplane)
@@ -183,22 +211,9 @@ fn keepalived_with_higher_priority_wins_and_we_take_over_when_it_stops() {
     // SIGSTOP keepalived's VRRP process: we claim after our master-down interval.
     let vrrp_pid = l.keepalived_vrrp_pid().or_panic("keepalived vrrp pid");
     l.kill("STOP", vrrp_pid).or_panic("SIGSTOP keepalived");
-    let down = ours.master_down(theirs.interval_ms);
-    let took = l
-        .time_until("we claim", down + SLACK * 4, |l| {
-            Ok(l.our_state()? == "MASTER")
-        })
-        .or_panic("we take over");
-    eprintln!(
-        "aegis took over {:.0} ms after SIGSTOP of keepalived (master-down {:.0} ms)",
-        took.as_secs_f64() * 1000.0,
-        down.as_secs_f64() * 1000.0
-    );
-    assert!(
-        took + Duration::from_millis(u64::from(theirs.interval_ms)) >= down - SLACK / 5
-            && took <= down + SLACK,
-        "takeover after {took:?}, master-down is {down:?}"
-    );
+    takeover_after_silence(&l, "aegis took over", ours, theirs.interval_ms, |l| {
+        Ok(l.our_state()? == "MASTER")
+    });
     let i = l.our_instance().or_panic("show vrrp");
     assert_eq!(i["last_cause"], "master down", "{i}");
 
@@ -220,22 +235,9 @@ fn keepalived_with_higher_priority_wins_and_we_take_over_when_it_stops() {
     // SIGTERM keepalived: it sends priority 0; we claim after the skew.
     let parent = l.keepalived_pid();
     l.kill("TERM", parent).or_panic("SIGTERM keepalived");
-    let skew = ours.skew(theirs.interval_ms);
-    let took = l
-        .time_until("we claim", Duration::from_secs(3), |l| {
-            Ok(l.our_state()? == "MASTER")
-        })
-        .or_panic("we take over");
-    eprintln!(
-        "aegis took over {:.0} ms after SIGTERM of keepalived (skew {:.0} ms)",
-        took.as_secs_f64() * 1000.0,
-        skew.as_secs_f64() * 1000.0
-    );
-    assert!(
-        took < Duration::from_millis(3 * u64::from(theirs.interval_ms)),
-        "after priority 0 we wait the skew ({skew:?}), not master-down; took {took:?}\n{}",
-        dump_logs(&mut l)
-    );
+    takeover_after_priority_zero(&mut l, "aegis took over", ours, theirs.interval_ms, |l| {
+        Ok(l.our_state()? == "MASTER")
+    });
     let i = l.our_instance().or_panic("show vrrp");
     assert!(i["priority_zero_rx"].as_u64().unwrap() >= 1, "{i}");
     // keepalived gave the address up; ka now reaches it at the gateway.
@@ -270,21 +272,12 @@ fn vrrp_v2_one_second_interval_interoperates_and_fails_over_in_master_down() {
     .or_panic("we are backup of keepalived (v2)");
     let vrrp_pid = l.keepalived_vrrp_pid().or_panic("keepalived vrrp pid");
     l.kill("STOP", vrrp_pid).or_panic("SIGSTOP keepalived");
-    let down = ours.master_down(theirs.interval_ms);
-    let took = l
-        .time_until("we claim", down + SLACK * 4, |l| {
-            Ok(l.our_state()? == "MASTER")
-        })
-        .or_panic("we take over");
-    eprintln!(
-        "aegis (v2, 1 s) took over {:.0} ms after SIGSTOP of keepalived (master-down {:.0} ms)",
-        took.as_secs_f64() * 1000.0,
-        down.as_secs_f64() * 1000.0
-    );
-    assert!(
-        took + Duration::from_millis(u64::from(theirs.interval_ms)) >= down - SLACK / 5
-            && took <= down + SLACK,
-        "takeover after {took:?}, master-down is {down:?}"
+    takeover_after_silence(
+        &l,
+        "aegis (v2, 1 s) took over",
+        ours,
+        theirs.interval_ms,
+        |l| Ok(l.our_state()? == "MASTER"),
     );
     l.kill("CONT", vrrp_pid).or_panic("SIGCONT keepalived");
     l.time_until("keepalived preempts", Duration::from_secs(5), |l| {

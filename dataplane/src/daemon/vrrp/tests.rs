@@ -113,13 +113,20 @@ fn run(a: &mut Node, b: &mut Node, from_ms: u64, ms: u64) -> u64 {
     heard
 }
 
-#[test]
-fn the_higher_priority_claims_installs_the_address_and_the_other_backs_off() {
+/// a (priority 200) and b (100) started together and run for a second; also when b last
+/// heard a.
+fn pair() -> (Node, Node, u64) {
     let mut a = node("10.77.0.2/24", 0xa, 200, "");
     let mut b = node("10.77.0.3/24", 0xb, 100, "");
     a.start(Duration::ZERO);
     b.start(Duration::ZERO);
-    run(&mut a, &mut b, 0, 1_000);
+    let heard = run(&mut a, &mut b, 0, 1_000);
+    (a, b, heard)
+}
+
+#[test]
+fn the_higher_priority_claims_installs_the_address_and_the_other_backs_off() {
+    let (a, b, _) = pair();
     assert_eq!(a.state(), "MASTER");
     assert_eq!(b.state(), "BACKUP");
     assert!(a.owns_vip() && !b.owns_vip());
@@ -132,11 +139,7 @@ fn the_higher_priority_claims_installs_the_address_and_the_other_backs_off() {
 
 #[test]
 fn the_backup_takes_over_after_the_master_down_interval_and_announces_it() {
-    let mut a = node("10.77.0.2/24", 0xa, 200, "");
-    let mut b = node("10.77.0.3/24", 0xb, 100, "");
-    a.start(Duration::ZERO);
-    b.start(Duration::ZERO);
-    let heard = run(&mut a, &mut b, 0, 1_000);
+    let (_a, mut b, heard) = pair();
     b.take_sent();
     // a goes silent at 1 s: b claims 3 × 100 ms + 156/256 × 100 ms after it last heard a
     // (±1 step).
@@ -163,11 +166,7 @@ fn the_backup_takes_over_after_the_master_down_interval_and_announces_it() {
 
 #[test]
 fn sigterm_like_shutdown_hands_over_within_the_skew() {
-    let mut a = node("10.77.0.2/24", 0xa, 200, "");
-    let mut b = node("10.77.0.3/24", 0xb, 100, "");
-    a.start(Duration::ZERO);
-    b.start(Duration::ZERO);
-    run(&mut a, &mut b, 0, 1_000);
+    let (mut a, mut b, _) = pair();
     let now = Duration::from_millis(1_000);
     a.speaker.shutdown(now, &mut a.tables, &a.cell, &a.io);
     assert!(!a.owns_vip(), "a gave the address up");
@@ -190,11 +189,7 @@ fn sigterm_like_shutdown_hands_over_within_the_skew() {
 
 #[test]
 fn a_tracked_port_going_down_lowers_priority_and_hands_over() {
-    let mut a = node("10.77.0.2/24", 0xa, 200, "");
-    let mut b = node("10.77.0.3/24", 0xb, 100, "");
-    a.start(Duration::ZERO);
-    b.start(Duration::ZERO);
-    run(&mut a, &mut b, 0, 1_000);
+    let (mut a, mut b, _) = pair();
     assert_eq!(a.state(), "MASTER");
     a.tables.set_port_up(1, false).unwrap();
     run(&mut a, &mut b, 1_000, 1_000);
