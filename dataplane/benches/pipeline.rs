@@ -35,6 +35,7 @@ fn snapshot(routes: &[(u32, u8)]) -> Snapshot {
         up: true,
         addrs: vec![(addr.parse().unwrap(), 24)],
         vrrp: false,
+        vmacs: Vec::new(),
     };
     Snapshot {
         revision: 1,

@@ -8,7 +8,9 @@
 //! echo served) and the snapshot is published *before* the advertisement and gratuitous ARP
 //! go out (commit before claim); leaving MASTER removes them. Tracked ports (admin down or
 //! link down) lower the priority by their weight, or force FAULT. Notify scripts run with
-//! keepalived's arguments and are never waited for.
+//! keepalived's arguments and are never waited for. With `use_vmac` the master also takes
+//! the virtual MAC 00-00-5E-00-01-VRID: adverts and gratuitous ARP come from it, the port
+//! accepts frames to it and answers ARP for the virtual addresses with it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -353,6 +355,22 @@ impl VrrpSpeaker {
             if let Err(e) = r {
                 tracing::error!(addr = %a.addr, error = %e, on, "cannot change a virtual address");
             }
+        }
+        // use_vmac: the port accepts the virtual MACs of the instances it is master of and
+        // answers ARP for their addresses from them.
+        let port = b.port;
+        let vmacs: Vec<_> = self
+            .bindings
+            .iter()
+            .zip(self.router.instances())
+            .filter(|(x, inst)| x.port == port && x.installed && inst.config().use_vmac)
+            .flat_map(|(x, inst)| {
+                let m = envelope::virtual_mac(inst.config().vrid);
+                x.prefixes.iter().map(move |p| (p.addr, m))
+            })
+            .collect();
+        if let Err(e) = t.set_port_vmacs(port, vmacs) {
+            tracing::error!(error = %e, "cannot set the virtual MACs");
         }
     }
 

@@ -46,7 +46,7 @@ pub fn process<B: PacketBuf>(
         }
         match op {
             OP_REQUEST if for_us && !gratuitous => {
-                let mac = pv.mac;
+                let mac = pv.mac_for(Ipv4Addr::from(tpa));
                 let d = pkt.buf.data_mut();
                 d[0..6].copy_from_slice(&sha);
                 d[6..12].copy_from_slice(&mac);

@@ -31,7 +31,7 @@ pub fn process<B: PacketBuf>(
             continue;
         }
         // Compared as two integers, not bytes (no memcmp call per packet).
-        if !ethernet::same_mac(d, &port.mac) && d[0] & 1 == 0 {
+        if !ethernet::same_mac(d, &port.mac) && d[0] & 1 == 0 && !port.has_vmac(d) {
             out.drop(pkt.buf, DropReason::EthNotForUs);
             continue;
         }

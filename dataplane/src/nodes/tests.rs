@@ -479,3 +479,27 @@ fn vrrp_adverts_on_a_vrrp_port_go_to_the_control_thread_and_nowhere_else() {
     h.run(0, &[big]);
     assert_eq!(h.drops(DropReason::VrrpOversize), 1);
 }
+
+#[test]
+fn a_virtual_mac_is_accepted_and_answers_arp_for_its_address() {
+    let mut h = Harness::new();
+    let vmac = [0, 0, 0x5e, 0, 1, 7];
+    let mut ports: Vec<PortView> = h.snap.ports.to_vec();
+    ports[0].vmacs = vec![("10.0.1.1".parse().unwrap(), vmac)];
+    h.snap.ports = ports.into();
+    // ARP for the address held with the virtual MAC is answered from it.
+    let mut f = arp::request_frame(H1_MAC, ip("10.0.1.2"), ip("10.0.1.1")).to_vec();
+    f.resize(60, 0);
+    let out = h.run(0, &[f]);
+    let r = &out[0][0];
+    assert_eq!(&r[6..12], &vmac);
+    assert_eq!(arp::Packet::new_checked(&r[14..]).unwrap().sender_mac(), vmac);
+    // A ping sent to the virtual MAC is accepted (answered), one to another MAC is not.
+    let mut p = ping("10.0.1.1", 64);
+    p[0..6].copy_from_slice(&vmac);
+    let out = h.run(0, &[p.clone()]);
+    assert_eq!(out[0].len(), 1, "echo reply");
+    p[0..6].copy_from_slice(&[0, 0, 0x5e, 0, 1, 8]);
+    h.run(0, &[p]);
+    assert_eq!(h.drops(DropReason::EthNotForUs), 1);
+}

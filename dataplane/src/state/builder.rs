@@ -56,6 +56,7 @@ pub(super) struct Port {
     pub(super) up: bool,
     pub(super) addrs: Vec<IfAddr>,
     pub(super) vrrp: bool,
+    pub(super) vmacs: Vec<(Ipv4Addr, Mac)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +156,7 @@ impl Tables {
                 up: p.up,
                 addrs: Vec::new(),
                 vrrp: false,
+                vmacs: Vec::new(),
             });
         }
         let mut tables = Tables {
@@ -269,6 +271,19 @@ impl Tables {
             return Ok(self.revision);
         }
         self.ports[usize::from(port)].vrrp = vrrp;
+        Ok(self.port_changed())
+    }
+
+    /// Sets the virtual MACs port `port` holds (VRRP masters with `use_vmac`).
+    pub fn set_port_vmacs(
+        &mut self,
+        port: u16,
+        vmacs: Vec<(Ipv4Addr, Mac)>,
+    ) -> Result<u64, StateError> {
+        if self.port(port)?.vmacs == vmacs {
+            return Ok(self.revision);
+        }
+        self.ports[usize::from(port)].vmacs = vmacs;
         Ok(self.port_changed())
     }
 
@@ -923,6 +938,7 @@ fn port_view(p: &Port) -> PortView {
         up: p.up,
         addrs: p.addrs.iter().map(|a| (a.addr, a.len)).collect(),
         vrrp: p.vrrp,
+        vmacs: p.vmacs.clone(),
     }
 }
 

@@ -30,9 +30,27 @@ pub struct PortView {
     /// VRRP instances run on the port: `ethernet-input` hands its VRRP advertisements
     /// (IPv4 protocol 112) to the control thread.
     pub vrrp: bool,
+    /// Virtual MACs this port holds as VRRP master (`use_vmac`), with the addresses each
+    /// answers ARP for: frames to them are accepted, ARP replies for them come from them.
+    pub vmacs: Vec<(Ipv4Addr, Mac)>,
 }
 
 impl PortView {
+    /// The MAC ARP replies for `ip` come from: its virtual MAC, else the port's.
+    #[inline]
+    pub fn mac_for(&self, ip: Ipv4Addr) -> Mac {
+        self.vmacs
+            .iter()
+            .find(|(a, _)| *a == ip)
+            .map_or(self.mac, |(_, m)| *m)
+    }
+
+    /// True if `dst` is one of the port's virtual MACs.
+    #[inline]
+    pub fn has_vmac(&self, dst: &[u8]) -> bool {
+        !self.vmacs.is_empty() && self.vmacs.iter().any(|(_, m)| dst.get(..6) == Some(&m[..]))
+    }
+
     /// The address ICMP errors generated on this port come from (first configured one).
     pub fn primary_addr(&self) -> Option<Ipv4Addr> {
         self.addrs.first().map(|(a, _)| *a)

@@ -74,6 +74,7 @@ pub fn snapshot() -> Snapshot {
                 up: true,
                 addrs: vec![("10.0.1.1".parse().unwrap(), 24)],
                 vrrp: false,
+                vmacs: Vec::new(),
             },
             PortView {
                 name: "eth1".into(),
@@ -82,6 +83,7 @@ pub fn snapshot() -> Snapshot {
                 up: true,
                 addrs: vec![("10.0.2.1".parse().unwrap(), 24)],
                 vrrp: false,
+                vmacs: Vec::new(),
             },
         ]
         .into(),

@@ -271,3 +271,38 @@ fn config_errors_name_the_file_line_and_port() {
         "{e}"
     );
 }
+
+#[test]
+fn use_vmac_gives_the_master_the_virtual_mac_and_takes_it_back() {
+    let mut a = node("10.77.0.2/24", 0xa, 200, " use_vmac\n");
+    a.start(Duration::ZERO);
+    for t in (0..1_000u64).step_by(5) {
+        a.step(Duration::from_millis(t));
+    }
+    assert_eq!(a.state(), "MASTER");
+    let vmac = [0, 0, 0x5e, 0, 1, 77];
+    let snap = a.cell.load();
+    let port = &snap.ports[0];
+    assert_eq!(
+        port.mac_for(VIP),
+        vmac,
+        "ARP for the VIP answers with the virtual MAC"
+    );
+    assert_eq!(port.mac_for(Ipv4Addr::new(10, 77, 0, 2)), port.mac);
+    assert!(port.has_vmac(&vmac));
+    let sent = a.take_sent();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|(_, f)| f[6..12] == vmac),
+        "adverts and GARPs from the VMAC"
+    );
+    let now = Duration::from_millis(1_000);
+    a.speaker.shutdown(now, &mut a.tables, &a.cell, &a.io);
+    if a.tables.needs_publish() {
+        a.cell.publish(a.tables.snapshot());
+    }
+    assert!(
+        a.cell.load().ports[0].vmacs.is_empty(),
+        "given back with the addresses"
+    );
+}
