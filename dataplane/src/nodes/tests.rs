@@ -493,7 +493,10 @@ fn a_virtual_mac_is_accepted_and_answers_arp_for_its_address() {
     let out = h.run(0, &[f]);
     let r = &out[0][0];
     assert_eq!(&r[6..12], &vmac);
-    assert_eq!(arp::Packet::new_checked(&r[14..]).unwrap().sender_mac(), vmac);
+    assert_eq!(
+        arp::Packet::new_checked(&r[14..]).unwrap().sender_mac(),
+        vmac
+    );
     // A ping sent to the virtual MAC is accepted (answered), one to another MAC is not.
     let mut p = ping("10.0.1.1", 64);
     p[0..6].copy_from_slice(&vmac);
