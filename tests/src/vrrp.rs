@@ -83,7 +83,6 @@ pub struct VrrpLab {
     pub ours: Side,
     /// keepalived's.
     pub theirs: Side,
-    bins: Bins,
 }
 
 impl VrrpLab {
@@ -163,7 +162,6 @@ impl VrrpLab {
             keepalived_name: "keepalived".into(),
             ours,
             theirs,
-            bins,
         })
     }
 
@@ -293,11 +291,6 @@ impl VrrpLab {
     /// keepalived's log.
     pub fn keepalived_log(&mut self) -> String {
         self.lab.proc(self.keepalived).log()
-    }
-
-    /// The binaries.
-    pub fn bins(&self) -> &Bins {
-        &self.bins
     }
 }
 

@@ -207,6 +207,23 @@ fn keepalived_with_higher_priority_wins_and_we_take_over_when_it_stops() {
             && i["adverts_rx"].as_u64().unwrap_or(0) >= 5)
     })
     .or_panic("we are backup of keepalived");
+    // The operator's table says the same.
+    let table = l.ctl.text(&["show", "vrrp"]).or_panic("show vrrp");
+    eprintln!("{table}");
+    let row = table
+        .lines()
+        .find(|r| r.starts_with("VI_LAB "))
+        .unwrap_or_else(|| panic!("no VI_LAB row in\n{table}"));
+    for cell in [
+        "ext0",
+        "77",
+        "100ms",
+        "BACKUP",
+        "10.77.0.1 (200)",
+        "10.77.0.100/24",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
 
     // SIGSTOP keepalived's VRRP process: we claim after our master-down interval.
     let vrrp_pid = l.keepalived_vrrp_pid().or_panic("keepalived vrrp pid");
@@ -258,7 +275,7 @@ fn vrrp_v2_one_second_interval_interoperates_and_fails_over_in_master_down() {
         priority: 150,
         interval_ms: 1000,
     };
-    let Some(mut l) = lab("vrrp_v2_one_second", "vrkc", ours, theirs) else {
+    let Some(l) = lab("vrrp_v2_one_second", "vrkc", ours, theirs) else {
         return;
     };
     l.time_until("keepalived becomes master", Duration::from_secs(15), |l| {
@@ -284,5 +301,4 @@ fn vrrp_v2_one_second_interval_interoperates_and_fails_over_in_master_down() {
         Ok(l.our_state()? == "BACKUP")
     })
     .or_panic("we yield to keepalived");
-    let _ = dump_logs(&mut l);
 }

@@ -102,7 +102,6 @@ pub struct Sender {
     queued_events: usize,
     unacked: VecDeque<Inflight>,
     bulk_wanted: bool,
-    bulk_end_seq: Option<u64>,
     begin_queued: bool,
     stats: SenderStats,
 }
@@ -119,7 +118,6 @@ impl Sender {
             queued_events: 0,
             unacked: VecDeque::new(),
             bulk_wanted: false,
-            bulk_end_seq: None,
             begin_queued: false,
             stats: SenderStats::default(),
         }
@@ -147,11 +145,6 @@ impl Sender {
         self.bulk_wanted
     }
 
-    /// True while a bulk resync is sent but not acknowledged to its end.
-    pub fn bulk_in_progress(&self) -> bool {
-        self.bulk_end_seq.is_some_and(|s| s > self.acked)
-    }
-
     /// Starts a bulk resync with every session: it replaces whatever was queued or in
     /// flight (the snapshot contains it).
     pub fn begin_bulk(&mut self, sessions: impl IntoIterator<Item = Record>) {
@@ -171,7 +164,6 @@ impl Sender {
         self.stats.bulk_sessions += n;
         self.queued_events = n as usize;
         self.backlog.push_back(Item::End(n));
-        self.bulk_end_seq = None;
     }
 
     /// Events queued or in flight, not yet acknowledged (the sync lag).
@@ -233,10 +225,7 @@ impl Sender {
                     self.begin_queued = false;
                     (Kind::BulkBegin, 0, Vec::new())
                 }
-                Item::End(n) => {
-                    self.bulk_end_seq = Some(seq);
-                    (Kind::BulkEnd, n, Vec::new())
-                }
+                Item::End(n) => (Kind::BulkEnd, n, Vec::new()),
                 Item::Event(r) => {
                     let mut recs = vec![r];
                     while recs.len() < per {
@@ -301,7 +290,7 @@ pub struct ReceiverStats {
     pub rejected: [u64; 5],
 }
 
-type Pending = (Kind, u64, Vec<Record>);
+type Pending = (Kind, Vec<Record>);
 
 /// The backup's end of one stream.
 #[derive(Debug)]
@@ -406,21 +395,21 @@ impl Receiver {
                 self.stats.buffer_full += 1;
             } else {
                 self.stats.out_of_order += 1;
-                self.buffer.insert(h.seq, (h.kind, h.ack, records));
+                self.buffer.insert(h.seq, (h.kind, records));
             }
             return Ok(());
         }
-        self.apply(h.kind, h.ack, records, replica);
+        self.apply(h.kind, records, replica);
         let mut next = expected + 1;
-        while let Some((kind, ack, recs)) = self.buffer.remove(&next) {
-            self.apply(kind, ack, recs, replica);
+        while let Some((kind, recs)) = self.buffer.remove(&next) {
+            self.apply(kind, recs, replica);
             next += 1;
         }
         self.expected = Some(next);
         Ok(())
     }
 
-    fn apply(&mut self, kind: Kind, count: u64, records: Vec<Record>, replica: &mut Replica) {
+    fn apply(&mut self, kind: Kind, records: Vec<Record>, replica: &mut Replica) {
         self.stats.applied += 1;
         match kind {
             Kind::BulkBegin => {
@@ -432,7 +421,6 @@ impl Receiver {
                     self.stats.bulk_removed += replica.retain(|k| seen.contains(k)) as u64;
                     self.stats.bulk_completed += 1;
                     self.synced = true;
-                    debug_assert!(seen.len() as u64 <= count + self.stats.events);
                 }
             }
             _ => {

@@ -258,7 +258,7 @@ impl VrrpSpeaker {
             .collect();
         for (i, (adjust, fault)) in wanted.into_iter().enumerate() {
             let inst = &self.router.instances()[i];
-            if inst.faulted() != fault || inst.effective_priority() != adjusted(inst, adjust) {
+            if inst.faulted() != fault || inst.priority_adjust() != adjust {
                 self.router.set_tracking(now, i, adjust, fault);
             }
         }
@@ -475,16 +475,6 @@ impl VrrpSpeaker {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
         }
-    }
-}
-
-/// The priority `inst` would have with `adjust`.
-fn adjusted(inst: &aegis_vrrp::instance::Instance, adjust: i32) -> u8 {
-    let base = inst.config().priority;
-    if adjust == 0 {
-        base
-    } else {
-        (i32::from(base) + adjust).clamp(1, 254) as u8
     }
 }
 

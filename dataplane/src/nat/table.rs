@@ -203,6 +203,8 @@ pub struct NatTable {
     events: VecDeque<Record>,
     /// Events that did not fit in the event queue.
     pub events_lost: u64,
+    /// Whether sync events are produced (off until something streams them).
+    events_on: bool,
     sweep_at: usize,
 }
 
@@ -222,6 +224,7 @@ impl NatTable {
             timeouts,
             events: VecDeque::with_capacity(EVENT_CAPACITY),
             events_lost: 0,
+            events_on: true,
             sweep_at: 0,
         };
         t.by_inside.reserve(capacity);
@@ -247,7 +250,17 @@ impl NatTable {
         self.slice
     }
 
+    /// Stops producing sync events (a gateway that streams them to no backup).
+    pub fn without_events(mut self) -> NatTable {
+        self.events_on = false;
+        self.events = VecDeque::new();
+        self
+    }
+
     fn event(&mut self, r: Record) {
+        if !self.events_on {
+            return;
+        }
         if self.events.len() >= EVENT_CAPACITY {
             self.events_lost += 1;
         } else {

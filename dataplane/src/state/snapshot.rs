@@ -48,7 +48,7 @@ impl PortView {
     /// True if `dst` is one of the port's virtual MACs.
     #[inline]
     pub fn has_vmac(&self, dst: &[u8]) -> bool {
-        !self.vmacs.is_empty() && self.vmacs.iter().any(|(_, m)| dst.get(..6) == Some(&m[..]))
+        self.vmacs.iter().any(|(_, m)| dst.get(..6) == Some(&m[..]))
     }
 
     /// The address ICMP errors generated on this port come from (first configured one).

@@ -161,12 +161,16 @@ impl<Q: PortQueues> Worker<Q> {
             cfg.connections,
         );
         if cfg.nat_sessions > 0 {
-            env.nat = Some(crate::nat::NatTable::new(
-                cfg.nat_sessions,
-                0,
-                1,
-                crate::nat::NatTimeouts::default(),
-            ));
+            env.nat = Some(
+                crate::nat::NatTable::new(
+                    cfg.nat_sessions,
+                    0,
+                    1,
+                    crate::nat::NatTimeouts::default(),
+                )
+                // Session sync is not wired into the dataplane yet (issue 5): no events.
+                .without_events(),
+            );
         }
         handle
             .stats
@@ -250,8 +254,6 @@ impl<Q: PortQueues> Worker<Q> {
         }
         self.sweep_connections(now);
         if let Some(nat) = &mut self.env.nat {
-            // Sync events are not streamed yet (issue 5): drop them here, uncounted.
-            nat.take_events().for_each(drop);
             nat.sweep(now, 64);
         }
         self.stats

@@ -496,6 +496,11 @@ impl Instance {
         self.priority_adjust = adjust;
     }
 
+    /// The tracking adjustment in force.
+    pub fn priority_adjust(&self) -> i32 {
+        self.priority_adjust
+    }
+
     /// Enters FAULT (a master first sends priority 0) or leaves it for BACKUP.
     pub fn set_fault(&mut self, now: Duration, fault: bool) {
         if self.fault == fault {

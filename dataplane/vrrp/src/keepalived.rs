@@ -502,7 +502,13 @@ fn instance(s: &Stmt, g: &Globals) -> Result<ImportedInstance, ImportError> {
     }
     match (auth_type, auth_pass) {
         (None, None) => {}
-        (Some((_, t)), Some((line, p))) if t == "PASS" => {
+        (Some((line, t)), _) if t != "PASS" => {
+            return Err(err(
+                line,
+                format!("{ctx}: auth_type {t}: only PASS is supported"),
+            ))
+        }
+        (Some(_), Some((line, p))) => {
             if c.version == Version::V3 {
                 return Err(err(line, format!("{ctx}: authentication is VRRPv2 only")));
             }
@@ -516,19 +522,12 @@ fn instance(s: &Stmt, g: &Globals) -> Result<ImportedInstance, ImportError> {
             pass[..p.len()].copy_from_slice(p.as_bytes());
             c.auth_pass = Some(pass);
         }
-        (Some((line, t)), _) if t != "PASS" => {
-            return Err(err(
-                line,
-                format!("{ctx}: auth_type {t}: only PASS is supported"),
-            ))
-        }
         (Some((line, _)), None) | (None, Some((line, _))) => {
             return Err(err(
                 line,
                 format!("{ctx}: authentication needs auth_type PASS and auth_pass"),
             ))
         }
-        _ => unreachable!("every auth combination is matched above"),
     }
     // What the state machine checks (intervals, counts) is reported at the block's line.
     let mut probe = c.clone();
