@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 
 pub mod buf;
+pub mod capture;
 pub mod config;
 pub mod conntrack;
 pub mod ctl;

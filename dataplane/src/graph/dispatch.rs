@@ -11,6 +11,7 @@ use super::hold::HoldQueue;
 use super::stats::{bump, WorkerStats};
 use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
+use crate::capture::{Point, Taps};
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::nodes;
 use crate::port::clock::rdtsc;
@@ -213,6 +214,9 @@ pub struct Outputs<'a, B> {
     hold: &'a mut HoldQueue<B>,
     stats: &'a WorkerStats,
     handoff: &'a Handoff<B>,
+    /// The worker's captures when one of them takes drops (checked once per graph run).
+    taps: Option<&'a Taps>,
+    now_ns: u64,
 }
 
 /// Flow hand-off between the workers of one dataplane: worker `i` receives packets other
@@ -299,7 +303,17 @@ impl<B: PacketBuf> Outputs<'_, B> {
     #[inline(always)]
     pub fn drop(&mut self, buf: B, reason: DropReason) {
         self.stats.count_drop(reason);
+        self.capture_drop(buf.data(), reason);
         drop(buf);
+    }
+
+    /// Offers a packet dropped for `reason` to the drop captures (nodes that count a drop
+    /// themselves, before reusing the buffer, call this; [`Outputs::drop`] does it).
+    #[inline(always)]
+    pub fn capture_drop(&self, data: &[u8], reason: DropReason) {
+        if let Some(taps) = self.taps {
+            taps.capture(Point::Drop(reason), u16::MAX, data, self.now_ns);
+        }
     }
 
     /// Frees a packet the dataplane consumed itself (not an error).
@@ -317,6 +331,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
             Ok(first) => first,
             Err(pkt) => {
                 self.stats.count_drop(DropReason::NeighbourUnresolved);
+                self.capture_drop(pkt.buf.data(), DropReason::NeighbourUnresolved);
                 drop(pkt);
                 false
             }
@@ -338,6 +353,7 @@ pub struct Graph<B> {
     hold: HoldQueue<B>,
     stats: Arc<WorkerStats>,
     handoff: Handoff<B>,
+    taps: Taps,
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -351,7 +367,18 @@ impl<B: PacketBuf> Graph<B> {
             hold: HoldQueue::new(),
             stats,
             handoff: Handoff::single(),
+            taps: Taps::default(),
         }
+    }
+
+    /// The worker's packet captures.
+    pub fn taps(&self) -> &Taps {
+        &self.taps
+    }
+
+    /// The worker's packet captures, to start or stop one.
+    pub fn taps_mut(&mut self) -> &mut Taps {
+        &mut self.taps
     }
 
     /// Makes this graph worker `me` of the workers sharing `rings` (see [`Handoff`]).
@@ -409,6 +436,7 @@ impl<B: PacketBuf> Graph<B> {
     /// Runs every node with pending packets until the graph is empty.
     pub fn run(&mut self, snap: &Snapshot, now_ns: u64, env: &mut GraphEnv) {
         let stats = &*self.stats;
+        let taps = self.taps.drops_on().then_some(&self.taps);
         // One TSC read per node: each node's clocks run from the previous read to its end.
         let mut t_prev = rdtsc();
         for _ in 0..MAX_PASSES {
@@ -431,6 +459,8 @@ impl<B: PacketBuf> Graph<B> {
                     hold: &mut self.hold,
                     stats,
                     handoff: &self.handoff,
+                    taps,
+                    now_ns,
                 };
                 nodes::process(id, &mut ctx, &mut self.spare, &mut out);
                 // A node must hand on every packet; anything left is a bug, counted.
@@ -452,6 +482,7 @@ impl<B: PacketBuf> Graph<B> {
     /// drops the ones that waited too long. Cheap when nothing is held.
     pub fn release_held(&mut self, snap: &Snapshot, now_ns: u64) {
         let stats = &self.stats;
+        let taps = &self.taps;
         if self.hold.is_empty() {
             return;
         }
@@ -464,7 +495,13 @@ impl<B: PacketBuf> Graph<B> {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
             },
-            |_| stats.count_drop(DropReason::NeighbourUnresolved),
+            |pkt| {
+                stats.count_drop(DropReason::NeighbourUnresolved);
+                if taps.drops_on() {
+                    let reason = Point::Drop(DropReason::NeighbourUnresolved);
+                    taps.capture(reason, u16::MAX, pkt.buf.data(), now_ns);
+                }
+            },
         );
     }
 
@@ -481,5 +518,10 @@ impl<B: PacketBuf> Graph<B> {
     /// The transmit frames, one per port, for the worker to flush.
     pub fn tx_frames(&mut self) -> &mut [TxFrame<B>] {
         &mut self.tx
+    }
+
+    /// The transmit frames with the captures (the worker captures tx as it flushes).
+    pub fn tx_frames_and_taps(&mut self) -> (&mut [TxFrame<B>], &Taps) {
+        (&mut self.tx, &self.taps)
     }
 }

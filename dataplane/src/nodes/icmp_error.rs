@@ -31,6 +31,7 @@ pub fn process<B: PacketBuf>(
     for mut pkt in input.drain(..) {
         let req = pkt.meta.icmp();
         ctx.env.stats.count_drop(req.reason);
+        out.capture_drop(pkt.buf.data(), req.reason);
         let (src, dst, allowed) = {
             let d = pkt.buf.data();
             let ip = ipv4::Packet::new_unchecked(&d[L3..]);

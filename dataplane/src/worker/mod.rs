@@ -1,7 +1,8 @@
 //! The worker: one per lcore, run to completion — for each port, rx burst → graph → tx
 //! burst; then packets the control thread injected; then the hold queue; then connection
-//! expiry and connection-table dumps the control thread asked for ([`dump`]); then the idle
-//! policy. The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
+//! expiry and connection-table dumps the control thread asked for ([`dump`]); then capture
+//! starts and stops ([`crate::capture`]); then the idle policy. Capture points: port rx
+//! (before the graph), port tx (before the tx burst) and drops (in the graph). The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
 //! per poll unless something changed) and never locks or allocates on the packet path.
 
 pub mod dpdk;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::buf::PacketBuf;
+use crate::capture::{CaptureHub, Point, TapCommand};
 use crate::graph::stats::bump;
 use crate::graph::{
     ControlEvent, DropReason, Graph, GraphEnv, TxFrame, WorkerStats, SLOT_PORT_RX, SLOT_PORT_TX,
@@ -62,6 +65,8 @@ pub struct WorkerHandle {
     pub inject: Arc<ArrayQueue<Injection>>,
     /// Connection-table dumps asked of it.
     pub dumps: Arc<ArrayQueue<DumpRequest>>,
+    /// Packet captures to start or stop ([`CaptureHub`]).
+    pub captures: Arc<ArrayQueue<TapCommand>>,
 }
 
 impl WorkerHandle {
@@ -73,6 +78,7 @@ impl WorkerHandle {
             events: Arc::new(ArrayQueue::new(EVENT_QUEUE)),
             inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
             dumps: Arc::new(ArrayQueue::new(DUMP_QUEUE)),
+            captures: CaptureHub::queue(),
         }
     }
 }
@@ -135,6 +141,7 @@ pub struct Worker<Q: PortQueues> {
     snap: SnapshotReader,
     inject: Arc<ArrayQueue<Injection>>,
     dumps: Arc<ArrayQueue<DumpRequest>>,
+    captures: Arc<ArrayQueue<TapCommand>>,
     backoff: Backoff,
     burst: usize,
     clock: Clock,
@@ -183,6 +190,7 @@ impl<Q: PortQueues> Worker<Q> {
             snap,
             inject: handle.inject.clone(),
             dumps: handle.dumps.clone(),
+            captures: handle.captures.clone(),
             backoff: Backoff::new(cfg.poll_mode),
             burst: cfg.burst.clamp(1, crate::graph::FRAME_CAP),
             clock,
@@ -234,6 +242,12 @@ impl<Q: PortQueues> Worker<Q> {
             self.stats
                 .node(SLOT_PORT_RX, n as u64, rdtsc().wrapping_sub(t0));
             got += n;
+            let taps = self.graph.taps();
+            if taps.rx_on(port) {
+                for buf in &self.rx {
+                    taps.capture(Point::Rx, port as u16, buf.data(), now);
+                }
+            }
             self.graph.input(port as u16, self.rx.drain(..));
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
@@ -261,6 +275,11 @@ impl<Q: PortQueues> Worker<Q> {
             .store(self.env.conntrack.len() as u64, Relaxed);
         if !self.dumps.is_empty() {
             dump::serve(&self.dumps, &self.env.conntrack, now);
+        }
+        if !self.captures.is_empty() {
+            while let Some(cmd) = self.captures.pop() {
+                self.graph.taps_mut().apply(cmd);
+            }
         }
         bump(&self.stats.polls, 1);
         if got == 0 {
@@ -301,9 +320,21 @@ impl<Q: PortQueues> Worker<Q> {
     /// Transmits every port's pending frame; what the driver refuses is dropped and counted.
     fn flush(&mut self) {
         let stats = &self.stats;
-        for (port, frame) in self.graph.tx_frames().iter_mut().enumerate() {
+        let (frames, taps) = self.graph.tx_frames_and_taps();
+        // The clock is read for captures only (nothing per flush when none runs).
+        let now = if taps.is_empty() {
+            0
+        } else {
+            self.clock.now_ns()
+        };
+        for (port, frame) in frames.iter_mut().enumerate() {
             if frame.is_empty() {
                 continue;
+            }
+            if taps.tx_on(port) {
+                for buf in frame.iter() {
+                    taps.capture(Point::Tx, port as u16, buf.data(), now);
+                }
             }
             let n = frame.len();
             let t0 = rdtsc();
@@ -311,6 +342,10 @@ impl<Q: PortQueues> Worker<Q> {
             stats.node(SLOT_PORT_TX, n as u64, rdtsc().wrapping_sub(t0));
             for buf in frame.drain(..) {
                 stats.count_drop(DropReason::TxQueueFull);
+                if taps.drops_on() {
+                    let point = Point::Drop(DropReason::TxQueueFull);
+                    taps.capture(point, port as u16, buf.data(), now);
+                }
                 drop(buf);
             }
         }

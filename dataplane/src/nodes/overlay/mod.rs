@@ -47,6 +47,7 @@ pub fn router_icmp<B: PacketBuf>(
     vm_mac: Mac,
 ) {
     ctx.env.stats.count_drop(req.reason);
+    out.capture_drop(buf.data(), req.reason);
     if !may_answer(buf.data(), false) {
         return;
     }
