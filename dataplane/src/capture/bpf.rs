@@ -362,4 +362,4 @@ impl fmt::Display for Insn {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

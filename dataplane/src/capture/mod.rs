@@ -25,3 +25,6 @@ pub use bpf::{BpfError, Insn, Program};
 pub use hub::{CaptureError, CaptureHub, CaptureSession};
 pub use ring::{CaptureRing, Point, Record, RECORD_BYTES};
 pub use tap::{CaptureSpec, TapCommand, Taps, MAX_CAPTURES};
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::capture::{CaptureQuery, CaptureStart};
 use super::cidr::Ipv4Cidr;
 use super::types::{
     ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
@@ -71,6 +72,11 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// Zeroes port, node, worker, drop and denial counters; returns the (unchanged)
     /// revision.
     fn clear_counters(&self) -> Result<u64, AdminError>;
+
+    /// Starts a packet capture on the workers (see [`super::capture::start`]); it runs until
+    /// the returned session is dropped. `NotFound` (field "ports") for an unknown port;
+    /// `InvalidArgument` (field "capture") when the most captures run already.
+    fn capture(&self, query: CaptureQuery) -> Result<CaptureStart, AdminError>;
 }
 
 /// Why a backend refused or failed a request. The message names the field it is about;

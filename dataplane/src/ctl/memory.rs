@@ -1,15 +1,21 @@
 //! An in-memory [`AdminBackend`]: ports, addresses, static routes, neighbours and counters
 //! kept in plain collections behind a mutex, with the same validation rules the dataplane
 //! applies; connections, the overlay and security-group denials are whatever a test
-//! injects. It serves the admin API without DPDK (tests of the server, of `aegisctl`, of
+//! injects; packet captures run on a [`CaptureHub`] whose "workers" are the test, which
+//! offers packets with [`MemoryBackend::capture_packet`]. It serves the admin API without DPDK (tests of the server, of `aegisctl`, of
 //! the metrics endpoint) and is the reference for what a backend must do.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crossbeam_queue::ArrayQueue;
+
 use super::backend::{AdminBackend, AdminError};
+use super::capture::{CaptureQuery, CaptureStart};
+use crate::capture::{CaptureHub, Point, TapCommand, Taps};
+use crate::worker::Clock;
 use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
     ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
@@ -21,7 +27,13 @@ use super::types::{
 pub struct MemoryBackend {
     started: Instant,
     state: Mutex<State>,
+    capture: Arc<CaptureHub>,
+    /// Each worker's capture queue and taps (served by [`MemoryBackend::capture_packet`]).
+    taps: Mutex<Vec<(Arc<ArrayQueue<TapCommand>>, Taps)>>,
 }
+
+/// Host name the in-memory backend puts in captures.
+pub const MEMORY_HOST: &str = "memory-host";
 
 struct State {
     revision: u64,
@@ -60,7 +72,12 @@ struct WorkerState {
 impl MemoryBackend {
     /// A backend with the given workers, no ports and no routes, at revision 1.
     pub fn new(poll_mode: PollMode, workers: &[WorkerInfo]) -> Self {
+        let queues: Vec<_> = (0..workers.len().max(1))
+            .map(|_| CaptureHub::queue())
+            .collect();
         MemoryBackend {
+            capture: CaptureHub::new(queues.clone(), Clock::monotonic()),
+            taps: Mutex::new(queues.into_iter().map(|q| (q, Taps::default())).collect()),
             started: Instant::now(),
             state: Mutex::new(State {
                 revision: 1,
@@ -121,6 +138,34 @@ impl MemoryBackend {
             endpoint: None,
         });
         Ok(index)
+    }
+
+    /// Acts as worker `worker` of a dataplane: takes the capture starts and stops waiting
+    /// for it, then offers `data`, seen at `point` on port `port`, to its captures.
+    pub fn capture_packet(
+        &self,
+        worker: usize,
+        point: Point,
+        port: u16,
+        data: &[u8],
+    ) -> Result<(), AdminError> {
+        let mut taps = self
+            .taps
+            .lock()
+            .map_err(|_| AdminError::Internal("capture taps lock poisoned".into()))?;
+        let (queue, taps) = taps
+            .get_mut(worker)
+            .ok_or_else(|| AdminError::not_found("worker", format!("no worker {worker}")))?;
+        while let Some(cmd) = queue.pop() {
+            taps.apply(cmd);
+        }
+        taps.capture(point, port, data, Clock::monotonic().now_ns());
+        Ok(())
+    }
+
+    /// Captures running.
+    pub fn captures_running(&self) -> usize {
+        self.capture.running()
     }
 
     /// Binds the control-plane port `endpoint` to `port` (`None` unbinds).
@@ -655,6 +700,11 @@ impl AdminBackend for MemoryBackend {
         }
         p.admin_up = up;
         Ok(s.bump())
+    }
+
+    fn capture(&self, query: CaptureQuery) -> Result<CaptureStart, AdminError> {
+        let ports: Vec<String> = self.lock()?.ports.iter().map(|p| p.name.clone()).collect();
+        super::capture::start(&self.capture, MEMORY_HOST.to_string(), &ports, query)
     }
 
     fn clear_counters(&self) -> Result<u64, AdminError> {

@@ -7,10 +7,12 @@
 //!   `cidr.rs`: [`Ipv4Cidr`] and MAC formatting.
 //! - `request.rs`: protobuf requests → typed, validated arguments;
 //!   `convert.rs`: backend values → protobuf replies (ratios, totals).
+//! - `capture.rs`: the `Capture` RPC — request checks, starting a capture, the event stream.
 //! - `service.rs`: the tonic service; `server.rs`: socket handling and serving.
 //! - `memory.rs`: [`MemoryBackend`]; `metrics.rs`: `/metrics`.
 
 mod backend;
+pub mod capture;
 mod cidr;
 mod convert;
 mod memory;
@@ -22,7 +24,7 @@ mod types;
 
 pub use backend::{AdminBackend, AdminError};
 pub use cidr::{format_mac, parse_mac, CidrError, Ipv4Cidr};
-pub use memory::MemoryBackend;
+pub use memory::{MemoryBackend, MEMORY_HOST};
 pub use server::{serve_unix, AdminServer, CtlError};
 pub use service::AdminService;
 pub use types::{

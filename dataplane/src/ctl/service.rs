@@ -8,7 +8,15 @@ use pb::dataplane_admin_server::DataplaneAdmin;
 use tonic::{Request, Response, Status};
 
 use super::backend::{AdminBackend, AdminError};
-use super::{convert, request};
+use super::{capture, convert, request};
+
+/// The stream of a `Capture` call.
+type CaptureEvents = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::CaptureEvent, Status>> + Send + 'static>,
+>;
+
+/// Events buffered between the capture task and the client.
+const CAPTURE_CHANNEL: usize = 1024;
 
 /// The admin service; cheap to clone.
 #[derive(Clone)]
@@ -135,6 +143,21 @@ impl DataplaneAdmin for AdminService {
     ) -> Result<Response<pb::ShowVrrpReply>, Status> {
         let info = self.call(|b| b.vrrp()).await?;
         Ok(Response::new(convert::vrrp_reply(info)))
+    }
+
+    type CaptureStream = CaptureEvents;
+
+    async fn capture(
+        &self,
+        req: Request<pb::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        let query = capture::query(req.into_inner())?;
+        let start = self.call(move |b| b.capture(query)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CAPTURE_CHANNEL);
+        tokio::spawn(capture::stream(start, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn add_route(

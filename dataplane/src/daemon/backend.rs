@@ -55,6 +55,8 @@ pub struct DaemonBackend {
     pub feed: Option<Feed>,
     /// The VRRP speaker (`[vrrp]` in host.toml), if any.
     pub vrrp: Option<Mutex<super::vrrp::VrrpSpeaker>>,
+    /// Packet captures on the workers.
+    pub capture: Arc<crate::capture::CaptureHub>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -349,6 +351,18 @@ impl AdminBackend for DaemonBackend {
 
     fn set_port_state(&self, port: String, up: bool) -> Result<u64, AdminError> {
         self.apply(Change::PortState { port, up })
+    }
+
+    fn capture(
+        &self,
+        query: crate::ctl::capture::CaptureQuery,
+    ) -> Result<crate::ctl::capture::CaptureStart, AdminError> {
+        let host = match &self.feed {
+            Some(f) => lock(&f.state).host.clone(),
+            None => crate::ctl::capture::system_host_name(),
+        };
+        let ports: Vec<String> = self.ports.iter().map(|(p, _)| p.name().to_string()).collect();
+        crate::ctl::capture::start(&self.capture, host, &ports, query)
     }
 
     fn clear_counters(&self) -> Result<u64, AdminError> {

@@ -256,6 +256,10 @@ fn run_until_stopped(
         started,
         feed,
         vrrp,
+        capture: crate::capture::CaptureHub::new(
+            handles.iter().map(|h| h.captures.clone()).collect(),
+            clock,
+        ),
     });
 
     let control = spawn_control(cfg, backend.clone(), stop.clone(), feed_options)?;
@@ -349,6 +353,7 @@ fn spawn_control(
                 let loop_task = tokio::spawn(control::run(backend.clone(), stop.clone()));
                 wait_for_signal().await;
                 tracing::info!("shutting down");
+                backend.capture.close();
                 if backend.vrrp.is_some() {
                     // Priority 0 out before the workers stop: backups take over after
                     // their skew time instead of the whole master-down interval.

@@ -351,6 +351,11 @@ impl<Q: PortQueues> Worker<Q> {
         }
     }
 
+    /// True while the worker runs a packet capture.
+    pub fn is_capturing(&self) -> bool {
+        !self.graph.taps().is_empty()
+    }
+
     /// The worker's queues (tests inspect in-memory queues through this).
     pub fn queues_mut(&mut self) -> &mut Q {
         &mut self.queues

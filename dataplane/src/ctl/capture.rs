@@ -1,0 +1,329 @@
+//! The `Capture` RPC: the request checked and turned into a [`CaptureQuery`] ([`query`]),
+//! a capture started on the workers' hub for it ([`start`], which both backends call), and
+//! the stream of events the control thread feeds from the workers' rings ([`stream`]):
+//! `started`, then packets, `stats` about every second, and a last `stats` when the count or
+//! the duration is reached or the dataplane shuts down. The client going away ends it too
+//! (the capture stops on the workers when its session is dropped).
+
+use std::time::Duration;
+
+use aegis_api::dataplane::v1 as pb;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::backend::AdminError;
+use crate::capture::{
+    CaptureError, CaptureHub, CaptureSession, CaptureSpec, Insn, Point, Program, RECORD_BYTES,
+};
+
+/// How often the control thread drains the workers' rings.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+/// How often a `stats` event goes out.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+/// Most packets taken from the rings per drain (the stream's channel paces the rest).
+const DRAIN_MAX: usize = 1024;
+/// Interface name of the drop path.
+pub const DROP_INTERFACE: &str = "drop";
+
+/// Which ports' traffic a capture takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received.
+    Rx,
+    /// Transmitted.
+    Tx,
+    /// Both.
+    Both,
+    /// None (drops only).
+    None,
+}
+
+/// A checked capture request.
+#[derive(Debug, Clone)]
+pub struct CaptureQuery {
+    /// Port names; empty = every port.
+    pub ports: Vec<String>,
+    /// Port traffic taken.
+    pub direction: Direction,
+    /// Dropped packets too.
+    pub drops: bool,
+    /// The validated filter.
+    pub filter: Program,
+    /// Bytes kept per packet (1..=2048).
+    pub snaplen: usize,
+    /// Stop after this many packets (0: no limit).
+    pub count: u64,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// A started capture: the session and what its packets refer to.
+pub struct CaptureStart {
+    /// Host name of the dataplane.
+    pub host: String,
+    /// Interface names: the captured ports, then "drop" when drops are taken.
+    pub interfaces: Vec<String>,
+    /// Interface index of each port index (None: not captured).
+    pub port_interface: Vec<Option<u32>>,
+    /// Interface index of the drop path.
+    pub drop_interface: Option<u32>,
+    /// The running capture.
+    pub session: CaptureSession,
+    /// What the client asked.
+    pub query: CaptureQuery,
+}
+
+/// Checks a `Capture` request: the direction, the filter program (validated, see
+/// [`crate::capture::bpf`]), the snap length.
+pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
+    let direction = match pb::CaptureDirection::try_from(req.direction) {
+        Ok(pb::CaptureDirection::Unspecified | pb::CaptureDirection::Both) => Direction::Both,
+        Ok(pb::CaptureDirection::Rx) => Direction::Rx,
+        Ok(pb::CaptureDirection::Tx) => Direction::Tx,
+        Ok(pb::CaptureDirection::None) => Direction::None,
+        Err(_) => {
+            return Err(AdminError::invalid(
+                "direction",
+                format!("unknown capture direction {}", req.direction),
+            ))
+        }
+    };
+    if direction == Direction::None && !req.drops {
+        return Err(AdminError::invalid(
+            "direction",
+            "a capture of no port traffic must take drops",
+        ));
+    }
+    let filter = if req.program.is_empty() {
+        Program::accept_all()
+    } else {
+        let insns = req
+            .program
+            .iter()
+            .map(|i| {
+                let code = u16::try_from(i.code).ok()?;
+                let jt = u8::try_from(i.jt).ok()?;
+                let jf = u8::try_from(i.jf).ok()?;
+                Some(Insn::new(code, jt, jf, i.k))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| AdminError::invalid("program", "an instruction field is too large"))?;
+        Program::new(insns).map_err(|e| {
+            AdminError::invalid("program", format!("filter {:?}: {e}", req.filter))
+        })?
+    };
+    let snaplen = match req.snaplen {
+        0 => RECORD_BYTES,
+        n if n as usize <= RECORD_BYTES => n as usize,
+        n => {
+            return Err(AdminError::invalid(
+                "snaplen",
+                format!("{n} is more than the {RECORD_BYTES} bytes the dataplane keeps"),
+            ))
+        }
+    };
+    let duration = match req.duration_seconds {
+        d if d == 0.0 => None,
+        d if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
+        d => {
+            return Err(AdminError::invalid(
+                "duration_seconds",
+                format!("{d} is not a positive number of seconds"),
+            ))
+        }
+    };
+    Ok(CaptureQuery {
+        ports: req.ports,
+        direction,
+        drops: req.drops,
+        filter,
+        snaplen,
+        count: req.count,
+        duration,
+    })
+}
+
+/// Starts `query` on `hub` for a dataplane named `host` whose ports, in index order, are
+/// `ports`. `NotFound` (field "ports") for a name that is no port.
+pub fn start(
+    hub: &std::sync::Arc<CaptureHub>,
+    host: String,
+    ports: &[String],
+    query: CaptureQuery,
+) -> Result<CaptureStart, AdminError> {
+    let mut selected = vec![query.ports.is_empty(); ports.len()];
+    for name in &query.ports {
+        match ports.iter().position(|p| p == name) {
+            Some(i) => selected[i] = true,
+            None => {
+                return Err(AdminError::not_found(
+                    "ports",
+                    format!("no port {name:?} (ports: {})", ports.join(", ")),
+                ))
+            }
+        }
+    }
+    let mut interfaces = Vec::new();
+    let mut port_interface = vec![None; ports.len()];
+    let (mut rx, mut tx) = (0u64, 0u64);
+    if query.direction != Direction::None {
+        for (i, name) in ports.iter().enumerate() {
+            if !selected[i] {
+                continue;
+            }
+            if i >= crate::capture::tap::MAX_PORTS {
+                return Err(AdminError::invalid(
+                    "ports",
+                    format!("port {name:?}: capture covers the first 64 ports only"),
+                ));
+            }
+            port_interface[i] = Some(interfaces.len() as u32);
+            interfaces.push(name.clone());
+            if matches!(query.direction, Direction::Rx | Direction::Both) {
+                rx |= 1 << i;
+            }
+            if matches!(query.direction, Direction::Tx | Direction::Both) {
+                tx |= 1 << i;
+            }
+        }
+    }
+    let drop_interface = query.drops.then(|| {
+        interfaces.push(DROP_INTERFACE.to_string());
+        interfaces.len() as u32 - 1
+    });
+    let spec = CaptureSpec {
+        rx_ports: rx,
+        tx_ports: tx,
+        drops: query.drops,
+        filter: query.filter.clone(),
+        snaplen: query.snaplen,
+    };
+    let session = hub.start(spec).map_err(|e| match e {
+        CaptureError::TooMany => AdminError::invalid("capture", e.to_string()),
+        CaptureError::Busy(_) | CaptureError::Closed => AdminError::Internal(e.to_string()),
+    })?;
+    Ok(CaptureStart {
+        host,
+        interfaces,
+        port_interface,
+        drop_interface,
+        session,
+        query,
+    })
+}
+
+/// The host name to put in captures when the dataplane has no control-plane one.
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+type Events = mpsc::Sender<Result<pb::CaptureEvent, tonic::Status>>;
+
+fn event(e: pb::capture_event::Event) -> Result<pb::CaptureEvent, tonic::Status> {
+    Ok(pb::CaptureEvent { event: Some(e) })
+}
+
+/// Feeds `tx` from the capture until the count or the duration is reached, the dataplane
+/// shuts down or the client goes away; the capture stops when this returns.
+pub async fn stream(start: CaptureStart, tx: Events) {
+    let started = pb::CaptureStarted {
+        host: start.host.clone(),
+        interfaces: start.interfaces.clone(),
+        snaplen: start.query.snaplen as u32,
+    };
+    if tx
+        .send(event(pb::capture_event::Event::Started(started)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let deadline = start.query.duration.map(|d| Instant::now() + d);
+    let count = start.query.count;
+    let mut sent = 0u64;
+    let mut next_stats = Instant::now() + STATS_EVERY;
+    let mut ticker = tokio::time::interval(DRAIN_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reason = loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = tx.closed() => return,
+        }
+        let want = if count == 0 {
+            DRAIN_MAX
+        } else {
+            (count - sent).min(DRAIN_MAX as u64) as usize
+        };
+        let mut batch = Vec::new();
+        start.session.drain(want, |worker, r, wall_ns| {
+            let (interface, point, reason) = match r.point {
+                Point::Rx => (
+                    start.port_interface.get(usize::from(r.port)).copied().flatten(),
+                    pb::CapturePoint::Rx,
+                    "",
+                ),
+                Point::Tx => (
+                    start.port_interface.get(usize::from(r.port)).copied().flatten(),
+                    pb::CapturePoint::Tx,
+                    "",
+                ),
+                Point::Drop(why) => (start.drop_interface, pb::CapturePoint::Drop, why.name()),
+            };
+            // A packet of another capture's port cannot be here (each has its own rings).
+            if let Some(interface) = interface {
+                batch.push(pb::CapturedPacket {
+                    interface,
+                    point: point as i32,
+                    drop_reason: reason.to_string(),
+                    timestamp_ns: wall_ns,
+                    original_length: r.wire_len,
+                    data: r.bytes().to_vec(),
+                    worker: worker as u32,
+                });
+            }
+        });
+        for p in batch {
+            if tx
+                .send(event(pb::capture_event::Event::Packet(p)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            sent += 1;
+        }
+        if count > 0 && sent >= count {
+            break "count";
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break "duration";
+        }
+        if start.session.closed() {
+            break "shutdown";
+        }
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + STATS_EVERY;
+            if tx.send(stats(&start.session, false, "")).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tx.send(stats(&start.session, true, reason)).await;
+}
+
+fn stats(
+    s: &CaptureSession,
+    last: bool,
+    reason: &str,
+) -> Result<pb::CaptureEvent, tonic::Status> {
+    event(pb::capture_event::Event::Stats(pb::CaptureStats {
+        captured: s.captured(),
+        overflow: s.overflow(),
+        last,
+        reason: reason.to_string(),
+    }))
+}
