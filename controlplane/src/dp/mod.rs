@@ -1,8 +1,9 @@
 //! `aegisctl dp ...`: commands against one dataplane's admin socket
 //! (`aegis.dataplane.v1.DataplaneAdmin`), printed as aligned tables or JSON.
 //!
-//! `view.rs` holds the JSON schema, `render.rs` the tables.
+//! `view.rs` holds the JSON schema, `render.rs` the tables; `capture/` is `dp capture`.
 
+pub mod capture;
 pub mod render;
 pub mod view;
 
@@ -65,6 +66,8 @@ pub enum DpCommand {
     /// Reset counters.
     #[command(subcommand)]
     Clear(ClearCommand),
+    /// Capture packets on ports or the drop path (tcpdump filters, pcapng output).
+    Capture(capture::CaptureArgs),
 }
 
 /// `aegisctl dp show ...`.
@@ -408,6 +411,7 @@ pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 &format!("Port {port} is administratively {state}"),
             )
         }
+        DpCommand::Capture(c) => capture::run(&mut client, socket, c, json, out).await,
         DpCommand::Clear(ClearCommand::Counters) => {
             let r = client
                 .clear_counters(pb::ClearCountersRequest {})

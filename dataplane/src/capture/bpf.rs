@@ -171,35 +171,29 @@ impl Insn {
                 _ => Err(bad_op()),
             },
             ST | STX => mem(self.k),
-            ALU => {
-                match c & 0xf0 {
-                    NEG if c & SRC_X == 0 => Ok(()),
-                    DIV | MOD if c & SRC_X == 0 && self.k == 0 => {
-                        Err(BpfError::DivisionByZero { at })
+            ALU => match c & 0xf0 {
+                NEG if c & SRC_X == 0 => Ok(()),
+                DIV | MOD if c & SRC_X == 0 && self.k == 0 => Err(BpfError::DivisionByZero { at }),
+                ADD | SUB | MUL | DIV | OR | AND | LSH | RSH | MOD | XOR => Ok(()),
+                _ => Err(bad_op()),
+            },
+            JMP => match c & 0xf0 {
+                JA if c & SRC_X == 0 => {
+                    if target_ok(u64::from(self.k)) {
+                        Ok(())
+                    } else {
+                        Err(BpfError::BadJump { at })
                     }
-                    ADD | SUB | MUL | DIV | OR | AND | LSH | RSH | MOD | XOR => Ok(()),
-                    _ => Err(bad_op()),
                 }
-            }
-            JMP => {
-                match c & 0xf0 {
-                    JA if c & SRC_X == 0 => {
-                        if target_ok(u64::from(self.k)) {
-                            Ok(())
-                        } else {
-                            Err(BpfError::BadJump { at })
-                        }
+                JEQ | JGT | JGE | JSET => {
+                    if target_ok(u64::from(self.jt)) && target_ok(u64::from(self.jf)) {
+                        Ok(())
+                    } else {
+                        Err(BpfError::BadJump { at })
                     }
-                    JEQ | JGT | JGE | JSET => {
-                        if target_ok(u64::from(self.jt)) && target_ok(u64::from(self.jf)) {
-                            Ok(())
-                        } else {
-                            Err(BpfError::BadJump { at })
-                        }
-                    }
-                    _ => Err(bad_op()),
                 }
-            }
+                _ => Err(bad_op()),
+            },
             RET => match c & 0x18 {
                 RET_K | RET_X | RET_A => Ok(()),
                 _ => Err(bad_op()),
@@ -357,7 +351,11 @@ impl Program {
 
 impl fmt::Display for Insn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{{ {:#06x}, {}, {}, {:#010x} }}", self.code, self.jt, self.jf, self.k)
+        write!(
+            f,
+            "{{ {:#06x}, {}, {}, {:#010x} }}",
+            self.code, self.jt, self.jf, self.k
+        )
     }
 }
 

@@ -234,8 +234,15 @@ mod tests {
         taps[1].capture(Point::Rx, 1, &[3; 10], 7);
         let mut got = Vec::new();
         assert_eq!(s.drain(10, |w, r, wall| got.push((w, r.data[0], wall))), 2);
-        assert_eq!(got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(0, 1), (1, 2)]);
-        assert!(got[0].2 > 1_600_000_000_000_000_000, "wall clock: {}", got[0].2);
+        assert_eq!(
+            got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+            [(0, 1), (1, 2)]
+        );
+        assert!(
+            got[0].2 > 1_600_000_000_000_000_000,
+            "wall clock: {}",
+            got[0].2
+        );
         assert_eq!((s.captured(), s.overflow(), hub.running()), (2, 0, 1));
         drop(s);
         assert_eq!(hub.running(), 0);

@@ -174,7 +174,10 @@ mod tests {
         }
         assert_eq!((ring.captured(), ring.overflow()), (7, 3));
         let mut points = Vec::new();
-        assert_eq!(ring.drain(usize::MAX, |r| points.push((r.ts_ns, r.point))), 4);
+        assert_eq!(
+            ring.drain(usize::MAX, |r| points.push((r.ts_ns, r.point))),
+            4
+        );
         assert_eq!(points[0], (3, Point::Rx));
         assert_eq!(points[3], (12, Point::Drop(DropReason::NoRoute)));
         assert_eq!(ring.capacity(), 4);

@@ -119,8 +119,14 @@ impl Taps {
             if keep == 0 {
                 continue;
             }
-            t.ring
-                .record(now_ns, port, point, data, wire_len, keep.min(t.spec.snaplen));
+            t.ring.record(
+                now_ns,
+                port,
+                point,
+                data,
+                wire_len,
+                keep.min(t.spec.snaplen),
+            );
         }
     }
 }

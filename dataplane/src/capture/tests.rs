@@ -25,7 +25,9 @@ fn drops_only(filter: Program) -> CaptureSpec {
 
 fn records(ring: &CaptureRing) -> Vec<(Point, u16, Vec<u8>)> {
     let mut v = Vec::new();
-    ring.drain(usize::MAX, |r| v.push((r.point, r.port, r.bytes().to_vec())));
+    ring.drain(usize::MAX, |r| {
+        v.push((r.point, r.port, r.bytes().to_vec()))
+    });
     v
 }
 
@@ -45,7 +47,12 @@ fn drop_capture_carries_the_drop_reason() {
     let forwarded = ping("10.0.2.2", 64);
     let out = h.run(
         0,
-        &[bad_sum.clone(), expired.clone(), blackholed.clone(), forwarded],
+        &[
+            bad_sum.clone(),
+            expired.clone(),
+            blackholed.clone(),
+            forwarded,
+        ],
     );
     assert_eq!(out[1].len(), 1, "the good ping is forwarded");
     assert_eq!(h.drops(DropReason::Ip4BadChecksum), 1);
@@ -62,7 +69,10 @@ fn drop_capture_carries_the_drop_reason() {
     );
     assert_eq!(got[0].2, bad_sum, "the packet as it was dropped");
     assert_eq!(got[1].2, blackholed);
-    assert_eq!(got[2].2, expired, "captured before the ICMP error reuses it");
+    assert_eq!(
+        got[2].2, expired,
+        "captured before the ICMP error reuses it"
+    );
     assert!(got.iter().all(|r| r.1 == u16::MAX));
 }
 
@@ -80,7 +90,11 @@ fn drop_capture_filter_and_stop() {
     h.run(0, &[ping("10.66.0.1", 64), udp.clone()]);
     assert_eq!(
         records(&ring),
-        vec![(Point::Drop(DropReason::RouteBlackhole), u16::MAX, udp.clone())]
+        vec![(
+            Point::Drop(DropReason::RouteBlackhole),
+            u16::MAX,
+            udp.clone()
+        )]
     );
     h.graph.taps_mut().apply(TapCommand::Stop { id: 7 });
     h.run(0, &[udp]);
@@ -127,19 +141,34 @@ fn worker_captures_rx_and_tx_through_the_hub() {
     let sent = w.queues_mut().tx[1][0].clone();
     let mut got = Vec::new();
     session.drain(99, |worker, r, wall| {
-        got.push((worker, r.point, r.port, r.bytes().to_vec(), r.wire_len, wall))
+        got.push((
+            worker,
+            r.point,
+            r.port,
+            r.bytes().to_vec(),
+            r.wire_len,
+            wall,
+        ))
     });
     let summary: Vec<_> = got.iter().map(|g| (g.1, g.2)).collect();
     assert_eq!(
         summary,
-        vec![(Point::Rx, 0), (Point::Rx, 0), (Point::Tx, 1), (Point::Tx, 1)],
+        vec![
+            (Point::Rx, 0),
+            (Point::Rx, 0),
+            (Point::Tx, 1),
+            (Point::Tx, 1)
+        ],
         "the ICMP packets in on port 0 and out on port 1, not the UDP one"
     );
     // Snap length 64: the first 64 bytes, and the whole length.
     assert_eq!(got[0].3, echo[..64], "rx: as received");
     assert_eq!(got[2].3, sent[..64], "tx: as sent (TTL and MACs rewritten)");
     assert_ne!(got[0].3, got[2].3);
-    assert_eq!((got[0].4 as usize, got[2].4 as usize), (echo.len(), sent.len()));
+    assert_eq!(
+        (got[0].4 as usize, got[2].4 as usize),
+        (echo.len(), sent.len())
+    );
     drop(session);
     w.poll_once();
     w.queues_mut().rx[0].push_back(echo);

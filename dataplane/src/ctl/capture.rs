@@ -108,9 +108,8 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
             })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| AdminError::invalid("program", "an instruction field is too large"))?;
-        Program::new(insns).map_err(|e| {
-            AdminError::invalid("program", format!("filter {:?}: {e}", req.filter))
-        })?
+        Program::new(insns)
+            .map_err(|e| AdminError::invalid("program", format!("filter {:?}: {e}", req.filter)))?
     };
     let snaplen = match req.snaplen {
         0 => RECORD_BYTES,
@@ -262,12 +261,20 @@ pub async fn stream(start: CaptureStart, tx: Events) {
         start.session.drain(want, |worker, r, wall_ns| {
             let (interface, point, reason) = match r.point {
                 Point::Rx => (
-                    start.port_interface.get(usize::from(r.port)).copied().flatten(),
+                    start
+                        .port_interface
+                        .get(usize::from(r.port))
+                        .copied()
+                        .flatten(),
                     pb::CapturePoint::Rx,
                     "",
                 ),
                 Point::Tx => (
-                    start.port_interface.get(usize::from(r.port)).copied().flatten(),
+                    start
+                        .port_interface
+                        .get(usize::from(r.port))
+                        .copied()
+                        .flatten(),
                     pb::CapturePoint::Tx,
                     "",
                 ),
@@ -315,11 +322,7 @@ pub async fn stream(start: CaptureStart, tx: Events) {
     let _ = tx.send(stats(&start.session, true, reason)).await;
 }
 
-fn stats(
-    s: &CaptureSession,
-    last: bool,
-    reason: &str,
-) -> Result<pb::CaptureEvent, tonic::Status> {
+fn stats(s: &CaptureSession, last: bool, reason: &str) -> Result<pb::CaptureEvent, tonic::Status> {
     event(pb::capture_event::Event::Stats(pb::CaptureStats {
         captured: s.captured(),
         overflow: s.overflow(),

@@ -14,14 +14,14 @@ use crossbeam_queue::ArrayQueue;
 
 use super::backend::{AdminBackend, AdminError};
 use super::capture::{CaptureQuery, CaptureStart};
-use crate::capture::{CaptureHub, Point, TapCommand, Taps};
-use crate::worker::Clock;
 use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
     ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
     OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget,
     Status, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
+use crate::capture::{CaptureHub, Point, TapCommand, Taps};
+use crate::worker::Clock;
 
 /// The in-memory backend.
 pub struct MemoryBackend {

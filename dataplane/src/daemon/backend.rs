@@ -361,7 +361,11 @@ impl AdminBackend for DaemonBackend {
             Some(f) => lock(&f.state).host.clone(),
             None => crate::ctl::capture::system_host_name(),
         };
-        let ports: Vec<String> = self.ports.iter().map(|(p, _)| p.name().to_string()).collect();
+        let ports: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(p, _)| p.name().to_string())
+            .collect();
         crate::ctl::capture::start(&self.capture, host, &ports, query)
     }
 

@@ -262,7 +262,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     pub fn to(&mut self, next: NodeId, buf: B, meta: Meta) {
         if let Err(e) = self.frames[next as usize].try_push(Pkt { buf, meta }) {
             self.stats.count_drop(DropReason::FrameOverflow);
-            drop(e);
+            self.capture_drop(e.element().buf.data(), DropReason::FrameOverflow);
         }
     }
 
@@ -271,11 +271,15 @@ impl<B: PacketBuf> Outputs<'_, B> {
     pub fn tx(&mut self, port: u16, buf: B, _meta: Meta) {
         match self.tx.get_mut(port as usize) {
             Some(f) => {
-                if f.try_push(buf).is_err() {
+                if let Err(e) = f.try_push(buf) {
                     self.stats.count_drop(DropReason::FrameOverflow);
+                    self.capture_drop(e.element().data(), DropReason::FrameOverflow);
                 }
             }
-            None => self.stats.count_drop(DropReason::PortDown),
+            None => {
+                self.stats.count_drop(DropReason::PortDown);
+                self.capture_drop(buf.data(), DropReason::PortDown);
+            }
         }
     }
 
@@ -286,10 +290,13 @@ impl<B: PacketBuf> Outputs<'_, B> {
             Some(ring) => {
                 if let Err(pkt) = ring.push(Pkt { buf, meta }) {
                     self.stats.count_drop(DropReason::HandoffFull);
-                    drop(pkt);
+                    self.capture_drop(pkt.buf.data(), DropReason::HandoffFull);
                 }
             }
-            None => self.stats.count_drop(DropReason::HandoffFull),
+            None => {
+                self.stats.count_drop(DropReason::HandoffFull);
+                self.capture_drop(buf.data(), DropReason::HandoffFull);
+            }
         }
     }
 

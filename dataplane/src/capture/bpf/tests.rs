@@ -49,7 +49,10 @@ pub(crate) fn compile(filter: &str) -> (Program, pcap::BpfProgram) {
             Insn::new(f[0] as u16, f[1] as u8, f[2] as u8, f[3])
         })
         .collect();
-    (Program::new(insns).expect("libpcap's program validates"), bpf)
+    (
+        Program::new(insns).expect("libpcap's program validates"),
+        bpf,
+    )
 }
 
 fn udp(sport: u16, dport: u16) -> Vec<u8> {
@@ -91,10 +94,31 @@ fn frames() -> Vec<Vec<u8>> {
     ip6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     ip6[14] = 0x60;
     vec![
-        vm_frame(MAC_A, MAC_B, "10.0.0.1", "10.0.0.2", 6, &tcp(40000, 80, 0x02)),
-        vm_frame(MAC_B, MAC_A, "10.0.0.2", "10.0.0.1", 6, &tcp(80, 40000, 0x12)),
+        vm_frame(
+            MAC_A,
+            MAC_B,
+            "10.0.0.1",
+            "10.0.0.2",
+            6,
+            &tcp(40000, 80, 0x02),
+        ),
+        vm_frame(
+            MAC_B,
+            MAC_A,
+            "10.0.0.2",
+            "10.0.0.1",
+            6,
+            &tcp(80, 40000, 0x12),
+        ),
         vm_frame(MAC_B, MAC_A, "10.0.0.2", "10.0.0.1", 6, &get),
-        vm_frame(MAC_B, MAC_A, "10.0.0.7", "10.0.0.8", 6, &tcp(22, 5555, 0x10)),
+        vm_frame(
+            MAC_B,
+            MAC_A,
+            "10.0.0.7",
+            "10.0.0.8",
+            6,
+            &tcp(22, 5555, 0x10),
+        ),
         vm_frame(MAC_A, MAC_B, "10.0.0.1", "10.0.0.2", 1, &echo(7)),
         vm_frame(MAC_B, MAC_A, "192.168.1.1", "10.0.0.2", 1, &echo(8)),
         vm_frame(MAC_A, MAC_B, "10.0.0.5", "10.0.0.6", 17, &udp(3333, 6081)),
@@ -105,7 +129,10 @@ fn frames() -> Vec<Vec<u8>> {
             vm_frame(MAC_A, MAC_B, "10.0.0.1", "10.0.0.2", 6, &tcp(1, 80, 0x02)),
             100,
         ),
-        vlan(vm_frame(MAC_A, MAC_B, "10.0.0.3", "10.0.0.2", 17, &udp(1, 2)), 200),
+        vlan(
+            vm_frame(MAC_A, MAC_B, "10.0.0.3", "10.0.0.2", 17, &udp(1, 2)),
+            200,
+        ),
         arp([10, 0, 0, 1]),
         arp([10, 0, 0, 3]),
         low_ttl,

@@ -1,0 +1,268 @@
+//! Packet capture on a running dataplane (`aegisctl dp capture`), in the h1 — r1 — h2 lab of
+//! [`RouterLab`]: a port capture with a tcpdump filter written as pcapng and read back with
+//! tshark (only ICMP, interface named `HOST/PORT`), a concurrent one-line-per-packet JSON
+//! capture on the other port, and a drop capture that carries the drop reason. Root and the
+//! release binaries are needed; without them the tests skip loudly, and fail under CI=true.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aegis_lab::{env, frames, Bins, RouterLab};
+use common::OrPanic;
+
+/// A started router lab with forwarding verified, or `None` when the test must skip.
+fn router(test: &str, prefix: &str) -> Option<RouterLab> {
+    let mut tools = common::TOOLS.to_vec();
+    tools.push("tshark");
+    if !env::lab_ready(test, &tools) {
+        return None;
+    }
+    let bins = Bins::locate();
+    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
+        env::skip_or_fail(test, &e.to_string());
+        return None;
+    }
+    let mut rl = RouterLab::start_with(prefix, bins).or_panic("start the router lab");
+    rl.wait_forwarding(Duration::from_secs(20))
+        .or_panic("h1 and h2 reach each other through the dataplane");
+    Some(rl)
+}
+
+/// The host name the dataplane puts in captures (it runs without a control plane).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_panic("hostname")
+        .trim()
+        .to_string()
+}
+
+/// Starts `aegisctl dp [json] capture ARGS` in r1 as process `name`.
+fn start_capture(rl: &mut RouterLab, name: &str, json: bool, args: &[&str]) -> aegis_lab::ProcId {
+    let mut rest = vec!["capture"];
+    rest.extend_from_slice(args);
+    let argv = rl.ctl.argv(json, &rest);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let bin = rl.bins.aegisctl().or_panic("aegisctl");
+    rl.lab
+        .spawn(RouterLab::R1, name, &bin.to_string_lossy(), &argv)
+        .or_panic("start aegisctl dp capture")
+}
+
+/// Runs `traffic` every 300 ms until every capture in `ids` has exited (at most 30 s), then
+/// checks that each exited 0 and returns their logs.
+fn drive_until_done(
+    rl: &mut RouterLab,
+    ids: &[aegis_lab::ProcId],
+    mut traffic: impl FnMut(&RouterLab),
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids.iter().any(|id| rl.lab.proc(*id).is_running()) {
+        assert!(
+            Instant::now() < deadline,
+            "captures still running after 30 s:\n{}",
+            ids.iter()
+                .map(|id| rl.lab.proc(*id).log_tail(10))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        traffic(rl);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ids.iter()
+        .map(|id| {
+            let p = rl.lab.proc(*id);
+            let status = p.exit_status().expect("exited");
+            let log = p.log();
+            assert!(status.success(), "{} failed ({status}):\n{log}", p.name());
+            log
+        })
+        .collect()
+}
+
+/// `tshark -r FILE -T fields -e F...`, one row per packet.
+fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().or_panic("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+/// A UDP datagram from h1 to h2 (through r1), as a frame h1 sends.
+fn udp_frame(rl: &RouterLab) -> Vec<u8> {
+    let ep = rl.h1_endpoints().or_panic("MACs");
+    let mut udp = vec![0x9c, 0x40, 0x17, 0xc1, 0, 16, 0, 0];
+    udp.extend_from_slice(b"capture!");
+    let ip = frames::ipv4(ep.src_ip, ep.dst_ip, 64, 17, &udp);
+    frames::ethernet(ep.dst_mac, ep.src_mac, frames::ETH_IPV4, &ip)
+}
+
+#[test]
+fn port_capture_with_a_tcpdump_filter_writes_pcapng_tshark_reads() {
+    let Some(mut rl) = router("capture_port", "rcapp") else {
+        return;
+    };
+    let host = host_name();
+    let file = rl.lab.path("icmp.pcapng");
+    let file_arg = file.to_string_lossy().into_owned();
+    let pcap = start_capture(
+        &mut rl,
+        "cap-icmp",
+        false,
+        &[
+            "--port",
+            RouterLab::R1_H1_IF,
+            "--filter",
+            "icmp",
+            "-c",
+            "6",
+            "-w",
+            &file_arg,
+        ],
+    );
+    let lines = start_capture(
+        &mut rl,
+        "cap-json",
+        true,
+        &[
+            "--port",
+            RouterLab::R1_H2_IF,
+            "--direction",
+            "tx",
+            "-f",
+            "icmp[icmptype] = icmp-echo",
+            "-c",
+            "3",
+        ],
+    );
+    let udp = udp_frame(&rl);
+    let logs = drive_until_done(&mut rl, &[pcap, lines], |rl| {
+        frames::send(&rl.lab, RouterLab::H1, RouterLab::HOST_IF, &[udp.clone()])
+            .or_panic("send UDP");
+        rl.lab
+            .ping(RouterLab::H1, RouterLab::H2_IP, 1)
+            .or_panic("ping");
+    });
+    assert!(logs[0].contains("6 packets captured"), "{}", logs[0]);
+
+    // The pcapng file: exactly 6 packets, all ICMP on HOST/veth-h1, echo requests coming
+    // in and replies going out, no UDP although UDP crossed the port all along.
+    let rows = tshark_fields(
+        &file,
+        &["frame.interface_name", "ip.proto", "icmp.type", "udp.port"],
+    );
+    assert_eq!(rows.len(), 6, "tshark rows: {rows:?}");
+    let iface = format!("{host}/{}", RouterLab::R1_H1_IF);
+    for r in &rows {
+        assert_eq!(r[0], iface, "interface name: {rows:?}");
+        assert_eq!(
+            (r[1].as_str(), r[3].as_str()),
+            ("1", ""),
+            "only ICMP: {rows:?}"
+        );
+    }
+    assert!(rows.iter().any(|r| r[2] == "8") && rows.iter().any(|r| r[2] == "0"));
+
+    // The JSON lines: echo requests leaving towards h2.
+    let packets: Vec<serde_json::Value> = logs[1]
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).or_panic("JSON line"))
+        .collect();
+    assert_eq!(packets.len(), 3, "{}", logs[1]);
+    for p in &packets {
+        assert_eq!(p["interface"], format!("{host}/{}", RouterLab::R1_H2_IF));
+        assert_eq!(p["point"], "tx");
+        let s = p["summary"].as_str().unwrap_or_default();
+        assert!(
+            s.contains("ICMP echo request") && s.contains("ttl 63"),
+            "{p}"
+        );
+    }
+    rl.check_alive("captures").or_panic("dataplane");
+}
+
+#[test]
+fn drop_capture_carries_the_drop_reason() {
+    let Some(mut rl) = router("capture_drops", "rcapd") else {
+        return;
+    };
+    let host = host_name();
+    let aegisctl = rl.bins.aegisctl().or_panic("aegisctl");
+
+    // A bad filter: libpcap's message, usage exit code, nothing started.
+    let bad = Command::new(&aegisctl)
+        .args(
+            rl.ctl
+                .argv(false, &["capture", "-f", "tcp prot 80", "-c", "1"]),
+        )
+        .output()
+        .or_panic("aegisctl");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("syntax error"), "{stderr}");
+
+    let ep = rl.h1_endpoints().or_panic("MACs");
+    let bad_sum = ep
+        .bad_frames()
+        .into_iter()
+        .find(|b| b.reason == "ip4_bad_checksum")
+        .expect("a bad-checksum frame in the catalogue");
+    let file = rl.lab.path("drops.pcapng");
+    let file_arg = file.to_string_lossy().into_owned();
+    let id = start_capture(
+        &mut rl,
+        "cap-drops",
+        false,
+        &["--drops", "-f", "icmp", "-c", "2", "-w", &file_arg],
+    );
+    let logs = drive_until_done(&mut rl, &[id], |rl| {
+        frames::send(
+            &rl.lab,
+            RouterLab::H1,
+            RouterLab::HOST_IF,
+            &[bad_sum.frame.clone()],
+        )
+        .or_panic("send a bad frame");
+        // Forwarded pings are not drops: they must not appear.
+        rl.lab
+            .ping(RouterLab::H1, RouterLab::H2_IP, 1)
+            .or_panic("ping");
+    });
+    assert!(logs[0].contains("2 packets captured"), "{}", logs[0]);
+    let rows = tshark_fields(&file, &["frame.interface_name", "frame.len", "ip.checksum"]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r[0], format!("{host}/drop"));
+        assert_eq!(r[1], bad_sum.frame.len().to_string());
+    }
+    let verbose = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .arg("-V")
+        .output()
+        .or_panic("tshark -V");
+    let text = String::from_utf8_lossy(&verbose.stdout);
+    assert_eq!(
+        text.matches("drop: ip4_bad_checksum").count(),
+        2,
+        "the reason as each packet's comment:\n{text}"
+    );
+    rl.check_alive("drop capture").or_panic("dataplane");
+}
