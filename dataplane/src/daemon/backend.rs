@@ -361,10 +361,17 @@ impl AdminBackend for DaemonBackend {
             Some(f) => lock(&f.state).host.clone(),
             None => crate::ctl::capture::system_host_name(),
         };
+        // The configured names (as `show interfaces`), not the DPDK device names.
+        let snap = self.cell.load();
         let ports: Vec<String> = self
             .ports
             .iter()
-            .map(|(p, _)| p.name().to_string())
+            .enumerate()
+            .map(|(i, (port, _))| {
+                snap.ports
+                    .get(i)
+                    .map_or_else(|| port.name().to_owned(), |v| v.name.clone())
+            })
             .collect();
         crate::ctl::capture::start(&self.capture, host, &ports, query)
     }
