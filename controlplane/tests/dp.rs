@@ -740,3 +740,155 @@ VPC red (VNI 200)
     );
     srv.stop().await;
 }
+
+/// An Ethernet + IPv4 frame from 10.0.1.2 to 10.0.2.2 with `proto` and `l4`.
+fn ip_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 9, 8, 0];
+    let len = (20 + l4.len()) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (len >> 8) as u8,
+        len as u8,
+        0,
+        1,
+        0,
+        0,
+        64,
+        proto,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[10, 0, 1, 2, 10, 0, 2, 2]);
+    f.extend_from_slice(l4);
+    f
+}
+
+/// Runs `aegisctl dp capture ...` while the backend's "workers" offer an ICMP echo request
+/// and a UDP datagram on eth0 (rx) and a drop every 10 ms; returns the command's result.
+async fn capture_while_feeding(srv: &Server, args: &[&str]) -> Result<String, CliError> {
+    use aegis_dataplane::capture::Point;
+    use aegis_dataplane::graph::DropReason;
+    let echo = ip_frame(1, &[8, 0, 0, 0, 0, 7, 0, 1]);
+    let udp = ip_frame(17, &[0x13, 0x88, 0x17, 0xc1, 0, 8, 0, 0]);
+    let cli = srv.run(args);
+    tokio::pin!(cli);
+    let fed = async {
+        loop {
+            tokio::select! {
+                r = &mut cli => return r,
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {
+                    let b = &srv.backend;
+                    b.capture_packet(0, Point::Rx, 0, &udp).unwrap();
+                    b.capture_packet(1, Point::Rx, 0, &echo).unwrap();
+                    b.capture_packet(0, Point::Tx, 1, &echo).unwrap();
+                    b.capture_packet(1, Point::Drop(DropReason::NoRoute), u16::MAX, &echo)
+                        .unwrap();
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fed)
+        .await
+        .expect("the capture ends by its count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_streams_what_the_workers_capture() {
+    let srv = Server::start().await;
+    // JSON lines: only ICMP, only eth0 rx.
+    let out = capture_while_feeding(
+        &srv,
+        &[
+            "-o",
+            "json",
+            "capture",
+            "--port",
+            "eth0",
+            "--direction",
+            "rx",
+            "-f",
+            "icmp",
+            "-c",
+            "3",
+        ],
+    )
+    .await
+    .unwrap();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for l in &lines {
+        assert_eq!(l["interface"], "memory-host/eth0");
+        assert_eq!(l["point"], "rx");
+        assert_eq!(l["worker"], 1);
+        let s = l["summary"].as_str().unwrap();
+        assert!(s.contains("ICMP echo request, id 7, seq 1"), "{s}");
+    }
+
+    // Lines for drops only: the reason.
+    let out = capture_while_feeding(&srv, &["capture", "--drops", "-c", "1"])
+        .await
+        .unwrap();
+    assert!(
+        out.starts_with(|c: char| c.is_ascii_digit())
+            && out.contains(" memory-host/drop drop(no_route) IP ttl 64 10.0.1.2 > 10.0.2.2"),
+        "{out}"
+    );
+
+    // pcapng on stdout: both ports' interfaces, eth1's tx packet flagged outbound.
+    let out = capture_while_feeding(&srv, &["capture", "-f", "icmp", "-c", "4", "-w", "-"]);
+    let bytes = out.await.unwrap().into_bytes();
+    let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).unwrap();
+    let mut names = Vec::new();
+    let mut packets = Vec::new();
+    while let Some(b) = r.next_block() {
+        match b.unwrap() {
+            pcap_file::pcapng::Block::InterfaceDescription(i) => {
+                names.push(format!("{:?}", i.options))
+            }
+            pcap_file::pcapng::Block::EnhancedPacket(p) => {
+                packets.push((p.interface_id, format!("{:?}", p.options)))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(names.len(), 2);
+    assert!(names[0].contains("memory-host/eth0") && names[1].contains("memory-host/eth1"));
+    assert_eq!(packets.len(), 4);
+    assert!(
+        packets.contains(&(1, "[Flags(2)]".to_string())),
+        "{packets:?}"
+    );
+    assert!(
+        packets.contains(&(0, "[Flags(1)]".to_string())),
+        "{packets:?}"
+    );
+
+    // Every capture stopped on the "workers" once its client went.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while srv.backend.captures_running() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "captures still running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Refusals: an unknown port (nothing started), a bad filter (never sent).
+    let e = srv.run(&["capture", "--port", "eth9"]).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no port \"eth9\" (ports: eth0, eth1)"),
+        "{e}"
+    );
+    let e = srv
+        .run(&["capture", "-f", "tcp prot 80"])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CliError::Usage(_)) && e.to_string().contains("syntax error"));
+    assert_eq!(srv.backend.captures_running(), 0);
+    srv.stop().await;
+}

@@ -154,8 +154,13 @@ fn port_capture_with_a_tcpdump_filter_writes_pcapng_tshark_reads() {
     );
     let udp = udp_frame(&rl);
     let logs = drive_until_done(&mut rl, &[pcap, lines], |rl| {
-        frames::send(&rl.lab, RouterLab::H1, RouterLab::HOST_IF, &[udp.clone()])
-            .or_panic("send UDP");
+        frames::send(
+            &rl.lab,
+            RouterLab::H1,
+            RouterLab::HOST_IF,
+            std::slice::from_ref(&udp),
+        )
+        .or_panic("send UDP");
         rl.lab
             .ping(RouterLab::H1, RouterLab::H2_IP, 1)
             .or_panic("ping");
@@ -167,14 +172,22 @@ fn port_capture_with_a_tcpdump_filter_writes_pcapng_tshark_reads() {
     // unreachable errors about it are ICMP, and may be among them).
     let rows = tshark_fields(
         &file,
-        &["frame.interface_name", "ip.proto", "icmp.type", "frame.protocols"],
+        &[
+            "frame.interface_name",
+            "ip.proto",
+            "icmp.type",
+            "frame.protocols",
+        ],
     );
     assert_eq!(rows.len(), 6, "tshark rows: {rows:?}");
     let iface = format!("{host}/{}", RouterLab::R1_H1_IF);
     for r in &rows {
         assert_eq!(r[0], iface, "interface name: {rows:?}");
         assert_eq!(r[1], "1", "only ICMP: {rows:?}");
-        assert!(r[3].starts_with("eth:ethertype:ip:icmp"), "only ICMP: {rows:?}");
+        assert!(
+            r[3].starts_with("eth:ethertype:ip:icmp"),
+            "only ICMP: {rows:?}"
+        );
     }
     assert!(rows.iter().any(|r| r[2] == "8") && rows.iter().any(|r| r[2] == "0"));
 
@@ -236,7 +249,7 @@ fn drop_capture_carries_the_drop_reason() {
             &rl.lab,
             RouterLab::H1,
             RouterLab::HOST_IF,
-            &[bad_sum.frame.clone()],
+            std::slice::from_ref(&bad_sum.frame),
         )
         .or_panic("send a bad frame");
         // Forwarded pings are not drops: they must not appear.

@@ -121,15 +121,16 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
             ))
         }
     };
-    let duration = match req.duration_seconds {
-        d if d == 0.0 => None,
-        d if d.is_finite() && d > 0.0 && d < 1e9 => Some(Duration::from_secs_f64(d)),
-        d => {
-            return Err(AdminError::invalid(
-                "duration_seconds",
-                format!("{d} is not a positive number of seconds"),
-            ))
-        }
+    let d = req.duration_seconds;
+    let duration = if d == 0.0 {
+        None
+    } else if d.is_finite() && d > 0.0 && d < 1e9 {
+        Some(Duration::from_secs_f64(d))
+    } else {
+        return Err(AdminError::invalid(
+            "duration_seconds",
+            format!("{d} is not a positive number of seconds"),
+        ));
     };
     Ok(CaptureQuery {
         ports: req.ports,

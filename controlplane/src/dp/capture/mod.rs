@@ -36,7 +36,7 @@ pub struct CaptureArgs {
     /// tcpdump filter expression, e.g. 'icmp or tcp port 80'.
     #[arg(long, short = 'f', default_value = "")]
     pub filter: String,
-    /// Stop after this many packets.
+    /// Stop after this many packets (0: no limit).
     #[arg(short = 'c', long = "count")]
     pub count: Option<u64>,
     /// Stop after this many seconds.
@@ -152,7 +152,7 @@ pub async fn run(
     let (packets, overflow, sink) = pump(
         &mut stream,
         &started,
-        args.count,
+        args.count.filter(|&c| c > 0),
         sink,
         progress.as_ref(),
         &target,
