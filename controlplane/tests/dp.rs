@@ -78,12 +78,17 @@ impl Server {
 
     /// Runs `aegisctl dp --socket S ARGS...` in-process; returns stdout or the error.
     async fn run(&self, args: &[&str]) -> Result<String, CliError> {
+        Ok(String::from_utf8(self.run_bytes(args).await?).unwrap())
+    }
+
+    /// [`Server::run`] for binary output.
+    async fn run_bytes(&self, args: &[&str]) -> Result<Vec<u8>, CliError> {
         let socket = self.socket.to_str().unwrap();
         let head = ["aegisctl", "dp", "--socket", socket];
         let cli = Cli::try_parse_from(head.iter().chain(args)).expect("valid command line");
         let mut out = Vec::new();
         cli::run(&cli, &mut out).await?;
-        Ok(String::from_utf8(out).unwrap())
+        Ok(out)
     }
 
     async fn json(&self, args: &[&str]) -> Value {
@@ -766,12 +771,12 @@ fn ip_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
 
 /// Runs `aegisctl dp capture ...` while the backend's "workers" offer an ICMP echo request
 /// and a UDP datagram on eth0 (rx) and a drop every 10 ms; returns the command's result.
-async fn capture_while_feeding(srv: &Server, args: &[&str]) -> Result<String, CliError> {
+async fn capture_while_feeding(srv: &Server, args: &[&str]) -> Result<Vec<u8>, CliError> {
     use aegis_dataplane::capture::Point;
     use aegis_dataplane::graph::DropReason;
     let echo = ip_frame(1, &[8, 0, 0, 0, 0, 7, 0, 1]);
     let udp = ip_frame(17, &[0x13, 0x88, 0x17, 0xc1, 0, 8, 0, 0]);
-    let cli = srv.run(args);
+    let cli = srv.run_bytes(args);
     tokio::pin!(cli);
     let fed = async {
         loop {
@@ -815,6 +820,7 @@ async fn capture_streams_what_the_workers_capture() {
     )
     .await
     .unwrap();
+    let out = String::from_utf8(out).unwrap();
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -832,6 +838,7 @@ async fn capture_streams_what_the_workers_capture() {
     let out = capture_while_feeding(&srv, &["capture", "--drops", "-c", "1"])
         .await
         .unwrap();
+    let out = String::from_utf8(out).unwrap();
     assert!(
         out.starts_with(|c: char| c.is_ascii_digit())
             && out.contains(" memory-host/drop drop(no_route) IP ttl 64 10.0.1.2 > 10.0.2.2"),
@@ -840,7 +847,7 @@ async fn capture_streams_what_the_workers_capture() {
 
     // pcapng on stdout: both ports' interfaces, eth1's tx packet flagged outbound.
     let out = capture_while_feeding(&srv, &["capture", "-f", "icmp", "-c", "4", "-w", "-"]);
-    let bytes = out.await.unwrap().into_bytes();
+    let bytes = out.await.unwrap();
     let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).unwrap();
     let mut names = Vec::new();
     let mut packets = Vec::new();
