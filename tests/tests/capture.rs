@@ -105,6 +105,15 @@ fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Packets tshark reads from a file that may still be growing (0 while unreadable).
+fn tshark_count(file: &Path) -> usize {
+    Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .output()
+        .map_or(0, |o| String::from_utf8_lossy(&o.stdout).lines().count())
+}
+
 /// A UDP datagram from h1 to h2 (through r1), as a frame h1 sends.
 fn udp_frame(rl: &RouterLab) -> Vec<u8> {
     let ep = rl.h1_endpoints().or_panic("MACs");
@@ -272,4 +281,45 @@ fn drop_capture_carries_the_drop_reason() {
         "packet comments"
     );
     rl.check_alive("drop capture").or_panic("dataplane");
+}
+
+#[test]
+fn a_capture_ends_cleanly_when_the_dataplane_stops() {
+    let Some(mut rl) = router("capture_sigterm", "rcaps") else {
+        return;
+    };
+    let file = rl.lab.path("until-stop.pcapng");
+    let file_arg = file.to_string_lossy().into_owned();
+    let id = start_capture(
+        &mut rl,
+        "cap-stop",
+        false,
+        &["--port", RouterLab::R1_H2_IF, "-f", "icmp", "-w", &file_arg],
+    );
+    // Packets flow into the capture (aegisctl flushes the file as they come) until the
+    // dataplane gets SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tshark_count(&file) < 2 {
+        assert!(Instant::now() < deadline, "no packets captured");
+        rl.lab
+            .ping(RouterLab::H1, RouterLab::H2_IP, 1)
+            .or_panic("ping");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let log = rl.lab.stop(rl.dataplane);
+    let status = rl
+        .lab
+        .proc(id)
+        .wait(Duration::from_secs(10))
+        .or_panic("the capture ends with the dataplane");
+    let out = rl.lab.proc(id).log();
+    assert!(status.success(), "{out}\n--- dataplane:\n{log}");
+    assert!(
+        out.contains("packets captured") && out.contains("(the dataplane shut down)"),
+        "{out}"
+    );
+    // The file is complete: tshark reads every packet of it.
+    let rows = tshark_fields(&file, &["frame.interface_name"]);
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r[0].ends_with("/veth-h2")), "{rows:?}");
 }

@@ -61,6 +61,9 @@ pub enum DirectionArg {
     Both,
 }
 
+/// Longest a written packet waits in the pcapng output's buffer while packets flow.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
 /// Where packets go.
 enum Sink<'a> {
     Pcapng(pcapng::PcapngOut<&'a mut dyn Write>),
@@ -149,7 +152,12 @@ pub async fn run(
         .write
         .as_ref()
         .map_or_else(String::new, |p| p.display().to_string());
-    let (packets, overflow, sink) = pump(
+    let Pumped {
+        packets,
+        overflow,
+        shutdown,
+        sink,
+    } = pump(
         &mut stream,
         &started,
         args.count.filter(|&c| c > 0),
@@ -174,15 +182,20 @@ pub async fn run(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    let end = if shutdown {
+        " (the dataplane shut down)"
+    } else {
+        ""
+    };
     eprintln!(
-        "{packets} packets captured on {}{overflow_note}",
+        "{packets} packets captured on {}{overflow_note}{end}",
         started.host
     );
     Ok(())
 }
 
 /// Moves packets from the stream to the sink until the stream ends, `count` packets or
-/// Ctrl-C; returns the packets written, the overflow the dataplane reported, and the sink.
+/// Ctrl-C.
 async fn pump<'a>(
     stream: &mut tonic::Streaming<pb::CaptureEvent>,
     started: &pb::CaptureStarted,
@@ -190,12 +203,16 @@ async fn pump<'a>(
     mut sink: Sink<'a>,
     progress: Option<&indicatif::ProgressBar>,
     target: &str,
-) -> Result<(u64, u64, Sink<'a>), CliError> {
+) -> Result<Pumped<'a>, CliError> {
     let mut packets = 0u64;
     let mut bytes = 0u64;
     let mut overflow = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // pcapng is flushed at most every FLUSH_EVERY while packets flow, and on every stats
+    // event (about every second), so a live reader sees packets promptly.
+    let mut last_flush = std::time::Instant::now();
+    let mut shutdown = false;
     loop {
         if count.is_some_and(|c| packets >= c) {
             break;
@@ -215,7 +232,13 @@ async fn pump<'a>(
                 packets += 1;
                 bytes += p.data.len() as u64;
                 match &mut sink {
-                    Sink::Pcapng(w) => w.packet(&p)?,
+                    Sink::Pcapng(w) => {
+                        w.packet(&p)?;
+                        if last_flush.elapsed() >= FLUSH_EVERY {
+                            w.flush()?;
+                            last_flush = std::time::Instant::now();
+                        }
+                    }
                     Sink::Lines { out, json } => {
                         let v = summary::PacketView::new(&p, started);
                         if *json {
@@ -233,6 +256,13 @@ async fn pump<'a>(
             }
             pb::capture_event::Event::Stats(s) => {
                 overflow = s.overflow;
+                if s.reason == "shutdown" {
+                    shutdown = true;
+                }
+                if let Sink::Pcapng(w) = &mut sink {
+                    w.flush()?;
+                    last_flush = std::time::Instant::now();
+                }
                 if s.last {
                     break;
                 }
@@ -240,7 +270,21 @@ async fn pump<'a>(
             pb::capture_event::Event::Started(_) => {}
         }
     }
-    Ok((packets, overflow, sink))
+    Ok(Pumped {
+        packets,
+        overflow,
+        shutdown,
+        sink,
+    })
+}
+
+/// What [`pump`] leaves.
+struct Pumped<'a> {
+    packets: u64,
+    overflow: u64,
+    /// The dataplane ended the capture because it is shutting down.
+    shutdown: bool,
+    sink: Sink<'a>,
 }
 
 #[cfg(test)]

@@ -114,6 +114,11 @@ impl<W: Write> PcapngOut<W> {
         Ok(())
     }
 
+    /// Pushes what was written so far to the output (live readers: `-w - | wireshark -k -i -`).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.w.get_mut().flush()
+    }
+
     /// Writes the packets lost to full capture rings (`overflow`, over all interfaces:
     /// recorded on the first) and flushes; returns the writer.
     pub fn finish(mut self, overflow: u64, now_ns: u64) -> std::io::Result<W> {
