@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::capture::{CaptureQuery, CaptureStart};
+use super::capture::{CaptureCounters, CaptureQuery, CaptureStart};
 use super::cidr::Ipv4Cidr;
 use super::types::{
     ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
@@ -77,6 +77,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// the returned session is dropped. `NotFound` (field "ports") for an unknown port;
     /// `InvalidArgument` (field "capture") when the most captures run already.
     fn capture(&self, query: CaptureQuery) -> Result<CaptureStart, AdminError>;
+
+    /// Captures running and the packets they lost to full rings (`capture_overflow`).
+    fn capture_counters(&self) -> CaptureCounters;
 }
 
 /// Why a backend refused or failed a request. The message names the field it is about;

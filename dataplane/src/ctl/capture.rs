@@ -73,6 +73,25 @@ pub struct CaptureStart {
     pub query: CaptureQuery,
 }
 
+/// The dataplane's capture counters (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureCounters {
+    /// Captures running.
+    pub running: u64,
+    /// Packets lost to full capture rings since start, every capture included.
+    pub overflow: u64,
+}
+
+impl CaptureCounters {
+    /// The counters of `hub`.
+    pub fn of(hub: &CaptureHub) -> CaptureCounters {
+        CaptureCounters {
+            running: hub.running() as u64,
+            overflow: hub.overflow_total(),
+        }
+    }
+}
+
 /// Checks a `Capture` request: the direction, the filter program (validated, see
 /// [`crate::capture::bpf`]), the snap length.
 pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {

@@ -707,6 +707,10 @@ impl AdminBackend for MemoryBackend {
         super::capture::start(&self.capture, MEMORY_HOST.to_string(), &ports, query)
     }
 
+    fn capture_counters(&self) -> super::capture::CaptureCounters {
+        super::capture::CaptureCounters::of(&self.capture)
+    }
+
     fn clear_counters(&self) -> Result<u64, AdminError> {
         let mut s = self.lock()?;
         for p in &mut s.ports {

@@ -19,7 +19,9 @@
 //! `aegis_vrrp_master_priority`, `aegis_vrrp_transitions_total`,
 //! `aegis_vrrp_became_master_total`, `aegis_vrrp_adverts_{received,sent}_total`,
 //! `aegis_vrrp_priority_zero_{received,sent}_total`, `aegis_vrrp_discarded_total`
-//! (`reason`), and `aegis_vrrp_refused_total` (`reason`).
+//! (`reason`), and `aegis_vrrp_refused_total` (`reason`); packet capture:
+//! `aegis_captures_running` and `aegis_capture_overflow_total` (packets a capture lost to a
+//! full worker ring, every capture since start).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -354,6 +356,20 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
         .collect();
     out.families("counter", &node_counters, &nodes);
 
+    let capture = backend.capture_counters();
+    out.family(
+        "aegis_captures_running",
+        "gauge",
+        "Packet captures running (aegisctl dp capture).",
+    );
+    out.sample("aegis_captures_running", &[], capture.running);
+    out.family(
+        "aegis_capture_overflow_total",
+        "counter",
+        "Packets a capture matched but did not capture: the worker's capture ring was full.",
+    );
+    out.sample("aegis_capture_overflow_total", &[], capture.overflow);
+
     out.family(
         "aegis_drops_total",
         "counter",
@@ -611,11 +627,49 @@ mod tests {
     }
 
     #[test]
+    fn capture_overflow_is_counted_past_the_capture() {
+        use crate::capture::{hub::RING_RECORDS, Point, Program};
+        use crate::ctl::capture::{CaptureQuery, Direction};
+        let b = backend();
+        let session = b
+            .capture(CaptureQuery {
+                ports: Vec::new(),
+                direction: Direction::Rx,
+                drops: false,
+                filter: Program::accept_all(),
+                snaplen: 64,
+                count: 0,
+                duration: None,
+            })
+            .unwrap();
+        // Nobody drains the ring: the packets past its size are not captured, counted.
+        for _ in 0..RING_RECORDS + 5 {
+            b.capture_packet(0, Point::Rx, 0, &[0; 60]).unwrap();
+        }
+        let text = render(b.as_ref()).unwrap();
+        assert!(
+            text.contains("\naegis_capture_overflow_total 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("\naegis_captures_running 1\n"), "{text}");
+        drop(session);
+        let text = render(b.as_ref()).unwrap();
+        assert!(
+            text.contains("\naegis_capture_overflow_total 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("\naegis_captures_running 0\n"), "{text}");
+    }
+
+    #[test]
     fn renders_families_and_samples() {
         let text = render(backend().as_ref()).unwrap();
         for line in [
             "# TYPE aegis_drops_total counter",
             "aegis_drops_total{reason=\"no_route\"} 10",
+            "# TYPE aegis_capture_overflow_total counter",
+            "aegis_capture_overflow_total 0",
+            "aegis_captures_running 0",
             "aegis_drops_total{reason=\"port_down\"} 0",
             "aegis_port_rx_packets_total{port=\"eth0\"} 7",
             "aegis_port_rx_bytes_total{port=\"eth0\"} 448",

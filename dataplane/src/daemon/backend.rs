@@ -376,6 +376,10 @@ impl AdminBackend for DaemonBackend {
         crate::ctl::capture::start(&self.capture, host, &ports, query)
     }
 
+    fn capture_counters(&self) -> crate::ctl::capture::CaptureCounters {
+        crate::ctl::capture::CaptureCounters::of(&self.capture)
+    }
+
     fn clear_counters(&self) -> Result<u64, AdminError> {
         let mut base = lock(&self.baseline);
         for (h, _) in &self.workers {
