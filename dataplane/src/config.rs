@@ -84,6 +84,9 @@ pub struct HostConfig {
     pub vrrp: Option<VrrpSetup>,
     /// `[nat]`: source NAT and floating IPs on the outside port (gateways); off by default.
     pub nat: crate::nat::NatConfig,
+    /// `[sync]`: session sync with the other gateways of the group (needs `[nat]` and
+    /// `[vrrp]`).
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 /// The `[vrrp]` section, validated: the keepalived.conf it names, imported.
@@ -196,6 +199,35 @@ impl HostConfig {
             Some(n) => nat(n, &forwarding_ports, &eal)?,
             None => crate::nat::NatConfig::default(),
         };
+        let sync = match raw.sync {
+            Some(r) => {
+                let names: Vec<&str> = vrrp
+                    .iter()
+                    .flat_map(|v| v.imported.instances.iter())
+                    .map(|i| i.config.name.as_str())
+                    .collect();
+                let raw = crate::sync::config::RawSync {
+                    port: r.port,
+                    address: r.address,
+                    peers: r.peers,
+                    udp_port: r.udp_port,
+                    group: r.group,
+                    key_file: r.key_file,
+                    vrrp_instance: r.vrrp_instance,
+                };
+                Some(
+                    crate::sync::config::validate(
+                        raw,
+                        base,
+                        &forwarding_ports,
+                        &names,
+                        nat.enabled(),
+                    )
+                    .map_err(|e| field(e.field, e.message))?,
+                )
+            }
+            None => None,
+        };
         Ok(HostConfig {
             eal,
             dataplane,
@@ -207,6 +239,7 @@ impl HostConfig {
             },
             vrrp,
             nat,
+            sync,
         })
     }
 
@@ -263,6 +296,20 @@ struct RawHost {
     neighbour: Vec<RawNeighbour>,
     vrrp: Option<RawVrrp>,
     nat: Option<RawNat>,
+    sync: Option<RawSyncSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSyncSection {
+    port: Option<String>,
+    address: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    udp_port: Option<i64>,
+    group: Option<i64>,
+    key_file: Option<String>,
+    vrrp_instance: Option<String>,
 }
 
 #[derive(Deserialize)]

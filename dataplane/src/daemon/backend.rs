@@ -55,6 +55,8 @@ pub struct DaemonBackend {
     pub feed: Option<Feed>,
     /// The VRRP speaker (`[vrrp]` in host.toml), if any.
     pub vrrp: Option<Mutex<super::vrrp::VrrpSpeaker>>,
+    /// Session sync (`[sync]` in host.toml), if any. Lock order: `vrrp`, then `sync`.
+    pub sync: Option<Mutex<super::sync::SyncDriver>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +69,7 @@ impl DaemonBackend {
         self.workers.first().map(|(h, _)| super::vrrp::DaemonIo {
             inject: &h.inject,
             ports: &self.ports,
+            sync: self.sync.as_ref(),
         })
     }
 
