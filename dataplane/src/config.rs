@@ -196,7 +196,7 @@ impl HostConfig {
             .map(|v| vrrp(v, base, &forwarding_ports))
             .transpose()?;
         let nat = match raw.nat {
-            Some(n) => nat(n, &forwarding_ports, &eal)?,
+            Some(n) => nat(n, &forwarding_ports, &eal, vrrp.as_ref())?,
             None => crate::nat::NatConfig::default(),
         };
         let sync = match raw.sync {
@@ -400,6 +400,7 @@ fn nat(
     raw: RawNat,
     ports: &[PortConfig],
     eal: &EalConfig,
+    vrrp: Option<&VrrpSetup>,
 ) -> Result<crate::nat::NatConfig, ConfigError> {
     let name = raw.outside_port.ok_or_else(|| {
         field(
@@ -420,13 +421,23 @@ fn nat(
              give eal.worker_lcores one lcore",
         ));
     }
+    // A gateway pair's NAT addresses are VRRP virtual addresses of the outside port: they
+    // move to whichever gateway is master.
+    let virtual_on_port = |a: Ipv4Addr| {
+        vrrp.is_some_and(|v| {
+            v.imported
+                .instances
+                .iter()
+                .any(|i| i.interface == name && i.prefixes.iter().any(|p| p.0 == a))
+        })
+    };
     let owned = |f: &str, a: Ipv4Addr| -> Result<(), ConfigError> {
-        if ports[index].addresses.iter().any(|x| x.addr == a) {
+        if ports[index].addresses.iter().any(|x| x.addr == a) || virtual_on_port(a) {
             Ok(())
         } else {
             Err(field(
                 f,
-                format!("{a} is not an address of the outside port {name} (add it to its addresses so ARP and ping work)"),
+                format!("{a} is not an address of the outside port {name} (add it to its addresses, or to the virtual_ipaddress of a VRRP instance on it, so ARP and ping work)"),
             ))
         }
     };

@@ -13,8 +13,8 @@ use crate::conntrack::ConnView;
 use crate::ctl::{
     AdminBackend, AdminError, ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo,
     Ipv4Cidr, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PortLocation, RouteInfo,
-    RouteSpec, Status, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo,
-    WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    RouteSpec, Status, SyncInfo, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo,
+    VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 use crate::fib::Prefix;
 use crate::graph::{DropReason, RUNTIME_SLOTS};
@@ -295,6 +295,13 @@ impl AdminBackend for DaemonBackend {
         let t = lock(&self.tables);
         let v = lock(v);
         Ok(v.info(&t))
+    }
+
+    fn sync(&self) -> Result<Option<SyncInfo>, AdminError> {
+        Ok(self
+            .sync
+            .as_ref()
+            .map(|s| lock(s).info(self.started.elapsed())))
     }
 
     fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError> {
