@@ -541,24 +541,6 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(speed(0), "-");
-        assert_eq!(speed(100), "100M");
-        assert_eq!(speed(10_000), "10G");
-        assert_eq!(speed(2_500), "2.5G");
-        assert_eq!(duration(1.5), "1.5s");
-        assert_eq!(duration(192.0), "3m12s");
-        assert_eq!(duration(7_500.0), "2h05m");
-        assert_eq!(duration(273_600.0), "3d04h");
-        assert_eq!(duration(f64::NAN), "-");
-    }
-}
-
 /// `show sync`: the role and sessions, the peers (master) or the replica (backup), then
 /// installs, transport and refusals.
 pub fn sync(v: &SyncView, out: &mut dyn Write) -> io::Result<()> {
@@ -656,4 +638,22 @@ pub fn sync(v: &SyncView, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "Refused    {}", refused.join(", "))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(speed(0), "-");
+        assert_eq!(speed(100), "100M");
+        assert_eq!(speed(10_000), "10G");
+        assert_eq!(speed(2_500), "2.5G");
+        assert_eq!(duration(1.5), "1.5s");
+        assert_eq!(duration(192.0), "3m12s");
+        assert_eq!(duration(7_500.0), "2h05m");
+        assert_eq!(duration(273_600.0), "3d04h");
+        assert_eq!(duration(f64::NAN), "-");
+    }
 }
