@@ -84,6 +84,9 @@ pub struct HostConfig {
     pub vrrp: Option<VrrpSetup>,
     /// `[nat]`: source NAT and floating IPs on the outside port (gateways); off by default.
     pub nat: crate::nat::NatConfig,
+    /// `[sync]`: session sync with the other gateways of the group (needs `[nat]` and
+    /// `[vrrp]`).
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 /// The `[vrrp]` section, validated: the keepalived.conf it names, imported.
@@ -193,8 +196,37 @@ impl HostConfig {
             .map(|v| vrrp(v, base, &forwarding_ports))
             .transpose()?;
         let nat = match raw.nat {
-            Some(n) => nat(n, &forwarding_ports, &eal)?,
+            Some(n) => nat(n, &forwarding_ports, &eal, vrrp.as_ref())?,
             None => crate::nat::NatConfig::default(),
+        };
+        let sync = match raw.sync {
+            Some(r) => {
+                let names: Vec<&str> = vrrp
+                    .iter()
+                    .flat_map(|v| v.imported.instances.iter())
+                    .map(|i| i.config.name.as_str())
+                    .collect();
+                let raw = crate::sync::config::RawSync {
+                    port: r.port,
+                    address: r.address,
+                    peers: r.peers,
+                    udp_port: r.udp_port,
+                    group: r.group,
+                    key_file: r.key_file,
+                    vrrp_instance: r.vrrp_instance,
+                };
+                Some(
+                    crate::sync::config::validate(
+                        raw,
+                        base,
+                        &forwarding_ports,
+                        &names,
+                        nat.enabled(),
+                    )
+                    .map_err(|e| field(e.field, e.message))?,
+                )
+            }
+            None => None,
         };
         Ok(HostConfig {
             eal,
@@ -207,6 +239,7 @@ impl HostConfig {
             },
             vrrp,
             nat,
+            sync,
         })
     }
 
@@ -263,6 +296,20 @@ struct RawHost {
     neighbour: Vec<RawNeighbour>,
     vrrp: Option<RawVrrp>,
     nat: Option<RawNat>,
+    sync: Option<RawSyncSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSyncSection {
+    port: Option<String>,
+    address: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    udp_port: Option<i64>,
+    group: Option<i64>,
+    key_file: Option<String>,
+    vrrp_instance: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +400,7 @@ fn nat(
     raw: RawNat,
     ports: &[PortConfig],
     eal: &EalConfig,
+    vrrp: Option<&VrrpSetup>,
 ) -> Result<crate::nat::NatConfig, ConfigError> {
     let name = raw.outside_port.ok_or_else(|| {
         field(
@@ -373,13 +421,23 @@ fn nat(
              give eal.worker_lcores one lcore",
         ));
     }
+    // A gateway pair's NAT addresses are VRRP virtual addresses of the outside port: they
+    // move to whichever gateway is master.
+    let virtual_on_port = |a: Ipv4Addr| {
+        vrrp.is_some_and(|v| {
+            v.imported
+                .instances
+                .iter()
+                .any(|i| i.interface == name && i.prefixes.iter().any(|p| p.0 == a))
+        })
+    };
     let owned = |f: &str, a: Ipv4Addr| -> Result<(), ConfigError> {
-        if ports[index].addresses.iter().any(|x| x.addr == a) {
+        if ports[index].addresses.iter().any(|x| x.addr == a) || virtual_on_port(a) {
             Ok(())
         } else {
             Err(field(
                 f,
-                format!("{a} is not an address of the outside port {name} (add it to its addresses so ARP and ping work)"),
+                format!("{a} is not an address of the outside port {name} (add it to its addresses, or to the virtual_ipaddress of a VRRP instance on it, so ARP and ping work)"),
             ))
         }
     };

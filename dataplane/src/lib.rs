@@ -30,6 +30,7 @@ pub mod nodes;
 pub mod overlay;
 pub mod port;
 pub mod state;
+pub mod sync;
 pub mod testkit;
 pub mod wire;
 pub mod worker;

@@ -16,6 +16,8 @@
 //! - [`eastwest`]: [`EastWestLab`], three compute hosts (dataplanes fed by a control plane)
 //!   on an underlay bridge, and VMs in two VPCs with overlapping addresses.
 //! - [`vrrp`]: [`vrrp::VrrpLab`], an Aegis gateway and a real keepalived on one link.
+//! - [`gateway`]: [`gateway::GatewayPairLab`], two Aegis gateways (VRRP, NAT, session sync)
+//!   between an inside and an external host.
 //! - [`ctl`]: runs `aegisctl` and reads its `--output json` (the one place that knows its shape).
 //! - [`frames`]: hand-built Ethernet frames (good and deliberately bad) and a sender.
 //! - [`probe`]: parsers for `ping` and `traceroute` output; TCP transfer check.
@@ -38,6 +40,7 @@ pub mod eastwest;
 pub mod env;
 pub mod error;
 pub mod frames;
+pub mod gateway;
 pub mod hosttoml;
 pub mod lab;
 pub mod names;

@@ -129,6 +129,9 @@ pub enum Show {
     },
     /// VRRP instances (gateways): state, priorities, master, transitions, adverts.
     Vrrp,
+    /// Session sync between gateways: role, sessions, per-peer lag and resends, the
+    /// backup's replica, the last takeover's commit.
+    Sync,
 }
 
 /// `aegisctl dp route ...`.
@@ -330,6 +333,16 @@ pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
                         .into_inner(),
                 );
                 emit(out, json, &v, |o| render::vrrp(&v, o))
+            }
+            Show::Sync => {
+                let v = view::SyncView::from(
+                    client
+                        .show_sync(pb::ShowSyncRequest {})
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::sync(&v, o))
             }
         },
         DpCommand::Route(RouteCommand::Add { prefix, target }) => {

@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use super::view::{
     ConnectionView, ConnectionsView, DenialsView, ErrorView, ErrorsView, InterfacesView,
-    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, VpcView, VpcsView, VrrpView,
+    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, SyncView, VpcView, VpcsView,
+    VrrpView,
 };
 use crate::table::{Align, Table};
 
@@ -538,6 +539,105 @@ fn duration(seconds: f64) -> String {
     } else {
         format!("{m}m{s:02}s")
     }
+}
+
+/// `show sync`: the role and sessions, the peers (master) or the replica (backup), then
+/// installs, transport and refusals.
+pub fn sync(v: &SyncView, out: &mut dyn Write) -> io::Result<()> {
+    if !v.configured {
+        return writeln!(out, "No session sync (host.toml has no [sync] section).");
+    }
+    writeln!(
+        out,
+        "Role       {} for {:.1}s ({} changes), following VRRP instance {}",
+        v.role,
+        v.in_role_ms as f64 / 1000.0,
+        v.role_changes,
+        v.vrrp_instance
+    )?;
+    writeln!(
+        out,
+        "Group      {} on {}:{}",
+        v.group, v.address, v.udp_port
+    )?;
+    writeln!(
+        out,
+        "Sessions   {}{}",
+        v.sessions,
+        if v.synced {
+            ""
+        } else {
+            " (replica incomplete: bulk resync not done)"
+        }
+    )?;
+    if let (Some(n), Some(us)) = (v.last_commit_sessions, v.last_commit_us) {
+        writeln!(
+            out,
+            "Takeover   {n} sessions committed before claiming ({:.1} ms waiting for the worker)",
+            us as f64 / 1000.0
+        )?;
+    }
+    if v.role == "master" {
+        let mut t = Table::new(&[
+            ("Peer", Align::Left),
+            ("Lag", Align::Right),
+            ("Oldest unacked", Align::Right),
+            ("Events", Align::Right),
+            ("Datagrams", Align::Right),
+            ("Resends", Align::Right),
+            ("Acks", Align::Right),
+            ("Bulk", Align::Right),
+        ]);
+        for p in &v.peers {
+            t.row(vec![
+                p.address.clone(),
+                p.lag.to_string(),
+                if p.lag == 0 {
+                    "-".into()
+                } else {
+                    format!("{}ms", p.oldest_unacked_ms)
+                },
+                p.events.to_string(),
+                p.datagrams.to_string(),
+                p.resends.to_string(),
+                p.acks.to_string(),
+                format!("{} ({} sessions)", p.bulk_resyncs, p.bulk_sessions),
+            ]);
+        }
+        writeln!(out)?;
+        t.write(out, 0)?;
+    } else {
+        writeln!(
+            out,
+            "Master     {}",
+            v.master.as_deref().unwrap_or("none heard yet")
+        )?;
+        writeln!(
+            out,
+            "Stream     {} datagrams applied ({} events), {} duplicates, {} early, {} bulk resyncs, {} requests",
+            v.applied, v.events_applied, v.duplicates, v.out_of_order, v.bulk_completed, v.resync_requests
+        )?;
+    }
+    writeln!(
+        out,
+        "Installs   {} applied of {} handed to the worker, {} refused; {} events lost",
+        v.installs_done, v.installs_pushed, v.installs_failed, v.events_lost
+    )?;
+    writeln!(
+        out,
+        "Datagrams  {} sent, {} received; not sent: {} unresolved, {} queue full; {} from no peer",
+        v.tx_datagrams, v.rx_datagrams, v.tx_unresolved, v.tx_queue_full, v.rx_unknown_peer
+    )?;
+    let refused: Vec<String> = v
+        .rejected
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !refused.is_empty() {
+        writeln!(out, "Refused    {}", refused.join(", "))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -433,6 +433,148 @@ pub struct VrrpInstanceView {
     pub sync_group: Option<String>,
 }
 
+/// `show sync` (`configured: false` and nothing else when the host has no `[sync]`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncView {
+    /// The host runs session sync.
+    pub configured: bool,
+    /// `master` or `backup`.
+    pub role: String,
+    /// Gateway group id.
+    pub group: u32,
+    /// Our sync address.
+    pub address: String,
+    /// UDP port.
+    pub udp_port: u32,
+    /// The VRRP instance that decides the role.
+    pub vrrp_instance: String,
+    /// Milliseconds in the current role.
+    pub in_role_ms: u64,
+    /// Role changes since start.
+    pub role_changes: u64,
+    /// Sessions known (own as master, the replica as backup).
+    pub sessions: u64,
+    /// Replica complete (backup); always true on a master.
+    pub synced: bool,
+    /// Backup: the master heard.
+    pub master: Option<String>,
+    /// Master: per peer.
+    pub peers: Vec<SyncPeerView>,
+    /// Backup: datagrams applied in order.
+    pub applied: u64,
+    /// Backup: events applied.
+    pub events_applied: u64,
+    /// Backup: duplicate datagrams.
+    pub duplicates: u64,
+    /// Backup: datagrams that arrived early.
+    pub out_of_order: u64,
+    /// Backup: bulk resyncs completed.
+    pub bulk_completed: u64,
+    /// Backup: resync requests sent.
+    pub resync_requests: u64,
+    /// Installs handed to the NAT worker.
+    pub installs_pushed: u64,
+    /// Installs the worker applied.
+    pub installs_done: u64,
+    /// Installs the worker refused.
+    pub installs_failed: u64,
+    /// Events the worker could not queue.
+    pub events_lost: u64,
+    /// Datagrams sent.
+    pub tx_datagrams: u64,
+    /// Datagrams received.
+    pub rx_datagrams: u64,
+    /// Datagrams not sent, peer unresolved.
+    pub tx_unresolved: u64,
+    /// Datagrams not sent, queue full.
+    pub tx_queue_full: u64,
+    /// Datagrams from no peer.
+    pub rx_unknown_peer: u64,
+    /// Datagrams refused, per reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Last takeover: sessions committed before claiming.
+    pub last_commit_sessions: Option<u64>,
+    /// Last takeover: microseconds waited for the worker.
+    pub last_commit_us: Option<u64>,
+}
+
+/// One peer of the master's stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncPeerView {
+    /// Its address.
+    pub address: String,
+    /// Events not acknowledged.
+    pub lag: u64,
+    /// Age of the oldest unacknowledged datagram, ms.
+    pub oldest_unacked_ms: u64,
+    /// Events queued for it.
+    pub events: u64,
+    /// Datagrams sent once.
+    pub datagrams: u64,
+    /// Datagrams resent.
+    pub resends: u64,
+    /// Acks accepted.
+    pub acks: u64,
+    /// Bulk resyncs.
+    pub bulk_resyncs: u64,
+    /// Sessions sent in bulk.
+    pub bulk_sessions: u64,
+}
+
+impl From<pb::ShowSyncReply> for SyncView {
+    fn from(r: pb::ShowSyncReply) -> Self {
+        if !r.configured {
+            return SyncView::default();
+        }
+        SyncView {
+            configured: true,
+            role: r.role,
+            group: r.group,
+            address: r.address,
+            udp_port: r.udp_port,
+            vrrp_instance: r.vrrp_instance,
+            in_role_ms: r.in_role_ms,
+            role_changes: r.role_changes,
+            sessions: r.sessions,
+            synced: r.synced,
+            master: non_empty(r.master),
+            peers: r
+                .peers
+                .into_iter()
+                .map(|p| SyncPeerView {
+                    address: p.address,
+                    lag: p.lag,
+                    oldest_unacked_ms: p.oldest_unacked_ms,
+                    events: p.events,
+                    datagrams: p.datagrams,
+                    resends: p.resends,
+                    acks: p.acks,
+                    bulk_resyncs: p.bulk_resyncs,
+                    bulk_sessions: p.bulk_sessions,
+                })
+                .collect(),
+            applied: r.applied,
+            events_applied: r.events_applied,
+            duplicates: r.duplicates,
+            out_of_order: r.out_of_order,
+            bulk_completed: r.bulk_completed,
+            resync_requests: r.resync_requests,
+            installs_pushed: r.installs_pushed,
+            installs_done: r.installs_done,
+            installs_failed: r.installs_failed,
+            events_lost: r.events_lost,
+            tx_datagrams: r.tx_datagrams,
+            rx_datagrams: r.rx_datagrams,
+            tx_unresolved: r.tx_unresolved,
+            tx_queue_full: r.tx_queue_full,
+            rx_unknown_peer: r.rx_unknown_peer,
+            rejected: r.rejected.into_iter().map(|n| (n.name, n.count)).collect(),
+            last_commit_sessions: r.has_last_commit.then_some(r.last_commit_sessions),
+            last_commit_us: r.has_last_commit.then_some(r.last_commit_us),
+        }
+    }
+}
+
 /// Any mutation.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MutationView {

@@ -17,6 +17,6 @@ pub mod replica;
 pub mod stream;
 pub mod wire;
 
-pub use replica::Replica;
+pub use replica::{Change, Replica};
 pub use stream::{Receiver, ReceiverStats, Sender, SenderConfig, SenderStats};
 pub use wire::{Error, Key, NatKind, Op, Record, SessionKey};

@@ -66,6 +66,7 @@ enum Item {
 struct Inflight {
     seq: u64,
     bytes: Vec<u8>,
+    first_sent: Duration,
     sent_at: Duration,
     records: usize,
 }
@@ -89,7 +90,15 @@ pub struct SenderStats {
     pub backlog_overflows: u64,
     /// Datagrams refused, per [`Error::ALL`].
     pub rejected: [u64; 5],
+    /// The backup has acknowledged nothing for a while: only the oldest datagram is resent,
+    /// now and then.
+    pub probing: bool,
 }
+
+/// Resend timeouts without an ack after which a backup counts as silent.
+pub const SILENT_RTOS: u32 = 10;
+/// Resend timeouts between two probes of a silent backup.
+pub const PROBE_RTOS: u32 = 5;
 
 /// The master's end of one stream.
 #[derive(Debug)]
@@ -101,6 +110,9 @@ pub struct Sender {
     backlog: VecDeque<Item>,
     queued_events: usize,
     unacked: VecDeque<Inflight>,
+    /// When an ack last moved the window.
+    last_progress: Duration,
+    progressed: bool,
     bulk_wanted: bool,
     begin_queued: bool,
     stats: SenderStats,
@@ -117,6 +129,8 @@ impl Sender {
             backlog: VecDeque::new(),
             queued_events: 0,
             unacked: VecDeque::new(),
+            last_progress: Duration::ZERO,
+            progressed: false,
             bulk_wanted: false,
             begin_queued: false,
             stats: SenderStats::default(),
@@ -173,7 +187,9 @@ impl Sender {
 
     /// How long the oldest unacknowledged datagram has waited.
     pub fn oldest_unacked(&self, now: Duration) -> Option<Duration> {
-        self.unacked.front().map(|i| now.saturating_sub(i.sent_at))
+        self.unacked
+            .front()
+            .map(|i| now.saturating_sub(i.first_sent))
     }
 
     /// Handles a datagram from the backup (acks, resync requests).
@@ -189,6 +205,7 @@ impl Sender {
                 self.stats.acks += 1;
                 if h.ack > self.acked && h.ack < self.next_seq {
                     self.acked = h.ack;
+                    self.progressed = true;
                 }
                 while self.unacked.front().is_some_and(|i| i.seq <= self.acked) {
                     self.unacked.pop_front();
@@ -206,11 +223,32 @@ impl Sender {
     /// has room.
     pub fn poll(&mut self, now: Duration) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for i in self.unacked.iter_mut() {
-            if now >= i.sent_at + self.cfg.rto {
-                i.sent_at = now;
-                self.stats.resends += 1;
-                out.push(i.bytes.clone());
+        if std::mem::take(&mut self.progressed) {
+            self.last_progress = now;
+        }
+        // A backup silent for SILENT_RTOS resend timeouts (dead, paused, cut off) gets only
+        // the oldest datagram, every PROBE_RTOS timeouts, instead of the whole window every
+        // timeout; the first ack that moves the window ends the probing.
+        let silent = self.unacked.front().is_some_and(|i| {
+            now.saturating_sub(self.last_progress.max(i.first_sent)) >= self.cfg.rto * SILENT_RTOS
+        });
+        if silent {
+            self.stats.probing = true;
+            if let Some(i) = self.unacked.front_mut() {
+                if now >= i.sent_at + self.cfg.rto * PROBE_RTOS {
+                    i.sent_at = now;
+                    self.stats.resends += 1;
+                    out.push(i.bytes.clone());
+                }
+            }
+        } else {
+            self.stats.probing = false;
+            for i in self.unacked.iter_mut() {
+                if now >= i.sent_at + self.cfg.rto {
+                    i.sent_at = now;
+                    self.stats.resends += 1;
+                    out.push(i.bytes.clone());
+                }
             }
         }
         let per = wire::records_per_datagram(self.cfg.mtu).max(1);
@@ -252,9 +290,13 @@ impl Sender {
             let bytes = wire::encode(&self.key, &h, &records);
             self.stats.datagrams += 1;
             out.push(bytes.clone());
+            if self.unacked.is_empty() {
+                self.last_progress = now;
+            }
             self.unacked.push_back(Inflight {
                 seq,
                 bytes,
+                first_sent: now,
                 sent_at: now,
                 records: records.len(),
             });

@@ -526,7 +526,7 @@ fn nat_rules_are_checked_against_the_outside_port() {
     );
     assert_eq!(
         err("[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"198.51.100.1\"\n"),
-        "nat.snat[0].address: 198.51.100.1 is not an address of the outside port ext0 (add it to its addresses so ARP and ping work)"
+        "nat.snat[0].address: 198.51.100.1 is not an address of the outside port ext0 (add it to its addresses, or to the virtual_ipaddress of a VRRP instance on it, so ARP and ping work)"
     );
     assert_eq!(
         err("[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.1/24\"\naddress = \"203.0.113.10\"\n"),
@@ -535,5 +535,68 @@ fn nat_rules_are_checked_against_the_outside_port() {
     assert!(
         err("[eal]\nworker_lcores = [1, 2]\n[nat]\noutside_port = \"ext0\"\n")
             .starts_with("nat: NAT runs on one worker")
+    );
+}
+
+#[test]
+fn a_gateway_pair_takes_nat_addresses_from_vrrp_and_syncs_its_sessions() {
+    let dir = TempDir::new("sync");
+    let host = dir.0.join("host.toml");
+    std::fs::write(
+        dir.0.join("keepalived.conf"),
+        "vrrp_instance VI_OUT {\n interface ext0\n virtual_router_id 61\n priority 150\n \
+         virtual_ipaddress {\n 203.0.113.1/24\n 203.0.113.50/24\n }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("sync.key"), "0123456789abcdef0123\n").unwrap();
+    std::fs::write(dir.0.join("short.key"), "tooshort").unwrap();
+    let base = "[vrrp]\nkeepalived_conf = \"keepalived.conf\"\n\n\
+        [[port]]\nname = \"int0\"\ndevargs = \"net_null0\"\naddresses = [\"10.0.1.2/24\"]\n\n\
+        [[port]]\nname = \"ext0\"\ndevargs = \"net_null1\"\naddresses = [\"203.0.113.2/24\"]\n\n\
+        [nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"203.0.113.50\"\n";
+    let sync = "[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"sync.key\"\nvrrp_instance = \"VI_OUT\"\n";
+    let c = HostConfig::parse(&format!("{base}{sync}"), &host).unwrap();
+    assert_eq!(
+        c.nat.snat[0].address,
+        ip("203.0.113.50"),
+        "a virtual address"
+    );
+    let s = c.sync.expect("[sync] read");
+    assert_eq!(
+        (s.port, s.address, s.peers.clone(), s.udp_port, s.group),
+        (0, ip("10.0.1.2"), vec![ip("10.0.1.3")], 6082, 1)
+    );
+    assert_eq!(s.key, b"0123456789abcdef0123");
+    assert!(
+        !format!("{s:?}").contains("0123456789"),
+        "the key is not logged"
+    );
+    let err = |text: &str| HostConfig::parse(text, &host).unwrap_err().to_string();
+    let with = |extra: &str| format!("{base}{sync}{extra}");
+    assert_eq!(
+        err(&with("udp_port = 6081\n")),
+        "sync.udp_port: 6081 is not a UDP port (1..=65535, not Geneve's 6081)"
+    );
+    assert_eq!(
+        err(&format!("{base}[sync]\nport = \"int0\"\npeers = [\"10.0.9.3\"]\nkey_file = \"sync.key\"\nvrrp_instance = \"VI_OUT\"\n")),
+        "sync.peers[0]: 10.0.9.3 is not on a subnet of port int0"
+    );
+    assert_eq!(
+        err(&format!("{base}[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"short.key\"\nvrrp_instance = \"VI_OUT\"\n")),
+        format!(
+            "sync.key_file: {}: the key has 8 bytes, at least 16 are needed",
+            dir.0.join("short.key").display()
+        )
+    );
+    assert_eq!(
+        err(&format!("{base}[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"sync.key\"\nvrrp_instance = \"VI_X\"\n")),
+        "sync.vrrp_instance: no vrrp_instance \"VI_X\" in [vrrp]'s keepalived.conf"
+    );
+    assert!(err(&with("bogus = 1\n")).contains("unknown field `bogus`"));
+    // Without NAT there is nothing to sync.
+    let no_nat = base.split("[nat]").next().unwrap();
+    assert_eq!(
+        err(&format!("{no_nat}{sync}")),
+        "sync: session sync needs [nat] (it replicates the NAT sessions)"
     );
 }

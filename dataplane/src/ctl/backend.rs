@@ -8,7 +8,7 @@ use super::capture::{CaptureCounters, CaptureQuery, CaptureStart};
 use super::cidr::Ipv4Cidr;
 use super::types::{
     ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
-    Status, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
+    Status, SyncInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// What the admin server needs from the dataplane.
@@ -52,6 +52,9 @@ pub trait AdminBackend: Send + Sync + 'static {
 
     /// The VRRP speaker's instances (none when the host runs no VRRP).
     fn vrrp(&self) -> Result<VrrpInfo, AdminError>;
+
+    /// Session sync between the gateways of a group; `None` when not configured.
+    fn sync(&self) -> Result<Option<SyncInfo>, AdminError>;
 
     /// Adds a static route. `AlreadyExists` if the prefix has one; `NotFound` for an
     /// unknown port; `InvalidArgument` for a gateway not on a connected subnet.

@@ -8,8 +8,8 @@ use super::backend::AdminError;
 use super::cidr::format_mac;
 use super::types::{
     ConnectionInfo, DenialCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
-    OverlayInfo, PollMode, PortLocation, RouteInfo, RouteKind, RouteOrigin, Status, VpcInfo,
-    VpcRouteTarget, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
+    OverlayInfo, PollMode, PortLocation, RouteInfo, RouteKind, RouteOrigin, Status, SyncInfo,
+    VpcInfo, VpcRouteTarget, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
 };
 
 /// `GetStatus` reply; `version` is the server's own.
@@ -381,6 +381,65 @@ pub fn vrrp_reply(info: VrrpInfo) -> pb::ShowVrrpReply {
             })
             .collect(),
         rx_errors: named(info.rx_errors),
+    }
+}
+
+/// `ShowSync` reply (`None`: the host runs no session sync).
+pub fn sync_reply(info: Option<SyncInfo>) -> pb::ShowSyncReply {
+    let Some(i) = info else {
+        return pb::ShowSyncReply::default();
+    };
+    let addr = |a: Option<std::net::Ipv4Addr>| a.map(|a| a.to_string()).unwrap_or_default();
+    pb::ShowSyncReply {
+        configured: true,
+        role: i.role,
+        group: i.group,
+        address: addr(i.address),
+        udp_port: u32::from(i.udp_port),
+        vrrp_instance: i.vrrp_instance,
+        in_role_ms: i.in_role.as_millis() as u64,
+        role_changes: i.role_changes,
+        sessions: i.sessions,
+        synced: i.synced,
+        master: addr(i.master),
+        peers: i
+            .peers
+            .into_iter()
+            .map(|p| pb::SyncPeer {
+                address: p.address.to_string(),
+                lag: p.lag,
+                oldest_unacked_ms: p.oldest_unacked.map_or(0, |d| d.as_millis() as u64),
+                events: p.events,
+                datagrams: p.datagrams,
+                resends: p.resends,
+                acks: p.acks,
+                bulk_resyncs: p.bulk_resyncs,
+                bulk_sessions: p.bulk_sessions,
+            })
+            .collect(),
+        applied: i.applied,
+        events_applied: i.events_applied,
+        duplicates: i.duplicates,
+        out_of_order: i.out_of_order,
+        bulk_completed: i.bulk_completed,
+        resync_requests: i.resync_requests,
+        installs_pushed: i.installs_pushed,
+        installs_done: i.installs_done,
+        installs_failed: i.installs_failed,
+        events_lost: i.events_lost,
+        tx_datagrams: i.tx_datagrams,
+        rx_datagrams: i.rx_datagrams,
+        tx_unresolved: i.tx_unresolved,
+        tx_queue_full: i.tx_queue_full,
+        rx_unknown_peer: i.rx_unknown_peer,
+        rejected: i
+            .rejected
+            .into_iter()
+            .map(|(name, count)| pb::NamedCount { name, count })
+            .collect(),
+        has_last_commit: i.last_commit.is_some(),
+        last_commit_sessions: i.last_commit.map_or(0, |c| c.0),
+        last_commit_us: i.last_commit.map_or(0, |c| c.1.as_micros() as u64),
     }
 }
 

@@ -18,7 +18,7 @@ use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
     ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
     OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget,
-    Status, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    Status, SyncInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 use crate::capture::{CaptureHub, Point, TapCommand, Taps};
 use crate::worker::Clock;
@@ -50,6 +50,7 @@ struct State {
     /// Security-group denial counters (name, count), in first-recorded order.
     denials: Vec<(String, u64)>,
     vrrp: VrrpInfo,
+    sync: Option<SyncInfo>,
 }
 
 struct WorkerState {
@@ -104,6 +105,7 @@ impl MemoryBackend {
                 overlay: OverlayInfo::default(),
                 denials: Vec::new(),
                 vrrp: VrrpInfo::default(),
+                sync: None,
             }),
         }
     }
@@ -198,6 +200,13 @@ impl MemoryBackend {
     pub fn set_overlay(&self, overlay: OverlayInfo) -> Result<(), AdminError> {
         self.lock()?.overlay = overlay;
         Ok(())
+    }
+
+    /// Sets what `show sync` reports.
+    pub fn set_sync(&self, info: Option<SyncInfo>) {
+        if let Ok(mut s) = self.lock() {
+            s.sync = info;
+        }
     }
 
     /// Sets what `show vrrp` reports.
@@ -578,6 +587,10 @@ impl AdminBackend for MemoryBackend {
 
     fn vrrp(&self) -> Result<VrrpInfo, AdminError> {
         Ok(self.lock()?.vrrp.clone())
+    }
+
+    fn sync(&self) -> Result<Option<SyncInfo>, AdminError> {
+        Ok(self.lock()?.sync.clone())
     }
 
     fn add_route(&self, route: RouteSpec) -> Result<u64, AdminError> {

@@ -19,7 +19,15 @@
 //! `aegis_vrrp_master_priority`, `aegis_vrrp_transitions_total`,
 //! `aegis_vrrp_became_master_total`, `aegis_vrrp_adverts_{received,sent}_total`,
 //! `aegis_vrrp_priority_zero_{received,sent}_total`, `aegis_vrrp_discarded_total`
-//! (`reason`), and `aegis_vrrp_refused_total` (`reason`); packet capture:
+//! (`reason`), and `aegis_vrrp_refused_total` (`reason`); with session sync
+//! `aegis_sync_master` (1 while streaming), `aegis_sync_synced`, `aegis_sync_sessions`,
+//! `aegis_sync_role_changes_total`, `aegis_sync_{tx,rx}_datagrams_total`,
+//! `aegis_sync_installs_total`, `aegis_sync_install_failures_total`,
+//! `aegis_sync_events_lost_total`, `aegis_sync_tx_unresolved_total`,
+//! `aegis_sync_tx_queue_full_total`, `aegis_sync_rx_unknown_peer_total`,
+//! `aegis_sync_rejected_total` (`reason`), and per peer (`peer`) `aegis_sync_lag_events`,
+//! `aegis_sync_oldest_unacked_seconds`, `aegis_sync_resends_total`,
+//! `aegis_sync_bulk_resyncs_total`; packet capture:
 //! `aegis_captures_running` and `aegis_capture_overflow_total` (packets a capture lost to a
 //! full worker ring, every capture since start).
 
@@ -192,6 +200,7 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     let errors = backend.errors()?;
     let denials = backend.security_denials()?;
     let vrrp = backend.vrrp()?;
+    let sync = backend.sync()?;
 
     let mut out = Text::default();
     out.family("aegis_revision", "gauge", "Configuration revision.");
@@ -399,7 +408,120 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
         );
     }
     vrrp_metrics(&mut out, &vrrp);
+    if let Some(s) = &sync {
+        sync_metrics(&mut out, s);
+    }
     Ok(out.0)
+}
+
+/// Session sync's families.
+fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
+    let gauges: [(&str, &str, u64); 3] = [
+        (
+            "aegis_sync_master",
+            "1 while this gateway streams its sessions (VRRP master), 0 while it receives.",
+            u64::from(s.role == "master"),
+        ),
+        (
+            "aegis_sync_synced",
+            "1 when the replica is complete (a backup's bulk resync done; always on a master).",
+            u64::from(s.synced),
+        ),
+        (
+            "aegis_sync_sessions",
+            "Sessions this gateway knows (its own as master, the replica as backup).",
+            s.sessions,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        out.family(name, "gauge", help);
+        out.sample(name, &[], v);
+    }
+    let counters: [(&str, &str, u64); 9] = [
+        (
+            "aegis_sync_role_changes_total",
+            "Role changes.",
+            s.role_changes,
+        ),
+        (
+            "aegis_sync_tx_datagrams_total",
+            "Sync datagrams sent.",
+            s.tx_datagrams,
+        ),
+        (
+            "aegis_sync_rx_datagrams_total",
+            "Sync datagrams received.",
+            s.rx_datagrams,
+        ),
+        (
+            "aegis_sync_installs_total",
+            "Session installs and removals the NAT worker applied.",
+            s.installs_done,
+        ),
+        (
+            "aegis_sync_install_failures_total",
+            "Session installs the NAT worker refused (table full, no port).",
+            s.installs_failed,
+        ),
+        (
+            "aegis_sync_events_lost_total",
+            "NAT session events the worker could not queue.",
+            s.events_lost,
+        ),
+        (
+            "aegis_sync_tx_unresolved_total",
+            "Datagrams not sent: the peer's MAC was not resolved yet.",
+            s.tx_unresolved,
+        ),
+        (
+            "aegis_sync_tx_queue_full_total",
+            "Datagrams not sent: the injection queue was full.",
+            s.tx_queue_full,
+        ),
+        (
+            "aegis_sync_rx_unknown_peer_total",
+            "Datagrams from an address that is no peer.",
+            s.rx_unknown_peer,
+        ),
+    ];
+    for (name, help, v) in counters {
+        out.family(name, "counter", help);
+        out.sample(name, &[], v);
+    }
+    out.family(
+        "aegis_sync_rejected_total",
+        "counter",
+        "Sync datagrams refused (authentication or parsing), by reason.",
+    );
+    for (reason, n) in &s.rejected {
+        out.sample("aegis_sync_rejected_total", &[("reason", reason)], *n);
+    }
+    let peer: [Family<super::types::SyncPeerInfo>; 4] = [
+        (
+            "aegis_sync_lag_events",
+            "Events queued or in flight to the peer, not yet acknowledged.",
+            |p| p.lag,
+        ),
+        (
+            "aegis_sync_oldest_unacked_seconds",
+            "Age of the oldest unacknowledged datagram to the peer (whole seconds).",
+            |p| p.oldest_unacked.map_or(0, |d| d.as_secs()),
+        ),
+        ("aegis_sync_resends_total", "Datagrams sent again.", |p| {
+            p.resends
+        }),
+        (
+            "aegis_sync_bulk_resyncs_total",
+            "Bulk resyncs sent to the peer.",
+            |p| p.bulk_resyncs,
+        ),
+    ];
+    for (i, (name, help, f)) in peer.into_iter().enumerate() {
+        out.family(name, if i < 2 { "gauge" } else { "counter" }, help);
+        for p in &s.peers {
+            out.sample(name, &[("peer", &p.address.to_string())], f(p));
+        }
+    }
 }
 
 /// The VRRP speaker's families (none when the host runs no VRRP).

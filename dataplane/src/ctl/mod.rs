@@ -30,10 +30,10 @@ pub use service::AdminService;
 pub use types::{
     ConnQuery, ConnState, ConnectionInfo, ControlPlaneStatus, DenialCount, ErrorCount,
     InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PollMode, PortCounters,
-    PortLocation, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, VpcInfo,
-    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo, VrrpInstanceInfo,
-    WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime, DEFAULT_CONNECTIONS_LIMIT,
-    MAX_CONNECTIONS_LIMIT,
+    PortLocation, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, SyncInfo,
+    SyncPeerInfo, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo,
+    VrrpInstanceInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
 };
 
 #[cfg(test)]

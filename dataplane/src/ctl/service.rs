@@ -160,6 +160,14 @@ impl DataplaneAdmin for AdminService {
         )))
     }
 
+    async fn show_sync(
+        &self,
+        _: Request<pb::ShowSyncRequest>,
+    ) -> Result<Response<pb::ShowSyncReply>, Status> {
+        let info = self.call(|b| b.sync()).await?;
+        Ok(Response::new(convert::sync_reply(info)))
+    }
+
     async fn add_route(
         &self,
         req: Request<pb::AddRouteRequest>,

@@ -483,3 +483,88 @@ pub struct VrrpInfo {
     /// Received frames refused by the codec or matching no instance, per reason.
     pub rx_errors: Vec<(String, u64)>,
 }
+
+/// One peer of the master's session-sync stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPeerInfo {
+    /// The peer's sync address.
+    pub address: Ipv4Addr,
+    /// Events queued or in flight, not yet acknowledged.
+    pub lag: u64,
+    /// Age of the oldest unacknowledged datagram.
+    pub oldest_unacked: Option<Duration>,
+    /// Events queued for it.
+    pub events: u64,
+    /// Datagrams sent the first time.
+    pub datagrams: u64,
+    /// Datagrams sent again.
+    pub resends: u64,
+    /// Acknowledgements accepted.
+    pub acks: u64,
+    /// Bulk resyncs sent.
+    pub bulk_resyncs: u64,
+    /// Sessions sent in bulk resyncs.
+    pub bulk_sessions: u64,
+}
+
+/// The gateway's session sync (`[sync]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncInfo {
+    /// `master` (streams to the peers) or `backup` (receives).
+    pub role: String,
+    /// Gateway group id.
+    pub group: u32,
+    /// Our sync address.
+    pub address: Option<Ipv4Addr>,
+    /// UDP port.
+    pub udp_port: u16,
+    /// The VRRP instance that decides the role.
+    pub vrrp_instance: String,
+    /// Time in the current role.
+    pub in_role: Duration,
+    /// Role changes since start.
+    pub role_changes: u64,
+    /// Sessions this gateway knows (master: its own; backup: the replica).
+    pub sessions: u64,
+    /// Backup: a bulk resync completed in the master's current epoch.
+    pub synced: bool,
+    /// Backup: the master it hears.
+    pub master: Option<Ipv4Addr>,
+    /// Master: one entry per peer.
+    pub peers: Vec<SyncPeerInfo>,
+    /// Backup: datagrams applied in order.
+    pub applied: u64,
+    /// Backup: session events applied.
+    pub events_applied: u64,
+    /// Backup: duplicates.
+    pub duplicates: u64,
+    /// Backup: datagrams that arrived early (buffered).
+    pub out_of_order: u64,
+    /// Backup: bulk resyncs completed.
+    pub bulk_completed: u64,
+    /// Backup: resync requests sent.
+    pub resync_requests: u64,
+    /// Installs handed to the NAT worker.
+    pub installs_pushed: u64,
+    /// Installs the worker applied.
+    pub installs_done: u64,
+    /// Installs the worker refused (table full, no port).
+    pub installs_failed: u64,
+    /// NAT events the worker could not queue.
+    pub events_lost: u64,
+    /// Datagrams sent.
+    pub tx_datagrams: u64,
+    /// Datagrams received.
+    pub rx_datagrams: u64,
+    /// Datagrams not sent: the peer's MAC is not resolved yet (resolution asked).
+    pub tx_unresolved: u64,
+    /// Datagrams not sent: the injection queue was full.
+    pub tx_queue_full: u64,
+    /// Datagrams from an address that is no peer.
+    pub rx_unknown_peer: u64,
+    /// Datagrams refused (authentication, parsing), per reason.
+    pub rejected: Vec<(String, u64)>,
+    /// The last takeover: sessions it committed before claiming, and how long it waited
+    /// for the worker to install them.
+    pub last_commit: Option<(u64, Duration)>,
+}

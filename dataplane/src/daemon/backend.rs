@@ -13,8 +13,8 @@ use crate::conntrack::ConnView;
 use crate::ctl::{
     AdminBackend, AdminError, ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo,
     Ipv4Cidr, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PortLocation, RouteInfo,
-    RouteSpec, Status, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo,
-    WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    RouteSpec, Status, SyncInfo, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo,
+    VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
 };
 use crate::fib::Prefix;
 use crate::graph::{DropReason, RUNTIME_SLOTS};
@@ -57,6 +57,8 @@ pub struct DaemonBackend {
     pub vrrp: Option<Mutex<super::vrrp::VrrpSpeaker>>,
     /// Packet captures on the workers.
     pub capture: Arc<crate::capture::CaptureHub>,
+    /// Session sync (`[sync]` in host.toml), if any. Lock order: `vrrp`, then `sync`.
+    pub sync: Option<Mutex<super::sync::SyncDriver>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +71,7 @@ impl DaemonBackend {
         self.workers.first().map(|(h, _)| super::vrrp::DaemonIo {
             inject: &h.inject,
             ports: &self.ports,
+            sync: self.sync.as_ref(),
         })
     }
 
@@ -294,6 +297,13 @@ impl AdminBackend for DaemonBackend {
         let t = lock(&self.tables);
         let v = lock(v);
         Ok(v.info(&t))
+    }
+
+    fn sync(&self) -> Result<Option<SyncInfo>, AdminError> {
+        Ok(self
+            .sync
+            .as_ref()
+            .map(|s| lock(s).info(self.started.elapsed())))
     }
 
     fn security_denials(&self) -> Result<Vec<DenialCount>, AdminError> {

@@ -88,9 +88,18 @@ pub fn step(b: &DaemonBackend) {
         }
     }
     if let (Some(v), Some(io)) = (&b.vrrp, b.vrrp_io()) {
-        v.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .step(now, &mut t, &b.cell, &io);
+        let mut v = v.lock().unwrap_or_else(PoisonError::into_inner);
+        v.step(now, &mut t, &b.cell, &io);
+        if let Some(s) = &b.sync {
+            // Lock order: vrrp, then sync (before_claim takes sync inside the VRRP step).
+            let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            let master = v.is_master(s.vrrp_instance());
+            s.set_master(master, now);
+            s.step(now, &mut t, &io);
+            // No failback before resync: a backup that has not completed its bulk
+            // resync follows a lower-priority master instead of preempting it.
+            v.set_preempt_hold(!s.synced());
+        }
     }
     t.tick(now);
     let snap = b.cell.load();

@@ -8,6 +8,7 @@ pub mod control;
 pub mod counters;
 pub mod feed;
 pub mod persist;
+pub mod sync;
 pub mod vrrp;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,6 +213,21 @@ fn run_until_stopped(
     if cfg.nat.enabled() {
         tables.set_nat(Arc::new(cfg.nat.clone()));
     }
+    let sync_channel = cfg
+        .sync
+        .as_ref()
+        .map(|s| Arc::new(crate::sync::SyncChannel::new(s.udp_port)));
+    let sync = match (&cfg.sync, &sync_channel) {
+        (Some(s), Some(ch)) => {
+            tracing::info!(config = ?s, "session sync configured");
+            Some(Mutex::new(sync::SyncDriver::new(
+                s.clone(),
+                ch.clone(),
+                started.elapsed(),
+            )))
+        }
+        _ => None,
+    };
     let cell = SnapshotCell::new(tables.snapshot());
     let handles: Vec<WorkerHandle> = (0..worker_lcores.len()).map(WorkerHandle::new).collect();
     let clock = Clock::new(clock::rdtsc, eal.tsc_hz());
@@ -236,9 +252,13 @@ fn run_until_stopped(
             tx.push(p.0.tx_queue(w as u16).ok_or_else(missing)?);
         }
         let queues = DpdkQueues::new(rx, tx, pool.clone());
-        workers.push(
-            Worker::new(queues, h, cell.reader(), wcfg, clock).with_handoff(w, rings.clone()),
-        );
+        let mut worker =
+            Worker::new(queues, h, cell.reader(), wcfg, clock).with_handoff(w, rings.clone());
+        // NAT (and so session sync) runs on one worker: the first.
+        if let (0, Some(ch)) = (w, &sync_channel) {
+            worker = worker.with_sync(ch.clone());
+        }
+        workers.push(worker);
     }
 
     let backend = Arc::new(DaemonBackend {
@@ -260,6 +280,7 @@ fn run_until_stopped(
             handles.iter().map(|h| h.captures.clone()).collect(),
             clock,
         ),
+        sync,
     });
 
     let control = spawn_control(cfg, backend.clone(), stop.clone(), feed_options)?;

@@ -70,6 +70,9 @@ pub trait VrrpIo {
     fn send(&self, port: u16, frame: Vec<u8>) -> bool;
     /// Whether `port`'s link is up (admin state is read from the tables).
     fn link_up(&self, port: u16) -> bool;
+    /// Called when an instance is about to become MASTER, before its addresses are
+    /// installed and announced: session sync commits its sessions here.
+    fn before_claim(&self) {}
 }
 
 fn setup_error(setup: &VrrpSetup, line: usize, message: String) -> DaemonError {
@@ -232,6 +235,20 @@ impl VrrpSpeaker {
         self.carry_out(t, cell, io);
     }
 
+    /// True if the instance called `name` is MASTER.
+    pub fn is_master(&self, name: &str) -> bool {
+        self.router
+            .instances()
+            .iter()
+            .any(|i| i.config().name == name && i.state() == State::Master)
+    }
+
+    /// Holds or releases preemption on every instance (a gateway not yet resynced must
+    /// not take over from a live master).
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        self.router.set_preempt_hold(hold);
+    }
+
     /// The next time [`VrrpSpeaker::step`] has a timer to run.
     pub fn poll_at(&self) -> Option<Duration> {
         self.router.poll_at()
@@ -270,6 +287,9 @@ impl VrrpSpeaker {
                 Action::Transition { from, to, cause } => {
                     let name = self.router.instances()[i].config().name.clone();
                     tracing::info!(instance = %name, %from, %to, %cause, "VRRP transition");
+                    if to == State::Master && !self.bindings[i].installed {
+                        io.before_claim();
+                    }
                     self.set_installed(i, to == State::Master, t);
                     // Commit before claim: the workers get the addresses before anyone
                     // hears that we own them.
@@ -507,12 +527,15 @@ fn frame_error_name(e: &FrameError) -> &'static str {
     }
 }
 
-/// The daemon's [`VrrpIo`]: worker 0's injection queue and the DPDK ports' link state.
+/// The daemon's [`VrrpIo`]: worker 0's injection queue, the DPDK ports' link state and
+/// the session sync that commits before a claim.
 pub struct DaemonIo<'a> {
     /// Worker 0's queue.
     pub inject: &'a crossbeam_queue::ArrayQueue<Injection>,
     /// The ports.
     pub ports: &'a [(crate::port::Port, String)],
+    /// Session sync, if configured.
+    pub sync: Option<&'a std::sync::Mutex<super::sync::SyncDriver>>,
 }
 
 impl VrrpIo for DaemonIo<'_> {
@@ -524,6 +547,14 @@ impl VrrpIo for DaemonIo<'_> {
         self.ports
             .get(usize::from(port))
             .is_none_or(|(p, _)| p.link().map(|l| l.up).unwrap_or(true))
+    }
+
+    fn before_claim(&self) {
+        if let Some(s) = self.sync {
+            s.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .commit();
+        }
     }
 }
 

@@ -139,6 +139,8 @@ pub struct GraphEnv {
     pub conntrack: ConnTable,
     /// This worker's NAT sessions (gateways with `[nat]`; `None` elsewhere).
     pub nat: Option<crate::nat::NatTable>,
+    /// The session-sync queues to the control thread (gateways with `[sync]`).
+    pub sync: Option<std::sync::Arc<crate::sync::SyncChannel>>,
 }
 
 /// Per-worker arrays a node fills for one frame (e.g. destinations and next hops for the
@@ -178,6 +180,7 @@ impl GraphEnv {
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
             nat: None,
+            sync: None,
         }
     }
 

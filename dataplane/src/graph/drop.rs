@@ -142,6 +142,11 @@ drop_reasons! {
     VrrpOversize = "vrrp_oversize",
     /// The worker's queue to the control thread was full: a VRRP advertisement was lost.
     ControlQueueFull = "control_queue_full",
+    /// A session-sync datagram longer than the control thread's hand-off buffer (1472
+    /// bytes).
+    SyncOversize = "sync_oversize",
+    /// The worker's queue of session-sync datagrams to the control thread was full.
+    SyncQueueFull = "sync_queue_full",
     /// The worker's NAT session table is full: a new session was refused.
     NatFull = "nat_full",
     /// No free outside port (or a floating IP's port is taken towards that remote).

@@ -131,6 +131,9 @@ pub struct Session {
     pub last_ns: u64,
     /// Replies seen.
     pub replied: bool,
+    /// When the last sync event about it was produced, ns (a refresh is due after half
+    /// its timeout, so a backup never expires a session the master keeps alive).
+    pub synced_ns: u64,
 }
 
 impl Session {
@@ -252,9 +255,18 @@ impl NatTable {
 
     /// Stops producing sync events (a gateway that streams them to no backup).
     pub fn without_events(mut self) -> NatTable {
-        self.events_on = false;
-        self.events = VecDeque::new();
+        self.set_events(false);
         self
+    }
+
+    /// Turns the production of sync events on or off.
+    pub fn set_events(&mut self, on: bool) {
+        self.events_on = on;
+        self.events = if on {
+            VecDeque::with_capacity(EVENT_CAPACITY)
+        } else {
+            VecDeque::new()
+        };
     }
 
     fn event(&mut self, r: Record) {
@@ -355,6 +367,7 @@ impl NatTable {
                 },
                 last_ns: now_ns,
                 replied: false,
+                synced_ns: now_ns,
             },
             now_ns,
         )?;
@@ -486,11 +499,34 @@ impl NatTable {
                 s.phase
             };
         }
-        if s.phase != before {
+        // A phase change is news; so is a session kept alive past half its timeout since
+        // the backup last heard of it (a refresh, as VPP's NAT HA sends).
+        if s.phase != before || now_ns.saturating_sub(s.synced_ns) > s.timeout(&t) / 2 {
+            s.synced_ns = now_ns;
             let r = s.record(Op::Update, now_ns, &t);
             self.event(r);
         }
         true
+    }
+
+    /// Removes the session with sync key `k` (a backup told that the master's ended);
+    /// returns whether there was one.
+    pub fn remove_key(&mut self, k: &SessionKey, now_ns: u64) -> bool {
+        let inside = InsideKey {
+            vpc: k.vpc,
+            proto: k.proto,
+            inside_ip: u32::from(k.inside_ip),
+            inside_port: k.inside_port,
+            remote_ip: u32::from(k.remote_ip),
+            remote_port: k.remote_port,
+        };
+        match self.by_inside.get(&inside) {
+            Some(&i) => {
+                self.remove(i, now_ns);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes up to `budget` expired sessions, going round the table.
@@ -540,6 +576,7 @@ impl NatTable {
             phase,
             last_ns: now_ns,
             replied: phase == TcpPhase::Established,
+            synced_ns: now_ns,
         };
         // Keep the master's remaining time.
         let left = u64::from(r.expires_in_ms) * 1_000_000;

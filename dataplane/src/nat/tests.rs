@@ -127,6 +127,13 @@ fn a_full_table_refuses_and_expired_sessions_are_swept_with_delete_events() {
     t.take_events().count();
     // UDP lives 300 s after its last packet.
     t.touch(&key(VM, 1000, REMOTE, 53, 17), true, 0, 200 * S);
+    // Kept alive past half its timeout: the backups hear of it (a refresh).
+    let refresh: Vec<_> = t.take_events().collect();
+    assert_eq!(refresh.len(), 1);
+    assert_eq!(
+        (refresh[0].op, refresh[0].expires_in_ms),
+        (Op::Update, 300_000)
+    );
     assert_eq!(t.sweep(301 * S, 16), 3);
     assert_eq!(t.len(), 1);
     let ev: Vec<_> = t.take_events().collect();
@@ -135,6 +142,24 @@ fn a_full_table_refuses_and_expired_sessions_are_swept_with_delete_events() {
     assert!(t
         .outbound(&key(VM, 2000, REMOTE, 53, 17), snat(true), 301 * S)
         .is_ok());
+}
+
+#[test]
+fn a_session_kept_alive_is_refreshed_once_per_half_timeout() {
+    let mut t = table();
+    let k = key(VM, 5000, REMOTE, 53, 17);
+    t.outbound(&k, snat(true), 0).unwrap();
+    t.take_events().count();
+    // UDP: 300 s. Packets every 10 s for 20 minutes.
+    for i in 1..=120 {
+        t.touch(&k, i % 2 == 0, 0, i * 10 * S);
+    }
+    let ev: Vec<_> = t.take_events().collect();
+    // 150 s apart at most, never more often: at 160, 320, ... 1120 s (7 refreshes).
+    assert_eq!(ev.len(), 7);
+    assert!(ev
+        .iter()
+        .all(|r| r.op == Op::Update && r.expires_in_ms == 300_000));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `ip4-local`: packets for the dataplane's own addresses. Geneve (UDP 6081 to the
-//! underlay address) goes to `geneve-input`. ICMP echo requests are turned
+//! underlay address) goes to `geneve-input`; session-sync datagrams (UDP to the `[sync]`
+//! port, gateways) are copied to the control thread's queue. ICMP echo requests are turned
 //! into replies in place and routed back; other ICMP is ignored (counted); UDP and TCP get
 //! port-unreachable and other protocols protocol-unreachable, so traceroute to a router
 //! address ends as it does at any router. Fragments are not reassembled.
@@ -71,6 +72,15 @@ pub fn process<B: PacketBuf>(
                 out.to(NodeId::GeneveInput, pkt.buf, pkt.meta);
                 continue;
             }
+            PROTO_UDP
+                if ctx.env.sync.as_ref().is_some_and(|s| {
+                    pkt.buf.data().len() >= L3 + hl + 8
+                        && crate::wire::be16(pkt.buf.data(), L3 + hl + 2) == s.udp_port
+                }) =>
+            {
+                punt_sync(ctx, pkt.buf, src, L3 + hl, out);
+                continue;
+            }
             PROTO_UDP | PROTO_TCP => unreach::PORT,
             _ => unreach::PROTOCOL,
         };
@@ -82,4 +92,35 @@ pub fn process<B: PacketBuf>(
         });
         out.to(NodeId::Ip4IcmpError, pkt.buf, pkt.meta);
     }
+}
+
+/// Hands a session-sync datagram (UDP header at `udp`) to the control thread.
+#[inline(never)]
+fn punt_sync<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    buf: B,
+    src: u32,
+    udp: usize,
+    out: &mut Outputs<'_, B>,
+) {
+    let Some(sync) = ctx.env.sync.as_ref() else {
+        out.drop(buf, DropReason::SyncQueueFull);
+        return;
+    };
+    let d = buf.data();
+    // The UDP length bounds the payload (frames may carry Ethernet padding).
+    let len = usize::from(crate::wire::be16(d, udp + 4));
+    let Some(payload) = (len >= 8).then(|| d.get(udp + 8..udp + len)).flatten() else {
+        out.drop(buf, DropReason::Ip4BadLength);
+        return;
+    };
+    let Some(dgram) = crate::sync::SyncDatagram::new(src, payload) else {
+        out.drop(buf, DropReason::SyncOversize);
+        return;
+    };
+    if sync.datagrams.push(dgram).is_err() {
+        out.drop(buf, DropReason::SyncQueueFull);
+        return;
+    }
+    out.consume(buf);
 }

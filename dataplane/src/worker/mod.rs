@@ -30,7 +30,7 @@ use poll::{Backoff, PollMode};
 /// Capacity of the worker → control event queue.
 pub const EVENT_QUEUE: usize = 1024;
 /// Capacity of the control → worker injection queue.
-pub const INJECT_QUEUE: usize = 256;
+pub const INJECT_QUEUE: usize = 1024;
 /// Packets each worker's hand-off ring holds.
 pub const HANDOFF_RING: usize = 4096;
 /// The expiry sweep goes over the whole connection table once per this period (the shortest
@@ -175,7 +175,7 @@ impl<Q: PortQueues> Worker<Q> {
                     1,
                     crate::nat::NatTimeouts::default(),
                 )
-                // Session sync is not wired into the dataplane yet (issue 5): no events.
+                // Events only when something streams them ([`Worker::with_sync`]).
                 .without_events(),
             );
         }
@@ -209,6 +209,17 @@ impl<Q: PortQueues> Worker<Q> {
         rings: Arc<[ArrayQueue<crate::graph::Pkt<Q::Buf>>]>,
     ) -> Self {
         self.graph.set_handoff(me, rings);
+        self
+    }
+
+    /// Connects this worker's NAT table to the control thread's session sync: its events
+    /// are queued for the master's stream, and a backup's installs are applied between
+    /// bursts. Without a NAT table the channel only carries received datagrams.
+    pub fn with_sync(mut self, channel: Arc<crate::sync::SyncChannel>) -> Self {
+        if let Some(nat) = &mut self.env.nat {
+            nat.set_events(true);
+        }
+        self.env.sync = Some(channel);
         self
     }
 
@@ -269,6 +280,9 @@ impl<Q: PortQueues> Worker<Q> {
         self.sweep_connections(now);
         if let Some(nat) = &mut self.env.nat {
             nat.sweep(now, 64);
+            if let Some(sync) = &self.env.sync {
+                sync.serve(nat, now);
+            }
         }
         self.stats
             .connections

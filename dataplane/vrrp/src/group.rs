@@ -160,6 +160,14 @@ impl Router {
         }
     }
 
+    /// Holds or releases preemption on every instance (see
+    /// [`Instance::set_preempt_hold`]).
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        for i in &mut self.instances {
+            i.set_preempt_hold(hold);
+        }
+    }
+
     /// The next action: which instance, and what.
     pub fn pop_action(&mut self) -> Option<(usize, Action)> {
         self.actions.pop_front()

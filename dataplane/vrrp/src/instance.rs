@@ -369,6 +369,7 @@ pub struct Instance {
     master_down_at: Option<Duration>,
     advert_at: Option<Duration>,
     garp_at: Option<Duration>,
+    preempt_hold: bool,
     actions: VecDeque<Action>,
     stats: Stats,
 }
@@ -395,6 +396,7 @@ impl Instance {
             master_down_at: None,
             advert_at: None,
             garp_at: None,
+            preempt_hold: false,
             actions: VecDeque::new(),
             stats: Stats::default(),
         })
@@ -501,6 +503,19 @@ impl Instance {
         self.priority_adjust
     }
 
+    /// Holds preemption (the owner of the instance is not ready to take over, e.g. a
+    /// gateway whose session sync has not completed its bulk resync): while held, a
+    /// lower-priority master is followed as if `nopreempt` were set. A missing master is
+    /// still replaced when the master-down timer runs out.
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        self.preempt_hold = hold;
+    }
+
+    /// Whether preemption is held ([`Instance::set_preempt_hold`]).
+    pub fn preempt_held(&self) -> bool {
+        self.preempt_hold
+    }
+
     /// Enters FAULT (a master first sends priority 0) or leaves it for BACKUP.
     pub fn set_fault(&mut self, now: Duration, fault: bool) {
         if self.fault == fault {
@@ -597,7 +612,7 @@ impl Instance {
                 return Ok(());
             }
             let in_delay = now < self.started_at + self.config.preempt_delay;
-            if self.config.preempt && !in_delay && adv.priority < mine {
+            if self.config.preempt && !in_delay && !self.preempt_hold && adv.priority < mine {
                 // A lower-priority master and we preempt: let the timer run out.
                 return Err(Discard::Lower);
             }

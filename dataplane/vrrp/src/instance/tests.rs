@@ -203,6 +203,31 @@ fn preempt_delay_waits_that_long_after_start() {
 }
 
 #[test]
+fn a_held_backup_follows_a_lower_master_until_released_but_replaces_a_dead_one() {
+    let mut b = started(config(Version::V3, 200, 10));
+    b.set_preempt_hold(true);
+    for k in 1..20u64 {
+        b.receive(ms(k * 100), PEER_LOW, &advert(&b, 100)).unwrap();
+        b.poll(ms(k * 100 + 50));
+    }
+    assert_eq!(b.state(), State::Backup, "held: no failback");
+    assert!(b.preempt_held());
+    b.set_preempt_hold(false);
+    for k in 20..30u64 {
+        let _ = b.receive(ms(k * 100), PEER_LOW, &advert(&b, 100));
+        b.poll(ms(k * 100 + 50));
+    }
+    assert_eq!(b.state(), State::Master, "released: it preempts");
+
+    // Held, but the master goes silent: the master-down timer still fires.
+    let mut b = started(config(Version::V3, 200, 10));
+    b.set_preempt_hold(true);
+    b.receive(ms(100), PEER_LOW, &advert(&b, 100)).unwrap();
+    let down = ms(100) + b.master_down_interval();
+    assert!(run_until(&mut b, down).is_some());
+}
+
+#[test]
 fn v3_backups_time_the_master_by_its_own_interval() {
     let mut b = started(config(Version::V3, 100, 100));
     let mut a = advert(&b, 150);

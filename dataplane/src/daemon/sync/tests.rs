@@ -1,0 +1,310 @@
+//! A master and a backup driver on one simulated link, each with its own NAT worker (a
+//! [`NatTable`] served through its [`SyncChannel`] the way the worker loop serves it), the
+//! frames they send parsed back into datagrams the way `ip4-local` hands them over.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use super::*;
+use crate::nat::{InsideKey, NatTable, NatTimeouts, Translation};
+use crate::state::{ForwardingConfig, PortConfig, StaticNeighbour};
+use crate::sync::SyncDatagram;
+
+const A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+const SNAT: u32 = 0xc633_6401; // 198.51.100.1
+
+#[derive(Default)]
+struct Wire {
+    sent: RefCell<Vec<(u16, Vec<u8>)>>,
+}
+
+impl VrrpIo for Wire {
+    fn send(&self, port: u16, frame: Vec<u8>) -> bool {
+        self.sent.borrow_mut().push((port, frame));
+        true
+    }
+    fn link_up(&self, _port: u16) -> bool {
+        true
+    }
+}
+
+struct Gw {
+    driver: SyncDriver,
+    channel: Arc<SyncChannel>,
+    nat: NatTable,
+    tables: Tables,
+    wire: Wire,
+}
+
+fn mac(ip: Ipv4Addr) -> [u8; 6] {
+    [2, 0, 0, 0, 0, ip.octets()[3]]
+}
+
+fn gw(me: Ipv4Addr, peer: Ipv4Addr, key: &[u8]) -> Gw {
+    let tables = Tables::new(&ForwardingConfig {
+        ports: vec![PortConfig {
+            mac: Some(mac(me)),
+            addresses: vec![format!("{me}/24").parse().unwrap()],
+            ..PortConfig::new("sync0")
+        }],
+        routes: Vec::new(),
+        neighbours: vec![StaticNeighbour {
+            port: 0,
+            ip: peer,
+            mac: mac(peer),
+        }],
+    })
+    .unwrap();
+    let cfg = SyncConfig {
+        port: 0,
+        port_name: "sync0".into(),
+        address: me,
+        peers: vec![peer],
+        udp_port: crate::sync::DEFAULT_UDP_PORT,
+        group: 7,
+        key_file: PathBuf::from("key"),
+        key: key.to_vec(),
+        vrrp_instance: "VI_1".into(),
+    };
+    let channel = Arc::new(SyncChannel::new(cfg.udp_port));
+    let mut nat = NatTable::new(4096, 0, 1, NatTimeouts::default());
+    nat.set_events(true);
+    Gw {
+        driver: SyncDriver::new(cfg, channel.clone(), Duration::ZERO),
+        channel,
+        nat,
+        tables,
+        wire: Wire::default(),
+    }
+}
+
+impl Gw {
+    /// One control-loop round and one worker poll.
+    fn round(&mut self, now: Duration) {
+        self.channel.serve(&mut self.nat, now.as_nanos() as u64);
+        self.driver.step(now, &mut self.tables, &self.wire);
+        self.channel.serve(&mut self.nat, now.as_nanos() as u64);
+    }
+
+    fn open(&mut self, n: u32, now: Duration) {
+        for i in 0..n {
+            let k = key(i);
+            self.nat
+                .outbound(
+                    &k,
+                    Translation::Snat {
+                        ip: SNAT,
+                        endpoint_dependent: true,
+                    },
+                    now.as_nanos() as u64,
+                )
+                .unwrap();
+        }
+    }
+}
+
+fn key(i: u32) -> InsideKey {
+    InsideKey {
+        vpc: 0,
+        proto: 6,
+        inside_ip: 0x0a01_0000 + i,
+        inside_port: 40000,
+        remote_ip: 0xc000_0201,
+        remote_port: 443,
+    }
+}
+
+/// Moves the frames `from` sent to `to`'s datagram queue, checking each frame on the way
+/// (addresses, ports, IPv4 and UDP checksums); returns how many.
+fn carry(from: &Gw, to: &Gw, lose: impl Fn(usize) -> bool) -> usize {
+    let frames = std::mem::take(&mut *from.wire.sent.borrow_mut());
+    let mut n = 0;
+    for (i, (port, f)) in frames.into_iter().enumerate() {
+        assert_eq!(port, 0);
+        assert_eq!(&f[0..6], &mac(to.driver.cfg.address));
+        let ip = &f[14..34];
+        assert!(checksum::verify(ip), "IPv4 header checksum");
+        assert_eq!(&ip[16..20], &to.driver.cfg.address.octets());
+        let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+        let udp_len = usize::from(u16::from_be_bytes([f[38], f[39]]));
+        assert_eq!(udp_len, f.len() - 34);
+        let mut pseudo = [0u8; 12];
+        pseudo[0..8].copy_from_slice(&ip[12..20]);
+        pseudo[9] = 17;
+        pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        assert_eq!(
+            checksum::fold(checksum::sum(&f[34..], checksum::sum(&pseudo, 0))),
+            0xffff,
+            "UDP checksum"
+        );
+        if lose(i) {
+            continue;
+        }
+        to.channel
+            .datagrams
+            .push(SyncDatagram::new(src, &f[42..]).unwrap())
+            .unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn run(
+    a: &mut Gw,
+    b: &mut Gw,
+    from: Duration,
+    rounds: u32,
+    lose: impl Fn(usize) -> bool + Copy,
+) -> Duration {
+    let mut now = from;
+    for _ in 0..rounds {
+        now += Duration::from_millis(5);
+        a.round(now);
+        b.round(now);
+        carry(a, b, lose);
+        carry(b, a, lose);
+    }
+    now
+}
+
+#[test]
+fn the_backups_nat_table_follows_the_master_and_commit_waits_for_the_worker() {
+    let mut a = gw(A, B, b"0123456789abcdef-group-7");
+    let mut b = gw(B, A, b"0123456789abcdef-group-7");
+    a.driver.set_master(true, Duration::ZERO);
+    // Sessions before the backup is heard from: they travel in the bulk resync.
+    a.open(300, Duration::ZERO);
+    let now = run(&mut a, &mut b, Duration::ZERO, 20, |_| false);
+    assert!(b.driver.synced(), "bulk resync completed");
+    assert_eq!(b.nat.len(), 300);
+    // Live events after the bulk, some datagrams lost on the way.
+    a.open(1000, now);
+    let now = run(&mut a, &mut b, now, 40, |i| i % 7 == 3);
+    assert_eq!(b.driver.sessions.len(), a.driver.sessions.len());
+    assert_eq!(b.nat.len(), a.nat.len());
+    let k = key(999);
+    let (ma, mb) = (
+        a.nat.get_inside(&k, now.as_nanos() as u64).unwrap(),
+        b.nat.get_inside(&k, now.as_nanos() as u64).unwrap(),
+    );
+    assert_eq!(
+        (ma.outside_ip, ma.outside_port),
+        (mb.outside_ip, mb.outside_port)
+    );
+    let info = a.driver.info(now);
+    assert_eq!(info.role, "master");
+    assert_eq!(info.peers[0].lag, 0, "everything acknowledged");
+    assert!(info.peers[0].resends > 0, "lost datagrams were resent");
+    let binfo = b.driver.info(now);
+    assert_eq!((binfo.master, binfo.synced), (Some(A), true));
+
+    // A datagram waiting when the master dies is applied and installed before the claim.
+    a.open(1001, now);
+    a.round(now + Duration::from_millis(5));
+    assert!(carry(&a, &b, |_| false) > 0);
+    let before = b.nat.len();
+    let channel = b.channel.clone();
+    let mut nat = std::mem::replace(&mut b.nat, NatTable::new(1, 0, 1, NatTimeouts::default()));
+    let worker = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(2) {
+            channel.serve(&mut nat, 1);
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        nat
+    });
+    let (sessions, _waited) = b.driver.commit();
+    assert_eq!(sessions, 1001);
+    assert!(b.channel.installed.load(Relaxed) >= b.driver.pushed);
+    b.nat = worker.join().unwrap();
+    assert_eq!(b.nat.len(), before + 1);
+    assert_eq!(b.driver.info(now).last_commit.map(|c| c.0), Some(1001));
+}
+
+#[test]
+fn a_returning_gateway_resyncs_from_the_new_master() {
+    let mut a = gw(A, B, b"0123456789abcdef-group-7");
+    let mut b = gw(B, A, b"0123456789abcdef-group-7");
+    a.driver.set_master(true, Duration::ZERO);
+    a.open(50, Duration::ZERO);
+    let now = run(&mut a, &mut b, Duration::ZERO, 10, |_| false);
+    // a fails, b takes over and serves new sessions; a comes back as backup.
+    b.driver.commit();
+    b.driver.set_master(true, now);
+    a.driver.set_master(false, now);
+    assert!(
+        !a.driver.synced(),
+        "a must not preempt before it has resynced"
+    );
+    b.open(20, now); // keys 0..20 exist already: they are b's installed sessions
+    let now = run(&mut a, &mut b, now, 10, |_| false);
+    assert!(a.driver.synced());
+    assert_eq!(a.driver.sessions.len(), 50);
+    assert_eq!(a.nat.len(), 50);
+    assert!(a.driver.info(now).rejected.iter().all(|(_, n)| *n == 0));
+}
+
+#[test]
+fn forged_and_foreign_datagrams_are_counted_and_change_nothing() {
+    let mut a = gw(A, B, b"0123456789abcdef-group-7");
+    let mut b = gw(B, A, b"another key, not the group's");
+    a.driver.set_master(true, Duration::ZERO);
+    a.open(10, Duration::ZERO);
+    let now = run(&mut a, &mut b, Duration::ZERO, 10, |_| false);
+    assert!(!b.driver.synced());
+    assert_eq!(b.nat.len(), 0);
+    let auth = |g: &Gw| {
+        g.driver
+            .info(now)
+            .rejected
+            .iter()
+            .find(|(n, _)| n == "auth")
+            .map_or(0, |x| x.1)
+    };
+    assert!(auth(&b) > 0, "the backup refused the master's datagrams");
+    assert!(auth(&a) > 0, "the master refused the backup's requests");
+    // Truncated, and from an address that is no peer.
+    b.channel
+        .datagrams
+        .push(SyncDatagram::new(u32::from(A), b"AGS1").unwrap())
+        .unwrap();
+    b.channel
+        .datagrams
+        .push(SyncDatagram::new(u32::from(Ipv4Addr::new(10, 9, 0, 66)), b"AGS1").unwrap())
+        .unwrap();
+    b.round(now);
+    let info = b.driver.info(now);
+    assert_eq!(info.rx_unknown_peer, 1);
+    assert_eq!(
+        info.rejected
+            .iter()
+            .find(|(n, _)| n == "truncated")
+            .map(|x| x.1),
+        Some(1)
+    );
+    assert_eq!(b.nat.len(), 0);
+}
+
+#[test]
+fn an_unresolved_peer_is_resolved_not_sent_to() {
+    let mut a = gw(A, B, b"0123456789abcdef-group-7");
+    // Forget the static neighbour: a fresh table without it.
+    a.tables = Tables::new(&ForwardingConfig {
+        ports: vec![PortConfig {
+            mac: Some(mac(A)),
+            addresses: vec![format!("{A}/24").parse().unwrap()],
+            ..PortConfig::new("sync0")
+        }],
+        routes: Vec::new(),
+        neighbours: Vec::new(),
+    })
+    .unwrap();
+    a.round(Duration::from_millis(5)); // backup: a resync request to every peer
+    assert!(a.wire.sent.borrow().is_empty());
+    assert_eq!(a.driver.info(Duration::ZERO).tx_unresolved, 1);
+    assert!(
+        std::iter::from_fn(|| a.tables.poll_action()).count() > 0,
+        "an ARP request was asked for"
+    );
+}

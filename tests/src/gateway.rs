@@ -1,0 +1,320 @@
+//! [`GatewayPairLab`]: two Aegis gateways in a VRRP pair with NAT and session sync between
+//! an inside host and an external one, to prove that a takeover keeps every connection.
+//!
+//! ```text
+//!                  inside bridge (sw/brin)                    outside bridge (sw/brout)
+//!  h1 10.60.0.10 ─┐                                         ┌─ h2 203.0.113.100
+//!     10.60.0.11  ├── gw1 in0 10.60.0.2   gw1 out0 203.0.113.2 ──┤
+//!  gw 10.60.0.1   └── gw2 in0 10.60.0.3   gw2 out0 203.0.113.3 ──┘
+//! ```
+//!
+//! - VRRP (v3, sync group `G_GW`): `VI_IN` (VRID 60, 10.60.0.1 — h1's default gateway) on
+//!   `in0`, `VI_OUT` (VRID 61, 203.0.113.1, the source NAT address 203.0.113.50 and the
+//!   floating IP 203.0.113.60) on `out0`; gw1 has priority 200, gw2 100, both preempt.
+//! - NAT: h1's 10.60.0.10 leaves as 203.0.113.50 (endpoint-dependent source NAT);
+//!   10.60.0.11 has the floating IP 203.0.113.60.
+//! - Session sync on `in0` between 10.60.0.2 and 10.60.0.3, following `VI_OUT`.
+//!
+//! The gateways' kernels have no address on their ports: everything (ARP, VRRP, sync,
+//! NAT) is served by the dataplanes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::bins::Bins;
+use crate::ctl::Ctl;
+use crate::error::{LabError, Result};
+use crate::hosttoml::{HostConfig, PortSpec};
+use crate::lab::{Lab, ProcId};
+use crate::router::{EAL_EXTRA_ENV, START_LIMIT};
+use crate::wait::{self, Poll};
+
+/// One gateway of the pair.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Its namespace.
+    pub host: String,
+    /// `aegisctl dp` on its admin socket.
+    pub ctl: Ctl,
+    /// The running dataplane, if any.
+    pub proc: Option<ProcId>,
+    config: PathBuf,
+    socket: PathBuf,
+    starts: u32,
+}
+
+/// The gateway-pair lab.
+#[derive(Debug)]
+pub struct GatewayPairLab {
+    /// Namespaces, processes, temp dir.
+    pub lab: Lab,
+    /// gw1 (priority 200) and gw2 (priority 100).
+    pub gws: [Gateway; 2],
+    dataplane: PathBuf,
+}
+
+impl GatewayPairLab {
+    /// The inside host.
+    pub const H1: &'static str = "h1";
+    /// The external host.
+    pub const H2: &'static str = "h2";
+    /// The switch (both bridges).
+    pub const SW: &'static str = "sw";
+    /// h1's address translated by source NAT.
+    pub const H1_SNAT_SRC: &'static str = "10.60.0.10";
+    /// h1's address with the floating IP.
+    pub const H1_FIP_SRC: &'static str = "10.60.0.11";
+    /// The inside virtual address (h1's gateway).
+    pub const INSIDE_VIP: &'static str = "10.60.0.1";
+    /// The source NAT address.
+    pub const SNAT_IP: &'static str = "203.0.113.50";
+    /// The floating IP of 10.60.0.11.
+    pub const FLOATING_IP: &'static str = "203.0.113.60";
+    /// h2's address.
+    pub const H2_IP: &'static str = "203.0.113.100";
+    /// Advertisement interval, milliseconds.
+    pub const ADVERT_MS: u32 = 100;
+
+    /// Builds both bridges and hosts and starts both gateways; returns once gw1 is master,
+    /// gw2 backup with a complete replica, and h1 reaches h2 through the pair.
+    pub fn start(prefix: &str, bins: Bins) -> Result<GatewayPairLab> {
+        let dataplane = bins.dataplane()?;
+        let ctl_bin = bins.aegisctl()?;
+        let mut lab = Lab::new(prefix)?;
+        lab.set_exec_limit(Duration::from_secs(60));
+        lab.host(Self::SW)?;
+        for br in ["brin", "brout"] {
+            lab.ip(Self::SW, &["link", "add", br, "type", "bridge"])?;
+            lab.ip(Self::SW, &["link", "set", br, "up"])?;
+        }
+        let attach = |lab: &mut Lab, host: &str, ifname: &str, sw_port: &str, br: &str| {
+            lab.link(host, ifname, Self::SW, sw_port)?;
+            lab.ip(Self::SW, &["link", "set", sw_port, "master", br])
+        };
+        lab.host(Self::H1)?;
+        attach(&mut lab, Self::H1, "eth0", "ph1", "brin")?;
+        lab.addr(Self::H1, "eth0", "10.60.0.10/24")?;
+        lab.addr(Self::H1, "eth0", "10.60.0.11/24")?;
+        lab.default_route(Self::H1, Self::INSIDE_VIP)?;
+        lab.tx_checksum_off(Self::H1, "eth0")?;
+        lab.host(Self::H2)?;
+        attach(&mut lab, Self::H2, "eth0", "ph2", "brout")?;
+        lab.addr(Self::H2, "eth0", &format!("{}/24", Self::H2_IP))?;
+        lab.tx_checksum_off(Self::H2, "eth0")?;
+
+        let key = lab.path("sync.key");
+        write(&key, "aegis-lab gateway group 1 shared secret\n")?;
+        let mut gws = Vec::new();
+        for n in 1..=2u8 {
+            let host = format!("gw{n}");
+            lab.host(&host)?;
+            attach(&mut lab, &host, "in0", &format!("g{n}in"), "brin")?;
+            attach(&mut lab, &host, "out0", &format!("g{n}out"), "brout")?;
+            lab.forwarding(&host, false)?;
+            let socket = lab.path(&format!("{host}.sock"));
+            let kconf = lab.path(&format!("{host}-keepalived.conf"));
+            write(&kconf, &keepalived_conf(if n == 1 { 200 } else { 100 }))?;
+            let mut eal_args = HostConfig::lab_eal_args(&lab.id().ns(&host), None);
+            if let Ok(extra) = std::env::var(EAL_EXTRA_ENV) {
+                eal_args.extend(extra.split_whitespace().map(str::to_string));
+            }
+            let hc = HostConfig {
+                eal_args,
+                poll_mode: "adaptive".into(),
+                burst: 32,
+                mbufs: 4095,
+                admin_socket: socket.clone(),
+                ports: vec![
+                    PortSpec {
+                        name: "in0".into(),
+                        devargs: "net_af_packet0,iface=in0".into(),
+                        addresses: vec![format!("10.60.0.{}/24", n + 1)],
+                    },
+                    PortSpec {
+                        name: "out0".into(),
+                        devargs: "net_af_packet1,iface=out0".into(),
+                        addresses: vec![format!("203.0.113.{}/24", n + 1)],
+                    },
+                ],
+                routes: Vec::new(),
+            };
+            let peer = if n == 1 { 3 } else { 2 };
+            let text = format!(
+                "{}\n[vrrp]\nkeepalived_conf = \"{}\"\n\n\
+                 [nat]\noutside_port = \"out0\"\n\
+                 [[nat.snat]]\nsource = \"{}/32\"\naddress = \"{}\"\n\
+                 [[nat.floating_ip]]\ninside = \"{}\"\noutside = \"{}\"\n\n\
+                 [sync]\nport = \"in0\"\npeers = [\"10.60.0.{peer}\"]\nkey_file = \"{}\"\n\
+                 vrrp_instance = \"VI_OUT\"\n",
+                hc.render(),
+                kconf.display(),
+                Self::H1_SNAT_SRC,
+                Self::SNAT_IP,
+                Self::H1_FIP_SRC,
+                Self::FLOATING_IP,
+                key.display(),
+            );
+            let config = lab.path(&format!("{host}-host.toml"));
+            write(&config, &text)?;
+            gws.push(Gateway {
+                ctl: Ctl::new(ctl_bin.clone(), socket.clone()),
+                host,
+                proc: None,
+                config,
+                socket,
+                starts: 0,
+            });
+        }
+        let gws: [Gateway; 2] = gws.try_into().map_err(|_| LabError::Parse {
+            cmd: "gateway pair".into(),
+            detail: "two gateways".into(),
+            output: String::new(),
+        })?;
+        let mut g = GatewayPairLab {
+            lab,
+            gws,
+            dataplane,
+        };
+        g.start_gateway(0)?;
+        g.wait_state(0, "MASTER", Duration::from_secs(10))?;
+        g.start_gateway(1)?;
+        g.wait_state(1, "BACKUP", Duration::from_secs(10))?;
+        g.wait_synced(1, Duration::from_secs(10))?;
+        g.lab
+            .wait_ping(Self::H1, Self::H2_IP, Duration::from_secs(20))?;
+        Ok(g)
+    }
+
+    /// Starts (or restarts) gateway `i`'s dataplane and waits for its admin socket.
+    pub fn start_gateway(&mut self, i: usize) -> Result<()> {
+        let g = &mut self.gws[i];
+        g.starts += 1;
+        let name = format!("{}-dp{}", g.host, g.starts);
+        let config = g.config.to_string_lossy().into_owned();
+        let _ = std::fs::remove_file(&g.socket);
+        let id = self.lab.spawn_env(
+            &g.host.clone(),
+            &name,
+            &self.dataplane.to_string_lossy(),
+            &["--config", config.as_str()],
+            &[("RUST_BACKTRACE", "1"), ("RUST_LOG", "info")],
+        )?;
+        let socket = g.socket.clone();
+        self.gws[i].proc = Some(id);
+        self.lab.wait_for_socket(&socket, START_LIMIT, Some(id))
+    }
+
+    /// `kill -9` of gateway `i`'s dataplane; returns when the process is gone.
+    pub fn kill9(&mut self, i: usize) -> Result<()> {
+        let Some(id) = self.gws[i].proc.take() else {
+            return Ok(());
+        };
+        let pid = self.lab.proc(id).pid();
+        crate::cmd::run("kill", &["-KILL".to_string(), pid.to_string()])?;
+        let _ = self.lab.proc(id).wait(Duration::from_secs(10))?;
+        Ok(())
+    }
+
+    /// Gateway `i`'s `show sync --output json`.
+    pub fn sync(&self, i: usize) -> Result<Value> {
+        self.gws[i].ctl.json(&["show", "sync"])
+    }
+
+    /// Gateway `i`'s `show vrrp --output json`.
+    pub fn vrrp(&self, i: usize) -> Result<Value> {
+        self.gws[i].ctl.json(&["show", "vrrp"])
+    }
+
+    /// The state of gateway `i`'s instances when they all agree (`MASTER`...), else
+    /// `MIXED`.
+    pub fn state(&self, i: usize) -> Result<String> {
+        let v = self.vrrp(i)?;
+        let states: Vec<String> = v["instances"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["state"].as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(match states.first() {
+            Some(s) if states.iter().all(|x| x == s) => s.clone(),
+            _ => format!("MIXED {states:?}"),
+        })
+    }
+
+    /// Waits until every instance of gateway `i` is in `state`; returns the time it took.
+    pub fn wait_state(&mut self, i: usize, state: &str, limit: Duration) -> Result<Duration> {
+        let t0 = Instant::now();
+        let what = format!("{} {state}", self.gws[i].host);
+        wait::until(&what, limit, Duration::from_millis(5), || {
+            if let Some(id) = self.gws[i].proc {
+                if let Some(e) = self.lab.exited_error(id, &what) {
+                    return Poll::Fail(e);
+                }
+            }
+            match self.state(i) {
+                Ok(s) if s == state => Poll::Ready(t0.elapsed()),
+                Ok(s) => Poll::Pending(format!("state {s}")),
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        })
+    }
+
+    /// Waits until gateway `i` reports a complete replica.
+    pub fn wait_synced(&self, i: usize, limit: Duration) -> Result<()> {
+        wait::until(
+            "session sync complete",
+            limit,
+            Duration::from_millis(20),
+            || match self.sync(i) {
+                Ok(v) if v["synced"].as_bool() == Some(true) => Poll::Ready(()),
+                Ok(v) => Poll::Pending(v.to_string()),
+                Err(e) => Poll::Pending(e.to_string()),
+            },
+        )
+    }
+
+    /// Gateway `i`'s dataplane log.
+    pub fn log(&mut self, i: usize) -> String {
+        match self.gws[i].proc {
+            Some(id) => self.lab.proc(id).log(),
+            None => String::new(),
+        }
+    }
+}
+
+/// Both gateways' keepalived.conf: the two instances in one sync group, v3 at 100 ms.
+pub fn keepalived_conf(priority: u8) -> String {
+    let instance = |name: &str, port: &str, vrid: u8, addrs: &[&str]| {
+        let list: Vec<String> = addrs.iter().map(|a| format!("        {a}\n")).collect();
+        format!(
+            "vrrp_instance {name} {{\n    state BACKUP\n    interface {port}\n    \
+             virtual_router_id {vrid}\n    version 3\n    priority {priority}\n    \
+             advert_int {:.2}\n    virtual_ipaddress {{\n{}    }}\n}}\n\n",
+            f64::from(GatewayPairLab::ADVERT_MS) / 1000.0,
+            list.concat()
+        )
+    };
+    format!(
+        "global_defs {{\n    router_id aegis-lab-gw\n}}\n\n\
+         vrrp_sync_group G_GW {{\n    group {{\n        VI_IN\n        VI_OUT\n    }}\n}}\n\n{}{}",
+        instance("VI_IN", "in0", 60, &["10.60.0.1/24"]),
+        instance(
+            "VI_OUT",
+            "out0",
+            61,
+            &["203.0.113.1/24", "203.0.113.50/24", "203.0.113.60/24"]
+        ),
+    )
+}
+
+fn write(path: &PathBuf, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| LabError::Io {
+        what: "write",
+        path: path.clone(),
+        source,
+    })
+}
