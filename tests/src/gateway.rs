@@ -1,5 +1,6 @@
-//! [`GatewayPairLab`]: two Aegis gateways in a VRRP pair with NAT and session sync between
-//! an inside host and an external one, to prove that a takeover keeps every connection.
+//! [`GatewayPairLab`]: Aegis gateways (a pair, or a group of three) in VRRP with NAT and
+//! session sync between an inside host and an external one, to prove that a takeover keeps
+//! every connection. gw3 (in a group of three) is 10.60.0.4 / 203.0.113.4, priority 100.
 //!
 //! ```text
 //!                  inside bridge (sw/brin)                    outside bridge (sw/brout)
@@ -10,10 +11,12 @@
 //!
 //! - VRRP (v3, sync group `G_GW`): `VI_IN` (VRID 60, 10.60.0.1 — h1's default gateway) on
 //!   `in0`, `VI_OUT` (VRID 61, 203.0.113.1, the source NAT address 203.0.113.50 and the
-//!   floating IP 203.0.113.60) on `out0`; gw1 has priority 200, gw2 100, both preempt.
+//!   floating IP 203.0.113.60) on `out0`; gw1 has priority 200, gw2 150 (100 in a pair),
+//!   gw3 100; all preempt.
 //! - NAT: h1's 10.60.0.10 leaves as 203.0.113.50 (endpoint-dependent source NAT);
 //!   10.60.0.11 has the floating IP 203.0.113.60.
-//! - Session sync on `in0` between 10.60.0.2 and 10.60.0.3, following `VI_OUT`.
+//! - Session sync on `in0` between the gateways' own addresses (each lists the others as
+//!   peers), following `VI_OUT`.
 //!
 //! The gateways' kernels have no address on their ports: everything (ARP, VRRP, sync,
 //! NAT) is served by the dataplanes.
@@ -50,8 +53,8 @@ pub struct Gateway {
 pub struct GatewayPairLab {
     /// Namespaces, processes, temp dir.
     pub lab: Lab,
-    /// gw1 (priority 200) and gw2 (priority 100).
-    pub gws: [Gateway; 2],
+    /// gw1 (priority 200), gw2, and gw3 in a group of three.
+    pub gws: Vec<Gateway>,
     dataplane: PathBuf,
 }
 
@@ -80,6 +83,12 @@ impl GatewayPairLab {
     /// Builds both bridges and hosts and starts both gateways; returns once gw1 is master,
     /// gw2 backup with a complete replica, and h1 reaches h2 through the pair.
     pub fn start(prefix: &str, bins: Bins) -> Result<GatewayPairLab> {
+        Self::start_group(prefix, bins, 2)
+    }
+
+    /// [`GatewayPairLab::start`] with `size` gateways (2 or 3): gw1 master, every other one
+    /// backup with a complete replica.
+    pub fn start_group(prefix: &str, bins: Bins, size: u8) -> Result<GatewayPairLab> {
         let dataplane = bins.dataplane()?;
         let ctl_bin = bins.aegisctl()?;
         let mut lab = Lab::new(prefix)?;
@@ -107,7 +116,12 @@ impl GatewayPairLab {
         let key = lab.path("sync.key");
         write(&key, "aegis-lab gateway group 1 shared secret\n")?;
         let mut gws = Vec::new();
-        for n in 1..=2u8 {
+        let priorities: &[u8] = if size >= 3 {
+            &[200, 150, 100]
+        } else {
+            &[200, 100]
+        };
+        for n in 1..=size {
             let host = format!("gw{n}");
             lab.host(&host)?;
             attach(&mut lab, &host, "in0", &format!("g{n}in"), "brin")?;
@@ -115,7 +129,7 @@ impl GatewayPairLab {
             lab.forwarding(&host, false)?;
             let socket = lab.path(&format!("{host}.sock"));
             let kconf = lab.path(&format!("{host}-keepalived.conf"));
-            write(&kconf, &keepalived_conf(if n == 1 { 200 } else { 100 }))?;
+            write(&kconf, &keepalived_conf(priorities[usize::from(n - 1)]))?;
             let mut eal_args = HostConfig::lab_eal_args(&lab.id().ns(&host), None);
             if let Ok(extra) = std::env::var(EAL_EXTRA_ENV) {
                 eal_args.extend(extra.split_whitespace().map(str::to_string));
@@ -140,13 +154,17 @@ impl GatewayPairLab {
                 ],
                 routes: Vec::new(),
             };
-            let peer = if n == 1 { 3 } else { 2 };
+            let peers: Vec<String> = (1..=size)
+                .filter(|&m| m != n)
+                .map(|m| format!("\"{}\"", Self::sync_address(usize::from(m - 1))))
+                .collect();
+            let peers = peers.join(", ");
             let text = format!(
                 "{}\n[vrrp]\nkeepalived_conf = \"{}\"\n\n\
                  [nat]\noutside_port = \"out0\"\n\
                  [[nat.snat]]\nsource = \"{}/32\"\naddress = \"{}\"\n\
                  [[nat.floating_ip]]\ninside = \"{}\"\noutside = \"{}\"\n\n\
-                 [sync]\nport = \"in0\"\npeers = [\"10.60.0.{peer}\"]\nkey_file = \"{}\"\n\
+                 [sync]\nport = \"in0\"\npeers = [{peers}]\nkey_file = \"{}\"\n\
                  vrrp_instance = \"VI_OUT\"\n",
                 hc.render(),
                 kconf.display(),
@@ -167,11 +185,6 @@ impl GatewayPairLab {
                 starts: 0,
             });
         }
-        let gws: [Gateway; 2] = gws.try_into().map_err(|_| LabError::Parse {
-            cmd: "gateway pair".into(),
-            detail: "two gateways".into(),
-            output: String::new(),
-        })?;
         let mut g = GatewayPairLab {
             lab,
             gws,
@@ -179,9 +192,11 @@ impl GatewayPairLab {
         };
         g.start_gateway(0)?;
         g.wait_state(0, "MASTER", Duration::from_secs(10))?;
-        g.start_gateway(1)?;
-        g.wait_state(1, "BACKUP", Duration::from_secs(10))?;
-        g.wait_synced(1, Duration::from_secs(10))?;
+        for i in 1..usize::from(size) {
+            g.start_gateway(i)?;
+            g.wait_state(i, "BACKUP", Duration::from_secs(10))?;
+            g.wait_synced(i, Duration::from_secs(10))?;
+        }
         g.lab
             .wait_ping(Self::H1, Self::H2_IP, Duration::from_secs(20))?;
         Ok(g)
@@ -204,6 +219,11 @@ impl GatewayPairLab {
         let socket = g.socket.clone();
         self.gws[i].proc = Some(id);
         self.lab.wait_for_socket(&socket, START_LIMIT, Some(id))
+    }
+
+    /// Gateway `i`'s sync address (its `in0` address).
+    pub fn sync_address(i: usize) -> String {
+        format!("10.60.0.{}", i + 2)
     }
 
     /// `kill -9` of gateway `i`'s dataplane; returns when the process is gone.
