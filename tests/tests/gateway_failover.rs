@@ -119,6 +119,20 @@ fn wait_log(g: &mut GatewayPairLab, id: aegis_lab::ProcId, text: &str) {
     panic!("{text:?} not in:\n{}", g.lab.proc(id).log());
 }
 
+/// The lab of `size` gateways, or `None` (a loud skip; a failure under CI=true) when this
+/// machine cannot run it.
+fn start(test: &str, tools: &[&str], prefix: &str, size: u8) -> Option<GatewayPairLab> {
+    if !env::lab_ready(test, tools) {
+        return None;
+    }
+    let bins = Bins::locate();
+    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
+        env::skip_or_fail(test, &e.to_string());
+        return None;
+    }
+    Some(GatewayPairLab::start_group(prefix, bins, size).or_panic("start the gateways"))
+}
+
 fn sessions(v: &Value) -> u64 {
     v["sessions"].as_u64().unwrap_or(0)
 }
@@ -171,15 +185,9 @@ fn refused(v: &Value, reason: &str) -> u64 {
 #[test]
 fn kill_9_of_the_master_gateway_keeps_every_connection_and_session() {
     let test = "kill_9_of_the_master_gateway_keeps_every_connection_and_session";
-    if !env::lab_ready(test, common::TOOLS) {
+    let Some(mut g) = start(test, common::TOOLS, "gwfo", 2) else {
         return;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return;
-    }
-    let mut g = GatewayPairLab::start("gwfo", bins).or_panic("start the gateway pair");
+    };
     let (h1, h2) = (GatewayPairLab::H1, GatewayPairLab::H2);
 
     // Two long connections: h1 -> h2 through source NAT, h2 -> h1's floating IP.
@@ -396,15 +404,9 @@ fn sync_dropped(g: &GatewayPairLab) -> u64 {
 #[test]
 fn sync_converges_under_10_percent_loss_and_refuses_forged_datagrams() {
     let test = "sync_converges_under_10_percent_loss_and_refuses_forged_datagrams";
-    if !env::lab_ready(test, &["python3", "nft"]) {
+    let Some(g) = start(test, &["python3", "nft"], "gwloss", 2) else {
         return;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return;
-    }
-    let g = GatewayPairLab::start("gwloss", bins).or_panic("start the gateway pair");
+    };
     // 10 % of the sync datagrams lost each way (the data path and VRRP untouched).
     sync_loss(&g, 10);
     let flows = 3000u64;
@@ -480,15 +482,9 @@ fn sync_converges_under_10_percent_loss_and_refuses_forged_datagrams() {
 #[test]
 fn a_group_of_three_stays_redundant_when_a_backup_dies() {
     let test = "a_group_of_three_stays_redundant_when_a_backup_dies";
-    if !env::lab_ready(test, common::TOOLS) {
+    let Some(mut g) = start(test, common::TOOLS, "gw3", 3) else {
         return;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return;
-    }
-    let mut g = GatewayPairLab::start_group("gw3", bins, 3).or_panic("start three gateways");
+    };
     let (h1, h2) = (GatewayPairLab::H1, GatewayPairLab::H2);
     let srv = g
         .lab
