@@ -10,21 +10,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aegis_lab::{env, frames, Bins, RouterLab};
+use aegis_lab::{frames, RouterLab};
 use common::OrPanic;
 
 /// A started router lab with forwarding verified, or `None` when the test must skip.
 fn router(test: &str, prefix: &str) -> Option<RouterLab> {
     let mut tools = common::TOOLS.to_vec();
     tools.push("tshark");
-    if !env::lab_ready(test, &tools) {
-        return None;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return None;
-    }
+    let bins = common::ready_bins(test, &tools)?;
     let mut rl = RouterLab::start_with(prefix, bins).or_panic("start the router lab");
     rl.wait_forwarding(Duration::from_secs(20))
         .or_panic("h1 and h2 reach each other through the dataplane");

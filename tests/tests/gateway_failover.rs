@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::gateway::GatewayPairLab;
-use aegis_lab::{env, Bins};
+use aegis_lab::ProcId;
 use common::OrPanic;
 use serde_json::Value;
 
@@ -98,17 +98,6 @@ fn json_line(log: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
-fn wait_listening(g: &mut GatewayPairLab, id: aegis_lab::ProcId) {
-    for _ in 0..250 {
-        if g.lab.proc(id).log().contains("listening") {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("server did not start:\n{}", g.lab.proc(id).log());
-}
-
-/// Waits (10 s at most) until process `id`'s log contains `text`.
 fn wait_log(g: &mut GatewayPairLab, id: aegis_lab::ProcId, text: &str) {
     for _ in 0..500 {
         if g.lab.proc(id).log().contains(text) {
@@ -122,15 +111,55 @@ fn wait_log(g: &mut GatewayPairLab, id: aegis_lab::ProcId, text: &str) {
 /// The lab of `size` gateways, or `None` (a loud skip; a failure under CI=true) when this
 /// machine cannot run it.
 fn start(test: &str, tools: &[&str], prefix: &str, size: u8) -> Option<GatewayPairLab> {
-    if !env::lab_ready(test, tools) {
-        return None;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return None;
-    }
+    let bins = common::ready_bins(test, tools)?;
     Some(GatewayPairLab::start_group(prefix, bins, size).or_panic("start the gateways"))
+}
+
+/// Starts the echo server on `host` at ADDR PORT and waits until it listens.
+fn echo_server(g: &mut GatewayPairLab, host: &str, name: &str, addr: &str, port: &str) -> ProcId {
+    let id = g
+        .lab
+        .spawn(host, name, "python3", &["-c", ECHO_SERVER_PY, addr, port])
+        .or_panic("start an echo server");
+    wait_log(g, id, "listening");
+    id
+}
+
+/// Starts the streaming client on `host`: from `src` to `dst`:`port` for `seconds`.
+fn stream_client(
+    g: &mut GatewayPairLab,
+    host: &str,
+    name: &str,
+    (dst, port): (&str, &str),
+    src: &str,
+    seconds: &str,
+) -> ProcId {
+    g.lab
+        .spawn(
+            host,
+            name,
+            "python3",
+            &["-c", STREAM_CLIENT_PY, dst, port, src, seconds],
+        )
+        .or_panic("start a streaming client")
+}
+
+/// Opens `n` UDP flows from h1's source-NAT address to h2.
+fn udp_flows(g: &GatewayPairLab, n: u64) {
+    g.lab
+        .exec_ok(
+            GatewayPairLab::H1,
+            "python3",
+            &[
+                "-c",
+                UDP_FLOWS_PY,
+                GatewayPairLab::H1_SNAT_SRC,
+                GatewayPairLab::H2_IP,
+                "9999",
+                &n.to_string(),
+            ],
+        )
+        .or_panic("UDP flows");
 }
 
 fn sessions(v: &Value) -> u64 {
@@ -191,75 +220,29 @@ fn kill_9_of_the_master_gateway_keeps_every_connection_and_session() {
     let (h1, h2) = (GatewayPairLab::H1, GatewayPairLab::H2);
 
     // Two long connections: h1 -> h2 through source NAT, h2 -> h1's floating IP.
-    let srv_snat = g
-        .lab
-        .spawn(
-            h2,
-            "echo-snat",
-            "python3",
-            &["-c", ECHO_SERVER_PY, GatewayPairLab::H2_IP, "5001"],
-        )
-        .or_panic("echo server on h2");
-    let srv_fip = g
-        .lab
-        .spawn(
-            h1,
-            "echo-fip",
-            "python3",
-            &["-c", ECHO_SERVER_PY, GatewayPairLab::H1_FIP_SRC, "5002"],
-        )
-        .or_panic("echo server on h1");
-    wait_listening(&mut g, srv_snat);
-    wait_listening(&mut g, srv_fip);
+    let srv_snat = echo_server(&mut g, h2, "echo-snat", GatewayPairLab::H2_IP, "5001");
+    let srv_fip = echo_server(&mut g, h1, "echo-fip", GatewayPairLab::H1_FIP_SRC, "5002");
     let seconds = "18";
-    let cli_snat = g
-        .lab
-        .spawn(
-            h1,
-            "client-snat",
-            "python3",
-            &[
-                "-c",
-                STREAM_CLIENT_PY,
-                GatewayPairLab::H2_IP,
-                "5001",
-                GatewayPairLab::H1_SNAT_SRC,
-                seconds,
-            ],
-        )
-        .or_panic("client on h1");
-    let cli_fip = g
-        .lab
-        .spawn(
-            h2,
-            "client-fip",
-            "python3",
-            &[
-                "-c",
-                STREAM_CLIENT_PY,
-                GatewayPairLab::FLOATING_IP,
-                "5002",
-                GatewayPairLab::H2_IP,
-                seconds,
-            ],
-        )
-        .or_panic("client on h2");
+    let to_h2 = (GatewayPairLab::H2_IP, "5001");
+    let to_fip = (GatewayPairLab::FLOATING_IP, "5002");
+    let cli_snat = stream_client(
+        &mut g,
+        h1,
+        "client-snat",
+        to_h2,
+        GatewayPairLab::H1_SNAT_SRC,
+        seconds,
+    );
+    let cli_fip = stream_client(
+        &mut g,
+        h2,
+        "client-fip",
+        to_fip,
+        GatewayPairLab::H2_IP,
+        seconds,
+    );
     let started = Instant::now();
-    let n = UDP_FLOWS.to_string();
-    g.lab
-        .exec_ok(
-            h1,
-            "python3",
-            &[
-                "-c",
-                UDP_FLOWS_PY,
-                GatewayPairLab::H1_SNAT_SRC,
-                GatewayPairLab::H2_IP,
-                "9999",
-                &n,
-            ],
-        )
-        .or_panic("UDP flows");
+    udp_flows(&g, UDP_FLOWS);
 
     // The backup has every session the master has, and nothing is unacknowledged.
     // Under load a few of the flows' first datagrams may be lost on the way in: at least
@@ -410,21 +393,7 @@ fn sync_converges_under_10_percent_loss_and_refuses_forged_datagrams() {
     // 10 % of the sync datagrams lost each way (the data path and VRRP untouched).
     sync_loss(&g, 10);
     let flows = 3000u64;
-    let n = flows.to_string();
-    g.lab
-        .exec_ok(
-            GatewayPairLab::H1,
-            "python3",
-            &[
-                "-c",
-                UDP_FLOWS_PY,
-                GatewayPairLab::H1_SNAT_SRC,
-                GatewayPairLab::H2_IP,
-                "9999",
-                &n,
-            ],
-        )
-        .or_panic("UDP flows");
+    udp_flows(&g, flows);
     let sessions = converged(&g, flows / 2, Duration::from_secs(20));
     let m = g.sync(0).or_panic("gw1 sync");
     let resends = m["peers"][0]["resends"].as_u64().unwrap_or(0);
@@ -486,54 +455,22 @@ fn a_group_of_three_stays_redundant_when_a_backup_dies() {
         return;
     };
     let (h1, h2) = (GatewayPairLab::H1, GatewayPairLab::H2);
-    let srv = g
-        .lab
-        .spawn(
-            h2,
-            "echo-snat",
-            "python3",
-            &["-c", ECHO_SERVER_PY, GatewayPairLab::H2_IP, "5001"],
-        )
-        .or_panic("echo server on h2");
-    wait_listening(&mut g, srv);
-    let cli = g
-        .lab
-        .spawn(
-            h1,
-            "client-snat",
-            "python3",
-            &[
-                "-c",
-                STREAM_CLIENT_PY,
-                GatewayPairLab::H2_IP,
-                "5001",
-                GatewayPairLab::H1_SNAT_SRC,
-                "10",
-            ],
-        )
-        .or_panic("client on h1");
-    let flows = |g: &GatewayPairLab| {
-        g.lab
-            .exec_ok(
-                h1,
-                "python3",
-                &[
-                    "-c",
-                    UDP_FLOWS_PY,
-                    GatewayPairLab::H1_SNAT_SRC,
-                    GatewayPairLab::H2_IP,
-                    "9999",
-                    "100",
-                ],
-            )
-            .or_panic("UDP flows")
-    };
-    flows(&g);
+    let srv = echo_server(&mut g, h2, "echo-snat", GatewayPairLab::H2_IP, "5001");
+    let to_h2 = (GatewayPairLab::H2_IP, "5001");
+    let cli = stream_client(
+        &mut g,
+        h1,
+        "client-snat",
+        to_h2,
+        GatewayPairLab::H1_SNAT_SRC,
+        "10",
+    );
+    udp_flows(&g, 100);
     let first = converged_on(&g, 0, &[1, 2], 51, Duration::from_secs(10));
 
     // The first backup dies: the master goes on streaming to the third, which stays complete.
     g.kill9(1).or_panic("kill -9 gw2");
-    flows(&g);
+    udp_flows(&g, 100);
     let second = converged_on(&g, 0, &[2], first + 50, Duration::from_secs(10));
     let m = g.sync(0).or_panic("gw1 sync");
     let dead = m["peers"]
@@ -563,6 +500,11 @@ fn a_group_of_three_stays_redundant_when_a_backup_dies() {
         .or_panic("client finished");
     let r = json_line(&g.lab.proc(cli).log());
     assert_eq!(r["ok"], true, "{r}\ngw3 log:\n{}", g.log(2));
+    g.lab
+        .proc(srv)
+        .wait(Duration::from_secs(10))
+        .or_panic("server finished");
+    wait_log(&mut g, srv, "closed cleanly");
     println!(
         "group of 3: {first} sessions on all, {second} after gw2 died (gw3 complete); gw3 master \
          {} ms after kill -9 of gw1 with {committed} sessions; longest gap {:.0} ms",

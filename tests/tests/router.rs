@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aegis_lab::ctl::DropCounters;
-use aegis_lab::{env, frames, probe, Bins, RouterLab};
+use aegis_lab::{frames, probe, RouterLab};
 use common::OrPanic;
 
 /// Drop reasons that background traffic (ARP refreshes between hosts and the dataplane) may
@@ -25,14 +25,7 @@ const AMBIENT: &[&str] = &["arp_not_for_us"];
 
 /// A started router lab with forwarding verified, or `None` when the test must skip.
 fn router(test: &str, prefix: &str) -> Option<RouterLab> {
-    if !env::lab_ready(test, common::TOOLS) {
-        return None;
-    }
-    let bins = Bins::locate();
-    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
-        env::skip_or_fail(test, &e.to_string());
-        return None;
-    }
+    let bins = common::ready_bins(test, common::TOOLS)?;
     let mut rl = RouterLab::start_with(prefix, bins).or_panic("start the router lab");
     rl.wait_forwarding(Duration::from_secs(20))
         .or_panic("h1 and h2 reach each other through the dataplane");

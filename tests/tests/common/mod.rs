@@ -7,7 +7,7 @@ use std::fmt::Display;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use aegis_lab::{cmd, probe, Lab, RouterLab};
+use aegis_lab::{cmd, env, probe, Bins, Lab, RouterLab};
 
 /// Tools the topology tests run inside the namespaces.
 pub const TOOLS: &[&str] = &["ping", "traceroute", "ethtool", "python3", "sysctl"];
@@ -26,6 +26,21 @@ impl<T, E: Display> OrPanic<T> for Result<T, E> {
     fn or_panic(self, what: &str) -> T {
         self.unwrap_or_else(|e| panic!("{what}: {e}"))
     }
+}
+
+/// The Aegis binaries, when this machine can run a lab with `tools` and the release
+/// dataplane and aegisctl are built; otherwise `None` after a loud skip (a failure under
+/// CI=true).
+pub fn ready_bins(test: &str, tools: &[&str]) -> Option<Bins> {
+    if !env::lab_ready(test, tools) {
+        return None;
+    }
+    let bins = Bins::locate();
+    if let Err(e) = bins.dataplane().and_then(|_| bins.aegisctl()) {
+        env::skip_or_fail(test, &e.to_string());
+        return None;
+    }
+    Some(bins)
 }
 
 pub fn stdout(o: &std::process::Output) -> String {
