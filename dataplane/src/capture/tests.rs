@@ -9,9 +9,7 @@ use super::*;
 use crate::graph::DropReason;
 use crate::nodes::tests::{ip_frame, ping, snapshot, Harness, MAC0};
 use crate::state::SnapshotCell;
-use crate::worker::io::MemQueues;
-use crate::worker::poll::PollMode;
-use crate::worker::{Clock, Worker, WorkerConfig, WorkerHandle};
+use crate::worker::{Clock, Worker, WorkerHandle};
 
 fn drops_only(filter: Program) -> CaptureSpec {
     CaptureSpec {
@@ -106,19 +104,7 @@ fn drop_capture_filter_and_stop() {
 fn worker_captures_rx_and_tx_through_the_hub() {
     let cell = SnapshotCell::new(Arc::new(snapshot()));
     let handle = WorkerHandle::new(0);
-    let cfg = WorkerConfig {
-        poll_mode: PollMode::Busy,
-        burst: 32,
-        nat_sessions: 0,
-        connections: 1024,
-    };
-    let mut w = Worker::new(
-        MemQueues::new(2),
-        &handle,
-        cell.reader(),
-        cfg,
-        Clock::monotonic(),
-    );
+    let mut w = Worker::in_memory(2, &handle, cell.reader());
     let hub = CaptureHub::new(vec![handle.captures.clone()], Clock::monotonic());
     let (icmp, _) = compile("icmp");
     let session = hub

@@ -133,6 +133,26 @@ pub struct WorkerConfig {
     pub nat_sessions: usize,
 }
 
+impl Worker<io::MemQueues> {
+    /// A worker over `ports` in-memory queues (tests, tools without an EAL): busy polling,
+    /// bursts of 32, 4096 connection-table entries, no NAT, the monotonic clock.
+    pub fn in_memory(ports: usize, handle: &WorkerHandle, snap: SnapshotReader) -> Self {
+        let cfg = WorkerConfig {
+            poll_mode: PollMode::Busy,
+            burst: 32,
+            connections: 4096,
+            nat_sessions: 0,
+        };
+        Worker::new(
+            io::MemQueues::new(ports),
+            handle,
+            snap,
+            cfg,
+            Clock::monotonic(),
+        )
+    }
+}
+
 /// One worker: its queues, its graph and its view of the snapshot.
 pub struct Worker<Q: PortQueues> {
     queues: Q,

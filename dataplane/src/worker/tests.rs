@@ -12,19 +12,7 @@ use crate::wire::arp;
 
 fn worker(cell: &Arc<SnapshotCell>) -> (Worker<MemQueues>, WorkerHandle) {
     let h = WorkerHandle::new(0);
-    let cfg = WorkerConfig {
-        poll_mode: PollMode::Busy,
-        burst: 32,
-        nat_sessions: 0,
-        connections: 4096,
-    };
-    let w = Worker::new(
-        MemQueues::new(2),
-        &h,
-        cell.reader(),
-        cfg,
-        Clock::monotonic(),
-    );
+    let w = Worker::in_memory(2, &h, cell.reader());
     (w, h)
 }
 
@@ -128,19 +116,7 @@ fn overlay_worker_with_connections() -> (Worker<MemQueues>, WorkerHandle) {
 
     let cell = SnapshotCell::new(Arc::new(host_snapshot("a", &objects())));
     let h = WorkerHandle::new(3);
-    let cfg = WorkerConfig {
-        poll_mode: PollMode::Busy,
-        burst: 32,
-        nat_sessions: 0,
-        connections: 1024,
-    };
-    let mut w = Worker::new(
-        MemQueues::new(3),
-        &h,
-        cell.reader(),
-        cfg,
-        Clock::monotonic(),
-    );
+    let mut w = Worker::in_memory(3, &h, cell.reader());
     let frames = [
         vm_frame(
             B1_MAC,
