@@ -32,5 +32,6 @@ pub mod port;
 pub mod state;
 pub mod sync;
 pub mod testkit;
+pub mod trace;
 pub mod wire;
 pub mod worker;

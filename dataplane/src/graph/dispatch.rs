@@ -16,6 +16,7 @@ use crate::conntrack::{ConnTable, Timeouts};
 use crate::nodes;
 use crate::port::clock::rdtsc;
 use crate::state::snapshot::{Mac, Snapshot};
+use crate::trace::{Action, Detail, Tracer};
 
 /// Passes over the graph per burst: a second pass carries ICMP errors and local replies
 /// back through `ip4-lookup`; a third is never needed but bounds the loop.
@@ -220,6 +221,13 @@ pub struct Outputs<'a, B> {
     /// The worker's captures when one of them takes drops (checked once per graph run).
     taps: Option<&'a Taps>,
     now_ns: u64,
+    /// The worker's tracer (used only for traced packets).
+    tracer: &'a mut Tracer,
+    /// The node running (named in hop records).
+    node: NodeId,
+    /// The snapshot of this run (hop records carry its control-plane revision; a probe
+    /// sent to a VM port is consumed instead).
+    snap: &'a Snapshot,
 }
 
 /// Flow hand-off between the workers of one dataplane: worker `i` receives packets other
@@ -263,15 +271,32 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// Sends the packet to `next`.
     #[inline(always)]
     pub fn to(&mut self, next: NodeId, buf: B, meta: Meta) {
+        if meta.traced() {
+            self.hop(&meta, Action::Next(next));
+        }
         if let Err(e) = self.frames[next as usize].try_push(Pkt { buf, meta }) {
+            let mut pkt = e.element();
             self.stats.count_drop(DropReason::FrameOverflow);
-            self.capture_drop(e.element().buf.data(), DropReason::FrameOverflow);
+            self.capture_drop(pkt.buf.data(), DropReason::FrameOverflow);
+            if pkt.meta.traced() {
+                self.end_trace(&mut pkt.meta, Action::Dropped(DropReason::FrameOverflow));
+            }
         }
     }
 
-    /// Queues the packet for transmission on `port`.
+    /// Queues the packet for transmission on `port`. A traced probe whose next stop is a
+    /// VM port is consumed there instead: probes never reach a VM.
     #[inline(always)]
-    pub fn tx(&mut self, port: u16, buf: B, _meta: Meta) {
+    pub fn tx(&mut self, port: u16, buf: B, mut meta: Meta) {
+        if meta.traced() {
+            if self.tracer.is_probe(&meta) && self.snap.overlay.local_endpoint(port).is_some() {
+                self.end_trace(&mut meta, Action::Delivered { port });
+                bump(&self.stats.consumed, 1);
+                drop(buf);
+                return;
+            }
+            self.end_trace(&mut meta, Action::Transmitted { port });
+        }
         match self.tx.get_mut(port as usize) {
             Some(f) => {
                 if let Err(e) = f.try_push(buf) {
@@ -287,8 +312,13 @@ impl<B: PacketBuf> Outputs<'_, B> {
     }
 
     /// Hands the packet to worker `owner` (see [`Handoff`]); a full ring drops it, counted.
+    /// Tracing ends here (trace slots belong to a worker).
     #[inline]
-    pub fn handoff(&mut self, owner: usize, buf: B, meta: Meta) {
+    pub fn handoff(&mut self, owner: usize, buf: B, mut meta: Meta) {
+        if meta.traced() {
+            let worker = owner as u16;
+            self.end_trace(&mut meta, Action::HandedOff { worker });
+        }
         match self.handoff.rings.get(owner) {
             Some(ring) => {
                 if let Err(pkt) = ring.push(Pkt { buf, meta }) {
@@ -311,9 +341,12 @@ impl<B: PacketBuf> Outputs<'_, B> {
 
     /// Drops the packet, counting `reason`.
     #[inline(always)]
-    pub fn drop(&mut self, buf: B, reason: DropReason) {
+    pub fn drop(&mut self, buf: B, mut meta: Meta, reason: DropReason) {
         self.stats.count_drop(reason);
         self.capture_drop(buf.data(), reason);
+        if meta.traced() {
+            self.end_trace(&mut meta, Action::Dropped(reason));
+        }
         drop(buf);
     }
 
@@ -326,10 +359,24 @@ impl<B: PacketBuf> Outputs<'_, B> {
         }
     }
 
+    /// A packet dropped for `reason` whose buffer becomes the ICMP error about it: offered
+    /// to the drop captures and, if traced, recorded as dropped (the trace follows the
+    /// error on).
+    #[inline]
+    pub fn dropped_for_icmp(&mut self, data: &[u8], meta: &Meta, reason: DropReason) {
+        self.capture_drop(data, reason);
+        if meta.traced() {
+            self.hop(meta, Action::Dropped(reason));
+        }
+    }
+
     /// Frees a packet the dataplane consumed itself (not an error).
     #[inline]
-    pub fn consume(&mut self, buf: B) {
+    pub fn consume(&mut self, buf: B, mut meta: Meta) {
         bump(&self.stats.consumed, 1);
+        if meta.traced() {
+            self.end_trace(&mut meta, Action::Consumed);
+        }
         drop(buf);
     }
 
@@ -337,15 +384,73 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// hold queue refused it (it was dropped and counted).
     #[inline]
     pub fn hold(&mut self, buf: B, meta: Meta, port: u16, ip: u32, now_ns: u64) -> bool {
+        if meta.traced() {
+            self.hop(&meta, Action::Held { port, ip });
+        }
         match self.hold.push(Pkt { buf, meta }, port, ip, now_ns) {
             Ok(first) => first,
-            Err(pkt) => {
+            Err(mut pkt) => {
                 self.stats.count_drop(DropReason::NeighbourUnresolved);
                 self.capture_drop(pkt.buf.data(), DropReason::NeighbourUnresolved);
+                if pkt.meta.traced() {
+                    let action = Action::Dropped(DropReason::NeighbourUnresolved);
+                    self.end_trace(&mut pkt.meta, action);
+                }
                 drop(pkt);
                 false
             }
         }
+    }
+
+    /// Stops tracing a packet the node frees itself after a recorded drop.
+    #[inline]
+    pub fn forget(&mut self, meta: &mut Meta) {
+        if meta.traced() {
+            self.tracer.end(meta);
+        }
+    }
+
+    /// Notes why the running node decided as it did (recorded with the packet's next hop;
+    /// nothing happens for untraced packets).
+    #[inline(always)]
+    pub fn note(&mut self, meta: &Meta, detail: Detail) {
+        if meta.traced() {
+            self.tracer.note(meta, detail);
+        }
+    }
+
+    /// The trace id of a traced packet (carried in the Geneve option).
+    #[inline(always)]
+    pub fn trace_id(&self, meta: &Meta) -> Option<u64> {
+        if meta.traced() {
+            self.tracer.id(meta)
+        } else {
+            None
+        }
+    }
+
+    /// Starts tracing a packet under `id`, recording `action` as its first hop at the
+    /// running node; false if every trace slot was in use (the packet goes on untraced).
+    #[inline(never)]
+    pub fn begin_trace(&mut self, meta: &mut Meta, id: u64, action: Action) -> bool {
+        if !self.tracer.begin(meta, id, self.now_ns) {
+            return false;
+        }
+        self.hop(meta, action);
+        true
+    }
+
+    #[inline(never)]
+    fn hop(&mut self, meta: &Meta, action: Action) {
+        let revision = self.snap.overlay.revision;
+        self.tracer
+            .record(meta, self.node, action, revision, self.now_ns);
+    }
+
+    #[inline(never)]
+    fn end_trace(&mut self, meta: &mut Meta, action: Action) {
+        self.hop(meta, action);
+        self.tracer.end(meta);
     }
 }
 
@@ -364,6 +469,7 @@ pub struct Graph<B> {
     stats: Arc<WorkerStats>,
     handoff: Handoff<B>,
     taps: Taps,
+    tracer: Tracer,
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -378,7 +484,48 @@ impl<B: PacketBuf> Graph<B> {
             stats,
             handoff: Handoff::single(),
             taps: Taps::default(),
+            tracer: Tracer::default(),
         }
+    }
+
+    /// Makes `tracer` this worker's tracer.
+    pub fn set_tracer(&mut self, tracer: Tracer) {
+        self.tracer = tracer;
+    }
+
+    /// The worker's tracer.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
+    }
+
+    /// Adds a packet built as if received on `port` (a probe) to the graph's input, traced
+    /// under `id`; false if the frame or the trace slots are full (nothing was added).
+    pub fn input_traced(
+        &mut self,
+        port: u16,
+        buf: B,
+        id: u64,
+        snap: &Snapshot,
+        now_ns: u64,
+    ) -> bool {
+        let f = &mut self.frames[NodeId::EthInput as usize];
+        if f.is_full() {
+            return false;
+        }
+        let mut meta = Meta::rx(port);
+        if !self.tracer.begin(&mut meta, id, now_ns) {
+            return false;
+        }
+        let revision = snap.overlay.revision;
+        self.tracer.record(
+            &meta,
+            NodeId::EthInput,
+            Action::Injected { port },
+            revision,
+            now_ns,
+        );
+        f.push(Pkt { buf, meta });
+        true
     }
 
     /// The worker's packet captures.
@@ -471,6 +618,9 @@ impl<B: PacketBuf> Graph<B> {
                     handoff: &self.handoff,
                     taps,
                     now_ns,
+                    tracer: &mut self.tracer,
+                    node: id,
+                    snap,
                 };
                 nodes::process(id, &mut ctx, &mut self.spare, &mut out);
                 // A node must hand on every packet; anything left is a bug, counted.
@@ -485,6 +635,7 @@ impl<B: PacketBuf> Graph<B> {
                 break;
             }
         }
+        self.tracer.reap(now_ns);
     }
 
     /// Releases held packets whose next hop resolved in `snap` back into `ip4-lookup` (the
@@ -497,6 +648,8 @@ impl<B: PacketBuf> Graph<B> {
             return;
         }
         let frame = &mut self.frames[NodeId::Ip4Lookup as usize];
+        let tracer = &mut self.tracer;
+        let revision = snap.overlay.revision;
         self.hold.release(
             now_ns,
             |port, ip| snap.neighbour(port, ip).is_some(),
@@ -505,11 +658,16 @@ impl<B: PacketBuf> Graph<B> {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
             },
-            |pkt| {
+            |mut pkt| {
                 stats.count_drop(DropReason::NeighbourUnresolved);
                 if taps.drops_on() {
                     let reason = Point::Drop(DropReason::NeighbourUnresolved);
                     taps.capture(reason, u16::MAX, pkt.buf.data(), now_ns);
+                }
+                if pkt.meta.traced() {
+                    let action = Action::Dropped(DropReason::NeighbourUnresolved);
+                    tracer.record(&pkt.meta, NodeId::Ip4Lookup, action, revision, now_ns);
+                    tracer.end(&mut pkt.meta);
                 }
             },
         );

@@ -156,6 +156,11 @@ drop_reasons! {
     NatUntranslatable = "nat_untranslatable",
     /// A packet to be translated shorter than its transport header.
     NatTruncated = "nat_truncated",
+    /// A VM sent a packet carrying the trace-probe mark (only the dataplane injects probes).
+    TraceForged = "trace_forged",
+    /// A probe arrived from another host while every trace slot of the worker was in use
+    /// (a probe is never delivered untraced).
+    TraceSlotsFull = "trace_slots_full",
 }
 
 /// Placeholder in packet metadata before any reason applies.

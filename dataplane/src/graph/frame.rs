@@ -29,9 +29,18 @@ pub struct Meta {
     icmp_code: u8,
     /// Drop reason counted for the original packet when the ICMP error is generated.
     icmp_reason: DropReason,
-    /// The packet was built by the dataplane itself (no TTL decrement on the way out).
-    pub local_origin: bool,
+    /// Bit 0: the packet was built by the dataplane itself (no TTL decrement on the way
+    /// out). Bits 1–6: the worker's trace slot of a traced packet (0 = not traced; see
+    /// [`crate::trace`]).
+    flags: u8,
 }
+
+/// [`Meta`] flag: built by the dataplane.
+const LOCAL_ORIGIN: u8 = 1;
+/// Shift of the trace slot in [`Meta`]'s flags.
+const TRACE_SHIFT: u8 = 1;
+/// Mask of the trace slot (after the shift): 63 slots, 0 = not traced.
+pub const TRACE_SLOT_MASK: u8 = 0x3f;
 
 impl Meta {
     /// Metadata of a packet received on `port`.
@@ -50,6 +59,36 @@ impl Meta {
         self.icmp_code = req.code;
         self.icmp_mtu = req.mtu;
         self.icmp_reason = req.reason;
+    }
+
+    /// True if the dataplane built the packet itself (no TTL decrement on the way out).
+    #[inline(always)]
+    pub fn local_origin(&self) -> bool {
+        self.flags & LOCAL_ORIGIN != 0
+    }
+
+    /// Marks the packet as built by the dataplane.
+    #[inline(always)]
+    pub fn set_local_origin(&mut self) {
+        self.flags |= LOCAL_ORIGIN;
+    }
+
+    /// True if the packet is traced (one branch on a byte the node already holds).
+    #[inline(always)]
+    pub fn traced(&self) -> bool {
+        self.flags >> TRACE_SHIFT != 0
+    }
+
+    /// The worker's trace slot of a traced packet (1..=63), 0 if it is not traced.
+    #[inline(always)]
+    pub fn trace_slot(&self) -> u8 {
+        (self.flags >> TRACE_SHIFT) & TRACE_SLOT_MASK
+    }
+
+    /// Sets the trace slot (0 = not traced).
+    #[inline]
+    pub fn set_trace_slot(&mut self, slot: u8) {
+        self.flags = (self.flags & LOCAL_ORIGIN) | ((slot & TRACE_SLOT_MASK) << TRACE_SHIFT);
     }
 
     /// The ICMP error recorded by [`Meta::set_icmp`].

@@ -21,16 +21,16 @@ pub fn process<B: PacketBuf>(
         let (op, sha, spa, tpa) = match arp::Packet::new_checked(&pkt.buf.data()[L3..]) {
             Ok(a) => (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip()),
             Err(ArpError::Malformed) => {
-                out.drop(pkt.buf, DropReason::ArpMalformed);
+                out.drop(pkt.buf, pkt.meta, DropReason::ArpMalformed);
                 continue;
             }
             Err(ArpError::Unsupported) => {
-                out.drop(pkt.buf, DropReason::ArpUnsupported);
+                out.drop(pkt.buf, pkt.meta, DropReason::ArpUnsupported);
                 continue;
             }
         };
         let Some(pv) = ctx.snap.ports.get(port as usize) else {
-            out.drop(pkt.buf, DropReason::PortDown);
+            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
             continue;
         };
         let for_us = ctx.snap.is_local_on(port, Ipv4Addr::from(tpa));
@@ -53,9 +53,9 @@ pub fn process<B: PacketBuf>(
                 arp::emit(&mut d[L3..], OP_REPLY, mac, tpa, sha, spa);
                 out.tx(port, pkt.buf, pkt.meta);
             }
-            OP_REQUEST | OP_REPLY if for_us || gratuitous => out.consume(pkt.buf),
-            OP_REQUEST | OP_REPLY => out.drop(pkt.buf, DropReason::ArpNotForUs),
-            _ => out.drop(pkt.buf, DropReason::ArpUnsupported),
+            OP_REQUEST | OP_REPLY if for_us || gratuitous => out.consume(pkt.buf, pkt.meta),
+            OP_REQUEST | OP_REPLY => out.drop(pkt.buf, pkt.meta, DropReason::ArpNotForUs),
+            _ => out.drop(pkt.buf, pkt.meta, DropReason::ArpUnsupported),
         }
     }
 }

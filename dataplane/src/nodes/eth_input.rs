@@ -19,11 +19,11 @@ pub fn process<B: PacketBuf>(
     for pkt in input.drain(..) {
         let d = pkt.buf.data();
         if d.len() < ethernet::HEADER_LEN {
-            out.drop(pkt.buf, DropReason::EthRunt);
+            out.drop(pkt.buf, pkt.meta, DropReason::EthRunt);
             continue;
         }
         let Some(port) = ports.get(pkt.meta.rx_port as usize) else {
-            out.drop(pkt.buf, DropReason::PortDown);
+            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
             continue;
         };
         if overlay.local_endpoint(pkt.meta.rx_port).is_some() {
@@ -32,14 +32,16 @@ pub fn process<B: PacketBuf>(
         }
         // Compared as two integers, not bytes (no memcmp call per packet).
         if !ethernet::same_mac(d, &port.mac) && d[0] & 1 == 0 && !port.has_vmac(d) {
-            out.drop(pkt.buf, DropReason::EthNotForUs);
+            out.drop(pkt.buf, pkt.meta, DropReason::EthNotForUs);
             continue;
         }
         if port.vrrp && is_vrrp(d) {
             match PuntedFrame::new(pkt.meta.rx_port, d) {
-                Some(f) if ctx.env.try_event(ControlEvent::Vrrp(f)) => out.consume(pkt.buf),
-                Some(_) => out.drop(pkt.buf, DropReason::ControlQueueFull),
-                None => out.drop(pkt.buf, DropReason::VrrpOversize),
+                Some(f) if ctx.env.try_event(ControlEvent::Vrrp(f)) => {
+                    out.consume(pkt.buf, pkt.meta)
+                }
+                Some(_) => out.drop(pkt.buf, pkt.meta, DropReason::ControlQueueFull),
+                None => out.drop(pkt.buf, pkt.meta, DropReason::VrrpOversize),
             }
             continue;
         }
@@ -47,11 +49,11 @@ pub fn process<B: PacketBuf>(
             // A unicast IPv4 packet sent to a link-layer group address is neither routed
             // nor answered (RFC 1812 §5.3.4); IPv4 multicast and broadcast go on.
             ETHERTYPE_IPV4 if d[0] & 1 == 1 && link_group_with_unicast_ip(d) => {
-                out.drop(pkt.buf, DropReason::Ip4LinkBroadcast)
+                out.drop(pkt.buf, pkt.meta, DropReason::Ip4LinkBroadcast)
             }
             ETHERTYPE_IPV4 => out.to(NodeId::Ip4Forward, pkt.buf, pkt.meta),
             ETHERTYPE_ARP => out.to(NodeId::ArpInput, pkt.buf, pkt.meta),
-            _ => out.drop(pkt.buf, DropReason::EthUnknownType),
+            _ => out.drop(pkt.buf, pkt.meta, DropReason::EthUnknownType),
         }
     }
 }

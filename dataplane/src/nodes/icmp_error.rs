@@ -8,6 +8,7 @@ use crate::graph::frame::IcmpRequest;
 use crate::graph::stats::bump;
 use crate::graph::{Frame, NodeCtx, NodeId, Outputs};
 use crate::state::snapshot::{Adjacency, Snapshot};
+use crate::trace::Detail;
 use crate::wire::checksum;
 use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE};
 use crate::wire::ipv4::{self, PROTO_ICMP};
@@ -31,13 +32,23 @@ pub fn process<B: PacketBuf>(
     for mut pkt in input.drain(..) {
         let req = pkt.meta.icmp();
         ctx.env.stats.count_drop(req.reason);
-        out.capture_drop(pkt.buf.data(), req.reason);
+        let (msg_type, code, mtu) = (req.msg_type, req.code, req.mtu);
+        out.note(
+            &pkt.meta,
+            Detail::IcmpError {
+                msg_type,
+                code,
+                mtu,
+            },
+        );
+        out.dropped_for_icmp(pkt.buf.data(), &pkt.meta, req.reason);
         let (src, dst, allowed) = {
             let d = pkt.buf.data();
             let ip = ipv4::Packet::new_unchecked(&d[L3..]);
-            (ip.src(), ip.dst(), may_answer(d, pkt.meta.local_origin))
+            (ip.src(), ip.dst(), may_answer(d, pkt.meta.local_origin()))
         };
         if !allowed {
+            out.forget(&mut pkt.meta);
             drop(pkt.buf);
             continue;
         }
@@ -53,21 +64,24 @@ pub fn process<B: PacketBuf>(
         };
         let Some(from) = from else {
             // An unnumbered router cannot say who it is: nothing to send.
+            out.forget(&mut pkt.meta);
             drop(pkt.buf);
             continue;
         };
         if !ctx.env.icmp_limit.take(ctx.now_ns) {
             bump(&ctx.env.stats.icmp_rate_limited, 1);
+            out.forget(&mut pkt.meta);
             drop(pkt.buf);
             continue;
         }
         let ident = ctx.env.next_ident;
         ctx.env.next_ident = ident.wrapping_add(1);
         if !build_in_place(&mut pkt.buf, req, from, ident) {
+            out.forget(&mut pkt.meta);
             drop(pkt.buf);
             continue;
         }
-        pkt.meta.local_origin = true;
+        pkt.meta.set_local_origin();
         bump(&ctx.env.stats.icmp_sent, 1);
         out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
     }

@@ -65,7 +65,7 @@ pub fn process<B: PacketBuf>(
                 .get(usize::from(flag))
                 .copied()
                 .unwrap_or(DropReason::FrameOverflow);
-            out.drop(pkt.buf, reason);
+            out.drop(pkt.buf, pkt.meta, reason);
             continue;
         }
         let nh = ctx.env.scratch.values[i];
@@ -80,7 +80,7 @@ pub fn process<B: PacketBuf>(
                     if let Err(reason) =
                         nat::to_outside(&ctx.snap.nat, table, &mut buf.data_mut()[L3..], ctx.now_ns)
                     {
-                        out.drop(buf, reason);
+                        out.drop(buf, meta, reason);
                         continue;
                     }
                 }

@@ -36,22 +36,22 @@ pub fn process<B: PacketBuf>(
             )
         };
         if frag {
-            out.drop(pkt.buf, DropReason::Ip4FragmentToUs);
+            out.drop(pkt.buf, pkt.meta, DropReason::Ip4FragmentToUs);
             continue;
         }
         let code = match proto {
             PROTO_ICMP => {
                 let d = pkt.buf.data_mut();
                 let Some(mut msg) = icmp::Packet::new_checked(&mut d[L3 + hl..]) else {
-                    out.drop(pkt.buf, DropReason::IcmpMalformed);
+                    out.drop(pkt.buf, pkt.meta, DropReason::IcmpMalformed);
                     continue;
                 };
                 if !msg.verify() {
-                    out.drop(pkt.buf, DropReason::IcmpMalformed);
+                    out.drop(pkt.buf, pkt.meta, DropReason::IcmpMalformed);
                     continue;
                 }
                 if msg.msg_type() != ECHO_REQUEST {
-                    out.drop(pkt.buf, DropReason::LocalIcmpIgnored);
+                    out.drop(pkt.buf, pkt.meta, DropReason::LocalIcmpIgnored);
                     continue;
                 }
                 msg.echo_to_reply();
@@ -59,7 +59,7 @@ pub fn process<B: PacketBuf>(
                 ip.set_addrs(dst, src);
                 ip.set_ttl(LOCAL_TTL);
                 ip.fill_checksum();
-                pkt.meta.local_origin = true;
+                pkt.meta.set_local_origin();
                 out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
                 continue;
             }
@@ -78,7 +78,7 @@ pub fn process<B: PacketBuf>(
                         && crate::wire::be16(pkt.buf.data(), L3 + hl + 2) == s.udp_port
                 }) =>
             {
-                punt_sync(ctx, pkt.buf, src, L3 + hl, out);
+                punt_sync(ctx, pkt.buf, pkt.meta, src, L3 + hl, out);
                 continue;
             }
             PROTO_UDP | PROTO_TCP => unreach::PORT,
@@ -99,28 +99,29 @@ pub fn process<B: PacketBuf>(
 fn punt_sync<B: PacketBuf>(
     ctx: &mut NodeCtx<'_>,
     buf: B,
+    meta: crate::graph::Meta,
     src: u32,
     udp: usize,
     out: &mut Outputs<'_, B>,
 ) {
     let Some(sync) = ctx.env.sync.as_ref() else {
-        out.drop(buf, DropReason::SyncQueueFull);
+        out.drop(buf, meta, DropReason::SyncQueueFull);
         return;
     };
     let d = buf.data();
     // The UDP length bounds the payload (frames may carry Ethernet padding).
     let len = usize::from(crate::wire::be16(d, udp + 4));
     let Some(payload) = (len >= 8).then(|| d.get(udp + 8..udp + len)).flatten() else {
-        out.drop(buf, DropReason::Ip4BadLength);
+        out.drop(buf, meta, DropReason::Ip4BadLength);
         return;
     };
     let Some(dgram) = crate::sync::SyncDatagram::new(src, payload) else {
-        out.drop(buf, DropReason::SyncOversize);
+        out.drop(buf, meta, DropReason::SyncOversize);
         return;
     };
     if sync.datagrams.push(dgram).is_err() {
-        out.drop(buf, DropReason::SyncQueueFull);
+        out.drop(buf, meta, DropReason::SyncQueueFull);
         return;
     }
-    out.consume(buf);
+    out.consume(buf, meta);
 }

@@ -61,12 +61,12 @@ pub fn route<B: PacketBuf>(
             meta.adj = nh;
             return Some((buf, meta, a));
         }
-        Some(Adjacency::Local) if !meta.local_origin => {
+        Some(Adjacency::Local) if !meta.local_origin() => {
             out.to(NodeId::Ip4Local, buf, meta);
             return None;
         }
         Some(Adjacency::Blackhole) => {
-            out.drop(buf, DropReason::RouteBlackhole);
+            out.drop(buf, meta, DropReason::RouteBlackhole);
             return None;
         }
         Some(Adjacency::Unreachable) => (unreach::HOST, DropReason::RouteUnreachable),

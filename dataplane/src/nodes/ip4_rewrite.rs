@@ -27,19 +27,19 @@ pub fn rewrite<B: PacketBuf>(
         Adjacency::Gateway { port, gw, mac } => (port, u32::from(gw), mac),
         Adjacency::Attached { port } => (port, crate::wire::be32(buf.data(), L3 + 16), None),
         _ => {
-            out.drop(buf, DropReason::NoRoute);
+            out.drop(buf, meta, DropReason::NoRoute);
             return;
         }
     };
     let Some(pv) = snap.ports.get(port as usize).filter(|p| p.up) else {
-        out.drop(buf, DropReason::PortDown);
+        out.drop(buf, meta, DropReason::PortDown);
         return;
     };
     let (ttl, total, df) = {
         let ip = ipv4::Packet::new_unchecked(&buf.data()[L3..]);
         (ip.ttl(), ip.total_len(), ip.dont_frag())
     };
-    if !meta.local_origin && ttl <= 1 {
+    if !meta.local_origin() && ttl <= 1 {
         meta.set_icmp(IcmpRequest {
             msg_type: TIME_EXCEEDED,
             code: 0,
@@ -59,7 +59,7 @@ pub fn rewrite<B: PacketBuf>(
             });
             out.to(NodeId::Ip4IcmpError, buf, meta);
         } else {
-            out.drop(buf, DropReason::Ip4FragmentationUnsupported);
+            out.drop(buf, meta, DropReason::Ip4FragmentationUnsupported);
         }
         return;
     }
@@ -72,7 +72,7 @@ pub fn rewrite<B: PacketBuf>(
         return;
     };
     let d = buf.data_mut();
-    if !meta.local_origin {
+    if !meta.local_origin() {
         ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
     }
     d[0..6].copy_from_slice(&mac);

@@ -218,6 +218,21 @@ impl Overlay {
         best.map(|(_, r)| r).unwrap_or(RouteResult::NoRoute)
     }
 
+    /// The prefix that decides where `dst` goes in VPC `vpc` (what [`Overlay::route`]
+    /// chose): the port's /32, else the longest subnet or static route. For traces.
+    pub fn route_prefix(&self, vpc: u16, dst: u32) -> Option<Prefix> {
+        if self.endpoint_by_ip(vpc, dst).is_some() {
+            return Prefix::new(std::net::Ipv4Addr::from(dst), 32).ok();
+        }
+        let v = self.vpcs.get(usize::from(vpc))?;
+        let subnets = v.subnets.iter().map(|s| s.prefix);
+        let routes = v.routes.iter().map(|r| r.prefix);
+        subnets
+            .chain(routes)
+            .filter(|p| p.contains_bits(dst))
+            .max_by_key(|p| p.length())
+    }
+
     /// The gateway address of endpoint `e`'s subnet.
     pub fn gateway_of(&self, e: &Endpoint) -> Option<u32> {
         self.vpcs

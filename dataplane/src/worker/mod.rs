@@ -23,6 +23,7 @@ use crate::graph::{
 };
 use crate::port::clock::rdtsc;
 use crate::state::SnapshotReader;
+use crate::trace::{TraceChannel, Tracer};
 use dump::{DumpRequest, DUMP_QUEUE};
 use io::PortQueues;
 use poll::{Backoff, PollMode};
@@ -52,6 +53,20 @@ pub struct Injection {
     pub frame: Vec<u8>,
 }
 
+/// A probe the control thread wants to enter the graph at a VM port's ingress, traced.
+#[derive(Debug, Clone)]
+pub struct ProbeInjection {
+    /// The VM's port index.
+    pub port: u16,
+    /// The frame, as the VM would send it (see [`crate::trace::probe`]).
+    pub frame: Vec<u8>,
+    /// The trace id (with [`crate::trace::PROBE_BIT`]).
+    pub id: u64,
+}
+
+/// Probes a worker can have waiting.
+pub const PROBE_QUEUE: usize = 64;
+
 /// What the control thread keeps of each worker: its counters and its queues.
 #[derive(Debug, Clone)]
 pub struct WorkerHandle {
@@ -67,6 +82,10 @@ pub struct WorkerHandle {
     pub dumps: Arc<ArrayQueue<DumpRequest>>,
     /// Packet captures to start or stop ([`CaptureHub`]).
     pub captures: Arc<ArrayQueue<TapCommand>>,
+    /// Probes to inject at a port's ingress.
+    pub probes: Arc<ArrayQueue<ProbeInjection>>,
+    /// Hop records of traced packets, to the control thread.
+    pub traces: Arc<TraceChannel>,
 }
 
 impl WorkerHandle {
@@ -79,6 +98,8 @@ impl WorkerHandle {
             inject: Arc::new(ArrayQueue::new(INJECT_QUEUE)),
             dumps: Arc::new(ArrayQueue::new(DUMP_QUEUE)),
             captures: CaptureHub::queue(),
+            probes: Arc::new(ArrayQueue::new(PROBE_QUEUE)),
+            traces: TraceChannel::new(),
         }
     }
 }
@@ -162,6 +183,7 @@ pub struct Worker<Q: PortQueues> {
     inject: Arc<ArrayQueue<Injection>>,
     dumps: Arc<ArrayQueue<DumpRequest>>,
     captures: Arc<ArrayQueue<TapCommand>>,
+    probes: Arc<ArrayQueue<ProbeInjection>>,
     backoff: Backoff,
     burst: usize,
     clock: Clock,
@@ -203,14 +225,17 @@ impl<Q: PortQueues> Worker<Q> {
             .stats
             .connection_capacity
             .store(env.conntrack.capacity() as u64, Relaxed);
+        let mut graph = Graph::new(n, handle.stats.clone());
+        graph.set_tracer(Tracer::new(handle.id as u16, handle.traces.clone()));
         Worker {
             queues,
-            graph: Graph::new(n, handle.stats.clone()),
+            graph,
             env,
             snap,
             inject: handle.inject.clone(),
             dumps: handle.dumps.clone(),
             captures: handle.captures.clone(),
+            probes: handle.probes.clone(),
             backoff: Backoff::new(cfg.poll_mode),
             burst: cfg.burst.clamp(1, crate::graph::FRAME_CAP),
             clock,
@@ -290,7 +315,7 @@ impl<Q: PortQueues> Worker<Q> {
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
-        let injected = self.drain_injections();
+        let injected = self.drain_injections() + self.drain_probes(now);
         if self.graph.has_held() && now >= self.next_hold_check {
             self.next_hold_check = now + HOLD_CHECK_NS;
             self.graph.release_held(self.snap.get(), now);
@@ -352,6 +377,34 @@ impl<Q: PortQueues> Worker<Q> {
     }
 
     /// Transmits every port's pending frame; what the driver refuses is dropped and counted.
+    /// Puts waiting probes into the graph at their port's ingress and runs it. A probe
+    /// that finds no buffer or no trace slot is not injected (its trace stays empty).
+    fn drain_probes(&mut self, now: u64) -> usize {
+        if self.probes.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        while let Some(p) = self.probes.pop() {
+            match self.queues.alloc_copy(&p.frame) {
+                Some(buf) => {
+                    let snap = self.snap.get();
+                    if !self.graph.input_traced(p.port, buf, p.id, snap, now) {
+                        self.graph
+                            .tracer()
+                            .channel()
+                            .slots_full
+                            .fetch_add(1, Relaxed);
+                    }
+                }
+                None => self.stats.count_drop(DropReason::NoBuffers),
+            }
+            n += 1;
+        }
+        self.graph.run(self.snap.get(), now, &mut self.env);
+        self.flush();
+        n
+    }
+
     fn flush(&mut self) {
         let stats = &self.stats;
         let (frames, taps) = self.graph.tx_frames_and_taps();

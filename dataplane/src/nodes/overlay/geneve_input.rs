@@ -7,6 +7,7 @@
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::Location;
+use crate::trace::Action;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4};
 use crate::wire::geneve;
 use crate::wire::ipv4;
@@ -37,24 +38,34 @@ pub fn process<B: PacketBuf>(
             .get(gnv_off..end)
             .and_then(|b| geneve::Packet::new_checked(b).ok())
             .filter(|g| g.protocol_type() == geneve::PROTO_ETHERNET)
-            .map(|g| (g.vni(), g.payload_offset()));
-        let Some((vni, glen)) = parsed else {
-            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            .map(|g| (g.vni(), g.payload_offset(), g.trace_id()));
+        let Some((vni, glen, trace)) = parsed else {
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         };
         let Some(&vpc) = ov.by_vni.get(&vni) else {
-            out.drop(pkt.buf, DropReason::GeneveUnknownVni);
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
             continue;
         };
+        if let Some(id) = trace {
+            let from = crate::wire::be32(pkt.buf.data(), L3 + 12);
+            let port = pkt.meta.rx_port;
+            let action = Action::Received { port, from, vni };
+            // A probe must never reach a VM untraced (it would be delivered).
+            if !out.begin_trace(&mut pkt.meta, id, action) && crate::trace::is_probe(id) {
+                out.drop(pkt.buf, pkt.meta, DropReason::TraceSlotsFull);
+                continue;
+            }
+        }
         let inner_off = gnv_off + glen;
         let inner_len = end - inner_off.min(end);
         if inner_len < ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN {
-            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         }
         let tail = pkt.buf.len() - end;
         if !pkt.buf.adj(inner_off) || !pkt.buf.trim(tail) {
-            out.drop(pkt.buf, DropReason::GeneveMalformed);
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         }
         let d = pkt.buf.data();
@@ -64,16 +75,16 @@ pub fn process<B: PacketBuf>(
             e.vpc == vpc && matches!(e.at, Location::Local(_))
         });
         let Some(dest) = dest else {
-            out.drop(pkt.buf, DropReason::GeneveNoLocalPort);
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveNoLocalPort);
             continue;
         };
         if crate::wire::be16(d, 12) != ETHERTYPE_IPV4 {
-            out.drop(pkt.buf, DropReason::OverlayUnsupported);
+            out.drop(pkt.buf, pkt.meta, DropReason::OverlayUnsupported);
             continue;
         }
         let Ok(total) = ipv4::Packet::new_checked(&d[L3..]).map(|ip| usize::from(ip.total_len()))
         else {
-            out.drop(pkt.buf, DropReason::OverlayBadIp4);
+            out.drop(pkt.buf, pkt.meta, DropReason::OverlayBadIp4);
             continue;
         };
         // Padding after the inner packet (a short frame padded by its sender) is cut.

@@ -20,6 +20,7 @@ use crate::graph::stats::bump;
 use crate::graph::{Meta, NodeCtx, Outputs};
 use crate::overlay::ROUTER_MAC;
 use crate::state::Mac;
+use crate::trace::Detail;
 use crate::wire::ipv4;
 
 use super::icmp_error::{build_in_place, may_answer};
@@ -47,17 +48,30 @@ pub fn router_icmp<B: PacketBuf>(
     vm_mac: Mac,
 ) {
     ctx.env.stats.count_drop(req.reason);
-    out.capture_drop(buf.data(), req.reason);
+    let (msg_type, code, mtu) = (req.msg_type, req.code, req.mtu);
+    out.note(
+        &meta,
+        Detail::IcmpError {
+            msg_type,
+            code,
+            mtu,
+        },
+    );
+    out.dropped_for_icmp(buf.data(), &meta, req.reason);
+    let mut meta = meta;
     if !may_answer(buf.data(), false) {
+        out.forget(&mut meta);
         return;
     }
     if !ctx.env.icmp_limit.take(ctx.now_ns) {
         bump(&ctx.env.stats.icmp_rate_limited, 1);
+        out.forget(&mut meta);
         return;
     }
     let ident = ctx.env.next_ident;
     ctx.env.next_ident = ident.wrapping_add(1);
     if !build_in_place(&mut buf, req, from, ident) {
+        out.forget(&mut meta);
         return;
     }
     let d = buf.data_mut();

@@ -9,6 +9,7 @@ use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::Location;
+use crate::trace::Detail;
 use crate::wire::geneve::{self, EncapParams};
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE};
 use crate::wire::ipv4;
@@ -27,13 +28,15 @@ pub fn process<B: PacketBuf>(
     let ov = &*snap.overlay;
     for mut pkt in input.drain(..) {
         let Some(to) = ov.endpoint(pkt.meta.adj) else {
-            out.drop(pkt.buf, DropReason::VpcNextHopUnknown);
+            out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
             continue;
         };
         let underlay = match to.at {
             Location::Local(port) => {
+                let endpoint = pkt.meta.adj;
+                out.note(&pkt.meta, Detail::Endpoint { endpoint });
                 if !snap.ports.get(usize::from(port)).is_some_and(|p| p.up) {
-                    out.drop(pkt.buf, DropReason::PortDown);
+                    out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
                 } else {
                     out.tx(port, pkt.buf, pkt.meta);
                 }
@@ -41,7 +44,7 @@ pub fn process<B: PacketBuf>(
             }
             Location::Remote(ip) => ip,
             Location::Unplaced => {
-                out.drop(pkt.buf, DropReason::PortNotPlaced);
+                out.drop(pkt.buf, pkt.meta, DropReason::PortNotPlaced);
                 continue;
             }
         };
@@ -65,21 +68,22 @@ pub fn process<B: PacketBuf>(
                     let mac = me.mac;
                     router_icmp(ctx, out, pkt.buf, pkt.meta, req, from, mac);
                 }
-                Some(_) => out.drop(pkt.buf, DropReason::Ip4FragmentationUnsupported),
-                None => out.drop(pkt.buf, DropReason::Ip4MtuExceeded),
+                Some(_) => out.drop(pkt.buf, pkt.meta, DropReason::Ip4FragmentationUnsupported),
+                None => out.drop(pkt.buf, pkt.meta, DropReason::Ip4MtuExceeded),
             }
             continue;
         }
         let Some(vpc) = ov.vpcs.get(usize::from(vpc_of(&pkt.meta))) else {
-            out.drop(pkt.buf, DropReason::GeneveUnknownVni);
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
             continue;
         };
         let f = inner_flow(pkt.buf.data());
         let hash = geneve::flow_hash(f.src, f.dst, f.proto, f.sport, f.dport);
         let inner_len = pkt.buf.len();
-        let add = geneve::encap_len(false);
+        let trace_id = out.trace_id(&pkt.meta);
+        let add = geneve::encap_len(trace_id.is_some());
         if !pkt.buf.prepend(add) {
-            out.drop(pkt.buf, DropReason::NoBuffers);
+            out.drop(pkt.buf, pkt.meta, DropReason::NoBuffers);
             continue;
         }
         let ident = ctx.env.next_ident;
@@ -94,11 +98,13 @@ pub fn process<B: PacketBuf>(
                 sport: geneve::flow_source_port(hash),
                 ident,
                 vni: vpc.vni,
-                trace_id: None,
+                trace_id,
                 inner_len,
             },
         );
-        pkt.meta.local_origin = true;
+        pkt.meta.set_local_origin();
+        let (remote, vni) = (underlay, vpc.vni);
+        out.note(&pkt.meta, Detail::Encap { remote, vni });
         out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
     }
 }

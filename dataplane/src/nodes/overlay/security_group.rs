@@ -22,6 +22,8 @@ use crate::graph::stats::bump;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::secgroup::Direction;
 use crate::overlay::{Location, Overlay};
+use crate::trace::record::SgCheck;
+use crate::trace::Detail;
 use crate::wire::icmp;
 use crate::wire::ipv4;
 
@@ -76,11 +78,12 @@ pub fn process<B: PacketBuf>(
         }
         let f = inner_flow(pkt.buf.data());
         let related = related_flow(pkt.buf.data(), &f);
+        let mut egress = SgCheck::NotChecked;
         // Egress: the sending VM's port on this host.
         if let Some(src) = ov.local_endpoint(pkt.meta.rx_port) {
             let zone = pkt.meta.rx_port;
             let e = &ov.endpoints[src as usize];
-            if let Err(reason) = check(
+            let r = check(
                 ctx.env,
                 ov,
                 e.rules,
@@ -89,15 +92,22 @@ pub fn process<B: PacketBuf>(
                 &f,
                 related.as_ref(),
                 now,
-            ) {
-                out.drop(pkt.buf, reason);
-                continue;
+            );
+            match r {
+                Ok(c) => egress = c,
+                Err((reason, c)) => {
+                    let ingress = SgCheck::NotChecked;
+                    out.note(&pkt.meta, Detail::Security { egress: c, ingress });
+                    out.drop(pkt.buf, pkt.meta, reason);
+                    continue;
+                }
             }
         }
+        let mut ingress = SgCheck::NotChecked;
         // Ingress: the destination port, if it is on this host.
         if let Some(dst) = ov.endpoint(pkt.meta.adj) {
             if let Location::Local(port) = dst.at {
-                if let Err(reason) = check(
+                let r = check(
                     ctx.env,
                     ov,
                     dst.rules,
@@ -106,17 +116,24 @@ pub fn process<B: PacketBuf>(
                     &f,
                     related.as_ref(),
                     now,
-                ) {
-                    out.drop(pkt.buf, reason);
-                    continue;
+                );
+                match r {
+                    Ok(c) => ingress = c,
+                    Err((reason, c)) => {
+                        out.note(&pkt.meta, Detail::Security { egress, ingress: c });
+                        out.drop(pkt.buf, pkt.meta, reason);
+                        continue;
+                    }
                 }
             }
         }
+        out.note(&pkt.meta, Detail::Security { egress, ingress });
         out.to(NodeId::OverlayOutput, pkt.buf, pkt.meta);
     }
 }
 
-/// One port's check in one direction; `Err` carries the drop reason.
+/// One port's check in one direction: how it passed, or why not (with the rule that
+/// denied, for traces).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn check(
@@ -128,12 +145,12 @@ fn check(
     f: &InnerFlow,
     related: Option<&Flow>,
     now: u64,
-) -> Result<(), DropReason> {
+) -> Result<SgCheck, (DropReason, SgCheck)> {
     let ct: &mut ConnTable = &mut env.conntrack;
     if let Some(q) = related {
         let q = Flow { zone, ..*q };
         if ct.lookup(&q, now).is_some() {
-            return Ok(());
+            return Ok(SgCheck::Related);
         }
     }
     let flow = Flow {
@@ -145,7 +162,7 @@ fn check(
         dport: f.dport,
     };
     let Some(set) = ov.rule_sets.get(rules as usize) else {
-        return Err(DropReason::SecurityGroupDeny);
+        return Err((DropReason::SecurityGroupDeny, SgCheck::NotChecked));
     };
     let epoch = ov.epochs.get(rules as usize).copied().unwrap_or(0);
     let remote = match dir {
@@ -158,26 +175,34 @@ fn check(
             if !d.allow {
                 ct.remove(hit.slot);
                 deny(env, d.counter);
-                return Err(DropReason::SecurityGroupDeny);
+                let rule = SgCheck::Rule {
+                    slot: d.counter,
+                    allow: false,
+                };
+                return Err((DropReason::SecurityGroupDeny, rule));
             }
             ct.set_tag(hit.slot, epoch);
         }
         return match ct.update(hit, f.tcp_flags, f.len, now) {
-            Update::Ok => Ok(()),
-            Update::Invalid => Err(DropReason::ConntrackInvalid),
+            Update::Ok => Ok(SgCheck::Connection),
+            Update::Invalid => Err((DropReason::ConntrackInvalid, SgCheck::Refused)),
         };
     }
     if f.proto == ipv4::PROTO_TCP && !tcp::flags_valid(f.tcp_flags) {
-        return Err(DropReason::ConntrackInvalid);
+        return Err((DropReason::ConntrackInvalid, SgCheck::Refused));
     }
     let d = set.evaluate(dir, f.proto, remote, f.dport);
+    let rule = SgCheck::Rule {
+        slot: d.counter,
+        allow: d.allow,
+    };
     if !d.allow {
         deny(env, d.counter);
-        return Err(DropReason::SecurityGroupDeny);
+        return Err((DropReason::SecurityGroupDeny, rule));
     }
     match env.conntrack.insert(&flow, f.tcp_flags, f.len, now, epoch) {
-        Ok(_) => Ok(()),
-        Err(Full) => Err(DropReason::ConntrackFull),
+        Ok(_) => Ok(rule),
+        Err(Full) => Err((DropReason::ConntrackFull, SgCheck::Refused)),
     }
 }
 

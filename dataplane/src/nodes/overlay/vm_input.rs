@@ -10,6 +10,7 @@
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::ROUTER_MAC;
+use crate::trace::probe;
 use crate::wire::arp::{self, ArpError, OP_REPLY, OP_REQUEST};
 use crate::wire::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 use crate::wire::ipv4;
@@ -27,13 +28,13 @@ pub fn process<B: PacketBuf>(
     let ov = &*ctx.snap.overlay;
     for mut pkt in input.drain(..) {
         let Some(me_idx) = ov.local_endpoint(pkt.meta.rx_port) else {
-            out.drop(pkt.buf, DropReason::PortDown);
+            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
             continue;
         };
         let me = &ov.endpoints[me_idx as usize];
         let d = pkt.buf.data();
         if !ethernet::same_mac(&d[6..], &me.mac) {
-            out.drop(pkt.buf, DropReason::PortSpoofedMac);
+            out.drop(pkt.buf, pkt.meta, DropReason::PortSpoofedMac);
             continue;
         }
         pkt.meta.nh_ip = u32::from(me.vpc);
@@ -43,12 +44,17 @@ pub fn process<B: PacketBuf>(
                 let (src, len) = match ipv4::Packet::new_checked(&d[L3..]) {
                     Ok(ip) => (ip.src(), ip.total_len()),
                     Err(_) => {
-                        out.drop(pkt.buf, DropReason::OverlayBadIp4);
+                        out.drop(pkt.buf, pkt.meta, DropReason::OverlayBadIp4);
                         continue;
                     }
                 };
                 if !me.ips.contains(&src) {
-                    out.drop(pkt.buf, DropReason::PortSpoofedIp);
+                    out.drop(pkt.buf, pkt.meta, DropReason::PortSpoofedIp);
+                    continue;
+                }
+                // Only the dataplane injects probes (they arrive here traced).
+                if !pkt.meta.traced() && probe::marked(d, L3).is_some() {
+                    out.drop(pkt.buf, pkt.meta, DropReason::TraceForged);
                     continue;
                 }
                 // Ethernet padding of short frames is not part of the packet.
@@ -62,7 +68,7 @@ pub fn process<B: PacketBuf>(
                     continue;
                 }
                 if d[0] & 1 == 1 {
-                    out.drop(pkt.buf, DropReason::OverlayNoFlood);
+                    out.drop(pkt.buf, pkt.meta, DropReason::OverlayNoFlood);
                     continue;
                 }
                 let dst_mac: [u8; 6] = crate::wire::array(d, 0);
@@ -74,37 +80,37 @@ pub fn process<B: PacketBuf>(
                         pkt.meta.adj = e;
                         out.to(NodeId::SecurityGroup, pkt.buf, pkt.meta);
                     }
-                    _ => out.drop(pkt.buf, DropReason::OverlayUnknownMac),
+                    _ => out.drop(pkt.buf, pkt.meta, DropReason::OverlayUnknownMac),
                 }
             }
             ETHERTYPE_ARP => {
                 let (op, sha, spa, tpa) = match arp::Packet::new_checked(&d[L3..]) {
                     Ok(a) => (a.operation(), a.sender_mac(), a.sender_ip(), a.target_ip()),
                     Err(ArpError::Malformed) => {
-                        out.drop(pkt.buf, DropReason::ArpMalformed);
+                        out.drop(pkt.buf, pkt.meta, DropReason::ArpMalformed);
                         continue;
                     }
                     Err(ArpError::Unsupported) => {
-                        out.drop(pkt.buf, DropReason::ArpUnsupported);
+                        out.drop(pkt.buf, pkt.meta, DropReason::ArpUnsupported);
                         continue;
                     }
                 };
                 if sha != me.mac {
-                    out.drop(pkt.buf, DropReason::PortSpoofedMac);
+                    out.drop(pkt.buf, pkt.meta, DropReason::PortSpoofedMac);
                     continue;
                 }
                 // 0.0.0.0 is an address probe (RFC 5227), allowed before the VM has one.
                 if spa != 0 && !me.ips.contains(&spa) {
-                    out.drop(pkt.buf, DropReason::PortSpoofedIp);
+                    out.drop(pkt.buf, pkt.meta, DropReason::PortSpoofedIp);
                     continue;
                 }
                 if op == OP_REPLY || (op == OP_REQUEST && spa == tpa) {
                     // Replies and announcements: we already know every port's address.
-                    out.consume(pkt.buf);
+                    out.consume(pkt.buf, pkt.meta);
                     continue;
                 }
                 if op != OP_REQUEST {
-                    out.drop(pkt.buf, DropReason::ArpUnsupported);
+                    out.drop(pkt.buf, pkt.meta, DropReason::ArpUnsupported);
                     continue;
                 }
                 let answer = if ov.gateway_of(me) == Some(tpa) {
@@ -116,7 +122,7 @@ pub fn process<B: PacketBuf>(
                         .map(|e| e.mac)
                 };
                 let Some(mac) = answer else {
-                    out.drop(pkt.buf, DropReason::OverlayArpUnknown);
+                    out.drop(pkt.buf, pkt.meta, DropReason::OverlayArpUnknown);
                     continue;
                 };
                 let d = pkt.buf.data_mut();
@@ -125,7 +131,7 @@ pub fn process<B: PacketBuf>(
                 arp::emit(&mut d[L3..], OP_REPLY, mac, tpa, sha, spa);
                 out.tx(pkt.meta.rx_port, pkt.buf, pkt.meta);
             }
-            _ => out.drop(pkt.buf, DropReason::OverlayUnsupported),
+            _ => out.drop(pkt.buf, pkt.meta, DropReason::OverlayUnsupported),
         }
     }
 }

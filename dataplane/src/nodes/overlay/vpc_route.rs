@@ -9,6 +9,7 @@ use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::{RouteResult, ROUTER_MAC};
+use crate::trace::Detail;
 use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE, ECHO_REQUEST, TIME_EXCEEDED};
 use crate::wire::ipv4::{self, PROTO_ICMP};
 
@@ -31,7 +32,7 @@ pub fn process<B: PacketBuf>(
             .local_endpoint(pkt.meta.rx_port)
             .map(|e| &ov.endpoints[e as usize])
         else {
-            out.drop(pkt.buf, DropReason::PortDown);
+            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
             continue;
         };
         let gateway = ov.gateway_of(me).unwrap_or(0);
@@ -45,6 +46,12 @@ pub fn process<B: PacketBuf>(
             mtu: 0,
             reason,
         };
+        if pkt.meta.traced() {
+            if let Some(p) = ov.route_prefix(vpc, dst) {
+                let (prefix, len) = (p.bits(), p.length());
+                out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
+            }
+        }
         let dest = match ov.route(vpc, dst) {
             RouteResult::Endpoint(e) => e,
             RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
@@ -71,11 +78,11 @@ pub fn process<B: PacketBuf>(
                 continue;
             }
             RouteResult::Blackhole => {
-                out.drop(pkt.buf, DropReason::RouteBlackhole);
+                out.drop(pkt.buf, pkt.meta, DropReason::RouteBlackhole);
                 continue;
             }
             RouteResult::NextHopUnknown => {
-                out.drop(pkt.buf, DropReason::VpcNextHopUnknown);
+                out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
                 continue;
             }
         };
@@ -85,7 +92,7 @@ pub fn process<B: PacketBuf>(
             continue;
         }
         let Some(to) = ov.endpoint(dest) else {
-            out.drop(pkt.buf, DropReason::VpcNextHopUnknown);
+            out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
             continue;
         };
         let d = pkt.buf.data_mut();
@@ -124,21 +131,21 @@ fn answer_gateway<B: PacketBuf>(
         )
     };
     if frag {
-        out.drop(buf, DropReason::Ip4FragmentToUs);
+        out.drop(buf, meta, DropReason::Ip4FragmentToUs);
         return;
     }
     if proto == PROTO_ICMP {
         let d = buf.data_mut();
         let Some(mut msg) = icmp::Packet::new_checked(&mut d[L3 + hl..]) else {
-            out.drop(buf, DropReason::IcmpMalformed);
+            out.drop(buf, meta, DropReason::IcmpMalformed);
             return;
         };
         if !msg.verify() {
-            out.drop(buf, DropReason::IcmpMalformed);
+            out.drop(buf, meta, DropReason::IcmpMalformed);
             return;
         }
         if msg.msg_type() != ECHO_REQUEST {
-            out.drop(buf, DropReason::LocalIcmpIgnored);
+            out.drop(buf, meta, DropReason::LocalIcmpIgnored);
             return;
         }
         msg.echo_to_reply();
