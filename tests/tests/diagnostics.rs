@@ -4,9 +4,10 @@
 //!
 //! 1. `aegisctl host list -o json` shows each host's diagnostics address;
 //! 2. `aegisctl drops -o json`: spoofed-source frames from b1 show as `port_spoofed_ip` on
-//!    c1 with the right count, ranked; a security-group deny carries its rule id;
+//!    c1 with the right count, ranked;
 //! 3. `aegisctl capture --host c2 --port vm-b2 --filter icmp -c 6 -w F` while b1 pings b2:
 //!    tshark reads only ICMP, on the interface named `c2/vm-b2`;
+//! 2b. a security-group deny shows in `drops` with its rule id;
 //! 4. a host whose dataplane is gone is listed as unreachable, the others still answer.
 //!
 //! One lab for all of it (a lab takes long to build). Needs root, tshark and the release
@@ -169,6 +170,54 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         "{text}"
     );
 
+    // 3. A capture on c2's port of b2, from the fabric (not on c2), while b1 pings b2 —
+    // before b2 gets a security group, which denies ICMP to it.
+    let b2 = eastwest::vm("b2").or_panic("b2");
+    let port = b2.device();
+    let file = ew.lab.path("c2-icmp.pcapng");
+    let file_arg = file.to_string_lossy().into_owned();
+    let aegisctl = ew.bins.aegisctl().or_panic("aegisctl");
+    let capture = ew
+        .lab
+        .spawn(
+            FABRIC,
+            "capture-c2",
+            &aegisctl.to_string_lossy(),
+            &[
+                "--server", CP_ADDR, "capture", "--host", b2.host, "--port", &port, "--filter",
+                "icmp", "-c", "6", "-w", &file_arg,
+            ],
+        )
+        .or_panic("start aegisctl capture");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ew.lab.proc(capture).is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "capture still running after 30 s:\n{}",
+            ew.lab.proc(capture).log_tail(10)
+        );
+        // Non-ICMP traffic crosses the port too (a SYN, a reset): the filter keeps it out.
+        let _ = ew.tcp_connect("b1", ip("b2"), 80, Duration::from_millis(200));
+        let _ = ew.ping("b1", ip("b2"), 1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let p = ew.lab.proc(capture);
+    let status = p.exit_status().or_panic_opt("capture exit status");
+    let log = p.log();
+    assert!(status.success(), "aegisctl capture failed ({status}):\n{log}");
+    assert!(log.contains("6 packets captured on c2"), "{log}");
+    let rows = tshark_fields(
+        &file,
+        &["frame.interface_name", "ip.proto", "frame.protocols"],
+    );
+    assert_eq!(rows.len(), 6, "tshark rows: {rows:?}");
+    let iface = format!("{}/{port}", b2.host);
+    for r in &rows {
+        assert_eq!(r[0], iface, "interface name: {rows:?}");
+        assert_eq!(r[1], "1", "only ICMP: {rows:?}");
+        assert!(r[2].contains(":icmp"), "only ICMP: {rows:?}");
+    }
+
     // 2b. A security-group deny, with its rule id.
     ew.create_group("sg-client", &[]).or_panic("sg-client");
     ew.create_group(
@@ -206,53 +255,6 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         }
     };
     assert!(denied["count"].as_u64() >= Some(1), "{denied}");
-
-    // 3. A capture on c2's port of b2, from the fabric (not on c2), while b1 pings b2.
-    let b2 = eastwest::vm("b2").or_panic("b2");
-    let port = b2.device();
-    let file = ew.lab.path("c2-icmp.pcapng");
-    let file_arg = file.to_string_lossy().into_owned();
-    let aegisctl = ew.bins.aegisctl().or_panic("aegisctl");
-    let capture = ew
-        .lab
-        .spawn(
-            FABRIC,
-            "capture-c2",
-            &aegisctl.to_string_lossy(),
-            &[
-                "--server", CP_ADDR, "capture", "--host", b2.host, "--port", &port, "--filter",
-                "icmp", "-c", "6", "-w", &file_arg,
-            ],
-        )
-        .or_panic("start aegisctl capture");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ew.lab.proc(capture).is_running() {
-        assert!(
-            Instant::now() < deadline,
-            "capture still running after 30 s:\n{}",
-            ew.lab.proc(capture).log_tail(10)
-        );
-        // Non-ICMP traffic crosses the port too: the filter must keep it out.
-        let _ = ew.tcp_connect("b1", ip("b2"), 80, Duration::from_millis(200));
-        let _ = ew.ping("b1", ip("b2"), 1);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let p = ew.lab.proc(capture);
-    let status = p.exit_status().or_panic_opt("capture exit status");
-    let log = p.log();
-    assert!(status.success(), "aegisctl capture failed ({status}):\n{log}");
-    assert!(log.contains("6 packets captured on c2"), "{log}");
-    let rows = tshark_fields(
-        &file,
-        &["frame.interface_name", "ip.proto", "frame.protocols"],
-    );
-    assert_eq!(rows.len(), 6, "tshark rows: {rows:?}");
-    let iface = format!("{}/{port}", b2.host);
-    for r in &rows {
-        assert_eq!(r[0], iface, "interface name: {rows:?}");
-        assert_eq!(r[1], "1", "only ICMP: {rows:?}");
-        assert!(r[2].contains(":icmp"), "only ICMP: {rows:?}");
-    }
 
     // 4. c3's dataplane goes: c3 is unreachable, c1 and c2 still answer.
     ew.kill_dataplane("c3").or_panic("kill c3's dataplane");
