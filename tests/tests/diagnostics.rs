@@ -7,8 +7,8 @@
 //!    c1 with the right count, ranked;
 //! 3. `aegisctl capture --host c2 --port vm-b2 --filter icmp -c 6 -w F` while b1 pings b2:
 //!    tshark reads only ICMP, on the interface named `c2/vm-b2`;
-//! 2b. a security-group deny shows in `drops` with its rule id;
-//! 4. a host whose dataplane is gone is listed as unreachable, the others still answer.
+//! 4. a security-group deny shows in `drops` with its rule id;
+//! 5. a host whose dataplane is gone is listed as unreachable, the others still answer.
 //!
 //! One lab for all of it (a lab takes long to build). Needs root, tshark and the release
 //! binaries; skips loudly without them and fails under CI=true.
@@ -142,7 +142,7 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         "{table}"
     );
 
-    // 2a. Spoofed source IPs from b1 (on c1): port_spoofed_ip on c1, 3 more.
+    // 2. Spoofed source IPs from b1 (on c1): port_spoofed_ip on c1, 3 more.
     let b1 = eastwest::vm("b1").or_panic("b1");
     let before = drops(&ew, &["--host", b1.host]);
     assert_eq!(before["hosts"], serde_json::json!([b1.host]), "{before}");
@@ -150,7 +150,8 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
     let frames: Vec<Vec<u8>> = (0..3)
         .map(|seq| EastWestLab::echo_frame(b1.mac, "10.1.1.99", ip("b2"), seq).or_panic("frame"))
         .collect();
-    ew.send_frames("b1", &frames).or_panic("send spoofed frames");
+    ew.send_frames("b1", &frames)
+        .or_panic("send spoofed frames");
     let after = wait_count(&ew, b1.host, "port_spoofed_ip", was + 3);
     assert_eq!(
         count(&after, b1.host, "port_spoofed_ip"),
@@ -204,7 +205,10 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
     let p = ew.lab.proc(capture);
     let status = p.exit_status().or_panic_opt("capture exit status");
     let log = p.log();
-    assert!(status.success(), "aegisctl capture failed ({status}):\n{log}");
+    assert!(
+        status.success(),
+        "aegisctl capture failed ({status}):\n{log}"
+    );
     assert!(log.contains("6 packets captured on c2"), "{log}");
     let rows = tshark_fields(
         &file,
@@ -218,21 +222,26 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         assert!(r[2].contains(":icmp"), "only ICMP: {rows:?}");
     }
 
-    // 2b. A security-group deny, with its rule id.
+    // 4. A security-group deny, with its rule id.
     ew.create_group("sg-client", &[]).or_panic("sg-client");
     ew.create_group(
         "sg-web",
         &["id=no-http,dir=ingress,proto=tcp,ports=80,remote=0.0.0.0/0,prio=5,action=deny"],
     )
     .or_panic("sg-web");
-    ew.set_port_groups("b1", &["sg-client"]).or_panic("b1 groups");
+    ew.set_port_groups("b1", &["sg-client"])
+        .or_panic("b1 groups");
     ew.set_port_groups("b2", &["sg-web"]).or_panic("b2 groups");
     ew.wait_converged(eastwest::CONVERGE).or_panic("converge");
     ew.tcp_listen("b2", 80).or_panic("listen on b2");
     let got = ew
         .tcp_connect("b1", ip("b2"), 80, Duration::from_secs(2))
         .or_panic("connect");
-    assert_eq!(got, Connect::TimedOut, "b1 -> b2:80 (denied by rule no-http)");
+    assert_eq!(
+        got,
+        Connect::TimedOut,
+        "b1 -> b2:80 (denied by rule no-http)"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let denied = loop {
         let v = drops(&ew, &[]);
@@ -256,7 +265,7 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
     };
     assert!(denied["count"].as_u64() >= Some(1), "{denied}");
 
-    // 4. c3's dataplane goes: c3 is unreachable, c1 and c2 still answer.
+    // 5. c3's dataplane goes: c3 is unreachable, c1 and c2 still answer.
     ew.kill_dataplane("c3").or_panic("kill c3's dataplane");
     let deadline = Instant::now() + Duration::from_secs(15);
     let v = loop {
