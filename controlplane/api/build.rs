@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 use prost::Message;
 
+/// Dataplane messages that control-plane messages embed (`HostCaptureRequest`): they need the
+/// control-plane package's serde derives too.
+const EMBEDDED_DATAPLANE: &[&str] = &[
+    ".aegis.dataplane.v1.CaptureRequest",
+    ".aegis.dataplane.v1.BpfInstruction",
+];
+
 const PROTOS: &[&str] = &[
     "aegis/dataplane/v1/admin.proto",
     "aegis/controlplane/v1/controlplane.proto",
@@ -14,7 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let fds = protox::compile(PROTOS, ["proto"])?;
     std::fs::write(out_dir.join("aegis_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure()
+    let mut builder = tonic_prost_build::configure();
+    for message in EMBEDDED_DATAPLANE {
+        builder = builder
+            .type_attribute(message, "#[derive(serde::Serialize, serde::Deserialize)]")
+            .message_attribute(message, "#[serde(default)]");
+    }
+    builder
         .build_server(true)
         .build_client(true)
         // The control plane stores its objects (Raft log, snapshots) as JSON.

@@ -51,6 +51,46 @@ mod tests {
     }
 
     #[test]
+    fn diagnostics_commands_parse() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["aegisctl"].iter().chain(args));
+        let cli = parse(&[
+            "capture", "--host", "c2", "--port", "vm-b2", "--filter", "icmp", "-c", "6", "-w",
+            "f.pcapng",
+        ])
+        .unwrap();
+        let Command::Cp(cp::CpCommand::Capture(a)) = cli.command else {
+            panic!("not a capture command")
+        };
+        assert_eq!(a.host, "c2");
+        assert_eq!(a.capture.ports, ["vm-b2"]);
+        assert_eq!(
+            (a.capture.count, a.capture.filter.as_str()),
+            (Some(6), "icmp")
+        );
+        for ok in [
+            &["drops"][..],
+            &["drops", "--host", "c1", "-o", "json"],
+            &[
+                "--server",
+                "10.99.0.1:7400",
+                "capture",
+                "--host",
+                "c1",
+                "--drops",
+            ],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &["capture", "--port", "vm-b2"][..],
+            &["drops", "c1"],
+            &["drops", "-o", "yaml"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn route_add_forms() {
         let parse = |args: &[&str]| Cli::try_parse_from(["aegisctl", "dp"].iter().chain(args));
         let cli = parse(&["route", "add", "10.9.0.0/16", "via", "10.0.1.2"]).unwrap();

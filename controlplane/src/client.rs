@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use aegis_api::controlplane::v1::{
     agents_client::AgentsClient, cluster_client::ClusterClient,
-    desired_state_client::DesiredStateClient, raft_peer_client::RaftPeerClient,
+    desired_state_client::DesiredStateClient, diagnostics_client::DiagnosticsClient,
+    raft_peer_client::RaftPeerClient,
 };
 
 /// How to reach and authenticate to control-plane nodes.
@@ -75,6 +76,8 @@ pub struct Clients {
     pub cluster: ClusterClient<AuthChannel>,
     /// Peer (Raft, forwarded writes).
     pub peer: RaftPeerClient<AuthChannel>,
+    /// Diagnostics of the hosts' dataplanes.
+    pub diagnostics: DiagnosticsClient<AuthChannel>,
 }
 
 /// A lazily connecting channel to `addr` (`host:port`, `http://host:port` or
@@ -103,6 +106,7 @@ pub fn clients(addr: &str, config: &ClientConfig) -> Result<Clients, ClientError
         state: DesiredStateClient::new(ch.clone()),
         agents: AgentsClient::new(ch.clone()),
         cluster: ClusterClient::new(ch.clone()),
-        peer: RaftPeerClient::new(ch),
+        peer: RaftPeerClient::new(ch.clone()),
+        diagnostics: DiagnosticsClient::new(ch),
     })
 }

@@ -1,6 +1,7 @@
 //! The control plane's gRPC API on a real single-node server in this process: each error
 //! class and that a rejected request changes nothing, watch streams (full state, resume,
-//! host filter, compaction), heartbeats and host liveness, the bearer token, and TLS.
+//! host filter, compaction), heartbeats and host liveness, the bearer token, TLS, and the
+//! diagnostics of the hosts' dataplanes (an in-memory dataplane backend).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -547,4 +548,151 @@ async fn reflection_lists_the_services() {
     }
     drop(replies);
     server.shutdown().await;
+}
+
+/// `Diagnostics` end to end on one node: a dataplane's diagnostics server (the in-memory
+/// backend) reported in a heartbeat, `Drops` ranked with the rules behind denials and the
+/// hosts that cannot be asked, `Capture` passed through, the token presented to the
+/// dataplane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_reach_the_dataplanes_of_alive_hosts() {
+    use aegis_api::controlplane::v1::{DropsRequest, HostCaptureRequest};
+    use aegis_api::dataplane::v1 as pb;
+    use aegis_dataplane::ctl::diag::DiagServer;
+    use aegis_dataplane::ctl::{MemoryBackend, PollMode, WorkerInfo};
+
+    let backend = std::sync::Arc::new(MemoryBackend::new(
+        PollMode::Adaptive,
+        &[
+            WorkerInfo { id: 0, lcore: 1 },
+            WorkerInfo { id: 1, lcore: 2 },
+        ],
+    ));
+    backend
+        .count_drop(0, "port_spoofed_ip", "source IP not the port's", 2)
+        .unwrap();
+    backend
+        .count_drop(1, "port_spoofed_ip", "source IP not the port's", 1)
+        .unwrap();
+    backend
+        .count_drop(1, "security_group_deny", "denied by a security group", 5)
+        .unwrap();
+    backend.declare_reason("no_route", "no route").unwrap();
+    backend.count_denial("sg-web/no-http", 4).unwrap();
+    backend.count_denial("default/ingress-deny", 1).unwrap();
+    let diag = DiagServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        backend.clone(),
+        Some("tok".into()),
+    )
+    .unwrap();
+    let diag_addr = diag.local_addr().to_string();
+    let (diag_stop, diag_stopped) = tokio::sync::oneshot::channel::<()>();
+    let diag_task = tokio::spawn(diag.serve(async {
+        let _ = diag_stopped.await;
+    }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.token = Some("tok".into());
+    cfg.peer_client.token = Some("tok".into());
+    let server = Server::start(cfg).await;
+    let client_cfg = ClientConfig {
+        token: Some("tok".into()),
+        ..ClientConfig::default()
+    };
+    let mut c = ready(&server.addr, &client_cfg).await;
+    for (h, a) in [
+        ("c1", "10.0.1.1/24"),
+        ("c2", "10.0.2.1/24"),
+        ("c3", "10.0.3.1/24"),
+    ] {
+        create(&mut c, host(h, a)).await.unwrap();
+    }
+    let beat = |h: &str, diag_address: &str| HeartbeatRequest {
+        host: h.into(),
+        agent: "dataplane".into(),
+        diag_address: diag_address.into(),
+        ..Default::default()
+    };
+    c.agents.heartbeat(beat("c1", &diag_addr)).await.unwrap();
+    c.agents.heartbeat(beat("c2", "")).await.unwrap();
+
+    let r = c
+        .diagnostics
+        .drops(DropsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let ranked: Vec<(&str, &str, u64)> = r
+        .drops
+        .iter()
+        .map(|d| (d.host.as_str(), d.reason.as_str(), d.count))
+        .collect();
+    assert_eq!(
+        ranked,
+        [
+            ("c1", "security_group_deny", 5),
+            ("c1", "port_spoofed_ip", 3)
+        ]
+    );
+    let rules: Vec<(&str, u64)> = r.drops[0]
+        .rules
+        .iter()
+        .map(|x| (x.rule.as_str(), x.count))
+        .collect();
+    assert_eq!(rules, [("sg-web/no-http", 4), ("default/ingress-deny", 1)]);
+    assert_eq!(r.hosts, ["c1"]);
+    let unreachable: Vec<&str> = r.unreachable.iter().map(|u| u.host.as_str()).collect();
+    assert_eq!(unreachable, ["c2", "c3"], "{:?}", r.unreachable);
+    assert!(r.unreachable[0].error.contains("no diagnostics address"));
+    assert!(r.unreachable[1].error.contains("no heartbeat"));
+
+    let one = c
+        .diagnostics
+        .drops(DropsRequest { host: "c1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.hosts, ["c1"]);
+    assert!(one.unreachable.is_empty());
+    let e = c
+        .diagnostics
+        .drops(DropsRequest {
+            host: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    let capture = |host: &str| HostCaptureRequest {
+        host: host.into(),
+        capture: Some(pb::CaptureRequest {
+            count: 1,
+            ..Default::default()
+        }),
+    };
+    // Alive again for the detection time (400 ms) whatever the calls above took.
+    c.agents.heartbeat(beat("c1", &diag_addr)).await.unwrap();
+    c.agents.heartbeat(beat("c2", "")).await.unwrap();
+    let mut stream = c
+        .diagnostics
+        .capture(capture("c1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().expect("an event");
+    assert!(
+        matches!(first.event, Some(pb::capture_event::Event::Started(_))),
+        "{first:?}"
+    );
+    drop(stream);
+    let e = c.diagnostics.capture(capture("c2")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    let e = c.diagnostics.capture(capture("ghost")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    server.shutdown().await;
+    diag_stop.send(()).unwrap();
+    diag_task.await.unwrap().unwrap();
 }

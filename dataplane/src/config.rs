@@ -126,6 +126,9 @@ pub struct DataplaneConfig {
     pub admin_socket: PathBuf,
     /// Prometheus endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// TCP address of the diagnostics gRPC service (`DataplaneDiagnostics`), sent to the
+    /// control plane in heartbeats so it can dial it.
+    pub diag_listen: Option<SocketAddr>,
     /// Routes file, resolved against the configuration file's folder.
     pub routes_file: Option<PathBuf>,
     /// Journal of runtime changes (admin API) replayed at start, resolved like
@@ -361,6 +364,7 @@ struct RawDataplane {
     connections: Option<i64>,
     admin_socket: Option<String>,
     metrics_listen: Option<String>,
+    diag_listen: Option<String>,
     routes_file: Option<String>,
     runtime_log: Option<String>,
 }
@@ -623,6 +627,7 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
             })
         })
         .transpose()?;
+    let diag_listen = raw.diag_listen.map(|d| diag_address(&d)).transpose()?;
     let routes_file = match raw.routes_file {
         Some(f) if f.is_empty() => return Err(field("dataplane.routes_file", "must not be empty")),
         Some(f) => Some(base.join(f)),
@@ -640,9 +645,38 @@ fn dataplane(raw: RawDataplane, base: &Path) -> Result<DataplaneConfig, ConfigEr
         connections,
         admin_socket: PathBuf::from(admin_socket),
         metrics_listen,
+        diag_listen,
         routes_file,
         runtime_log,
     })
+}
+
+/// `dataplane.diag_listen`: an IP address and port the control plane can dial (the address
+/// goes into the heartbeats as it is, so not a wildcard address, and not port 0).
+fn diag_address(text: &str) -> Result<SocketAddr, ConfigError> {
+    let key = "dataplane.diag_listen";
+    let addr = text.parse::<SocketAddr>().map_err(|_| {
+        field(
+            key,
+            format!("{text:?} is not an IP address and port (e.g. \"10.99.0.11:7401\")"),
+        )
+    })?;
+    if addr.ip().is_unspecified() {
+        return Err(field(
+            key,
+            format!(
+                "{text:?}: the control plane dials this address, so it must be one of the host's \
+                 own (its management address), not a wildcard"
+            ),
+        ));
+    }
+    if addr.port() == 0 {
+        return Err(field(
+            key,
+            format!("{text:?}: port 0 is not a port to dial"),
+        ));
+    }
+    Ok(addr)
 }
 
 fn ports(raw: Vec<RawPort>) -> Result<(Vec<PortSpec>, Vec<PortConfig>), ConfigError> {

@@ -7,7 +7,8 @@
 //!                      aegis-controlplane --listen 10.99.0.1:7400
 //!          ul-c1 ul-c2 ul-c3 ──┘                        └── mg-c1 mg-c2 mg-c3
 //!            │                                                │
-//!   cN: ul0 (DPDK port, 10.88.0.1N/24 from the control plane)  mg0 10.99.0.1N/24 (kernel)
+//!   cN: ul0 (DPDK port, 10.88.0.1N/24 from the control plane)  mg0 10.99.0.1N/24 (kernel;
+//!       the dataplane's diagnostics listen on 10.99.0.1N:7401)
 //!       vm-<vm> (DPDK port) ── veth ── eth0 of VM <vm> (MTU 1450, default via the gateway)
 //!
 //!   VPC blue (VNI 100)                     VPC red (VNI 200)
@@ -279,6 +280,9 @@ fn host_no(host: &str) -> Result<u8> {
 pub fn underlay_ip(host: &str) -> Result<String> {
     Ok(format!("10.88.0.1{}", host_no(host)?))
 }
+
+/// The TCP port of each dataplane's diagnostics listener (on the management address).
+pub const DIAG_PORT: u16 = 7401;
 
 /// Compute host `host`'s management address (c1 → 10.99.0.11).
 pub fn mgmt_ip(host: &str) -> Result<String> {
@@ -797,6 +801,8 @@ impl EastWestLab {
         // The router lab's config carries the lab EAL arguments; only the ports differ.
         let mut c = RouterLab::host_config(&prefix, &socket);
         c.routes.clear();
+        // The control plane reaches the dataplane's diagnostics on the management network.
+        c.diag_listen = mgmt_ip(host).ok().map(|ip| format!("{ip}:{DIAG_PORT}"));
         c.ports = host_devices(host)
             .into_iter()
             .enumerate()

@@ -140,6 +140,7 @@ impl GatewayPairLab {
                 burst: 32,
                 mbufs: 4095,
                 admin_socket: socket.clone(),
+                diag_listen: None,
                 ports: vec![
                     PortSpec {
                         name: "in0".into(),

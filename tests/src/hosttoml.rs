@@ -38,6 +38,8 @@ pub struct HostConfig {
     pub mbufs: u32,
     /// Admin API unix socket.
     pub admin_socket: PathBuf,
+    /// Diagnostics listener (`diag_listen`, "IP:PORT") for the control plane to dial.
+    pub diag_listen: Option<String>,
     /// Ports, in order (DPDK port ids follow this order).
     pub ports: Vec<PortSpec>,
     /// Static routes.
@@ -81,6 +83,9 @@ impl HostConfig {
             "admin_socket = {}",
             quote(&self.admin_socket.to_string_lossy())
         );
+        if let Some(d) = &self.diag_listen {
+            let _ = writeln!(t, "diag_listen = {}", quote(d));
+        }
         for p in &self.ports {
             t.push_str("\n[[port]]\n");
             let _ = writeln!(t, "name = {}", quote(&p.name));
@@ -140,6 +145,7 @@ mod tests {
             burst: 32,
             mbufs: 8191,
             admin_socket: "/tmp/a \"b\"/r1.sock".into(),
+            diag_listen: None,
             ports: vec![
                 PortSpec {
                     name: "eth0".into(),

@@ -152,6 +152,7 @@ impl RouterLab {
             burst: 32,
             mbufs: 8191,
             admin_socket: admin_socket.to_path_buf(),
+            diag_listen: None,
             ports: vec![
                 PortSpec {
                     name: Self::R1_H1_IF.into(),

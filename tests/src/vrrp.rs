@@ -129,6 +129,7 @@ impl VrrpLab {
             burst: 32,
             mbufs: 4095,
             admin_socket: socket.clone(),
+            diag_listen: None,
             ports: vec![PortSpec {
                 name: Self::GW_IF.into(),
                 devargs: format!("net_af_packet0,iface={}", Self::GW_IF),

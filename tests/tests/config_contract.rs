@@ -46,3 +46,20 @@ fn router_lab_host_toml_parses_as_intended() {
     }
     assert!(has("--vdev"), "{argv:?}");
 }
+
+#[test]
+fn diag_listen_reaches_the_dataplane_config() {
+    let socket = Path::new("/tmp/aegis-lab/aegl-contract-1-0/c1.sock");
+    let mut host = RouterLab::host_config("aegl-contract-1-0-c1", socket);
+    host.diag_listen = Some("10.99.0.11:7401".into());
+    let text = host.render();
+    let cfg = HostConfig::parse(
+        &text,
+        Path::new("/tmp/aegis-lab/aegl-contract-1-0/host.toml"),
+    )
+    .unwrap_or_else(|e| panic!("dataplane rejects the lab's host.toml: {e}\n{text}"));
+    assert_eq!(
+        cfg.dataplane.diag_listen,
+        Some("10.99.0.11:7401".parse().unwrap())
+    );
+}

@@ -51,6 +51,8 @@ pub struct Heartbeat {
     pub applied: watch::Receiver<AppliedState>,
     /// The agent's own ports.
     pub port_link: PortLink,
+    /// Where the agent serves its diagnostics ("IP:PORT"; "" = it does not).
+    pub diag_address: String,
 }
 
 impl std::fmt::Debug for Heartbeat {
@@ -59,6 +61,7 @@ impl std::fmt::Debug for Heartbeat {
             .field("host", &self.host)
             .field("agent", &self.agent)
             .field("interval", &self.interval)
+            .field("diag_address", &self.diag_address)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +176,7 @@ impl Heartbeat {
             cpu_percent,
             memory_percent,
             links: link_statuses(&networks, &self.port_link).await,
+            diag_address: self.diag_address.clone(),
         }
     }
 }

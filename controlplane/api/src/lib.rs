@@ -1,8 +1,10 @@
 //! Aegis gRPC API: the generated message types, clients and servers for every `.proto` under
 //! `proto/`, the encoded descriptor set for server reflection, and [`unix::connect`] for
-//! clients of a unix-socket server.
+//! clients of a unix-socket server, and [`auth::TokenCheck`], the bearer-token check of the
+//! servers.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod unix;
 
 /// The dataplane admin API (`aegis.dataplane.v1`), served by `aegis-dataplane` on its unix

@@ -1,10 +1,12 @@
 //! `aegisctl` commands for the control plane: one subcommand per object kind (create, list,
 //! get, delete), `apply -f` for files of objects, `watch`, `host list` (the monitoring table)
-//! and `cluster status|leave`. They talk gRPC to any control-plane node (`--server`, the
+//! and `cluster status|leave`, and the diagnostics of the hosts' dataplanes (`drops`,
+//! `capture --host`, in `diag.rs`). They talk gRPC to any control-plane node (`--server`, the
 //! cluster IP in production); writes and reads that find no leader are retried for
 //! `--retry-for`.
 
 mod args;
+mod diag;
 mod render;
 
 use std::io::Write;
@@ -17,6 +19,7 @@ use aegis_api::controlplane::v1::{
 use clap::{Args, Subcommand, ValueEnum};
 
 pub use args::{CreateArgs, ObjectCommand};
+pub use diag::{DropsArgs, HostCaptureArgs};
 
 use crate::client::{clients, ClientConfig, Clients};
 use crate::error::CliError;
@@ -94,6 +97,11 @@ pub enum CpCommand {
     /// The control cluster.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Drop-reason counters of every host (or one), ranked, with the security-group rules
+    /// behind the denials.
+    Drops(DropsArgs),
+    /// Capture packets on a host's dataplane through the control plane (as `dp capture`).
+    Capture(HostCaptureArgs),
 }
 
 /// `apply`.
@@ -175,6 +183,8 @@ pub async fn run(conn: &Conn, command: &CpCommand, out: &mut dyn Write) -> Resul
         CpCommand::Apply(a) => return apply(&ctx, a, out).await,
         CpCommand::Watch(w) => return watch(&ctx, w, out).await,
         CpCommand::Cluster(c) => return cluster(&ctx, c, out).await,
+        CpCommand::Drops(a) => return diag::drops(&ctx, a, out).await,
+        CpCommand::Capture(a) => return diag::capture(&ctx, a, out).await,
     };
     object_command(&ctx, kind, &cmd, out).await
 }

@@ -213,7 +213,8 @@ pub fn object_detail(out: &mut dyn Write, o: Option<&Object>) -> Result<(), CliE
     Ok(())
 }
 
-/// The monitoring table: every host with liveness, load, links and applied revision.
+/// The monitoring table: every host with liveness, load, links, applied revision and the
+/// dataplane's diagnostics address.
 pub fn host_table(
     out: &mut dyn Write,
     hosts: &[Object],
@@ -237,6 +238,7 @@ pub fn host_table(
         ("MEM%", Align::Right),
         ("APPLIED", Align::Right),
         ("LAST SEEN", Align::Right),
+        ("DIAG", Align::Left),
         ("NETWORKS", Align::Left),
     ]);
     for h in hosts {
@@ -258,6 +260,11 @@ pub fn host_table(
                     if stale { "*" } else { "" }
                 ));
                 row.push(format!("{:.1}s", s.last_seen_ms_ago as f64 / 1000.0));
+                row.push(if s.diag_address.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.diag_address.clone()
+                });
                 let nets: Vec<String> = networks
                     .iter()
                     .filter_map(|n| {
@@ -284,10 +291,12 @@ pub fn host_table(
                 "-".into(),
                 "-".into(),
                 "-".into(),
+                "-".into(),
                 String::new(),
             ]),
             None => row.extend([
                 "unknown".to_owned(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),

@@ -64,6 +64,7 @@ impl Liveness {
                     cpu_percent: beat.cpu_percent,
                     memory_percent: beat.memory_percent,
                     links: beat.links.clone(),
+                    diag_address: beat.diag_address.clone(),
                 }
             }
         }
@@ -90,6 +91,7 @@ mod tests {
                 host: "c1".into(),
                 applied_revision: 7,
                 cpu_percent: 12.5,
+                diag_address: "10.99.0.11:7401".into(),
                 ..Default::default()
             },
         );
@@ -97,6 +99,7 @@ mod tests {
         assert!(s.alive && !s.never_seen);
         assert_eq!((s.applied_revision, s.cpu_percent), (7, 12.5));
         assert_eq!(s.last_seen_ms_ago, 2999);
+        assert_eq!(s.diag_address, "10.99.0.11:7401");
         assert!(!l.status(t0 + Duration::from_secs(3), "c1", 1).alive);
         assert_eq!(l.applied_revision("c1"), Some(7));
         l.forget_except(&|h| h != "c1");

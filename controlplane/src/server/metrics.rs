@@ -4,7 +4,9 @@
 //! `aegis_cp_last_log_index`, `aegis_cp_last_applied_index`, `aegis_cp_members`,
 //! `aegis_cp_cluster_ip_held`, `aegis_cp_cluster_ip_{acquired,released}_total`,
 //! `aegis_cp_writes_total{result=ok|rejected|unavailable}`, `aegis_cp_writes_forwarded_total`,
-//! `aegis_cp_heartbeats_total`, `aegis_cp_watchers`, and on the leader
+//! `aegis_cp_heartbeats_total`, `aegis_cp_watchers`,
+//! `aegis_cp_diag_calls_total{rpc=drops|capture}`, `aegis_cp_diag_forwarded_total`,
+//! `aegis_cp_diag_unreachable_total`, and on the leader
 //! `aegis_cp_host_alive{host}` and `aegis_cp_host_applied_revision{host}`.
 
 use std::convert::Infallible;
@@ -128,6 +130,27 @@ pub fn render(node: &Node) -> String {
         "Agent heartbeats received.",
         "counter",
         &one(n(&c.heartbeats)),
+    );
+    gauge(
+        "aegis_cp_diag_calls_total",
+        "Diagnostics calls (Drops received; captures proxied to a dataplane).",
+        "counter",
+        &[
+            ("{rpc=\"drops\"}".into(), n(&c.diag_drops)),
+            ("{rpc=\"capture\"}".into(), n(&c.diag_captures)),
+        ],
+    );
+    gauge(
+        "aegis_cp_diag_forwarded_total",
+        "Diagnostics calls forwarded to the leader.",
+        "counter",
+        &one(n(&c.diag_forwarded)),
+    );
+    gauge(
+        "aegis_cp_diag_unreachable_total",
+        "Hosts a diagnostics call could not reach (down, no diag address, dataplane error).",
+        "counter",
+        &one(n(&c.diag_unreachable)),
     );
     gauge(
         "aegis_cp_watchers",

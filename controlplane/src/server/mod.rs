@@ -3,7 +3,8 @@
 //! - [`config`]: what a node is started with.
 //! - [`node`]: the node's core: the Raft instance, writes (forwarded to the leader when
 //!   received by a follower), linearizable reads, host liveness.
-//! - [`api`], [`watch`], [`agents`], [`cluster`], [`peer`]: the gRPC services.
+//! - [`api`], [`watch`], [`agents`], [`cluster`], [`peer`]: the gRPC services;
+//!   [`diagnostics`]: the hosts' dataplanes reached through the leader (drops, capture).
 //! - [`auth`]: the bearer-token check; [`lease`]: the leader lease; [`leader`]: the task that
 //!   holds the cluster IP while the lease is held; [`liveness`]: heartbeats → host up/down;
 //!   [`metrics`]: the Prometheus endpoint; [`run`]: start-up and shutdown.
@@ -13,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod diagnostics;
 pub mod leader;
 pub mod lease;
 pub mod liveness;

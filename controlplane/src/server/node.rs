@@ -44,6 +44,14 @@ pub struct Counters {
     pub vip_acquired: AtomicU64,
     /// Cluster IP releases.
     pub vip_released: AtomicU64,
+    /// Diagnostics calls answered here (leader) or forwarded (follower), by RPC.
+    pub diag_drops: AtomicU64,
+    /// Captures proxied to a host's dataplane (on the leader).
+    pub diag_captures: AtomicU64,
+    /// Hosts a diagnostics call could not reach (down, no address, dataplane error).
+    pub diag_unreachable: AtomicU64,
+    /// Diagnostics calls forwarded to the leader.
+    pub diag_forwarded: AtomicU64,
 }
 
 /// One control-plane node.

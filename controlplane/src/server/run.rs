@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use aegis_api::controlplane::v1::{
     agents_server::AgentsServer, cluster_server::ClusterServer,
-    desired_state_server::DesiredStateServer, raft_peer_server::RaftPeerServer, JoinRequest,
+    desired_state_server::DesiredStateServer, diagnostics_server::DiagnosticsServer,
+    raft_peer_server::RaftPeerServer, JoinRequest,
 };
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::sync::{watch, Notify};
@@ -20,6 +21,7 @@ use super::api::DesiredStateService;
 use super::auth::TokenCheck;
 use super::cluster::ClusterService;
 use super::config::NodeConfig;
+use super::diagnostics::DiagnosticsService;
 use super::leader::{confirm_leadership, hold_cluster_ip};
 use super::node::Node;
 use super::peer::PeerService;
@@ -112,6 +114,10 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
         ))
         .add_service(InterceptedService::new(
             ClusterServer::new(ClusterService::new(node.clone())),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            DiagnosticsServer::new(DiagnosticsService::new(node.clone())),
             check.clone(),
         ))
         .add_service(InterceptedService::new(

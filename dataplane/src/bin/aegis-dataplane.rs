@@ -86,6 +86,7 @@ fn feed_options(args: &Args, cfg: &HostConfig) -> Result<Option<FeedOptions>, St
         host: host.clone(),
         cache,
         heartbeat: Duration::from_secs_f64(args.heartbeat_interval),
+        diag_address: cfg.dataplane.diag_listen,
     }))
 }
 

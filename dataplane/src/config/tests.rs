@@ -174,6 +174,7 @@ fn defaults() {
             connections: crate::config::DEFAULT_CONNECTIONS,
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             metrics_listen: None,
+            diag_listen: None,
             routes_file: None,
             runtime_log: None,
         }
@@ -283,6 +284,18 @@ fn refuses_bad_sections_naming_the_field() {
         (
             "[dataplane]\nmetrics_listen = \"localhost\"",
             r#"dataplane.metrics_listen: "localhost" is not an IP address and port (e.g. "127.0.0.1:9464")"#,
+        ),
+        (
+            "[dataplane]\ndiag_listen = \"mgmt:7401\"",
+            r#"dataplane.diag_listen: "mgmt:7401" is not an IP address and port (e.g. "10.99.0.11:7401")"#,
+        ),
+        (
+            "[dataplane]\ndiag_listen = \"0.0.0.0:7401\"",
+            r#"dataplane.diag_listen: "0.0.0.0:7401": the control plane dials this address, so it must be one of the host's own (its management address), not a wildcard"#,
+        ),
+        (
+            "[dataplane]\ndiag_listen = \"10.99.0.11:0\"",
+            r#"dataplane.diag_listen: "10.99.0.11:0": port 0 is not a port to dial"#,
         ),
         (
             "[dataplane]\nadmin_socket = \"\"",
@@ -599,4 +612,25 @@ fn a_gateway_pair_takes_nat_addresses_from_vrrp_and_syncs_its_sessions() {
         err(&format!("{no_nat}{sync}")),
         "sync: session sync needs [nat] (it replicates the NAT sessions)"
     );
+}
+
+#[test]
+fn diag_listen_is_an_address_to_dial() {
+    let c = parse(&format!(
+        "[dataplane]\ndiag_listen = \"10.99.0.11:7401\"\n{ONE_PORT}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.dataplane.diag_listen,
+        Some("10.99.0.11:7401".parse().unwrap())
+    );
+    let c = parse(&format!(
+        "[dataplane]\ndiag_listen = \"[fd00::b]:7401\"\n{ONE_PORT}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.dataplane.diag_listen,
+        Some("[fd00::b]:7401".parse().unwrap())
+    );
+    assert_eq!(parse(ONE_PORT).unwrap().dataplane.diag_listen, None);
 }

@@ -9,12 +9,15 @@
 //!   `convert.rs`: backend values → protobuf replies (ratios, totals).
 //! - `capture.rs`: the `Capture` RPC — request checks, starting a capture, the event stream.
 //! - `service.rs`: the tonic service; `server.rs`: socket handling and serving.
+//! - `diag.rs`: the read-only `DataplaneDiagnostics` service on TCP for the control plane,
+//!   delegating to the admin service.
 //! - `memory.rs`: [`MemoryBackend`]; `metrics.rs`: `/metrics`.
 
 mod backend;
 pub mod capture;
 mod cidr;
 mod convert;
+pub mod diag;
 mod memory;
 pub mod metrics;
 mod request;

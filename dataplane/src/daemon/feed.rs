@@ -54,6 +54,8 @@ pub struct FeedOptions {
     pub cache: Option<PathBuf>,
     /// Time between heartbeats.
     pub heartbeat: Duration,
+    /// The diagnostics address sent in heartbeats (host.toml `diag_listen`; `None`: none).
+    pub diag_address: Option<std::net::SocketAddr>,
 }
 
 /// What the control plane wants on this dataplane, as of one revision.
@@ -657,6 +659,10 @@ pub async fn run(
         slice: slice_rx.clone(),
         applied: applied_rx,
         port_link,
+        diag_address: options
+            .diag_address
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     };
     let heartbeat_task = tokio::spawn(heartbeat.run(Connector::new(options.connect.clone())));
 

@@ -358,6 +358,22 @@ fn spawn_control(
         ),
         None => None,
     };
+    // The diagnostics listener takes the token the dataplane presents to the control plane:
+    // the control plane dials it with the same one.
+    let diag = match cfg.dataplane.diag_listen {
+        Some(addr) => {
+            let token = feed.as_ref().and_then(|f| f.connect.token.clone());
+            if token.is_none() {
+                tracing::warn!(%addr, "diagnostics listener without a token: anyone who reaches it may capture traffic");
+            }
+            let server = rt
+                .block_on(async { ctl::diag::DiagServer::bind(addr, backend.clone(), token) })
+                .map_err(|e| DaemonError::Setup(e.to_string()))?;
+            tracing::info!(%addr, "diagnostics API listening");
+            Some(server)
+        }
+        None => None,
+    };
     tracing::info!(socket = %socket.display(), "admin API listening");
     std::thread::Builder::new()
         .name("aegis-control".into())
@@ -369,6 +385,7 @@ fn spawn_control(
                 };
                 let admin_task = tokio::spawn(admin.serve(shutdown(rx.clone())));
                 let metrics_task = metrics.map(|m| tokio::spawn(m.serve(shutdown(rx.clone()))));
+                let diag_task = diag.map(|d| tokio::spawn(d.serve(shutdown(rx.clone()))));
                 let feed_task = feed
                     .map(|options| tokio::spawn(feed::run(backend.clone(), options, rx.clone())));
                 let loop_task = tokio::spawn(control::run(backend.clone(), stop.clone()));
@@ -392,6 +409,11 @@ fn spawn_control(
                 }
                 if let Some(t) = metrics_task {
                     let _ = t.await;
+                }
+                if let Some(t) = diag_task {
+                    if let Ok(Err(e)) = t.await {
+                        tracing::warn!(error = %e, "diagnostics server");
+                    }
                 }
                 Ok(())
             })

@@ -119,7 +119,20 @@ pub async fn run(
 ) -> Result<(), CliError> {
     let req = args.request()?;
     let call_err = |s: tonic::Status| CliError::from_status(s, socket);
-    let mut stream = client.capture(req).await.map_err(call_err)?.into_inner();
+    let stream = client.capture(req).await.map_err(call_err)?.into_inner();
+    record(stream, args, json, out, &call_err).await
+}
+
+/// Writes the events of an opened capture `stream` (from the local dataplane, or a host's
+/// through the control plane: `aegisctl capture --host`) as pcapng or lines, with the
+/// progress and the summary; `call_err` classifies a failure of the first event.
+pub async fn record(
+    mut stream: tonic::Streaming<pb::CaptureEvent>,
+    args: &CaptureArgs,
+    json: bool,
+    out: &mut dyn Write,
+    call_err: &dyn Fn(tonic::Status) -> CliError,
+) -> Result<(), CliError> {
     let started = match stream.message().await.map_err(call_err)? {
         Some(pb::CaptureEvent {
             event: Some(pb::capture_event::Event::Started(s)),

@@ -47,7 +47,7 @@ impl<W: Write> PcapngOut<W> {
                     started.host
                 ))),
                 SectionHeaderOption::UserApplication(Cow::Owned(format!(
-                    "aegisctl dp capture {}",
+                    "aegisctl capture {}",
                     env!("CARGO_PKG_VERSION")
                 ))),
                 SectionHeaderOption::Comment(Cow::Owned(comment)),

@@ -1,0 +1,221 @@
+//! The `Diagnostics` service: the hosts' dataplanes reached through the control plane. The
+//! leader (which holds the heartbeats, and so each host's liveness and `diag_address`) dials
+//! the dataplanes' `DataplaneDiagnostics` service; a follower passes calls to the leader.
+//!
+//! - `Drops`: `ShowErrors` and `ShowSecurityDenials` of every alive host with a diagnostics
+//!   address (or of one host), concurrently, each host within [`HOST_TIMEOUT`]; the answers
+//!   are merged and ranked by [`drops`]; a host that cannot be asked is listed, not fatal.
+//! - `Capture`: one host's `Capture` stream, passed through as it comes; when the caller
+//!   goes, the stream to the dataplane is dropped and the capture ends there.
+//! - [`dial`]: the cache of dataplane clients (shared by the RPCs to come: probes, traces).
+
+pub mod dial;
+pub mod drops;
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aegis_api::controlplane::v1::{
+    diagnostics_server::Diagnostics, DropsRequest, DropsResponse, HostCaptureRequest, HostStatus,
+    Kind,
+};
+use aegis_api::dataplane::v1 as pb;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::node::{lock, Node};
+use dial::{DataplaneClient, Dataplanes};
+use drops::HostResult;
+
+/// Longest a host's dataplane may take to answer `Drops`.
+pub const HOST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The events of a proxied capture.
+pub type CaptureEvents = Pin<Box<dyn Stream<Item = Result<pb::CaptureEvent, Status>> + Send>>;
+
+/// The service, on one node.
+pub struct DiagnosticsService {
+    node: Arc<Node>,
+    dataplanes: Dataplanes,
+}
+
+impl DiagnosticsService {
+    /// Serves `node`'s hosts; dataplanes are dialled with the node's token.
+    pub fn new(node: Arc<Node>) -> Self {
+        let dataplanes = Dataplanes::new(node.config.token.clone());
+        Self { node, dataplanes }
+    }
+
+    /// The status of every host (`host` empty) or of `host`, as the leader sees it now.
+    /// NOT_FOUND for a host that does not exist.
+    fn statuses(&self, host: &str) -> Result<Vec<HostStatus>, Status> {
+        let names: Vec<(String, i32)> = {
+            let m = self.node.machine.read();
+            m.state
+                .list(Kind::Host)
+                .into_iter()
+                .filter(|o| host.is_empty() || o.name == host)
+                .map(|o| (o.name.clone(), 0))
+                .collect()
+        };
+        if !host.is_empty() && names.is_empty() {
+            return Err(Status::not_found(format!("host {host} does not exist")));
+        }
+        let now = Instant::now();
+        let live = lock(&self.node.liveness);
+        let statuses: Vec<HostStatus> = names
+            .iter()
+            .map(|(n, role)| live.status(now, n, *role))
+            .collect();
+        if host.is_empty() {
+            // Every host was asked for: clients of addresses nobody reports are stale.
+            self.dataplanes
+                .retain(&|a| statuses.iter().any(|s| s.diag_address == a));
+        }
+        Ok(statuses)
+    }
+
+    /// The client of `status`'s dataplane, or why there is none.
+    fn client(&self, status: &HostStatus) -> Result<DataplaneClient, String> {
+        if status.never_seen {
+            return Err("down: no heartbeat received from it yet".into());
+        }
+        if !status.alive {
+            return Err(format!(
+                "down: last heartbeat {:.1}s ago",
+                status.last_seen_ms_ago as f64 / 1000.0
+            ));
+        }
+        if status.diag_address.is_empty() {
+            return Err(
+                "no diagnostics address: its dataplane has no diag_listen in host.toml".into(),
+            );
+        }
+        self.dataplanes
+            .client(&status.diag_address)
+            .map_err(|s| s.message().to_owned())
+    }
+
+    fn unreachable(&self) {
+        self.node
+            .counters
+            .diag_unreachable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One host's drop counters and denials, within [`HOST_TIMEOUT`].
+async fn ask_drops(mut c: DataplaneClient, addr: String) -> HostResult {
+    let call = async {
+        let errors = c.show_errors(pb::ShowErrorsRequest {}).await?.into_inner();
+        let denials = c
+            .show_security_denials(pb::ShowSecurityDenialsRequest {})
+            .await?
+            .into_inner();
+        Ok::<_, Status>((errors, denials))
+    };
+    match tokio::time::timeout(HOST_TIMEOUT, call).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(s)) => Err(format!(
+            "dataplane at {addr}: {:?}: {}",
+            s.code(),
+            s.message()
+        )),
+        Err(_) => Err(format!(
+            "dataplane at {addr}: no answer within {HOST_TIMEOUT:?}"
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl Diagnostics for DiagnosticsService {
+    async fn drops(&self, req: Request<DropsRequest>) -> Result<Response<DropsResponse>, Status> {
+        self.node
+            .counters
+            .diag_drops
+            .fetch_add(1, Ordering::Relaxed);
+        if !self.node.is_leader() {
+            let mut leader = self.node.leader_clients()?;
+            self.node
+                .counters
+                .diag_forwarded
+                .fetch_add(1, Ordering::Relaxed);
+            return leader.diagnostics.drops(req.into_inner()).await;
+        }
+        let statuses = self.statuses(&req.into_inner().host)?;
+        let asks = statuses.into_iter().map(|s| {
+            let client = self.client(&s);
+            async move {
+                let result = match client {
+                    Ok(c) => ask_drops(c, s.diag_address.clone()).await,
+                    Err(e) => Err(e),
+                };
+                (s.name, result)
+            }
+        });
+        let results = futures::future::join_all(asks).await;
+        for (host, r) in &results {
+            if let Err(e) = r {
+                self.unreachable();
+                tracing::debug!(%host, error = %e, "drops: host not asked");
+            }
+        }
+        Ok(Response::new(drops::response(results)))
+    }
+
+    type CaptureStream = CaptureEvents;
+
+    async fn capture(
+        &self,
+        req: Request<HostCaptureRequest>,
+    ) -> Result<Response<CaptureEvents>, Status> {
+        if !self.node.is_leader() {
+            let mut leader = self.node.leader_clients()?;
+            self.node
+                .counters
+                .diag_forwarded
+                .fetch_add(1, Ordering::Relaxed);
+            let stream = leader.diagnostics.capture(req.into_inner()).await?;
+            return Ok(Response::new(Box::pin(stream.into_inner())));
+        }
+        let req = req.into_inner();
+        if req.host.is_empty() {
+            return Err(Status::invalid_argument("host is required"));
+        }
+        let capture = req
+            .capture
+            .ok_or_else(|| Status::invalid_argument("capture is required"))?;
+        let status = self
+            .statuses(&req.host)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::not_found(format!("host {} does not exist", req.host)))?;
+        // Down or without an address: not worth retrying like an unreachable leader.
+        let mut client = self.client(&status).map_err(|e| {
+            self.unreachable();
+            Status::failed_precondition(format!("host {}: {e}", req.host))
+        })?;
+        let stream = client.capture(capture).await.map_err(|s| {
+            // The dataplane's own refusals (a bad port or filter) keep their code.
+            if s.code() == tonic::Code::Unavailable {
+                self.unreachable();
+                Status::unavailable(format!(
+                    "host {}: dataplane at {}: {}",
+                    req.host,
+                    status.diag_address,
+                    s.message()
+                ))
+            } else {
+                Status::new(s.code(), format!("host {}: {}", req.host, s.message()))
+            }
+        })?;
+        self.node
+            .counters
+            .diag_captures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(host = %req.host, dataplane = %status.diag_address, "capture proxied");
+        Ok(Response::new(Box::pin(stream.into_inner())))
+    }
+}

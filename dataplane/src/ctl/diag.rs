@@ -1,0 +1,302 @@
+//! The `aegis.dataplane.v1.DataplaneDiagnostics` gRPC service on TCP (host.toml
+//! `diag_listen`): what the control plane asks of this host's dataplane (`aegisctl drops`,
+//! `aegisctl capture --host`). Read-only: every RPC delegates to its namesake in
+//! [`AdminService`], so both sockets answer from the same code; the mutations of the admin
+//! API are not reachable here. Calls need the bearer token the dataplane presents to the
+//! control plane, when it has one ([`TokenCheck`]).
+//!
+//! Adding a diagnostic: declare the RPC in `DataplaneDiagnostics` (admin.proto) and add its
+//! delegation to the `impl` below — the one place that lists the RPCs served here.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aegis_api::auth::TokenCheck;
+use aegis_api::dataplane::v1 as pb;
+use pb::dataplane_admin_server::DataplaneAdmin;
+use pb::dataplane_diagnostics_server::{DataplaneDiagnostics, DataplaneDiagnosticsServer};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Response, Status};
+
+use super::backend::AdminBackend;
+use super::service::AdminService;
+
+/// Why the diagnostics listener could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagError {
+    /// Binding or registering the listen address failed.
+    #[error("diagnostics listener {addr}: cannot {action}: {source}")]
+    Io {
+        /// The listen address.
+        addr: SocketAddr,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("diagnostics server {addr}: {source}")]
+    Transport {
+        /// The listen address.
+        addr: SocketAddr,
+        /// What tonic said.
+        source: tonic::transport::Error,
+    },
+}
+
+/// The diagnostics service: the read-only part of the admin service; cheap to clone.
+#[derive(Clone)]
+pub struct DiagnosticsService {
+    admin: AdminService,
+}
+
+impl DiagnosticsService {
+    /// A service answering from `backend`.
+    pub fn new(backend: Arc<dyn AdminBackend>) -> Self {
+        DiagnosticsService {
+            admin: AdminService::new(backend),
+        }
+    }
+
+    /// The tonic server, behind the token check.
+    pub fn into_server(
+        self,
+        check: TokenCheck,
+    ) -> InterceptedService<DataplaneDiagnosticsServer<Self>, TokenCheck> {
+        InterceptedService::new(DataplaneDiagnosticsServer::new(self), check)
+    }
+}
+
+#[tonic::async_trait]
+impl DataplaneDiagnostics for DiagnosticsService {
+    async fn show_errors(
+        &self,
+        req: Request<pb::ShowErrorsRequest>,
+    ) -> Result<Response<pb::ShowErrorsReply>, Status> {
+        self.admin.show_errors(req).await
+    }
+
+    async fn show_security_denials(
+        &self,
+        req: Request<pb::ShowSecurityDenialsRequest>,
+    ) -> Result<Response<pb::ShowSecurityDenialsReply>, Status> {
+        self.admin.show_security_denials(req).await
+    }
+
+    type CaptureStream = <AdminService as DataplaneAdmin>::CaptureStream;
+
+    async fn capture(
+        &self,
+        req: Request<pb::CaptureRequest>,
+    ) -> Result<Response<Self::CaptureStream>, Status> {
+        self.admin.capture(req).await
+    }
+}
+
+/// A bound diagnostics listener, not yet serving. Binding needs no async runtime, so a bad
+/// or busy address fails the daemon's start-up.
+pub struct DiagServer {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    backend: Arc<dyn AdminBackend>,
+    token: Option<String>,
+}
+
+impl DiagServer {
+    /// Binds `addr` (port 0 picks a free port; see [`DiagServer::local_addr`]); calls must
+    /// carry `token` when it is given.
+    pub fn bind(
+        addr: SocketAddr,
+        backend: Arc<dyn AdminBackend>,
+        token: Option<String>,
+    ) -> Result<Self, DiagError> {
+        let io_err = |action| {
+            move |source| DiagError::Io {
+                addr,
+                action,
+                source,
+            }
+        };
+        let listener = std::net::TcpListener::bind(addr).map_err(io_err("bind"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("set non-blocking"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io_err("read the local address"))?;
+        Ok(DiagServer {
+            listener,
+            addr,
+            backend,
+            token,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes the calls in flight (captures end
+    /// when the backend's capture hub closes).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), DiagError> {
+        let DiagServer {
+            listener,
+            addr,
+            backend,
+            token,
+        } = self;
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| DiagError::Io {
+                addr,
+                action: "register with the runtime",
+                source,
+            })?;
+        let check = TokenCheck::new(token.as_deref());
+        tonic::transport::Server::builder()
+            .add_service(DiagnosticsService::new(backend).into_server(check))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await
+            .map_err(|source| DiagError::Transport { addr, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pb::dataplane_admin_client::DataplaneAdminClient;
+    use pb::dataplane_diagnostics_client::DataplaneDiagnosticsClient;
+    use tonic::transport::Channel;
+    use tonic::Code;
+
+    use super::*;
+    use crate::ctl::{MemoryBackend, PollMode, WorkerInfo};
+
+    struct Running {
+        channel: Channel,
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<Result<(), DiagError>>,
+    }
+
+    async fn start(token: Option<&str>) -> (Arc<MemoryBackend>, Running) {
+        let b = Arc::new(MemoryBackend::new(
+            PollMode::Adaptive,
+            &[WorkerInfo { id: 0, lcore: 1 }],
+        ));
+        b.count_drop(0, "port_spoofed_ip", "source IP not the port's", 3)
+            .unwrap();
+        b.count_denial("sg-web/no-http", 2).unwrap();
+        let server = DiagServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            b.clone(),
+            token.map(str::to_owned),
+        )
+        .unwrap();
+        let url = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+        (
+            b,
+            Running {
+                channel,
+                stop,
+                task,
+            },
+        )
+    }
+
+    fn authorized<T>(msg: T, token: &str) -> Request<T> {
+        let mut r = Request::new(msg);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn answers_like_the_admin_service_with_the_token_only() {
+        let (_b, run) = start(Some("tok")).await;
+        let mut c = DataplaneDiagnosticsClient::new(run.channel.clone());
+        let e = c
+            .show_errors(pb::ShowErrorsRequest {})
+            .await
+            .expect_err("no token");
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let errors = c
+            .show_errors(authorized(pb::ShowErrorsRequest {}, "tok"))
+            .await
+            .unwrap()
+            .into_inner();
+        let spoofed = errors
+            .total
+            .iter()
+            .find(|e| e.reason == "port_spoofed_ip")
+            .expect("counted reason");
+        assert_eq!(spoofed.count, 3);
+        let denials = c
+            .show_security_denials(authorized(pb::ShowSecurityDenialsRequest {}, "tok"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            denials
+                .denials
+                .iter()
+                .map(|d| (d.rule.as_str(), d.count))
+                .collect::<Vec<_>>(),
+            [("sg-web/no-http", 2)]
+        );
+        run.stop.send(()).unwrap();
+        run.task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn mutations_are_not_served() {
+        let (_b, run) = start(None).await;
+        let mut admin = DataplaneAdminClient::new(run.channel.clone());
+        let e = admin
+            .clear_counters(pb::ClearCountersRequest {})
+            .await
+            .expect_err("not a diagnostics RPC");
+        assert_eq!(e.code(), Code::Unimplemented);
+        let e = admin
+            .set_port_state(pb::SetPortStateRequest {
+                port: "eth0".into(),
+                up: false,
+            })
+            .await
+            .expect_err("not a diagnostics RPC");
+        assert_eq!(e.code(), Code::Unimplemented);
+        run.stop.send(()).unwrap();
+        run.task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_capture_streams_through_it() {
+        let (b, run) = start(None).await;
+        let mut c = DataplaneDiagnosticsClient::new(run.channel.clone());
+        let mut stream = c
+            .capture(pb::CaptureRequest {
+                count: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let first = stream.message().await.unwrap().expect("started");
+        assert!(matches!(
+            first.event,
+            Some(pb::capture_event::Event::Started(_))
+        ));
+        drop(b);
+        drop(stream);
+        run.stop.send(()).unwrap();
+        run.task.await.unwrap().unwrap();
+    }
+}
