@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-/// Dataplane messages that control-plane messages embed (`HostCaptureRequest`): they need the
+/// Dataplane messages that control-plane messages embed (`HostCaptureRequest`, `TraceRequest`, `HostHops`): they need the
 /// control-plane package's serde derives too.
 const EMBEDDED_DATAPLANE: &[&str] = &[
     ".aegis.dataplane.v1.CaptureRequest",
     ".aegis.dataplane.v1.BpfInstruction",
+    ".aegis.dataplane.v1.InjectProbeRequest",
+    ".aegis.dataplane.v1.TraceHop",
 ];
 
 const PROTOS: &[&str] = &[

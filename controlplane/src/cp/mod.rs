@@ -8,6 +8,7 @@
 mod args;
 mod diag;
 mod render;
+mod trace;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 pub use args::{CreateArgs, ObjectCommand};
 pub use diag::{DropsArgs, HostCaptureArgs};
+pub use trace::{TraceArgs, TraceOutput};
 
 use crate::client::{clients, ClientConfig, Clients};
 use crate::error::CliError;
@@ -102,6 +104,9 @@ pub enum CpCommand {
     Drops(DropsArgs),
     /// Capture packets on a host's dataplane through the control plane (as `dp capture`).
     Capture(HostCaptureArgs),
+    /// Send a probe as a VM would and show every hop it takes on every host, where it was
+    /// delivered or dropped and why, and the path the desired state expects.
+    Trace(TraceArgs),
 }
 
 /// `apply`.
@@ -185,6 +190,7 @@ pub async fn run(conn: &Conn, command: &CpCommand, out: &mut dyn Write) -> Resul
         CpCommand::Cluster(c) => return cluster(&ctx, c, out).await,
         CpCommand::Drops(a) => return diag::drops(&ctx, a, out).await,
         CpCommand::Capture(a) => return diag::capture(&ctx, a, out).await,
+        CpCommand::Trace(a) => return trace::trace(&ctx, a, out).await,
     };
     object_command(&ctx, kind, &cmd, out).await
 }

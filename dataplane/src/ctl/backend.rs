@@ -83,6 +83,27 @@ pub trait AdminBackend: Send + Sync + 'static {
 
     /// Captures running and the packets they lost to full rings (`capture_overflow`).
     fn capture_counters(&self) -> CaptureCounters;
+
+    /// Injects a traced probe at a VM port's ingress (`aegisctl trace`). Backends without
+    /// workers (the in-memory test backend) refuse.
+    fn inject_probe(
+        &self,
+        _query: super::trace::ProbeQuery,
+    ) -> Result<aegis_api::dataplane::v1::InjectProbeReply, AdminError> {
+        Err(AdminError::Internal(
+            "this backend runs no workers: probes cannot be injected".into(),
+        ))
+    }
+
+    /// The hop records held for trace `id`.
+    fn trace_records(
+        &self,
+        _id: u64,
+    ) -> Result<aegis_api::dataplane::v1::TraceRecordsReply, AdminError> {
+        Err(AdminError::Internal(
+            "this backend runs no workers: no trace records".into(),
+        ))
+    }
 }
 
 /// Why a backend refused or failed a request. The message names the field it is about;

@@ -93,6 +93,20 @@ impl DataplaneDiagnostics for DiagnosticsService {
     ) -> Result<Response<Self::CaptureStream>, Status> {
         self.admin.capture(req).await
     }
+
+    async fn inject_probe(
+        &self,
+        req: Request<pb::InjectProbeRequest>,
+    ) -> Result<Response<pb::InjectProbeReply>, Status> {
+        self.admin.inject_probe(req).await
+    }
+
+    async fn trace_records(
+        &self,
+        req: Request<pb::TraceRecordsRequest>,
+    ) -> Result<Response<pb::TraceRecordsReply>, Status> {
+        self.admin.trace_records(req).await
+    }
 }
 
 /// A bound diagnostics listener, not yet serving. Binding needs no async runtime, so a bad

@@ -20,6 +20,7 @@ mod convert;
 pub mod diag;
 mod memory;
 pub mod metrics;
+pub mod trace;
 mod request;
 mod server;
 mod service;

@@ -168,6 +168,22 @@ impl DataplaneAdmin for AdminService {
         Ok(Response::new(convert::sync_reply(info)))
     }
 
+    async fn inject_probe(
+        &self,
+        req: Request<pb::InjectProbeRequest>,
+    ) -> Result<Response<pb::InjectProbeReply>, Status> {
+        let q = super::trace::probe_query(req.into_inner()).map_err(Status::from)?;
+        Ok(Response::new(self.call(move |b| b.inject_probe(q)).await?))
+    }
+
+    async fn trace_records(
+        &self,
+        req: Request<pb::TraceRecordsRequest>,
+    ) -> Result<Response<pb::TraceRecordsReply>, Status> {
+        let id = req.into_inner().trace_id;
+        Ok(Response::new(self.call(move |b| b.trace_records(id)).await?))
+    }
+
     async fn add_route(
         &self,
         req: Request<pb::AddRouteRequest>,

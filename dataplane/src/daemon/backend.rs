@@ -59,6 +59,8 @@ pub struct DaemonBackend {
     pub capture: Arc<crate::capture::CaptureHub>,
     /// Session sync (`[sync]` in host.toml), if any. Lock order: `vrrp`, then `sync`.
     pub sync: Option<Mutex<super::sync::SyncDriver>>,
+    /// Hop records of traced packets, drained from the workers.
+    pub traces: Mutex<crate::trace::TraceStore>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -388,6 +390,52 @@ impl AdminBackend for DaemonBackend {
 
     fn capture_counters(&self) -> crate::ctl::capture::CaptureCounters {
         crate::ctl::capture::CaptureCounters::of(&self.capture)
+    }
+
+    fn inject_probe(
+        &self,
+        query: crate::ctl::trace::ProbeQuery,
+    ) -> Result<aegis_api::dataplane::v1::InjectProbeReply, AdminError> {
+        let snap = self.cell.load();
+        let fresh = {
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new().hash_one(std::time::SystemTime::now())
+        };
+        let p = crate::ctl::trace::prepare(&snap, &query, fresh)?;
+        let Some((h, _)) = self.workers.first() else {
+            return Err(AdminError::Internal("no worker runs".into()));
+        };
+        let inj = crate::worker::ProbeInjection {
+            port: p.port,
+            frame: p.frame,
+            id: p.reply.trace_id,
+        };
+        if h.probes.push(inj).is_err() {
+            return Err(AdminError::Internal(
+                "the worker's probe queue is full; retry".into(),
+            ));
+        }
+        tracing::info!(trace = format!("{:016x}", p.reply.trace_id), port = %p.reply.endpoint, "probe injected");
+        Ok(p.reply)
+    }
+
+    fn trace_records(
+        &self,
+        id: u64,
+    ) -> Result<aegis_api::dataplane::v1::TraceRecordsReply, AdminError> {
+        let snap = self.cell.load();
+        let mut store = lock(&self.traces);
+        let hops = store.hops(id);
+        let stats = store.stats();
+        Ok(aegis_api::dataplane::v1::TraceRecordsReply {
+            hops: hops
+                .iter()
+                .map(|h| crate::ctl::trace::hop_view(h, &snap))
+                .collect(),
+            applied_revision: snap.overlay.revision,
+            records_lost: stats.lost,
+            untraced: stats.slots_full,
+        })
     }
 
     fn clear_counters(&self) -> Result<u64, AdminError> {

@@ -62,6 +62,10 @@ pub fn shutdown_vrrp(b: &DaemonBackend) {
 /// One round of the loop (public for tests).
 pub fn step(b: &DaemonBackend) {
     let now = b.started.elapsed();
+    b.traces
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain();
     let mut t = b.tables.lock().unwrap_or_else(PoisonError::into_inner);
     for (h, _) in &b.workers {
         while let Some(ev) = h.events.pop() {

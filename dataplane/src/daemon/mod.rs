@@ -281,6 +281,10 @@ fn run_until_stopped(
             clock,
         ),
         sync,
+        traces: Mutex::new(crate::trace::TraceStore::new(
+            handles.iter().map(|h| h.traces.clone()).collect(),
+            clock,
+        )),
     });
 
     let control = spawn_control(cfg, backend.clone(), stop.clone(), feed_options)?;

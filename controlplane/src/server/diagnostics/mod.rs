@@ -7,10 +7,15 @@
 //!   are merged and ranked by [`drops`]; a host that cannot be asked is listed, not fatal.
 //! - `Capture`: one host's `Capture` stream, passed through as it comes; when the caller
 //!   goes, the stream to the dataplane is dropped and the capture ends there.
+//! - `Trace`: a probe injected by the source port's host; hop records gathered from every
+//!   host with a diagnostics address (down ones too: a host cut off from the control plane
+//!   may still forward, and its stale state is what the trace must show) until the trace
+//!   ends or the wait runs out; judged and compared with the desired state by [`trace`].
 //! - [`dial`]: the cache of dataplane clients (shared by the RPCs to come: probes, traces).
 
 pub mod dial;
 pub mod drops;
+pub mod trace;
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -18,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aegis_api::controlplane::v1::{
-    diagnostics_server::Diagnostics, DropsRequest, DropsResponse, HostCaptureRequest, HostStatus,
-    Kind,
+    diagnostics_server::Diagnostics, DropsRequest, DropsResponse, HostCaptureRequest, HostHops,
+    HostStatus, Kind, TraceRequest, TraceResponse, UnreachableHost,
 };
 use aegis_api::dataplane::v1 as pb;
 use futures::Stream;
@@ -129,8 +134,159 @@ async fn ask_drops(mut c: DataplaneClient, addr: String) -> HostResult {
     }
 }
 
+/// Default time to gather a trace's hop records.
+pub const TRACE_WAIT: Duration = Duration::from_millis(2000);
+/// Pause between two rounds of asking the hosts for a trace's records.
+const TRACE_POLL: Duration = Duration::from_millis(150);
+
+impl DiagnosticsService {
+    /// The records of trace `id` on every host in `statuses` that has a diagnostics address.
+    async fn gather(
+        &self,
+        statuses: &[HostStatus],
+        id: u64,
+    ) -> (Vec<HostHops>, Vec<UnreachableHost>) {
+        let asks = statuses
+            .iter()
+            .filter(|s| !s.diag_address.is_empty())
+            .map(|s| {
+                let client = self.dataplanes.client(&s.diag_address);
+                let (host, addr) = (s.name.clone(), s.diag_address.clone());
+                async move {
+                    let r = match client {
+                        Ok(mut c) => {
+                            let call = c.trace_records(pb::TraceRecordsRequest { trace_id: id });
+                            match tokio::time::timeout(HOST_TIMEOUT, call).await {
+                                Ok(Ok(r)) => Ok(r.into_inner()),
+                                Ok(Err(s)) => Err(format!("dataplane at {addr}: {}", s.message())),
+                                Err(_) => Err(format!("dataplane at {addr}: no answer")),
+                            }
+                        }
+                        Err(s) => Err(s.message().to_owned()),
+                    };
+                    (host, r)
+                }
+            });
+        let mut hosts = Vec::new();
+        let mut unreachable = Vec::new();
+        for (host, r) in futures::future::join_all(asks).await {
+            match r {
+                Ok(rep) => hosts.push(HostHops {
+                    host,
+                    applied_revision: rep.applied_revision,
+                    hops: rep.hops,
+                }),
+                Err(error) => unreachable.push(UnreachableHost { host, error }),
+            }
+        }
+        (hosts, unreachable)
+    }
+}
+
 #[tonic::async_trait]
 impl Diagnostics for DiagnosticsService {
+    async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {
+        if !self.node.is_leader() {
+            let mut leader = self.node.leader_clients()?;
+            self.node
+                .counters
+                .diag_forwarded
+                .fetch_add(1, Ordering::Relaxed);
+            return leader.diagnostics.trace(req.into_inner()).await;
+        }
+        let req = req.into_inner();
+        let probe = req
+            .probe
+            .ok_or_else(|| Status::invalid_argument("probe is required"))?;
+        let dst: std::net::Ipv4Addr = probe
+            .dst
+            .parse()
+            .map_err(|_| Status::invalid_argument(format!("dst {:?} is not an IPv4 address", probe.dst)))?;
+        let (from_host, expected, desired) = {
+            let m = self.node.machine.read();
+            let port = m
+                .state
+                .get(Kind::Port, &probe.port)
+                .ok_or_else(|| Status::not_found(format!("port {} does not exist", probe.port)))?;
+            let host = match &port.spec {
+                Some(aegis_api::controlplane::v1::object::Spec::Port(p)) => p.host.clone(),
+                _ => String::new(),
+            };
+            if host.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "port {} is on no host: nothing can send from it",
+                    probe.port
+                )));
+            }
+            (
+                host,
+                trace::expected(&m.state, &probe.port, dst),
+                m.state.revision(),
+            )
+        };
+        let source = self
+            .statuses(&from_host)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::not_found(format!("host {from_host} does not exist")))?;
+        let mut client = self.client(&source).map_err(|e| {
+            self.unreachable();
+            Status::failed_precondition(format!("host {from_host}: {e}"))
+        })?;
+        let started = client
+            .inject_probe(probe)
+            .await
+            .map_err(|s| Status::new(s.code(), format!("host {from_host}: {}", s.message())))?
+            .into_inner();
+        let id = started.trace_id;
+        tracing::info!(trace = format!("{id:016x}"), host = %from_host, port = %started.endpoint, "trace probe injected");
+        let statuses = self.statuses("")?;
+        let wait = match req.wait_ms {
+            0 => TRACE_WAIT,
+            ms => Duration::from_millis(u64::from(ms).min(30_000)),
+        };
+        let deadline = Instant::now() + wait;
+        let (mut hosts, mut unreachable);
+        loop {
+            tokio::time::sleep(TRACE_POLL).await;
+            (hosts, unreachable) = self.gather(&statuses, id).await;
+            if trace::complete(&hosts) || Instant::now() >= deadline {
+                break;
+            }
+        }
+        // Records of the last hops may still be on their way: one more round when complete.
+        tokio::time::sleep(TRACE_POLL).await;
+        let (last, last_unreachable) = self.gather(&statuses, id).await;
+        if last.iter().map(|h| h.hops.len()).sum::<usize>()
+            >= hosts.iter().map(|h| h.hops.len()).sum::<usize>()
+        {
+            (hosts, unreachable) = (last, last_unreachable);
+        }
+        let applied: Vec<(String, u64)> = hosts
+            .iter()
+            .map(|h| (h.host.clone(), h.applied_revision))
+            .chain(
+                statuses
+                    .iter()
+                    .filter(|s| !hosts.iter().any(|h| h.host == s.name))
+                    .map(|s| (s.name.clone(), s.applied_revision)),
+            )
+            .collect();
+        let hosts = trace::path_order(hosts);
+        let verdict = trace::verdict(&hosts);
+        let findings = trace::findings(&expected, &verdict, &hosts, desired, &applied, &from_host);
+        Ok(Response::new(TraceResponse {
+            trace_id: id,
+            from_host,
+            hosts,
+            verdict: Some(verdict),
+            expected: Some(expected),
+            findings,
+            desired_revision: desired,
+            unreachable,
+        }))
+    }
+
     async fn drops(&self, req: Request<DropsRequest>) -> Result<Response<DropsResponse>, Status> {
         self.node
             .counters

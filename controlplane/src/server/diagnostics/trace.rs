@@ -1,0 +1,283 @@
+//! What the control plane makes of a trace: the hops of every host put in path order, the
+//! verdict (delivered, or dropped where and why), the path the desired state gives the
+//! probe (a simulation of the VPC router, as ovn-trace does), and the findings where the
+//! two disagree or a host applies a stale revision.
+
+use std::net::Ipv4Addr;
+
+use aegis_api::controlplane::v1::{
+    object::Spec, ExpectedPath, HostHops, Kind, Port, RouteAction, TraceVerdict,
+};
+use aegis_api::dataplane::v1::TraceHop;
+use ipnet::Ipv4Net;
+
+use crate::model::state::DesiredState as State;
+
+/// Orders hosts by their first hop (when the probe reached them) and drops empty ones.
+pub fn path_order(mut hosts: Vec<HostHops>) -> Vec<HostHops> {
+    hosts.retain(|h| !h.hops.is_empty());
+    hosts.sort_by_key(|h| h.hops.first().map_or(u64::MAX, |x| x.unix_ns));
+    hosts
+}
+
+/// The verdict: the first drop (a packet answered with an ICMP error is dropped there,
+/// even though the error then reaches the sender), else the first delivery, else lost.
+pub fn verdict(hosts: &[HostHops]) -> TraceVerdict {
+    let all = || hosts.iter().flat_map(|h| h.hops.iter().map(move |x| (h, x)));
+    let first = |action: &str| {
+        all()
+            .filter(|(_, x)| x.action == action)
+            .min_by_key(|(_, x)| x.unix_ns)
+    };
+    let from = |outcome: &str, (h, x): (&HostHops, &TraceHop)| TraceVerdict {
+        outcome: outcome.into(),
+        host: h.host.clone(),
+        node: x.node.clone(),
+        reason: x.reason.clone(),
+        port: x.port.clone(),
+        detail: x.detail.clone(),
+        rule: x.rule.clone(),
+    };
+    if let Some(d) = first("dropped") {
+        return from("dropped", d);
+    }
+    if let Some(d) = first("delivered") {
+        return from("delivered", d);
+    }
+    if let Some(d) = first("consumed") {
+        return from("delivered", d);
+    }
+    let last = all().max_by_key(|(_, x)| x.unix_ns);
+    TraceVerdict {
+        outcome: "lost".into(),
+        host: last.map(|(h, _)| h.host.clone()).unwrap_or_default(),
+        node: last.map(|(_, x)| x.node.clone()).unwrap_or_default(),
+        detail: match last {
+            Some((_, x)) => format!(
+                "last seen {} at {}{}",
+                x.action,
+                x.node,
+                if x.port.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", x.port)
+                }
+            ),
+            None => "no hop recorded".into(),
+        },
+        ..Default::default()
+    }
+}
+
+/// True once the hops hold an end: a delivery or a drop whose ICMP error (if any) arrived.
+pub fn complete(hosts: &[HostHops]) -> bool {
+    let all: Vec<&TraceHop> = hosts.iter().flat_map(|h| h.hops.iter()).collect();
+    let delivered = all.iter().any(|x| x.action == "delivered" || x.action == "consumed");
+    let dropped = all.iter().any(|x| x.action == "dropped");
+    let icmp_pending = all
+        .iter()
+        .any(|x| x.action == "dropped" && x.detail.contains("sent back"));
+    if icmp_pending {
+        return delivered || all.iter().filter(|x| x.action == "dropped").count() > 1;
+    }
+    delivered || dropped
+}
+
+fn port_spec(state: &State, name: &str) -> Option<Port> {
+    match state.get(Kind::Port, name)?.spec.as_ref()? {
+        Spec::Port(p) => Some(p.clone()),
+        _ => None,
+    }
+}
+
+/// The path the desired state gives a probe from port `from` to `dst`: the VPC router's
+/// decision (a port's address, else the longest subnet or static route).
+pub fn expected(state: &State, from: &str, dst: Ipv4Addr) -> ExpectedPath {
+    let Some(src) = port_spec(state, from) else {
+        return ExpectedPath {
+            outcome: "unknown_port".into(),
+            ..Default::default()
+        };
+    };
+    let vpc = src.vpc.clone();
+    let mut out = ExpectedPath {
+        vpc: vpc.clone(),
+        ..Default::default()
+    };
+    let ports = state.list(Kind::Port);
+    for o in &ports {
+        if let Some(Spec::Port(p)) = &o.spec {
+            if p.vpc == vpc && p.ips.iter().any(|i| i.parse::<Ipv4Addr>() == Ok(dst)) {
+                out.outcome = "deliver".into();
+                out.port = o.name.clone();
+                out.host = p.host.clone();
+                out.via = format!("port {} has {dst}", o.name);
+                return out;
+            }
+        }
+    }
+    // Longest match among the subnets and the static routes of the VPC.
+    let mut best: Option<(u8, String, String)> = None;
+    let mut consider = |len: u8, outcome: String, via: String| {
+        if best.as_ref().is_none_or(|(l, _, _)| len > *l) {
+            best = Some((len, outcome, via));
+        }
+    };
+    for o in state.list(Kind::Subnet) {
+        if let Some(Spec::Subnet(s)) = &o.spec {
+            if s.vpc != vpc {
+                continue;
+            }
+            if s.gateway_ip.parse::<Ipv4Addr>() == Ok(dst) {
+                out.outcome = "router".into();
+                out.via = format!("gateway of subnet {} (answered by the router)", o.name);
+                return out;
+            }
+            if let Ok(net) = s.cidr.parse::<Ipv4Net>() {
+                if net.contains(&dst) {
+                    let via = format!("subnet {} {}", o.name, s.cidr);
+                    consider(net.prefix_len(), "no_port".into(), via);
+                }
+            }
+        }
+    }
+    for o in state.list(Kind::Route) {
+        if let Some(Spec::Route(r)) = &o.spec {
+            if r.vpc != vpc {
+                continue;
+            }
+            let Ok(net) = r.prefix.parse::<Ipv4Net>() else {
+                continue;
+            };
+            if !net.contains(&dst) {
+                continue;
+            }
+            let via = format!("route {} {}", o.name, r.prefix);
+            let outcome = match RouteAction::try_from(r.action).unwrap_or_default() {
+                RouteAction::Blackhole => "blackhole".to_owned(),
+                RouteAction::Unreachable => "unreachable".to_owned(),
+                _ => {
+                    let hop = r.next_hop.parse::<Ipv4Addr>().ok();
+                    let target = ports.iter().find_map(|o| match &o.spec {
+                        Some(Spec::Port(p))
+                            if p.vpc == vpc
+                                && hop.is_some_and(|h| {
+                                    p.ips.iter().any(|i| i.parse::<Ipv4Addr>() == Ok(h))
+                                }) =>
+                        {
+                            Some((o.name.clone(), p.host.clone()))
+                        }
+                        _ => None,
+                    });
+                    match target {
+                        Some((port, host)) => {
+                            let via = format!("{via} via {} (port {port})", r.next_hop);
+                            consider(net.prefix_len(), format!("deliver:{port}:{host}"), via);
+                            continue;
+                        }
+                        None => "next_hop_unknown".to_owned(),
+                    }
+                }
+            };
+            consider(net.prefix_len(), outcome, via);
+        }
+    }
+    match best {
+        Some((_, outcome, via)) => {
+            out.via = via;
+            if let Some(rest) = outcome.strip_prefix("deliver:") {
+                let (port, host) = rest.split_once(':').unwrap_or((rest, ""));
+                out.outcome = "deliver".into();
+                out.port = port.into();
+                out.host = host.into();
+            } else {
+                out.outcome = outcome;
+            }
+        }
+        None => {
+            out.outcome = "no_route".into();
+            out.via = format!("no subnet or route of VPC {vpc} covers {dst}");
+        }
+    }
+    out
+}
+
+/// The drop reasons a dataplane reports for each expected outcome other than delivery.
+fn expected_reasons(outcome: &str) -> &'static [&'static str] {
+    match outcome {
+        "no_port" => &["vpc_no_port"],
+        "no_route" => &["vpc_no_route"],
+        "blackhole" => &["route_blackhole"],
+        "unreachable" => &["route_unreachable"],
+        "next_hop_unknown" => &["vpc_next_hop_unknown"],
+        _ => &[],
+    }
+}
+
+/// Where the actual trace departs from the expected path, and which hosts apply a stale
+/// revision (`applied`: host → revision; only hosts that matter to this probe are named).
+pub fn findings(
+    expected: &ExpectedPath,
+    verdict: &TraceVerdict,
+    hosts: &[HostHops],
+    desired: u64,
+    applied: &[(String, u64)],
+    from_host: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut relevant: Vec<&str> = vec![from_host];
+    relevant.extend(hosts.iter().map(|h| h.host.as_str()));
+    if !expected.host.is_empty() {
+        relevant.push(&expected.host);
+    }
+    for (host, rev) in applied {
+        if relevant.contains(&host.as_str()) && *rev < desired {
+            out.push(format!(
+                "host {host} applied revision {rev}, the desired state is at {desired}"
+            ));
+        }
+    }
+    let matches = match expected.outcome.as_str() {
+        "deliver" => {
+            verdict.outcome == "delivered"
+                && verdict.host == expected.host
+                || verdict.reason == "security_group_deny"
+                || verdict.reason == "conntrack_invalid"
+        }
+        "router" => verdict.outcome == "delivered",
+        o => expected_reasons(o).contains(&verdict.reason.as_str()),
+    };
+    if !matches {
+        let want = match expected.outcome.as_str() {
+            "deliver" => format!(
+                "delivery to port {} on host {} ({})",
+                expected.port, expected.host, expected.via
+            ),
+            o => format!("{o} ({})", expected.via),
+        };
+        let got = match verdict.outcome.as_str() {
+            "dropped" => format!(
+                "dropped on host {} at {} ({})",
+                verdict.host, verdict.node, verdict.reason
+            ),
+            "delivered" => format!("delivered on host {} to {}", verdict.host, verdict.port),
+            _ => format!("lost after host {} ({})", verdict.host, verdict.detail),
+        };
+        let first = if verdict.host.is_empty() {
+            from_host
+        } else {
+            verdict.host.as_str()
+        };
+        out.push(format!(
+            "the desired state expects {want}; the probe was {got}: the paths diverge on host {first}"
+        ));
+        if let Some((_, rev)) = applied.iter().find(|(h, _)| h == first) {
+            if *rev < desired {
+                out.push(format!(
+                    "host {first} forwards with revision {rev}; the desired state is at {desired} — its state is stale"
+                ));
+            }
+        }
+    }
+    out
+}
