@@ -117,11 +117,18 @@ pub fn text(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
     for h in &r.hosts {
         let first = h.hops.first().map_or(0, |x| x.unix_ns);
         let gap = match prev_end {
-            Some(p) => format!(", +{:.3} ms after the previous host", first.saturating_sub(p) as f64 / 1e6),
+            Some(p) => format!(
+                ", +{:.3} ms after the previous host",
+                first.saturating_sub(p) as f64 / 1e6
+            ),
             None => String::new(),
         };
         writeln!(out)?;
-        writeln!(out, "host {} (revision {}{gap})", h.host, h.applied_revision)?;
+        writeln!(
+            out,
+            "host {} (revision {}{gap})",
+            h.host, h.applied_revision
+        )?;
         for x in &h.hops {
             n += 1;
             let t = x.unix_ns.saturating_sub(first) as f64 / 1e3;
@@ -130,13 +137,20 @@ pub fn text(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
         prev_end = h.hops.last().map(|x| x.unix_ns);
     }
     if r.hosts.is_empty() {
-        writeln!(out, "\nno hop recorded (the probe was not injected, or records were lost)")?;
+        writeln!(
+            out,
+            "\nno hop recorded (the probe was not injected, or records were lost)"
+        )?;
     }
     writeln!(out)?;
     if let Some(v) = &r.verdict {
         match v.outcome.as_str() {
             "dropped" => {
-                write!(out, "verdict: DROPPED on host {} at {}: {}", v.host, v.node, v.reason)?;
+                write!(
+                    out,
+                    "verdict: DROPPED on host {} at {}: {}",
+                    v.host, v.node, v.reason
+                )?;
                 if !v.rule.is_empty() {
                     write!(out, " (rule {})", v.rule)?;
                 }
@@ -145,7 +159,11 @@ pub fn text(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
                 }
                 writeln!(out)?;
             }
-            "delivered" => writeln!(out, "verdict: DELIVERED on host {} to {} (consumed there: probes never reach a VM)", v.host, v.port)?,
+            "delivered" => writeln!(
+                out,
+                "verdict: DELIVERED on host {} to {} (consumed there: probes never reach a VM)",
+                v.host, v.port
+            )?,
             _ => writeln!(out, "verdict: LOST — {} on host {}", v.detail, v.host)?,
         }
     }
@@ -154,7 +172,11 @@ pub fn text(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
             "deliver" => format!("deliver to port {} on host {}", e.port, e.host),
             o => o.replace('_', " "),
         };
-        writeln!(out, "expected (desired state, revision {}): {what} — {}", r.desired_revision, e.via)?;
+        writeln!(
+            out,
+            "expected (desired state, revision {}): {what} — {}",
+            r.desired_revision, e.via
+        )?;
     }
     for f in &r.findings {
         writeln!(out, "finding: {f}")?;
@@ -171,7 +193,11 @@ pub fn dot(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
     writeln!(out, "  rankdir=LR; node [shape=box, fontname=monospace];")?;
     let mut n = 0;
     for (i, h) in r.hosts.iter().enumerate() {
-        writeln!(out, "  subgraph cluster_{i} {{ label={:?};", format!("host {}", h.host))?;
+        writeln!(
+            out,
+            "  subgraph cluster_{i} {{ label={:?};",
+            format!("host {}", h.host)
+        )?;
         for x in &h.hops {
             n += 1;
             let color = match x.action.as_str() {
@@ -179,7 +205,11 @@ pub fn dot(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
                 "delivered" => ", color=darkgreen",
                 _ => "",
             };
-            writeln!(out, "    h{n} [label={:?}{color}];", format!("{n}. {}", hop_line(x)))?;
+            writeln!(
+                out,
+                "    h{n} [label={:?}{color}];",
+                format!("{n}. {}", hop_line(x))
+            )?;
         }
         writeln!(out, "  }}")?;
     }

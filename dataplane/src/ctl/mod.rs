@@ -20,10 +20,10 @@ mod convert;
 pub mod diag;
 mod memory;
 pub mod metrics;
-pub mod trace;
 mod request;
 mod server;
 mod service;
+pub mod trace;
 mod types;
 
 pub use backend::{AdminBackend, AdminError};

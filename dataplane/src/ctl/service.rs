@@ -181,7 +181,9 @@ impl DataplaneAdmin for AdminService {
         req: Request<pb::TraceRecordsRequest>,
     ) -> Result<Response<pb::TraceRecordsReply>, Status> {
         let id = req.into_inner().trace_id;
-        Ok(Response::new(self.call(move |b| b.trace_records(id)).await?))
+        Ok(Response::new(
+            self.call(move |b| b.trace_records(id)).await?,
+        ))
     }
 
     async fn add_route(

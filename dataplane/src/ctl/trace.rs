@@ -58,7 +58,10 @@ fn num<T: TryFrom<u32>>(v: u32, field: &'static str, default: T) -> Result<T, Ad
 /// Checks an `InjectProbeRequest`.
 pub fn probe_query(req: pb::InjectProbeRequest) -> Result<ProbeQuery, AdminError> {
     if req.port.is_empty() {
-        return Err(AdminError::invalid("port", "the VM port to send from is required"));
+        return Err(AdminError::invalid(
+            "port",
+            "the VM port to send from is required",
+        ));
     }
     let ip = |s: &str, field| {
         s.parse::<Ipv4Addr>()
@@ -82,7 +85,10 @@ pub fn probe_query(req: pb::InjectProbeRequest) -> Result<ProbeQuery, AdminError
     };
     let (sport, dport) = match proto {
         ProbeProto::Icmp => (0, 0),
-        _ => (num(req.sport, "sport", 33434u16)?, num(req.dport, "dport", 80u16)?),
+        _ => (
+            num(req.sport, "sport", 33434u16)?,
+            num(req.dport, "dport", 80u16)?,
+        ),
     };
     Ok(ProbeQuery {
         port: req.port,
@@ -99,7 +105,11 @@ pub fn probe_query(req: pb::InjectProbeRequest) -> Result<ProbeQuery, AdminError
 
 /// Builds the probe `q` asks for from what `snap` knows of the port: its MAC and address,
 /// and the MAC its VM would send to (a port of the same subnet, else the router's).
-pub fn prepare(snap: &Snapshot, q: &ProbeQuery, fresh_id: u64) -> Result<PreparedProbe, AdminError> {
+pub fn prepare(
+    snap: &Snapshot,
+    q: &ProbeQuery,
+    fresh_id: u64,
+) -> Result<PreparedProbe, AdminError> {
     let ov = &*snap.overlay;
     let by_name = ov
         .endpoints
@@ -114,19 +124,30 @@ pub fn prepare(snap: &Snapshot, q: &ProbeQuery, fresh_id: u64) -> Result<Prepare
         let msg = if elsewhere {
             format!("port {} is not on this host", q.port)
         } else {
-            format!("no VM port {} on this host (neither a Port object nor a bound DPDK port)", q.port)
+            format!(
+                "no VM port {} on this host (neither a Port object nor a bound DPDK port)",
+                q.port
+            )
         };
         return Err(AdminError::not_found("port", msg));
     };
     let e = &ov.endpoints[idx];
     let Location::Local(dpdk) = e.at else {
-        return Err(AdminError::not_found("port", format!("port {} is not on this host", q.port)));
+        return Err(AdminError::not_found(
+            "port",
+            format!("port {} is not on this host", q.port),
+        ));
     };
     let src = match q.src {
         Some(s) => s,
         None => match e.ips.first() {
             Some(&a) => Ipv4Addr::from(a),
-            None => return Err(AdminError::invalid("src", format!("port {} has no address; give --src", e.name))),
+            None => {
+                return Err(AdminError::invalid(
+                    "src",
+                    format!("port {} has no address; give --src", e.name),
+                ))
+            }
         },
     };
     let dst = u32::from(q.dst);
@@ -179,7 +200,10 @@ pub fn prepare(snap: &Snapshot, q: &ProbeQuery, fresh_id: u64) -> Result<Prepare
 }
 
 fn mac_string(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn prefix_string(prefix: u32, len: u8) -> String {
@@ -237,7 +261,10 @@ pub fn hop_view(h: &StoredHop, snap: &Snapshot) -> pb::TraceHop {
     let detail = match r.detail {
         Detail::None => String::new(),
         Detail::VpcRoute { vpc, prefix, len } => {
-            let vpc = ov.vpcs.get(usize::from(vpc)).map_or("?", |v| v.name.as_str());
+            let vpc = ov
+                .vpcs
+                .get(usize::from(vpc))
+                .map_or("?", |v| v.name.as_str());
             format!("route {} in VPC {vpc}", prefix_string(prefix, len))
         }
         Detail::Endpoint { endpoint } => match ov.endpoint(endpoint) {
@@ -299,4 +326,3 @@ pub fn hop_view(h: &StoredHop, snap: &Snapshot) -> pb::TraceHop {
     }
     hop
 }
-

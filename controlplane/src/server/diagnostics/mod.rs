@@ -198,10 +198,9 @@ impl Diagnostics for DiagnosticsService {
         let probe = req
             .probe
             .ok_or_else(|| Status::invalid_argument("probe is required"))?;
-        let dst: std::net::Ipv4Addr = probe
-            .dst
-            .parse()
-            .map_err(|_| Status::invalid_argument(format!("dst {:?} is not an IPv4 address", probe.dst)))?;
+        let dst: std::net::Ipv4Addr = probe.dst.parse().map_err(|_| {
+            Status::invalid_argument(format!("dst {:?} is not an IPv4 address", probe.dst))
+        })?;
         let (from_host, expected, desired) = {
             let m = self.node.machine.read();
             let port = m

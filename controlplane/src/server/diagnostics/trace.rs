@@ -23,7 +23,11 @@ pub fn path_order(mut hosts: Vec<HostHops>) -> Vec<HostHops> {
 /// The verdict: the first drop (a packet answered with an ICMP error is dropped there,
 /// even though the error then reaches the sender), else the first delivery, else lost.
 pub fn verdict(hosts: &[HostHops]) -> TraceVerdict {
-    let all = || hosts.iter().flat_map(|h| h.hops.iter().map(move |x| (h, x)));
+    let all = || {
+        hosts
+            .iter()
+            .flat_map(|h| h.hops.iter().map(move |x| (h, x)))
+    };
     let first = |action: &str| {
         all()
             .filter(|(_, x)| x.action == action)
@@ -72,7 +76,9 @@ pub fn verdict(hosts: &[HostHops]) -> TraceVerdict {
 /// True once the hops hold an end: a delivery or a drop whose ICMP error (if any) arrived.
 pub fn complete(hosts: &[HostHops]) -> bool {
     let all: Vec<&TraceHop> = hosts.iter().flat_map(|h| h.hops.iter()).collect();
-    let delivered = all.iter().any(|x| x.action == "delivered" || x.action == "consumed");
+    let delivered = all
+        .iter()
+        .any(|x| x.action == "delivered" || x.action == "consumed");
     let dropped = all.iter().any(|x| x.action == "dropped");
     let icmp_pending = all
         .iter()
@@ -239,8 +245,7 @@ pub fn findings(
     }
     let matches = match expected.outcome.as_str() {
         "deliver" => {
-            verdict.outcome == "delivered"
-                && verdict.host == expected.host
+            verdict.outcome == "delivered" && verdict.host == expected.host
                 || verdict.reason == "security_group_deny"
                 || verdict.reason == "conntrack_invalid"
         }
