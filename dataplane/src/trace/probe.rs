@@ -183,19 +183,22 @@ fn l4_checksum(src: u32, dst: u32, proto: u8, seg: &[u8]) -> u16 {
 #[inline]
 pub fn marked(frame: &[u8], l3: usize) -> Option<u64> {
     let ip = frame.get(l3..)?;
-    let hl = usize::from(ip.first()? & 0x0f) * 4;
+    if ip.len() < ipv4::MIN_HEADER_LEN {
+        return None;
+    }
+    let hl = usize::from(ip[0] & 0x0f) * 4;
     if crate::wire::be16(ip, 6) & 0x1fff != 0 {
         return None;
     }
     let seg = ip.get(hl..)?;
-    let off = match ip.get(9)? {
-        &ipv4::PROTO_ICMP | &ipv4::PROTO_UDP => 8,
-        &ipv4::PROTO_TCP => usize::from(seg.get(12)? >> 4) * 4,
+    let off = match ip[9] {
+        ipv4::PROTO_ICMP | ipv4::PROTO_UDP => 8,
+        ipv4::PROTO_TCP => usize::from(seg.get(12)? >> 4) * 4,
         _ => return None,
     };
     let m = seg.get(off..off + MARK_LEN)?;
-    (m[..MARK.len()] == MARK)
-        .then(|| u64::from_be_bytes(m[MARK.len()..].try_into().unwrap_or_default()))
+    let (mark, id) = m.split_at(MARK.len());
+    (mark == MARK).then(|| u64::from_be_bytes(id.try_into().unwrap_or_default()))
 }
 
 #[cfg(test)]

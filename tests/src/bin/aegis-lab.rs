@@ -551,6 +551,24 @@ fn eastwest_steps(ew: &mut aegis_lab::EastWestLab) -> Result<(), String> {
     if records.is_empty() {
         return Err("no Geneve packet seen on the underlay".into());
     }
+    let traces: [(&str, &[&str]); 2] = [
+        (
+            "Trace a probe b1 -> b4: every hop on c1 and c3, and the verdict",
+            &["trace", "--from", "b1", "--dst", "10.1.2.14"],
+        ),
+        (
+            "Trace b1 -> 10.1.3.5: where and why it dies, beside the expected path",
+            &["trace", "--from", "b1", "--dst", "10.1.3.5"],
+        ),
+    ];
+    for (title, args) in traces {
+        heading(title);
+        show_cmd(&ew.cp_display(args));
+        print!("{}", ew.cp(args).map_err(|e| e.to_string())?);
+    }
+    heading("Drops of every host, through the control plane");
+    show_cmd(&ew.cp_display(&["drops"]));
+    print!("{}", ew.cp(&["drops"]).map_err(|e| e.to_string())?);
     heading("Drops on c1");
     let c1 = ew.dp("c1").map_err(|e| e.to_string())?;
     show_cmd(&c1.display(false, &["show", "errors"]));
