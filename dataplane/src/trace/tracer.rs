@@ -192,13 +192,25 @@ mod tests {
         assert!(t.begin(&mut m, 42 | super::super::PROBE_BIT, 10));
         assert!(m.traced() && m.local_origin());
         assert!(t.is_probe(&m));
-        t.note(&m, Detail::Encap { remote: 1, vni: 100 });
+        t.note(
+            &m,
+            Detail::Encap {
+                remote: 1,
+                vni: 100,
+            },
+        );
         t.record(&m, NodeId::VmInput, Action::Next(NodeId::VpcRoute), 7, 11);
         t.record(&m, NodeId::VpcRoute, Action::Consumed, 7, 12);
         let a = ch.records.pop().unwrap();
         let b = ch.records.pop().unwrap();
         assert_eq!((a.seq, a.worker, a.revision), (0, 3, 7));
-        assert_eq!(a.detail, Detail::Encap { remote: 1, vni: 100 });
+        assert_eq!(
+            a.detail,
+            Detail::Encap {
+                remote: 1,
+                vni: 100
+            }
+        );
         assert_eq!((b.seq, b.detail), (1, Detail::None));
         t.end(&mut m);
         assert!(!m.traced() && m.local_origin());
