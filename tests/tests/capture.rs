@@ -75,29 +75,6 @@ fn drive_until_done(
         .collect()
 }
 
-/// `tshark -r FILE -T fields -e F...`, one row per packet.
-fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(file)
-        // First occurrence of each field: the outer header, not one an ICMP error quotes.
-        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().or_panic("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_string).collect())
-        .collect()
-}
-
 /// Packets tshark reads from a file that may still be growing (0 while unreadable).
 fn tshark_count(file: &Path) -> usize {
     Command::new("tshark")
@@ -172,7 +149,7 @@ fn port_capture_with_a_tcpdump_filter_writes_pcapng_tshark_reads() {
     // The pcapng file: exactly 6 packets, all ICMP on HOST/veth-h1, echo requests coming
     // in and replies going out, no UDP although UDP crossed the port all along (h2's port
     // unreachable errors about it are ICMP, and may be among them).
-    let rows = tshark_fields(
+    let rows = common::tshark_fields(
         &file,
         &[
             "frame.interface_name",
@@ -260,14 +237,14 @@ fn drop_capture_carries_the_drop_reason() {
             .or_panic("ping");
     });
     assert!(logs[0].contains("2 packets captured"), "{}", logs[0]);
-    let rows = tshark_fields(&file, &["frame.interface_name", "frame.len", "ip.checksum"]);
+    let rows = common::tshark_fields(&file, &["frame.interface_name", "frame.len", "ip.checksum"]);
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in &rows {
         assert_eq!(r[0], format!("{host}/drop"));
         assert_eq!(r[1], bad_sum.frame.len().to_string());
     }
     // The reason is each packet's comment.
-    let comments = tshark_fields(&file, &["frame.comment"]);
+    let comments = common::tshark_fields(&file, &["frame.comment"]);
     assert_eq!(
         comments,
         vec![vec!["drop: ip4_bad_checksum".to_string()]; 2],
@@ -312,7 +289,7 @@ fn a_capture_ends_cleanly_when_the_dataplane_stops() {
         "{out}"
     );
     // The file is complete: tshark reads every packet of it.
-    let rows = tshark_fields(&file, &["frame.interface_name"]);
+    let rows = common::tshark_fields(&file, &["frame.interface_name"]);
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r[0].ends_with("/veth-h2")), "{rows:?}");
 }

@@ -15,8 +15,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aegis_lab::eastwest::{self, Connect, EastWestLab, CP_ADDR, DIAG_PORT, FABRIC, HOSTS};
@@ -94,28 +92,6 @@ impl<T> OrPanicOpt<T> for Option<T> {
     fn or_panic_opt(self, what: &str) -> T {
         self.unwrap_or_else(|| panic!("missing: {what}"))
     }
-}
-
-/// `tshark -r FILE -T fields -e F...`, one row per packet.
-fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r")
-        .arg(file)
-        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().or_panic("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_string).collect())
-        .collect()
 }
 
 #[test]
@@ -210,7 +186,7 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         "aegisctl capture failed ({status}):\n{log}"
     );
     assert!(log.contains("6 packets captured on c2"), "{log}");
-    let rows = tshark_fields(
+    let rows = common::tshark_fields(
         &file,
         &["frame.interface_name", "ip.proto", "frame.protocols"],
     );

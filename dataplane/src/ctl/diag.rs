@@ -126,20 +126,12 @@ impl DiagServer {
         backend: Arc<dyn AdminBackend>,
         token: Option<String>,
     ) -> Result<Self, DiagError> {
-        let io_err = |action| {
-            move |source| DiagError::Io {
+        let (listener, addr) =
+            super::bind_listener(addr).map_err(|(action, source)| DiagError::Io {
                 addr,
                 action,
                 source,
-            }
-        };
-        let listener = std::net::TcpListener::bind(addr).map_err(io_err("bind"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io_err("set non-blocking"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(io_err("read the local address"))?;
+            })?;
         Ok(DiagServer {
             listener,
             addr,

@@ -78,20 +78,12 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Binds `addr` (port 0 picks a free port; see [`MetricsServer::local_addr`]).
     pub fn bind(addr: SocketAddr, backend: Arc<dyn AdminBackend>) -> Result<Self, MetricsError> {
-        let io_err = |action| {
-            move |source| MetricsError::Io {
+        let (listener, addr) =
+            super::bind_listener(addr).map_err(|(action, source)| MetricsError::Io {
                 addr,
                 action,
                 source,
-            }
-        };
-        let listener = std::net::TcpListener::bind(addr).map_err(io_err("bind"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io_err("set non-blocking"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(io_err("read the local address"))?;
+            })?;
         Ok(MetricsServer {
             listener,
             addr,

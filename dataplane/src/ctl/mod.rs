@@ -42,3 +42,19 @@ pub use types::{
 
 #[cfg(test)]
 mod tests;
+
+/// Binds a TCP listener for a tokio server started later (binding needs no runtime, so a
+/// bad or busy address fails the daemon's start-up): non-blocking, with its real address
+/// (port 0 picks one). `Err` says which step failed.
+pub(crate) fn bind_listener(
+    addr: std::net::SocketAddr,
+) -> Result<(std::net::TcpListener, std::net::SocketAddr), (&'static str, std::io::Error)> {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| ("bind", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ("set non-blocking", e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ("read the local address", e))?;
+    Ok((listener, local))
+}

@@ -216,3 +216,26 @@ pub fn runtime_route_change(lab: &mut Lab, add: &mut dyn FnMut(), del: &mut dyn 
         log.lines().rev().take(4).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// `tshark -r FILE -T fields -e F...`, one row per packet (first occurrence of each field:
+/// the outer header, not one an ICMP error quotes).
+pub fn tshark_fields(file: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().or_panic("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}

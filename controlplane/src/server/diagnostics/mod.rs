@@ -103,6 +103,16 @@ impl DiagnosticsService {
             .map_err(|s| s.message().to_owned())
     }
 
+    /// The leader's clients, for a follower passing a call on (counted).
+    fn leader(&self) -> Result<crate::client::Clients, Status> {
+        let clients = self.node.leader_clients()?;
+        self.node
+            .counters
+            .diag_forwarded
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(clients)
+    }
+
     fn unreachable(&self) {
         self.node
             .counters
@@ -187,11 +197,7 @@ impl DiagnosticsService {
 impl Diagnostics for DiagnosticsService {
     async fn trace(&self, req: Request<TraceRequest>) -> Result<Response<TraceResponse>, Status> {
         if !self.node.is_leader() {
-            let mut leader = self.node.leader_clients()?;
-            self.node
-                .counters
-                .diag_forwarded
-                .fetch_add(1, Ordering::Relaxed);
+            let mut leader = self.leader()?;
             return leader.diagnostics.trace(req.into_inner()).await;
         }
         let req = req.into_inner();
@@ -292,11 +298,7 @@ impl Diagnostics for DiagnosticsService {
             .diag_drops
             .fetch_add(1, Ordering::Relaxed);
         if !self.node.is_leader() {
-            let mut leader = self.node.leader_clients()?;
-            self.node
-                .counters
-                .diag_forwarded
-                .fetch_add(1, Ordering::Relaxed);
+            let mut leader = self.leader()?;
             return leader.diagnostics.drops(req.into_inner()).await;
         }
         let statuses = self.statuses(&req.into_inner().host)?;
@@ -327,11 +329,7 @@ impl Diagnostics for DiagnosticsService {
         req: Request<HostCaptureRequest>,
     ) -> Result<Response<CaptureEvents>, Status> {
         if !self.node.is_leader() {
-            let mut leader = self.node.leader_clients()?;
-            self.node
-                .counters
-                .diag_forwarded
-                .fetch_add(1, Ordering::Relaxed);
+            let mut leader = self.leader()?;
             let stream = leader.diagnostics.capture(req.into_inner()).await?;
             return Ok(Response::new(Box::pin(stream.into_inner())));
         }
