@@ -462,6 +462,7 @@ fn nat(
         let address = ip(&format!("{f}.address"), r.address)?;
         owned(&format!("{f}.address"), address)?;
         snat.push(crate::nat::SnatRule {
+            vpc: crate::nat::ROUTED_VPC,
             source,
             address,
             endpoint_dependent: r.endpoint_dependent.unwrap_or(true),
@@ -488,7 +489,11 @@ fn nat(
                 format!("{outside} is also a source NAT address"),
             ));
         }
-        floating_ips.push(crate::nat::FloatingIp { inside, outside });
+        floating_ips.push(crate::nat::FloatingIp {
+            vpc: crate::nat::ROUTED_VPC,
+            inside,
+            outside,
+        });
     }
     Ok(crate::nat::NatConfig {
         outside_port: Some(index as u16),

@@ -119,7 +119,8 @@ impl Slice {
 }
 
 /// The objects the overlay is built from: every Host, Vpc, Subnet, Port and
-/// SecurityGroup, and the routes of VPCs.
+/// SecurityGroup, the routes of VPCs, and the north-south objects (ExternalNetwork,
+/// GatewayGroup, SnatRule, FloatingIp).
 pub fn overlay_objects(synced: &Synced) -> Vec<Object> {
     synced
         .objects
@@ -127,6 +128,12 @@ pub fn overlay_objects(synced: &Synced) -> Vec<Object> {
         .filter(|o| match &o.spec {
             Some(Spec::Host(_) | Spec::Vpc(_) | Spec::Subnet(_) | Spec::Port(_)) => true,
             Some(Spec::SecurityGroup(_)) => true,
+            Some(
+                Spec::ExternalNetwork(_)
+                | Spec::GatewayGroup(_)
+                | Spec::SnatRule(_)
+                | Spec::FloatingIp(_),
+            ) => true,
             Some(Spec::Route(r)) => !r.vpc.is_empty(),
             _ => false,
         })
@@ -152,6 +159,10 @@ impl PortLookup for TablePorts<'_> {
             .find(|&i| self.0.port_addresses(i).iter().any(|a| a.addr == ip))
             .and_then(|i| Some((i, self.0.port_mtu(i)?)))
     }
+
+    fn nat_outside_port(&self) -> Option<u16> {
+        self.0.local_nat().outside_port
+    }
 }
 
 /// Builds the overlay of `host` from `objects` on top of `tables` (whose addresses hold the
@@ -164,6 +175,7 @@ fn apply_overlay(
     slots: &mut CounterSlots,
 ) -> Result<(), String> {
     let overlay = build_overlay(host, revision, objects, &TablePorts(tables), slots)?;
+    tables.set_controlplane_nat(overlay.gateway.as_ref().map(|g| &g.nat));
     tables.set_overlay(Arc::new(overlay));
     Ok(())
 }

@@ -197,6 +197,10 @@ fn run_until_stopped(
 
     // The last control-plane slice, over host.toml and the journal: a dataplane restarted
     // while the control plane is away forwards as it did before.
+    // host.toml's NAT first: a cached gateway role is checked against its outside port.
+    if cfg.nat.enabled() {
+        tables.set_nat(Arc::new(cfg.nat.clone()));
+    }
     let feed = feed_options.as_ref().map(Feed::new);
     if let Some(f) = &feed {
         f.restore(&mut tables);
@@ -210,9 +214,6 @@ fn run_until_stopped(
         }
         None => None,
     };
-    if cfg.nat.enabled() {
-        tables.set_nat(Arc::new(cfg.nat.clone()));
-    }
     let sync_channel = cfg
         .sync
         .as_ref()

@@ -39,6 +39,9 @@ const TRACK_PERIOD: Duration = Duration::from_millis(100);
 struct Binding {
     port: u16,
     prefixes: Vec<IfAddr>,
+    /// Addresses the control plane adds to the instance (a gateway group's external
+    /// addresses and floating IPs, its tunnel address): owned like `prefixes`.
+    extra: Vec<IfAddr>,
     track: Vec<(u16, Option<i32>)>,
     notify: Notify,
     installed: bool,
@@ -54,6 +57,8 @@ pub struct VrrpSpeaker {
     next_track: Duration,
     children: Vec<Child>,
     now: Duration,
+    /// Overlay revision whose gateway addresses were placed last.
+    gateway_seen: Option<u64>,
 }
 
 impl std::fmt::Debug for VrrpSpeaker {
@@ -142,6 +147,7 @@ impl VrrpSpeaker {
             bindings.push(Binding {
                 port,
                 prefixes,
+                extra: Vec::new(),
                 track,
                 notify: inst.notify.clone(),
                 installed: false,
@@ -172,6 +178,7 @@ impl VrrpSpeaker {
             next_track: Duration::ZERO,
             children: Vec::new(),
             now: Duration::ZERO,
+            gateway_seen: None,
         })
     }
 
@@ -216,6 +223,7 @@ impl VrrpSpeaker {
             self.next_track = now + TRACK_PERIOD;
             self.track(now, t, io);
         }
+        self.follow_gateway(t, cell, io);
         self.router.poll(now);
         self.carry_out(t, cell, io);
         self.children
@@ -305,7 +313,7 @@ impl VrrpSpeaker {
                         continue;
                     };
                     for _ in 0..count {
-                        for p in &b.prefixes {
+                        for p in b.prefixes.iter().chain(&b.extra) {
                             if !io.send(b.port, envelope::gratuitous_arp(mac, p.addr)) {
                                 *self.rx_errors.entry("tx_queue_full").or_default() += 1;
                             }
@@ -360,13 +368,86 @@ impl VrrpSpeaker {
         }
     }
 
+    /// Places the addresses of this host's gateway role (control plane) on the instances
+    /// of their ports: the external addresses and floating IPs on the first instance of
+    /// the external port, the tunnel address on the first instance of the underlay port.
+    /// A MASTER installs a change at once and announces new addresses with gratuitous ARP.
+    fn follow_gateway(&mut self, t: &mut Tables, cell: &SnapshotCell, io: &dyn VrrpIo) {
+        let ov = std::sync::Arc::clone(t.overlay());
+        if self.gateway_seen == Some(ov.revision) {
+            return;
+        }
+        self.gateway_seen = Some(ov.revision);
+        let mut wanted: Vec<Vec<IfAddr>> = vec![Vec::new(); self.bindings.len()];
+        if let Some(role) = &ov.gateway {
+            let external = role
+                .external_addresses
+                .iter()
+                .map(|&(addr, len)| IfAddr { addr, len });
+            let tunnel = role.tunnel.map(|addr| IfAddr { addr, len: 32 });
+            for (port, addrs) in [
+                (role.external_port, external.collect::<Vec<_>>()),
+                (role.underlay_port, tunnel.into_iter().collect()),
+            ] {
+                match self.bindings.iter().position(|b| b.port == port) {
+                    Some(i) => wanted[i].extend(addrs),
+                    None if !addrs.is_empty() => {
+                        *self.rx_errors.entry("gateway_port_unbound").or_default() += 1;
+                        tracing::warn!(group = %role.group, port,
+                            "no vrrp_instance runs on this port: the gateway group's addresses \
+                             on it are not served (add an instance in keepalived.conf)");
+                    }
+                    None => {}
+                }
+            }
+        }
+        let mut changed = false;
+        for (i, want) in wanted.into_iter().enumerate() {
+            if self.bindings[i].extra == want {
+                continue;
+            }
+            changed = true;
+            let old = std::mem::replace(&mut self.bindings[i].extra, want);
+            let b = &self.bindings[i];
+            if !b.installed {
+                continue;
+            }
+            let port = b.port;
+            for a in old.iter().filter(|a| !b.extra.contains(a)) {
+                if let Err(e) = t.del_address(port, *a) {
+                    tracing::error!(addr = %a.addr, error = %e, "cannot remove a gateway address");
+                }
+            }
+            let added: Vec<IfAddr> = b.extra.iter().filter(|a| !old.contains(a)).copied().collect();
+            for a in &added {
+                if let Err(e) = t.add_address(port, *a) {
+                    tracing::error!(addr = %a.addr, error = %e, "cannot add a gateway address");
+                }
+            }
+            self.refresh_vmacs(port, t);
+            if t.needs_publish() {
+                cell.publish(t.snapshot());
+            }
+            if let Some(mac) = self.source_mac(i, t) {
+                for a in &added {
+                    if !io.send(port, envelope::gratuitous_arp(mac, a.addr)) {
+                        *self.rx_errors.entry("tx_queue_full").or_default() += 1;
+                    }
+                }
+            }
+        }
+        if changed {
+            tracing::info!(revision = ov.revision, "gateway addresses placed on the VRRP instances");
+        }
+    }
+
     fn set_installed(&mut self, i: usize, on: bool, t: &mut Tables) {
         let b = &mut self.bindings[i];
         if b.installed == on {
             return;
         }
         b.installed = on;
-        for &a in &b.prefixes {
+        for &a in b.prefixes.iter().chain(&b.extra) {
             let r = if on {
                 t.add_address(b.port, a)
             } else {
@@ -376,9 +457,13 @@ impl VrrpSpeaker {
                 tracing::error!(addr = %a.addr, error = %e, on, "cannot change a virtual address");
             }
         }
-        // use_vmac: the port accepts the virtual MACs of the instances it is master of and
-        // answers ARP for their addresses from them.
         let port = b.port;
+        self.refresh_vmacs(port, t);
+    }
+
+    /// use_vmac: the port accepts the virtual MACs of the instances it is master of and
+    /// answers ARP for their addresses from them.
+    fn refresh_vmacs(&self, port: u16, t: &mut Tables) {
         let vmacs: Vec<_> = self
             .bindings
             .iter()
@@ -386,7 +471,7 @@ impl VrrpSpeaker {
             .filter(|(x, inst)| x.port == port && x.installed && inst.config().use_vmac)
             .flat_map(|(x, inst)| {
                 let m = envelope::virtual_mac(inst.config().vrid);
-                x.prefixes.iter().map(move |p| (p.addr, m))
+                x.prefixes.iter().chain(&x.extra).map(move |p| (p.addr, m))
             })
             .collect();
         if let Err(e) = t.set_port_vmacs(port, vmacs) {
@@ -467,6 +552,7 @@ impl VrrpSpeaker {
                     addresses: b
                         .prefixes
                         .iter()
+                        .chain(&b.extra)
                         .filter_map(|p| Ipv4Cidr::new(p.addr, p.len))
                         .collect(),
                     master: s.master.map(|m| m.0),

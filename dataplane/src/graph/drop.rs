@@ -156,6 +156,15 @@ drop_reasons! {
     NatUntranslatable = "nat_untranslatable",
     /// A packet to be translated shorter than its transport header.
     NatTruncated = "nat_truncated",
+    /// A VM's packet reached its VPC's gateway, but no source NAT rule or floating IP
+    /// covers its source address.
+    NatNoRule = "nat_no_rule",
+    /// Translated back to a VPC address that no port has here (the port was deleted, or
+    /// the VPC is not in this gateway's overlay).
+    NatInsideUnknown = "nat_inside_unknown",
+    /// A VM's packet reached the gateway, but this host's routes send its destination
+    /// elsewhere than the external port (add the external network's routes to the host).
+    GatewayNoExternalRoute = "gateway_no_external_route",
     /// A VM sent a packet carrying the trace-probe mark (only the dataplane injects probes).
     TraceForged = "trace_forged",
     /// A probe arrived from another host while every trace slot of the worker was in use

@@ -41,6 +41,8 @@ pub enum NodeId {
     VpcRoute,
     /// Stateful security groups: egress of the source port, ingress of the destination port.
     SecurityGroup,
+    /// A gateway's way out for VMs: source NAT or floating IP, then the external port.
+    GatewayOutput,
     /// Delivery to a local VM port, or Geneve encapsulation towards the port's host.
     OverlayOutput,
     /// Longest-prefix match for packets the dataplane built (ICMP errors, echo replies,
@@ -52,7 +54,7 @@ pub enum NodeId {
 
 impl NodeId {
     /// All graph nodes in dispatch order.
-    pub const ALL: [NodeId; 11] = [
+    pub const ALL: [NodeId; 12] = [
         NodeId::EthInput,
         NodeId::VmInput,
         NodeId::ArpInput,
@@ -61,6 +63,7 @@ impl NodeId {
         NodeId::GeneveInput,
         NodeId::VpcRoute,
         NodeId::SecurityGroup,
+        NodeId::GatewayOutput,
         NodeId::OverlayOutput,
         NodeId::Ip4Lookup,
         NodeId::Ip4IcmpError,
@@ -79,6 +82,7 @@ impl NodeId {
             NodeId::GeneveInput => "geneve-input",
             NodeId::VpcRoute => "vpc-route",
             NodeId::SecurityGroup => "security-group",
+            NodeId::GatewayOutput => "gateway-output",
             NodeId::OverlayOutput => "overlay-output",
             NodeId::Ip4Lookup => "ip4-lookup",
             NodeId::Ip4IcmpError => "ip4-icmp-error",
@@ -96,6 +100,7 @@ pub const RUNTIME_SLOTS: [&str; NodeId::COUNT + 2] = [
     NodeId::GeneveInput.name(),
     NodeId::VpcRoute.name(),
     NodeId::SecurityGroup.name(),
+    NodeId::GatewayOutput.name(),
     NodeId::OverlayOutput.name(),
     NodeId::Ip4Lookup.name(),
     NodeId::Ip4IcmpError.name(),

@@ -1,13 +1,20 @@
 //! The NAT configuration workers read from the snapshot: which port is outside, the source
-//! NAT rules and the floating IPs.
+//! NAT rules and the floating IPs. Rules and floating IPs belong to a VPC (its VNI) when the
+//! gateway serves VMs over the overlay, or to [`ROUTED_VPC`] (0) for the plain routed
+//! gateway of host.toml's `[nat]`.
 
 use std::net::Ipv4Addr;
 
 use crate::fib::Prefix;
 
+/// The VPC (VNI) of the routed gateway's inside network: no overlay.
+pub const ROUTED_VPC: u32 = 0;
+
 /// Source NAT for a range of inside sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnatRule {
+    /// VNI of the VPC the sources are in ([`ROUTED_VPC`]: the routed inside port).
+    pub vpc: u32,
     /// Inside sources it applies to.
     pub source: Prefix,
     /// The outside address they leave from.
@@ -19,6 +26,8 @@ pub struct SnatRule {
 /// A floating IP: 1:1 NAT between an inside address and an outside one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloatingIp {
+    /// VNI of the VM's VPC ([`ROUTED_VPC`]: the routed inside port).
+    pub vpc: u32,
     /// The VM's address.
     pub inside: Ipv4Addr,
     /// Its public address.
@@ -56,12 +65,13 @@ impl NatConfig {
             .find(|f| u32::from(f.outside) == ip)
     }
 
-    /// How an inside source leaves: its floating IP, else the most specific SNAT rule.
-    pub fn translation_for(&self, src: u32) -> Option<super::Translation> {
+    /// How an inside source of VPC `vpc` leaves: its floating IP, else the most specific
+    /// SNAT rule.
+    pub fn translation_for(&self, vpc: u32, src: u32) -> Option<super::Translation> {
         if let Some(f) = self
             .floating_ips
             .iter()
-            .find(|f| u32::from(f.inside) == src)
+            .find(|f| f.vpc == vpc && u32::from(f.inside) == src)
         {
             return Some(super::Translation::FloatingIp {
                 ip: u32::from(f.outside),
@@ -69,7 +79,7 @@ impl NatConfig {
         }
         self.snat
             .iter()
-            .filter(|r| r.source.contains(Ipv4Addr::from(src)))
+            .filter(|r| r.vpc == vpc && r.source.contains(Ipv4Addr::from(src)))
             .max_by_key(|r| r.source.length())
             .map(|r| super::Translation::Snat {
                 ip: u32::from(r.address),

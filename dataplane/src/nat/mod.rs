@@ -17,7 +17,7 @@ pub mod ports;
 pub mod table;
 pub mod translate;
 
-pub use config::{FloatingIp, NatConfig, SnatRule};
+pub use config::{FloatingIp, NatConfig, SnatRule, ROUTED_VPC};
 pub use table::{
     InsideKey, NatError, NatTable, NatTimeouts, OutsideKey, Session, TcpPhase, Translation,
 };

@@ -9,15 +9,25 @@
 //!   source with a floating IP or a source NAT rule: the session is found or created and the
 //!   source rewritten.
 //!
-//! Both return the drop reason when a packet must not go on.
+//! Both return the drop reason when a packet must not go on. The gateway of VMs over the
+//! overlay (`gateway-output`, [`crate::nodes::gateway`]) calls the same two with the VPC
+//! the packet came from or goes to.
 
 use crate::graph::DropReason;
 
 use super::translate::{self, IcmpKind, Tuple, Untranslatable};
 use super::{InsideKey, NatConfig, NatError, NatTable, OutsideKey, Translation};
 
-/// The VNI sessions of the plain routed gateway are filed under (no overlay).
-pub const ROUTED_VPC: u32 = 0;
+pub use super::ROUTED_VPC;
+
+/// Where an inbound packet goes after [`to_inside`] translated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsideDestination {
+    /// The VPC (VNI) of the session, [`ROUTED_VPC`] for the routed inside port.
+    pub vpc: u32,
+    /// The inside destination address (host order).
+    pub ip: u32,
+}
 
 fn tcp_flags(ip: &[u8], t: &Tuple) -> u8 {
     let hl = usize::from(ip[0] & 0x0f) * 4;
@@ -45,14 +55,14 @@ fn untranslatable(e: Untranslatable) -> DropReason {
     }
 }
 
-/// An inbound packet (arrived on the outside port). Returns the new destination when it
-/// was translated, `Ok(None)` when it is not NAT traffic.
+/// An inbound packet (arrived on the outside port, or hairpinned by the gateway). Returns
+/// the new destination when it was translated, `Ok(None)` when it is not NAT traffic.
 pub fn to_inside(
     cfg: &NatConfig,
     table: &mut NatTable,
     ip: &mut [u8],
     now_ns: u64,
-) -> Result<Option<u32>, DropReason> {
+) -> Result<Option<InsideDestination>, DropReason> {
     if ip.len() < 20 {
         return Ok(None);
     }
@@ -77,7 +87,10 @@ pub fn to_inside(
         };
         translate::icmp_error_to_inside(ip, s.inside.inside_ip, s.inside.inside_port)
             .map_err(untranslatable)?;
-        return Ok(Some(s.inside.inside_ip));
+        return Ok(Some(InsideDestination {
+            vpc: s.inside.vpc,
+            ip: s.inside.inside_ip,
+        }));
     }
     let t = match translate::tuple(ip) {
         Ok(t) => t,
@@ -99,7 +112,7 @@ pub fn to_inside(
             };
             // A new connection to a floating IP: opened from outside.
             let ik = InsideKey {
-                vpc: ROUTED_VPC,
+                vpc: f.vpc,
                 proto: t.proto,
                 inside_ip: u32::from(f.inside),
                 inside_port: t.dport,
@@ -114,7 +127,10 @@ pub fn to_inside(
     };
     table.touch(&inside, true, tcp_flags(ip, &t), now_ns);
     translate::set_destination(ip, inside.inside_ip, inside.inside_port).map_err(untranslatable)?;
-    Ok(Some(inside.inside_ip))
+    Ok(Some(InsideDestination {
+        vpc: inside.vpc,
+        ip: inside.inside_ip,
+    }))
 }
 
 fn nat_error(e: NatError) -> DropReason {
@@ -125,10 +141,12 @@ fn nat_error(e: NatError) -> DropReason {
     }
 }
 
-/// An outbound packet about to leave by the outside port. `Ok(false)`: no rule applies.
+/// An outbound packet from VPC `vpc` ([`ROUTED_VPC`] for the routed inside port) about to
+/// leave by the outside port. `Ok(false)`: no rule applies.
 pub fn to_outside(
     cfg: &NatConfig,
     table: &mut NatTable,
+    vpc: u32,
     ip: &mut [u8],
     now_ns: u64,
 ) -> Result<bool, DropReason> {
@@ -136,12 +154,12 @@ pub fn to_outside(
         return Ok(false);
     }
     let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-    let Some(tr) = cfg.translation_for(src) else {
+    let Some(tr) = cfg.translation_for(vpc, src) else {
         return Ok(false);
     };
     let t = translate::tuple(ip).map_err(untranslatable)?;
     let k = InsideKey {
-        vpc: ROUTED_VPC,
+        vpc,
         proto: t.proto,
         inside_ip: t.src,
         inside_port: t.sport,

@@ -11,12 +11,14 @@
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, Outputs};
 
-use super::{ip4_input, ip4_lookup, ip4_rewrite, L3};
+use super::{gateway, ip4_input, ip4_lookup, ip4_rewrite, L3};
 use crate::nat::node as nat;
 use crate::state::snapshot::Adjacency;
 
-/// Marks a packet that failed the input checks in the lookup key array's companion.
+/// Marks a packet that passed the input checks in the lookup key array's companion.
 const OK: u8 = u8::MAX;
+/// Marks a packet NAT translated back to a VM behind the overlay (its key is the VNI).
+const TO_VPC: u8 = u8::MAX - 1;
 
 /// Processes one frame.
 #[inline]
@@ -41,7 +43,11 @@ pub fn process<B: PacketBuf>(
                     if pkt.meta.rx_port == o {
                         match nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns)
                         {
-                            Ok(Some(d)) => scratch.keys[i] = d,
+                            Ok(Some(d)) if d.vpc == nat::ROUTED_VPC => scratch.keys[i] = d.ip,
+                            Ok(Some(d)) => {
+                                scratch.keys[i] = d.vpc;
+                                scratch.flags[i] = TO_VPC;
+                            }
                             Ok(None) => {}
                             Err(reason) => scratch.flags[i] = reason as u8,
                         }
@@ -60,6 +66,11 @@ pub fn process<B: PacketBuf>(
     // Pass 2: act on the verdicts.
     for (i, pkt) in input.drain(..).enumerate() {
         let flag = ctx.env.scratch.flags[i];
+        if flag == TO_VPC {
+            let vni = ctx.env.scratch.keys[i];
+            gateway::to_vpc(ctx, out, pkt.buf, pkt.meta, vni);
+            continue;
+        }
         if flag != OK {
             let reason = DropReason::ALL
                 .get(usize::from(flag))
@@ -77,8 +88,9 @@ pub fn process<B: PacketBuf>(
                     _ => None,
                 };
                 if egress == Some(o) && meta.rx_port != o {
+                    let ip = &mut buf.data_mut()[L3..];
                     if let Err(reason) =
-                        nat::to_outside(&ctx.snap.nat, table, &mut buf.data_mut()[L3..], ctx.now_ns)
+                        nat::to_outside(&ctx.snap.nat, table, nat::ROUTED_VPC, ip, ctx.now_ns)
                     {
                         out.drop(buf, meta, reason);
                         continue;

@@ -1,5 +1,5 @@
 //! `ip4-local`: packets for the dataplane's own addresses. Geneve (UDP 6081 to the
-//! underlay address) goes to `geneve-input`; session-sync datagrams (UDP to the `[sync]`
+//! underlay address, or to a gateway group's tunnel address) goes to `geneve-input`; session-sync datagrams (UDP to the `[sync]`
 //! port, gateways) are copied to the control thread's queue. ICMP echo requests are turned
 //! into replies in place and routed back; other ICMP is ignored (counted); UDP and TCP get
 //! port-unreachable and other protocols protocol-unreachable, so traceroute to a router
@@ -65,7 +65,7 @@ pub fn process<B: PacketBuf>(
             }
             PROTO_UDP
                 if ctx.snap.overlay.enabled()
-                    && dst == ctx.snap.overlay.underlay_ip
+                    && (dst == ctx.snap.overlay.underlay_ip || dst == ctx.snap.overlay.tunnel_ip)
                     && pkt.buf.data().len() >= L3 + hl + 4
                     && crate::wire::be16(pkt.buf.data(), L3 + hl + 2) == geneve::UDP_PORT =>
             {

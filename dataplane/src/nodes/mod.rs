@@ -3,6 +3,7 @@
 
 pub mod arp_input;
 pub mod eth_input;
+pub mod gateway;
 pub mod icmp_error;
 pub mod ip4_forward;
 pub mod ip4_input;
@@ -34,6 +35,7 @@ pub fn process<B: PacketBuf>(
         NodeId::GeneveInput => overlay::geneve_input::process(ctx, input, out),
         NodeId::VpcRoute => overlay::vpc_route::process(ctx, input, out),
         NodeId::SecurityGroup => overlay::security_group::process(ctx, input, out),
+        NodeId::GatewayOutput => gateway::process(ctx, input, out),
         NodeId::OverlayOutput => overlay::overlay_output::process(ctx, input, out),
         NodeId::ArpInput => arp_input::process(ctx, input, out),
         NodeId::Ip4Forward => ip4_forward::process(ctx, input, out),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use aegis_api::controlplane::v1::{object::Spec, Direction as PbDirection, Object, RouteAction};
 
+use super::gateway::{self, VpcModel};
 use super::secgroup::{self, CounterSlots, Direction, GroupSpec, RemoteSpec, RuleSpec};
 use super::{Endpoint, Location, Overlay, Subnet, Vpc, VpcRoute, VpcTarget, NO_ENDPOINT};
 use crate::fib::Prefix;
@@ -29,6 +30,10 @@ pub trait PortLookup {
     fn count(&self) -> usize;
     /// The port that holds address `ip`, and its MTU.
     fn port_with_address(&self, ip: Ipv4Addr) -> Option<(u16, u16)>;
+    /// host.toml's `[nat] outside_port` (a gateway's external port), if set.
+    fn nat_outside_port(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// Builds the overlay of `host` at `revision` from `objects`. Denial counter slots come
@@ -46,7 +51,8 @@ pub fn build<'a>(
     let mut port_objs = Vec::new();
     let mut route_objs = Vec::new();
     let mut group_objs = Vec::new();
-    for o in objects {
+    let objects: Vec<&Object> = objects.into_iter().collect();
+    for &o in &objects {
         match &o.spec {
             Some(Spec::Host(h)) if !h.underlay_address.is_empty() => {
                 let ip: Ipv4Addr = h.underlay_address.parse().map_err(|_| {
@@ -205,6 +211,49 @@ pub fn build<'a>(
         vpcs[usize::from(vpc)].3.push(VpcRoute { prefix, target });
     }
 
+    // North-south: the gateway group of each VPC, and this host's role in one.
+    let model = Model {
+        vpcs: &vpc_objs,
+        subnets: &subnet_objs,
+        ports: &port_objs,
+    };
+    let underlay_port = ports
+        .port_with_address(Ipv4Addr::from(underlay_ip))
+        .map(|(p, _)| p);
+    let gateways = gateway::parse(
+        host,
+        objects.iter().copied(),
+        &model,
+        (ports.nat_outside_port(), underlay_port),
+    )?;
+    for (vpc_name, (group, tunnel)) in &gateways.by_vpc {
+        let Some(&vpc) = vpc_index.get(vpc_name.as_str()) else {
+            return Err(format!("gateway group {group}: no vpc {vpc_name:?}"));
+        };
+        let index = endpoints.len() as u32;
+        endpoints.push(Endpoint {
+            name: format!("gateway-group/{group}"),
+            vpc,
+            subnet: 0,
+            mac: gateway::GATEWAY_MAC,
+            ips: Box::new([]),
+            at: if *tunnel == 0 || underlay_ip == 0 {
+                Location::Unplaced
+            } else {
+                Location::Remote(*tunnel)
+            },
+            rules: 0,
+        });
+        port_groups.push(Vec::new());
+        let routes = &mut vpcs[usize::from(vpc)].3;
+        if !routes.iter().any(|r| r.prefix.length() == 0) {
+            routes.push(VpcRoute {
+                prefix: Prefix::DEFAULT,
+                target: VpcTarget::Endpoint(index),
+            });
+        }
+    }
+
     // Security groups of the local ports.
     let mut groups: BTreeMap<&str, GroupSpec> = BTreeMap::new();
     for (name, g) in &group_objs {
@@ -239,9 +288,16 @@ pub fn build<'a>(
         .enumerate()
         .map(|(i, v)| (v.1, i as u16))
         .collect();
+    let tunnel_ip = gateways
+        .role
+        .as_ref()
+        .and_then(|r| r.tunnel)
+        .map_or(0, u32::from);
     Ok(Overlay {
         revision,
         underlay_ip,
+        tunnel_ip,
+        gateway: gateways.role,
         mtu,
         vpcs: vpcs
             .into_iter()
@@ -261,6 +317,45 @@ pub fn build<'a>(
         rule_sets: rule_sets.into_boxed_slice(),
         counters: Arc::new(slots.clone()),
     })
+}
+
+/// The VPC, subnet and port objects as [`gateway::parse`] asks about them.
+struct Model<'a, 'b> {
+    vpcs: &'b [(&'a str, &'a aegis_api::controlplane::v1::Vpc)],
+    subnets: &'b [(&'a str, &'a aegis_api::controlplane::v1::Subnet)],
+    ports: &'b [(&'a str, &'a aegis_api::controlplane::v1::Port)],
+}
+
+impl VpcModel for Model<'_, '_> {
+    fn vni(&self, vpc: &str) -> Option<u32> {
+        self.vpcs.iter().find(|(n, _)| *n == vpc).map(|(_, v)| v.vni)
+    }
+
+    fn subnets(&self, vpc: &str) -> Vec<Prefix> {
+        self.subnets
+            .iter()
+            .filter(|(_, s)| s.vpc == vpc)
+            .filter_map(|(_, s)| s.cidr.parse().ok())
+            .collect()
+    }
+
+    fn subnet(&self, subnet: &str) -> Option<Prefix> {
+        self.subnets
+            .iter()
+            .find(|(n, _)| *n == subnet)
+            .and_then(|(_, s)| s.cidr.parse().ok())
+    }
+
+    fn port(&self, port: &str) -> Option<(String, u32, Vec<Ipv4Addr>)> {
+        let (_, p) = self.ports.iter().find(|(n, _)| *n == port)?;
+        let ips = p.ips.iter().filter_map(|a| a.parse().ok()).collect();
+        let vpc = self
+            .subnets
+            .iter()
+            .find(|(n, _)| *n == p.subnet)
+            .map_or(p.vpc.as_str(), |(_, s)| s.vpc.as_str());
+        Some((vpc.to_string(), self.vni(vpc)?, ips))
+    }
 }
 
 /// A security group object as the policy compiler takes it.

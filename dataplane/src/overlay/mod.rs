@@ -8,6 +8,7 @@
 //! subnets and routes (a VPC has few of those; ports are the many).
 
 pub mod build;
+pub mod gateway;
 pub mod secgroup;
 
 use std::sync::Arc;
@@ -32,6 +33,11 @@ pub struct Overlay {
     pub revision: u64,
     /// This host's underlay (tunnel source) address, host order; 0 = no overlay here.
     pub underlay_ip: u32,
+    /// The tunnel address of this host's gateway group (host order), 0 if none: Geneve to
+    /// it is decapsulated too (while this host is the group's VRRP master it owns it).
+    pub tunnel_ip: u32,
+    /// This host's part in a gateway group (north-south), if it is a member of one.
+    pub gateway: Option<gateway::GatewayRole>,
     /// Largest inner IPv4 packet that fits the underlay (underlay MTU − 50).
     pub mtu: u16,
     /// VPCs by index.

@@ -39,7 +39,12 @@ pub struct Tables {
     pub(super) controlplane_routes: BTreeSet<Prefix>,
     /// The overlay (VPC routers, ports, security groups) from the control plane.
     pub(super) overlay: Arc<crate::overlay::Overlay>,
+    /// NAT as workers use it: host.toml's `[nat]` plus the control plane's rules.
     pub(super) nat: Arc<crate::nat::NatConfig>,
+    /// host.toml's `[nat]` alone.
+    pub(super) local_nat: Arc<crate::nat::NatConfig>,
+    /// The control plane's NAT rules and floating IPs (a gateway group's member).
+    pub(super) controlplane_nat: Option<crate::nat::NatConfig>,
     /// Neighbour generation already counted in `revision`.
     neigh_gen: u64,
     revision: u64,
@@ -170,6 +175,8 @@ impl Tables {
             controlplane_routes: BTreeSet::new(),
             overlay: Arc::default(),
             nat: Arc::default(),
+            local_nat: Arc::default(),
+            controlplane_nat: None,
             neigh_gen: 0,
             revision: 0,
             published: 0,
@@ -611,11 +618,42 @@ impl Tables {
         })
     }
 
-    /// Replaces the NAT configuration (a new revision).
+    /// Replaces host.toml's NAT configuration (a new revision).
     pub fn set_nat(&mut self, nat: Arc<crate::nat::NatConfig>) -> u64 {
-        self.nat = nat;
+        self.local_nat = nat;
+        self.merge_nat();
         self.revision += 1;
         self.revision
+    }
+
+    /// host.toml's NAT configuration.
+    pub fn local_nat(&self) -> &crate::nat::NatConfig {
+        &self.local_nat
+    }
+
+    /// Sets the control plane's NAT rules and floating IPs (`None`: this host is in no
+    /// gateway group); they are used beside host.toml's, on its outside port. A new
+    /// revision only if they changed.
+    pub fn set_controlplane_nat(&mut self, nat: Option<&crate::nat::NatConfig>) {
+        if self.controlplane_nat.as_ref() == nat {
+            return;
+        }
+        self.controlplane_nat = nat.cloned();
+        self.merge_nat();
+        self.revision += 1;
+    }
+
+    fn merge_nat(&mut self) {
+        let mut merged = (*self.local_nat).clone();
+        if let Some(cp) = &self.controlplane_nat {
+            merged.outside_port = merged.outside_port.or(cp.outside_port);
+            merged.snat.extend(cp.snat.iter().copied());
+            merged
+                .snat
+                .sort_by_key(|r| std::cmp::Reverse(r.source.length()));
+            merged.floating_ips.extend(cp.floating_ips.iter().copied());
+        }
+        self.nat = Arc::new(merged);
     }
 
     /// Replaces the overlay (a new revision).

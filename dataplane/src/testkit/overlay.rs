@@ -8,6 +8,14 @@
 //! VPC blue vni 100: blue-a 10.1.1.0/24, blue-b 10.1.2.0/24; VPC red vni 200: red-a 10.1.1.0/24
 //! security group "default": ingress allowed from members of "default"; "web": tcp/80 from anywhere
 //! ```
+//!
+//! With [`gateway_objects`], blue also leaves through gateway group `gw` (host g, tunnel
+//! address 10.88.0.100, external network 203.0.113.0/24): source NAT to 203.0.113.10, and
+//! b1's floating IP 203.0.113.20. [`HostPipeline::gateway`] is host g:
+//!
+//! ```text
+//! host g: port 0 ul0 10.88.0.13/24 (+ the tunnel address)   port 1 ext0 203.0.113.2/24 (NAT outside)
+//! ```
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -39,6 +47,78 @@ pub const B2_MAC: Mac = [2, 0, 0, 0, 1, 2];
 pub const B3_MAC: Mac = [2, 0, 0, 0, 1, 3];
 /// r1's MAC.
 pub const R1_MAC: Mac = [2, 0, 0, 0, 2, 1];
+/// Host g's underlay MAC (also what the tunnel address resolves to).
+pub const UL_MAC_G: Mac = [2, 0xc, 0, 0, 0, 1];
+/// Host g's external port MAC.
+pub const EXT_MAC_G: Mac = [2, 0xc, 0, 0, 0, 2];
+/// A host on the external network (203.0.113.50).
+pub const EXT_HOST_MAC: Mac = [2, 0xd, 0, 0, 0, 1];
+/// The gateway group's tunnel address.
+pub const TUNNEL: &str = "10.88.0.100";
+
+/// [`objects`] plus host g, external network `ext`, gateway group `gw`, source NAT of VPC
+/// blue and b1's floating IP.
+pub fn gateway_objects() -> Vec<Object> {
+    use aegis_api::controlplane::v1::{
+        ExternalNetwork, FloatingIp, GatewayGroup, GatewayMember, SnatRule,
+    };
+    let obj = |name: &str, spec| Object {
+        name: name.into(),
+        spec: Some(spec),
+        ..Object::default()
+    };
+    let mut v = objects();
+    v.extend([
+        obj(
+            "g",
+            Spec::Host(Host {
+                role: 2,
+                underlay_address: "10.88.0.13".into(),
+                ..Host::default()
+            }),
+        ),
+        obj(
+            "ext",
+            Spec::ExternalNetwork(ExternalNetwork {
+                cidr: "203.0.113.0/24".into(),
+                gateway_ip: "203.0.113.1".into(),
+                vlan: 0,
+            }),
+        ),
+        obj(
+            "gw",
+            Spec::GatewayGroup(GatewayGroup {
+                external_network: "ext".into(),
+                members: vec![GatewayMember {
+                    host: "g".into(),
+                    priority: 200,
+                }],
+                external_addresses: vec!["203.0.113.10".into()],
+                vrid: 10,
+                tunnel_address: TUNNEL.into(),
+            }),
+        ),
+        obj(
+            "blue-out",
+            Spec::SnatRule(SnatRule {
+                vpc: "blue".into(),
+                subnet: String::new(),
+                gateway_group: "gw".into(),
+                external_address: "203.0.113.10".into(),
+            }),
+        ),
+        obj(
+            "b1-fip",
+            Spec::FloatingIp(FloatingIp {
+                external_network: "ext".into(),
+                address: "203.0.113.20".into(),
+                port: "b1".into(),
+                fixed_ip: String::new(),
+            }),
+        ),
+    ]);
+    v
+}
 
 /// The objects both hosts are built from.
 pub fn objects() -> Vec<Object> {
@@ -143,6 +223,9 @@ pub fn objects() -> Vec<Object> {
 struct Ports<'a>(&'a Tables);
 
 impl PortLookup for Ports<'_> {
+    fn nat_outside_port(&self) -> Option<u16> {
+        self.0.local_nat().outside_port
+    }
     fn port(&self, name: &str) -> Option<(u16, u16)> {
         let i = self.0.port_index(name).ok()?;
         Some((i, self.0.port_mtu(i)?))
@@ -179,8 +262,48 @@ pub fn host_snapshot(name: &str, objects: &[Object]) -> Snapshot {
     tables
         .add_neighbour(0, peer.parse().unwrap(), peer_mac)
         .expect("neighbour");
+    tables
+        .add_neighbour(0, TUNNEL.parse().unwrap(), UL_MAC_G)
+        .expect("neighbour");
     let mut slots = CounterSlots::default();
     let overlay = build(name, 7, objects, &Ports(&tables), &mut slots).expect("overlay builds");
+    tables.set_overlay(Arc::new(overlay));
+    (*tables.snapshot()).clone()
+}
+
+/// The snapshot of gateway host g built from `objects` (with [`gateway_objects`]: a
+/// member of group `gw`, owning the tunnel address as its VRRP master would).
+pub fn gateway_snapshot(objects: &[Object]) -> Snapshot {
+    let mut ul0 = PortConfig::new("ul0");
+    ul0.mac = Some(UL_MAC_G);
+    ul0.addresses = vec![
+        IfAddr::new("10.88.0.13".parse().unwrap(), 24),
+        IfAddr::new(TUNNEL.parse().unwrap(), 32),
+    ];
+    let mut ext0 = PortConfig::new("ext0");
+    ext0.mac = Some(EXT_MAC_G);
+    ext0.addresses = vec![IfAddr::new("203.0.113.2".parse().unwrap(), 24)];
+    let config = ForwardingConfig {
+        ports: vec![ul0, ext0, PortConfig::new("spare")],
+        ..ForwardingConfig::default()
+    };
+    let mut tables = Tables::new(&config).expect("valid config");
+    for (port, ip, mac) in [
+        (0, "10.88.0.11", UL_MAC_A),
+        (0, "10.88.0.12", UL_MAC_B),
+        (1, "203.0.113.50", EXT_HOST_MAC),
+    ] {
+        tables
+            .add_neighbour(port, ip.parse().unwrap(), mac)
+            .expect("neighbour");
+    }
+    tables.set_nat(Arc::new(crate::nat::NatConfig {
+        outside_port: Some(1),
+        ..crate::nat::NatConfig::default()
+    }));
+    let mut slots = CounterSlots::default();
+    let overlay = build("g", 7, objects, &Ports(&tables), &mut slots).expect("overlay builds");
+    tables.set_controlplane_nat(overlay.gateway.as_ref().map(|g| &g.nat));
     tables.set_overlay(Arc::new(overlay));
     (*tables.snapshot()).clone()
 }
@@ -211,6 +334,23 @@ impl HostPipeline {
             graph: Graph::new(3, stats.clone()),
             env: GraphEnv::with_connections(stats, events, connections),
             snap: host_snapshot(name, objects),
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// Gateway host g over `objects`, with a NAT table of `sessions`.
+    pub fn gateway(objects: &[Object], sessions: usize) -> HostPipeline {
+        let stats = Arc::new(WorkerStats::default());
+        let events = Arc::new(ArrayQueue::new(64));
+        let mut env = GraphEnv::with_connections(stats, events, 64);
+        env.nat = Some(
+            crate::nat::NatTable::new(sessions, 0, 1, crate::nat::NatTimeouts::default())
+                .without_events(),
+        );
+        HostPipeline {
+            graph: Graph::new(3, env.stats.clone()),
+            env,
+            snap: gateway_snapshot(objects),
             now_ns: 1_000_000_000,
         }
     }

@@ -1,11 +1,13 @@
 //! `geneve-input`: Geneve packets to this host's underlay address (UDP 6081, from
 //! `ip4-local`). Checks the header (version 0, options inside the packet, Ethernet
 //! payload), maps the VNI to its VPC, strips the outer headers, and sends the inner frame
-//! to `security-group` if its destination MAC is a port of that VPC on this host. The
-//! source host routed the packet already (TTL and MACs are final).
+//! to `security-group` if its destination MAC is a port of that VPC on this host, or to
+//! `gateway-output` if it is the gateway MAC and this host is a gateway. The source host
+//! routed the packet already (TTL and MACs are final).
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::overlay::gateway::GATEWAY_MAC;
 use crate::overlay::Location;
 use crate::trace::Action;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4};
@@ -75,7 +77,13 @@ pub fn process<B: PacketBuf>(
             e.vpc == vpc && matches!(e.at, Location::Local(_))
         });
         let Some(dest) = dest else {
-            out.drop(pkt.buf, pkt.meta, DropReason::GeneveNoLocalPort);
+            if dst_mac == GATEWAY_MAC && ov.gateway.is_some() {
+                // North-south: a VM's packet for its VPC's gateway group (this host).
+                pkt.meta.nh_ip = u32::from(vpc);
+                out.to(NodeId::GatewayOutput, pkt.buf, pkt.meta);
+            } else {
+                out.drop(pkt.buf, pkt.meta, DropReason::GeneveNoLocalPort);
+            }
             continue;
         };
         if crate::wire::be16(d, 12) != ETHERTYPE_IPV4 {

@@ -41,12 +41,30 @@ pub fn vpc_of(meta: &Meta) -> u16 {
 pub fn router_icmp<B: PacketBuf>(
     ctx: &mut NodeCtx<'_>,
     out: &mut Outputs<'_, B>,
-    mut buf: B,
+    buf: B,
     meta: Meta,
     req: IcmpRequest,
     from: u32,
     vm_mac: Mac,
 ) {
+    if let Some((buf, meta)) = build_router_icmp(ctx, out, buf, meta, req, from, vm_mac) {
+        out.tx(meta.rx_port, buf, meta);
+    }
+}
+
+/// Turns a VM's packet into the ICMP error `req` from `from` to the VM (Ethernet to
+/// `vm_mac` from the router MAC) and returns it for the caller to send; counts the
+/// original with `req.reason`. `None` when no error may be sent (rate limit, an error
+/// about an error, a buffer that cannot be reshaped).
+pub fn build_router_icmp<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    out: &mut Outputs<'_, B>,
+    mut buf: B,
+    meta: Meta,
+    req: IcmpRequest,
+    from: u32,
+    vm_mac: Mac,
+) -> Option<(B, Meta)> {
     ctx.env.stats.count_drop(req.reason);
     let (msg_type, code, mtu) = (req.msg_type, req.code, req.mtu);
     out.note(
@@ -61,24 +79,24 @@ pub fn router_icmp<B: PacketBuf>(
     let mut meta = meta;
     if !may_answer(buf.data(), false) {
         out.forget(&mut meta);
-        return;
+        return None;
     }
     if !ctx.env.icmp_limit.take(ctx.now_ns) {
         bump(&ctx.env.stats.icmp_rate_limited, 1);
         out.forget(&mut meta);
-        return;
+        return None;
     }
     let ident = ctx.env.next_ident;
     ctx.env.next_ident = ident.wrapping_add(1);
     if !build_in_place(&mut buf, req, from, ident) {
         out.forget(&mut meta);
-        return;
+        return None;
     }
     let d = buf.data_mut();
     d[0..6].copy_from_slice(&vm_mac);
     d[6..12].copy_from_slice(&ROUTER_MAC);
     bump(&ctx.env.stats.icmp_sent, 1);
-    out.tx(meta.rx_port, buf, meta);
+    Some((buf, meta))
 }
 
 /// The inner IPv4 packet's flow fields (header already validated).

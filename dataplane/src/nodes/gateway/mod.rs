@@ -1,0 +1,188 @@
+//! `gateway-output`, and the way back: a gateway host's north-south path for the VMs
+//! behind the overlay ([`crate::overlay::gateway`]).
+//!
+//! - Out: `geneve-input` hands over the frames compute hosts send to the gateway MAC (the
+//!   source host's VPC router already routed them: TTL decremented, security groups
+//!   passed). The destination must route out of the external port by this host's routes;
+//!   the VPC's source NAT rule or the VM's floating IP rewrites the source
+//!   ([`crate::nat::node::to_outside`], sessions filed under the VNI), and the packet is
+//!   forwarded like any routed one (TTL, MTU, ARP, MACs). A destination that is one of the
+//!   NAT addresses is hairpinned: translated back at once and sent into its VPC.
+//! - Back: `ip4-forward` translates replies and new connections to floating IPs
+//!   ([`crate::nat::node::to_inside`]); [`to_vpc`] routes them to the VM's port — TTL, the
+//!   VM's MAC — and `overlay-output` encapsulates them towards the VM's host.
+
+use crate::buf::PacketBuf;
+use crate::graph::frame::IcmpRequest;
+use crate::graph::{DropReason, Frame, Meta, NodeCtx, NodeId, Outputs};
+use crate::nat::node as nat;
+use crate::overlay::ROUTER_MAC;
+use crate::state::snapshot::Adjacency;
+use crate::trace::Detail;
+use crate::wire::icmp::TIME_EXCEEDED;
+use crate::wire::ipv4;
+
+use super::overlay::{build_router_icmp, inner_flow, vpc_of};
+use super::{ip4_rewrite, L3};
+
+/// Processes one frame.
+#[inline]
+pub fn process<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    input: &mut Frame<B>,
+    out: &mut Outputs<'_, B>,
+) {
+    let snap = ctx.snap;
+    let ov = &*snap.overlay;
+    let cfg = &*snap.nat;
+    for mut pkt in input.drain(..) {
+        let vpc = vpc_of(&pkt.meta);
+        let Some(vni) = ov.vpcs.get(usize::from(vpc)).map(|v| v.vni) else {
+            out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
+            continue;
+        };
+        let Some(outside) = cfg.outside_port.filter(|_| ctx.env.nat.is_some()) else {
+            out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
+            continue;
+        };
+        let (dst, ttl) = {
+            let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
+            (ip.dst(), ip.ttl())
+        };
+        if ttl <= 1 {
+            time_exceeded(ctx, out, pkt.buf, pkt.meta, vpc);
+            continue;
+        }
+        let hairpin = cfg.is_outside_address(dst);
+        let route = if hairpin {
+            None
+        } else {
+            let nh = snap.fib.lookup(dst);
+            match nh.and_then(|nh| Some((nh, *snap.adjacencies.get(nh as usize)?))) {
+                Some((nh, a @ (Adjacency::Attached { port } | Adjacency::Gateway { port, .. })))
+                    if port == outside =>
+                {
+                    Some((nh, a))
+                }
+                _ => {
+                    out.drop(pkt.buf, pkt.meta, DropReason::GatewayNoExternalRoute);
+                    continue;
+                }
+            }
+        };
+        let before = pkt.meta.traced().then(|| inner_flow(pkt.buf.data()));
+        let Some(table) = ctx.env.nat.as_mut() else {
+            out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
+            continue;
+        };
+        let now = ctx.now_ns;
+        match nat::to_outside(cfg, table, vni, &mut pkt.buf.data_mut()[L3..], now) {
+            Ok(true) => {}
+            Ok(false) => {
+                out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
+                continue;
+            }
+            Err(reason) => {
+                out.drop(pkt.buf, pkt.meta, reason);
+                continue;
+            }
+        }
+        if let Some(b) = before {
+            let a = inner_flow(pkt.buf.data());
+            let detail = Detail::Nat {
+                from_ip: b.src,
+                from_port: b.sport,
+                to_ip: a.src,
+                to_port: a.sport,
+            };
+            out.note(&pkt.meta, detail);
+        }
+        match route {
+            Some((nh, adj)) => {
+                pkt.meta.adj = nh;
+                ip4_rewrite::rewrite(ctx, pkt.buf, pkt.meta, adj, out);
+            }
+            None => match nat::to_inside(cfg, table, &mut pkt.buf.data_mut()[L3..], now) {
+                Ok(Some(d)) => to_vpc(ctx, out, pkt.buf, pkt.meta, d.vpc),
+                Ok(None) => out.drop(pkt.buf, pkt.meta, DropReason::NatInsideUnknown),
+                Err(reason) => out.drop(pkt.buf, pkt.meta, reason),
+            },
+        }
+    }
+}
+
+/// Sends a packet NAT translated back to an address of VPC `vni` to that address's port:
+/// one router hop (TTL), the port's MAC from the router MAC, then `overlay-output`.
+#[inline]
+pub fn to_vpc<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    out: &mut Outputs<'_, B>,
+    mut buf: B,
+    mut meta: Meta,
+    vni: u32,
+) {
+    let ov = &*ctx.snap.overlay;
+    let Some(&vpc) = ov.by_vni.get(&vni) else {
+        out.drop(buf, meta, DropReason::NatInsideUnknown);
+        return;
+    };
+    let (dst, ttl) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[L3..]);
+        (ip.dst(), ip.ttl())
+    };
+    let Some((e, mac)) = ov
+        .endpoint_by_ip(vpc, dst)
+        .and_then(|e| Some((e, ov.endpoint(e)?.mac)))
+    else {
+        out.drop(buf, meta, DropReason::NatInsideUnknown);
+        return;
+    };
+    // The sender is outside (its packet was translated): no ICMP error goes back to it,
+    // the expiry is counted.
+    if ttl <= 1 {
+        out.drop(buf, meta, DropReason::Ip4TtlExpired);
+        return;
+    }
+    let d = buf.data_mut();
+    ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&ROUTER_MAC);
+    meta.nh_ip = u32::from(vpc);
+    meta.adj = e;
+    out.to(NodeId::OverlayOutput, buf, meta);
+}
+
+/// A VM's packet whose TTL ran out at the gateway: time-exceeded from the VM's subnet
+/// gateway address, back over the overlay to the VM's port.
+fn time_exceeded<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    out: &mut Outputs<'_, B>,
+    buf: B,
+    mut meta: Meta,
+    vpc: u16,
+) {
+    let ov = &*ctx.snap.overlay;
+    let src = ipv4::Packet::new_unchecked(&buf.data()[L3..]).src();
+    let sender = ov
+        .endpoint_by_ip(vpc, src)
+        .and_then(|e| Some((e, ov.endpoint(e)?)));
+    let Some((e, (from, mac))) =
+        sender.and_then(|(e, ep)| Some((e, (ov.gateway_of(ep)?, ep.mac))))
+    else {
+        out.drop(buf, meta, DropReason::Ip4TtlExpired);
+        return;
+    };
+    meta.adj = e;
+    let req = IcmpRequest {
+        msg_type: TIME_EXCEEDED,
+        code: 0,
+        mtu: 0,
+        reason: DropReason::Ip4TtlExpired,
+    };
+    if let Some((buf, meta)) = build_router_icmp(ctx, out, buf, meta, req, from, mac) {
+        out.to(NodeId::OverlayOutput, buf, meta);
+    }
+}
+
+#[cfg(test)]
+mod tests;

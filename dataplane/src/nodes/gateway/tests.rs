@@ -1,0 +1,266 @@
+//! North-south end to end on heap buffers: a VM on host a, its VPC's gateway group on
+//! host g (source NAT, a floating IP, hairpinning), a host on the external network.
+
+use crate::graph::DropReason;
+use crate::overlay::gateway::GATEWAY_MAC;
+use crate::overlay::{Location, RouteResult, ROUTER_MAC};
+use crate::testkit::overlay::*;
+use crate::wire::ipv4::{self, PROTO_ICMP, PROTO_TCP};
+use crate::wire::tcp::{ACK, SYN};
+use crate::wire::{be16, be32, geneve};
+
+const UL: usize = 0;
+const EXT: usize = 1;
+const VM1: usize = 1;
+const VM2: usize = 2;
+/// Offset of the inner frame in a Geneve packet without options.
+const INNER: usize = 50;
+
+fn ip(s: &str) -> u32 {
+    u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+}
+
+fn one_out(h: &mut HostPipeline, in_port: usize, frame: Vec<u8>, out_port: usize) -> Vec<u8> {
+    let out = h.run(in_port as u16, &[frame]);
+    let n: usize = out.iter().map(Vec::len).sum();
+    assert_eq!(
+        (n, out[out_port].len()),
+        (1, 1),
+        "expected one packet on port {out_port}; drops: {:?}",
+        h.drop_summary()
+    );
+    out[out_port][0].clone()
+}
+
+/// An external host's frame to the gateway's external port.
+fn from_outside(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
+    vm_frame(EXT_HOST_MAC, EXT_MAC_G, src, dst, proto, l4)
+}
+
+#[test]
+fn a_vpc_with_a_gateway_group_routes_outside_to_the_groups_tunnel_address() {
+    let a = host_snapshot("a", &gateway_objects());
+    let ov = &a.overlay;
+    let blue = ov.by_vni[&100];
+    let red = ov.by_vni[&200];
+    let RouteResult::Endpoint(e) = ov.route(blue, ip("198.51.100.7")) else {
+        panic!("blue has a default route to its gateway group");
+    };
+    let gw = ov.endpoint(e).unwrap();
+    assert_eq!(gw.at, Location::Remote(ip(TUNNEL)));
+    assert_eq!(gw.mac, GATEWAY_MAC);
+    assert_eq!(ov.route(red, ip("198.51.100.7")), RouteResult::NoRoute);
+    // A compute host has no gateway role; the gateway host has one.
+    assert!(ov.gateway.is_none());
+    let g = gateway_snapshot(&gateway_objects());
+    let role = g.overlay.gateway.as_ref().expect("g is a member of gw");
+    assert_eq!(role.group, "gw");
+    assert_eq!(g.overlay.tunnel_ip, ip(TUNNEL));
+    let addrs: Vec<String> = role
+        .external_addresses
+        .iter()
+        .map(|(a, l)| format!("{a}/{l}"))
+        .collect();
+    assert_eq!(addrs, ["203.0.113.10/24", "203.0.113.20/24"]);
+    // Two SNAT rules (one per blue subnet) and the floating IP, all under VNI 100.
+    assert_eq!(role.nat.snat.len(), 2);
+    assert!(role.nat.snat.iter().all(|r| r.vpc == 100));
+    assert_eq!(role.nat.floating_ips[0].vpc, 100);
+    assert_eq!(g.nat.outside_port, Some(1));
+}
+
+#[test]
+fn a_gateway_member_without_an_outside_port_is_refused_with_a_clear_error() {
+    use crate::overlay::build::{build, PortLookup};
+    struct NoNat;
+    impl PortLookup for NoNat {
+        fn port(&self, _: &str) -> Option<(u16, u16)> {
+            None
+        }
+        fn count(&self) -> usize {
+            2
+        }
+        fn port_with_address(&self, _: std::net::Ipv4Addr) -> Option<(u16, u16)> {
+            Some((0, 1500))
+        }
+    }
+    let mut slots = Default::default();
+    let e = build("g", 1, &gateway_objects(), &NoNat, &mut slots).unwrap_err();
+    assert!(e.contains("no [nat] outside_port"), "{e}");
+}
+
+/// b3 (blue, 10.1.2.13, on host a) opens a TCP connection to the external host: host a
+/// sends it to the tunnel address, g translates it to 203.0.113.10 and forwards it; the
+/// reply comes back to b3 through g and host a.
+#[test]
+fn source_nat_through_the_gateway_and_the_reply_back_to_the_vm() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let syn = vm_frame(
+        B3_MAC,
+        ROUTER_MAC,
+        "10.1.2.13",
+        "203.0.113.50",
+        PROTO_TCP,
+        &tcp(40000, 80, SYN),
+    );
+    let wire = one_out(&mut a, VM2, syn, UL);
+    assert_eq!(&wire[0..6], &UL_MAC_G, "to the tunnel address's MAC");
+    assert_eq!(be32(&wire, 14 + 16), ip(TUNNEL));
+    assert_eq!(&wire[INNER..INNER + 6], &GATEWAY_MAC);
+    assert_eq!(wire[INNER + 14 + 8], 63, "the VPC router decremented the TTL");
+
+    let out = one_out(&mut g, UL, wire, EXT);
+    assert_eq!(&out[0..6], &EXT_HOST_MAC);
+    assert_eq!(&out[6..12], &EXT_MAC_G);
+    let o = ipv4::Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!((o.src(), o.dst()), (ip("203.0.113.10"), ip("203.0.113.50")));
+    assert_eq!(o.ttl(), 62, "the gateway is one more router hop");
+    assert!(crate::wire::checksum::verify(&out[14..34]));
+    let nat_port = be16(&out, 34);
+
+    // The reply, from outside to the SNAT address and port.
+    let reply = from_outside(
+        "203.0.113.50",
+        "203.0.113.10",
+        PROTO_TCP,
+        &tcp(80, nat_port, SYN | ACK),
+    );
+    let back = one_out(&mut g, EXT, reply, UL);
+    assert_eq!(be32(&back, 14 + 16), ip("10.88.0.11"), "to b3's host");
+    let gnv = geneve::Packet::new_checked(&back[42..]).unwrap();
+    assert_eq!(gnv.vni(), 100);
+    assert_eq!(&back[INNER..INNER + 6], &B3_MAC);
+    assert_eq!(&back[INNER + 6..INNER + 12], &ROUTER_MAC);
+    let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+    assert_eq!(
+        (inner.src(), inner.dst()),
+        (ip("203.0.113.50"), ip("10.1.2.13"))
+    );
+    assert_eq!(be16(&back, INNER + 34 + 2), 40000, "the VM's own port again");
+    // Host a admits the reply of b3's own connection and delivers it.
+    let delivered = one_out(&mut a, UL, back, VM2);
+    assert_eq!(&delivered[0..6], &B3_MAC);
+}
+
+/// b1 has a floating IP: its traffic leaves from it with its own port, and a connection
+/// from outside to the floating IP reaches b1's host.
+#[test]
+fn a_floating_ip_translates_both_ways_keeping_ports() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let ping = vm_frame(
+        B1_MAC,
+        ROUTER_MAC,
+        "10.1.1.11",
+        "203.0.113.50",
+        PROTO_ICMP,
+        &echo(77),
+    );
+    let wire = one_out(&mut a, VM1, ping, UL);
+    let out = one_out(&mut g, UL, wire, EXT);
+    let o = ipv4::Packet::new_checked(&out[14..]).unwrap();
+    assert_eq!(o.src(), ip("203.0.113.20"));
+    assert_eq!(be16(&out, 34 + 4), 77, "a floating IP keeps the echo id");
+
+    let syn = from_outside(
+        "203.0.113.50",
+        "203.0.113.20",
+        PROTO_TCP,
+        &tcp(5555, 22, SYN),
+    );
+    let back = one_out(&mut g, EXT, syn, UL);
+    assert_eq!(be32(&back, 14 + 16), ip("10.88.0.11"));
+    let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+    assert_eq!(inner.dst(), ip("10.1.1.11"));
+    assert_eq!(be16(&back, INNER + 34 + 2), 22);
+}
+
+/// b3 reaches b1 by b1's floating IP: g translates the source (SNAT) and the destination
+/// (the floating IP) and sends the packet straight back into the VPC.
+#[test]
+fn hairpinning_to_a_floating_ip_goes_back_into_the_vpc() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let syn = vm_frame(
+        B3_MAC,
+        ROUTER_MAC,
+        "10.1.2.13",
+        "203.0.113.20",
+        PROTO_TCP,
+        &tcp(41000, 22, SYN),
+    );
+    let wire = one_out(&mut a, VM2, syn, UL);
+    let back = one_out(&mut g, UL, wire, UL);
+    assert_eq!(be32(&back, 14 + 16), ip("10.88.0.11"));
+    assert_eq!(&back[INNER..INNER + 6], &B1_MAC);
+    let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+    assert_eq!(
+        (inner.src(), inner.dst()),
+        (ip("203.0.113.10"), ip("10.1.1.11")),
+        "b1 sees the connection from blue's SNAT address"
+    );
+    assert!(crate::wire::checksum::verify(&back[INNER + 14..INNER + 34]));
+}
+
+#[test]
+fn what_the_gateway_cannot_serve_is_dropped_with_its_reason() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    // No route out of the external port for 192.0.2.9.
+    let f = vm_frame(
+        B3_MAC,
+        ROUTER_MAC,
+        "10.1.2.13",
+        "192.0.2.9",
+        PROTO_ICMP,
+        &echo(1),
+    );
+    let wire = one_out(&mut a, VM2, f, UL);
+    let out = g.run(UL as u16, &[wire.clone()]);
+    assert!(out.iter().all(Vec::is_empty));
+    assert_eq!(g.drops(DropReason::GatewayNoExternalRoute), 1);
+    // The same packet from VPC red (VNI 200), which no rule covers.
+    let mut red = wire;
+    red[42 + 4..42 + 7].copy_from_slice(&200u32.to_be_bytes()[1..]);
+    let ext_dst = ip("203.0.113.50").to_be_bytes();
+    red[INNER + 14 + 16..INNER + 14 + 20].copy_from_slice(&ext_dst);
+    let out = g.run(UL as u16, &[red]);
+    assert!(out.iter().all(Vec::is_empty));
+    assert_eq!(g.drops(DropReason::NatNoRule), 1, "{:?}", g.drop_summary());
+    // A reply to a NAT address with no session stays the gateway's own (not forwarded).
+    let stray = from_outside(
+        "203.0.113.50",
+        "203.0.113.10",
+        PROTO_TCP,
+        &tcp(80, 9, ACK),
+    );
+    let out = g.run(EXT as u16, &[stray]);
+    assert!(out[UL].is_empty(), "nothing goes into the overlay");
+}
+
+#[test]
+fn a_ttl_that_runs_out_at_the_gateway_gets_time_exceeded_back_over_the_overlay() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let mut f = vm_frame(
+        B3_MAC,
+        ROUTER_MAC,
+        "10.1.2.13",
+        "203.0.113.50",
+        PROTO_ICMP,
+        &echo(3),
+    );
+    f[14 + 8] = 2;
+    let mut ipp = ipv4::Packet::new_unchecked(&mut f[14..]);
+    ipp.fill_checksum();
+    let wire = one_out(&mut a, VM2, f, UL);
+    let back = one_out(&mut g, UL, wire, UL);
+    assert_eq!(be32(&back, 14 + 16), ip("10.88.0.11"));
+    let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+    assert_eq!(
+        (inner.src(), inner.dst(), back[INNER + 34]),
+        (ip("10.1.2.1"), ip("10.1.2.13"), crate::wire::icmp::TIME_EXCEEDED)
+    );
+    assert_eq!(g.drops(DropReason::Ip4TtlExpired), 1);
+}

@@ -1,0 +1,243 @@
+//! North-south in the overlay, built from the control plane's ExternalNetwork,
+//! GatewayGroup, SnatRule and FloatingIp objects:
+//!
+//! - on every host, which gateway group serves each VPC: a VPC with a source NAT rule, or a
+//!   port with a floating IP, gets a default route (0.0.0.0/0, unless the VPC has its own)
+//!   to a *gateway endpoint* whose underlay address is the group's tunnel address. That
+//!   address is a VRRP address of the group's gateways on the underlay, so the compute
+//!   hosts' path follows the VRRP master as fast as VRRP moves (gratuitous ARP), with no
+//!   control-plane round trip;
+//! - on a gateway host (a member of a group), its [`GatewayRole`]: the NAT rules and
+//!   floating IPs of the VPCs the group serves, the external addresses the VRRP master
+//!   answers for, and the tunnel address.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use aegis_api::controlplane::v1::{object::Spec, Object};
+
+use crate::fib::Prefix;
+use crate::nat::{FloatingIp, NatConfig, SnatRule};
+use crate::state::Mac;
+
+/// The inner destination MAC of packets a compute host sends to a gateway group (the
+/// gateway endpoint's MAC). A gateway decapsulates frames to it into `gateway-output`.
+pub const GATEWAY_MAC: Mac = [0x02, 0xae, 0x00, 0x00, 0x00, 0x02];
+
+/// What a gateway host does for its group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayRole {
+    /// The group's name.
+    pub group: String,
+    /// Source NAT rules and floating IPs, per VPC (VNI). `outside_port` is the host's
+    /// (host.toml `[nat] outside_port`).
+    pub nat: NatConfig,
+    /// The addresses the group's VRRP master answers for on the external port: the
+    /// group's external addresses and the floating IPs, with the external network's prefix
+    /// length.
+    pub external_addresses: Vec<(Ipv4Addr, u8)>,
+    /// The DPDK port holding the external network (host.toml `[nat] outside_port`).
+    pub external_port: u16,
+    /// The group's tunnel address on the underlay (a VRRP address), if it has one.
+    pub tunnel: Option<Ipv4Addr>,
+    /// The DPDK port holding this host's underlay address.
+    pub underlay_port: u16,
+}
+
+/// The gateway objects of one revision, parsed.
+#[derive(Debug, Default)]
+pub struct Gateways {
+    /// VPC name → (group name, the group's tunnel address host order, 0 if none).
+    pub by_vpc: BTreeMap<String, (String, u32)>,
+    /// This host's role, if it is a member of a group.
+    pub role: Option<GatewayRole>,
+}
+
+/// Parses the gateway objects among `objects` for `host`. `model` answers for VPCs,
+/// subnets and ports; `ports` are the host's external port (host.toml `[nat]
+/// outside_port`) and underlay port, needed when it is a member of a group.
+pub fn parse<'a>(
+    host: &str,
+    objects: impl IntoIterator<Item = &'a Object>,
+    model: &dyn VpcModel,
+    ports: (Option<u16>, Option<u16>),
+) -> Result<Gateways, String> {
+    let mut networks: BTreeMap<&str, Prefix> = BTreeMap::new();
+    let mut groups = Vec::new();
+    let mut snats = Vec::new();
+    let mut fips = Vec::new();
+    for o in objects {
+        match &o.spec {
+            Some(Spec::ExternalNetwork(n)) => {
+                let p: Prefix = n
+                    .cidr
+                    .parse()
+                    .map_err(|e| format!("external-network {}: cidr {:?}: {e}", o.name, n.cidr))?;
+                networks.insert(&o.name, p);
+            }
+            Some(Spec::GatewayGroup(g)) => groups.push((o.name.as_str(), g)),
+            Some(Spec::SnatRule(s)) => snats.push((o.name.as_str(), s)),
+            Some(Spec::FloatingIp(f)) => fips.push((o.name.as_str(), f)),
+            _ => {}
+        }
+    }
+    let addr = |what: &str, name: &str, s: &str| -> Result<Ipv4Addr, String> {
+        s.parse()
+            .map_err(|_| format!("{what} {name}: address {s:?} is not IPv4"))
+    };
+    let mut tunnels: BTreeMap<&str, u32> = BTreeMap::new();
+    for (name, g) in &groups {
+        let t = if g.tunnel_address.is_empty() {
+            0
+        } else {
+            u32::from(addr("gateway-group", name, &g.tunnel_address)?)
+        };
+        tunnels.insert(name, t);
+    }
+    let group_of_network = |net: &str| {
+        groups
+            .iter()
+            .find(|(_, g)| g.external_network == net)
+            .map(|(n, _)| *n)
+    };
+
+    let mut out = Gateways::default();
+    let mut serve = |vpc: &str, group: &str| -> Result<(), String> {
+        let tunnel = tunnels.get(group).copied().unwrap_or(0);
+        match out.by_vpc.get(vpc) {
+            Some((g, _)) if g != group => Err(format!(
+                "vpc {vpc}: served by two gateway groups ({g} and {group}); one VPC leaves \
+                 through one group"
+            )),
+            _ => {
+                out.by_vpc.insert(vpc.to_string(), (group.to_string(), tunnel));
+                Ok(())
+            }
+        }
+    };
+    for (name, s) in &snats {
+        if !tunnels.contains_key(s.gateway_group.as_str()) {
+            return Err(format!(
+                "snat-rule {name}: no gateway group {:?}",
+                s.gateway_group
+            ));
+        }
+        serve(&s.vpc, &s.gateway_group)?;
+    }
+    for (name, f) in &fips {
+        let (vpc, _, _) = model
+            .port(&f.port)
+            .ok_or_else(|| format!("floating-ip {name}: no port {:?}", f.port))?;
+        if let Some(g) = group_of_network(&f.external_network) {
+            serve(&vpc, g)?;
+        }
+    }
+
+    let member: Vec<_> = groups
+        .iter()
+        .filter(|(_, g)| g.members.iter().any(|m| m.host == host))
+        .collect();
+    let Some((gname, g)) = member.first() else {
+        return Ok(out);
+    };
+    if let Some((other, _)) = member.get(1) {
+        return Err(format!(
+            "host {host}: a member of gateway groups {gname} and {other}; a gateway host \
+             serves one group"
+        ));
+    }
+    let (external_port, underlay_port) = match ports {
+        (Some(e), Some(u)) => (e, u),
+        (None, _) => {
+            return Err(format!(
+                "host {host}: a member of gateway group {gname}, but its host.toml has no \
+                 [nat] outside_port (the port on external network {})",
+                g.external_network
+            ))
+        }
+        (_, None) => {
+            return Err(format!(
+                "host {host}: a member of gateway group {gname}, but it has no underlay \
+                 address on a dataplane port"
+            ))
+        }
+    };
+    let net = networks.get(g.external_network.as_str()).ok_or_else(|| {
+        format!(
+            "gateway-group {gname}: no external network {:?}",
+            g.external_network
+        )
+    })?;
+    let mut role = GatewayRole {
+        group: gname.to_string(),
+        external_port,
+        underlay_port,
+        tunnel: (tunnels[gname] != 0).then(|| Ipv4Addr::from(tunnels[gname])),
+        ..GatewayRole::default()
+    };
+    role.nat.outside_port = Some(external_port);
+    for a in &g.external_addresses {
+        role.external_addresses
+            .push((addr("gateway-group", gname, a)?, net.length()));
+    }
+    for (name, s) in snats.iter().filter(|(_, s)| s.gateway_group == *gname) {
+        let address = addr("snat-rule", name, &s.external_address)?;
+        let vni = model
+            .vni(&s.vpc)
+            .ok_or_else(|| format!("snat-rule {name}: no vpc {:?}", s.vpc))?;
+        let sources = if s.subnet.is_empty() {
+            model.subnets(&s.vpc)
+        } else {
+            vec![model
+                .subnet(&s.subnet)
+                .ok_or_else(|| format!("snat-rule {name}: no subnet {:?}", s.subnet))?]
+        };
+        for source in sources {
+            role.nat.snat.push(SnatRule {
+                vpc: vni,
+                source,
+                address,
+                endpoint_dependent: true,
+            });
+        }
+    }
+    // Most specific source first (a subnet's rule wins over its VPC's).
+    role.nat
+        .snat
+        .sort_by_key(|r| std::cmp::Reverse(r.source.length()));
+    for (name, f) in fips
+        .iter()
+        .filter(|(_, f)| group_of_network(&f.external_network) == Some(*gname))
+    {
+        let outside = addr("floating-ip", name, &f.address)?;
+        let (_, vni, ips) = model
+            .port(&f.port)
+            .ok_or_else(|| format!("floating-ip {name}: no port {:?}", f.port))?;
+        let inside = if f.fixed_ip.is_empty() {
+            *ips.first()
+                .ok_or_else(|| format!("floating-ip {name}: port {} has no address", f.port))?
+        } else {
+            addr("floating-ip", name, &f.fixed_ip)?
+        };
+        role.nat.floating_ips.push(FloatingIp {
+            vpc: vni,
+            inside,
+            outside,
+        });
+        role.external_addresses.push((outside, net.length()));
+    }
+    out.role = Some(role);
+    Ok(out)
+}
+
+/// What [`parse`] needs to know about VPCs, subnets and ports (from the builder).
+pub trait VpcModel {
+    /// A VPC's VNI.
+    fn vni(&self, vpc: &str) -> Option<u32>;
+    /// The prefixes of a VPC's subnets.
+    fn subnets(&self, vpc: &str) -> Vec<Prefix>;
+    /// One subnet's prefix.
+    fn subnet(&self, subnet: &str) -> Option<Prefix>;
+    /// A port's VPC name, VNI and addresses.
+    fn port(&self, port: &str) -> Option<(String, u32, Vec<Ipv4Addr>)>;
+}
