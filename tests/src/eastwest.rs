@@ -89,7 +89,7 @@ pub const MOVE_DEVICE: &str = "vm-b2m";
 /// How long the dataplanes get to apply a control-plane revision.
 pub const CONVERGE: Duration = Duration::from_secs(20);
 /// Seconds between a dataplane's heartbeats.
-const HEARTBEAT: &str = "0.5";
+pub const HEARTBEAT: &str = "0.5";
 
 /// A VPC.
 #[derive(Debug, Clone, Copy)]

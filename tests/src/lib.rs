@@ -21,6 +21,9 @@
 //! - [`ctl`]: runs `aegisctl` and reads its `--output json` (the one place that knows its shape).
 //! - [`frames`]: hand-built Ethernet frames (good and deliberately bad) and a sender.
 //! - [`probe`]: parsers for `ping` and `traceroute` output; TCP transfer check.
+//! - [`streams`]: long-lived TCP echo streams and UDP flows for failover tests.
+//! - [`northsouth`]: [`northsouth::NorthSouthLab`], the east-west lab plus a gateway pair
+//!   (fed by the same control plane) and a host on the external network.
 //!
 //! # Why `ip` (iproute2) through `std::process::Command` and not rtnetlink
 //! Every step is the exact command an operator would type (`ip -n NS addr add ...`), so a
@@ -44,9 +47,11 @@ pub mod gateway;
 pub mod hosttoml;
 pub mod lab;
 pub mod names;
+pub mod northsouth;
 pub mod probe;
 pub mod process;
 pub mod router;
+pub mod streams;
 pub mod vrrp;
 pub mod wait;
 

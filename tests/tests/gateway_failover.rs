@@ -13,99 +13,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::gateway::GatewayPairLab;
-use aegis_lab::ProcId;
+use aegis_lab::{streams, ProcId};
 use common::OrPanic;
 use serde_json::Value;
-
-/// Echo server: accepts one connection on ADDR PORT, prints the peer, echoes until EOF.
-const ECHO_SERVER_PY: &str = r#"
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(1)
-s.settimeout(30)
-print("listening", flush=True)
-c, a = s.accept()
-print("peer", a[0], a[1], flush=True)
-c.settimeout(30)
-while True:
-    d = c.recv(4096)
-    if not d:
-        break
-    c.sendall(d)
-print("closed cleanly", flush=True)
-"#;
-
-/// Client: from SRC to DST PORT, one 64-byte numbered message every 10 ms for SECONDS,
-/// each echoed back before the next; prints a JSON summary with the longest time between
-/// two echoes (the traffic gap), or the error that ended it.
-const STREAM_CLIENT_PY: &str = r#"
-import json, socket, sys, time
-dst, port, src, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-out = {"ok": False, "exchanged": 0, "max_gap_ms": 0.0}
-try:
-    c = socket.create_connection((dst, port), timeout=10, source_address=(src, 0))
-    c.settimeout(15)
-    end = time.monotonic() + seconds
-    last = time.monotonic()
-    seq = 0
-    while time.monotonic() < end:
-        msg = seq.to_bytes(8, "big") * 8
-        c.sendall(msg)
-        got = b""
-        while len(got) < 64:
-            d = c.recv(64 - len(got))
-            if not d:
-                raise ConnectionError("connection closed by the peer")
-            got += d
-        if got != msg:
-            raise ValueError("echo mismatch at %d" % seq)
-        now = time.monotonic()
-        out["max_gap_ms"] = max(out["max_gap_ms"], (now - last) * 1000)
-        last = now
-        seq += 1
-        out["exchanged"] = seq
-        time.sleep(0.01)
-    c.close()
-    out["ok"] = True
-except Exception as e:
-    out["error"] = "%s: %s" % (type(e).__name__, e)
-print(json.dumps(out), flush=True)
-"#;
-
-/// Opens N UDP flows from SRC (one datagram each from its own port) to DST PORT.
-const UDP_FLOWS_PY: &str = r#"
-import socket, sys
-src, dst, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-socks = []
-for i in range(n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((src, 0))
-    s.sendto(b"flow %d" % i, (dst, port))
-    socks.append(s)
-print("sent", n, flush=True)
-"#;
 
 const UDP_FLOWS: u64 = 200;
 
 fn json_line(log: &str) -> Value {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary in:\n{log}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    streams::summary(log).or_panic("the client's summary")
 }
 
 fn wait_log(g: &mut GatewayPairLab, id: aegis_lab::ProcId, text: &str) {
-    for _ in 0..500 {
-        if g.lab.proc(id).log().contains(text) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("{text:?} not in:\n{}", g.lab.proc(id).log());
+    streams::wait_log(&mut g.lab, id, text).or_panic("log line");
 }
 
 /// The lab of `size` gateways, or `None` (a loud skip; a failure under CI=true) when this
@@ -117,12 +36,7 @@ fn start(test: &str, tools: &[&str], prefix: &str, size: u8) -> Option<GatewayPa
 
 /// Starts the echo server on `host` at ADDR PORT and waits until it listens.
 fn echo_server(g: &mut GatewayPairLab, host: &str, name: &str, addr: &str, port: &str) -> ProcId {
-    let id = g
-        .lab
-        .spawn(host, name, "python3", &["-c", ECHO_SERVER_PY, addr, port])
-        .or_panic("start an echo server");
-    wait_log(g, id, "listening");
-    id
+    streams::echo_server(&mut g.lab, host, name, addr, port).or_panic("start an echo server")
 }
 
 /// Starts the streaming client on `host`: from `src` to `dst`:`port` for `seconds`.
@@ -130,35 +44,18 @@ fn stream_client(
     g: &mut GatewayPairLab,
     host: &str,
     name: &str,
-    (dst, port): (&str, &str),
+    to: (&str, &str),
     src: &str,
     seconds: &str,
 ) -> ProcId {
-    g.lab
-        .spawn(
-            host,
-            name,
-            "python3",
-            &["-c", STREAM_CLIENT_PY, dst, port, src, seconds],
-        )
+    streams::stream_client(&mut g.lab, host, name, to, src, seconds)
         .or_panic("start a streaming client")
 }
 
 /// Opens `n` UDP flows from h1's source-NAT address to h2.
 fn udp_flows(g: &GatewayPairLab, n: u64) {
-    g.lab
-        .exec_ok(
-            GatewayPairLab::H1,
-            "python3",
-            &[
-                "-c",
-                UDP_FLOWS_PY,
-                GatewayPairLab::H1_SNAT_SRC,
-                GatewayPairLab::H2_IP,
-                "9999",
-                &n.to_string(),
-            ],
-        )
+    let to = (GatewayPairLab::H2_IP, "9999");
+    streams::udp_flows(&g.lab, GatewayPairLab::H1, GatewayPairLab::H1_SNAT_SRC, to, n)
         .or_panic("UDP flows");
 }
 

@@ -390,7 +390,12 @@ impl VrrpSpeaker {
                 (role.underlay_port, tunnel.into_iter().collect()),
             ] {
                 match self.bindings.iter().position(|b| b.port == port) {
-                    Some(i) => wanted[i].extend(addrs),
+                    // An address keepalived.conf already lists stays the file's.
+                    Some(i) => wanted[i].extend(
+                        addrs
+                            .into_iter()
+                            .filter(|a| !self.bindings[i].prefixes.iter().any(|p| p.addr == a.addr)),
+                    ),
                     None if !addrs.is_empty() => {
                         *self.rx_errors.entry("gateway_port_unbound").or_default() += 1;
                         tracing::warn!(group = %role.group, port,

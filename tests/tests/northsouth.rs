@@ -1,0 +1,152 @@
+//! North-south in the full lab ([`NorthSouthLab`]): VMs on compute hosts reach a host on
+//! the external network through a VRRP pair of Aegis gateways over the overlay, all of it
+//! declared in the control plane (ExternalNetwork, GatewayGroup, SnatRule, FloatingIp).
+//!
+//! - b3 (VPC blue) keeps a TCP connection to x1 through source NAT, x1 keeps one to b1's
+//!   floating IP, 100 UDP flows from b4 add NAT sessions; b3 reaches b1 by its floating IP
+//!   (hairpinning); VPC red, with no gateway, reaches nothing outside.
+//! - `kill -9` of the master gateway: the compute hosts' path follows the tunnel address to
+//!   the backup (VRRP, gratuitous ARP); both connections survive with no reset, the gaps
+//!   and the takeover time are printed, and the backup committed every session before it
+//!   claimed.
+//!
+//! Needs root and the release binaries; skips loudly without them, fails under CI=true.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aegis_lab::northsouth::{
+    NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, PUBLIC_PORT, SNAT_IP,
+};
+use aegis_lab::{streams, ProcId};
+use common::OrPanic;
+use serde_json::Value;
+
+fn sessions(v: &Value) -> u64 {
+    v["sessions"].as_u64().unwrap_or(0)
+}
+
+/// Waits until g1 has at least `at_least` sessions, g2 as many, nothing unacknowledged.
+fn converged(ns: &NorthSouthLab, at_least: u64, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let m = ns.sync(0).or_panic("g1 sync");
+        let b = ns.sync(1).or_panic("g2 sync");
+        let lag = m["peers"][0]["lag"].as_u64().unwrap_or(u64::MAX);
+        if sessions(&m) >= at_least && sessions(&b) == sessions(&m) && lag == 0 {
+            return sessions(&m);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "g2 did not converge to g1:\ng1 {m}\ng2 {b}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn finished_ok(ns: &mut NorthSouthLab, id: ProcId, what: &str) -> Value {
+    ns.ew
+        .lab
+        .proc(id)
+        .wait(Duration::from_secs(60))
+        .or_panic("client finished");
+    let r = streams::summary(&ns.ew.lab.proc(id).log()).or_panic("client summary");
+    assert_eq!(r["ok"], true, "{what}: {r}\ng2 log:\n{}", ns.log(1));
+    r
+}
+
+#[test]
+fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_connections() {
+    let test = "vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_connections";
+    let Some(bins) = common::ready_bins(test, &["python3", "ping"]) else {
+        return;
+    };
+    let mut ns = NorthSouthLab::start("nsfo", bins).or_panic("start the north-south lab");
+
+    // VPC red has no gateway group: nothing outside is reachable (net unreachable).
+    let red = ns.ew.ping("r1", EXTERNAL_IP, 2).or_panic("ping from r1");
+    assert!(!red.status.success(), "red reached the outside");
+    // Hairpinning: b3 reaches b1 by its floating IP through the gateway.
+    ns.ew
+        .wait_ping("b3", FLOATING_IP, Duration::from_secs(10))
+        .or_panic("b3 pings b1's floating IP");
+
+    // Two long connections: b3 -> x1 through source NAT, x1 -> b1's floating IP.
+    let lab = &mut ns.ew.lab;
+    let srv_snat = streams::echo_server(lab, EXTERNAL_HOST, "echo-snat", EXTERNAL_IP, "5001")
+        .or_panic("x1's server");
+    let srv_fip =
+        streams::echo_server(lab, "b1", "echo-fip", "10.1.1.11", PUBLIC_PORT).or_panic("b1's server");
+    let seconds = "16";
+    let cli_snat = streams::stream_client(
+        lab,
+        "b3",
+        "client-snat",
+        (EXTERNAL_IP, "5001"),
+        "10.1.2.13",
+        seconds,
+    )
+    .or_panic("b3's client");
+    let cli_fip = streams::stream_client(
+        lab,
+        EXTERNAL_HOST,
+        "client-fip",
+        (FLOATING_IP, PUBLIC_PORT),
+        EXTERNAL_IP,
+        seconds,
+    )
+    .or_panic("x1's client");
+    let started = Instant::now();
+    streams::udp_flows(lab, "b4", "10.1.2.14", (EXTERNAL_IP, "9999"), 100).or_panic("UDP flows");
+    // x1 sees blue's SNAT address; b1 sees x1 itself.
+    streams::wait_log(lab, srv_snat, &format!("peer {SNAT_IP} ")).or_panic("x1 sees the SNAT address");
+    streams::wait_log(lab, srv_fip, &format!("peer {EXTERNAL_IP} ")).or_panic("b1 sees x1");
+    let before = converged(&ns, 50, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+
+    // kill -9 of the master gateway.
+    let killed = ns.kill9(0).or_panic("kill -9 g1");
+    let takeover = ns
+        .wait_state(1, "MASTER", Duration::from_secs(5))
+        .or_panic("g2 takes over");
+    let since_kill = killed.elapsed().min(takeover + Duration::from_millis(50));
+    let after = ns.sync(1).or_panic("g2 sync");
+    let committed = after["last_commit_sessions"].as_u64().unwrap_or(0);
+    assert!(
+        committed >= before,
+        "g2 committed {committed} sessions before claiming, g1 had {before}:\n{after}"
+    );
+
+    let mut gaps = Vec::new();
+    for (id, what) in [
+        (cli_snat, "b3 -> x1 via source NAT"),
+        (cli_fip, "x1 -> b1's floating IP"),
+    ] {
+        let r = finished_ok(&mut ns, id, what);
+        let gap = r["max_gap_ms"].as_f64().unwrap_or(f64::MAX);
+        println!("{what}: {} messages echoed, longest gap {gap:.0} ms", r["exchanged"]);
+        assert!(r["exchanged"].as_u64().unwrap_or(0) > 400, "{what}: {r}");
+        assert!(gap < 3000.0, "{what}: traffic gap {gap:.0} ms");
+        gaps.push(gap);
+    }
+    for (id, what) in [(srv_snat, "x1's server"), (srv_fip, "b1's server")] {
+        ns.ew
+            .lab
+            .proc(id)
+            .wait(Duration::from_secs(10))
+            .or_panic("server finished");
+        let log = ns.ew.lab.proc(id).log();
+        assert!(log.contains("closed cleanly"), "{what}: {log}");
+    }
+    println!(
+        "north-south takeover after kill -9: g2 MASTER in {} ms (VRRP {ADVERT_MS} ms adverts, \
+         polled {} ms after the kill); sessions: {before} on g1, {committed} committed by g2; \
+         longest gaps {:.0} / {:.0} ms",
+        takeover.as_millis(),
+        since_kill.as_millis(),
+        gaps[0],
+        gaps[1]
+    );
+    ns.ew.lab.teardown().or_panic("teardown");
+}
