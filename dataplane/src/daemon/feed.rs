@@ -659,6 +659,10 @@ pub async fn run(
             Kind::Subnet,
             Kind::Port,
             Kind::SecurityGroup,
+            Kind::ExternalNetwork,
+            Kind::GatewayGroup,
+            Kind::SnatRule,
+            Kind::FloatingIp,
         ],
     );
     let follow_task = tokio::spawn(follower.run(slice_tx, link_tx));
