@@ -5,13 +5,17 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-/// Dataplane messages that control-plane messages embed (`HostCaptureRequest`, `TraceRequest`, `HostHops`): they need the
-/// control-plane package's serde derives too.
+/// Dataplane messages that control-plane messages embed (`HostCaptureRequest`, `TraceRequest`,
+/// `HostHops`, `GatewayMemberStatus`): they need the control-plane package's serde derives too.
 const EMBEDDED_DATAPLANE: &[&str] = &[
     ".aegis.dataplane.v1.CaptureRequest",
     ".aegis.dataplane.v1.BpfInstruction",
     ".aegis.dataplane.v1.InjectProbeRequest",
     ".aegis.dataplane.v1.TraceHop",
+    ".aegis.dataplane.v1.VrrpInstance",
+    ".aegis.dataplane.v1.NamedCount",
+    ".aegis.dataplane.v1.ShowSyncReply",
+    ".aegis.dataplane.v1.SyncPeer",
 ];
 
 const PROTOS: &[&str] = &[

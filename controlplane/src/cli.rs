@@ -70,6 +70,8 @@ mod tests {
         for ok in [
             &["drops"][..],
             &["drops", "--host", "c1", "-o", "json"],
+            &["gateway", "status"],
+            &["gateway", "status", "gw-a", "-o", "json"],
             &[
                 "--server",
                 "10.99.0.1:7400",
@@ -85,6 +87,8 @@ mod tests {
             &["capture", "--port", "vm-b2"][..],
             &["drops", "c1"],
             &["drops", "-o", "yaml"],
+            &["gateway"],
+            &["gateway", "status", "gw-a", "gw-b"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -550,6 +550,38 @@ async fn reflection_lists_the_services() {
     server.shutdown().await;
 }
 
+/// A dataplane's diagnostics server on a free port, answering from `backend`.
+struct Diag {
+    addr: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), aegis_dataplane::ctl::diag::DiagError>>,
+}
+
+impl Diag {
+    async fn start(
+        backend: std::sync::Arc<aegis_dataplane::ctl::MemoryBackend>,
+        token: Option<&str>,
+    ) -> Diag {
+        let diag = aegis_dataplane::ctl::diag::DiagServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            backend,
+            token.map(str::to_owned),
+        )
+        .unwrap();
+        let addr = diag.local_addr().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(diag.serve(async {
+            let _ = stopped.await;
+        }));
+        Diag { addr, stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// `Diagnostics` end to end on one node: a dataplane's diagnostics server (the in-memory
 /// backend) reported in a heartbeat, `Drops` ranked with the rules behind denials and the
 /// hosts that cannot be asked, `Capture` passed through, the token presented to the
@@ -558,7 +590,6 @@ async fn reflection_lists_the_services() {
 async fn diagnostics_reach_the_dataplanes_of_alive_hosts() {
     use aegis_api::controlplane::v1::{DropsRequest, HostCaptureRequest};
     use aegis_api::dataplane::v1 as pb;
-    use aegis_dataplane::ctl::diag::DiagServer;
     use aegis_dataplane::ctl::{MemoryBackend, PollMode, WorkerInfo};
 
     let backend = std::sync::Arc::new(MemoryBackend::new(
@@ -580,17 +611,8 @@ async fn diagnostics_reach_the_dataplanes_of_alive_hosts() {
     backend.declare_reason("no_route", "no route").unwrap();
     backend.count_denial("sg-web/no-http", 4).unwrap();
     backend.count_denial("default/ingress-deny", 1).unwrap();
-    let diag = DiagServer::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        backend.clone(),
-        Some("tok".into()),
-    )
-    .unwrap();
-    let diag_addr = diag.local_addr().to_string();
-    let (diag_stop, diag_stopped) = tokio::sync::oneshot::channel::<()>();
-    let diag_task = tokio::spawn(diag.serve(async {
-        let _ = diag_stopped.await;
-    }));
+    let diag = Diag::start(backend.clone(), Some("tok")).await;
+    let diag_addr = diag.addr.clone();
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
@@ -693,6 +715,240 @@ async fn diagnostics_reach_the_dataplanes_of_alive_hosts() {
     assert_eq!(e.code(), Code::NotFound);
 
     server.shutdown().await;
-    diag_stop.send(()).unwrap();
-    diag_task.await.unwrap().unwrap();
+    diag.stop().await;
+}
+
+/// `GatewayStatus` end to end on one node: a gateway group of three hosts, two of them with a
+/// dataplane (in-memory backends) reported in heartbeats, one MASTER streaming its sessions
+/// to the other, a synced BACKUP; the third never sent a heartbeat and is listed as
+/// unreachable without failing the call; the master's lag towards the backup is the
+/// backup's; a second group has no master; a group filter; an unknown group is NOT_FOUND.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_status_judges_each_group_from_its_members() {
+    use aegis_api::controlplane::v1::{
+        ExternalNetwork, GatewayGroup, GatewayMember, GatewayStatusRequest,
+    };
+    use aegis_dataplane::ctl::{
+        MemoryBackend, PollMode, SyncInfo, SyncPeerInfo, VrrpInfo, VrrpInstanceInfo, WorkerInfo,
+    };
+
+    let dataplane = |state: &str, priority: u8, sync: SyncInfo| {
+        let b = std::sync::Arc::new(MemoryBackend::new(
+            PollMode::Adaptive,
+            &[WorkerInfo { id: 0, lcore: 1 }],
+        ));
+        b.set_vrrp(VrrpInfo {
+            instances: vec![
+                VrrpInstanceInfo {
+                    in_state: Duration::from_secs(90),
+                    transitions: 2,
+                    master: Some("203.0.113.2".parse().unwrap()),
+                    master_priority: 200,
+                    ..VrrpInstanceInfo::new("VI_EXT", "ext0", 51, state, priority)
+                },
+                VrrpInstanceInfo::new("VI_B", "ext0", 52, "BACKUP", priority),
+            ],
+            rx_errors: Vec::new(),
+        });
+        b.set_sync(Some(SyncInfo {
+            vrrp_instance: "VI_EXT".into(),
+            sessions: 203,
+            ..sync
+        }));
+        b
+    };
+    let gw1 = dataplane(
+        "MASTER",
+        200,
+        SyncInfo {
+            role: "master".into(),
+            address: Some("10.0.0.1".parse().unwrap()),
+            synced: true,
+            peers: vec![SyncPeerInfo {
+                address: "10.0.0.2".parse().unwrap(),
+                lag: 5,
+                oldest_unacked: Some(Duration::from_millis(30)),
+                events: 400,
+                datagrams: 20,
+                resends: 3,
+                acks: 19,
+                bulk_resyncs: 1,
+                bulk_sessions: 198,
+            }],
+            ..SyncInfo::default()
+        },
+    );
+    let gw2 = dataplane(
+        "BACKUP",
+        100,
+        SyncInfo {
+            role: "backup".into(),
+            address: Some("10.0.0.2".parse().unwrap()),
+            synced: true,
+            installs_done: 203,
+            rejected: vec![("auth".into(), 2), ("truncated".into(), 0)],
+            ..SyncInfo::default()
+        },
+    );
+    let d1 = Diag::start(gw1, None).await;
+    let d2 = Diag::start(gw2, None).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let mut c = ready(&server.addr, &ClientConfig::default()).await;
+    for (h, a) in [
+        ("gw1", "10.0.0.1/24"),
+        ("gw2", "10.0.0.2/24"),
+        ("gw3", "10.0.0.3/24"),
+    ] {
+        let mut o = host(h, a);
+        if let Some(Spec::Host(h)) = &mut o.spec {
+            h.role = HostRole::Gateway as i32;
+        }
+        create(&mut c, o).await.unwrap();
+    }
+    create(
+        &mut c,
+        obj(
+            "ext",
+            Spec::ExternalNetwork(ExternalNetwork {
+                cidr: "203.0.113.0/24".into(),
+                gateway_ip: "203.0.113.1".into(),
+                vlan: 0,
+            }),
+        ),
+    )
+    .await
+    .unwrap();
+    let group = |vrid: u32, address: &str, members: &[(&str, u32)]| GatewayGroup {
+        external_network: "ext".into(),
+        members: members
+            .iter()
+            .map(|(h, p)| GatewayMember {
+                host: (*h).into(),
+                priority: *p,
+            })
+            .collect(),
+        external_addresses: vec![address.into()],
+        vrid,
+        tunnel_address: String::new(),
+    };
+    create(
+        &mut c,
+        obj(
+            "gw-a",
+            Spec::GatewayGroup(group(
+                51,
+                "203.0.113.10",
+                &[("gw2", 100), ("gw1", 200), ("gw3", 50)],
+            )),
+        ),
+    )
+    .await
+    .unwrap();
+    create(
+        &mut c,
+        obj(
+            "gw-b",
+            Spec::GatewayGroup(group(52, "203.0.113.11", &[("gw1", 200), ("gw2", 100)])),
+        ),
+    )
+    .await
+    .unwrap();
+    for (h, d) in [("gw1", &d1), ("gw2", &d2)] {
+        c.agents
+            .heartbeat(HeartbeatRequest {
+                host: h.into(),
+                agent: "dataplane".into(),
+                diag_address: d.addr.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    let r = c
+        .diagnostics
+        .gateway_status(GatewayStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = r.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["gw-a", "gw-b"]);
+    let a = &r.groups[0];
+    let members: Vec<(&str, u32, &str)> = a
+        .members
+        .iter()
+        .map(|m| (m.host.as_str(), m.priority, m.state.as_str()))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("gw1", 200, "MASTER"),
+            ("gw2", 100, "BACKUP"),
+            ("gw3", 50, "UNREACHABLE")
+        ]
+    );
+    assert_eq!(a.masters, ["gw1"]);
+    assert!(a.redundant, "{:?}", a.problems);
+    assert_eq!(a.problems.len(), 1, "{:?}", a.problems);
+    assert!(
+        a.problems[0].starts_with("gw3 unreachable: down"),
+        "{:?}",
+        a.problems
+    );
+    let backup = &a.members[1];
+    assert_eq!(backup.instances.len(), 1, "only VRID 51's instance");
+    let vi = &backup.instances[0];
+    assert_eq!(
+        (
+            vi.name.as_str(),
+            vi.master.as_str(),
+            vi.in_state_ms,
+            vi.transitions
+        ),
+        ("VI_EXT", "203.0.113.2", 90_000, 2)
+    );
+    let sync = backup.sync.as_ref().expect("its sync follows VI_EXT");
+    assert_eq!((sync.role.as_str(), sync.installs_done), ("backup", 203));
+    assert_eq!(
+        (
+            backup.has_sync_lag,
+            backup.sync_lag,
+            backup.sync_oldest_unacked_ms
+        ),
+        (true, 5, 30),
+        "the master's lag towards it"
+    );
+    assert_eq!(a.members[0].sync.as_ref().map(|s| s.peers.len()), Some(1));
+
+    let b = &r.groups[1];
+    assert!(b.masters.is_empty() && !b.redundant);
+    assert_eq!(b.problems[0], "no master");
+    assert!(
+        b.members.iter().all(|m| m.sync.is_none()),
+        "sync follows VI_EXT"
+    );
+
+    let one = c
+        .diagnostics
+        .gateway_status(GatewayStatusRequest {
+            group: "gw-b".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.groups.len(), 1);
+    let e = c
+        .diagnostics
+        .gateway_status(GatewayStatusRequest {
+            group: "ghost".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    server.shutdown().await;
+    d1.stop().await;
+    d2.stop().await;
 }

@@ -1,12 +1,13 @@
 //! `aegisctl` commands for the control plane: one subcommand per object kind (create, list,
 //! get, delete), `apply -f` for files of objects, `watch`, `host list` (the monitoring table)
 //! and `cluster status|leave`, and the diagnostics of the hosts' dataplanes (`drops`,
-//! `capture --host`, in `diag.rs`). They talk gRPC to any control-plane node (`--server`, the
-//! cluster IP in production); writes and reads that find no leader are retried for
-//! `--retry-for`.
+//! `capture --host`, in `diag.rs`; `trace`; `gateway status`, in `gateway.rs`). They talk
+//! gRPC to any control-plane node (`--server`, the cluster IP in production); writes and
+//! reads that find no leader are retried for `--retry-for`.
 
 mod args;
 mod diag;
+mod gateway;
 mod render;
 mod trace;
 
@@ -21,6 +22,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 pub use args::{CreateArgs, ObjectCommand};
 pub use diag::{DropsArgs, HostCaptureArgs};
+pub use gateway::{GatewayCommand, GatewayStatusArgs};
 pub use trace::{TraceArgs, TraceOutput};
 
 use crate::client::{clients, ClientConfig, Clients};
@@ -107,6 +109,9 @@ pub enum CpCommand {
     /// Send a probe as a VM would and show every hop it takes on every host, where it was
     /// delivered or dropped and why, and the path the desired state expects.
     Trace(TraceArgs),
+    /// The gateway groups as their members' dataplanes see them (`gateway status`).
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
 }
 
 /// `apply`.
@@ -191,6 +196,7 @@ pub async fn run(conn: &Conn, command: &CpCommand, out: &mut dyn Write) -> Resul
         CpCommand::Drops(a) => return diag::drops(&ctx, a, out).await,
         CpCommand::Capture(a) => return diag::capture(&ctx, a, out).await,
         CpCommand::Trace(a) => return trace::trace(&ctx, a, out).await,
+        CpCommand::Gateway(g) => return gateway::run(&ctx, g, out).await,
     };
     object_command(&ctx, kind, &cmd, out).await
 }

@@ -436,15 +436,8 @@ pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
         ("Addresses", Align::Left),
     ]);
     for i in &v.instances {
-        let prio = if i.effective_priority == i.priority {
-            i.priority.to_string()
-        } else {
-            format!("{} ({})", i.effective_priority, i.priority)
-        };
-        let master = match &i.master {
-            Some(m) => format!("{m} ({})", i.master_priority),
-            None => "-".into(),
-        };
+        let prio = vrrp_priority(i.priority, i.effective_priority);
+        let master = vrrp_master(i.master.as_deref(), i.master_priority);
         t.row(vec![
             i.name.clone(),
             i.port.clone(),
@@ -496,6 +489,23 @@ pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+/// A VRRP priority: the one in force, the configured one in brackets when tracking changed it.
+pub(crate) fn vrrp_priority(configured: u32, effective: u32) -> String {
+    if effective == configured {
+        configured.to_string()
+    } else {
+        format!("{effective} ({configured})")
+    }
+}
+
+/// The master a VRRP instance knows, with its priority; "-" when none.
+pub(crate) fn vrrp_master(address: Option<&str>, priority: u32) -> String {
+    match address {
+        Some(m) => format!("{m} ({priority})"),
+        None => "-".into(),
+    }
+}
+
 fn up_down(up: bool) -> &'static str {
     if up {
         "up"
@@ -523,7 +533,7 @@ fn speed(mbps: u32) -> String {
 }
 
 /// A duration in seconds, human-sized: "1.5s", "3m12s", "2h05m", "3d04h".
-fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     if !seconds.is_finite() || seconds < 0.0 {
         return "-".into();
     }

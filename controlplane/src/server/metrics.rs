@@ -5,7 +5,7 @@
 //! `aegis_cp_cluster_ip_held`, `aegis_cp_cluster_ip_{acquired,released}_total`,
 //! `aegis_cp_writes_total{result=ok|rejected|unavailable}`, `aegis_cp_writes_forwarded_total`,
 //! `aegis_cp_heartbeats_total`, `aegis_cp_watchers`,
-//! `aegis_cp_diag_calls_total{rpc=drops|capture}`, `aegis_cp_diag_forwarded_total`,
+//! `aegis_cp_diag_calls_total{rpc=drops|capture|gateway_status}`, `aegis_cp_diag_forwarded_total`,
 //! `aegis_cp_diag_unreachable_total`, and on the leader
 //! `aegis_cp_host_alive{host}` and `aegis_cp_host_applied_revision{host}`.
 
@@ -133,11 +133,12 @@ pub fn render(node: &Node) -> String {
     );
     gauge(
         "aegis_cp_diag_calls_total",
-        "Diagnostics calls (Drops received; captures proxied to a dataplane).",
+        "Diagnostics calls (Drops and GatewayStatus received; captures proxied to a dataplane).",
         "counter",
         &[
             ("{rpc=\"drops\"}".into(), n(&c.diag_drops)),
             ("{rpc=\"capture\"}".into(), n(&c.diag_captures)),
+            ("{rpc=\"gateway_status\"}".into(), n(&c.diag_gateway_status)),
         ],
     );
     gauge(

@@ -1,9 +1,10 @@
 //! The `aegis.dataplane.v1.DataplaneDiagnostics` gRPC service on TCP (host.toml
 //! `diag_listen`): what the control plane asks of this host's dataplane (`aegisctl drops`,
-//! `aegisctl capture --host`). Read-only: every RPC delegates to its namesake in
-//! [`AdminService`], so both sockets answer from the same code; the mutations of the admin
-//! API are not reachable here. Calls need the bearer token the dataplane presents to the
-//! control plane, when it has one ([`TokenCheck`]).
+//! `aegisctl capture --host`, `aegisctl gateway status`). Read-only: every RPC delegates to
+//! its namesake in [`AdminService`] (`GatewayStatus` to `ShowVrrp` and `ShowSync`), so both
+//! sockets answer from the same code; the mutations of the admin API are not reachable here.
+//! Calls need the bearer token the dataplane presents to the control plane, when it has one
+//! ([`TokenCheck`]).
 //!
 //! Adding a diagnostic: declare the RPC in `DataplaneDiagnostics` (admin.proto) and add its
 //! delegation to the `impl` below — the one place that lists the RPCs served here.
@@ -107,6 +108,27 @@ impl DataplaneDiagnostics for DiagnosticsService {
     ) -> Result<Response<pb::TraceRecordsReply>, Status> {
         self.admin.trace_records(req).await
     }
+
+    async fn gateway_status(
+        &self,
+        _: Request<pb::GatewayStatusRequest>,
+    ) -> Result<Response<pb::GatewayStatusReply>, Status> {
+        let vrrp = self
+            .admin
+            .show_vrrp(Request::new(pb::ShowVrrpRequest {}))
+            .await?
+            .into_inner();
+        let sync = self
+            .admin
+            .show_sync(Request::new(pb::ShowSyncRequest {}))
+            .await?
+            .into_inner();
+        Ok(Response::new(pb::GatewayStatusReply {
+            gateway: !vrrp.instances.is_empty() || sync.configured,
+            vrrp: Some(vrrp),
+            sync: Some(sync),
+        }))
+    }
 }
 
 /// A bound diagnostics listener, not yet serving. Binding needs no async runtime, so a bad
@@ -180,7 +202,7 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::ctl::{MemoryBackend, PollMode, WorkerInfo};
+    use crate::ctl::{MemoryBackend, PollMode, SyncInfo, VrrpInfo, VrrpInstanceInfo, WorkerInfo};
 
     struct Running {
         channel: Channel,
@@ -279,6 +301,57 @@ mod tests {
             .await
             .expect_err("not a diagnostics RPC");
         assert_eq!(e.code(), Code::Unimplemented);
+        run.stop.send(()).unwrap();
+        run.task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn gateway_status_is_show_vrrp_and_show_sync_or_says_not_a_gateway() {
+        let (b, run) = start(None).await;
+        let mut c = DataplaneDiagnosticsClient::new(run.channel.clone());
+        let none = c
+            .gateway_status(pb::GatewayStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!none.gateway);
+        assert!(none.vrrp.unwrap_or_default().instances.is_empty());
+        assert!(!none.sync.unwrap_or_default().configured);
+
+        b.set_vrrp(VrrpInfo {
+            instances: vec![VrrpInstanceInfo {
+                transitions: 3,
+                ..VrrpInstanceInfo::new("VI_EXT", "eth0", 51, "MASTER", 200)
+            }],
+            rx_errors: Vec::new(),
+        });
+        b.set_sync(Some(SyncInfo {
+            role: "master".into(),
+            vrrp_instance: "VI_EXT".into(),
+            sessions: 7,
+            synced: true,
+            ..SyncInfo::default()
+        }));
+        let r = c
+            .gateway_status(pb::GatewayStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.gateway);
+        let vrrp = r.vrrp.unwrap_or_default();
+        assert_eq!(vrrp.instances.len(), 1);
+        assert_eq!(
+            (
+                vrrp.instances[0].name.as_str(),
+                vrrp.instances[0].state.as_str(),
+                vrrp.instances[0].vrid,
+                vrrp.instances[0].transitions
+            ),
+            ("VI_EXT", "MASTER", 51, 3)
+        );
+        let sync = r.sync.unwrap_or_default();
+        assert!(sync.configured && sync.synced);
+        assert_eq!((sync.role.as_str(), sync.sessions), ("master", 7));
         run.stop.send(()).unwrap();
         run.task.await.unwrap().unwrap();
     }

@@ -15,14 +15,19 @@
 //! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
 //! `aegis_drops_total`; per security-group rule summed over workers (`rule`, `GROUP/RULE_ID`)
 //! `aegis_security_group_denied_total`; on gateways, per VRRP instance (`instance`)
-//! `aegis_vrrp_state` (`state` label, 1 for the current one), `aegis_vrrp_priority`,
+//! `aegis_vrrp_state` (`state` label, 1 for the current one), `aegis_vrrp_state_seconds`,
+//! `aegis_vrrp_priority`, `aegis_vrrp_configured_priority`,
 //! `aegis_vrrp_master_priority`, `aegis_vrrp_transitions_total`,
 //! `aegis_vrrp_became_master_total`, `aegis_vrrp_adverts_{received,sent}_total`,
 //! `aegis_vrrp_priority_zero_{received,sent}_total`, `aegis_vrrp_discarded_total`
 //! (`reason`), and `aegis_vrrp_refused_total` (`reason`); with session sync
 //! `aegis_sync_master` (1 while streaming), `aegis_sync_synced`, `aegis_sync_sessions`,
-//! `aegis_sync_role_changes_total`, `aegis_sync_{tx,rx}_datagrams_total`,
-//! `aegis_sync_installs_total`, `aegis_sync_install_failures_total`,
+//! `aegis_sync_role_changes_total`, `aegis_sync_{tx,rx}_datagrams_total`, on a backup
+//! `aegis_sync_applied_total`, `aegis_sync_events_applied_total`,
+//! `aegis_sync_duplicates_total`, `aegis_sync_out_of_order_total`,
+//! `aegis_sync_bulk_completed_total`, `aegis_sync_resync_requests_total`,
+//! `aegis_sync_installs_total`, `aegis_sync_installs_pushed_total`,
+//! `aegis_sync_install_failures_total`,
 //! `aegis_sync_events_lost_total`, `aegis_sync_tx_unresolved_total`,
 //! `aegis_sync_tx_queue_full_total`, `aegis_sync_rx_unknown_peer_total`,
 //! `aegis_sync_rejected_total` (`reason`), and per peer (`peer`) `aegis_sync_lag_events`,
@@ -429,11 +434,41 @@ fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
         out.family(name, "gauge", help);
         out.sample(name, &[], v);
     }
-    let counters: [(&str, &str, u64); 9] = [
+    let counters: [(&str, &str, u64); 16] = [
         (
             "aegis_sync_role_changes_total",
             "Role changes.",
             s.role_changes,
+        ),
+        (
+            "aegis_sync_applied_total",
+            "Backup: sync datagrams applied in order.",
+            s.applied,
+        ),
+        (
+            "aegis_sync_events_applied_total",
+            "Backup: session events applied to the replica.",
+            s.events_applied,
+        ),
+        (
+            "aegis_sync_duplicates_total",
+            "Backup: duplicate sync datagrams (acknowledged again, not applied).",
+            s.duplicates,
+        ),
+        (
+            "aegis_sync_out_of_order_total",
+            "Backup: sync datagrams that arrived early and were buffered.",
+            s.out_of_order,
+        ),
+        (
+            "aegis_sync_bulk_completed_total",
+            "Backup: bulk resyncs received to the end.",
+            s.bulk_completed,
+        ),
+        (
+            "aegis_sync_resync_requests_total",
+            "Backup: bulk resync requests sent.",
+            s.resync_requests,
         ),
         (
             "aegis_sync_tx_datagrams_total",
@@ -449,6 +484,11 @@ fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
             "aegis_sync_installs_total",
             "Session installs and removals the NAT worker applied.",
             s.installs_done,
+        ),
+        (
+            "aegis_sync_installs_pushed_total",
+            "Session installs and removals handed to the NAT worker (minus installs: pending).",
+            s.installs_pushed,
         ),
         (
             "aegis_sync_install_failures_total",
@@ -488,17 +528,31 @@ fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
     for (reason, n) in &s.rejected {
         out.sample("aegis_sync_rejected_total", &[("reason", reason)], *n);
     }
-    let peer: [Family<super::types::SyncPeerInfo>; 4] = [
-        (
+    out.family(
+        "aegis_sync_lag_events",
+        "gauge",
+        "Events queued or in flight to the peer, not yet acknowledged.",
+    );
+    for p in &s.peers {
+        out.sample(
             "aegis_sync_lag_events",
-            "Events queued or in flight to the peer, not yet acknowledged.",
-            |p| p.lag,
-        ),
-        (
+            &[("peer", &p.address.to_string())],
+            p.lag,
+        );
+    }
+    out.family(
+        "aegis_sync_oldest_unacked_seconds",
+        "gauge",
+        "Age of the oldest unacknowledged datagram to the peer (0 when none).",
+    );
+    for p in &s.peers {
+        out.sample_f64(
             "aegis_sync_oldest_unacked_seconds",
-            "Age of the oldest unacknowledged datagram to the peer (whole seconds).",
-            |p| p.oldest_unacked.map_or(0, |d| d.as_secs()),
-        ),
+            &[("peer", &p.address.to_string())],
+            p.oldest_unacked.map_or(0.0, |d| d.as_secs_f64()),
+        );
+    }
+    let peer: [Family<super::types::SyncPeerInfo>; 2] = [
         ("aegis_sync_resends_total", "Datagrams sent again.", |p| {
             p.resends
         }),
@@ -508,8 +562,8 @@ fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
             |p| p.bulk_resyncs,
         ),
     ];
-    for (i, (name, help, f)) in peer.into_iter().enumerate() {
-        out.family(name, if i < 2 { "gauge" } else { "counter" }, help);
+    for (name, help, f) in peer {
+        out.family(name, "counter", help);
         for p in &s.peers {
             out.sample(name, &[("peer", &p.address.to_string())], f(p));
         }
@@ -535,11 +589,28 @@ fn vrrp_metrics(out: &mut Text, v: &super::types::VrrpInfo) {
             );
         }
     }
-    let gauges: [Family<super::types::VrrpInstanceInfo>; 2] = [
+    out.family(
+        "aegis_vrrp_state_seconds",
+        "gauge",
+        "Time the VRRP instance has been in its current state (master since, backup since).",
+    );
+    for i in &v.instances {
+        out.sample_f64(
+            "aegis_vrrp_state_seconds",
+            &[("instance", &i.name)],
+            i.in_state.as_secs_f64(),
+        );
+    }
+    let gauges: [Family<super::types::VrrpInstanceInfo>; 3] = [
         (
             "aegis_vrrp_priority",
             "Priority in force (tracking applied).",
             |i| u64::from(i.effective_priority),
+        ),
+        (
+            "aegis_vrrp_configured_priority",
+            "Configured priority (keepalived.conf), before tracking.",
+            |i| u64::from(i.priority),
         ),
         (
             "aegis_vrrp_master_priority",
@@ -712,31 +783,37 @@ mod tests {
         b.set_connections(1, 4096, Vec::new()).unwrap();
         b.set_vrrp(super::super::types::VrrpInfo {
             instances: vec![super::super::types::VrrpInstanceInfo {
-                name: "VI_1".into(),
-                port: "eth0".into(),
-                vrid: 77,
-                version: 3,
-                state: "MASTER".into(),
-                priority: 150,
-                effective_priority: 150,
                 interval: std::time::Duration::from_millis(100),
-                preempt: true,
-                addresses: Vec::new(),
-                master: None,
-                master_priority: 150,
                 in_state: std::time::Duration::from_secs(3),
                 last_cause: "master down".into(),
                 transitions: 2,
                 became_master: 1,
                 adverts_rx: 5,
                 adverts_tx: 30,
-                priority_zero_rx: 0,
-                priority_zero_tx: 0,
                 discards: vec![("lower_priority".into(), 4)],
-                sync_group: None,
+                ..super::super::types::VrrpInstanceInfo::new("VI_1", "eth0", 77, "MASTER", 150)
             }],
             rx_errors: vec![("vrrp_checksum".into(), 1)],
         });
+        b.set_sync(Some(super::super::types::SyncInfo {
+            role: "master".into(),
+            vrrp_instance: "VI_1".into(),
+            sessions: 7,
+            synced: true,
+            peers: vec![super::super::types::SyncPeerInfo {
+                address: std::net::Ipv4Addr::new(10, 0, 0, 2),
+                lag: 5,
+                oldest_unacked: Some(std::time::Duration::from_millis(250)),
+                events: 40,
+                datagrams: 4,
+                resends: 3,
+                acks: 2,
+                bulk_resyncs: 1,
+                bulk_sessions: 2,
+            }],
+            rejected: vec![("auth".into(), 2)],
+            ..super::super::types::SyncInfo::default()
+        }));
         Arc::new(b)
     }
 
@@ -808,6 +885,15 @@ mod tests {
             "aegis_vrrp_adverts_sent_total{instance=\"VI_1\"} 30",
             "aegis_vrrp_discarded_total{instance=\"VI_1\",reason=\"lower_priority\"} 4",
             "aegis_vrrp_refused_total{reason=\"vrrp_checksum\"} 1",
+            "aegis_vrrp_state_seconds{instance=\"VI_1\"} 3",
+            "aegis_vrrp_configured_priority{instance=\"VI_1\"} 150",
+            "aegis_sync_master 1",
+            "aegis_sync_sessions 7",
+            "aegis_sync_bulk_completed_total 0",
+            "aegis_sync_rejected_total{reason=\"auth\"} 2",
+            "aegis_sync_lag_events{peer=\"10.0.0.2\"} 5",
+            "aegis_sync_oldest_unacked_seconds{peer=\"10.0.0.2\"} 0.25",
+            "aegis_sync_resends_total{peer=\"10.0.0.2\"} 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -475,6 +475,38 @@ pub struct VrrpInstanceInfo {
     pub sync_group: Option<String>,
 }
 
+impl VrrpInstanceInfo {
+    /// An instance in `state` with these names and priority (configured and in force), as
+    /// the master it reports itself when MASTER; VRRPv3 at 1 s, preempting, no addresses,
+    /// no counts. What [`MemoryBackend`](super::MemoryBackend) users start from.
+    pub fn new(name: &str, port: &str, vrid: u8, state: &str, priority: u8) -> Self {
+        VrrpInstanceInfo {
+            name: name.to_owned(),
+            port: port.to_owned(),
+            vrid,
+            version: 3,
+            state: state.to_owned(),
+            priority,
+            effective_priority: priority,
+            interval: Duration::from_secs(1),
+            preempt: true,
+            addresses: Vec::new(),
+            master: None,
+            master_priority: if state == "MASTER" { priority } else { 0 },
+            in_state: Duration::ZERO,
+            last_cause: String::new(),
+            transitions: 0,
+            became_master: 0,
+            adverts_rx: 0,
+            adverts_tx: 0,
+            priority_zero_rx: 0,
+            priority_zero_tx: 0,
+            discards: Vec::new(),
+            sync_group: None,
+        }
+    }
+}
+
 /// The VRRP speaker: its instances and what it refused before any instance saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VrrpInfo {

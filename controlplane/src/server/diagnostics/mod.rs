@@ -5,16 +5,20 @@
 //! - `Drops`: `ShowErrors` and `ShowSecurityDenials` of every alive host with a diagnostics
 //!   address (or of one host), concurrently, each host within [`HOST_TIMEOUT`]; the answers
 //!   are merged and ranked by [`drops`]; a host that cannot be asked is listed, not fatal.
+//! - `GatewayStatus`: `GatewayStatus` of every member host of every GatewayGroup (or of
+//!   one), asked the same way ([`DiagnosticsService::ask_hosts`]); each group judged by
+//!   [`gateway`] (members in priority order, master, redundant, problems).
 //! - `Capture`: one host's `Capture` stream, passed through as it comes; when the caller
 //!   goes, the stream to the dataplane is dropped and the capture ends there.
 //! - `Trace`: a probe injected by the source port's host; hop records gathered from every
 //!   host with a diagnostics address (down ones too: a host cut off from the control plane
 //!   may still forward, and its stale state is what the trace must show) until the trace
 //!   ends or the wait runs out; judged and compared with the desired state by [`trace`].
-//! - [`dial`]: the cache of dataplane clients (shared by the RPCs to come: probes, traces).
+//! - [`dial`]: the cache of dataplane clients, shared by the RPCs.
 
 pub mod dial;
 pub mod drops;
+pub mod gateway;
 pub mod trace;
 
 use std::pin::Pin;
@@ -22,9 +26,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+
 use aegis_api::controlplane::v1::{
-    diagnostics_server::Diagnostics, DropsRequest, DropsResponse, HostCaptureRequest, HostHops,
-    HostStatus, Kind, TraceRequest, TraceResponse, UnreachableHost,
+    diagnostics_server::Diagnostics, object::Spec, DropsRequest, DropsResponse, GatewayGroup,
+    GatewayStatusRequest, GatewayStatusResponse, HostCaptureRequest, HostHops, HostStatus, Kind,
+    TraceRequest, TraceResponse, UnreachableHost,
 };
 use aegis_api::dataplane::v1 as pb;
 use futures::Stream;
@@ -32,9 +40,8 @@ use tonic::{Request, Response, Status};
 
 use super::node::{lock, Node};
 use dial::{DataplaneClient, Dataplanes};
-use drops::HostResult;
 
-/// Longest a host's dataplane may take to answer `Drops`.
+/// Longest a host's dataplane may take to answer one diagnostics call.
 pub const HOST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The events of a proxied capture.
@@ -121,16 +128,9 @@ impl DiagnosticsService {
     }
 }
 
-/// One host's drop counters and denials, within [`HOST_TIMEOUT`].
-async fn ask_drops(mut c: DataplaneClient, addr: String) -> HostResult {
-    let call = async {
-        let errors = c.show_errors(pb::ShowErrorsRequest {}).await?.into_inner();
-        let denials = c
-            .show_security_denials(pb::ShowSecurityDenialsRequest {})
-            .await?
-            .into_inner();
-        Ok::<_, Status>((errors, denials))
-    };
+/// `call` to the dataplane at `addr` within [`HOST_TIMEOUT`]; `Err` says what went wrong,
+/// naming the dataplane.
+async fn within<T>(addr: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T, String> {
     match tokio::time::timeout(HOST_TIMEOUT, call).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(s)) => Err(format!(
@@ -141,6 +141,54 @@ async fn ask_drops(mut c: DataplaneClient, addr: String) -> HostResult {
         Err(_) => Err(format!(
             "dataplane at {addr}: no answer within {HOST_TIMEOUT:?}"
         )),
+    }
+}
+
+/// One host's drop counters and denials.
+async fn ask_drops(
+    mut c: DataplaneClient,
+) -> Result<(pb::ShowErrorsReply, pb::ShowSecurityDenialsReply), Status> {
+    let errors = c.show_errors(pb::ShowErrorsRequest {}).await?.into_inner();
+    let denials = c
+        .show_security_denials(pb::ShowSecurityDenialsRequest {})
+        .await?
+        .into_inner();
+    Ok((errors, denials))
+}
+
+impl DiagnosticsService {
+    /// Asks the dataplane of every host in `statuses` at once (`rpc` names the call in the
+    /// log), each within [`HOST_TIMEOUT`]: each host's answer, or why it could not be asked
+    /// (down, no diagnostics address, the dataplane's error or silence; counted).
+    async fn ask_hosts<T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        statuses: Vec<HostStatus>,
+        ask: F,
+    ) -> Vec<(String, Result<T, String>)>
+    where
+        F: Fn(DataplaneClient) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let ask = &ask;
+        let asks = statuses.into_iter().map(|s| {
+            let client = self.client(&s);
+            async move {
+                let result = match client {
+                    Ok(c) => within(&s.diag_address, ask(c)).await,
+                    Err(e) => Err(e),
+                };
+                (s.name, result)
+            }
+        });
+        let results = futures::future::join_all(asks).await;
+        for (host, r) in &results {
+            if let Err(e) = r {
+                self.unreachable();
+                tracing::debug!(%host, error = %e, rpc, "diagnostics: host not asked");
+            }
+        }
+        results
     }
 }
 
@@ -166,11 +214,7 @@ impl DiagnosticsService {
                     let r = match client {
                         Ok(mut c) => {
                             let call = c.trace_records(pb::TraceRecordsRequest { trace_id: id });
-                            match tokio::time::timeout(HOST_TIMEOUT, call).await {
-                                Ok(Ok(r)) => Ok(r.into_inner()),
-                                Ok(Err(s)) => Err(format!("dataplane at {addr}: {}", s.message())),
-                                Err(_) => Err(format!("dataplane at {addr}: no answer")),
-                            }
+                            within(&addr, call).await.map(tonic::Response::into_inner)
                         }
                         Err(s) => Err(s.message().to_owned()),
                     };
@@ -302,24 +346,64 @@ impl Diagnostics for DiagnosticsService {
             return leader.diagnostics.drops(req.into_inner()).await;
         }
         let statuses = self.statuses(&req.into_inner().host)?;
-        let asks = statuses.into_iter().map(|s| {
-            let client = self.client(&s);
-            async move {
-                let result = match client {
-                    Ok(c) => ask_drops(c, s.diag_address.clone()).await,
-                    Err(e) => Err(e),
-                };
-                (s.name, result)
-            }
-        });
-        let results = futures::future::join_all(asks).await;
-        for (host, r) in &results {
-            if let Err(e) = r {
-                self.unreachable();
-                tracing::debug!(%host, error = %e, "drops: host not asked");
-            }
-        }
+        let results = self.ask_hosts("drops", statuses, ask_drops).await;
         Ok(Response::new(drops::response(results)))
+    }
+
+    async fn gateway_status(
+        &self,
+        req: Request<GatewayStatusRequest>,
+    ) -> Result<Response<GatewayStatusResponse>, Status> {
+        self.node
+            .counters
+            .diag_gateway_status
+            .fetch_add(1, Ordering::Relaxed);
+        if !self.node.is_leader() {
+            let mut leader = self.leader()?;
+            return leader.diagnostics.gateway_status(req.into_inner()).await;
+        }
+        let wanted = req.into_inner().group;
+        let groups: Vec<(String, GatewayGroup)> = {
+            let m = self.node.machine.read();
+            m.state
+                .list(Kind::GatewayGroup)
+                .into_iter()
+                .filter(|o| wanted.is_empty() || o.name == wanted)
+                .filter_map(|o| match &o.spec {
+                    Some(Spec::GatewayGroup(g)) => Some((o.name.clone(), g.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        if !wanted.is_empty() && groups.is_empty() {
+            return Err(Status::not_found(format!(
+                "gateway group {wanted} does not exist"
+            )));
+        }
+        let members: BTreeSet<&str> = groups
+            .iter()
+            .flat_map(|(_, g)| g.members.iter().map(|m| m.host.as_str()))
+            .collect();
+        let statuses: Vec<HostStatus> = self
+            .statuses("")?
+            .into_iter()
+            .filter(|s| members.contains(s.name.as_str()))
+            .collect();
+        let results: HashMap<String, gateway::MemberResult> = self
+            .ask_hosts("gateway_status", statuses, |mut c| async move {
+                Ok(c.gateway_status(pb::GatewayStatusRequest {})
+                    .await?
+                    .into_inner())
+            })
+            .await
+            .into_iter()
+            .collect();
+        Ok(Response::new(GatewayStatusResponse {
+            groups: groups
+                .iter()
+                .map(|(name, g)| gateway::group_status(name, g, &results))
+                .collect(),
+        }))
     }
 
     type CaptureStream = CaptureEvents;
