@@ -17,7 +17,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::northsouth::{
-    NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, PUBLIC_PORT, SNAT_IP,
+    NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT,
+    SNAT_IP,
 };
 use aegis_lab::{streams, ProcId};
 use common::OrPanic;
@@ -43,6 +44,15 @@ fn converged(ns: &NorthSouthLab, at_least: u64, limit: Duration) -> u64 {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `aegisctl gateway status gw -o json`: the group's entry.
+fn group_status(ns: &NorthSouthLab) -> Value {
+    let v = ns
+        .ew
+        .cp_json(&["gateway", "status", GROUP])
+        .or_panic("aegisctl gateway status");
+    v["groups"][0].clone()
 }
 
 fn finished_ok(ns: &mut NorthSouthLab, id: ProcId, what: &str) -> Value {
@@ -103,6 +113,10 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     streams::wait_log(lab, srv_snat, &format!("peer {SNAT_IP} ")).or_panic("x1 sees the SNAT address");
     streams::wait_log(lab, srv_fip, &format!("peer {EXTERNAL_IP} ")).or_panic("b1 sees x1");
     let before = converged(&ns, 50, Duration::from_secs(15));
+    // The control plane sees the group redundant: g1 MASTER, g2 a synced BACKUP.
+    let status = group_status(&ns);
+    assert_eq!(status["masters"], serde_json::json!(["g1"]), "{status}");
+    assert_eq!(status["redundant"], true, "{status}");
     std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
 
     // kill -9 of the master gateway.
@@ -118,6 +132,14 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         "g2 committed {committed} sessions before claiming, g1 had {before}:\n{after}"
     );
 
+    // g2 is MASTER alone and the group is no longer redundant (g1 cannot be asked).
+    let status = group_status(&ns);
+    assert_eq!(status["masters"], serde_json::json!(["g2"]), "{status}");
+    assert_eq!(status["redundant"], false, "{status}");
+    println!(
+        "aegisctl gateway status after the kill:\n{}",
+        ns.ew.cp(&["gateway", "status", GROUP]).or_panic("gateway status")
+    );
     let mut gaps = Vec::new();
     for (id, what) in [
         (cli_snat, "b3 -> x1 via source NAT"),
