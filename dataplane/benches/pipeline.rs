@@ -112,6 +112,7 @@ fn bench(c: &mut Criterion) {
     nat_snap.nat = Arc::new(NatConfig {
         outside_port: Some(1),
         snat: vec![SnatRule {
+            vpc: aegis_dataplane::nat::ROUTED_VPC,
             source: "192.168.1.0/24".parse().expect("prefix"),
             address: Ipv4Addr::new(192, 168, 2, 1),
             endpoint_dependent: true,

@@ -96,7 +96,13 @@ pub fn wait_log(lab: &mut Lab, id: ProcId, text: &str) -> Result<()> {
 }
 
 /// Starts the echo server on `host` at `addr`:`port` and waits until it listens.
-pub fn echo_server(lab: &mut Lab, host: &str, name: &str, addr: &str, port: &str) -> Result<ProcId> {
+pub fn echo_server(
+    lab: &mut Lab,
+    host: &str,
+    name: &str,
+    addr: &str,
+    port: &str,
+) -> Result<ProcId> {
     let id = lab.spawn(host, name, "python3", &["-c", ECHO_SERVER_PY, addr, port])?;
     wait_log(lab, id, "listening")?;
     Ok(id)
@@ -120,7 +126,13 @@ pub fn stream_client(
 }
 
 /// Opens `n` UDP flows from `src` on `host` to `dst`:`port`.
-pub fn udp_flows(lab: &Lab, host: &str, src: &str, (dst, port): (&str, &str), n: u64) -> Result<()> {
+pub fn udp_flows(
+    lab: &Lab,
+    host: &str,
+    src: &str,
+    (dst, port): (&str, &str),
+    n: u64,
+) -> Result<()> {
     lab.exec_ok(
         host,
         "python3",

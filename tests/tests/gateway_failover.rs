@@ -55,8 +55,14 @@ fn stream_client(
 /// Opens `n` UDP flows from h1's source-NAT address to h2.
 fn udp_flows(g: &GatewayPairLab, n: u64) {
     let to = (GatewayPairLab::H2_IP, "9999");
-    streams::udp_flows(&g.lab, GatewayPairLab::H1, GatewayPairLab::H1_SNAT_SRC, to, n)
-        .or_panic("UDP flows");
+    streams::udp_flows(
+        &g.lab,
+        GatewayPairLab::H1,
+        GatewayPairLab::H1_SNAT_SRC,
+        to,
+        n,
+    )
+    .or_panic("UDP flows");
 }
 
 fn sessions(v: &Value) -> u64 {

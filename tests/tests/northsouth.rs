@@ -17,8 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::northsouth::{
-    NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT,
-    SNAT_IP,
+    NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT, SNAT_IP,
 };
 use aegis_lab::{streams, ProcId};
 use common::OrPanic;
@@ -68,7 +67,8 @@ fn finished_ok(ns: &mut NorthSouthLab, id: ProcId, what: &str) -> Value {
 
 #[test]
 fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_connections() {
-    let test = "vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_connections";
+    let test =
+        "vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_connections";
     let Some(bins) = common::ready_bins(test, &["python3", "ping"]) else {
         return;
     };
@@ -86,8 +86,8 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     let lab = &mut ns.ew.lab;
     let srv_snat = streams::echo_server(lab, EXTERNAL_HOST, "echo-snat", EXTERNAL_IP, "5001")
         .or_panic("x1's server");
-    let srv_fip =
-        streams::echo_server(lab, "b1", "echo-fip", "10.1.1.11", PUBLIC_PORT).or_panic("b1's server");
+    let srv_fip = streams::echo_server(lab, "b1", "echo-fip", "10.1.1.11", PUBLIC_PORT)
+        .or_panic("b1's server");
     let seconds = "16";
     let cli_snat = streams::stream_client(
         lab,
@@ -110,7 +110,8 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     let started = Instant::now();
     streams::udp_flows(lab, "b4", "10.1.2.14", (EXTERNAL_IP, "9999"), 100).or_panic("UDP flows");
     // x1 sees blue's SNAT address; b1 sees x1 itself.
-    streams::wait_log(lab, srv_snat, &format!("peer {SNAT_IP} ")).or_panic("x1 sees the SNAT address");
+    streams::wait_log(lab, srv_snat, &format!("peer {SNAT_IP} "))
+        .or_panic("x1 sees the SNAT address");
     streams::wait_log(lab, srv_fip, &format!("peer {EXTERNAL_IP} ")).or_panic("b1 sees x1");
     let before = converged(&ns, 50, Duration::from_secs(15));
     // The control plane sees the group redundant: g1 MASTER, g2 a synced BACKUP.
@@ -138,7 +139,9 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     assert_eq!(status["redundant"], false, "{status}");
     println!(
         "aegisctl gateway status after the kill:\n{}",
-        ns.ew.cp(&["gateway", "status", GROUP]).or_panic("gateway status")
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
     );
     let mut gaps = Vec::new();
     for (id, what) in [
@@ -147,7 +150,10 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     ] {
         let r = finished_ok(&mut ns, id, what);
         let gap = r["max_gap_ms"].as_f64().unwrap_or(f64::MAX);
-        println!("{what}: {} messages echoed, longest gap {gap:.0} ms", r["exchanged"]);
+        println!(
+            "{what}: {} messages echoed, longest gap {gap:.0} ms",
+            r["exchanged"]
+        );
         assert!(r["exchanged"].as_u64().unwrap_or(0) > 400, "{what}: {r}");
         assert!(gap < 3000.0, "{what}: traffic gap {gap:.0} ms");
         gaps.push(gap);

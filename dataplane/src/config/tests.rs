@@ -526,7 +526,8 @@ fn nat_rules_are_checked_against_the_outside_port() {
     assert_eq!(c.nat.outside_port, Some(1));
     assert!(!c.nat.snat[0].endpoint_dependent);
     assert_eq!(
-        c.nat.translation_for(crate::nat::ROUTED_VPC, u32::from(ip("10.0.1.5"))),
+        c.nat
+            .translation_for(crate::nat::ROUTED_VPC, u32::from(ip("10.0.1.5"))),
         Some(crate::nat::Translation::FloatingIp {
             ip: u32::from(ip("203.0.113.20"))
         })

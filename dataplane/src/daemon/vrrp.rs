@@ -391,11 +391,11 @@ impl VrrpSpeaker {
             ] {
                 match self.bindings.iter().position(|b| b.port == port) {
                     // An address keepalived.conf already lists stays the file's.
-                    Some(i) => wanted[i].extend(
-                        addrs
-                            .into_iter()
-                            .filter(|a| !self.bindings[i].prefixes.iter().any(|p| p.addr == a.addr)),
-                    ),
+                    Some(i) => {
+                        wanted[i].extend(addrs.into_iter().filter(|a| {
+                            !self.bindings[i].prefixes.iter().any(|p| p.addr == a.addr)
+                        }))
+                    }
                     None if !addrs.is_empty() => {
                         *self.rx_errors.entry("gateway_port_unbound").or_default() += 1;
                         tracing::warn!(group = %role.group, port,
@@ -423,7 +423,12 @@ impl VrrpSpeaker {
                     tracing::error!(addr = %a.addr, error = %e, "cannot remove a gateway address");
                 }
             }
-            let added: Vec<IfAddr> = b.extra.iter().filter(|a| !old.contains(a)).copied().collect();
+            let added: Vec<IfAddr> = b
+                .extra
+                .iter()
+                .filter(|a| !old.contains(a))
+                .copied()
+                .collect();
             for a in &added {
                 if let Err(e) = t.add_address(port, *a) {
                     tracing::error!(addr = %a.addr, error = %e, "cannot add a gateway address");
@@ -442,7 +447,10 @@ impl VrrpSpeaker {
             }
         }
         if changed {
-            tracing::info!(revision = ov.revision, "gateway addresses placed on the VRRP instances");
+            tracing::info!(
+                revision = ov.revision,
+                "gateway addresses placed on the VRRP instances"
+            );
         }
     }
 

@@ -65,7 +65,8 @@ pub fn process<B: PacketBuf>(
             }
             PROTO_UDP
                 if ctx.snap.overlay.enabled()
-                    && (dst == ctx.snap.overlay.underlay_ip || dst == ctx.snap.overlay.tunnel_ip)
+                    && (dst == ctx.snap.overlay.underlay_ip
+                        || dst == ctx.snap.overlay.tunnel_ip)
                     && pkt.buf.data().len() >= L3 + hl + 4
                     && crate::wire::be16(pkt.buf.data(), L3 + hl + 2) == geneve::UDP_PORT =>
             {

@@ -328,7 +328,10 @@ struct Model<'a, 'b> {
 
 impl VpcModel for Model<'_, '_> {
     fn vni(&self, vpc: &str) -> Option<u32> {
-        self.vpcs.iter().find(|(n, _)| *n == vpc).map(|(_, v)| v.vni)
+        self.vpcs
+            .iter()
+            .find(|(n, _)| *n == vpc)
+            .map(|(_, v)| v.vni)
     }
 
     fn subnets(&self, vpc: &str) -> Vec<Prefix> {

@@ -110,7 +110,8 @@ pub fn parse<'a>(
                  through one group"
             )),
             _ => {
-                out.by_vpc.insert(vpc.to_string(), (group.to_string(), tunnel));
+                out.by_vpc
+                    .insert(vpc.to_string(), (group.to_string(), tunnel));
                 Ok(())
             }
         }

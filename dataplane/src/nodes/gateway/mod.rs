@@ -59,11 +59,10 @@ pub fn process<B: PacketBuf>(
         } else {
             let nh = snap.fib.lookup(dst);
             match nh.and_then(|nh| Some((nh, *snap.adjacencies.get(nh as usize)?))) {
-                Some((nh, a @ (Adjacency::Attached { port } | Adjacency::Gateway { port, .. })))
-                    if port == outside =>
-                {
-                    Some((nh, a))
-                }
+                Some((
+                    nh,
+                    a @ (Adjacency::Attached { port } | Adjacency::Gateway { port, .. }),
+                )) if port == outside => Some((nh, a)),
                 _ => {
                     out.drop(pkt.buf, pkt.meta, DropReason::GatewayNoExternalRoute);
                     continue;
@@ -166,8 +165,7 @@ fn time_exceeded<B: PacketBuf>(
     let sender = ov
         .endpoint_by_ip(vpc, src)
         .and_then(|e| Some((e, ov.endpoint(e)?)));
-    let Some((e, (from, mac))) =
-        sender.and_then(|(e, ep)| Some((e, (ov.gateway_of(ep)?, ep.mac))))
+    let Some((e, (from, mac))) = sender.and_then(|(e, ep)| Some((e, (ov.gateway_of(ep)?, ep.mac))))
     else {
         out.drop(buf, meta, DropReason::Ip4TtlExpired);
         return;

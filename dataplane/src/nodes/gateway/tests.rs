@@ -108,7 +108,11 @@ fn source_nat_through_the_gateway_and_the_reply_back_to_the_vm() {
     assert_eq!(&wire[0..6], &UL_MAC_G, "to the tunnel address's MAC");
     assert_eq!(be32(&wire, 14 + 16), ip(TUNNEL));
     assert_eq!(&wire[INNER..INNER + 6], &GATEWAY_MAC);
-    assert_eq!(wire[INNER + 14 + 8], 63, "the VPC router decremented the TTL");
+    assert_eq!(
+        wire[INNER + 14 + 8],
+        63,
+        "the VPC router decremented the TTL"
+    );
 
     let out = one_out(&mut g, UL, wire, EXT);
     assert_eq!(&out[0..6], &EXT_HOST_MAC);
@@ -137,7 +141,11 @@ fn source_nat_through_the_gateway_and_the_reply_back_to_the_vm() {
         (inner.src(), inner.dst()),
         (ip("203.0.113.50"), ip("10.1.2.13"))
     );
-    assert_eq!(be16(&back, INNER + 34 + 2), 40000, "the VM's own port again");
+    assert_eq!(
+        be16(&back, INNER + 34 + 2),
+        40000,
+        "the VM's own port again"
+    );
     // Host a admits the reply of b3's own connection and delivers it.
     let delivered = one_out(&mut a, UL, back, VM2);
     assert_eq!(&delivered[0..6], &B3_MAC);
@@ -217,7 +225,7 @@ fn what_the_gateway_cannot_serve_is_dropped_with_its_reason() {
         &echo(1),
     );
     let wire = one_out(&mut a, VM2, f, UL);
-    let out = g.run(UL as u16, &[wire.clone()]);
+    let out = g.run(UL as u16, std::slice::from_ref(&wire));
     assert!(out.iter().all(Vec::is_empty));
     assert_eq!(g.drops(DropReason::GatewayNoExternalRoute), 1);
     // The same packet from VPC red (VNI 200), which no rule covers.
@@ -229,12 +237,7 @@ fn what_the_gateway_cannot_serve_is_dropped_with_its_reason() {
     assert!(out.iter().all(Vec::is_empty));
     assert_eq!(g.drops(DropReason::NatNoRule), 1, "{:?}", g.drop_summary());
     // A reply to a NAT address with no session stays the gateway's own (not forwarded).
-    let stray = from_outside(
-        "203.0.113.50",
-        "203.0.113.10",
-        PROTO_TCP,
-        &tcp(80, 9, ACK),
-    );
+    let stray = from_outside("203.0.113.50", "203.0.113.10", PROTO_TCP, &tcp(80, 9, ACK));
     let out = g.run(EXT as u16, &[stray]);
     assert!(out[UL].is_empty(), "nothing goes into the overlay");
 }
@@ -260,7 +263,11 @@ fn a_ttl_that_runs_out_at_the_gateway_gets_time_exceeded_back_over_the_overlay()
     let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
     assert_eq!(
         (inner.src(), inner.dst(), back[INNER + 34]),
-        (ip("10.1.2.1"), ip("10.1.2.13"), crate::wire::icmp::TIME_EXCEEDED)
+        (
+            ip("10.1.2.1"),
+            ip("10.1.2.13"),
+            crate::wire::icmp::TIME_EXCEEDED
+        )
     );
     assert_eq!(g.drops(DropReason::Ip4TtlExpired), 1);
 }
