@@ -22,6 +22,18 @@
 #   its mbuf pool grown to hold the pcap): the reference router on the east-west input, the
 #   base of the report's "vs l3fwd same pcap" column. AEGIS_BIN=PATH measures that binary
 #   instead of building aegis-dataplane.
+# NAT (docs/benchmarks.md#nat), same ports, one worker, every packet a session hit after the
+# first replay (the sessions are created then):
+# - "aegis nat (routed)": host.toml [nat], the routing scenario's pcap, routes and next hop,
+#   with source NAT (endpoint-dependent) of all its sources (198.18.0.0/15) to 192.168.1.10,
+#   an address of the outside port 1;
+# - "aegis nat (overlay gateway)": a gateway host of the control plane's gateway group,
+#   configured from a cache file like the east-west scenarios (scripts/bench/ew_pcap.py
+#   --gw-*): port 0 = underlay, Geneve from compute host a (VNI 100, inner destination MAC
+#   02:ae:00:00:00:02) -> decap, source NAT of VPC blue to 203.0.113.10 -> port 1 = external.
+# Both check that packets are translated: a capture of port 1's transmitted packets (aegisctl
+# dp capture) must show the NAT address as every source (the report's note says "translated
+# N/N"). --only nat runs only testpmd, l3fwd, aegis routing and the NAT scenarios.
 # After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
 # folder and the drops counted are shown under the table.
 #
@@ -40,9 +52,11 @@
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
+#                              [--no-nat] [--only nat]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
-# the latency and restart-gap scenarios, --no-eastwest the east-west ones.
+# the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
+# ones; --only nat is --no-eastwest --no-pktgen (testpmd, l3fwd, aegis routing and NAT).
 # Needs: root, dpdk dpdk-dev (dpdk-testpmd) libdpdk-dev dpdk-doc, make, cc, python3, cargo.
 set -euo pipefail
 
@@ -59,6 +73,7 @@ GAP_RATE=100000      # packets/s during the restart-gap run
 PKTGEN_SCENARIOS=1
 EW_FLOWS=100000      # east-west: flows = packets in each pcap = established connections
 EW_SCENARIOS=1
+NAT_SCENARIOS=1
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
 
@@ -79,6 +94,10 @@ while [[ $# -gt 0 ]]; do
         --no-pktgen) PKTGEN_SCENARIOS=0; shift ;;
         --ew-flows) EW_FLOWS="$2"; shift 2 ;;
         --no-eastwest) EW_SCENARIOS=0; shift ;;
+        --no-nat) NAT_SCENARIOS=0; shift ;;
+        --only)
+            [[ "${2:-}" == nat ]] || die "--only takes nat (the NAT scenarios with testpmd, l3fwd and aegis routing)"
+            EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=1; shift 2 ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac

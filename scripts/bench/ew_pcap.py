@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Traffic and control-plane cache for the east-west benchmark scenarios (scripts/bench.sh).
+"""Traffic and control-plane cache for the east-west and overlay-gateway benchmark scenarios.
 
-Usage: ew_pcap.py --flows N --out-pcap FILE --in-pcap FILE --cache FILE [--ul-mac MAC]
+Usage: ew_pcap.py [--flows N --out-pcap FILE --in-pcap FILE --cache FILE [--ul-mac MAC]]
+                  [--gw-flows N --gw-packets N --gw-pcap FILE --gw-cache FILE [--gw-mac MAC]]
+
+(scripts/bench.sh; either set, or both.)
 
 The set-up is host a of dataplane/src/testkit/overlay.rs, reduced to what the scenarios use:
 
@@ -23,6 +26,19 @@ Writes (no scapy: pcap bytes with struct, valid IPv4 header checksums):
   dataplane/src/daemon/feed.rs `CacheFile`, version 1): no addresses or routes of its own
   (host.toml has ul0's address and host b's neighbour) and the overlay objects, in the JSON
   shape `aegisctl get -o json` prints (enumerations as numbers).
+
+The overlay gateway ("aegis nat (overlay gateway)"), the set-up of the testkit's
+gateway_objects reduced to source NAT: gateway group gw (member host g, underlay 10.88.0.13,
+tunnel address 10.88.0.100, external network ext 203.0.113.0/24, external address
+203.0.113.10) serves VPC blue through SnatRule blue-out (the whole VPC, endpoint-dependent).
+- --gw-pcap: what compute host a sends the gateway group: --gw-packets Geneve packets
+  (110 bytes), 10.88.0.11 -> the tunnel address 10.88.0.100 (outer MACs host a's underlay
+  -> --gw-mac), VNI 100, inner frame router MAC -> the gateway MAC 02:ae:00:00:00:02 (host
+  a's VPC router routed it: TTL 63), UDP 10.1.1.11 -> an external host; --gw-flows flows
+  (flow i: source port 1024 + i % 50000, destination 198.51.100.(1 + i % 250) port 443 +
+  i // 12500), the packets going round them in order;
+- --gw-cache: host g's control-plane cache (the objects above plus hosts a and b, VPC blue,
+  its subnet, security group and ports b1, b2).
 """
 import argparse
 import json
@@ -115,10 +131,51 @@ def write_pcap(path, frames):
             f.write(fr)
 
 
+GATEWAY_MAC = "02:ae:00:00:00:02"
+UL_MAC_A = "02:0a:00:00:00:01"
+UL_G, TUNNEL = "10.88.0.13", "10.88.0.100"
+EXT_ADDRESS = "203.0.113.10"
+
+
+def obj(name, kind, spec):
+    return {"name": name, "created_revision": 1, "modified_revision": 1, "spec": {kind: spec}}
+
+
+def gw_flow(i):
+    """Flow i of the gateway pcap: (source port, destination address, destination port)."""
+    return 1024 + i % 50000, f"198.51.100.{1 + i % 250}", 443 + i // 12500
+
+
+def gw_packet(gw_mac, i, ident):
+    sport, dst, dport = gw_flow(i)
+    inner = inner_frame(GATEWAY_MAC, ROUTER_MAC, B1_IP, dst, sport, dport, 63, ident)
+    h = flow_hash(B1_IP, dst, PROTO_UDP, sport, dport)
+    geneve = struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8) + inner
+    udp_len = 8 + len(geneve)
+    udp = struct.pack("!HHHH", 49152 + h % 16384, GENEVE_PORT, udp_len, 0)
+    ip = ipv4_header(20 + udp_len, ident, 64, PROTO_UDP, UL_A, TUNNEL, True)
+    return mac(gw_mac) + mac(UL_MAC_A) + b"\x08\x00" + ip + udp + geneve
+
+
+def gw_cache():
+    """Gateway host g's cache: the east-west objects plus the north-south ones."""
+    c = cache()
+    c["host"] = "g"
+    c["objects"] += [
+        obj("g", "Host", {"role": 2, "underlay_address": UL_G}),
+        obj("ext", "ExternalNetwork", {"cidr": "203.0.113.0/24", "gateway_ip": "203.0.113.1",
+                                       "vlan": 0}),
+        obj("gw", "GatewayGroup", {"external_network": "ext",
+                                   "members": [{"host": "g", "priority": 200}],
+                                   "external_addresses": [EXT_ADDRESS], "vrid": 10,
+                                   "tunnel_address": TUNNEL}),
+        obj("blue-out", "SnatRule", {"vpc": "blue", "subnet": "", "gateway_group": "gw",
+                                     "external_address": EXT_ADDRESS}),
+    ]
+    return c
+
+
 def cache():
-    def obj(name, kind, spec):
-        return {"name": name, "created_revision": 1, "modified_revision": 1,
-                "spec": {kind: spec}}
 
     def host(name, ul):
         return obj(name, "Host", {"role": 1, "underlay_address": ul,
@@ -150,12 +207,35 @@ def cache():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--flows", type=int, required=True)
-    p.add_argument("--out-pcap", required=True)
-    p.add_argument("--in-pcap", required=True)
-    p.add_argument("--cache", required=True)
-    p.add_argument("--ul-mac", default="02:0a:00:00:00:01", help="host a's ul0 MAC")
+    p.add_argument("--flows", type=int)
+    p.add_argument("--out-pcap")
+    p.add_argument("--in-pcap")
+    p.add_argument("--cache")
+    p.add_argument("--ul-mac", default=UL_MAC_A, help="host a's ul0 MAC")
+    p.add_argument("--gw-flows", type=int)
+    p.add_argument("--gw-packets", type=int)
+    p.add_argument("--gw-pcap")
+    p.add_argument("--gw-cache")
+    p.add_argument("--gw-mac", default="02:0c:00:00:00:01", help="host g's ul0 MAC")
     a = p.parse_args()
+    ew = (a.flows, a.out_pcap, a.in_pcap, a.cache)
+    gw = (a.gw_flows, a.gw_packets, a.gw_pcap, a.gw_cache)
+    if any(ew) and not all(ew):
+        p.error("--flows, --out-pcap, --in-pcap and --cache go together")
+    if any(gw) and not all(gw):
+        p.error("--gw-flows, --gw-packets, --gw-pcap and --gw-cache go together")
+    if not any(ew) and not any(gw):
+        p.error("nothing to write")
+    if all(gw):
+        if not 1 <= a.gw_flows <= min(a.gw_packets, 50000 * 60000):
+            p.error("--gw-flows must be 1..--gw-packets")
+        write_pcap(a.gw_pcap, [gw_packet(a.gw_mac, i % a.gw_flows, i & 0xFFFF)
+                               for i in range(a.gw_packets)])
+        with open(a.gw_cache, "w") as f:
+            json.dump(gw_cache(), f, indent=1)
+            f.write("\n")
+    if not all(ew):
+        return
     if not 1 <= a.flows <= 50000 * 65535:
         p.error("--flows out of range")
     out, inn = [], []

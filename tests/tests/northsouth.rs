@@ -20,7 +20,7 @@ use aegis_lab::northsouth::{
     NorthSouthLab, ADVERT_MS, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT, SNAT_IP,
 };
 use aegis_lab::{streams, ProcId};
-use common::OrPanic;
+use common::{has_hop, hosts, verdict, OrPanic};
 use serde_json::Value;
 
 fn sessions(v: &Value) -> u64 {
@@ -81,6 +81,57 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     ns.ew
         .wait_ping("b3", FLOATING_IP, Duration::from_secs(10))
         .or_panic("b3 pings b1's floating IP");
+
+    // Traces: a VM to the outside, the outside to a floating IP, and VPC red (no gateway).
+    let t = ns
+        .ew
+        .cp_json(&[
+            "trace",
+            "--from",
+            "b3",
+            "--dst",
+            EXTERNAL_IP,
+            "--proto",
+            "tcp",
+            "--dport",
+            "5001",
+        ])
+        .or_panic("trace b3 -> x1");
+    assert_eq!(verdict(&t), ("delivered", "g1", ""), "{t:#}");
+    assert_eq!(hosts(&t), ["c1", "g1"], "{t:#}");
+    assert!(has_hop(&t, "g1", "geneve-input", "forwarded"), "{t:#}");
+    assert!(has_hop(&t, "g1", "gateway-output", "delivered"), "{t:#}");
+    assert_eq!(t["expected"]["outcome"], "external", "{t:#}");
+    assert_eq!(t["findings"], serde_json::json!([]), "{t:#}");
+    let t = ns
+        .ew
+        .cp_json(&[
+            "trace",
+            "--from-external",
+            GROUP,
+            "--dst",
+            FLOATING_IP,
+            "--proto",
+            "tcp",
+            "--dport",
+            PUBLIC_PORT,
+        ])
+        .or_panic("trace from outside to b1's floating IP");
+    assert_eq!(verdict(&t), ("delivered", "c1", ""), "{t:#}");
+    assert_eq!(hosts(&t), ["g1", "c1"], "{t:#}");
+    assert_eq!(t["expected"]["outcome"], "deliver", "{t:#}");
+    assert_eq!(t["findings"], serde_json::json!([]), "{t:#}");
+    println!(
+        "aegisctl trace --from-external {GROUP} --dst {FLOATING_IP}:\n{}",
+        ns.ew
+            .cp(&["trace", "--from-external", GROUP, "--dst", FLOATING_IP])
+            .or_panic("trace table")
+    );
+    let t = ns
+        .ew
+        .cp_json(&["trace", "--from", "r1", "--dst", EXTERNAL_IP])
+        .or_panic("trace r1 -> x1");
+    assert_eq!(verdict(&t), ("dropped", "c2", "vpc_no_route"), "{t:#}");
 
     // Two long connections: b3 -> x1 through source NAT, x1 -> b1's floating IP.
     let lab = &mut ns.ew.lab;

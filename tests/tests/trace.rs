@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aegis_lab::eastwest::{self, EastWestLab};
 use aegis_lab::frames;
-use common::OrPanic;
+use common::{has_hop, hops, hosts, verdict, OrPanic};
 use serde_json::Value;
 
 /// Tools the test runs inside the namespaces.
@@ -37,50 +37,6 @@ fn trace(ew: &EastWestLab, from: &str, dst: &str, args: &[&str]) -> Value {
     let mut argv = vec!["trace", "--from", from, "--dst", dst];
     argv.extend_from_slice(args);
     ew.cp_json(&argv).or_panic("aegisctl trace")
-}
-
-fn verdict(t: &Value) -> (&str, &str, &str) {
-    let v = &t["verdict"];
-    (
-        v["outcome"].as_str().unwrap_or(""),
-        v["host"].as_str().unwrap_or(""),
-        v["reason"].as_str().unwrap_or(""),
-    )
-}
-
-/// Hosts with hops, in path order.
-fn hosts(t: &Value) -> Vec<String> {
-    t["hosts"]
-        .as_array()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| h["host"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The (node, action) pairs of `host`'s hops.
-fn hops(t: &Value, host: &str) -> Vec<(String, String)> {
-    t["hosts"]
-        .as_array()
-        .and_then(|hs| hs.iter().find(|h| h["host"] == host))
-        .and_then(|h| h["hops"].as_array())
-        .map(|hs| {
-            hs.iter()
-                .map(|x| {
-                    (
-                        x["node"].as_str().unwrap_or("").to_owned(),
-                        x["action"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn has_hop(t: &Value, host: &str, node: &str, action: &str) -> bool {
-    hops(t, host).iter().any(|(n, a)| n == node && a == action)
 }
 
 /// Asserts the probe was dropped on `host` for `reason`.

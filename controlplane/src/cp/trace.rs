@@ -27,8 +27,17 @@ pub enum TraceOutput {
 #[derive(Debug, Clone, Args)]
 pub struct TraceArgs {
     /// The VM port (Port object) the probe is sent from.
-    #[arg(long)]
-    pub from: String,
+    #[arg(
+        long,
+        required_unless_present = "from_external",
+        conflicts_with = "from_external"
+    )]
+    pub from: Option<String>,
+    /// A gateway group: the probe enters at its master's external port as if from the
+    /// external network (for inbound problems; --src defaults to the external network's
+    /// gateway address).
+    #[arg(long, value_name = "GROUP")]
+    pub from_external: Option<String>,
     /// Destination address.
     #[arg(long)]
     pub dst: std::net::Ipv4Addr,
@@ -62,7 +71,7 @@ pub struct TraceArgs {
 pub(super) async fn trace(ctx: &Ctx, a: &TraceArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let req = TraceRequest {
         probe: Some(InjectProbeRequest {
-            port: a.from.clone(),
+            port: a.from.clone().unwrap_or_default(),
             dst: a.dst.to_string(),
             src: a.src.map(|s| s.to_string()).unwrap_or_default(),
             proto: a.proto.clone(),
@@ -71,8 +80,10 @@ pub(super) async fn trace(ctx: &Ctx, a: &TraceArgs, out: &mut dyn Write) -> Resu
             ttl: u32::from(a.ttl),
             size: a.size.map(u32::from).unwrap_or_default(),
             trace_id: 0,
+            from_external: false,
         }),
         wait_ms: a.wait_ms,
+        from_external: a.from_external.clone().unwrap_or_default(),
     };
     let r = ctx
         .call(|mut c| {
@@ -170,6 +181,10 @@ pub fn text(out: &mut dyn Write, r: &TraceResponse) -> Result<(), CliError> {
     if let Some(e) = &r.expected {
         let what = match e.outcome.as_str() {
             "deliver" => format!("deliver to port {} on host {}", e.port, e.host),
+            "external" => format!(
+                "out to the external network through {}",
+                e.gateways.join(" or ")
+            ),
             o => o.replace('_', " "),
         };
         writeln!(

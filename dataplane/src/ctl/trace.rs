@@ -35,6 +35,8 @@ pub struct ProbeQuery {
     pub size: u16,
     /// Trace id (`None`: pick one).
     pub id: Option<u64>,
+    /// Enter at the gateway's external port, from the external network.
+    pub from_external: bool,
 }
 
 /// A probe ready to inject.
@@ -57,10 +59,16 @@ fn num<T: TryFrom<u32>>(v: u32, field: &'static str, default: T) -> Result<T, Ad
 
 /// Checks an `InjectProbeRequest`.
 pub fn probe_query(req: pb::InjectProbeRequest) -> Result<ProbeQuery, AdminError> {
-    if req.port.is_empty() {
+    if req.port.is_empty() && !req.from_external {
         return Err(AdminError::invalid(
             "port",
             "the VM port to send from is required",
+        ));
+    }
+    if req.src.is_empty() && req.from_external {
+        return Err(AdminError::invalid(
+            "src",
+            "a probe from the external network needs its source address",
         ));
     }
     let ip = |s: &str, field| {
@@ -100,6 +108,78 @@ pub fn probe_query(req: pb::InjectProbeRequest) -> Result<ProbeQuery, AdminError
         ttl: num(req.ttl, "ttl", 64u8)?,
         size: num(req.size, "size", DEFAULT_SIZE.max(proto.min_size()))?,
         id: (req.trace_id != 0).then_some(req.trace_id | PROBE_BIT),
+        from_external: req.from_external,
+    })
+}
+
+/// The MAC a probe from the external network claims to come from (locally administered,
+/// "ae" for Aegis, "ff" for external).
+pub const EXTERNAL_PROBE_MAC: [u8; 6] = [0x02, 0xae, 0xff, 0x00, 0x00, 0x01];
+
+/// Builds the probe `q` asks for as the external network would send it to this gateway:
+/// to the external port's MAC, for `q.dst`, which must be an address the port holds here
+/// (a NAT address or floating IP while this gateway is its group's VRRP master).
+pub fn prepare_external(
+    snap: &Snapshot,
+    q: &ProbeQuery,
+    fresh_id: u64,
+) -> Result<PreparedProbe, AdminError> {
+    let Some(outside) = snap.nat.outside_port else {
+        return Err(AdminError::not_found(
+            "from_external",
+            "this dataplane is no gateway (no [nat] outside_port)",
+        ));
+    };
+    let Some(pv) = snap.ports.get(usize::from(outside)) else {
+        return Err(AdminError::Internal("the outside port is missing".into()));
+    };
+    if !snap.is_local_on(outside, q.dst) {
+        return Err(AdminError::not_found(
+            "dst",
+            format!(
+                "{} is not an address of {} here (is this gateway its group's VRRP master?)",
+                q.dst, pv.name
+            ),
+        ));
+    }
+    let src = q.src.ok_or_else(|| {
+        AdminError::invalid("src", "a probe from the external network needs its source")
+    })?;
+    let id = q.id.unwrap_or(fresh_id | PROBE_BIT);
+    let spec = ProbeSpec {
+        id,
+        src_mac: EXTERNAL_PROBE_MAC,
+        dst_mac: pv.mac,
+        src,
+        dst: q.dst,
+        proto: q.proto,
+        sport: q.sport,
+        dport: q.dport,
+        ttl: q.ttl,
+        size: q.size,
+    };
+    let frame = build_frame(&spec)?;
+    Ok(PreparedProbe {
+        port: outside,
+        frame,
+        reply: pb::InjectProbeReply {
+            trace_id: id,
+            port: pv.name.clone(),
+            endpoint: "external".into(),
+            src: src.to_string(),
+            dst_mac: mac_string(&pv.mac),
+            applied_revision: snap.overlay.revision,
+        },
+    })
+}
+
+fn build_frame(spec: &ProbeSpec) -> Result<Vec<u8>, AdminError> {
+    probe::build(spec).map_err(|err| {
+        let field = match err {
+            probe::ProbeError::Size { .. } => "size",
+            probe::ProbeError::Ttl => "ttl",
+        };
+        AdminError::invalid(field, err.to_string())
     })
 }
 
@@ -110,6 +190,9 @@ pub fn prepare(
     q: &ProbeQuery,
     fresh_id: u64,
 ) -> Result<PreparedProbe, AdminError> {
+    if q.from_external {
+        return prepare_external(snap, q, fresh_id);
+    }
     let ov = &*snap.overlay;
     let by_name = ov
         .endpoints
@@ -173,13 +256,7 @@ pub fn prepare(
         ttl: q.ttl,
         size: q.size,
     };
-    let frame = probe::build(&spec).map_err(|err| {
-        let field = match err {
-            probe::ProbeError::Size { .. } => "size",
-            probe::ProbeError::Ttl => "ttl",
-        };
-        AdminError::invalid(field, err.to_string())
-    })?;
+    let frame = build_frame(&spec)?;
     let port_name = snap
         .ports
         .get(usize::from(dpdk))

@@ -289,7 +289,11 @@ impl<B: PacketBuf> Outputs<'_, B> {
     #[inline(always)]
     pub fn tx(&mut self, port: u16, buf: B, mut meta: Meta) {
         if meta.traced() {
-            if self.tracer.is_probe(&meta) && self.snap.overlay.local_endpoint(port).is_some() {
+            // A probe ends where it would leave Aegis: a VM's port, or (going out) a
+            // gateway's external port. It is consumed, never sent.
+            let leaves = self.snap.overlay.local_endpoint(port).is_some()
+                || (self.snap.nat.outside_port == Some(port) && meta.rx_port != port);
+            if self.tracer.is_probe(&meta) && leaves {
                 self.end_trace(&mut meta, Action::Delivered { port });
                 bump(&self.stats.consumed, 1);
                 drop(buf);

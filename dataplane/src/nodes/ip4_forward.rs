@@ -41,8 +41,23 @@ pub fn process<B: PacketBuf>(
                 scratch.flags[i] = OK;
                 if let (Some(o), Some(table)) = (outside, nat.as_mut()) {
                     if pkt.meta.rx_port == o {
-                        match nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns)
-                        {
+                        let before = pkt
+                            .meta
+                            .traced()
+                            .then(|| super::overlay::inner_flow(pkt.buf.data()));
+                        let r =
+                            nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns);
+                        if let (Some(b), Ok(Some(_))) = (before, &r) {
+                            let a = super::overlay::inner_flow(pkt.buf.data());
+                            let detail = crate::trace::Detail::Nat {
+                                from_ip: b.dst,
+                                from_port: b.dport,
+                                to_ip: a.dst,
+                                to_port: a.dport,
+                            };
+                            out.note(&pkt.meta, detail);
+                        }
+                        match r {
                             Ok(Some(d)) if d.vpc == nat::ROUTED_VPC => scratch.keys[i] = d.ip,
                             Ok(Some(d)) => {
                                 scratch.keys[i] = d.vpc;

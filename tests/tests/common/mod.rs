@@ -239,3 +239,49 @@ pub fn tshark_fields(file: &std::path::Path, fields: &[&str]) -> Vec<Vec<String>
         .map(|l| l.split('|').map(str::to_string).collect())
         .collect()
 }
+
+/// An `aegisctl trace -o json` verdict: (outcome, host, reason).
+pub fn verdict(t: &serde_json::Value) -> (&str, &str, &str) {
+    let v = &t["verdict"];
+    (
+        v["outcome"].as_str().unwrap_or(""),
+        v["host"].as_str().unwrap_or(""),
+        v["reason"].as_str().unwrap_or(""),
+    )
+}
+
+/// The hosts of an `aegisctl trace -o json` with hops, in path order.
+pub fn hosts(t: &serde_json::Value) -> Vec<String> {
+    t["hosts"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| h["host"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The (node, action) pairs of `host`'s hops in an `aegisctl trace -o json`.
+pub fn hops(t: &serde_json::Value, host: &str) -> Vec<(String, String)> {
+    t["hosts"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["host"] == host))
+        .and_then(|h| h["hops"].as_array())
+        .map(|hs| {
+            hs.iter()
+                .map(|x| {
+                    (
+                        x["node"].as_str().unwrap_or("").to_owned(),
+                        x["action"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True if `host` recorded a hop at `node` with `action`.
+pub fn has_hop(t: &serde_json::Value, host: &str, node: &str, action: &str) -> bool {
+    hops(t, host).iter().any(|(n, a)| n == node && a == action)
+}

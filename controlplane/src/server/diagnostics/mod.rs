@@ -235,6 +235,28 @@ impl DiagnosticsService {
         }
         (hosts, unreachable)
     }
+
+    /// Asks `host`'s dataplane to inject `probe`.
+    async fn inject_at(
+        &self,
+        host: &str,
+        probe: pb::InjectProbeRequest,
+    ) -> Result<pb::InjectProbeReply, Status> {
+        let source = self
+            .statuses(host)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::not_found(format!("host {host} does not exist")))?;
+        let mut client = self.client(&source).map_err(|e| {
+            self.unreachable();
+            Status::failed_precondition(format!("host {host}: {e}"))
+        })?;
+        let reply = client
+            .inject_probe(probe)
+            .await
+            .map_err(|s| Status::new(s.code(), format!("host {host}: {}", s.message())))?;
+        Ok(reply.into_inner())
+    }
 }
 
 #[tonic::async_trait]
@@ -245,48 +267,78 @@ impl Diagnostics for DiagnosticsService {
             return leader.diagnostics.trace(req.into_inner()).await;
         }
         let req = req.into_inner();
-        let probe = req
+        let mut probe = req
             .probe
             .ok_or_else(|| Status::invalid_argument("probe is required"))?;
         let dst: std::net::Ipv4Addr = probe.dst.parse().map_err(|_| {
             Status::invalid_argument(format!("dst {:?} is not an IPv4 address", probe.dst))
         })?;
-        let (from_host, expected, desired) = {
-            let m = self.node.machine.read();
-            let port = m
-                .state
-                .get(Kind::Port, &probe.port)
-                .ok_or_else(|| Status::not_found(format!("port {} does not exist", probe.port)))?;
-            let host = match &port.spec {
-                Some(aegis_api::controlplane::v1::object::Spec::Port(p)) => p.host.clone(),
-                _ => String::new(),
+        let (from_host, started, expected, desired) = if req.from_external.is_empty() {
+            let (from_host, expected, desired) = {
+                let m = self.node.machine.read();
+                let port = m.state.get(Kind::Port, &probe.port).ok_or_else(|| {
+                    Status::not_found(format!("port {} does not exist", probe.port))
+                })?;
+                let host = match &port.spec {
+                    Some(aegis_api::controlplane::v1::object::Spec::Port(p)) => p.host.clone(),
+                    _ => String::new(),
+                };
+                if host.is_empty() {
+                    return Err(Status::failed_precondition(format!(
+                        "port {} is on no host: nothing can send from it",
+                        probe.port
+                    )));
+                }
+                (
+                    host,
+                    trace::expected(&m.state, &probe.port, dst),
+                    m.state.revision(),
+                )
             };
-            if host.is_empty() {
-                return Err(Status::failed_precondition(format!(
-                    "port {} is on no host: nothing can send from it",
-                    probe.port
-                )));
+            let started = self.inject_at(&from_host, probe).await?;
+            (from_host, started, expected, desired)
+        } else {
+            let (members, src, expected, desired) = {
+                let m = self.node.machine.read();
+                let (members, gateway_ip) = trace::group_entry(&m.state, &req.from_external)
+                    .ok_or_else(|| {
+                        Status::not_found(format!(
+                            "gateway group {} does not exist",
+                            req.from_external
+                        ))
+                    })?;
+                (
+                    members,
+                    gateway_ip,
+                    trace::expected_from_external(&m.state, dst),
+                    m.state.revision(),
+                )
+            };
+            probe.from_external = true;
+            if probe.src.is_empty() {
+                probe.src = src;
             }
-            (
-                host,
-                trace::expected(&m.state, &probe.port, dst),
-                m.state.revision(),
-            )
+            // The probe enters at the group's MASTER: the member holding the destination.
+            let mut refused = Vec::new();
+            let mut entered = None;
+            for host in members {
+                match self.inject_at(&host, probe.clone()).await {
+                    Ok(started) => {
+                        entered = Some((host, started));
+                        break;
+                    }
+                    Err(e) => refused.push(e.message().to_string()),
+                }
+            }
+            let (from_host, started) = entered.ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "no member of gateway group {} took the probe for {dst}: {}",
+                    req.from_external,
+                    refused.join("; ")
+                ))
+            })?;
+            (from_host, started, expected, desired)
         };
-        let source = self
-            .statuses(&from_host)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Status::not_found(format!("host {from_host} does not exist")))?;
-        let mut client = self.client(&source).map_err(|e| {
-            self.unreachable();
-            Status::failed_precondition(format!("host {from_host}: {e}"))
-        })?;
-        let started = client
-            .inject_probe(probe)
-            .await
-            .map_err(|s| Status::new(s.code(), format!("host {from_host}: {}", s.message())))?
-            .into_inner();
         let id = started.trace_id;
         tracing::info!(trace = format!("{id:016x}"), host = %from_host, port = %started.endpoint, "trace probe injected");
         let statuses = self.statuses("")?;

@@ -200,12 +200,151 @@ pub fn expected(state: &State, from: &str, dst: Ipv4Addr) -> ExpectedPath {
                 out.outcome = outcome;
             }
         }
-        None => {
-            out.outcome = "no_route".into();
-            out.via = format!("no subnet or route of VPC {vpc} covers {dst}");
-        }
+        None => match gateway_of(state, &vpc, from) {
+            Some((group, members, how)) => {
+                out.outcome = "external".into();
+                out.via = format!("gateway group {group}: {how}");
+                out.gateways = members;
+            }
+            None => {
+                out.outcome = "no_route".into();
+                out.via = format!("no subnet or route of VPC {vpc} covers {dst}");
+            }
+        },
     }
     out
+}
+
+/// The gateway group a VM's traffic leaves the VPC by when no subnet or route of the VPC
+/// covers the destination (the dataplanes' implicit default route): the group of the
+/// VPC's source NAT rule, else the group of the port's floating IP. Returns the group, its
+/// members, and how the VM's source is translated.
+fn gateway_of(state: &State, vpc: &str, port: &str) -> Option<(String, Vec<String>, String)> {
+    let group_members = |name: &str| -> Option<(String, Vec<String>)> {
+        match state.get(Kind::GatewayGroup, name)?.spec.as_ref()? {
+            Spec::GatewayGroup(g) => Some((
+                name.to_string(),
+                g.members.iter().map(|m| m.host.clone()).collect(),
+            )),
+            _ => None,
+        }
+    };
+    let group_of_network = |net: &str| {
+        state
+            .list(Kind::GatewayGroup)
+            .into_iter()
+            .find_map(|o| match &o.spec {
+                Some(Spec::GatewayGroup(g)) if g.external_network == net => Some(o.name.clone()),
+                _ => None,
+            })
+    };
+    let fip = state
+        .list(Kind::FloatingIp)
+        .into_iter()
+        .find_map(|o| match &o.spec {
+            Some(Spec::FloatingIp(f)) if f.port == port => Some(f.clone()),
+            _ => None,
+        });
+    let snat = state
+        .list(Kind::SnatRule)
+        .into_iter()
+        .find_map(|o| match &o.spec {
+            Some(Spec::SnatRule(r)) if r.vpc == vpc => Some(r.clone()),
+            _ => None,
+        });
+    // The VPC's group (what the dataplanes route by), then how this port is translated.
+    let group = match (&snat, &fip) {
+        (Some(r), _) => r.gateway_group.clone(),
+        (None, Some(f)) => group_of_network(&f.external_network)?,
+        (None, None) => {
+            // Another port of the VPC with a floating IP also gives the VPC its group.
+            let ports: Vec<String> = state
+                .list(Kind::Port)
+                .into_iter()
+                .filter(|o| matches!(&o.spec, Some(Spec::Port(p)) if p.vpc == vpc))
+                .map(|o| o.name.clone())
+                .collect();
+            state
+                .list(Kind::FloatingIp)
+                .into_iter()
+                .find_map(|o| match &o.spec {
+                    Some(Spec::FloatingIp(f)) if ports.contains(&f.port) => {
+                        group_of_network(&f.external_network)
+                    }
+                    _ => None,
+                })?
+        }
+    };
+    let how = match (&fip, &snat) {
+        (Some(f), _) => format!("floating IP {}", f.address),
+        (None, Some(r)) => format!("source NAT to {}", r.external_address),
+        (None, None) => "no source NAT rule or floating IP for this port".to_string(),
+    };
+    let (name, members) = group_members(&group)?;
+    Some((name, members, how))
+}
+
+/// A gateway group's members, highest priority first, and its external network's gateway
+/// address (where inbound traffic comes from); `None` if there is no such group.
+pub fn group_entry(state: &State, group: &str) -> Option<(Vec<String>, String)> {
+    let Spec::GatewayGroup(g) = state.get(Kind::GatewayGroup, group)?.spec.as_ref()? else {
+        return None;
+    };
+    let mut members: Vec<_> = g.members.iter().collect();
+    members.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.host.cmp(&b.host)));
+    let gateway_ip = match state
+        .get(Kind::ExternalNetwork, &g.external_network)
+        .and_then(|o| o.spec.as_ref())
+    {
+        Some(Spec::ExternalNetwork(n)) => n.gateway_ip.clone(),
+        _ => String::new(),
+    };
+    Some((
+        members.into_iter().map(|m| m.host.clone()).collect(),
+        gateway_ip,
+    ))
+}
+
+/// The path the desired state gives a packet from the external network to `dst`: a
+/// floating IP's port, else (a source NAT address) only replies of existing sessions.
+pub fn expected_from_external(state: &State, dst: Ipv4Addr) -> ExpectedPath {
+    let fip = state
+        .list(Kind::FloatingIp)
+        .into_iter()
+        .find_map(|o| match &o.spec {
+            Some(Spec::FloatingIp(f)) if f.address.parse::<Ipv4Addr>() == Ok(dst) => {
+                Some((o.name.clone(), f.clone()))
+            }
+            _ => None,
+        });
+    let Some((name, f)) = fip else {
+        return ExpectedPath {
+            outcome: "no_session".into(),
+            via: format!(
+                "{dst} is no floating IP: only replies of sessions opened from inside are \
+                 translated (the gateway itself answers the rest)"
+            ),
+            ..Default::default()
+        };
+    };
+    match port_spec(state, &f.port) {
+        Some(p) => ExpectedPath {
+            outcome: "deliver".into(),
+            port: f.port.clone(),
+            host: p.host.clone(),
+            via: format!("floating IP {name} {dst} of port {}", f.port),
+            vpc: p.vpc.clone(),
+            ..Default::default()
+        },
+        None => ExpectedPath {
+            outcome: "unknown_port".into(),
+            via: format!(
+                "floating IP {name} names port {}, which does not exist",
+                f.port
+            ),
+            ..Default::default()
+        },
+    }
 }
 
 /// The drop reasons a dataplane reports for each expected outcome other than delivery.
@@ -216,6 +355,11 @@ fn expected_reasons(outcome: &str) -> &'static [&'static str] {
         "blackhole" => &["route_blackhole"],
         "unreachable" => &["route_unreachable"],
         "next_hop_unknown" => &["vpc_next_hop_unknown"],
+        "no_session" => &[
+            "local_unreachable",
+            "local_icmp_ignored",
+            "nat_inside_unknown",
+        ],
         _ => &[],
     }
 }
@@ -250,6 +394,10 @@ pub fn findings(
                 || verdict.reason == "conntrack_invalid"
         }
         "router" => verdict.outcome == "delivered",
+        "external" => {
+            verdict.outcome == "delivered" && expected.gateways.contains(&verdict.host)
+                || verdict.reason == "security_group_deny"
+        }
         o => expected_reasons(o).contains(&verdict.reason.as_str()),
     };
     if !matches {
@@ -257,6 +405,11 @@ pub fn findings(
             "deliver" => format!(
                 "delivery to port {} on host {} ({})",
                 expected.port, expected.host, expected.via
+            ),
+            "external" => format!(
+                "the external network through {} ({})",
+                expected.gateways.join(" or "),
+                expected.via
             ),
             o => format!("{o} ({})", expected.via),
         };
