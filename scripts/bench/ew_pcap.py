@@ -176,7 +176,6 @@ def gw_cache():
 
 
 def cache():
-
     def host(name, ul):
         return obj(name, "Host", {"role": 1, "underlay_address": ul,
                                   "addresses": [{"port": "ul0", "address": f"{ul}/24"}]})
