@@ -439,3 +439,155 @@ pub fn findings(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use aegis_api::controlplane::v1::{
+        ExternalNetwork, FloatingIp, GatewayGroup, GatewayMember, Host, HostRole, Object, SnatRule,
+        Subnet, Vpc,
+    };
+
+    use super::*;
+    use crate::model::state::Command;
+
+    fn put(s: &mut State, name: &str, spec: Spec) {
+        let object = Object {
+            name: name.into(),
+            spec: Some(spec),
+            ..Object::default()
+        };
+        s.apply(&Command::Create { object })
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+
+    /// Hosts c1 (compute), g1 and g2 (gateways); VPCs blue (with source NAT through gw)
+    /// and red (none); ports b1 (blue, floating IP 203.0.113.20) and r1 (red).
+    fn world() -> State {
+        let mut s = State::new();
+        let host = |role: HostRole| {
+            Spec::Host(Host {
+                role: role as i32,
+                ..Host::default()
+            })
+        };
+        put(&mut s, "c1", host(HostRole::Compute));
+        put(&mut s, "g1", host(HostRole::Gateway));
+        put(&mut s, "g2", host(HostRole::Gateway));
+        for (name, vni) in [("blue", 100), ("red", 200)] {
+            put(
+                &mut s,
+                name,
+                Spec::Vpc(Vpc {
+                    vni,
+                    ..Vpc::default()
+                }),
+            );
+        }
+        for (name, vpc) in [("blue-a", "blue"), ("red-a", "red")] {
+            let spec = Spec::Subnet(Subnet {
+                vpc: vpc.into(),
+                cidr: "10.1.1.0/24".into(),
+                gateway_ip: "10.1.1.1".into(),
+            });
+            put(&mut s, name, spec);
+        }
+        for (name, vpc, mac) in [
+            ("b1", "blue", "02:00:00:00:01:01"),
+            ("r1", "red", "02:00:00:00:02:01"),
+        ] {
+            let spec = Spec::Port(Port {
+                vpc: vpc.into(),
+                subnet: format!("{vpc}-a"),
+                mac: mac.into(),
+                ips: vec!["10.1.1.11".into()],
+                host: "c1".into(),
+                device: format!("vm-{name}"),
+                security_groups: vec![],
+            });
+            put(&mut s, name, spec);
+        }
+        let ext = Spec::ExternalNetwork(ExternalNetwork {
+            cidr: "203.0.113.0/24".into(),
+            gateway_ip: "203.0.113.1".into(),
+            vlan: 0,
+        });
+        put(&mut s, "ext", ext);
+        let member = |host: &str, priority| GatewayMember {
+            host: host.into(),
+            priority,
+        };
+        let group = Spec::GatewayGroup(GatewayGroup {
+            external_network: "ext".into(),
+            members: vec![member("g2", 100), member("g1", 200)],
+            external_addresses: vec!["203.0.113.10".into()],
+            vrid: 71,
+            tunnel_address: "10.88.0.100".into(),
+        });
+        put(&mut s, "gw", group);
+        let snat = Spec::SnatRule(SnatRule {
+            vpc: "blue".into(),
+            subnet: String::new(),
+            gateway_group: "gw".into(),
+            external_address: "203.0.113.10".into(),
+        });
+        put(&mut s, "blue-out", snat);
+        let fip = Spec::FloatingIp(FloatingIp {
+            external_network: "ext".into(),
+            address: "203.0.113.20".into(),
+            port: "b1".into(),
+            fixed_ip: String::new(),
+        });
+        put(&mut s, "b1-fip", fip);
+        s
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_vpc_with_a_gateway_group_expects_the_outside_through_its_members() {
+        let s = world();
+        let e = expected(&s, "b1", ip("198.51.100.7"));
+        assert_eq!(e.outcome, "external");
+        assert_eq!(e.gateways, ["g2", "g1"]);
+        assert!(e.via.contains("floating IP 203.0.113.20"), "{}", e.via);
+        // A VPC without a gateway group has no route out.
+        assert_eq!(expected(&s, "r1", ip("198.51.100.7")).outcome, "no_route");
+        // Delivered on the MASTER (either member) matches; a drop on the source host does not.
+        let delivered = TraceVerdict {
+            outcome: "delivered".into(),
+            host: "g1".into(),
+            port: "ext0".into(),
+            ..TraceVerdict::default()
+        };
+        assert!(findings(&e, &delivered, &[], 5, &[], "c1").is_empty());
+        let dropped = TraceVerdict {
+            outcome: "dropped".into(),
+            host: "g1".into(),
+            node: "gateway-output".into(),
+            reason: "nat_no_rule".into(),
+            ..TraceVerdict::default()
+        };
+        let f = findings(&e, &dropped, &[], 5, &[], "c1");
+        assert!(f[0].contains("diverge on host g1"), "{f:?}");
+    }
+
+    #[test]
+    fn from_outside_a_floating_ip_is_expected_at_its_port_and_members_by_priority() {
+        let s = world();
+        let (members, gw) = group_entry(&s, "gw").expect("group gw");
+        assert_eq!(members, ["g1", "g2"], "highest priority first");
+        assert_eq!(gw, "203.0.113.1");
+        assert!(group_entry(&s, "nope").is_none());
+        let e = expected_from_external(&s, ip("203.0.113.20"));
+        assert_eq!(
+            (e.outcome.as_str(), e.port.as_str(), e.host.as_str()),
+            ("deliver", "b1", "c1")
+        );
+        assert_eq!(
+            expected_from_external(&s, ip("203.0.113.10")).outcome,
+            "no_session"
+        );
+    }
+}
