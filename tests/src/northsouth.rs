@@ -63,8 +63,18 @@ pub const FIP_VM: &str = "b1";
 pub const PUBLIC_GROUP: &str = "sg-public";
 /// TCP port b1 serves the outside on.
 pub const PUBLIC_PORT: &str = "7000";
-/// VRRP advertisement interval, milliseconds.
+/// VRRP advertisement interval, milliseconds, unless `$AEGIS_LAB_ADVERT_MS` gives another.
 pub const ADVERT_MS: u32 = 100;
+
+/// The advertisement interval in use: [`ADVERT_MS`], or `$AEGIS_LAB_ADVERT_MS` (10..=25500,
+/// in steps of 10: VRRPv3 centiseconds) to measure a takeover at another interval.
+pub fn advert_ms() -> u32 {
+    std::env::var("AEGIS_LAB_ADVERT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|ms| (10..=25_500).contains(ms) && ms % 10 == 0)
+        .unwrap_or(ADVERT_MS)
+}
 
 /// One gateway.
 #[derive(Debug)]
@@ -438,7 +448,7 @@ pub fn declarations() -> Vec<Vec<String>> {
 }
 
 /// Gateway keepalived.conf: `VI_TUN` and `VI_EXT` in sync group `G_GW`, v3 at
-/// [`ADVERT_MS`], unicast to gateway `peer`.
+/// [`advert_ms`], unicast to gateway `peer`.
 pub fn keepalived_conf(priority: u8, peer: usize) -> String {
     let instance = |name: &str, port: &str, vrid: u8, vip: &str, src: String, peer: String| {
         format!(
@@ -446,7 +456,7 @@ pub fn keepalived_conf(priority: u8, peer: usize) -> String {
              virtual_router_id {vrid}\n    version 3\n    priority {priority}\n    \
              advert_int {:.2}\n    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}\n    \
              virtual_ipaddress {{\n        {vip}\n    }}\n}}\n\n",
-            f64::from(ADVERT_MS) / 1000.0,
+            f64::from(advert_ms()) / 1000.0,
         )
     };
     let me = 1 - peer;
