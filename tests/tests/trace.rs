@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aegis_lab::eastwest::{self, EastWestLab};
 use aegis_lab::frames;
-use common::{has_hop, hops, hosts, verdict, OrPanic};
+use common::{has_hop, hosts, verdict, OrPanic};
 use serde_json::Value;
 
 /// Tools the test runs inside the namespaces.
