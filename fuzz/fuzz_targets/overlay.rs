@@ -3,16 +3,25 @@
 //! frames start from a valid seed frame (Geneve from the other host, a VM's L2, L3, ARP or
 //! gateway ping) that the rest of the input then overwrites; every packet must be
 //! transmitted, dropped with a counted reason, consumed or held — never lost, never a panic.
+//! With bit 0x40 of the first byte the host is gateway g instead (Geneve from compute hosts
+//! to the gateway, replies from the external network: source NAT, floating IP, hairpin).
 #![no_main]
 
-use aegis_dataplane::testkit::overlay::{seed_frames, HostPipeline};
+use aegis_dataplane::testkit::overlay::{
+    gateway_objects, gateway_seed_frames, seed_frames, HostPipeline,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, mut rest)) = data.split_first() else {
         return;
     };
-    let seeds = seed_frames();
+    let gateway = ctl & 0x40 != 0;
+    let seeds = if gateway {
+        gateway_seed_frames()
+    } else {
+        seed_frames()
+    };
     let mut frames = Vec::new();
     let mut port = u16::from(ctl & 3);
     while rest.len() >= 3 && frames.len() < 64 {
@@ -40,6 +49,10 @@ fuzz_target!(|data: &[u8]| {
             frames.push(bytes.to_vec());
         }
     }
-    let mut h = HostPipeline::new("a", 1024);
+    let mut h = if gateway {
+        HostPipeline::gateway(&gateway_objects(), 1024)
+    } else {
+        HostPipeline::new("a", 1024)
+    };
     h.run_accounted(port, &frames);
 });

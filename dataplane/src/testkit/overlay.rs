@@ -486,6 +486,61 @@ pub fn seed_frames() -> Vec<(u16, Vec<u8>)> {
     v
 }
 
+/// Valid frames of every kind gateway host g handles, as (port, frame): Geneve from host a
+/// for the gateway (source NAT, a floating IP, a hairpin, a TTL about to run out) on the
+/// underlay, and replies and new connections from the external network. Seeds for fuzzing
+/// [`HostPipeline::gateway`].
+pub fn gateway_seed_frames() -> Vec<(u16, Vec<u8>)> {
+    let objects = gateway_objects();
+    let mut a = HostPipeline::with_objects("a", &objects, 64);
+    let router = crate::overlay::ROUTER_MAC;
+    let mut out = Vec::new();
+    let mut ttl2 = vm_frame(B3_MAC, router, "10.1.2.13", "203.0.113.50", 1, &echo(4));
+    ttl2[22] = 2;
+    ipv4::Packet::new_unchecked(&mut ttl2[14..]).fill_checksum();
+    let from_vms = [
+        (
+            2,
+            vm_frame(
+                B3_MAC,
+                router,
+                "10.1.2.13",
+                "203.0.113.50",
+                6,
+                &tcp(40000, 80, 2),
+            ),
+        ),
+        (
+            1,
+            vm_frame(B1_MAC, router, "10.1.1.11", "203.0.113.50", 1, &echo(9)),
+        ),
+        (
+            2,
+            vm_frame(
+                B3_MAC,
+                router,
+                "10.1.2.13",
+                "203.0.113.20",
+                17,
+                &tcp(5000, 53, 0)[..8].to_vec(),
+            ),
+        ),
+        (2, ttl2),
+    ];
+    for (port, f) in from_vms {
+        for frame in a.run(port, &[f]).swap_remove(0) {
+            out.push((0, frame));
+        }
+    }
+    let outside = |dst: &str, proto, l4: &[u8]| {
+        vm_frame(EXT_HOST_MAC, EXT_MAC_G, "203.0.113.50", dst, proto, l4)
+    };
+    out.push((1, outside("203.0.113.20", 6, &tcp(5555, 22, 2))));
+    out.push((1, outside("203.0.113.10", 6, &tcp(80, 1024, 0x12))));
+    out.push((1, outside("203.0.113.20", 1, &echo(3))));
+    out
+}
+
 /// A TCP header (20 bytes, checksum not filled: the dataplane does not check it).
 pub fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     let mut t = vec![0u8; 20];
