@@ -52,11 +52,13 @@
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
-#                              [--no-nat] [--only nat]
+#                              [--no-nat] [--only nat] [--nat-connections N]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
 # the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
 # ones; --only nat is --no-eastwest --no-pktgen (testpmd, l3fwd, aegis routing and NAT).
+# --nat-connections N sets the NAT scenarios' dataplane.connections (default 262144: the NAT
+# table and the connection table per worker).
 # Needs: root, dpdk dpdk-dev (dpdk-testpmd) libdpdk-dev dpdk-doc, make, cc, python3, cargo.
 set -euo pipefail
 
@@ -74,6 +76,7 @@ PKTGEN_SCENARIOS=1
 EW_FLOWS=100000      # east-west: flows = packets in each pcap = established connections
 EW_SCENARIOS=1
 NAT_SCENARIOS=1
+NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
 
@@ -95,6 +98,7 @@ while [[ $# -gt 0 ]]; do
         --ew-flows) EW_FLOWS="$2"; shift 2 ;;
         --no-eastwest) EW_SCENARIOS=0; shift ;;
         --no-nat) NAT_SCENARIOS=0; shift ;;
+        --nat-connections) NAT_CONNECTIONS="$2"; shift 2 ;;
         --only)
             [[ "${2:-}" == nat ]] || die "--only takes nat (the NAT scenarios with testpmd, l3fwd and aegis routing)"
             EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=1; shift 2 ;;
@@ -102,7 +106,7 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS GAP_RATE EW_FLOWS; do
+for v in DURATION HUGEPAGES ROUTES PACKETS FLOWS SEED ROUNDS GAP_RATE EW_FLOWS NAT_CONNECTIONS; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || die "--${v,,} must be a positive integer"
 done
 # net_pcap with infinite_rx keeps every packet of the pcap in an mbuf of the port's pool for
@@ -241,6 +245,18 @@ if [[ "$EW_SCENARIOS" -eq 1 ]]; then
     { cat "$RULES4"; echo "R10.1.1.0/24 1"; } > "$EW_RULES4"
 fi
 
+GW_UL_MAC="02:0c:00:00:00:01"   # gateway host g's underlay port (ul0)
+GW_EXT_NEXT_HOP_MAC="02:0d:00:00:00:01"   # the external network's router 203.0.113.1
+GW_PCAP="$WORK/nat-gw.pcap"
+GW_CACHE="$WORK/nat-gw-cache.json"
+if [[ "$NAT_SCENARIOS" -eq 1 ]]; then
+    say "generating the overlay gateway's pcap ($PACKETS Geneve packets, $FLOWS flows) and host g's cache"
+    python3 "$ROOT/scripts/bench/ew_pcap.py" --gw-flows "$FLOWS" --gw-packets "$PACKETS" \
+        --gw-pcap "$GW_PCAP" --gw-cache "$GW_CACHE" --gw-mac "$GW_UL_MAC" \
+        || die "scripts/bench/ew_pcap.py --gw-* failed"
+    cp "$GW_CACHE" "$LOG_DIR/nat-gw-cache.json"
+fi
+
 # --- hugepages ------------------------------------------------------------------------
 mkdir -p "$HUGE_DIR"
 mount -t hugetlbfs -o pagesize=2M nodev "$HUGE_DIR"
@@ -296,6 +312,18 @@ run() {
         "$AEGISCTL" dp show runtime -o json --socket "$DP_SOCK" >"$LOG_DIR/$prefix-runtime.json" 2>&1 || true
         "$AEGISCTL" dp show errors -o json --socket "$DP_SOCK" >"$LOG_DIR/$prefix-errors.json" 2>&1 || true
         note="$(python3 "$DP_COUNTERS" "$LOG_DIR/$prefix-errors.json" "$LOG_DIR/$prefix-runtime.json" 2>&1 | head -n1)"
+        if [[ -n "${NAT_CHECK:-}" ]]; then
+            # NAT_CHECK="PORT ADDRESS": what leaves PORT must come from ADDRESS (translated).
+            local cap="$LOG_DIR/$prefix-capture.json" nat
+            timeout 20 "$AEGISCTL" dp capture --socket "$DP_SOCK" --port "${NAT_CHECK% *}" \
+                --direction tx -c 16 -o json >"$cap" 2>>"$log" || true
+            if nat="$(python3 "$DP_COUNTERS" --translated "${NAT_CHECK#* }" "$cap" 2>&1)"; then
+                note+=", $nat"
+            else
+                note+=", $nat"
+                line="$(printf '%s\tfailed: not translated (%s; see %s)\t0\t0\t0' "$name" "$nat" "$cap")"
+            fi
+        fi
         line+="$(printf '\t%s' "$note")"
         cp "$rt" "$WORK/runtime-$name.txt"   # the last round's goes into the report
         say "$name: $note"
@@ -335,6 +363,65 @@ addresses = ["192.168.1.1/24"]
 port = "eth1"
 ip = "192.168.1.2"
 mac = "02:00:00:00:00:02"
+EOF
+}
+
+NAT_ADDRESS="192.168.1.10"          # the routed NAT scenario's outside address (on eth1)
+
+nat_config() { # $1 = file prefix: the routing scenario's host.toml plus [nat] (source NAT of
+    # the pcap's sources, 198.18.0.0/15, to NAT_ADDRESS, a second address of the outside port)
+    aegis_config "$1" | sed -e "s|^mbufs = 8191\$|&\nconnections = $NAT_CONNECTIONS|" \
+        -e "s|^addresses = \[\"192.168.1.1/24\"\]\$|addresses = [\"192.168.1.1/24\", \"$NAT_ADDRESS/32\"]|"
+    cat <<EOF
+
+[nat]
+outside_port = "eth1"
+
+[[nat.snat]]
+source = "198.18.0.0/15"
+address = "$NAT_ADDRESS"
+endpoint_dependent = true
+EOF
+}
+
+gw_config() { # $1 = file prefix: gateway host g's host.toml (port 0 = ul0 replaying the
+    # Geneve pcap, port 1 = ext0 on net_null); the NAT rules come from the cache. Without a
+    # VRRP instance here, ul0 holds the tunnel address itself, as the group's master would.
+    cat <<EOF
+[eal]
+args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
+main_lcore = 0
+worker_lcores = [1]
+
+[dataplane]
+poll_mode = "busy"
+burst = 32
+mbufs = 8191
+connections = $NAT_CONNECTIONS
+admin_socket = "$DP_SOCK"
+
+[[port]]
+name = "ul0"
+devargs = "net_pcap0,rx_pcap=$GW_PCAP,infinite_rx=1"
+addresses = ["10.88.0.13/24", "10.88.0.100/32"]
+mac = "$GW_UL_MAC"
+
+[[port]]
+name = "ext0"
+devargs = "net_null0,no-rx=1"
+addresses = ["203.0.113.2/24"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[neighbour]]
+port = "ext0"
+ip = "203.0.113.1"
+mac = "$GW_EXT_NEXT_HOP_MAC"
+
+[nat]
+outside_port = "ext0"
 EOF
 }
 
@@ -389,6 +476,24 @@ for round in $(seq "$ROUNDS"); do
         run "aegis-dataplane" "$R-aegis" "$AEGIS_BIN" --config "$CFG"
     else
         printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
+    fi
+    if [[ "$NAT_SCENARIOS" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
+        CFG="$WORK/aegis-nat.toml"
+        nat_config "$R-nat" > "$CFG"
+        grep -q "^connections = $NAT_CONNECTIONS\$" "$CFG" && grep -q "\"$NAT_ADDRESS/32\"" "$CFG" \
+            || die "nat_config: its sed no longer matches aegis_config's output ($CFG)"
+        cp "$CFG" "$LOG_DIR/aegis-nat.toml"
+        NAT_CHECK="eth1 $NAT_ADDRESS" run "aegis nat (routed)" "$R-nat" "$AEGIS_BIN" --config "$CFG"
+        CFG="$WORK/aegis-nat-gw.toml"
+        gw_config "$R-nat-gw" > "$CFG"
+        cp "$CFG" "$LOG_DIR/aegis-nat-gw.toml"
+        # The closed port 9, as for east-west: host g runs on its cached slice.
+        NAT_CHECK="ext0 203.0.113.10" run "aegis nat (overlay gateway)" "$R-nat-gw" "$AEGIS_BIN" \
+            --config "$CFG" --controlplane 127.0.0.1:9 --host g --controlplane-cache "$GW_CACHE"
+    elif [[ "$NAT_SCENARIOS" -eq 1 ]]; then
+        for n in "aegis nat (routed)" "aegis nat (overlay gateway)"; do
+            printf '%s\t%s\t0\t0\t0\n' "$n" "$AEGIS_STATUS" >> "$RESULTS"
+        done
     fi
     [[ "$EW_SCENARIOS" -eq 1 ]] || continue
     # shellcheck disable=SC2046
@@ -574,6 +679,12 @@ TRAFFIC="$WORK/traffic.txt"
         echo "         connection after the first replay (out: VM port -> Geneve, 110 B out; in:"
         echo "         110 B Geneve -> VM port); testpmd io ew-out = I/O ceiling of the out pcap"
     fi
+    if [[ "$NAT_SCENARIOS" -eq 1 ]]; then
+        echo "NAT:     routed = the pcap above with source NAT (endpoint-dependent) of 198.18.0.0/15"
+        echo "         to $NAT_ADDRESS; overlay gateway = $PACKETS x 110 B Geneve to the tunnel address,"
+        echo "         VPC blue's SnatRule to 203.0.113.10; $FLOWS sessions each, created in the first"
+        echo "         replay, then every packet a session hit; dataplane.connections $NAT_CONNECTIONS"
+    fi
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$TRAFFIC"
 REPORT="$OUT_DIR/bench-$STAMP.txt"
@@ -582,7 +693,8 @@ PG_ARGS=()
 [[ -s "$LAT_JSON" ]] && PG_ARGS+=("latency=$LAT_JSON")
 [[ -s "$GAP_JSON" ]] && PG_ARGS+=("restart=$GAP_JSON")
 python3 "$ROOT/scripts/bench/report.py" "$RESULTS" "$MACHINE" "$TRAFFIC" ${PG_ARGS[@]+"${PG_ARGS[@]}"} > "$REPORT"
-for name in "aegis-dataplane" "aegis east-west out" "aegis east-west in"; do
+for name in "aegis-dataplane" "aegis nat (routed)" "aegis nat (overlay gateway)" \
+    "aegis east-west out" "aegis east-west in"; do
     [[ -s "$WORK/runtime-$name.txt" ]] || continue
     { echo; echo "$name: aegisctl dp show runtime, show errors (last round):"
       cat "$WORK/runtime-$name.txt"; } >> "$REPORT"
