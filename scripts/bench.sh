@@ -334,116 +334,65 @@ run() {
 
 P="aegis-bench-$$"
 
-aegis_config() { # $1 = file prefix; prints the daemon's host.toml
-    cat <<EOF
-[eal]
-args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
-main_lcore = 0
-worker_lcores = [1]
+# The pieces of a benchmark host.toml.
+toml_head() { # PREFIX MEM_MB MBUFS SOCKET [CONNECTIONS]: [eal] (one busy worker, lcore 1) and [dataplane]
+    printf '[eal]\nargs = ["--huge-dir", "%s", "--huge-unlink", "-m", "%s", "--no-pci", "--file-prefix=%s"]\n' \
+        "$HUGE_DIR" "$2" "$1"
+    printf 'main_lcore = 0\nworker_lcores = [1]\n\n[dataplane]\npoll_mode = "busy"\nburst = 32\n'
+    printf 'mbufs = %s\n' "$3"
+    [[ -z "${5:-}" ]] || printf 'connections = %s\n' "$5"
+    printf 'admin_socket = "%s"\n' "$4"
+}
+toml_port() { # NAME DEVARGS [ADDRESSES [MAC]]: ADDRESSES as TOML list items ("a/24", "b/32")
+    printf '\n[[port]]\nname = "%s"\ndevargs = "%s"\n' "$1" "$2"
+    [[ -z "${3:-}" ]] || printf 'addresses = [%s]\n' "$3"
+    [[ -z "${4:-}" ]] || printf 'mac = "%s"\n' "$4"
+}
+toml_route() { # PREFIX VIA
+    printf '\n[[route]]\nprefix = "%s"\nvia = "%s"\n' "$1" "$2"
+}
+toml_neighbour() { # PORT IP MAC: a static neighbour (nothing waits for ARP)
+    printf '\n[[neighbour]]\nport = "%s"\nip = "%s"\nmac = "%s"\n' "$1" "$2" "$3"
+}
 
-[dataplane]
-poll_mode = "busy"
-burst = 32
-mbufs = 8191
-admin_socket = "$DP_SOCK"
-routes_file = "$ROUTES_FILE"
-
-[[port]]
-name = "eth0"
-devargs = "net_pcap0,rx_pcap=$PCAP,infinite_rx=1"
-addresses = ["192.168.0.1/24"]
-mac = "$DUT_MAC"
-
-[[port]]
-name = "eth1"
-devargs = "net_null0,no-rx=1"
-addresses = ["192.168.1.1/24"]
-
-[[neighbour]]
-port = "eth1"
-ip = "192.168.1.2"
-mac = "02:00:00:00:00:02"
-EOF
+aegis_config() { # $1 = file prefix [$2 = another address of eth1, $3 = connections]: the routing host.toml
+    toml_head "$1" "$MEM_MB" 8191 "$DP_SOCK" "${3:-}"
+    printf 'routes_file = "%s"\n' "$ROUTES_FILE"
+    toml_port eth0 "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" '"192.168.0.1/24"' "$DUT_MAC"
+    toml_port eth1 "net_null0,no-rx=1" "\"192.168.1.1/24\"${2:+, \"$2\"}"
+    toml_neighbour eth1 192.168.1.2 02:00:00:00:00:02
 }
 
 NAT_ADDRESS="192.168.1.10"          # the routed NAT scenario's outside address (on eth1)
 
 nat_config() { # $1 = file prefix: the routing scenario's host.toml plus [nat] (source NAT of
     # the pcap's sources, 198.18.0.0/15, to NAT_ADDRESS, a second address of the outside port)
-    aegis_config "$1" | sed -e "s|^mbufs = 8191\$|&\nconnections = $NAT_CONNECTIONS|" \
-        -e "s|^addresses = \[\"192.168.1.1/24\"\]\$|addresses = [\"192.168.1.1/24\", \"$NAT_ADDRESS/32\"]|"
-    cat <<EOF
-
-[nat]
-outside_port = "eth1"
-
-[[nat.snat]]
-source = "198.18.0.0/15"
-address = "$NAT_ADDRESS"
-endpoint_dependent = true
-EOF
+    aegis_config "$1" "$NAT_ADDRESS/32" "$NAT_CONNECTIONS"
+    printf '\n[nat]\noutside_port = "eth1"\n\n[[nat.snat]]\nsource = "198.18.0.0/15"\n'
+    printf 'address = "%s"\nendpoint_dependent = true\n' "$NAT_ADDRESS"
 }
 
 gw_config() { # $1 = file prefix: gateway host g's host.toml (port 0 = ul0 replaying the
     # Geneve pcap, port 1 = ext0 on net_null); the NAT rules come from the cache. Without a
     # VRRP instance here, ul0 holds the tunnel address itself, as the group's master would.
-    cat <<EOF
-[eal]
-args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
-main_lcore = 0
-worker_lcores = [1]
-
-[dataplane]
-poll_mode = "busy"
-burst = 32
-mbufs = 8191
-connections = $NAT_CONNECTIONS
-admin_socket = "$DP_SOCK"
-
-[[port]]
-name = "ul0"
-devargs = "net_pcap0,rx_pcap=$GW_PCAP,infinite_rx=1"
-addresses = ["10.88.0.13/24", "10.88.0.100/32"]
-mac = "$GW_UL_MAC"
-
-[[port]]
-name = "ext0"
-devargs = "net_null0,no-rx=1"
-addresses = ["203.0.113.2/24"]
-
-[[route]]
-prefix = "0.0.0.0/0"
-via = "203.0.113.1"
-
-[[neighbour]]
-port = "ext0"
-ip = "203.0.113.1"
-mac = "$GW_EXT_NEXT_HOP_MAC"
-
-[nat]
-outside_port = "ext0"
-EOF
+    toml_head "$1" "$MEM_MB" 8191 "$DP_SOCK" "$NAT_CONNECTIONS"
+    toml_port ul0 "net_pcap0,rx_pcap=$GW_PCAP,infinite_rx=1" '"10.88.0.13/24", "10.88.0.100/32"' "$GW_UL_MAC"
+    toml_port ext0 "net_null0,no-rx=1" '"203.0.113.2/24"'
+    toml_route 0.0.0.0/0 203.0.113.1
+    toml_neighbour ext0 203.0.113.1 "$GW_EXT_NEXT_HOP_MAC"
+    printf '\n[nat]\noutside_port = "ext0"\n'
 }
 
 ew_port() { # NAME DEVARGS: one [[port]] of host a
-    printf '\n[[port]]\nname = "%s"\ndevargs = "%s"\n' "$1" "$2"
-    [[ "$1" != ul0 ]] || printf 'addresses = ["10.88.0.11/24"]\nmac = "%s"\n' "$EW_UL_MAC"
+    if [[ "$1" == ul0 ]]; then
+        toml_port "$1" "$2" '"10.88.0.11/24"' "$EW_UL_MAC"
+    else
+        toml_port "$1" "$2"
+    fi
 }
 
 ew_config() { # $1 = file prefix, $2 = out|in: host a's host.toml (port 0 = net_pcap, 1 = net_null)
-    cat <<EOF
-[eal]
-args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$EW_MEM_MB", "--no-pci", "--file-prefix=$1"]
-main_lcore = 0
-worker_lcores = [1]
-
-[dataplane]
-poll_mode = "busy"
-burst = 32
-mbufs = $EW_MBUFS
-connections = $EW_CONNECTIONS
-admin_socket = "$DP_SOCK"
-EOF
+    toml_head "$1" "$EW_MEM_MB" "$EW_MBUFS" "$DP_SOCK" "$EW_CONNECTIONS"
     if [[ "$2" == out ]]; then
         ew_port vm1 "net_pcap0,rx_pcap=$EW_OUT_PCAP,infinite_rx=1"
         ew_port ul0 "net_null0,no-rx=1"
@@ -451,7 +400,7 @@ EOF
         ew_port ul0 "net_pcap0,rx_pcap=$EW_IN_PCAP,infinite_rx=1"
         ew_port vm1 "net_null0,no-rx=1"
     fi
-    printf '\n[[neighbour]]\nport = "ul0"\nip = "10.88.0.12"\nmac = "%s"\n' "$EW_PEER_MAC"
+    toml_neighbour ul0 10.88.0.12 "$EW_PEER_MAC"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -480,8 +429,6 @@ for round in $(seq "$ROUNDS"); do
     if [[ "$NAT_SCENARIOS" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
         CFG="$WORK/aegis-nat.toml"
         nat_config "$R-nat" > "$CFG"
-        grep -q "^connections = $NAT_CONNECTIONS\$" "$CFG" && grep -q "\"$NAT_ADDRESS/32\"" "$CFG" \
-            || die "nat_config: its sed no longer matches aegis_config's output ($CFG)"
         cp "$CFG" "$LOG_DIR/aegis-nat.toml"
         NAT_CHECK="eth1 $NAT_ADDRESS" run "aegis nat (routed)" "$R-nat" "$AEGIS_BIN" --config "$CFG"
         CFG="$WORK/aegis-nat-gw.toml"
@@ -529,38 +476,11 @@ GAP_JSON="$WORK/restart-gap.json"
 PKTGEN_FLOWS=(--flows "$FLOWS" --dst-ip 10.0.0.0/16 --src-ip 198.18.0.1 --dst-mac "$DUT_MAC")
 
 pg_config() { # $1 = file prefix, $2 = devargs eth0, $3 = devargs eth1, $4 = admin socket
-    cat <<EOF
-[eal]
-args = ["--huge-dir", "$HUGE_DIR", "--huge-unlink", "-m", "$MEM_MB", "--no-pci", "--file-prefix=$1"]
-main_lcore = 0
-worker_lcores = [1]
-
-[dataplane]
-poll_mode = "busy"
-burst = 32
-mbufs = 8191
-admin_socket = "$4"
-
-[[port]]
-name = "eth0"
-devargs = "$2"
-addresses = ["192.168.0.1/24"]
-mac = "$DUT_MAC"
-
-[[port]]
-name = "eth1"
-devargs = "$3"
-addresses = ["192.168.1.1/24"]
-
-[[route]]
-prefix = "10.0.0.0/8"
-via = "192.168.1.2"
-
-[[neighbour]]
-port = "eth1"
-ip = "192.168.1.2"
-mac = "02:00:00:00:00:02"
-EOF
+    toml_head "$1" "$MEM_MB" 8191 "$4"
+    toml_port eth0 "$2" '"192.168.0.1/24"' "$DUT_MAC"
+    toml_port eth1 "$3" '"192.168.1.1/24"'
+    toml_route 10.0.0.0/8 192.168.1.2
+    toml_neighbour eth1 192.168.1.2 02:00:00:00:00:02
 }
 
 # start_dp CONFIG LOG ADMIN_SOCKET: starts aegis-dataplane (RUN_PID) and waits for its admin
