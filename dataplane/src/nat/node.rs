@@ -104,8 +104,16 @@ pub fn to_inside(
         remote_ip: t.src,
         remote_port: remote_port(t.proto, t.sport),
     };
-    let inside = match table.get_outside(&k, now_ns) {
-        Some(s) => s.inside,
+    let inside = match table.find_outside(&k, now_ns) {
+        Some((i, inside)) => {
+            table.touch_at(i, true, tcp_flags(ip, &t), now_ns);
+            translate::set_destination(ip, inside.inside_ip, inside.inside_port)
+                .map_err(untranslatable)?;
+            return Ok(Some(InsideDestination {
+                vpc: inside.vpc,
+                ip: inside.inside_ip,
+            }));
+        }
         None => {
             let Some(f) = cfg.floating_by_outside(dst) else {
                 return Ok(None);
@@ -166,8 +174,9 @@ pub fn to_outside(
         remote_ip: t.dst,
         remote_port: remote_port(t.proto, t.dport),
     };
-    let (addr, port) = table.outbound(&k, tr, now_ns).map_err(nat_error)?;
-    table.touch(&k, false, tcp_flags(ip, &t), now_ns);
+    let (addr, port) = table
+        .outbound_touch(&k, tr, tcp_flags(ip, &t), now_ns)
+        .map_err(nat_error)?;
     translate::set_source(ip, addr, port).map_err(untranslatable)?;
     Ok(true)
 }

@@ -481,6 +481,44 @@ impl NatTable {
         let Some(&i) = self.by_inside.get(k) else {
             return false;
         };
+        self.touch_at(i, reply, tcp_flags, now_ns)
+    }
+
+    /// The live session an outside key belongs to: its slot and inside key (for
+    /// [`NatTable::touch_at`], without a second lookup).
+    pub fn find_outside(&self, k: &OutsideKey, now_ns: u64) -> Option<(u32, InsideKey)> {
+        let i = *self.by_outside.get(k)?;
+        self.slots[i as usize]
+            .as_ref()
+            .filter(|s| self.alive(s, now_ns))
+            .map(|s| (i, s.inside))
+    }
+
+    /// [`NatTable::outbound`] and [`NatTable::touch`] in one: a packet of an existing
+    /// session costs one lookup.
+    pub fn outbound_touch(
+        &mut self,
+        k: &InsideKey,
+        tr: Translation,
+        tcp_flags: u8,
+        now_ns: u64,
+    ) -> Result<(u32, u16), NatError> {
+        if let Some(&i) = self.by_inside.get(k) {
+            if let Some(s) = &self.slots[i as usize] {
+                if self.alive(s, now_ns) {
+                    let out = (s.outside_ip, s.outside_port);
+                    self.touch_at(i, false, tcp_flags, now_ns);
+                    return Ok(out);
+                }
+            }
+        }
+        let out = self.outbound(k, tr, now_ns)?;
+        self.touch(k, false, tcp_flags, now_ns);
+        Ok(out)
+    }
+
+    /// [`NatTable::touch`] of the session in slot `i`.
+    pub fn touch_at(&mut self, i: u32, reply: bool, tcp_flags: u8, now_ns: u64) -> bool {
         let t = self.timeouts;
         let Some(s) = self.slots[i as usize].as_mut() else {
             return false;
