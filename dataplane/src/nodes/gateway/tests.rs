@@ -302,3 +302,33 @@ fn mutated_gateway_frames_are_all_accounted_for() {
         g.run_accounted(port, &[f]);
     }
 }
+
+/// An ICMP error from outside about a translated packet (port unreachable for b3's
+/// datagram) reaches b3 with the quoted packet translated back: its socket sees it.
+#[test]
+fn an_icmp_error_from_outside_is_translated_back_to_the_vm() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let mut udp = tcp(40500, 53, 0)[..8].to_vec();
+    udp[4..6].copy_from_slice(&8u16.to_be_bytes());
+    let dgram = vm_frame(B3_MAC, ROUTER_MAC, "10.1.2.13", "203.0.113.50", 17, &udp);
+    let wire = one_out(&mut a, VM2, dgram, UL);
+    let out = one_out(&mut g, UL, wire, EXT);
+    // Port unreachable from x1, quoting the translated datagram's header and 8 bytes.
+    let mut icmp = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&out[14..14 + 28]);
+    let c = crate::wire::checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let err = from_outside("203.0.113.50", "203.0.113.10", PROTO_ICMP, &icmp);
+    let back = one_out(&mut g, EXT, err, UL);
+    assert_eq!(be32(&back, 14 + 16), ip("10.88.0.11"), "to b3's host");
+    let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+    assert_eq!(inner.dst(), ip("10.1.2.13"));
+    let quoted = INNER + 14 + 20 + 8;
+    assert_eq!(
+        be32(&back, quoted + 12),
+        ip("10.1.2.13"),
+        "quoted source back"
+    );
+    assert_eq!(be16(&back, quoted + 20), 40500, "quoted source port back");
+}
