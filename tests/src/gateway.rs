@@ -22,7 +22,7 @@
 //! NAT) is served by the dataplanes.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -32,7 +32,6 @@ use crate::error::{LabError, Result};
 use crate::hosttoml::{HostConfig, PortSpec};
 use crate::lab::{Lab, ProcId};
 use crate::router::{EAL_EXTRA_ENV, START_LIMIT};
-use crate::wait::{self, Poll};
 
 /// One gateway of the pair.
 #[derive(Debug)]
@@ -232,10 +231,7 @@ impl GatewayPairLab {
         let Some(id) = self.gws[i].proc.take() else {
             return Ok(());
         };
-        let pid = self.lab.proc(id).pid();
-        crate::cmd::run("kill", &["-KILL".to_string(), pid.to_string()])?;
-        let _ = self.lab.proc(id).wait(Duration::from_secs(10))?;
-        Ok(())
+        self.lab.kill9(id).map(|_| ())
     }
 
     /// Gateway `i`'s `show sync --output json`.
@@ -248,54 +244,21 @@ impl GatewayPairLab {
         self.gws[i].ctl.json(&["show", "vrrp"])
     }
 
-    /// The state of gateway `i`'s instances when they all agree (`MASTER`...), else
-    /// `MIXED`.
+    /// The state of gateway `i`'s instances when they all agree, else `MIXED [...]`.
     pub fn state(&self, i: usize) -> Result<String> {
-        let v = self.vrrp(i)?;
-        let states: Vec<String> = v["instances"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x["state"].as_str().unwrap_or("?").to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(match states.first() {
-            Some(s) if states.iter().all(|x| x == s) => s.clone(),
-            _ => format!("MIXED {states:?}"),
-        })
+        self.gws[i].ctl.vrrp_state()
     }
 
     /// Waits until every instance of gateway `i` is in `state`; returns the time it took.
     pub fn wait_state(&mut self, i: usize, state: &str, limit: Duration) -> Result<Duration> {
-        let t0 = Instant::now();
-        let what = format!("{} {state}", self.gws[i].host);
-        wait::until(&what, limit, Duration::from_millis(5), || {
-            if let Some(id) = self.gws[i].proc {
-                if let Some(e) = self.lab.exited_error(id, &what) {
-                    return Poll::Fail(e);
-                }
-            }
-            match self.state(i) {
-                Ok(s) if s == state => Poll::Ready(t0.elapsed()),
-                Ok(s) => Poll::Pending(format!("state {s}")),
-                Err(e) => Poll::Pending(e.to_string()),
-            }
-        })
+        let g = &self.gws[i];
+        g.ctl
+            .wait_vrrp_state(&mut self.lab, g.proc, &g.host, state, limit)
     }
 
     /// Waits until gateway `i` reports a complete replica.
     pub fn wait_synced(&self, i: usize, limit: Duration) -> Result<()> {
-        wait::until(
-            "session sync complete",
-            limit,
-            Duration::from_millis(20),
-            || match self.sync(i) {
-                Ok(v) if v["synced"].as_bool() == Some(true) => Poll::Ready(()),
-                Ok(v) => Poll::Pending(v.to_string()),
-                Err(e) => Poll::Pending(e.to_string()),
-            },
-        )
+        self.gws[i].ctl.wait_synced(limit)
     }
 
     /// Gateway `i`'s dataplane log.

@@ -295,6 +295,16 @@ impl Lab {
         &mut self.procs[id.0]
     }
 
+    /// `kill -9` of process `id`; returns the moment just before the signal, once the
+    /// process is gone.
+    pub fn kill9(&mut self, id: ProcId) -> Result<Instant> {
+        let pid = self.proc(id).pid();
+        let at = Instant::now();
+        cmd::run("kill", &["-KILL".to_string(), pid.to_string()])?;
+        let _ = self.proc(id).wait(Duration::from_secs(10))?;
+        Ok(at)
+    }
+
     /// Stops process `id` (SIGTERM, SIGKILL after the grace period) and returns its log.
     pub fn stop(&mut self, id: ProcId) -> String {
         let d = &mut self.procs[id.0];

@@ -226,11 +226,7 @@ impl NorthSouthLab {
         let Some(id) = self.gws[i].proc.take() else {
             return Ok(Instant::now());
         };
-        let pid = self.ew.lab.proc(id).pid();
-        let at = Instant::now();
-        crate::cmd::run("kill", &["-KILL".to_string(), pid.to_string()])?;
-        let _ = self.ew.lab.proc(id).wait(Duration::from_secs(10))?;
-        Ok(at)
+        self.ew.lab.kill9(id)
     }
 
     /// Gateway `i`'s `show sync --output json`.
@@ -245,51 +241,19 @@ impl NorthSouthLab {
 
     /// The state of gateway `i`'s instances when they all agree, else `MIXED [...]`.
     pub fn state(&self, i: usize) -> Result<String> {
-        let v = self.vrrp(i)?;
-        let states: Vec<String> = v["instances"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|x| x["state"].as_str().unwrap_or("?").to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(match states.first() {
-            Some(s) if states.iter().all(|x| x == s) => s.clone(),
-            _ => format!("MIXED {states:?}"),
-        })
+        self.gws[i].ctl.vrrp_state()
     }
 
     /// Waits until every instance of gateway `i` is in `state`; returns the time it took.
     pub fn wait_state(&mut self, i: usize, state: &str, limit: Duration) -> Result<Duration> {
-        let t0 = Instant::now();
-        let what = format!("{} {state}", self.gws[i].host);
-        wait::until(&what, limit, Duration::from_millis(5), || {
-            if let Some(id) = self.gws[i].proc {
-                if let Some(e) = self.ew.lab.exited_error(id, &what) {
-                    return Poll::Fail(e);
-                }
-            }
-            match self.state(i) {
-                Ok(s) if s == state => Poll::Ready(t0.elapsed()),
-                Ok(s) => Poll::Pending(format!("state {s}")),
-                Err(e) => Poll::Pending(e.to_string()),
-            }
-        })
+        let g = &self.gws[i];
+        g.ctl
+            .wait_vrrp_state(&mut self.ew.lab, g.proc, g.host, state, limit)
     }
 
     /// Waits until gateway `i` reports a complete replica.
     pub fn wait_synced(&self, i: usize, limit: Duration) -> Result<()> {
-        wait::until(
-            "session sync complete",
-            limit,
-            Duration::from_millis(20),
-            || match self.sync(i) {
-                Ok(v) if v["synced"].as_bool() == Some(true) => Poll::Ready(()),
-                Ok(v) => Poll::Pending(v.to_string()),
-                Err(e) => Poll::Pending(e.to_string()),
-            },
-        )
+        self.gws[i].ctl.wait_synced(limit)
     }
 
     /// Waits until the compute hosts and the running gateways applied the control plane's

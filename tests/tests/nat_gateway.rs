@@ -14,23 +14,8 @@ mod common;
 use std::time::Duration;
 
 use aegis_lab::hosttoml::HostConfig;
-use aegis_lab::{env, probe, Bins, RouterLab};
+use aegis_lab::{env, probe, streams, Bins, RouterLab};
 use common::OrPanic;
-
-/// Listens on ADDR PORT, accepts one connection, prints `peer IP PORT`, echoes a line.
-const PEER_SERVER_PY: &str = r#"
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.listen(1)
-s.settimeout(20)
-print("listening", flush=True)
-c, a = s.accept()
-print("peer", a[0], a[1], flush=True)
-c.sendall(c.recv(100))
-c.close()
-"#;
 
 /// Connects to ADDR PORT, prints `local IP PORT` and what came back.
 const PEER_CLIENT_PY: &str = r#"
@@ -87,21 +72,9 @@ fn peer_seen(
     port: u16,
 ) -> ((String, u16), (String, u16)) {
     let p = port.to_string();
-    let srv = rl
-        .lab
-        .spawn(
-            server,
-            &format!("peer-server-{port}"),
-            "python3",
-            &["-c", PEER_SERVER_PY, listen_ip, &p],
-        )
+    let name = format!("peer-server-{port}");
+    let srv = streams::echo_server(&mut rl.lab, server, &name, listen_ip, &p)
         .or_panic("start the peer server");
-    for _ in 0..200 {
-        if rl.lab.proc(srv).log().contains("listening") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let out = rl
         .lab
         .exec_ok(client, "python3", &["-c", PEER_CLIENT_PY, connect_ip, &p])

@@ -146,19 +146,7 @@ pub fn prepare_external(
         AdminError::invalid("src", "a probe from the external network needs its source")
     })?;
     let id = q.id.unwrap_or(fresh_id | PROBE_BIT);
-    let spec = ProbeSpec {
-        id,
-        src_mac: EXTERNAL_PROBE_MAC,
-        dst_mac: pv.mac,
-        src,
-        dst: q.dst,
-        proto: q.proto,
-        sport: q.sport,
-        dport: q.dport,
-        ttl: q.ttl,
-        size: q.size,
-    };
-    let frame = build_frame(&spec)?;
+    let frame = build_frame(q, id, (EXTERNAL_PROBE_MAC, pv.mac), src)?;
     Ok(PreparedProbe {
         port: outside,
         frame,
@@ -173,8 +161,27 @@ pub fn prepare_external(
     })
 }
 
-fn build_frame(spec: &ProbeSpec) -> Result<Vec<u8>, AdminError> {
-    probe::build(spec).map_err(|err| {
+/// The frame of probe `q` with trace id `id`, Ethernet (source, destination) `macs`, from
+/// `src`.
+fn build_frame(
+    q: &ProbeQuery,
+    id: u64,
+    (src_mac, dst_mac): ([u8; 6], [u8; 6]),
+    src: Ipv4Addr,
+) -> Result<Vec<u8>, AdminError> {
+    let spec = ProbeSpec {
+        id,
+        src_mac,
+        dst_mac,
+        src,
+        dst: q.dst,
+        proto: q.proto,
+        sport: q.sport,
+        dport: q.dport,
+        ttl: q.ttl,
+        size: q.size,
+    };
+    probe::build(&spec).map_err(|err| {
         let field = match err {
             probe::ProbeError::Size { .. } => "size",
             probe::ProbeError::Ttl => "ttl",
@@ -244,19 +251,7 @@ pub fn prepare(
         _ => ROUTER_MAC,
     };
     let id = q.id.unwrap_or(fresh_id | PROBE_BIT);
-    let spec = ProbeSpec {
-        id,
-        src_mac: e.mac,
-        dst_mac,
-        src,
-        dst: q.dst,
-        proto: q.proto,
-        sport: q.sport,
-        dport: q.dport,
-        ttl: q.ttl,
-        size: q.size,
-    };
-    let frame = build_frame(&spec)?;
+    let frame = build_frame(q, id, (e.mac, dst_mac), src)?;
     let port_name = snap
         .ports
         .get(usize::from(dpdk))

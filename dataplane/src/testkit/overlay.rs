@@ -550,3 +550,21 @@ pub fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     t[13] = flags;
     t
 }
+
+/// An IPv4 address in host order.
+pub fn ip(s: &str) -> u32 {
+    u32::from(s.parse::<Ipv4Addr>().expect("an IPv4 address"))
+}
+
+/// Runs `frame` in on `in_port` of `h` and expects exactly one packet, out of `out_port`.
+pub fn one_out(h: &mut HostPipeline, in_port: usize, frame: Vec<u8>, out_port: usize) -> Vec<u8> {
+    let out = h.run(in_port as u16, &[frame]);
+    let n: usize = out.iter().map(Vec::len).sum();
+    assert_eq!(
+        (n, out[out_port].len()),
+        (1, 1),
+        "expected one packet on port {out_port}; drops: {:?}",
+        h.drop_summary()
+    );
+    out[out_port][0].clone()
+}

@@ -7,11 +7,14 @@
 pub mod json;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::cmd;
 use crate::error::{LabError, Result};
+use crate::lab::{Lab, ProcId};
+use crate::wait::{self, Poll};
 
 pub use json::{DropCounters, RouteRow};
 
@@ -69,6 +72,62 @@ impl Ctl {
             detail: e.to_string(),
             output: out,
         })
+    }
+
+    /// A gateway's VRRP state (`show vrrp`): its instances' state when they all agree
+    /// (`MASTER`...), else `MIXED [...]`.
+    pub fn vrrp_state(&self) -> Result<String> {
+        let v = self.json(&["show", "vrrp"])?;
+        let states: Vec<String> = v["instances"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["state"].as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(match states.first() {
+            Some(s) if states.iter().all(|x| x == s) => s.clone(),
+            _ => format!("MIXED {states:?}"),
+        })
+    }
+
+    /// Waits until every VRRP instance of the gateway (`host`, run as `proc` in `lab`: its
+    /// exit fails the wait) is in `state`; returns the time it took.
+    pub fn wait_vrrp_state(
+        &self,
+        lab: &mut Lab,
+        proc: Option<ProcId>,
+        host: &str,
+        state: &str,
+        limit: Duration,
+    ) -> Result<Duration> {
+        let t0 = Instant::now();
+        let what = format!("{host} {state}");
+        wait::until(&what, limit, Duration::from_millis(5), || {
+            if let Some(e) = proc.and_then(|id| lab.exited_error(id, &what)) {
+                return Poll::Fail(e);
+            }
+            match self.vrrp_state() {
+                Ok(s) if s == state => Poll::Ready(t0.elapsed()),
+                Ok(s) => Poll::Pending(format!("state {s}")),
+                Err(e) => Poll::Pending(e.to_string()),
+            }
+        })
+    }
+
+    /// Waits until the gateway reports a complete session-sync replica (`show sync`).
+    pub fn wait_synced(&self, limit: Duration) -> Result<()> {
+        wait::until(
+            "session sync complete",
+            limit,
+            Duration::from_millis(20),
+            || match self.json(&["show", "sync"]) {
+                Ok(v) if v["synced"].as_bool() == Some(true) => Poll::Ready(()),
+                Ok(v) => Poll::Pending(v.to_string()),
+                Err(e) => Poll::Pending(e.to_string()),
+            },
+        )
     }
 
     /// Drop counters by reason (`show errors`).

@@ -16,22 +16,6 @@ const VM2: usize = 2;
 /// Offset of the inner frame in a Geneve packet without options.
 const INNER: usize = 50;
 
-fn ip(s: &str) -> u32 {
-    u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
-}
-
-fn one_out(h: &mut HostPipeline, in_port: usize, frame: Vec<u8>, out_port: usize) -> Vec<u8> {
-    let out = h.run(in_port as u16, &[frame]);
-    let n: usize = out.iter().map(Vec::len).sum();
-    assert_eq!(
-        (n, out[out_port].len()),
-        (1, 1),
-        "expected one packet on port {out_port}; drops: {:?}",
-        h.drop_summary()
-    );
-    out[out_port][0].clone()
-}
-
 /// An external host's frame to the gateway's external port.
 fn from_outside(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
     vm_frame(EXT_HOST_MAC, EXT_MAC_G, src, dst, proto, l4)

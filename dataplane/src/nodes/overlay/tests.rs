@@ -13,23 +13,6 @@ const UL: usize = 0;
 const VM1: usize = 1;
 const VM2: usize = 2;
 
-fn ip(s: &str) -> u32 {
-    u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
-}
-
-/// Runs `frame` from a VM port of host `a`, expects exactly one packet out of `port`.
-fn one_out(h: &mut HostPipeline, in_port: usize, frame: Vec<u8>, out_port: usize) -> Vec<u8> {
-    let out = h.run(in_port as u16, &[frame]);
-    let n: usize = out.iter().map(Vec::len).sum();
-    assert_eq!(
-        (n, out[out_port].len()),
-        (1, 1),
-        "expected one packet on port {out_port}; drops: {:?}",
-        h.drop_summary()
-    );
-    out[out_port][0].clone()
-}
-
 #[test]
 fn l2_same_subnet_across_hosts_goes_through_geneve() {
     let mut a = HostPipeline::new("a", 1024);
