@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 /// Dataplane messages that control-plane messages embed (`HostCaptureRequest`, `TraceRequest`,
-/// `HostHops`, `GatewayMemberStatus`): they need the control-plane package's serde derives too.
+/// `HostHops`, `GatewayMemberStatus`, `HostTraceWatchRequest`): they need the control-plane package's serde derives too.
 const EMBEDDED_DATAPLANE: &[&str] = &[
     ".aegis.dataplane.v1.CaptureRequest",
     ".aegis.dataplane.v1.BpfInstruction",
@@ -16,6 +16,11 @@ const EMBEDDED_DATAPLANE: &[&str] = &[
     ".aegis.dataplane.v1.NamedCount",
     ".aegis.dataplane.v1.ShowSyncReply",
     ".aegis.dataplane.v1.SyncPeer",
+    ".aegis.dataplane.v1.TraceWatchRequest",
+    // Printed by `aegisctl trace watch -o json`.
+    ".aegis.dataplane.v1.WatchedPath",
+    ".aegis.dataplane.v1.TraceWatchStats",
+    ".aegis.dataplane.v1.TraceWatchStarted",
 ];
 
 const PROTOS: &[&str] = &[

@@ -1,7 +1,8 @@
 //! `aegisctl` commands for the control plane: one subcommand per object kind (create, list,
 //! get, delete), `apply -f` for files of objects, `watch`, `host list` (the monitoring table)
 //! and `cluster status|leave`, and the diagnostics of the hosts' dataplanes (`drops`,
-//! `capture --host`, in `diag.rs`; `trace`; `gateway status`, in `gateway.rs`). They talk
+//! `capture --host`, in `diag.rs`; `trace`; `trace watch`, in `watch.rs`; `gateway status`,
+//! in `gateway.rs`). They talk
 //! gRPC to any control-plane node (`--server`, the cluster IP in production); writes and
 //! reads that find no leader are retried for `--retry-for`.
 
@@ -10,6 +11,7 @@ mod diag;
 mod gateway;
 mod render;
 mod trace;
+mod watch;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -23,7 +25,8 @@ use clap::{Args, Subcommand, ValueEnum};
 pub use args::{CreateArgs, ObjectCommand};
 pub use diag::{DropsArgs, HostCaptureArgs};
 pub use gateway::{GatewayCommand, GatewayStatusArgs};
-pub use trace::{TraceArgs, TraceOutput};
+pub use trace::{TraceArgs, TraceOutput, TraceSub};
+pub use watch::TraceWatchArgs;
 
 use crate::client::{clients, ClientConfig, Clients};
 use crate::error::CliError;
@@ -107,7 +110,8 @@ pub enum CpCommand {
     /// Capture packets on a host's dataplane through the control plane (as `dp capture`).
     Capture(HostCaptureArgs),
     /// Send a probe as a VM would and show every hop it takes on every host, where it was
-    /// delivered or dropped and why, and the path the desired state expects.
+    /// delivered or dropped and why, and the path the desired state expects; or `trace
+    /// watch` real traffic on one host.
     Trace(TraceArgs),
     /// The gateway groups as their members' dataplanes see them (`gateway status`).
     #[command(subcommand)]

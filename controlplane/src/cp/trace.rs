@@ -6,8 +6,9 @@ use std::io::Write;
 
 use aegis_api::controlplane::v1::{TraceRequest, TraceResponse};
 use aegis_api::dataplane::v1::InjectProbeRequest;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
+use super::watch::TraceWatchArgs;
 use super::{render, Ctx};
 use crate::error::CliError;
 
@@ -23,9 +24,13 @@ pub enum TraceOutput {
     Dot,
 }
 
-/// `trace`.
+/// `trace`: a probe (the options), or `trace watch` (the subcommand).
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct TraceArgs {
+    /// `watch`: trace real traffic instead of a probe.
+    #[command(subcommand)]
+    pub sub: Option<TraceSub>,
     /// The VM port (Port object) the probe is sent from.
     #[arg(
         long,
@@ -39,8 +44,8 @@ pub struct TraceArgs {
     #[arg(long, value_name = "GROUP")]
     pub from_external: Option<String>,
     /// Destination address.
-    #[arg(long)]
-    pub dst: std::net::Ipv4Addr,
+    #[arg(long, required = true)]
+    pub dst: Option<std::net::Ipv4Addr>,
     /// Source address (default: the port's first address).
     #[arg(long)]
     pub src: Option<std::net::Ipv4Addr>,
@@ -67,12 +72,26 @@ pub struct TraceArgs {
     pub output: TraceOutput,
 }
 
-/// Runs the trace and prints it.
+/// `trace`'s subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TraceSub {
+    /// Trace real traffic that matches a filter on one host, continuously, and print each
+    /// packet's path through that host's dataplane as it completes.
+    Watch(TraceWatchArgs),
+}
+
+/// Runs the trace (or the watch) and prints it.
 pub(super) async fn trace(ctx: &Ctx, a: &TraceArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if let Some(TraceSub::Watch(w)) = &a.sub {
+        return super::watch::watch(ctx, w, out).await;
+    }
+    let Some(dst) = a.dst else {
+        return Err(CliError::Usage("--dst is required".into()));
+    };
     let req = TraceRequest {
         probe: Some(InjectProbeRequest {
             port: a.from.clone().unwrap_or_default(),
-            dst: a.dst.to_string(),
+            dst: dst.to_string(),
             src: a.src.map(|s| s.to_string()).unwrap_or_default(),
             proto: a.proto.clone(),
             sport: u32::from(a.sport),

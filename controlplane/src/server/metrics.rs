@@ -138,6 +138,7 @@ pub fn render(node: &Node) -> String {
         &[
             ("{rpc=\"drops\"}".into(), n(&c.diag_drops)),
             ("{rpc=\"capture\"}".into(), n(&c.diag_captures)),
+            ("{rpc=\"trace_watch\"}".into(), n(&c.diag_watches)),
             ("{rpc=\"gateway_status\"}".into(), n(&c.diag_gateway_status)),
         ],
     );

@@ -48,6 +48,8 @@ pub struct Counters {
     pub diag_drops: AtomicU64,
     /// Captures proxied to a host's dataplane (on the leader).
     pub diag_captures: AtomicU64,
+    /// Trace watches passed through to a dataplane.
+    pub diag_watches: AtomicU64,
     /// GatewayStatus calls answered here (leader) or forwarded (follower).
     pub diag_gateway_status: AtomicU64,
     /// Hosts a diagnostics call could not reach (down, no address, dataplane error).

@@ -95,6 +95,31 @@ pub trait AdminBackend: Send + Sync + 'static {
         ))
     }
 
+    /// Starts a trace watch on the workers (see [`super::watch::start`]); it runs until the
+    /// returned session is dropped. Backends without workers refuse.
+    fn trace_watch(
+        &self,
+        _query: super::watch::WatchQuery,
+    ) -> Result<super::watch::WatchStart, AdminError> {
+        Err(AdminError::Internal(
+            "this backend runs no workers: nothing to watch".into(),
+        ))
+    }
+
+    /// Takes up to `max` completed paths of watch `watch` (see
+    /// [`crate::trace::TraceStore::take_watched`]).
+    fn watch_paths(&self, _watch: u8, _max: usize) -> Vec<aegis_api::dataplane::v1::WatchedPath> {
+        Vec::new()
+    }
+
+    /// Paths of watch `watch` its ring overwrote before they were taken.
+    fn watch_overwritten(&self, _watch: u8) -> u64 {
+        0
+    }
+
+    /// Forgets watch `watch`'s unread paths (its stream ended).
+    fn end_watch(&self, _watch: u8) {}
+
     /// The hop records held for trace `id`.
     fn trace_records(
         &self,

@@ -92,6 +92,40 @@ impl CaptureCounters {
     }
 }
 
+/// The filter program a client compiled (validated, see [`crate::capture::bpf`]); an
+/// empty one takes every packet. `filter` is the user's text, for the error message.
+pub fn program(filter: &str, insns: &[pb::BpfInstruction]) -> Result<Program, AdminError> {
+    if insns.is_empty() {
+        return Ok(Program::accept_all());
+    }
+    let insns = insns
+        .iter()
+        .map(|i| {
+            let code = u16::try_from(i.code).ok()?;
+            let jt = u8::try_from(i.jt).ok()?;
+            let jf = u8::try_from(i.jf).ok()?;
+            Some(Insn::new(code, jt, jf, i.k))
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| AdminError::invalid("program", "an instruction field is too large"))?;
+    Program::new(insns)
+        .map_err(|e| AdminError::invalid("program", format!("filter {filter:?}: {e}")))
+}
+
+/// A stream's time limit in seconds (0: none).
+pub fn duration(d: f64) -> Result<Option<Duration>, AdminError> {
+    if d == 0.0 {
+        Ok(None)
+    } else if d.is_finite() && d > 0.0 && d < 1e9 {
+        Ok(Some(Duration::from_secs_f64(d)))
+    } else {
+        Err(AdminError::invalid(
+            "duration_seconds",
+            format!("{d} is not a positive number of seconds"),
+        ))
+    }
+}
+
 /// Checks a `Capture` request: the direction, the filter program (validated, see
 /// [`crate::capture::bpf`]), the snap length.
 pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
@@ -113,23 +147,7 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
             "a capture of no port traffic must take drops",
         ));
     }
-    let filter = if req.program.is_empty() {
-        Program::accept_all()
-    } else {
-        let insns = req
-            .program
-            .iter()
-            .map(|i| {
-                let code = u16::try_from(i.code).ok()?;
-                let jt = u8::try_from(i.jt).ok()?;
-                let jf = u8::try_from(i.jf).ok()?;
-                Some(Insn::new(code, jt, jf, i.k))
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| AdminError::invalid("program", "an instruction field is too large"))?;
-        Program::new(insns)
-            .map_err(|e| AdminError::invalid("program", format!("filter {:?}: {e}", req.filter)))?
-    };
+    let filter = program(&req.filter, &req.program)?;
     let snaplen = match req.snaplen {
         0 => RECORD_BYTES,
         n if n as usize <= RECORD_BYTES => n as usize,
@@ -140,17 +158,7 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
             ))
         }
     };
-    let d = req.duration_seconds;
-    let duration = if d == 0.0 {
-        None
-    } else if d.is_finite() && d > 0.0 && d < 1e9 {
-        Some(Duration::from_secs_f64(d))
-    } else {
-        return Err(AdminError::invalid(
-            "duration_seconds",
-            format!("{d} is not a positive number of seconds"),
-        ));
-    };
+    let duration = duration(req.duration_seconds)?;
     Ok(CaptureQuery {
         ports: req.ports,
         direction,

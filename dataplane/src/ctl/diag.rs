@@ -102,6 +102,15 @@ impl DataplaneDiagnostics for DiagnosticsService {
         self.admin.inject_probe(req).await
     }
 
+    type TraceWatchStream = <AdminService as DataplaneAdmin>::TraceWatchStream;
+
+    async fn trace_watch(
+        &self,
+        req: Request<pb::TraceWatchRequest>,
+    ) -> Result<Response<Self::TraceWatchStream>, Status> {
+        self.admin.trace_watch(req).await
+    }
+
     async fn trace_records(
         &self,
         req: Request<pb::TraceRecordsRequest>,

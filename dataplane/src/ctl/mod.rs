@@ -25,6 +25,7 @@ mod server;
 mod service;
 pub mod trace;
 mod types;
+pub mod watch;
 
 pub use backend::{AdminBackend, AdminError};
 pub use cidr::{format_mac, parse_mac, CidrError, Ipv4Cidr};

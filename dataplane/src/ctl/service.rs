@@ -15,6 +15,11 @@ type CaptureEvents = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<pb::CaptureEvent, Status>> + Send + 'static>,
 >;
 
+/// The stream of a `TraceWatch` call.
+type WatchEvents = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::TraceWatchEvent, Status>> + Send + 'static>,
+>;
+
 /// Events buffered between the capture task and the client.
 const CAPTURE_CHANNEL: usize = 1024;
 
@@ -184,6 +189,21 @@ impl DataplaneAdmin for AdminService {
         Ok(Response::new(
             self.call(move |b| b.trace_records(id)).await?,
         ))
+    }
+
+    type TraceWatchStream = WatchEvents;
+
+    async fn trace_watch(
+        &self,
+        req: Request<pb::TraceWatchRequest>,
+    ) -> Result<Response<Self::TraceWatchStream>, Status> {
+        let query = super::watch::query(req.into_inner())?;
+        let start = self.call(move |b| b.trace_watch(query)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(CAPTURE_CHANNEL);
+        tokio::spawn(super::watch::stream(start, self.backend.clone(), tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn add_route(

@@ -301,6 +301,7 @@ pub fn hop_view(h: &StoredHop, snap: &Snapshot) -> pb::TraceHop {
     };
     let (action, port) = match r.action {
         Action::Injected { port } => ("injected", Some(port)),
+        Action::Watched { port } => ("received", Some(port)),
         Action::Received { port, from, vni } => {
             hop.peer = Ipv4Addr::from(from).to_string();
             hop.detail = format!("Geneve VNI {vni} from {}", hop.peer);
@@ -332,6 +333,7 @@ pub fn hop_view(h: &StoredHop, snap: &Snapshot) -> pb::TraceHop {
     }
     let detail = match r.detail {
         Detail::None => String::new(),
+        Detail::Packet(p) => format!("watch matched: {}", p.describe()),
         Detail::VpcRoute { vpc, prefix, len } => {
             let vpc = ov
                 .vpcs

@@ -59,6 +59,8 @@ pub struct DaemonBackend {
     pub capture: Arc<crate::capture::CaptureHub>,
     /// Session sync (`[sync]` in host.toml), if any. Lock order: `vrrp`, then `sync`.
     pub sync: Option<Mutex<super::sync::SyncDriver>>,
+    /// Trace watches on the workers.
+    pub watch: Arc<crate::trace::WatchHub>,
     /// Hop records of traced packets, drained from the workers.
     pub traces: Mutex<crate::trace::TraceStore>,
 }
@@ -68,6 +70,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl DaemonBackend {
+    /// The host name captures and watches are labelled with (the control plane's, else
+    /// the system's), and the configured port names in index order (as `show interfaces`,
+    /// not the DPDK device names).
+    fn host_and_ports(&self) -> (String, Vec<String>) {
+        let host = match &self.feed {
+            Some(f) => lock(&f.state).host.clone(),
+            None => crate::ctl::capture::system_host_name(),
+        };
+        let snap = self.cell.load();
+        let ports = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, _))| {
+                snap.ports
+                    .get(i)
+                    .map_or_else(|| port.name().to_owned(), |v| v.name.clone())
+            })
+            .collect();
+        (host, ports)
+    }
+
     /// Where the VRRP speaker sends (worker 0's injection queue) and reads link state.
     pub fn vrrp_io(&self) -> Option<super::vrrp::DaemonIo<'_>> {
         self.workers.first().map(|(h, _)| super::vrrp::DaemonIo {
@@ -369,23 +393,46 @@ impl AdminBackend for DaemonBackend {
         &self,
         query: crate::ctl::capture::CaptureQuery,
     ) -> Result<crate::ctl::capture::CaptureStart, AdminError> {
-        let host = match &self.feed {
-            Some(f) => lock(&f.state).host.clone(),
-            None => crate::ctl::capture::system_host_name(),
-        };
-        // The configured names (as `show interfaces`), not the DPDK device names.
-        let snap = self.cell.load();
-        let ports: Vec<String> = self
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, (port, _))| {
-                snap.ports
-                    .get(i)
-                    .map_or_else(|| port.name().to_owned(), |v| v.name.clone())
-            })
-            .collect();
+        let (host, ports) = self.host_and_ports();
         crate::ctl::capture::start(&self.capture, host, &ports, query)
+    }
+
+    fn trace_watch(
+        &self,
+        query: crate::ctl::watch::WatchQuery,
+    ) -> Result<crate::ctl::watch::WatchStart, AdminError> {
+        let (host, ports) = self.host_and_ports();
+        let start = crate::ctl::watch::start(&self.watch, host, &ports, query)?;
+        lock(&self.traces).open_watch(start.session.watch());
+        tracing::info!(
+            watch = start.session.watch(),
+            filter = %start.query.filter_text,
+            ports = ?start.ports,
+            rate = start.query.rate,
+            "trace watch started"
+        );
+        Ok(start)
+    }
+
+    fn watch_paths(&self, watch: u8, max: usize) -> Vec<aegis_api::dataplane::v1::WatchedPath> {
+        let paths = lock(&self.traces).take_watched(watch, max);
+        if paths.is_empty() {
+            return Vec::new();
+        }
+        let snap = self.cell.load();
+        paths
+            .iter()
+            .map(|(id, hops)| crate::ctl::watch::path_view(*id, hops, &snap))
+            .collect()
+    }
+
+    fn watch_overwritten(&self, watch: u8) -> u64 {
+        lock(&self.traces).watch_overwritten(watch)
+    }
+
+    fn end_watch(&self, watch: u8) {
+        lock(&self.traces).close_watch(watch);
+        tracing::info!(watch, "trace watch ended");
     }
 
     fn capture_counters(&self) -> crate::ctl::capture::CaptureCounters {

@@ -282,6 +282,7 @@ fn run_until_stopped(
             clock,
         ),
         sync,
+        watch: crate::trace::WatchHub::new(handles.iter().map(|h| h.watches.clone()).collect()),
         traces: Mutex::new(crate::trace::TraceStore::new(
             handles.iter().map(|h| h.traces.clone()).collect(),
             clock,
@@ -397,6 +398,7 @@ fn spawn_control(
                 wait_for_signal().await;
                 tracing::info!("shutting down");
                 backend.capture.close();
+                backend.watch.close();
                 if backend.vrrp.is_some() {
                     // Priority 0 out before the workers stop: backups take over after
                     // their skew time instead of the whole master-down interval.

@@ -423,14 +423,35 @@ impl<B: PacketBuf> Outputs<'_, B> {
         }
     }
 
-    /// The trace id of a traced packet (carried in the Geneve option).
+    /// The trace id a traced packet carries in the Geneve option: probes only (a watched
+    /// packet is real traffic and goes on the wire unchanged).
     #[inline(always)]
     pub fn trace_id(&self, meta: &Meta) -> Option<u64> {
         if meta.traced() {
-            self.tracer.id(meta)
+            self.tracer
+                .id(meta)
+                .filter(|&id| crate::trace::is_probe(id))
         } else {
             None
         }
+    }
+
+    /// True when some trace watch looks at the inner frames of Geneve packets (checked
+    /// once per frame by `geneve-input`).
+    #[inline(always)]
+    pub fn watching_overlay(&self) -> bool {
+        self.tracer.watches().overlay_on()
+    }
+
+    /// Offers the inner frame of an untraced Geneve packet to the trace watches; a packet
+    /// one takes is traced from here on (`received` from `from` with VNI `vni`).
+    #[inline(never)]
+    pub fn watch_inner(&mut self, meta: &mut Meta, frame: &[u8], from: u32, vni: u32) {
+        let port = meta.rx_port;
+        let at = (self.node, Action::Received { port, from, vni });
+        let revision = self.snap.overlay.revision;
+        self.tracer
+            .watch(meta, frame, None, at, revision, self.now_ns);
     }
 
     /// Starts tracing a packet under `id`, recording `action` as its first hop at the
@@ -490,6 +511,11 @@ impl<B: PacketBuf> Graph<B> {
             taps: Taps::default(),
             tracer: Tracer::default(),
         }
+    }
+
+    /// The worker's tracer, to start or stop a trace watch.
+    pub fn tracer_mut(&mut self) -> &mut Tracer {
+        &mut self.tracer
     }
 
     /// Makes `tracer` this worker's tracer.
@@ -577,6 +603,30 @@ impl<B: PacketBuf> Graph<B> {
             {
                 self.stats.count_drop(DropReason::FrameOverflow);
             }
+        }
+    }
+
+    /// [`Graph::input`] for a port some trace watch looks at: each packet is offered to the
+    /// watches first, and the ones a watch takes are traced from `ethernet-input` on.
+    pub fn input_watched(
+        &mut self,
+        port: u16,
+        bufs: impl IntoIterator<Item = B>,
+        snap: &Snapshot,
+        now_ns: u64,
+    ) {
+        let f = &mut self.frames[NodeId::EthInput as usize];
+        let revision = snap.overlay.revision;
+        for buf in bufs {
+            if f.is_full() {
+                self.stats.count_drop(DropReason::FrameOverflow);
+                continue;
+            }
+            let mut meta = Meta::rx(port);
+            let at = (NodeId::EthInput, Action::Watched { port });
+            self.tracer
+                .watch(&mut meta, buf.data(), Some(port), at, revision, now_ns);
+            f.push(Pkt { buf, meta });
         }
     }
 

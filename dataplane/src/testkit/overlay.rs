@@ -367,6 +367,20 @@ impl HostPipeline {
             .collect()
     }
 
+    /// [`HostPipeline::run`] with the frames offered to the tracer's watches first (as a
+    /// worker does for a port a trace watch looks at).
+    pub fn run_watched(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
+        let bufs = frames.iter().map(|f| HeapBuf::from_bytes(f));
+        self.graph
+            .input_watched(port, bufs, &self.snap, self.now_ns);
+        self.graph.run(&self.snap, self.now_ns, &mut self.env);
+        self.graph
+            .tx_frames()
+            .iter_mut()
+            .map(|f| f.drain(..).map(|b| b.data().to_vec()).collect())
+            .collect()
+    }
+
     /// Runs frames in on `port % 3` and checks every packet is accounted for: sent,
     /// dropped with a counted reason, consumed or held; an ICMP error sent counts as one
     /// more packet. Panics if a packet vanished (the fuzz target's invariant).

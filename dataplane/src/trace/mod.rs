@@ -13,17 +13,24 @@
 //!   send it ([`probe`]); it carries the in-band [`probe::MARK`] so any dataplane can tell it
 //!   from VM traffic, is consumed at its destination port and never reaches a VM;
 //! - a Geneve packet with the Aegis trace option (the source host traced it);
-//! - a VM-sent packet carrying the probe mark is **not** traced but dropped
+//! - real traffic that matches a running trace **watch** ([`watch`]): traced on this host
+//!   under a [`WATCH_BIT`] id and delivered normally;
+//!
+//! A VM-sent packet carrying the probe mark is **not** traced but dropped
 //!   (`trace_forged`): a VM cannot make the dataplane consume or report its packets.
 
 pub mod probe;
 pub mod record;
 pub mod store;
+pub mod summary;
 pub mod tracer;
+pub mod watch;
 
 pub use record::{Action, Detail, HopRecord};
 pub use store::TraceStore;
+pub use summary::PacketSummary;
 pub use tracer::{TraceChannel, Tracer};
+pub use watch::{WatchCommand, WatchHub, WatchSession, WatchSpec, Watches, WATCH_BIT};
 
 /// Trace ids of probes have this bit set (carried in the Geneve option, so the receiving
 /// host knows to consume the packet at its destination port).

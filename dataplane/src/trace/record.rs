@@ -2,6 +2,7 @@
 //! and `Copy`, so writing one never allocates; names (ports, rules, VPCs) are resolved on
 //! the control thread when the records are read.
 
+use super::summary::PacketSummary;
 use crate::graph::{DropReason, NodeId};
 
 /// What happened to the packet at a node.
@@ -12,7 +13,14 @@ pub enum Action {
         /// The VM's DPDK port.
         port: u16,
     },
-    /// Arrived from another host in Geneve with the trace option.
+    /// A packet received on `port` matched a trace watch's filter (real traffic, traced
+    /// on this host and delivered normally).
+    Watched {
+        /// The port it came in on.
+        port: u16,
+    },
+    /// Arrived from another host in Geneve with the trace option (or, for a watched packet,
+    /// its inner frame matched a trace watch's filter).
     Received {
         /// The underlay port it came in on.
         port: u16,
@@ -94,6 +102,8 @@ pub enum Detail {
         /// Next-hop MTU of fragmentation-needed, else 0.
         mtu: u16,
     },
+    /// The headers of a watched packet where the watch matched it.
+    Packet(PacketSummary),
     /// NAT rewrote the packet.
     Nat {
         /// Address before, host order.

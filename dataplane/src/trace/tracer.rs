@@ -9,6 +9,8 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use super::record::{Action, Detail, HopRecord};
+use super::summary::PacketSummary;
+use super::watch::{Watches, WATCH_SLOTS};
 use crate::graph::frame::TRACE_SLOT_MASK;
 use crate::graph::{Meta, NodeId};
 
@@ -58,6 +60,7 @@ pub struct Tracer {
     in_use: usize,
     worker: u16,
     channel: Arc<TraceChannel>,
+    watches: Watches,
 }
 
 impl Default for Tracer {
@@ -74,6 +77,7 @@ impl Tracer {
             in_use: 0,
             worker,
             channel,
+            watches: Watches::default(),
         }
     }
 
@@ -106,6 +110,42 @@ impl Tracer {
         };
         self.in_use += 1;
         meta.set_trace_slot(i as u8);
+        true
+    }
+
+    /// The trace watches this worker runs.
+    pub fn watches(&self) -> &Watches {
+        &self.watches
+    }
+
+    /// The trace watches, to start or stop one.
+    pub fn watches_mut(&mut self) -> &mut Watches {
+        &mut self.watches
+    }
+
+    /// Offers an untraced packet (`frame` from its Ethernet header, received on `port`, or
+    /// `None` for the inner frame of a Geneve packet) to the running watches; if one takes
+    /// it, starts tracing it and records `action` at `node` with the packet's headers as
+    /// the detail. Watched packets use at most [`WATCH_SLOTS`] slots (probes keep the rest).
+    #[inline(never)]
+    pub fn watch(
+        &mut self,
+        meta: &mut Meta,
+        frame: &[u8],
+        port: Option<u16>,
+        (node, action): (NodeId, Action),
+        revision: u64,
+        now_ns: u64,
+    ) -> bool {
+        let free = self.in_use < WATCH_SLOTS;
+        let Some(id) = self.watches.select(port, frame, self.worker, free, now_ns) else {
+            return false;
+        };
+        if !self.begin(meta, id, now_ns) {
+            return false;
+        }
+        self.note(meta, Detail::Packet(PacketSummary::parse(frame)));
+        self.record(meta, node, action, revision, now_ns);
         true
     }
 

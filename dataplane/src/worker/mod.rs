@@ -1,8 +1,10 @@
 //! The worker: one per lcore, run to completion — for each port, rx burst → graph → tx
 //! burst; then packets the control thread injected; then the hold queue; then connection
 //! expiry and connection-table dumps the control thread asked for ([`dump`]); then capture
-//! starts and stops ([`crate::capture`]); then the idle policy. Capture points: port rx
-//! (before the graph), port tx (before the tx burst) and drops (in the graph). The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
+//! and trace-watch starts and stops ([`crate::capture`], [`crate::trace::watch`]); then the
+//! idle policy. Capture points: port rx (before the graph), port tx (before the tx burst)
+//! and drops (in the graph); a trace watch matches at port rx (the burst of a watched port
+//! enters through [`Graph::input_watched`]) and in `geneve-input`. The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
 //! per poll unless something changed) and never locks or allocates on the packet path.
 
 pub mod dpdk;
@@ -23,7 +25,7 @@ use crate::graph::{
 };
 use crate::port::clock::rdtsc;
 use crate::state::SnapshotReader;
-use crate::trace::{TraceChannel, Tracer};
+use crate::trace::{TraceChannel, Tracer, WatchCommand, WatchHub};
 use dump::{DumpRequest, DUMP_QUEUE};
 use io::PortQueues;
 use poll::{Backoff, PollMode};
@@ -91,6 +93,8 @@ pub struct WorkerHandle {
     pub probes: Arc<ArrayQueue<ProbeInjection>>,
     /// Hop records of traced packets, to the control thread.
     pub traces: Arc<TraceChannel>,
+    /// Trace watches to start or stop ([`WatchHub`]).
+    pub watches: Arc<ArrayQueue<WatchCommand>>,
 }
 
 impl WorkerHandle {
@@ -105,6 +109,7 @@ impl WorkerHandle {
             captures: CaptureHub::queue(),
             probes: Arc::new(ArrayQueue::new(PROBE_QUEUE)),
             traces: TraceChannel::new(),
+            watches: WatchHub::queue(),
         }
     }
 }
@@ -188,6 +193,7 @@ pub struct Worker<Q: PortQueues> {
     inject: Arc<ArrayQueue<Injection>>,
     dumps: Arc<ArrayQueue<DumpRequest>>,
     captures: Arc<ArrayQueue<TapCommand>>,
+    watches: Arc<ArrayQueue<WatchCommand>>,
     probes: Arc<ArrayQueue<ProbeInjection>>,
     backoff: Backoff,
     burst: usize,
@@ -242,6 +248,7 @@ impl<Q: PortQueues> Worker<Q> {
             inject: handle.inject.clone(),
             dumps: handle.dumps.clone(),
             captures: handle.captures.clone(),
+            watches: handle.watches.clone(),
             probes: handle.probes.clone(),
             backoff: Backoff::new(cfg.poll_mode),
             burst: cfg.burst.clamp(1, crate::graph::FRAME_CAP),
@@ -312,7 +319,13 @@ impl<Q: PortQueues> Worker<Q> {
                     taps.capture(Point::Rx, port as u16, buf.data(), now);
                 }
             }
-            self.graph.input(port as u16, self.rx.drain(..));
+            if self.graph.tracer().watches().rx_on(port as u16) {
+                let snap = self.snap.get();
+                self.graph
+                    .input_watched(port as u16, self.rx.drain(..), snap, now);
+            } else {
+                self.graph.input(port as u16, self.rx.drain(..));
+            }
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
         }
@@ -351,6 +364,11 @@ impl<Q: PortQueues> Worker<Q> {
         if !self.captures.is_empty() {
             while let Some(cmd) = self.captures.pop() {
                 self.graph.taps_mut().apply(cmd);
+            }
+        }
+        if !self.watches.is_empty() {
+            while let Some(cmd) = self.watches.pop() {
+                self.graph.tracer_mut().watches_mut().apply(cmd);
             }
         }
         bump(&self.stats.polls, 1);

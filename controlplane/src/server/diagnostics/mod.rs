@@ -10,6 +10,7 @@
 //!   [`gateway`] (members in priority order, master, redundant, problems).
 //! - `Capture`: one host's `Capture` stream, passed through as it comes; when the caller
 //!   goes, the stream to the dataplane is dropped and the capture ends there.
+//! - `TraceWatch`: one host's `TraceWatch` stream, passed through the same way.
 //! - `Trace`: a probe injected by the source port's host; hop records gathered from every
 //!   host with a diagnostics address (down ones too: a host cut off from the control plane
 //!   may still forward, and its stale state is what the trace must show) until the trace
@@ -31,8 +32,8 @@ use std::future::Future;
 
 use aegis_api::controlplane::v1::{
     diagnostics_server::Diagnostics, object::Spec, DropsRequest, DropsResponse, GatewayGroup,
-    GatewayStatusRequest, GatewayStatusResponse, HostCaptureRequest, HostHops, HostStatus, Kind,
-    TraceRequest, TraceResponse, UnreachableHost,
+    GatewayStatusRequest, GatewayStatusResponse, HostCaptureRequest, HostHops, HostStatus,
+    HostTraceWatchRequest, Kind, TraceRequest, TraceResponse, UnreachableHost,
 };
 use aegis_api::dataplane::v1 as pb;
 use futures::Stream;
@@ -46,6 +47,8 @@ pub const HOST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The events of a proxied capture.
 pub type CaptureEvents = Pin<Box<dyn Stream<Item = Result<pb::CaptureEvent, Status>> + Send>>;
+/// The events of a proxied trace watch.
+pub type WatchEvents = Pin<Box<dyn Stream<Item = Result<pb::TraceWatchEvent, Status>> + Send>>;
 
 /// The service, on one node.
 pub struct DiagnosticsService {
@@ -125,6 +128,40 @@ impl DiagnosticsService {
             .counters
             .diag_unreachable
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The client of `host`'s dataplane for a stream passed through (`Capture`,
+    /// `TraceWatch`) and its address: INVALID_ARGUMENT without a host, NOT_FOUND for an
+    /// unknown one, FAILED_PRECONDITION when it is down or has no diagnostics address.
+    fn host_client(&self, host: &str) -> Result<(DataplaneClient, String), Status> {
+        if host.is_empty() {
+            return Err(Status::invalid_argument("host is required"));
+        }
+        let status = self
+            .statuses(host)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::not_found(format!("host {host} does not exist")))?;
+        // Down or without an address: not worth retrying like an unreachable leader.
+        let client = self.client(&status).map_err(|e| {
+            self.unreachable();
+            Status::failed_precondition(format!("host {host}: {e}"))
+        })?;
+        Ok((client, status.diag_address))
+    }
+
+    /// A dataplane's refusal of a passed-through stream, naming the host: UNAVAILABLE when
+    /// it cannot be reached, its own code otherwise (a bad port or filter).
+    fn host_error(&self, host: &str, address: &str, s: Status) -> Status {
+        if s.code() == tonic::Code::Unavailable {
+            self.unreachable();
+            Status::unavailable(format!(
+                "host {host}: dataplane at {address}: {}",
+                s.message()
+            ))
+        } else {
+            Status::new(s.code(), format!("host {host}: {}", s.message()))
+        }
     }
 }
 
@@ -470,41 +507,47 @@ impl Diagnostics for DiagnosticsService {
             return Ok(Response::new(Box::pin(stream.into_inner())));
         }
         let req = req.into_inner();
-        if req.host.is_empty() {
-            return Err(Status::invalid_argument("host is required"));
-        }
         let capture = req
             .capture
             .ok_or_else(|| Status::invalid_argument("capture is required"))?;
-        let status = self
-            .statuses(&req.host)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Status::not_found(format!("host {} does not exist", req.host)))?;
-        // Down or without an address: not worth retrying like an unreachable leader.
-        let mut client = self.client(&status).map_err(|e| {
-            self.unreachable();
-            Status::failed_precondition(format!("host {}: {e}", req.host))
-        })?;
-        let stream = client.capture(capture).await.map_err(|s| {
-            // The dataplane's own refusals (a bad port or filter) keep their code.
-            if s.code() == tonic::Code::Unavailable {
-                self.unreachable();
-                Status::unavailable(format!(
-                    "host {}: dataplane at {}: {}",
-                    req.host,
-                    status.diag_address,
-                    s.message()
-                ))
-            } else {
-                Status::new(s.code(), format!("host {}: {}", req.host, s.message()))
-            }
-        })?;
+        let (mut client, address) = self.host_client(&req.host)?;
+        let stream = client
+            .capture(capture)
+            .await
+            .map_err(|s| self.host_error(&req.host, &address, s))?;
         self.node
             .counters
             .diag_captures
             .fetch_add(1, Ordering::Relaxed);
-        tracing::info!(host = %req.host, dataplane = %status.diag_address, "capture proxied");
+        tracing::info!(host = %req.host, dataplane = %address, "capture proxied");
+        Ok(Response::new(Box::pin(stream.into_inner())))
+    }
+
+    type TraceWatchStream = WatchEvents;
+
+    async fn trace_watch(
+        &self,
+        req: Request<HostTraceWatchRequest>,
+    ) -> Result<Response<WatchEvents>, Status> {
+        if !self.node.is_leader() {
+            let mut leader = self.leader()?;
+            let stream = leader.diagnostics.trace_watch(req.into_inner()).await?;
+            return Ok(Response::new(Box::pin(stream.into_inner())));
+        }
+        let req = req.into_inner();
+        let watch = req
+            .watch
+            .ok_or_else(|| Status::invalid_argument("watch is required"))?;
+        let (mut client, address) = self.host_client(&req.host)?;
+        let stream = client
+            .trace_watch(watch)
+            .await
+            .map_err(|s| self.host_error(&req.host, &address, s))?;
+        self.node
+            .counters
+            .diag_watches
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(host = %req.host, dataplane = %address, "trace watch proxied");
         Ok(Response::new(Box::pin(stream.into_inner())))
     }
 }

@@ -3,7 +3,8 @@
 //! payload), maps the VNI to its VPC, strips the outer headers, and sends the inner frame
 //! to `security-group` if its destination MAC is a port of that VPC on this host, or to
 //! `gateway-output` if it is the gateway MAC and this host is a gateway. The source host
-//! routed the packet already (TTL and MACs are final).
+//! routed the packet already (TTL and MACs are final). Traces continue here for probes (the
+//! Geneve trace option) and start here for packets whose inner frame a trace watch takes.
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
@@ -27,10 +28,12 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     let ov = &*ctx.snap.overlay;
+    let watching = out.watching_overlay();
     for mut pkt in input.drain(..) {
-        let (outer_len, hl) = {
+        let (outer_len, hl, outer_src) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
-            (usize::from(ip.total_len()), ip.header_len())
+            let src = crate::wire::be32(pkt.buf.data(), L3 + 12);
+            (usize::from(ip.total_len()), ip.header_len(), src)
         };
         let gnv_off = L3 + hl + UDP_LEN;
         let end = (L3 + outer_len).min(pkt.buf.len());
@@ -50,9 +53,12 @@ pub fn process<B: PacketBuf>(
             continue;
         };
         if let Some(id) = trace {
-            let from = crate::wire::be32(pkt.buf.data(), L3 + 12);
             let port = pkt.meta.rx_port;
-            let action = Action::Received { port, from, vni };
+            let action = Action::Received {
+                port,
+                from: outer_src,
+                vni,
+            };
             // A probe must never reach a VM untraced (it would be delivered).
             if !out.begin_trace(&mut pkt.meta, id, action) && crate::trace::is_probe(id) {
                 out.drop(pkt.buf, pkt.meta, DropReason::TraceSlotsFull);
@@ -69,6 +75,10 @@ pub fn process<B: PacketBuf>(
         if !pkt.buf.adj(inner_off) || !pkt.buf.trim(tail) {
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
+        }
+        if watching && !pkt.meta.traced() {
+            // Real traffic from another host: a trace watch may take it on its inner frame.
+            out.watch_inner(&mut pkt.meta, pkt.buf.data(), outer_src, vni);
         }
         let d = pkt.buf.data();
         let dst_mac: [u8; 6] = crate::wire::array(d, 0);

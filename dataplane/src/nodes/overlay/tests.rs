@@ -436,3 +436,91 @@ fn mutated_frames_are_always_accounted_for_and_never_panic() {
         a.run_accounted(port, &burst);
     }
 }
+
+/// Starts a watch on `h`'s worker (a fresh tracer whose records go to the returned channel).
+fn watch_on(
+    h: &mut HostPipeline,
+    rx_ports: u64,
+    overlay: bool,
+    filter: crate::capture::Program,
+) -> std::sync::Arc<crate::trace::TraceChannel> {
+    use crate::trace::watch::{WatchCommand, WatchSpec};
+    let ch = crate::trace::TraceChannel::new();
+    let mut tracer = crate::trace::Tracer::new(0, ch.clone());
+    tracer.watches_mut().apply(WatchCommand::Start {
+        watch: 1,
+        spec: std::sync::Arc::new(WatchSpec {
+            rx_ports,
+            overlay,
+            filter,
+            rate: 1000,
+        }),
+        counters: Default::default(),
+    });
+    h.graph.set_tracer(tracer);
+    ch
+}
+
+fn records(ch: &crate::trace::TraceChannel) -> Vec<crate::trace::HopRecord> {
+    std::iter::from_fn(|| ch.records.pop()).collect()
+}
+
+#[test]
+fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() {
+    use crate::capture::{Insn, Program};
+    use crate::trace::watch::watch_of;
+    use crate::trace::{Action, Detail};
+    let mut a = HostPipeline::new("a", 1024);
+    let mut b = HostPipeline::new("b", 1024);
+    let frame = vm_frame(
+        B1_MAC,
+        B2_MAC,
+        "10.1.1.11",
+        "10.1.1.12",
+        PROTO_ICMP,
+        &echo(7),
+    );
+    let plain = one_out(&mut a, VM1, frame.clone(), UL);
+    // Host a watches b1's port; host b watches what it decapsulates.
+    let cha = watch_on(&mut a, 1 << VM1, false, Program::accept_all());
+    let chb = watch_on(&mut b, 0, true, Program::accept_all());
+    let out = a.run_watched(VM1 as u16, std::slice::from_ref(&frame));
+    let wire = out[UL].first().expect("sent to host b").clone();
+    // The packet on the wire is what it is without the watch: no Geneve trace option.
+    assert_eq!(wire.len(), plain.len());
+    let g = geneve::Packet::new_checked(&wire[42..]).expect("valid Geneve");
+    assert_eq!(g.opt_len_words(), 0);
+    let ra = records(&cha);
+    assert!(ra.len() >= 3, "{ra:?}");
+    assert!(ra.iter().all(|r| watch_of(r.trace) == Some(1)));
+    assert_eq!(ra[0].action, Action::Watched { port: VM1 as u16 });
+    let Detail::Packet(p) = ra[0].detail else {
+        panic!("the first hop carries the packet's headers: {:?}", ra[0]);
+    };
+    assert_eq!(
+        (p.src, p.dst, p.proto),
+        (ip("10.1.1.11"), ip("10.1.1.12"), 1)
+    );
+    assert_eq!(
+        ra.last().unwrap().action,
+        Action::Transmitted { port: UL as u16 }
+    );
+    // Host b: traced from geneve-input on, delivered to b2 like any packet.
+    let out = b.run(UL as u16, std::slice::from_ref(&wire));
+    assert_eq!(out[VM1], vec![frame.clone()]);
+    let rb = records(&chb);
+    assert!(matches!(
+        rb[0].action,
+        Action::Received { from, vni: 100, .. } if from == ip("10.88.0.11")
+    ));
+    assert_eq!(
+        rb.last().unwrap().action,
+        Action::Transmitted { port: VM1 as u16 }
+    );
+    // A filter that takes nothing traces nothing; the packet still goes.
+    let none = Program::new(vec![Insn::new(0x06, 0, 0, 0)]).unwrap();
+    let chn = watch_on(&mut a, 1 << VM1, false, none);
+    let out = a.run_watched(VM1 as u16, std::slice::from_ref(&frame));
+    assert_eq!(out[UL].len(), 1);
+    assert!(records(&chn).is_empty());
+}
