@@ -7,8 +7,13 @@
 //!    c1 with the right count, ranked;
 //! 3. `aegisctl capture --host c2 --port vm-b2 --filter icmp -c 6 -w F` while b1 pings b2:
 //!    tshark reads only ICMP, on the interface named `c2/vm-b2`;
-//! 4. a security-group deny shows in `drops` with its rule id;
-//! 5. a host whose dataplane is gone is listed as unreachable, the others still answer.
+//! 4. `aegisctl trace watch --host c2 --filter 'tcp port 80'` while b1 connects to b2:80
+//!    and pings it: only the TCP packets are traced, the SYN from its Geneve inner frame on
+//!    (geneve-input) to b2's port, b2's reset from b2's port to the underlay; an unknown
+//!    port is refused;
+//! 5. a security-group deny shows in `drops` with its rule id, and in a watch on c2 as a
+//!    path dropped at `security-group` with the rule;
+//! 6. a host whose dataplane is gone is listed as unreachable, the others still answer.
 //!
 //! One lab for all of it (a lab takes long to build). Needs root, tshark and the release
 //! binaries; skips loudly without them and fails under CI=true.
@@ -92,6 +97,54 @@ impl<T> OrPanicOpt<T> for Option<T> {
     fn or_panic_opt(self, what: &str) -> T {
         self.unwrap_or_else(|| panic!("missing: {what}"))
     }
+}
+
+/// Runs `aegisctl trace watch ARGS -o json` (or as ARGS say: `-o table`) from the fabric, calling `traffic` until it
+/// ends (30 s at most); returns the paths it printed and its log.
+fn watch(
+    ew: &mut EastWestLab,
+    name: &str,
+    args: &[&str],
+    mut traffic: impl FnMut(&EastWestLab),
+) -> (Vec<Value>, String) {
+    let aegisctl = ew.bins.aegisctl().or_panic("aegisctl");
+    let mut argv = vec!["--server", CP_ADDR, "trace", "watch"];
+    argv.extend_from_slice(args);
+    if !args.contains(&"table") {
+        argv.extend_from_slice(&["-o", "json"]);
+    }
+    let id = ew
+        .lab
+        .spawn(FABRIC, name, &aegisctl.to_string_lossy(), &argv)
+        .or_panic("start aegisctl trace watch");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ew.lab.proc(id).is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "trace watch still running after 30 s:\n{}",
+            ew.lab.proc(id).log_tail(20)
+        );
+        traffic(ew);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let p = ew.lab.proc(id);
+    let status = p.exit_status().or_panic_opt("trace watch exit status");
+    let log = p.log();
+    assert!(
+        status.success(),
+        "aegisctl trace watch failed ({status}):\n{log}"
+    );
+    let paths = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).or_panic("a JSON path"))
+        .collect();
+    (paths, log)
+}
+
+/// The first hop of a watched path.
+fn first_hop(p: &Value) -> &Value {
+    &p["path"]["hops"][0]
 }
 
 #[test]
@@ -198,7 +251,79 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         assert!(r[2].contains(":icmp"), "only ICMP: {rows:?}");
     }
 
-    // 4. A security-group deny, with its rule id.
+    // 4. A trace watch on c2 for TCP port 80 while b1 connects to b2:80 (nothing listens:
+    // b2 answers with a reset) and pings b2 (not matched).
+    let b2_ip = ip("b2");
+    let (paths, log) = watch(
+        &mut ew,
+        "watch-tcp-80",
+        &["--host", b2.host, "--filter", "tcp port 80", "-c", "4"],
+        |ew| {
+            let _ = ew.tcp_connect("b1", b2_ip, 80, Duration::from_millis(200));
+            let _ = ew.ping("b1", b2_ip, 1);
+        },
+    );
+    assert_eq!(paths.len(), 4, "{log}");
+    assert!(
+        log.contains("4 paths;") && log.contains("ended: count"),
+        "{log}"
+    );
+    for p in &paths {
+        assert_eq!(p["host"], b2.host, "{p}");
+        let summary = p["path"]["summary"].as_str().unwrap_or("");
+        assert!(summary.contains(": TCP ["), "only TCP port 80: {p}");
+        assert_eq!(p["path"]["verdict"], "transmitted", "{p}");
+    }
+    // The SYN, matched on the inner frame of its Geneve packet, leaves on b2's port.
+    let syn = paths
+        .iter()
+        .find(|p| {
+            first_hop(p)["node"] == "geneve-input"
+                && p["path"]["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("[S]"))
+        })
+        .unwrap_or_else(|| panic!("no SYN from c1 over Geneve: {log}"));
+    assert_eq!(first_hop(syn)["action"], "received", "{syn}");
+    assert_eq!(first_hop(syn)["peer"], "10.88.0.11", "{syn}");
+    assert_eq!(syn["path"]["port"], port.as_str(), "{syn}");
+    let nodes: Vec<&str> = syn["path"]["hops"]
+        .as_array()
+        .or_panic_opt("hops")
+        .iter()
+        .filter_map(|h| h["node"].as_str())
+        .collect();
+    assert!(
+        nodes.contains(&"security-group") && nodes.contains(&"overlay-output"),
+        "{syn}"
+    );
+    // b2's reset, matched as it came in on b2's port, goes to the underlay.
+    let rst = paths
+        .iter()
+        .find(|p| first_hop(p)["port"] == port.as_str())
+        .unwrap_or_else(|| panic!("no reset from b2's port: {log}"));
+    assert!(
+        rst["path"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("{b2_ip}.80 >"))),
+        "{rst}"
+    );
+    assert_ne!(rst["path"]["port"], port.as_str(), "{rst}");
+    let refused = ew
+        .cp(&[
+            "trace",
+            "watch",
+            "--host",
+            b2.host,
+            "--port",
+            "no-such-port",
+            "-c",
+            "1",
+        ])
+        .expect_err("an unknown port is refused");
+    assert!(refused.to_string().contains("no-such-port"), "{refused}");
+
+    // 5. A security-group deny, with its rule id.
     ew.create_group("sg-client", &[]).or_panic("sg-client");
     ew.create_group(
         "sg-web",
@@ -240,8 +365,48 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         }
     };
     assert!(denied["count"].as_u64() >= Some(1), "{denied}");
+    // The same deny seen by a watch on c2: the path ends at security-group, with the rule.
+    let (paths, log) = watch(
+        &mut ew,
+        "watch-denied",
+        &["--host", b2.host, "--filter", "tcp dst port 80", "-c", "1"],
+        |ew| {
+            let _ = ew.tcp_connect("b1", b2_ip, 80, Duration::from_millis(300));
+        },
+    );
+    let p = &paths.first().unwrap_or_else(|| panic!("no path: {log}"))["path"];
+    assert_eq!(p["verdict"], "dropped", "{p}");
+    assert_eq!(p["reason"], "security_group_deny", "{p}");
+    assert_eq!(p["node"], "security-group", "{p}");
+    assert_eq!(p["rule"], "sg-web/no-http", "{p}");
+    // The text form says the same on the path's header line.
+    let (_, text) = watch(
+        &mut ew,
+        "watch-denied-text",
+        &[
+            "--host",
+            b2.host,
+            "-f",
+            "tcp dst port 80",
+            "-c",
+            "1",
+            "-o",
+            "table",
+        ],
+        |ew| {
+            let _ = ew.tcp_connect("b1", b2_ip, 80, Duration::from_millis(300));
+        },
+    );
+    println!("trace watch (text):\n{text}");
+    assert!(
+        text.lines().any(|l| l.contains(": TCP [S]")
+            && l.contains(
+                "-> DROPPED security_group_deny at security-group (rule sg-web/no-http)"
+            )),
+        "{text}"
+    );
 
-    // 5. c3's dataplane goes: c3 is unreachable, c1 and c2 still answer.
+    // 6. c3's dataplane goes: c3 is unreachable, c1 and c2 still answer.
     ew.kill_dataplane("c3").or_panic("kill c3's dataplane");
     let deadline = Instant::now() + Duration::from_secs(15);
     let v = loop {

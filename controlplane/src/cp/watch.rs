@@ -210,7 +210,7 @@ fn verdict(p: &pb::WatchedPath) -> String {
     }
 }
 
-/// A path: `TIME HOST #N SUMMARY -> VERDICT (DURATION)`, then its hops numbered.
+/// A path: `TIME HOST #N SUMMARY -> VERDICT [(DURATION)]`, then its hops numbered.
 fn write_path(
     out: &mut dyn Write,
     host: &str,
@@ -219,9 +219,16 @@ fn write_path(
     brief: bool,
 ) -> std::io::Result<()> {
     let start = p.hops.first().map_or(0, |h| h.unix_ns);
+    // Hops of one burst share its timestamp: a time shows only for a packet that waited
+    // (held for a neighbour, handed to another worker).
+    let took = if p.duration_ns > 0 {
+        format!(" ({:.1} µs)", p.duration_ns as f64 / 1000.0)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{} {host} #{n} {} -> {} ({:.1} µs)",
+        "{} {host} #{n} {} -> {}{took}",
         clock(start),
         if p.summary.is_empty() {
             "(headers not recorded)"
@@ -229,7 +236,6 @@ fn write_path(
             &p.summary
         },
         verdict(p),
-        p.duration_ns as f64 / 1000.0
     )?;
     if brief {
         return Ok(());
