@@ -120,6 +120,11 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// Forgets watch `watch`'s unread paths (its stream ended).
     fn end_watch(&self, _watch: u8) {}
 
+    /// Trace watches running, and the packets every watch traced since start.
+    fn watch_counters(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// The hop records held for trace `id`.
     fn trace_records(
         &self,

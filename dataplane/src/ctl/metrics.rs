@@ -34,7 +34,8 @@
 //! `aegis_sync_oldest_unacked_seconds`, `aegis_sync_resends_total`,
 //! `aegis_sync_bulk_resyncs_total`; packet capture:
 //! `aegis_captures_running` and `aegis_capture_overflow_total` (packets a capture lost to a
-//! full worker ring, every capture since start).
+//! full worker ring, every capture since start); trace watches:
+//! `aegis_trace_watches_running` and `aegis_trace_watch_traced_total`.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -375,6 +376,19 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
         "Packets a capture matched but did not capture: the worker's capture ring was full.",
     );
     out.sample("aegis_capture_overflow_total", &[], capture.overflow);
+    let (watches, watch_traced) = backend.watch_counters();
+    out.family(
+        "aegis_trace_watches_running",
+        "gauge",
+        "Trace watches running (aegisctl trace watch).",
+    );
+    out.sample("aegis_trace_watches_running", &[], watches);
+    out.family(
+        "aegis_trace_watch_traced_total",
+        "counter",
+        "Packets trace watches traced, every watch since start.",
+    );
+    out.sample("aegis_trace_watch_traced_total", &[], watch_traced);
 
     out.family(
         "aegis_drops_total",

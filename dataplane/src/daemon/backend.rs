@@ -430,6 +430,10 @@ impl AdminBackend for DaemonBackend {
         lock(&self.traces).watch_overwritten(watch)
     }
 
+    fn watch_counters(&self) -> (u64, u64) {
+        (self.watch.running() as u64, self.watch.traced_total())
+    }
+
     fn end_watch(&self, watch: u8) {
         lock(&self.traces).close_watch(watch);
         tracing::info!(watch, "trace watch ended");
