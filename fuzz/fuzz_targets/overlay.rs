@@ -5,6 +5,8 @@
 //! transmitted, dropped with a counted reason, consumed or held — never lost, never a panic.
 //! With bit 0x40 of the first byte the host is gateway g instead (Geneve from compute hosts
 //! to the gateway, replies from the external network: source NAT, floating IP, hairpin).
+//! With bit 0x20 a trace watch takes every packet (on every port and on Geneve inner
+//! frames): the watch's header parsing and tracing run on every input too.
 #![no_main]
 
 use aegis_dataplane::testkit::overlay::{
@@ -54,5 +56,6 @@ fuzz_target!(|data: &[u8]| {
     } else {
         HostPipeline::new("a", 1024)
     };
+    let _records = (ctl & 0x20 != 0).then(|| h.watch_all());
     h.run_accounted(port, &frames);
 });

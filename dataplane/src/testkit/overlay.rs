@@ -355,10 +355,16 @@ impl HostPipeline {
         }
     }
 
-    /// Feeds frames in on `port`, runs the graph, returns what each port transmitted.
+    /// Feeds frames in on `port` (through the trace watches if one looks at the port, as
+    /// a worker does), runs the graph, returns what each port transmitted.
     pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        self.graph
-            .input(port, frames.iter().map(|f| HeapBuf::from_bytes(f)));
+        let bufs = frames.iter().map(|f| HeapBuf::from_bytes(f));
+        if self.graph.tracer().watches().rx_on(port) {
+            self.graph
+                .input_watched(port, bufs, &self.snap, self.now_ns);
+        } else {
+            self.graph.input(port, bufs);
+        }
         self.graph.run(&self.snap, self.now_ns, &mut self.env);
         self.graph
             .tx_frames()
@@ -367,18 +373,24 @@ impl HostPipeline {
             .collect()
     }
 
-    /// [`HostPipeline::run`] with the frames offered to the tracer's watches first (as a
-    /// worker does for a port a trace watch looks at).
-    pub fn run_watched(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        let bufs = frames.iter().map(|f| HeapBuf::from_bytes(f));
-        self.graph
-            .input_watched(port, bufs, &self.snap, self.now_ns);
-        self.graph.run(&self.snap, self.now_ns, &mut self.env);
-        self.graph
-            .tx_frames()
-            .iter_mut()
-            .map(|f| f.drain(..).map(|b| b.data().to_vec()).collect())
-            .collect()
+    /// Starts a trace watch taking every packet, on every port and on Geneve inner frames
+    /// (records go to the returned channel; the fuzz target's watch mode).
+    pub fn watch_all(&mut self) -> Arc<crate::trace::TraceChannel> {
+        use crate::trace::watch::{WatchCommand, WatchSpec};
+        let ch = crate::trace::TraceChannel::new();
+        let mut tracer = crate::trace::Tracer::new(0, ch.clone());
+        tracer.watches_mut().apply(WatchCommand::Start {
+            watch: 1,
+            spec: Arc::new(WatchSpec {
+                rx_ports: u64::MAX,
+                overlay: true,
+                filter: crate::capture::Program::accept_all(),
+                rate: crate::trace::watch::MAX_RATE,
+            }),
+            counters: Default::default(),
+        });
+        self.graph.set_tracer(tracer);
+        ch
     }
 
     /// Runs frames in on `port % 3` and checks every packet is accounted for: sent,

@@ -409,7 +409,13 @@ fn mutated_frames_are_always_accounted_for_and_never_panic() {
     assert!(seeds.iter().any(|(p, _)| *p == 0), "a Geneve seed");
     let mut a = HostPipeline::new("a", 4096);
     let mut rng = crate::testkit::Rng(0x0ae6_15ee_d5ee_d001);
+    let mut watched = None;
+    let mut records = 0;
     for round in 0..3000 {
+        // The second half runs with a trace watch taking every packet.
+        if round == 1500 {
+            watched = Some(a.watch_all());
+        }
         let mut burst = Vec::new();
         let mut port = 0;
         for _ in 0..1 + rng.below(8) {
@@ -434,7 +440,19 @@ fn mutated_frames_are_always_accounted_for_and_never_panic() {
         }
         a.now_ns += 1_000_000 * (round % 7);
         a.run_accounted(port, &burst);
+        if let Some(ch) = &watched {
+            // Every watched record is of watch 1; the queue is emptied as a reader would.
+            while let Some(r) = ch.records.pop() {
+                assert_eq!(crate::trace::watch::watch_of(r.trace), Some(1), "{r:?}");
+                records += 1;
+            }
+        }
     }
+    assert!(
+        records > 1500,
+        "the watch traced the mutated frames: {records} records"
+    );
+    assert!(a.graph.tracer().in_flight() == 0 || a.graph.held() > 0);
 }
 
 /// Starts a watch on `h`'s worker (a fresh tracer whose records go to the returned channel).
@@ -484,7 +502,7 @@ fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() 
     // Host a watches b1's port; host b watches what it decapsulates.
     let cha = watch_on(&mut a, 1 << VM1, false, Program::accept_all());
     let chb = watch_on(&mut b, 0, true, Program::accept_all());
-    let out = a.run_watched(VM1 as u16, std::slice::from_ref(&frame));
+    let out = a.run(VM1 as u16, std::slice::from_ref(&frame));
     let wire = out[UL].first().expect("sent to host b").clone();
     // The packet on the wire is what it is without the watch: no Geneve trace option.
     assert_eq!(wire.len(), plain.len());
@@ -520,7 +538,7 @@ fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() 
     // A filter that takes nothing traces nothing; the packet still goes.
     let none = Program::new(vec![Insn::new(0x06, 0, 0, 0)]).unwrap();
     let chn = watch_on(&mut a, 1 << VM1, false, none);
-    let out = a.run_watched(VM1 as u16, std::slice::from_ref(&frame));
+    let out = a.run(VM1 as u16, std::slice::from_ref(&frame));
     assert_eq!(out[UL].len(), 1);
     assert!(records(&chn).is_empty());
 }
