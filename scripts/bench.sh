@@ -34,6 +34,11 @@
 # Both check that packets are translated: a capture of port 1's transmitted packets (aegisctl
 # dp capture) must show the NAT address as every source (the report's note says "translated
 # N/N"). --only nat runs only testpmd, l3fwd, aegis routing and the NAT scenarios.
+# Tracing off (docs/benchmarks.md#tracing-off): --untraced also builds aegis-dataplane with
+# the `untraced` feature (its trace hooks compile to nothing: the build without probes) and
+# runs it beside the normal build, interleaved in every round, as "aegis-dataplane (untraced
+# build)" and "aegis east-west out|in (untraced build)"; --only trace runs just testpmd,
+# l3fwd, and those scenarios with their normal-build twins.
 # After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
 # folder and the drops counted are shown under the table.
 #
@@ -52,7 +57,8 @@
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
-#                              [--no-nat] [--only nat] [--nat-connections N]
+#                              [--no-nat] [--only nat|trace] [--nat-connections N]
+#                              [--untraced]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
 # the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
@@ -76,6 +82,7 @@ PKTGEN_SCENARIOS=1
 EW_FLOWS=100000      # east-west: flows = packets in each pcap = established connections
 EW_SCENARIOS=1
 NAT_SCENARIOS=1
+UNTRACED=0
 NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
@@ -99,9 +106,14 @@ while [[ $# -gt 0 ]]; do
         --no-eastwest) EW_SCENARIOS=0; shift ;;
         --no-nat) NAT_SCENARIOS=0; shift ;;
         --nat-connections) NAT_CONNECTIONS="$2"; shift 2 ;;
+        --untraced) UNTRACED=1; shift ;;
         --only)
-            [[ "${2:-}" == nat ]] || die "--only takes nat (the NAT scenarios with testpmd, l3fwd and aegis routing)"
-            EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=1; shift 2 ;;
+            case "${2:-}" in
+                nat) EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=1 ;;
+                trace) EW_SCENARIOS=1; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=0; UNTRACED=1 ;;
+                *) die "--only takes nat (the NAT scenarios with testpmd, l3fwd and aegis routing) or trace (normal and untraced builds)" ;;
+            esac
+            shift 2 ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -192,6 +204,17 @@ elif say "building aegis-dataplane (release)" && cargo build --release -q -p aeg
 else
     AEGIS_STATUS="not built (cargo build -p aegis-dataplane --bin aegis-dataplane failed; see $LOG_DIR/aegis-build.log)"
     say "aegis-dataplane: $AEGIS_STATUS"
+fi
+UNTRACED_BIN=""
+if [[ "$UNTRACED" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
+    # Built into its own target folder: the normal build's artifacts stay as they are.
+    say "building aegis-dataplane --features untraced (release, target/untraced)"
+    if CARGO_TARGET_DIR="$ROOT/target/untraced" cargo build --release -q -p aegis-dataplane \
+        --bin aegis-dataplane --features untraced >"$LOG_DIR/aegis-untraced-build.log" 2>&1; then
+        UNTRACED_BIN="$ROOT/target/untraced/release/aegis-dataplane"
+    else
+        die "cannot build aegis-dataplane --features untraced (see $LOG_DIR/aegis-untraced-build.log)"
+    fi
 fi
 AEGISCTL=""
 if cargo build --release -q -p aegis-controlplane --bin aegisctl >"$LOG_DIR/aegisctl-build.log" 2>&1 \
@@ -423,6 +446,10 @@ for round in $(seq "$ROUNDS"); do
         aegis_config "$R-aegis" > "$CFG"
         cp "$CFG" "$LOG_DIR/aegis.toml"
         run "aegis-dataplane" "$R-aegis" "$AEGIS_BIN" --config "$CFG"
+        if [[ -n "$UNTRACED_BIN" ]]; then
+            aegis_config "$R-aegis-u" > "$CFG"
+            run "aegis-dataplane (untraced build)" "$R-aegis-u" "$UNTRACED_BIN" --config "$CFG"
+        fi
     else
         printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
     fi
@@ -464,6 +491,11 @@ for round in $(seq "$ROUNDS"); do
         # the control plane does not answer, and keeps retrying in the background.
         run "aegis east-west $dir" "$R-ew-$dir" "$AEGIS_BIN" --config "$CFG" \
             --controlplane 127.0.0.1:9 --host a --controlplane-cache "$EW_CACHE"
+        if [[ -n "$UNTRACED_BIN" ]]; then
+            ew_config "$R-ew-$dir-u" "$dir" > "$CFG"
+            run "aegis east-west $dir (untraced build)" "$R-ew-$dir-u" "$UNTRACED_BIN" \
+                --config "$CFG" --controlplane 127.0.0.1:9 --host a --controlplane-cache "$EW_CACHE"
+        fi
     done
 done
 

@@ -539,7 +539,8 @@ impl<B: PacketBuf> Graph<B> {
         now_ns: u64,
     ) -> bool {
         let f = &mut self.frames[NodeId::EthInput as usize];
-        if f.is_full() {
+        // An `untraced` build cannot follow a probe (it would reach the VM): none enters.
+        if !crate::trace::ENABLED || f.is_full() {
             return false;
         }
         let mut meta = Meta::rx(port);

@@ -73,10 +73,11 @@ impl Meta {
         self.flags |= LOCAL_ORIGIN;
     }
 
-    /// True if the packet is traced (one branch on a byte the node already holds).
+    /// True if the packet is traced (one branch on a byte the node already holds; always
+    /// false in an `untraced` build, so every trace hook compiles away).
     #[inline(always)]
     pub fn traced(&self) -> bool {
-        self.flags >> TRACE_SHIFT != 0
+        crate::trace::ENABLED && self.flags >> TRACE_SHIFT != 0
     }
 
     /// The worker's trace slot of a traced packet (1..=63), 0 if it is not traced.

@@ -32,6 +32,11 @@ pub use summary::PacketSummary;
 pub use tracer::{TraceChannel, Tracer};
 pub use watch::{WatchCommand, WatchHub, WatchSession, WatchSpec, Watches, WATCH_BIT};
 
+/// False in a build with the `untraced` feature: the trace hooks (probes, the probe-mark
+/// check, the Geneve trace option, trace watches) compile to nothing. That build exists only
+/// to measure what the hooks cost when nothing is traced (`scripts/bench-trace-cost.sh`).
+pub const ENABLED: bool = !cfg!(feature = "untraced");
+
 /// Trace ids of probes have this bit set (carried in the Geneve option, so the receiving
 /// host knows to consume the packet at its destination port).
 pub const PROBE_BIT: u64 = 1 << 63;

@@ -157,13 +157,13 @@ impl Watches {
     /// True when some watch looks at packets received on `port`.
     #[inline(always)]
     pub fn rx_on(&self, port: u16) -> bool {
-        usize::from(port) < MAX_PORTS && (self.rx >> port) & 1 != 0
+        super::ENABLED && usize::from(port) < MAX_PORTS && (self.rx >> port) & 1 != 0
     }
 
     /// True when some watch looks at the inner frames of Geneve packets.
     #[inline(always)]
     pub fn overlay_on(&self) -> bool {
-        self.overlay
+        super::ENABLED && self.overlay
     }
 
     /// True when no watch runs.

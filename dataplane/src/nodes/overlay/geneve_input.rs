@@ -28,7 +28,7 @@ pub fn process<B: PacketBuf>(
     out: &mut Outputs<'_, B>,
 ) {
     let ov = &*ctx.snap.overlay;
-    let watching = out.watching_overlay();
+    let watching = crate::trace::ENABLED && out.watching_overlay();
     for mut pkt in input.drain(..) {
         let (outer_len, hl, outer_src) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
@@ -43,7 +43,14 @@ pub fn process<B: PacketBuf>(
             .get(gnv_off..end)
             .and_then(|b| geneve::Packet::new_checked(b).ok())
             .filter(|g| g.protocol_type() == geneve::PROTO_ETHERNET)
-            .map(|g| (g.vni(), g.payload_offset(), g.trace_id()));
+            .map(|g| {
+                let trace = if crate::trace::ENABLED {
+                    g.trace_id()
+                } else {
+                    None
+                };
+                (g.vni(), g.payload_offset(), trace)
+            });
         let Some((vni, glen, trace)) = parsed else {
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
