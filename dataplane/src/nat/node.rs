@@ -141,6 +141,12 @@ pub fn to_inside(
     }))
 }
 
+/// Undoes [`to_inside`]'s rewrite of an inbound packet: its destination goes back to
+/// `addr:port`, as the external sender addressed it (for an ICMP error that must quote it).
+pub fn translate_back(ip: &mut [u8], addr: u32, port: u16) -> Result<(), DropReason> {
+    translate::set_destination(ip, addr, port).map_err(untranslatable)
+}
+
 fn nat_error(e: NatError) -> DropReason {
     match e {
         NatError::Full => DropReason::NatFull,

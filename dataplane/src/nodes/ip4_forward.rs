@@ -6,7 +6,9 @@
 //!
 //! On a NAT gateway ([`crate::nat::node`]) packets from the outside port to an outside
 //! address get their inside destination back before the lookup, and packets leaving by the
-//! outside port get their outside source after it.
+//! outside port get their outside source after it. Inbound packets for a VM that the
+//! gateway cannot pass on (TTL 1, too big for the overlay) are answered with an ICMP error
+//! quoting them as they were sent ([`gateway::refuse_to_vpc`]).
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, Outputs};
@@ -19,6 +21,9 @@ use crate::state::snapshot::Adjacency;
 const OK: u8 = u8::MAX;
 /// Marks a packet NAT translated back to a VM behind the overlay (its key is the VNI).
 const TO_VPC: u8 = u8::MAX - 1;
+/// Marks a packet NAT translated towards a VM that the gateway answers with an ICMP error
+/// instead (TTL 1, or too big for the overlay): its destination as sent is in its metadata.
+const TO_VPC_REFUSED: u8 = u8::MAX - 2;
 
 /// Processes one frame.
 #[inline]
@@ -33,6 +38,13 @@ pub fn process<B: PacketBuf>(
     let scratch = &mut *ctx.env.scratch;
     let nat = &mut ctx.env.nat;
     let now_ns = ctx.now_ns;
+    // On a gateway, inbound packets for VMs must fit the overlay's (VM) MTU.
+    let overlay_mtu = ctx
+        .snap
+        .overlay
+        .gateway
+        .as_ref()
+        .map(|_| ctx.snap.overlay.mtu);
     // Pass 1: check every header, collect destinations.
     for (i, pkt) in input.iter_mut().enumerate() {
         match ip4_input::check(&mut pkt.buf) {
@@ -45,6 +57,12 @@ pub fn process<B: PacketBuf>(
                             .meta
                             .traced()
                             .then(|| super::overlay::inner_flow(pkt.buf.data()));
+                        // A packet the gateway may have to refuse keeps its destination as
+                        // sent, so the ICMP error can quote it (rare: checked on two bytes).
+                        let sent_to = gateway::refusal_needed(pkt.buf.data(), overlay_mtu)
+                            .then(|| crate::nat::translate::tuple(&pkt.buf.data()[L3..]).ok())
+                            .flatten()
+                            .map(|t| (t.dst, t.dport));
                         let r =
                             nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns);
                         if let (Some(b), Ok(Some(_))) = (before, &r) {
@@ -62,6 +80,11 @@ pub fn process<B: PacketBuf>(
                             Ok(Some(d)) => {
                                 scratch.keys[i] = d.vpc;
                                 scratch.flags[i] = TO_VPC;
+                                if let Some((ip, port)) = sent_to {
+                                    pkt.meta.nh_ip = ip;
+                                    pkt.meta.adj = u32::from(port);
+                                    scratch.flags[i] = TO_VPC_REFUSED;
+                                }
                             }
                             Ok(None) => {}
                             Err(reason) => scratch.flags[i] = reason as u8,
@@ -84,6 +107,10 @@ pub fn process<B: PacketBuf>(
         if flag == TO_VPC {
             let vni = ctx.env.scratch.keys[i];
             gateway::to_vpc(ctx, out, pkt.buf, pkt.meta, vni);
+            continue;
+        }
+        if flag == TO_VPC_REFUSED {
+            gateway::refuse_to_vpc(ctx, out, pkt.buf, pkt.meta);
             continue;
         }
         if flag != OK {

@@ -10,7 +10,9 @@
 //!   NAT addresses is hairpinned: translated back at once and sent into its VPC.
 //! - Back: `ip4-forward` translates replies and new connections to floating IPs
 //!   ([`crate::nat::node::to_inside`]); [`to_vpc`] routes them to the VM's port — TTL, the
-//!   VM's MAC — and `overlay-output` encapsulates them towards the VM's host.
+//!   VM's MAC — and `overlay-output` encapsulates them towards the VM's host. What cannot go
+//!   in (TTL 1, larger than the overlay MTU) is answered with an ICMP error
+//!   ([`refuse_to_vpc`]).
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
@@ -19,7 +21,7 @@ use crate::nat::node as nat;
 use crate::overlay::ROUTER_MAC;
 use crate::state::snapshot::Adjacency;
 use crate::trace::Detail;
-use crate::wire::icmp::TIME_EXCEEDED;
+use crate::wire::icmp::{unreach, DEST_UNREACHABLE, TIME_EXCEEDED};
 use crate::wire::ipv4;
 
 use super::overlay::{build_router_icmp, inner_flow, vpc_of};
@@ -136,8 +138,8 @@ pub fn to_vpc<B: PacketBuf>(
         out.drop(buf, meta, DropReason::NatInsideUnknown);
         return;
     };
-    // The sender is outside (its packet was translated): no ICMP error goes back to it,
-    // the expiry is counted.
+    // `ip4-forward` sends TTL 1 here only for what cannot be quoted as it was sent (an
+    // ICMP error, a fragment; see `refuse_to_vpc`): counted, not answered.
     if ttl <= 1 {
         out.drop(buf, meta, DropReason::Ip4TtlExpired);
         return;
@@ -149,6 +151,63 @@ pub fn to_vpc<B: PacketBuf>(
     meta.nh_ip = u32::from(vpc);
     meta.adj = e;
     out.to(NodeId::OverlayOutput, buf, meta);
+}
+
+/// True if a packet from the external network (`frame` from its Ethernet header) could
+/// not go into the overlay as it is: TTL 1 or less, or longer than `overlay_mtu` (`None`:
+/// this host is no gateway). Two header bytes read per inbound packet.
+#[inline(always)]
+pub fn refusal_needed(frame: &[u8], overlay_mtu: Option<u16>) -> bool {
+    let Some(mtu) = overlay_mtu else {
+        return false;
+    };
+    let ip = ipv4::Packet::new_unchecked(&frame[L3..]);
+    ip.ttl() <= 1 || ip.total_len() > mtu
+}
+
+/// An inbound packet for a VM behind the overlay that the gateway cannot pass on, already
+/// translated by `ip4-forward`: its TTL ran out here, or it is larger than the overlay
+/// (VM) MTU. Like a router, the gateway answers the external sender — time exceeded, or
+/// fragmentation needed with the overlay MTU when DF is set (without DF it is dropped:
+/// the dataplane does not fragment) — quoting the packet as it was sent: its destination
+/// goes back to the NAT address and port `ip4-forward` kept in `meta` (`nh_ip`, `adj`).
+/// The error leaves by the external port, from that port's address, untranslated.
+pub fn refuse_to_vpc<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    out: &mut Outputs<'_, B>,
+    mut buf: B,
+    mut meta: Meta,
+) {
+    let mtu = ctx.snap.overlay.mtu;
+    let (ttl, df) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[L3..]);
+        (ip.ttl(), ip.dont_frag())
+    };
+    let req = if ttl <= 1 {
+        IcmpRequest {
+            msg_type: TIME_EXCEEDED,
+            code: 0,
+            mtu: 0,
+            reason: DropReason::Ip4TtlExpired,
+        }
+    } else if df {
+        IcmpRequest {
+            msg_type: DEST_UNREACHABLE,
+            code: unreach::FRAG_NEEDED,
+            mtu,
+            reason: DropReason::Ip4MtuExceeded,
+        }
+    } else {
+        out.drop(buf, meta, DropReason::Ip4FragmentationUnsupported);
+        return;
+    };
+    let (sent_to, port) = (meta.nh_ip, meta.adj as u16);
+    if nat::translate_back(&mut buf.data_mut()[L3..], sent_to, port).is_err() {
+        out.drop(buf, meta, req.reason);
+        return;
+    }
+    meta.set_icmp(req);
+    out.to(NodeId::Ip4IcmpError, buf, meta);
 }
 
 /// A VM's packet whose TTL ran out at the gateway: time-exceeded from the VM's subnet

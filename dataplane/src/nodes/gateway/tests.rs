@@ -316,3 +316,73 @@ fn an_icmp_error_from_outside_is_translated_back_to_the_vm() {
     );
     assert_eq!(be16(&back, quoted + 20), 40500, "quoted source port back");
 }
+
+/// Sets a frame's IPv4 TTL and DF bit (checksum fixed).
+fn with_ttl_df(mut f: Vec<u8>, ttl: u8, df: bool) -> Vec<u8> {
+    f[14 + 8] = ttl;
+    if df {
+        f[14 + 6] |= 0x40;
+    } else {
+        f[14 + 6] &= !0x40;
+    }
+    ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+    f
+}
+
+/// From the external network to b1's floating IP: TTL 1 gets time exceeded, a packet
+/// larger than the overlay MTU with DF gets fragmentation needed with that MTU — both back
+/// out of the external port to the sender, from the port's address, quoting the packet as
+/// it was sent (to the floating IP, port 22) — and without DF it is dropped (the gateway
+/// does not fragment).
+#[test]
+fn inbound_packets_that_cannot_enter_the_overlay_are_answered_like_a_router() {
+    use crate::wire::icmp::{DEST_UNREACHABLE, TIME_EXCEEDED};
+    let mut g = HostPipeline::gateway(&gateway_objects(), 1024);
+    let mtu = g.snap.overlay.mtu;
+    let quoted = |err: &[u8]| {
+        let q = &err[14 + 20 + 8..];
+        assert!(
+            crate::wire::checksum::verify(&q[..20]),
+            "quoted header intact"
+        );
+        (be32(q, 12), be32(q, 16), be16(q, 22))
+    };
+    let syn = from_outside(
+        "203.0.113.50",
+        "203.0.113.20",
+        PROTO_TCP,
+        &tcp(5555, 22, SYN),
+    );
+    let err = one_out(&mut g, EXT, with_ttl_df(syn, 1, true), EXT);
+    let o = ipv4::Packet::new_checked(&err[14..]).expect("valid error");
+    assert_eq!((o.src(), o.dst()), (ip("203.0.113.2"), ip("203.0.113.50")));
+    assert_eq!(err[34], TIME_EXCEEDED);
+    assert_eq!(
+        quoted(&err),
+        (ip("203.0.113.50"), ip("203.0.113.20"), 22),
+        "the packet as the sender sent it"
+    );
+    assert_eq!(g.drops(DropReason::Ip4TtlExpired), 1);
+
+    let mut l4 = tcp(5556, 22, SYN);
+    l4.resize(usize::from(mtu), 0);
+    let big = from_outside("203.0.113.50", "203.0.113.20", PROTO_TCP, &l4);
+    let err = one_out(&mut g, EXT, with_ttl_df(big.clone(), 64, true), EXT);
+    assert_eq!((err[34], err[35]), (DEST_UNREACHABLE, 4));
+    assert_eq!(be16(&err, 34 + 6), mtu, "the overlay MTU is reported");
+    assert_eq!(quoted(&err), (ip("203.0.113.50"), ip("203.0.113.20"), 22));
+    assert_eq!(g.drops(DropReason::Ip4MtuExceeded), 1);
+
+    let out = g.run(EXT as u16, &[with_ttl_df(big, 64, false)]);
+    assert!(out.iter().all(Vec::is_empty));
+    assert_eq!(g.drops(DropReason::Ip4FragmentationUnsupported), 1);
+    // A packet that fits goes in as before.
+    let ok = from_outside(
+        "203.0.113.50",
+        "203.0.113.20",
+        PROTO_TCP,
+        &tcp(5557, 22, SYN),
+    );
+    let inside = one_out(&mut g, EXT, ok, UL);
+    assert_eq!(be32(&inside, INNER + 14 + 16), ip("10.1.1.11"));
+}

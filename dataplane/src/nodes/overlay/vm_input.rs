@@ -53,10 +53,7 @@ pub fn process<B: PacketBuf>(
                     continue;
                 }
                 // Only the dataplane injects probes (they arrive here traced).
-                if crate::trace::ENABLED
-                    && !pkt.meta.traced()
-                    && probe::marked(d, L3).is_some()
-                {
+                if crate::trace::ENABLED && !pkt.meta.traced() && probe::marked(d, L3).is_some() {
                     out.drop(pkt.buf, pkt.meta, DropReason::TraceForged);
                     continue;
                 }
