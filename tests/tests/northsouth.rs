@@ -4,7 +4,8 @@
 //!
 //! - b3 (VPC blue) keeps a TCP connection to x1 through source NAT, x1 keeps one to b1's
 //!   floating IP, 100 UDP flows from b4 add NAT sessions; b3 reaches b1 by its floating IP
-//!   (hairpinning); VPC red, with no gateway, reaches nothing outside.
+//!   (hairpinning); VPC red, with no gateway, reaches nothing outside; x1's 1500-byte ping
+//!   with DF to the floating IP is answered with fragmentation needed, MTU 1450.
 //! - `kill -9` of the master gateway: the compute hosts' path follows the tunnel address to
 //!   the backup (VRRP, gratuitous ARP); both connections survive with no reset, the gaps
 //!   and the takeover time are printed, and the backup committed every session before it
@@ -81,6 +82,37 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
     ns.ew
         .wait_ping("b3", FLOATING_IP, Duration::from_secs(10))
         .or_panic("b3 pings b1's floating IP");
+    // From outside, a packet too big for the overlay gets fragmentation needed with the VM
+    // MTU from the gateway: path-MTU discovery works through the floating IP.
+    let big = ns
+        .ew
+        .lab
+        .exec(
+            EXTERNAL_HOST,
+            "ping",
+            &[
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "-M",
+                "do",
+                "-s",
+                "1472",
+                FLOATING_IP,
+            ],
+        )
+        .or_panic("a 1500-byte ping from x1");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&big.stdout),
+        String::from_utf8_lossy(&big.stderr)
+    );
+    assert!(
+        said.contains(&format!("mtu = {}", aegis_lab::eastwest::VM_MTU)),
+        "x1 is told the overlay MTU:\n{said}"
+    );
 
     // Traces: a VM to the outside, the outside to a floating IP, and VPC red (no gateway).
     let t = ns
