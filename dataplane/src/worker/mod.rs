@@ -2,8 +2,9 @@
 //! burst; then packets the control thread injected; then the hold queue; then connection
 //! expiry and connection-table dumps the control thread asked for ([`dump`]); then capture
 //! starts and stops ([`crate::capture`]); then the idle policy. Capture points: port rx
-//! (before the graph), port tx (before the tx burst) and drops (in the graph). The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
-//! per poll unless something changed) and never locks or allocates on the packet path.
+//! (before the graph), port tx (before the tx burst), drops and graph nodes (in the graph).
+//! The worker reads the snapshot through its [`SnapshotReader`] (one atomic load per poll
+//! unless something changed) and never locks or allocates on the packet path.
 
 pub mod dpdk;
 pub mod dump;
