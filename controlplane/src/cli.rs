@@ -67,6 +67,34 @@ mod tests {
             (a.capture.count, a.capture.filter.as_str()),
             (Some(6), "icmp")
         );
+        assert!(a.capture.nodes.is_empty());
+        let cli = parse(&[
+            "capture",
+            "--host",
+            "c1",
+            "--node",
+            "security-group",
+            "--node",
+            "geneve-input",
+            "--port",
+            "ul0",
+            "--drops",
+        ])
+        .unwrap();
+        let Command::Cp(cp::CpCommand::Capture(a)) = cli.command else {
+            panic!("not a capture command")
+        };
+        assert_eq!(a.capture.nodes, ["security-group", "geneve-input"]);
+        assert_eq!(a.capture.ports, ["ul0"]);
+        assert!(a.capture.drops);
+        let cli = Cli::try_parse_from(["aegisctl", "dp", "capture", "--node", "ip4-forward"]);
+        let Command::Dp(dp) = cli.unwrap().command else {
+            panic!("not a dp command")
+        };
+        let dp::DpCommand::Capture(c) = dp.command else {
+            panic!("not dp capture")
+        };
+        assert_eq!(c.nodes, ["ip4-forward"]);
         for ok in [
             &["drops"][..],
             &["drops", "--host", "c1", "-o", "json"],
@@ -85,6 +113,7 @@ mod tests {
         }
         for bad in [
             &["capture", "--port", "vm-b2"][..],
+            &["capture", "--host", "c1", "--node"],
             &["drops", "c1"],
             &["drops", "-o", "yaml"],
             &["gateway"],

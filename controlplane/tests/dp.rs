@@ -770,10 +770,11 @@ fn ip_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
 }
 
 /// Runs `aegisctl dp capture ...` while the backend's "workers" offer an ICMP echo request
-/// and a UDP datagram on eth0 (rx) and a drop every 10 ms; returns the command's result.
+/// and a UDP datagram on eth0 (rx), a drop, and the echo request and the UDP datagram at
+/// `ip4-forward` every 10 ms; returns the command's result.
 async fn capture_while_feeding(srv: &Server, args: &[&str]) -> Result<Vec<u8>, CliError> {
     use aegis_dataplane::capture::Point;
-    use aegis_dataplane::graph::DropReason;
+    use aegis_dataplane::graph::{DropReason, NodeId};
     let echo = ip_frame(1, &[8, 0, 0, 0, 0, 7, 0, 1]);
     let udp = ip_frame(17, &[0x13, 0x88, 0x17, 0xc1, 0, 8, 0, 0]);
     let cli = srv.run_bytes(args);
@@ -789,6 +790,9 @@ async fn capture_while_feeding(srv: &Server, args: &[&str]) -> Result<Vec<u8>, C
                     b.capture_packet(0, Point::Tx, 1, &echo).unwrap();
                     b.capture_packet(1, Point::Drop(DropReason::NoRoute), u16::MAX, &echo)
                         .unwrap();
+                    let fwd = Point::Node(NodeId::Ip4Forward);
+                    b.capture_packet(0, fwd, 0, &udp).unwrap();
+                    b.capture_packet(1, fwd, 0, &echo).unwrap();
                 }
             }
         }
@@ -874,6 +878,89 @@ async fn capture_streams_what_the_workers_capture() {
         "{packets:?}"
     );
 
+    // A graph node: only its input, filtered, with the packet's rx port; a node asked for
+    // that no packet crosses adds its interface only.
+    let out = capture_while_feeding(
+        &srv,
+        &[
+            "-o",
+            "json",
+            "capture",
+            "--node",
+            "ip4-forward",
+            "--node",
+            "arp-input",
+            "-f",
+            "icmp",
+            "-c",
+            "2",
+        ],
+    )
+    .await
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        assert_eq!(l["interface"], "memory-host/node:ip4-forward", "{l}");
+        assert_eq!(
+            (&l["point"], &l["node"]),
+            (
+                &serde_json::json!("node"),
+                &serde_json::json!("ip4-forward")
+            )
+        );
+        assert_eq!(l["rx_port"], "eth0");
+        let s = l["summary"].as_str().unwrap();
+        assert!(s.contains("ICMP echo request"), "{s}");
+    }
+    // As pcapng: the node interfaces after the ports' (none here) and the rx port in the
+    // packet's comment.
+    let bytes = capture_while_feeding(
+        &srv,
+        &[
+            "capture",
+            "--node",
+            "ip4-forward",
+            "--drops",
+            "-c",
+            "3",
+            "-w",
+            "-",
+        ],
+    )
+    .await
+    .unwrap();
+    let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).unwrap();
+    let (mut names, mut comments) = (Vec::new(), Vec::new());
+    while let Some(b) = r.next_block() {
+        match b.unwrap() {
+            pcap_file::pcapng::Block::InterfaceDescription(i) => {
+                names.push(format!("{:?}", i.options))
+            }
+            pcap_file::pcapng::Block::EnhancedPacket(p) => {
+                comments.push((p.interface_id, format!("{:?}", p.options)))
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].contains("memory-host/drop"), "{names:?}");
+    assert!(
+        names[1].contains("memory-host/node:ip4-forward"),
+        "{names:?}"
+    );
+    assert_eq!(comments.len(), 3);
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.0 == 1 && c.1.contains("node: ip4-forward, rx port: eth0")),
+        "{comments:?}"
+    );
+
     // Every capture stopped on the "workers" once its client went.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while srv.backend.captures_running() > 0 {
@@ -890,6 +977,17 @@ async fn capture_streams_what_the_workers_capture() {
         e.to_string()
             .contains("no port \"eth9\" (ports: eth0, eth1)"),
         "{e}"
+    );
+    let e = srv
+        .run(&["capture", "--node", "ip4-nowhere"])
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no graph node \"ip4-nowhere\"")
+            && msg.contains("ip4-forward")
+            && msg.contains("security-group"),
+        "{msg}"
     );
     let e = srv
         .run(&["capture", "-f", "tcp prot 80"])

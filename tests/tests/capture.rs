@@ -1,8 +1,10 @@
 //! Packet capture on a running dataplane (`aegisctl dp capture`), in the h1 — r1 — h2 lab of
 //! [`RouterLab`]: a port capture with a tcpdump filter written as pcapng and read back with
 //! tshark (only ICMP, interface named `HOST/PORT`), a concurrent one-line-per-packet JSON
-//! capture on the other port, and a drop capture that carries the drop reason. Root and the
-//! release binaries are needed; without them the tests skip loudly, and fail under CI=true.
+//! capture on the other port, a drop capture that carries the drop reason, and captures at
+//! graph nodes (`--node`: the node's input, before it runs, filtered, with the rx port; an
+//! unknown node refused). Root and the release binaries are needed; without them the tests
+//! skip loudly, and fail under CI=true.
 
 mod common;
 
@@ -292,4 +294,137 @@ fn a_capture_ends_cleanly_when_the_dataplane_stops() {
     let rows = common::tshark_fields(&file, &["frame.interface_name"]);
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r[0].ends_with("/veth-h2")), "{rows:?}");
+}
+
+#[test]
+fn node_capture_sees_a_nodes_input_filtered_with_its_rx_port() {
+    let Some(mut rl) = router("capture_node", "rcapn") else {
+        return;
+    };
+    let host = host_name();
+    let aegisctl = rl.bins.aegisctl().or_panic("aegisctl");
+
+    // An unknown node: refused (exit 1), the valid names listed, nothing started.
+    let bad = Command::new(&aegisctl)
+        .args(
+            rl.ctl
+                .argv(false, &["capture", "--node", "ip4-nowhere", "-c", "1"]),
+        )
+        .output()
+        .or_panic("aegisctl");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no graph node \"ip4-nowhere\"")
+            && stderr.contains("ip4-forward")
+            && stderr.contains("security-group"),
+        "{stderr}"
+    );
+
+    let file = rl.lab.path("ip4-forward.pcapng");
+    let file_arg = file.to_string_lossy().into_owned();
+    let pcap = start_capture(
+        &mut rl,
+        "cap-node",
+        false,
+        &[
+            "--node",
+            "ip4-forward",
+            "--filter",
+            "icmp",
+            "-c",
+            "4",
+            "-w",
+            &file_arg,
+        ],
+    );
+    let lines = start_capture(
+        &mut rl,
+        "cap-node-json",
+        true,
+        &[
+            "--node",
+            "ethernet-input",
+            "--node",
+            "ip4-forward",
+            "-f",
+            "udp",
+            "-c",
+            "4",
+        ],
+    );
+    let udp = udp_frame(&rl);
+    let logs = drive_until_done(&mut rl, &[pcap, lines], |rl| {
+        frames::send(
+            &rl.lab,
+            RouterLab::H1,
+            RouterLab::HOST_IF,
+            std::slice::from_ref(&udp),
+        )
+        .or_panic("send UDP");
+        rl.lab
+            .ping(RouterLab::H1, RouterLab::H2_IP, 1)
+            .or_panic("ping");
+    });
+    assert!(logs[0].contains("4 packets captured"), "{}", logs[0]);
+
+    // The pcapng file: 4 ICMP packets at ip4-forward's input, TTL as received (64: not yet
+    // decremented, unlike at port tx), each with the port it came in on; no UDP although
+    // UDP crossed ip4-forward all along.
+    let rows = common::tshark_fields(
+        &file,
+        &[
+            "frame.interface_name",
+            "ip.proto",
+            "icmp.type",
+            "ip.ttl",
+            "ip.src",
+            "frame.comment",
+        ],
+    );
+    assert_eq!(rows.len(), 4, "tshark rows: {rows:?}");
+    let iface = format!("{host}/node:ip4-forward");
+    for r in &rows {
+        assert_eq!(r[0], iface, "interface name: {rows:?}");
+        assert_eq!(r[1], "1", "only ICMP: {rows:?}");
+        assert_eq!(r[3], "64", "as received: {rows:?}");
+        let rx = if r[4] == RouterLab::H1_IP {
+            RouterLab::R1_H1_IF
+        } else {
+            RouterLab::R1_H2_IF
+        };
+        assert_eq!(
+            r[5],
+            format!("node: ip4-forward, rx port: {rx}"),
+            "{rows:?}"
+        );
+    }
+    assert!(
+        rows.iter().any(|r| r[2] == "8" && r[4] == RouterLab::H1_IP),
+        "an echo request from h1: {rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r[4] == RouterLab::H2_IP),
+        "an answer from h2: {rows:?}"
+    );
+
+    // The JSON lines: the UDP datagrams at both nodes, from h1's port.
+    let packets: Vec<serde_json::Value> = logs[1]
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).or_panic("JSON line"))
+        .collect();
+    assert_eq!(packets.len(), 4, "{}", logs[1]);
+    for node in ["ethernet-input", "ip4-forward"] {
+        assert!(packets.iter().any(|p| p["node"] == node), "{}", logs[1]);
+    }
+    for p in &packets {
+        let node = p["node"].as_str().unwrap_or_default();
+        assert_eq!(p["interface"], format!("{host}/node:{node}"));
+        assert_eq!(p["point"], "node");
+        assert_eq!(p["rx_port"], RouterLab::R1_H1_IF);
+        let s = p["summary"].as_str().unwrap_or_default();
+        assert!(s.contains(": UDP") && s.contains("ttl 64"), "{p}");
+    }
+    rl.check_alive("node captures").or_panic("dataplane");
 }

@@ -6,7 +6,11 @@
 //! 2. `aegisctl drops -o json`: spoofed-source frames from b1 show as `port_spoofed_ip` on
 //!    c1 with the right count, ranked;
 //! 3. `aegisctl capture --host c2 --port vm-b2 --filter icmp -c 6 -w F` while b1 pings b2:
-//!    tshark reads only ICMP, on the interface named `c2/vm-b2`;
+//!    tshark reads only ICMP, on the interface named `c2/vm-b2`; at the same time
+//!    `capture --host c2 --node geneve-input --node security-group -f icmp -o json` sees the
+//!    pings at `security-group` only (decapsulated; at `geneve-input` they are still Geneve
+//!    packets, which the filter refuses), requests from the underlay port, replies from
+//!    b2's;
 //! 4. `aegisctl trace watch --host c2 --filter 'tcp port 80'` while b1 connects to b2:80
 //!    and pings it: only the TCP packets are traced, the SYN from its Geneve inner frame on
 //!    (geneve-input) to b2's port, b2's reset from b2's port to the underlay; an unknown
@@ -219,12 +223,38 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
             ],
         )
         .or_panic("start aegisctl capture");
+    let at_nodes = ew
+        .lab
+        .spawn(
+            FABRIC,
+            "capture-c2-nodes",
+            &aegisctl.to_string_lossy(),
+            &[
+                "--server",
+                CP_ADDR,
+                "capture",
+                "--host",
+                b2.host,
+                "--node",
+                "geneve-input",
+                "--node",
+                "security-group",
+                "--filter",
+                "icmp",
+                "-c",
+                "4",
+                "-o",
+                "json",
+            ],
+        )
+        .or_panic("start aegisctl capture --node");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ew.lab.proc(capture).is_running() {
+    while ew.lab.proc(capture).is_running() || ew.lab.proc(at_nodes).is_running() {
         assert!(
             Instant::now() < deadline,
-            "capture still running after 30 s:\n{}",
-            ew.lab.proc(capture).log_tail(10)
+            "captures still running after 30 s:\n{}\n---\n{}",
+            ew.lab.proc(capture).log_tail(10),
+            ew.lab.proc(at_nodes).log_tail(10)
         );
         // Non-ICMP traffic crosses the port too (a SYN, a reset): the filter keeps it out.
         let _ = ew.tcp_connect("b1", ip("b2"), 80, Duration::from_millis(200));
@@ -249,6 +279,35 @@ fn drops_and_captures_of_every_host_through_the_control_plane() {
         assert_eq!(r[0], iface, "interface name: {rows:?}");
         assert_eq!(r[1], "1", "only ICMP: {rows:?}");
         assert!(r[2].contains(":icmp"), "only ICMP: {rows:?}");
+    }
+    let p = ew.lab.proc(at_nodes);
+    let status = p.exit_status().or_panic_opt("node capture exit status");
+    let log = p.log();
+    assert!(status.success(), "capture --node failed ({status}):\n{log}");
+    let packets: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).or_panic("JSON line"))
+        .collect();
+    assert_eq!(packets.len(), 4, "{log}");
+    let (b1_ip, b2_ip) = (ip("b1").to_string(), ip("b2").to_string());
+    for p in &packets {
+        assert_eq!(
+            p["interface"],
+            format!("{}/node:security-group", b2.host),
+            "{p}"
+        );
+        assert_eq!(p["node"], "security-group", "{p}");
+        let s = p["summary"].as_str().unwrap_or_default();
+        let request = s.contains(&format!("{b1_ip} > {b2_ip}: ICMP echo request"));
+        let reply = s.contains(&format!("{b2_ip} > {b1_ip}: ICMP echo reply"));
+        assert!(request || reply, "the VMs' own packets: {p}");
+        let rx = if request {
+            eastwest::UNDERLAY_IF
+        } else {
+            &port
+        };
+        assert_eq!(p["rx_port"], rx, "{p}");
     }
 
     // 4. A trace watch on c2 for TCP port 80 while b1 connects to b2:80 (nothing listens:

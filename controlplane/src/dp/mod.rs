@@ -66,7 +66,8 @@ pub enum DpCommand {
     /// Reset counters.
     #[command(subcommand)]
     Clear(ClearCommand),
-    /// Capture packets on ports or the drop path (tcpdump filters, pcapng output).
+    /// Capture packets on ports, the drop path or graph nodes (tcpdump filters, pcapng
+    /// output).
     Capture(capture::CaptureArgs),
 }
 

@@ -208,6 +208,7 @@ mod tests {
             rx_ports: 1,
             tx_ports: 0,
             drops: false,
+            nodes: 0,
             filter: Program::accept_all(),
             snaplen: 64,
         }

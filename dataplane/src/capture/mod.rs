@@ -6,14 +6,16 @@
 //!   by libpcap in `aegisctl`, validated here once);
 //! - `ring.rs`: a worker's preallocated, lock-free record ring for one capture, with its
 //!   overflow counter;
-//! - `tap.rs`: the worker's side — the captures it runs ([`Taps`]) and the three capture
-//!   points: port rx (before `ethernet-input`), port tx (the tx burst) and drops (with the
-//!   [`DropReason`](crate::graph::DropReason));
+//! - `tap.rs`: the worker's side — the captures it runs ([`Taps`]) and the capture points:
+//!   port rx (before `ethernet-input`), port tx (the tx burst), drops (with the
+//!   [`DropReason`](crate::graph::DropReason)) and the input of any graph node (before the
+//!   node runs, with the port the packet came in on);
 //! - `hub.rs`: the control side — starting and stopping captures on every worker
 //!   ([`CaptureHub`]) and reading what they captured ([`CaptureSession`]).
 //!
 //! Off by default, and then free: a worker checks a field of its [`Taps`] once per burst
-//! and port (rx and tx) and the dispatcher once per graph run (drops). A capture reaches
+//! and port (rx and tx), the dispatcher once per graph run (drops) and a node mask once per
+//! node call (node points). A capture reaches
 //! the workers as a [`TapCommand`] on a queue they serve between bursts.
 
 pub mod bpf;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::graph::DropReason;
+use crate::graph::{DropReason, NodeId};
 
 /// Bytes a record holds: the largest snap length.
 pub const RECORD_BYTES: usize = 2048;
@@ -24,6 +24,8 @@ pub enum Point {
     Tx,
     /// Dropped, with its reason.
     Drop(DropReason),
+    /// In the input frame of a graph node, before the node runs.
+    Node(NodeId),
 }
 
 /// One captured packet: its first bytes and where and when it was seen.
@@ -31,7 +33,9 @@ pub enum Point {
 pub struct Record {
     /// Worker clock, nanoseconds.
     pub ts_ns: u64,
-    /// Port index (for drops: the port the packet came in on when known, else `u16::MAX`).
+    /// Port index: the port of an rx or tx point; for a node point the port the packet came
+    /// in on (for a packet the dataplane built, the port of the one it answers); for drops
+    /// `u16::MAX` (not recorded).
     pub port: u16,
     /// Capture point.
     pub point: Point,

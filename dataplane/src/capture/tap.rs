@@ -8,6 +8,7 @@ use arrayvec::ArrayVec;
 
 use super::bpf::Program;
 use super::ring::{CaptureRing, Point};
+use crate::graph::NodeId;
 
 /// Captures running at once on a dataplane.
 pub const MAX_CAPTURES: usize = 4;
@@ -23,10 +24,22 @@ pub struct CaptureSpec {
     pub tx_ports: u64,
     /// Dropped packets too.
     pub drops: bool,
+    /// Graph nodes whose input frames are captured (bit = [`NodeId`] as a number, see
+    /// [`node_bit`]).
+    pub nodes: u32,
     /// The filter (accept-all for no filter).
     pub filter: Program,
     /// Bytes kept per packet (at most [`super::RECORD_BYTES`]).
     pub snaplen: usize,
+}
+
+// Every node has a bit in the masks.
+const _: () = assert!(NodeId::COUNT <= u32::BITS as usize);
+
+/// The bit of `node` in [`CaptureSpec::nodes`] and [`Taps::nodes`].
+#[inline(always)]
+pub const fn node_bit(node: NodeId) -> u32 {
+    1 << node as u32
 }
 
 /// A change to a worker's captures.
@@ -60,6 +73,7 @@ pub struct Taps {
     rx: u64,
     tx: u64,
     drops: bool,
+    nodes: u32,
 }
 
 impl Taps {
@@ -75,6 +89,7 @@ impl Taps {
         self.rx = self.taps.iter().fold(0, |m, t| m | t.spec.rx_ports);
         self.tx = self.taps.iter().fold(0, |m, t| m | t.spec.tx_ports);
         self.drops = self.taps.iter().any(|t| t.spec.drops);
+        self.nodes = self.taps.iter().fold(0, |m, t| m | t.spec.nodes);
     }
 
     /// True when some capture takes packets received on `port`.
@@ -95,13 +110,20 @@ impl Taps {
         self.drops
     }
 
+    /// The graph nodes some capture takes (bits as [`node_bit`]); the dispatcher reads it
+    /// once per graph run and tests it once per node call.
+    #[inline(always)]
+    pub fn nodes(&self) -> u32 {
+        self.nodes
+    }
+
     /// True when no capture runs.
     pub fn is_empty(&self) -> bool {
         self.taps.is_empty()
     }
 
-    /// Offers a packet seen at `point` on `port` at `now_ns` to every capture that takes
-    /// it; each one that takes it and whose filter accepts it records it.
+    /// Offers a packet seen at `point` on `port` (for a node point: the port it came in on)
+    /// at `now_ns` to every capture that takes it; each one that takes it and whose filter accepts it records it.
     #[inline]
     pub fn capture(&self, point: Point, port: u16, data: &[u8], now_ns: u64) {
         let bit = 1u64.checked_shl(u32::from(port)).unwrap_or(0);
@@ -110,6 +132,7 @@ impl Taps {
                 Point::Rx => t.spec.rx_ports & bit != 0,
                 Point::Tx => t.spec.tx_ports & bit != 0,
                 Point::Drop(_) => t.spec.drops,
+                Point::Node(n) => t.spec.nodes & node_bit(n) != 0,
             };
             if !wanted {
                 continue;
@@ -142,6 +165,7 @@ mod tests {
             rx_ports: rx,
             tx_ports: tx,
             drops,
+            nodes: 0,
             filter,
             snaplen: 100,
         })
@@ -193,5 +217,60 @@ mod tests {
         assert!(!taps.rx_on(1) && !taps.drops_on() && taps.rx_on(0));
         taps.apply(TapCommand::Stop { id: 1 });
         assert!(taps.is_empty() && !taps.rx_on(0) && !taps.tx_on(1));
+    }
+
+    #[test]
+    fn node_points_select_by_node() {
+        let mut taps = Taps::default();
+        assert_eq!(taps.nodes(), 0);
+        let fwd = Arc::new(CaptureRing::new(16));
+        let sg = Arc::new(CaptureRing::new(16));
+        let node_spec = |nodes| {
+            Arc::new(CaptureSpec {
+                rx_ports: 0,
+                tx_ports: 0,
+                drops: false,
+                nodes,
+                filter: Program::accept_all(),
+                snaplen: 100,
+            })
+        };
+        taps.apply(TapCommand::Start {
+            id: 1,
+            spec: node_spec(node_bit(NodeId::Ip4Forward)),
+            ring: fwd.clone(),
+        });
+        taps.apply(TapCommand::Start {
+            id: 2,
+            spec: node_spec(node_bit(NodeId::SecurityGroup) | node_bit(NodeId::Ip4Forward)),
+            ring: sg.clone(),
+        });
+        assert_eq!(
+            taps.nodes(),
+            node_bit(NodeId::Ip4Forward) | node_bit(NodeId::SecurityGroup)
+        );
+        // Node captures take no port or drop traffic.
+        assert!(!taps.rx_on(0) && !taps.tx_on(0) && !taps.drops_on());
+        let pkt = [3u8; 40];
+        taps.capture(Point::Node(NodeId::Ip4Forward), 2, &pkt, 1);
+        taps.capture(Point::Node(NodeId::SecurityGroup), 1, &pkt, 2);
+        taps.capture(Point::Node(NodeId::EthInput), 0, &pkt, 3);
+        taps.capture(Point::Rx, 0, &pkt, 4);
+        let mut a = Vec::new();
+        fwd.drain(99, |r| a.push((r.ts_ns, r.point, r.port)));
+        assert_eq!(a, vec![(1, Point::Node(NodeId::Ip4Forward), 2)]);
+        let mut b = Vec::new();
+        sg.drain(99, |r| b.push((r.ts_ns, r.point, r.port)));
+        assert_eq!(
+            b,
+            vec![
+                (1, Point::Node(NodeId::Ip4Forward), 2),
+                (2, Point::Node(NodeId::SecurityGroup), 1)
+            ]
+        );
+        taps.apply(TapCommand::Stop { id: 2 });
+        assert_eq!(taps.nodes(), node_bit(NodeId::Ip4Forward));
+        taps.apply(TapCommand::Stop { id: 1 });
+        assert_eq!(taps.nodes(), 0);
     }
 }

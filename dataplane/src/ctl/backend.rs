@@ -77,8 +77,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn clear_counters(&self) -> Result<u64, AdminError>;
 
     /// Starts a packet capture on the workers (see [`super::capture::start`]); it runs until
-    /// the returned session is dropped. `NotFound` (field "ports") for an unknown port;
-    /// `InvalidArgument` (field "capture") when the most captures run already.
+    /// the returned session is dropped. `NotFound` (field "ports" or "nodes") for an unknown
+    /// port or graph node; `InvalidArgument` (field "capture") when the most captures run
+    /// already.
     fn capture(&self, query: CaptureQuery) -> Result<CaptureStart, AdminError>;
 
     /// Captures running and the packets they lost to full rings (`capture_overflow`).

@@ -1,5 +1,6 @@
 //! The `Capture` RPC: the request checked and turned into a [`CaptureQuery`] ([`query`]),
-//! a capture started on the workers' hub for it ([`start`], which both backends call), and
+//! a capture started on the workers' hub for it ([`start`], which both backends call: port
+//! and graph-node names resolved to the workers' masks, the pcapng interfaces named), and
 //! the stream of events the control thread feeds from the workers' rings ([`stream`]):
 //! `started`, then packets, `stats` about every second, and a last `stats` when the count or
 //! the duration is reached or the dataplane shuts down. The client going away ends it too
@@ -12,9 +13,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::backend::AdminError;
+use crate::capture::tap::node_bit;
 use crate::capture::{
     CaptureError, CaptureHub, CaptureSession, CaptureSpec, Insn, Point, Program, RECORD_BYTES,
 };
+use crate::graph::NodeId;
 
 /// How often the control thread drains the workers' rings.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
@@ -24,6 +27,8 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const DRAIN_MAX: usize = 1024;
 /// Interface name of the drop path.
 pub const DROP_INTERFACE: &str = "drop";
+/// Prefix of a graph node's interface name (`node:ip4-forward`).
+pub const NODE_INTERFACE_PREFIX: &str = "node:";
 
 /// Which ports' traffic a capture takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +39,7 @@ pub enum Direction {
     Tx,
     /// Both.
     Both,
-    /// None (drops only).
+    /// None (drops and/or graph nodes only).
     None,
 }
 
@@ -47,6 +52,8 @@ pub struct CaptureQuery {
     pub direction: Direction,
     /// Dropped packets too.
     pub drops: bool,
+    /// Graph node names whose input is captured.
+    pub nodes: Vec<String>,
     /// The validated filter.
     pub filter: Program,
     /// Bytes kept per packet (1..=2048).
@@ -61,12 +68,17 @@ pub struct CaptureQuery {
 pub struct CaptureStart {
     /// Host name of the dataplane.
     pub host: String,
-    /// Interface names: the captured ports, then "drop" when drops are taken.
+    /// Interface names: the captured ports, then "drop" when drops are taken, then
+    /// "node:NAME" for each captured graph node.
     pub interfaces: Vec<String>,
     /// Interface index of each port index (None: not captured).
     pub port_interface: Vec<Option<u32>>,
     /// Interface index of the drop path.
     pub drop_interface: Option<u32>,
+    /// Interface index of each graph node (by [`NodeId`] number; None: not captured).
+    pub node_interface: [Option<u32>; NodeId::COUNT],
+    /// The dataplane's port names in index order (a node point's rx port).
+    pub port_names: Vec<String>,
     /// The running capture.
     pub session: CaptureSession,
     /// What the client asked.
@@ -141,10 +153,10 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
             ))
         }
     };
-    if direction == Direction::None && !req.drops {
+    if direction == Direction::None && !req.drops && req.nodes.is_empty() {
         return Err(AdminError::invalid(
             "direction",
-            "a capture of no port traffic must take drops",
+            "a capture of no port traffic must take drops or graph nodes",
         ));
     }
     let filter = program(&req.filter, &req.program)?;
@@ -163,6 +175,7 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
         ports: req.ports,
         direction,
         drops: req.drops,
+        nodes: req.nodes,
         filter,
         snaplen,
         count: req.count,
@@ -170,8 +183,14 @@ pub fn query(req: pb::CaptureRequest) -> Result<CaptureQuery, AdminError> {
     })
 }
 
+/// The graph node named `name` (as `show runtime` prints it).
+pub fn node_by_name(name: &str) -> Option<NodeId> {
+    NodeId::ALL.into_iter().find(|n| n.name() == name)
+}
+
 /// Starts `query` on `hub` for a dataplane named `host` whose ports, in index order, are
-/// `ports`. `NotFound` (field "ports") for a name that is no port.
+/// `ports`. `NotFound` (field "ports" or "nodes") for a name that is no port or no graph
+/// node; the message lists the valid names.
 pub fn start(
     hub: &std::sync::Arc<CaptureHub>,
     host: String,
@@ -218,10 +237,27 @@ pub fn start(
         interfaces.push(DROP_INTERFACE.to_string());
         interfaces.len() as u32 - 1
     });
+    let mut node_interface = [None; NodeId::COUNT];
+    let mut nodes = 0u32;
+    for name in &query.nodes {
+        let Some(node) = node_by_name(name) else {
+            let all: Vec<&str> = NodeId::ALL.iter().map(|n| n.name()).collect();
+            return Err(AdminError::not_found(
+                "nodes",
+                format!("no graph node {name:?} (nodes: {})", all.join(", ")),
+            ));
+        };
+        if nodes & node_bit(node) == 0 {
+            nodes |= node_bit(node);
+            node_interface[node as usize] = Some(interfaces.len() as u32);
+            interfaces.push(format!("{NODE_INTERFACE_PREFIX}{name}"));
+        }
+    }
     let spec = CaptureSpec {
         rx_ports: rx,
         tx_ports: tx,
         drops: query.drops,
+        nodes,
         filter: query.filter.clone(),
         snaplen: query.snaplen,
     };
@@ -234,6 +270,8 @@ pub fn start(
         interfaces,
         port_interface,
         drop_interface,
+        node_interface,
+        port_names: ports.to_vec(),
         session,
         query,
     })
@@ -287,26 +325,27 @@ pub async fn stream(start: CaptureStart, tx: Events) {
         };
         let mut batch = Vec::new();
         start.session.drain(want, |worker, r, wall_ns| {
-            let (interface, point, reason) = match r.point {
-                Point::Rx => (
-                    start
-                        .port_interface
-                        .get(usize::from(r.port))
-                        .copied()
-                        .flatten(),
-                    pb::CapturePoint::Rx,
+            let port_interface = || {
+                start
+                    .port_interface
+                    .get(usize::from(r.port))
+                    .copied()
+                    .flatten()
+            };
+            let (interface, point, reason, node) = match r.point {
+                Point::Rx => (port_interface(), pb::CapturePoint::Rx, "", ""),
+                Point::Tx => (port_interface(), pb::CapturePoint::Tx, "", ""),
+                Point::Drop(why) => (start.drop_interface, pb::CapturePoint::Drop, why.name(), ""),
+                Point::Node(id) => (
+                    start.node_interface[id as usize],
+                    pb::CapturePoint::Node,
                     "",
+                    id.name(),
                 ),
-                Point::Tx => (
-                    start
-                        .port_interface
-                        .get(usize::from(r.port))
-                        .copied()
-                        .flatten(),
-                    pb::CapturePoint::Tx,
-                    "",
-                ),
-                Point::Drop(why) => (start.drop_interface, pb::CapturePoint::Drop, why.name()),
+            };
+            let rx_port = match r.point {
+                Point::Node(_) => start.port_names.get(usize::from(r.port)),
+                _ => None,
             };
             // A packet of another capture's port cannot be here (each has its own rings).
             if let Some(interface) = interface {
@@ -318,6 +357,8 @@ pub async fn stream(start: CaptureStart, tx: Events) {
                     original_length: r.wire_len,
                     data: r.bytes().to_vec(),
                     worker: worker as u32,
+                    node: node.to_string(),
+                    rx_port: rx_port.cloned().unwrap_or_default(),
                 });
             }
         });
@@ -357,4 +398,81 @@ fn stats(s: &CaptureSession, last: bool, reason: &str) -> Result<pb::CaptureEven
         last,
         reason: reason.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::Clock;
+
+    fn request(ports: &[&str], nodes: &[&str], direction: pb::CaptureDirection) -> CaptureQuery {
+        query(pb::CaptureRequest {
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            direction: direction as i32,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn nodes_become_interfaces_and_the_workers_mask() {
+        let q = CaptureHub::queue();
+        let hub = CaptureHub::new(vec![q.clone()], Clock::monotonic());
+        let ports = ["eth0".to_string(), "eth1".to_string()];
+        let nodes = ["security-group", "ip4-forward", "security-group"];
+        let query = request(&["eth1"], &nodes, pb::CaptureDirection::Rx);
+        let s = start(&hub, "r1".into(), &ports, query).unwrap();
+        assert_eq!(
+            s.interfaces,
+            ["eth1", "node:security-group", "node:ip4-forward"]
+        );
+        assert_eq!(s.port_interface, [None, Some(0)]);
+        assert_eq!(s.node_interface[NodeId::SecurityGroup as usize], Some(1));
+        assert_eq!(s.node_interface[NodeId::Ip4Forward as usize], Some(2));
+        assert_eq!(s.node_interface.iter().flatten().count(), 2);
+        let mut taps = crate::capture::Taps::default();
+        while let Some(c) = q.pop() {
+            taps.apply(c);
+        }
+        let want = node_bit(NodeId::SecurityGroup) | node_bit(NodeId::Ip4Forward);
+        assert_eq!(taps.nodes(), want);
+        assert!(taps.rx_on(1) && !taps.rx_on(0) && !taps.tx_on(1) && !taps.drops_on());
+    }
+
+    #[test]
+    fn unknown_nodes_are_refused_with_the_valid_names() {
+        let hub = CaptureHub::new(vec![CaptureHub::queue()], Clock::monotonic());
+        let query = request(&[], &["ip4-nowhere"], pb::CaptureDirection::None);
+        let e = start(&hub, "r1".into(), &[], query).err().unwrap();
+        assert!(matches!(e, AdminError::NotFound { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no graph node \"ip4-nowhere\"")
+                && msg.contains("ethernet-input, vm-input")
+                && msg.contains("ip4-icmp-error"),
+            "{msg}"
+        );
+        assert_eq!(hub.running(), 0, "nothing started");
+    }
+
+    #[test]
+    fn a_capture_of_no_port_traffic_takes_drops_or_nodes() {
+        let none = pb::CaptureDirection::None as i32;
+        let bare = pb::CaptureRequest {
+            direction: none,
+            ..Default::default()
+        };
+        assert!(query(bare.clone()).is_err());
+        let nodes = pb::CaptureRequest {
+            nodes: vec!["vm-input".into()],
+            ..bare.clone()
+        };
+        assert_eq!(query(nodes).unwrap().nodes, ["vm-input"]);
+        let drops = pb::CaptureRequest {
+            drops: true,
+            ..bare
+        };
+        assert!(query(drops).is_ok());
+    }
 }

@@ -841,6 +841,7 @@ mod tests {
                 ports: Vec::new(),
                 direction: Direction::Rx,
                 drops: false,
+                nodes: Vec::new(),
                 filter: Program::accept_all(),
                 snaplen: 64,
                 count: 0,

@@ -1,6 +1,8 @@
 //! The dispatcher: runs each node over its whole input frame in graph order, measures
 //! calls/packets/clocks per node, and collects what comes out into per-port transmit
 //! frames. Generic over the packet buffer, so the same code runs on mbufs and heap buffers.
+//! Before a node runs, its input frame is offered to the captures that take that node
+//! (`aegisctl dp capture --node`; one mask test per node call when none does).
 
 use std::sync::Arc;
 
@@ -11,6 +13,7 @@ use super::hold::HoldQueue;
 use super::stats::{bump, WorkerStats};
 use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
+use crate::capture::tap::node_bit;
 use crate::capture::{Point, Taps};
 use crate::conntrack::{ConnTable, Timeouts};
 use crate::nodes;
@@ -479,6 +482,30 @@ impl<B: PacketBuf> Outputs<'_, B> {
     }
 }
 
+/// Offers the packets of `frame`, the input of node `id`, to the captures taking `id`
+/// (each with the port it came in on); at `security-group`, packets handed in by another
+/// worker (`handed_in`, consumed here) are skipped: their first worker offered them.
+#[inline(never)]
+fn capture_node<B: PacketBuf>(
+    taps: &Taps,
+    id: NodeId,
+    frame: &Frame<B>,
+    handed_in: &mut (usize, usize),
+    now_ns: u64,
+) {
+    let (skip_from, skip) = if id == NodeId::SecurityGroup {
+        std::mem::take(handed_in)
+    } else {
+        (0, 0)
+    };
+    for (i, pkt) in frame.iter().enumerate() {
+        if i.wrapping_sub(skip_from) < skip {
+            continue;
+        }
+        taps.capture(Point::Node(id), pkt.meta.rx_port, pkt.buf.data(), now_ns);
+    }
+}
+
 /// A per-table hash seed (connection tables hash flows VMs choose).
 fn seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
@@ -495,6 +522,10 @@ pub struct Graph<B> {
     handoff: Handoff<B>,
     taps: Taps,
     tracer: Tracer,
+    /// Where the packets [`Graph::accept_handoff`] put in `security-group`'s frame sit in it
+    /// (start, count) until the next run: the worker that handed them off captured them
+    /// there already, so node captures skip them.
+    handed_in: (usize, usize),
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -510,6 +541,7 @@ impl<B: PacketBuf> Graph<B> {
             handoff: Handoff::single(),
             taps: Taps::default(),
             tracer: Tracer::default(),
+            handed_in: (0, 0),
         }
     }
 
@@ -581,12 +613,17 @@ impl<B: PacketBuf> Graph<B> {
             return 0;
         };
         let frame = &mut self.frames[NodeId::SecurityGroup as usize];
+        let start = frame.len();
         let mut n = 0;
         while frame.len() < super::FRAME_CAP {
             let Some(pkt) = ring.pop() else { break };
             frame.push(pkt);
             n += 1;
         }
+        if self.handed_in.1 == 0 {
+            self.handed_in.0 = start;
+        }
+        self.handed_in.1 += n;
         n
     }
 
@@ -645,10 +682,12 @@ impl<B: PacketBuf> Graph<B> {
         }
     }
 
-    /// Runs every node with pending packets until the graph is empty.
+    /// Runs every node with pending packets until the graph is empty. A node's input frame
+    /// is first offered to the captures taking that node.
     pub fn run(&mut self, snap: &Snapshot, now_ns: u64, env: &mut GraphEnv) {
         let stats = &*self.stats;
         let taps = self.taps.drops_on().then_some(&self.taps);
+        let node_taps = self.taps.nodes();
         // One TSC read per node: each node's clocks run from the previous read to its end.
         let mut t_prev = rdtsc();
         for _ in 0..MAX_PASSES {
@@ -659,6 +698,9 @@ impl<B: PacketBuf> Graph<B> {
                 }
                 ran = true;
                 std::mem::swap(&mut self.frames[id as usize], &mut self.spare);
+                if node_taps & node_bit(id) != 0 {
+                    capture_node(&self.taps, id, &self.spare, &mut self.handed_in, now_ns);
+                }
                 let n = self.spare.len() as u64;
                 let mut ctx = NodeCtx {
                     snap,
@@ -690,6 +732,7 @@ impl<B: PacketBuf> Graph<B> {
                 break;
             }
         }
+        self.handed_in = (0, 0);
         self.tracer.reap(now_ns);
     }
 

@@ -2,10 +2,11 @@
 //! burst; then packets the control thread injected; then the hold queue; then connection
 //! expiry and connection-table dumps the control thread asked for ([`dump`]); then capture
 //! and trace-watch starts and stops ([`crate::capture`], [`crate::trace::watch`]); then the
-//! idle policy. Capture points: port rx (before the graph), port tx (before the tx burst)
-//! and drops (in the graph); a trace watch matches at port rx (the burst of a watched port
-//! enters through [`Graph::input_watched`]) and in `geneve-input`. The worker reads the snapshot through its [`SnapshotReader`] (one atomic load
-//! per poll unless something changed) and never locks or allocates on the packet path.
+//! idle policy. Capture points: port rx (before the graph), port tx (before the tx burst),
+//! drops and graph nodes (in the graph); a trace watch matches at port rx (the burst of a
+//! watched port enters through [`Graph::input_watched`]) and in `geneve-input`. The worker
+//! reads the snapshot through its [`SnapshotReader`] (one atomic load per poll unless
+//! something changed) and never locks or allocates on the packet path.
 
 pub mod dpdk;
 pub mod dump;

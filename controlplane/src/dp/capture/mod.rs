@@ -1,4 +1,5 @@
-//! `aegisctl dp capture`: packet capture on a running dataplane. The tcpdump filter is
+//! `aegisctl dp capture`: packet capture on a running dataplane, at ports (rx, tx), on the
+//! drop path and at the input of graph nodes (`--node`). The tcpdump filter is
 //! compiled here with libpcap ([`filter`]); the dataplane runs the program on its workers and
 //! streams matching packets (the `Capture` RPC); they are written as pcapng ([`pcapng`],
 //! `-w FILE`, `-w -` for stdout) or printed one line each ([`summary`], JSON lines with
@@ -26,13 +27,17 @@ pub struct CaptureArgs {
     /// Port to capture on (repeat for several; default: every port).
     #[arg(long = "port")]
     pub ports: Vec<String>,
-    /// Which port traffic: received, transmitted or both (default: both; with --drops and
-    /// no --port: none, drops only).
+    /// Which port traffic: received, transmitted or both (default: both; with --drops or
+    /// --node and no --port: none).
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Capture dropped packets, with their drop reason.
     #[arg(long)]
     pub drops: bool,
+    /// Capture the input of this graph node, as `dp show runtime` names it (e.g.
+    /// ip4-forward, security-group; repeat for several).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
     /// tcpdump filter expression, e.g. 'icmp or tcp port 80'.
     #[arg(long, short = 'f', default_value = "")]
     pub filter: String,
@@ -78,7 +83,9 @@ impl CaptureArgs {
             Some(DirectionArg::Rx) => pb::CaptureDirection::Rx,
             Some(DirectionArg::Tx) => pb::CaptureDirection::Tx,
             Some(DirectionArg::Both) => pb::CaptureDirection::Both,
-            None if self.drops && self.ports.is_empty() => pb::CaptureDirection::None,
+            None if (self.drops || !self.nodes.is_empty()) && self.ports.is_empty() => {
+                pb::CaptureDirection::None
+            }
             None => pb::CaptureDirection::Both,
         };
         let duration_seconds = match self.duration {
@@ -105,6 +112,7 @@ impl CaptureArgs {
             snaplen: self.snaplen,
             count: self.count.unwrap_or(0),
             duration_seconds,
+            nodes: self.nodes.clone(),
         })
     }
 }
@@ -309,6 +317,7 @@ mod tests {
             ports: Vec::new(),
             direction: None,
             drops: false,
+            nodes: Vec::new(),
             filter: String::new(),
             count: None,
             duration: None,
@@ -340,6 +349,26 @@ mod tests {
             args().request().unwrap().direction,
             pb::CaptureDirection::Both as i32
         );
+    }
+
+    #[test]
+    fn nodes_alone_take_no_port_traffic() {
+        let a = CaptureArgs {
+            nodes: vec!["ip4-forward".into(), "security-group".into()],
+            ..args()
+        };
+        let r = a.request().unwrap();
+        assert_eq!(r.direction, pb::CaptureDirection::None as i32);
+        assert_eq!(r.nodes, ["ip4-forward", "security-group"]);
+        let a = CaptureArgs {
+            nodes: vec!["ip4-forward".into()],
+            ports: vec!["eth0".into()],
+            direction: Some(DirectionArg::Rx),
+            ..args()
+        };
+        let r = a.request().unwrap();
+        assert_eq!(r.direction, pb::CaptureDirection::Rx as i32);
+        assert_eq!((r.ports.len(), r.nodes.len()), (1, 1));
     }
 
     #[test]

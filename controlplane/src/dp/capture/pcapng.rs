@@ -1,8 +1,9 @@
 //! Writes a capture as pcapng (Wireshark, tshark, tcpdump read it): a Section Header naming
 //! the dataplane host (`shb_hardware`) and aegisctl (`shb_userappl`), one Interface
 //! Description Block per captured interface named `HOST/PORT` (`HOST/drop` for the drop
-//! path) with nanosecond timestamps, and an Enhanced Packet Block per packet with its
-//! direction (`epb_flags`) or, for drops, the drop reason as its comment. Interface
+//! path, `HOST/node:NAME` for a graph node's input) with nanosecond timestamps, and an
+//! Enhanced Packet Block per packet with its direction (`epb_flags`) or, as its comment, the
+//! drop reason for drops and the node and rx port for node points. Interface
 //! Statistics Blocks at the end carry the packets lost to full capture rings.
 
 use std::borrow::Cow;
@@ -61,6 +62,12 @@ impl<W: Write> PcapngOut<W> {
                     "packets dropped by aegis-dataplane on {} (reason in each packet's comment)",
                     started.host
                 )
+            } else if let Some(node) = name.strip_prefix("node:") {
+                format!(
+                    "input of graph node {node} of aegis-dataplane on {} (rx port in each \
+                     packet's comment)",
+                    started.host
+                )
             } else {
                 format!("port {name} of aegis-dataplane on {}", started.host)
             };
@@ -100,6 +107,13 @@ impl<W: Write> PcapngOut<W> {
                 "drop: {}",
                 p.drop_reason
             )))],
+            Ok(pb::CapturePoint::Node) => {
+                let mut c = format!("node: {}", p.node);
+                if !p.rx_port.is_empty() {
+                    c.push_str(&format!(", rx port: {}", p.rx_port));
+                }
+                vec![EnhancedPacketOption::Comment(Cow::Owned(c))]
+            }
             _ => Vec::new(),
         };
         self.w
@@ -159,7 +173,7 @@ mod tests {
     fn interfaces_names_flags_and_drop_comments_read_back() {
         let started = pb::CaptureStarted {
             host: "r1".into(),
-            interfaces: vec!["eth0".into(), "drop".into()],
+            interfaces: vec!["eth0".into(), "drop".into(), "node:ip4-forward".into()],
             snaplen: 2048,
         };
         let mut out = PcapngOut::new(Vec::new(), &started, "icmp").unwrap();
@@ -171,11 +185,19 @@ mod tests {
             original_length: 70,
             data: vec![0xaa; 60],
             worker: 0,
+            node: String::new(),
+            rx_port: String::new(),
         };
         out.packet(&pkt(0, pb::CapturePoint::Rx, "")).unwrap();
         out.packet(&pkt(1, pb::CapturePoint::Drop, "ip4_bad_checksum"))
             .unwrap();
-        assert!(out.packet(&pkt(2, pb::CapturePoint::Rx, "")).is_err());
+        out.packet(&pb::CapturedPacket {
+            node: "ip4-forward".into(),
+            rx_port: "eth0".into(),
+            ..pkt(2, pb::CapturePoint::Node, "")
+        })
+        .unwrap();
+        assert!(out.packet(&pkt(3, pb::CapturePoint::Rx, "")).is_err());
         let bytes = out.finish(5, 1_700_000_001_000_000_000).unwrap();
         let mut r = PcapNgReader::new(&bytes[..]).unwrap();
         let shb = format!("{:?}", r.section());
@@ -196,7 +218,8 @@ mod tests {
             }
         }
         assert!(names[0].contains("r1/eth0") && names[1].contains("r1/drop"));
-        assert_eq!(packets.len(), 2);
+        assert!(names[2].contains("r1/node:ip4-forward") && names[2].contains("graph node"));
+        assert_eq!(packets.len(), 3);
         assert_eq!(
             packets[0].1,
             Duration::from_nanos(1_700_000_000_123_456_789)
@@ -204,5 +227,11 @@ mod tests {
         assert_eq!((packets[0].2, packets[0].3), (70, 60));
         assert!(packets[0].4.contains("Flags(1)"));
         assert!(packets[1].4.contains("drop: ip4_bad_checksum"));
+        assert_eq!(packets[2].0, 2);
+        assert!(
+            packets[2].4.contains("node: ip4-forward, rx port: eth0"),
+            "{}",
+            packets[2].4
+        );
     }
 }

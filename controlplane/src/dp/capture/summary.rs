@@ -1,5 +1,5 @@
 //! One line per captured packet, like tcpdump's: time, interface, where it was seen (rx,
-//! tx, or the drop reason), and what the packet is (Ethernet/VLAN, ARP, IPv4 with ICMP,
+//! tx, the drop reason, or a graph node with the packet's rx port), and what the packet is (Ethernet/VLAN, ARP, IPv4 with ICMP,
 //! TCP or UDP), decoded from the captured bytes only; for `-o json` the same as an object.
 
 use std::fmt::Write as _;
@@ -13,13 +13,19 @@ use serde::Serialize;
 pub struct PacketView {
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub timestamp_ns: u64,
-    /// `HOST/PORT` or `HOST/drop`.
+    /// `HOST/PORT`, `HOST/drop` or `HOST/node:NAME`.
     pub interface: String,
-    /// `rx`, `tx` or `drop`.
+    /// `rx`, `tx`, `drop` or `node`.
     pub point: &'static str,
     /// The drop reason (drops only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop_reason: Option<String>,
+    /// The graph node (node points only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The port the packet came in on (node points, when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx_port: Option<String>,
     /// Length of the packet.
     pub length: u32,
     /// Bytes captured.
@@ -41,13 +47,17 @@ impl PacketView {
             Ok(pb::CapturePoint::Rx) => "rx",
             Ok(pb::CapturePoint::Tx) => "tx",
             Ok(pb::CapturePoint::Drop) => "drop",
+            Ok(pb::CapturePoint::Node) => "node",
             _ => "?",
         };
+        let node = point == "node";
         PacketView {
             timestamp_ns: p.timestamp_ns,
             interface: format!("{}/{port}", started.host),
             point,
             drop_reason: (point == "drop").then(|| p.drop_reason.clone()),
+            node: node.then(|| p.node.clone()),
+            rx_port: (node && !p.rx_port.is_empty()).then(|| p.rx_port.clone()),
             length: p.original_length,
             captured: p.data.len(),
             worker: p.worker,
@@ -55,14 +65,17 @@ impl PacketView {
         }
     }
 
-    /// The one-line form: `HH:MM:SS.uuuuuu HOST/PORT rx|tx|drop(REASON) SUMMARY, length N`.
+    /// The one-line form: `HH:MM:SS.uuuuuu INTERFACE POINT SUMMARY, length N`, POINT being
+    /// `rx`, `tx`, `drop(REASON)` or, at a graph node, `node(NAME, in RX_PORT)`.
     pub fn line(&self) -> String {
         let secs = self.timestamp_ns / 1_000_000_000;
         let micros = (self.timestamp_ns % 1_000_000_000) / 1000;
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-        let point = match &self.drop_reason {
-            Some(r) => format!("drop({r})"),
-            None => self.point.to_string(),
+        let point = match (&self.drop_reason, &self.node, &self.rx_port) {
+            (Some(r), _, _) => format!("drop({r})"),
+            (None, Some(n), Some(p)) => format!("node({n}, in {p})"),
+            (None, Some(n), None) => format!("node({n})"),
+            (None, None, _) => self.point.to_string(),
         };
         format!(
             "{h:02}:{m:02}:{s:02}.{micros:06} {} {point} {}, length {}",
@@ -178,6 +191,7 @@ fn describe_ip4(d: &[u8], at: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn frame(proto: u8, l4: &[u8]) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0];
@@ -228,6 +242,8 @@ mod tests {
             original_length: 98,
             data: frame(1, &[0, 0, 0, 0, 0, 1, 0, 2]),
             worker: 1,
+            node: String::new(),
+            rx_port: String::new(),
         };
         let v = PacketView::new(&p, &started);
         assert_eq!(
@@ -239,5 +255,35 @@ mod tests {
         assert_eq!(j["drop_reason"], "ip4_bad_checksum");
         assert_eq!(j["interface"], "r1/drop");
         assert_eq!(j["captured"], 42);
+        assert!(j.get("node").is_none() && j.get("rx_port").is_none());
+
+        let started = pb::CaptureStarted {
+            interfaces: vec!["node:security-group".into()],
+            ..started
+        };
+        let n = pb::CapturedPacket {
+            interface: 0,
+            point: pb::CapturePoint::Node as i32,
+            drop_reason: String::new(),
+            node: "security-group".into(),
+            rx_port: "vm-b1".into(),
+            ..p
+        };
+        let v = PacketView::new(&n, &started);
+        assert_eq!(
+            v.line(),
+            "01:02:03.000004 r1/node:security-group node(security-group, in vm-b1) IP ttl 64 \
+             10.0.1.2 > 10.0.2.2: ICMP echo reply, id 1, seq 2, length 98"
+        );
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            (&j["point"], &j["node"], &j["rx_port"]),
+            (
+                &Value::from("node"),
+                &Value::from("security-group"),
+                &Value::from("vm-b1")
+            )
+        );
+        assert!(j.get("drop_reason").is_none());
     }
 }
