@@ -832,6 +832,7 @@ async fn gateway_status_judges_each_group_from_its_members() {
         external_addresses: vec![address.into()],
         vrid,
         tunnel_address: String::new(),
+        ..Default::default()
     };
     create(
         &mut c,
