@@ -385,7 +385,13 @@ pub fn declarations(n: usize) -> Vec<Vec<String>> {
         "--gateway",
         "203.0.113.1",
     ]));
-    let mut group = words(&["gateway-group", "create", GROUP, "--external-network", "ext"]);
+    let mut group = words(&[
+        "gateway-group",
+        "create",
+        GROUP,
+        "--external-network",
+        "ext",
+    ]);
     for (i, g) in GATEWAYS.into_iter().take(n).enumerate() {
         group.push("--member".into());
         group.push(format!("{g}:{}", priority(i, n)));

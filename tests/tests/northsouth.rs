@@ -22,7 +22,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::northsouth::{
-    advert_ms, gateway_underlay, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT, SNAT_IP,
+    advert_ms, gateway_underlay, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP,
+    PUBLIC_PORT, SNAT_IP,
 };
 use aegis_lab::{streams, ProcId};
 use common::{has_hop, hosts, verdict, OrPanic};
@@ -72,7 +73,10 @@ fn wait_status(
         if ready(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}:\n{s:#}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}:\n{s:#}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -293,9 +297,12 @@ fn standby_death_and_reselection_in_a_group_of_3() {
     };
 
     // The control plane chose g1 and g2 by priority; g3 is a spare.
-    let status = wait_status(&ns, "g1 and g2 chosen, redundant", Duration::from_secs(20), |s| {
-        s["sync_members"] == serde_json::json!(["g1", "g2"]) && s["redundant"] == true
-    });
+    let status = wait_status(
+        &ns,
+        "g1 and g2 chosen, redundant",
+        Duration::from_secs(20),
+        |s| s["sync_members"] == serde_json::json!(["g1", "g2"]) && s["redundant"] == true,
+    );
     assert_eq!(
         sync_roles(&status),
         pairs(&[("g1", "master"), ("g2", "standby"), ("g3", "spare")]),
@@ -316,10 +323,16 @@ fn standby_death_and_reselection_in_a_group_of_3() {
         .as_array()
         .map(|p| p.iter().filter_map(|p| p["address"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(streamed, [gateway_underlay(1)], "g1 streams to g2 only: {master}");
+    assert_eq!(
+        streamed,
+        [gateway_underlay(1)],
+        "g1 streams to g2 only: {master}"
+    );
     println!(
         "before the kill:\n{}",
-        ns.ew.cp(&["gateway", "status", GROUP]).or_panic("gateway status")
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
     );
 
     // kill -9 of the standby.
@@ -344,7 +357,10 @@ fn standby_death_and_reselection_in_a_group_of_3() {
     let roles = sync_roles(&status);
     assert_eq!(
         (&roles[0], &roles[2]),
-        (&pairs(&[("g1", "master")])[0], &pairs(&[("g3", "standby")])[0]),
+        (
+            &pairs(&[("g1", "master")])[0],
+            &pairs(&[("g3", "standby")])[0]
+        ),
         "{status:#}"
     );
     // g3 holds every session of g1, nothing unacknowledged; g1 streams to g3 only.
@@ -356,13 +372,23 @@ fn standby_death_and_reselection_in_a_group_of_3() {
         if sessions(&b) == sessions(&m) && lag == 0 && b["synced"] == true {
             break (m, b);
         }
-        assert!(Instant::now() < deadline, "g3 did not converge to g1:\ng1 {m}\ng3 {b}");
+        assert!(
+            Instant::now() < deadline,
+            "g3 did not converge to g1:\ng1 {m}\ng3 {b}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(sessions(&b) >= before, "g3 has {} of {before}", sessions(&b));
+    assert!(
+        sessions(&b) >= before,
+        "g3 has {} of {before}",
+        sessions(&b)
+    );
     assert_eq!(m["peers"].as_array().map(Vec::len), Some(1), "{m}");
     assert_eq!(m["peers"][0]["address"], gateway_underlay(2), "{m}");
-    assert!(m["peers"][0]["bulk_resyncs"].as_u64().unwrap_or(0) >= 1, "{m}");
+    assert!(
+        m["peers"][0]["bulk_resyncs"].as_u64().unwrap_or(0) >= 1,
+        "{m}"
+    );
     assert_eq!(b["spare"], false, "{b}");
     assert_eq!(ns.state(0).or_panic("g1 state"), "MASTER");
     ns.ew
@@ -370,12 +396,11 @@ fn standby_death_and_reselection_in_a_group_of_3() {
         .or_panic("b3 still reaches x1");
     println!(
         "after the re-selection:\n{}",
-        ns.ew.cp(&["gateway", "status", GROUP]).or_panic("gateway status")
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
     );
-    let down_after_ms = ns
-        .ew
-        .cp_json(&["host", "list"])
-        .or_panic("host list")["down_after_ms"]
+    let down_after_ms = ns.ew.cp_json(&["host", "list"]).or_panic("host list")["down_after_ms"]
         .as_u64()
         .unwrap_or(0);
     println!(

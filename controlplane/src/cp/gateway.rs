@@ -373,7 +373,11 @@ gw3    100  UNREACHABLE  -         -               -      -      -  -           
             lines[1],
             "  sync members gw1, gw3 (1 standby, generation 2: gw2 stopped heartbeating)"
         );
-        assert!(lines[5].starts_with("gw2 ") && lines[5].contains(" spare "), "{}", lines[5]);
+        assert!(
+            lines[5].starts_with("gw2 ") && lines[5].contains(" spare "),
+            "{}",
+            lines[5]
+        );
         r.groups[0].standby_count = 2;
         assert!(sync_line(&r.groups[0]).contains("(2 standbys, generation 2"));
     }

@@ -273,8 +273,7 @@ fn keep_sync_assignment(stored: &mut Object, previous: Option<&Object>) {
         return;
     }
     if let Some(mut a) = p.sync_assignment.clone() {
-        a.members
-            .retain(|h| g.members.iter().any(|m| &m.host == h));
+        a.members.retain(|h| g.members.iter().any(|m| &m.host == h));
         g.sync_assignment = Some(a);
     }
 }
@@ -924,7 +923,11 @@ mod tests {
             (group(&three, 1, Some(&["g1", "c1"])), "c1 is not a member"),
             (group(&three, 1, Some(&["g1", "g1"])), "g1 is listed twice"),
         ] {
-            let m = rejected(&mut s, Command::Create { object: bad }, ErrorCode::InvalidArgument);
+            let m = rejected(
+                &mut s,
+                Command::Create { object: bad },
+                ErrorCode::InvalidArgument,
+            );
             assert!(m.contains(why), "{m}");
         }
         create(&mut s, group(&three, 2, Some(&["g1", "g2", "g3"]))).unwrap();
@@ -938,7 +941,10 @@ mod tests {
             panic!("no group");
         };
         let a = g.sync_assignment.as_ref().expect("kept");
-        assert_eq!((a.members.as_slice(), a.generation), (&["g1".to_string(), "g3".to_string()][..], 7));
+        assert_eq!(
+            (a.members.as_slice(), a.generation),
+            (&["g1".to_string(), "g3".to_string()][..], 7)
+        );
         // The leader's update replaces it.
         s.apply(&Command::Update {
             object: group(&["g1", "g3"], 1, Some(&["g3"])),

@@ -675,9 +675,9 @@ impl Ctx<'_> {
             let mut seen = HashSet::new();
             for h in &a.members {
                 if !hosts.contains(h) {
-                    return Err(self.invalid(format!(
-                        "sync_assignment: {h} is not a member of the group"
-                    )));
+                    return Err(
+                        self.invalid(format!("sync_assignment: {h} is not a member of the group"))
+                    );
                 }
                 if !seen.insert(h) {
                     return Err(self.invalid(format!("sync_assignment: {h} is listed twice")));

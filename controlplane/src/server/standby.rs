@@ -1,7 +1,7 @@
 //! Standby selection for gateway groups (sans-I/O): which members hold a group's NAT
-//! sessions. The leader keeps, per GatewayGroup, `standby_count + 1` members (0 counts as
-//! 1) in its `sync_assignment`: whichever of them is the VRRP master streams its sessions to
-//! the others, and the remaining members are spares.
+//! sessions. The leader keeps, per GatewayGroup, the master and `standby_count` standbys
+//! (at least one) in its `sync_assignment`: whichever of them is the VRRP master streams
+//! its sessions to the others, and the remaining members are spares.
 //!
 //! - The first choice takes the live members by priority (highest first, ties by name).
 //! - A chosen member stays chosen while its host heartbeats: nothing changes when nothing
@@ -95,14 +95,23 @@ pub fn select(g: &GatewayGroup, alive: &dyn Fn(&str) -> bool) -> Option<Selectio
         .map(|h| h.to_string())
         .collect();
     let reason = if g.sync_assignment.is_none() {
-        format!("first choice: {} by priority among the live members", keep.join(", "))
+        format!(
+            "first choice: {} by priority among the live members",
+            keep.join(", ")
+        )
     } else {
         let mut r = Vec::new();
         if !dropped.is_empty() {
-            r.push(format!("{} stopped heartbeating or left the group", dropped.join(", ")));
+            r.push(format!(
+                "{} stopped heartbeating or left the group",
+                dropped.join(", ")
+            ));
         }
         if !added.is_empty() {
-            r.push(format!("{} chosen by priority among the live spares", added.join(", ")));
+            r.push(format!(
+                "{} chosen by priority among the live spares",
+                added.join(", ")
+            ));
         } else if keep.len() < want {
             r.push("no live spare to replace it".to_owned());
         }
@@ -181,7 +190,10 @@ mod tests {
         let g = group(THREE, 1, Some(&["g1", "g2"]));
         let s = select(&g, &|h| h != "g2").expect("re-selection");
         assert_eq!(s.members, ["g1", "g3"]);
-        assert_eq!((s.dropped.as_slice(), s.added.as_slice()), (&["g2".to_string()][..], &["g3".to_string()][..]));
+        assert_eq!(
+            (s.dropped.as_slice(), s.added.as_slice()),
+            (&["g2".to_string()][..], &["g3".to_string()][..])
+        );
         assert!(s.reason.contains("g2 stopped heartbeating"), "{}", s.reason);
         assert_eq!(s.assignment(g.sync_assignment.as_ref()).generation, 5);
         // The master's death is the same: the survivors hold the sessions.

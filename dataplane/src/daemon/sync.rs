@@ -287,7 +287,7 @@ impl SyncDriver {
                 }
             }
             Role::Backup { receiver, master } if next.spare && !self.peers.spare => {
-                *receiver = Box::new(Receiver::new(self.cfg.group, node, self.key.clone()));
+                **receiver = Receiver::new(self.cfg.group, node, self.key.clone());
                 *master = None;
             }
             Role::Backup { .. } => {}

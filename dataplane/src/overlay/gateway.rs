@@ -202,10 +202,7 @@ pub fn parse<'a>(
     role.nat.outside_port = Some(external_port);
     if let Some(a) = &g.sync_assignment {
         let underlay = |h: &str| -> Result<Option<Ipv4Addr>, String> {
-            underlays
-                .get(h)
-                .map(|u| addr("host", h, u))
-                .transpose()
+            underlays.get(h).map(|u| addr("host", h, u)).transpose()
         };
         let mut peers = SyncPeers {
             generation: a.generation,
@@ -332,7 +329,12 @@ mod tests {
 
     fn sync_of(chosen: Option<&[&str]>) -> Option<SyncPeers> {
         let snap = gateway_snapshot(&objects(chosen));
-        snap.overlay.gateway.as_ref().expect("g is a gateway").sync.clone()
+        snap.overlay
+            .gateway
+            .as_ref()
+            .expect("g is a gateway")
+            .sync
+            .clone()
     }
 
     #[test]

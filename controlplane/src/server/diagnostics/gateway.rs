@@ -469,7 +469,10 @@ mod tests {
             .iter()
             .map(|m| (m.host.as_str(), m.sync_role.as_str()))
             .collect();
-        assert_eq!(roles, [("gw1", "master"), ("gw3", "spare"), ("gw2", "standby")]);
+        assert_eq!(
+            roles,
+            [("gw1", "master"), ("gw3", "spare"), ("gw2", "standby")]
+        );
         assert_eq!(
             s.problems,
             [
@@ -478,7 +481,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            (s.sync_members.as_slice(), s.sync_generation, s.standby_count),
+            (
+                s.sync_members.as_slice(),
+                s.sync_generation,
+                s.standby_count
+            ),
             (&["gw1".to_string(), "gw2".to_string()][..], 3, 1)
         );
         // gw2 synced, gw3 a spare without a replica: redundant, nothing to say about gw3.

@@ -328,7 +328,8 @@ fn deliver(from: &Gw, to: &[&Gw]) -> Vec<usize> {
         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
         let src = u32::from_be_bytes([f[26], f[27], f[28], f[29]]);
         if let Some(i) = to.iter().position(|g| g.driver.cfg.address == dst) {
-            to[i].channel
+            to[i]
+                .channel
                 .datagrams
                 .push(SyncDatagram::new(src, &f[42..]).unwrap())
                 .unwrap();
@@ -377,7 +378,10 @@ fn a_standby_chosen_by_the_control_plane_gets_a_bulk_resync_and_spares_are_not_s
     assert_eq!(b.nat.len(), 200);
     let info = a.driver.info(now);
     assert_eq!(info.stream_to, [B]);
-    assert_eq!(info.peers.iter().map(|p| p.address).collect::<Vec<_>>(), [B]);
+    assert_eq!(
+        info.peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+        [B]
+    );
     assert!(c.driver.info(now).spare);
 
     // B dies; generation 2 chooses C: the master streams to C at once, a bulk resync
@@ -392,10 +396,16 @@ fn a_standby_chosen_by_the_control_plane_gets_a_bulk_resync_and_spares_are_not_s
         deliver(&a, &[&c]);
         deliver(&c, &[&a]);
     }
-    assert!(c.driver.synced(), "the new standby completed its bulk resync");
+    assert!(
+        c.driver.synced(),
+        "the new standby completed its bulk resync"
+    );
     assert_eq!((c.driver.sessions.len(), c.nat.len()), (230, 230));
     let info = a.driver.info(now);
-    assert_eq!(info.peers.iter().map(|p| p.address).collect::<Vec<_>>(), [C]);
+    assert_eq!(
+        info.peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+        [C]
+    );
     assert_eq!(info.peers[0].bulk_resyncs, 1);
     assert_eq!(info.peers[0].lag, 0);
     assert_eq!(
@@ -407,5 +417,8 @@ fn a_standby_chosen_by_the_control_plane_gets_a_bulk_resync_and_spares_are_not_s
     assert_eq!(a.driver.info(now).peer_changes, 2);
     a.driver.apply_peers(None);
     let info = a.driver.info(now);
-    assert_eq!((info.stream_to.as_slice(), info.peers_from.as_str()), (&[B, C][..], "host.toml"));
+    assert_eq!(
+        (info.stream_to.as_slice(), info.peers_from.as_str()),
+        (&[B, C][..], "host.toml")
+    );
 }

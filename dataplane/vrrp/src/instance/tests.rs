@@ -235,8 +235,11 @@ fn a_held_backup_claims_a_dead_master_after_a_ready_lower_priority_one() {
     let mut held = started(config(Version::V3, 150, 10));
     held.set_preempt_hold(true);
     let mut ready = started(config(Version::V3, 100, 10));
-    held.receive(ms(100), PEER_HIGH, &advert(&held, 200)).unwrap();
-    ready.receive(ms(100), PEER_HIGH, &advert(&ready, 200)).unwrap();
+    held.receive(ms(100), PEER_HIGH, &advert(&held, 200))
+        .unwrap();
+    ready
+        .receive(ms(100), PEER_HIGH, &advert(&ready, 200))
+        .unwrap();
     let ready_at = run_until(&mut ready, ms(2000)).expect("the ready backup claims");
     let held_due = held.poll_at().expect("the held backup's timer runs");
     assert!(
@@ -244,12 +247,14 @@ fn a_held_backup_claims_a_dead_master_after_a_ready_lower_priority_one() {
         "ready claims at {ready_at:?}, held is due at {held_due:?}"
     );
     // The new master's advert (priority 100) arrives: held does not preempt it.
-    held.receive(ready_at, PEER_LOW, &advert(&held, 100)).unwrap();
+    held.receive(ready_at, PEER_LOW, &advert(&held, 100))
+        .unwrap();
     held.poll(held_due);
     assert_eq!(held.state(), State::Backup);
     // Without the hold the higher priority would have claimed first.
     let mut free = started(config(Version::V3, 150, 10));
-    free.receive(ms(100), PEER_HIGH, &advert(&free, 200)).unwrap();
+    free.receive(ms(100), PEER_HIGH, &advert(&free, 200))
+        .unwrap();
     assert!(free.poll_at().expect("timer") < ready_at);
 }
 
