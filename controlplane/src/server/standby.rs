@@ -10,6 +10,8 @@
 //! - A chosen member whose host stopped heartbeating is replaced by the live spare with the
 //!   highest priority; with no live spare it is dropped.
 //! - With no live member at all the choice stays as it is (nobody could act on another).
+//! - A changed `standby_count`: the best live spares are added, or the lowest priorities
+//!   dropped.
 
 use std::cmp::Reverse;
 
@@ -71,6 +73,9 @@ pub fn select(g: &GatewayGroup, alive: &dyn Fn(&str) -> bool) -> Option<Selectio
         .collect();
     spares.sort_by(|a, b| (Reverse(a.0), a.1).cmp(&(Reverse(b.0), b.1)));
     let want = wanted(g);
+    // Fewer standbys wanted than chosen (standby_count lowered): the lowest priorities go.
+    keep.sort_by(|a, b| (Reverse(priority(a)), *a).cmp(&(Reverse(priority(b)), *b)));
+    keep.truncate(want);
     for (_, h) in spares {
         if keep.len() >= want {
             break;
@@ -101,10 +106,26 @@ pub fn select(g: &GatewayGroup, alive: &dyn Fn(&str) -> bool) -> Option<Selectio
         )
     } else {
         let mut r = Vec::new();
-        if !dropped.is_empty() {
+        let dead: Vec<&str> = dropped
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !g.members.iter().any(|m| m.host == *h) || !alive(h))
+            .collect();
+        let surplus: Vec<&str> = dropped
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !dead.contains(h))
+            .collect();
+        if !dead.is_empty() {
             r.push(format!(
                 "{} stopped heartbeating or left the group",
-                dropped.join(", ")
+                dead.join(", ")
+            ));
+        }
+        if !surplus.is_empty() {
+            r.push(format!(
+                "{} no longer needed (fewer standbys)",
+                surplus.join(", ")
             ));
         }
         if !added.is_empty() {
@@ -220,6 +241,17 @@ mod tests {
         // A member that came back fills the gap.
         let s = select(&group(THREE, 1, Some(&["g1"])), &all).unwrap();
         assert_eq!(s.members, ["g1", "g2"]);
+    }
+
+    #[test]
+    fn more_or_fewer_standbys_change_the_choice_by_priority() {
+        let s = select(&group(THREE, 2, Some(&["g1", "g3"])), &all).unwrap();
+        assert_eq!(s.members, ["g1", "g2", "g3"]);
+        assert_eq!(s.added, ["g2"]);
+        let s = select(&group(THREE, 1, Some(&["g1", "g2", "g3"])), &all).unwrap();
+        assert_eq!(s.members, ["g1", "g2"]);
+        assert_eq!(s.dropped, ["g3"]);
+        assert!(s.reason.contains("g3 no longer needed"), "{}", s.reason);
     }
 
     #[test]
