@@ -269,9 +269,14 @@ impl SyncDriver {
         }
         match &mut self.role {
             Role::Master { epoch, senders } => {
-                senders.retain(|(p, _)| {
+                let rejected = &mut self.rejected;
+                senders.retain(|(p, s)| {
                     let keep = next.stream_to.contains(p);
                     if !keep {
+                        // Its refusal counts stay in the totals.
+                        for (a, b) in rejected.iter_mut().zip(s.stats().rejected) {
+                            *a += b;
+                        }
                         tracing::info!(peer = %p, "session sync: no longer streaming to this peer");
                     }
                     keep

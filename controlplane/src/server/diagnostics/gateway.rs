@@ -12,9 +12,10 @@
 //!   is `master`, `standby` (chosen) or `spare` (not chosen: nobody streams to it, so an
 //!   incomplete replica is no problem there);
 //! - the group is **redundant** with exactly one master and at least one BACKUP whose session
-//!   sync is complete (a chosen one, once there is a choice); `problems` says in words what keeps it from that (split brain, no
-//!   master, unreachable members, backups not synced) and what else is off (a member without
-//!   the group's VRID, FAULT, a dataplane priority other than the object's).
+//!   sync is complete (a chosen one, once there is a choice); `problems` says in words what
+//!   keeps it from that (split brain, no master, unreachable members, backups not synced, no
+//!   chosen standby) and what else is off (a member without the group's VRID, FAULT, a
+//!   dataplane priority other than the object's).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
