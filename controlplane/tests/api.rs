@@ -1,7 +1,8 @@
 //! The control plane's gRPC API on a real single-node server in this process: each error
 //! class and that a rejected request changes nothing, watch streams (full state, resume,
-//! host filter, compaction), heartbeats and host liveness, the bearer token, TLS, and the
-//! diagnostics of the hosts' dataplanes (an in-memory dataplane backend).
+//! host filter, compaction), heartbeats and host liveness, the bearer token, TLS, the
+//! diagnostics of the hosts' dataplanes (an in-memory dataplane backend), and the leader's
+//! choice of gateway-group standbys from the heartbeats.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -832,6 +833,7 @@ async fn gateway_status_judges_each_group_from_its_members() {
         external_addresses: vec![address.into()],
         vrid,
         tunnel_address: String::new(),
+        ..Default::default()
     };
     create(
         &mut c,
@@ -951,4 +953,113 @@ async fn gateway_status_judges_each_group_from_its_members() {
     server.shutdown().await;
     d1.stop().await;
     d2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_chooses_standbys_and_replaces_one_whose_host_stops_heartbeating() {
+    use aegis_api::controlplane::v1::{ExternalNetwork, GatewayGroup, GatewayMember, GetRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let mut c = ready(&server.addr, &ClientConfig::default()).await;
+    for (h, a) in [
+        ("g1", "10.0.0.1/24"),
+        ("g2", "10.0.0.2/24"),
+        ("g3", "10.0.0.3/24"),
+    ] {
+        let mut o = host(h, a);
+        if let Some(Spec::Host(h)) = &mut o.spec {
+            h.role = HostRole::Gateway as i32;
+        }
+        create(&mut c, o).await.unwrap();
+    }
+    let ext = Spec::ExternalNetwork(ExternalNetwork {
+        cidr: "203.0.113.0/24".into(),
+        gateway_ip: "203.0.113.1".into(),
+        vlan: 0,
+    });
+    create(&mut c, obj("ext", ext)).await.unwrap();
+    let group = GatewayGroup {
+        external_network: "ext".into(),
+        members: [("g3", 100), ("g1", 200), ("g2", 150)]
+            .into_iter()
+            .map(|(h, p)| GatewayMember {
+                host: h.into(),
+                priority: p,
+            })
+            .collect(),
+        external_addresses: vec!["203.0.113.10".into()],
+        vrid: 51,
+        ..Default::default()
+    };
+    create(&mut c, obj("gw", Spec::GatewayGroup(group)))
+        .await
+        .unwrap();
+
+    // Heartbeats from `alive` every 100 ms until the group's choice satisfies `done`, for
+    // at most `rounds` (the detection time is 400 ms here); returns the group.
+    async fn beat_until(
+        c: &mut Clients,
+        alive: &[&str],
+        rounds: usize,
+        done: impl Fn(&[String]) -> bool,
+    ) -> Option<GatewayGroup> {
+        for _ in 0..rounds {
+            for h in alive {
+                c.agents
+                    .heartbeat(HeartbeatRequest {
+                        host: (*h).into(),
+                        agent: "test".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            let o = c
+                .state
+                .get(GetRequest {
+                    kind: Kind::GatewayGroup as i32,
+                    name: "gw".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .object
+                .unwrap();
+            if let Some(Spec::GatewayGroup(g)) = o.spec {
+                let chosen = g
+                    .sync_assignment
+                    .as_ref()
+                    .map(|a| a.members.clone())
+                    .unwrap_or_default();
+                if done(&chosen) {
+                    return Some(g);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    // First choice: the master and one standby by priority.
+    let g = beat_until(&mut c, &["g1", "g2", "g3"], 50, |m| m == ["g1", "g2"])
+        .await
+        .expect("g1 and g2 chosen");
+    let first = g.sync_assignment.unwrap().generation;
+    assert!(first >= 1);
+    // g2's host stops heartbeating: g3 replaces it, with a new generation and the reason.
+    let g = beat_until(&mut c, &["g1", "g3"], 50, |m| m == ["g1", "g3"])
+        .await
+        .expect("g3 replaces g2");
+    let a = g.sync_assignment.unwrap();
+    assert_eq!(a.generation, first + 1);
+    assert!(a.reason.contains("g2 stopped heartbeating"), "{}", a.reason);
+    // g2 is back: it stays a spare (nothing changes in 1.5 s, almost 4 detection times).
+    let changed = beat_until(&mut c, &["g1", "g2", "g3"], 15, |m| m != ["g1", "g3"]).await;
+    assert!(
+        changed.is_none(),
+        "the choice changed: {:?}",
+        changed.and_then(|g| g.sync_assignment)
+    );
+    server.shutdown().await;
 }

@@ -1,17 +1,20 @@
 //! [`NorthSouthLab`]: the east-west lab ([`EastWestLab`]: three compute hosts, VMs in VPCs
-//! blue and red) plus a gateway group of two Aegis gateways fed by the same control plane,
-//! and a host on the external network — VMs reach the outside over the overlay through the
-//! group's VRRP master.
+//! blue and red) plus a gateway group of two Aegis gateways fed by the same control plane
+//! (three with [`NorthSouthLab::start_with_gateways`]: g3 added), and a host on the
+//! external network — VMs reach the outside over the overlay through the group's VRRP
+//! master.
 //!
 //! ```text
 //!   fabric: br-ul (underlay)   br-mg (management)   br-ext (external network 203.0.113.0/24)
 //!   g1: ul0 10.88.0.21/24 (DPDK)  ext0 203.0.113.2/24 (DPDK)  mg0 10.99.0.21 (kernel)
 //!   g2: ul0 10.88.0.22/24 (DPDK)  ext0 203.0.113.3/24 (DPDK)  mg0 10.99.0.22 (kernel)
+//!   g3: ul0 10.88.0.23/24 (DPDK)  ext0 203.0.113.4/24 (DPDK)  mg0 10.99.0.23 (kernel), if any
 //!   x1: eth0 203.0.113.100/24 (kernel): the outside world
 //! ```
 //!
 //! Declared through `aegisctl` like the rest: hosts g1 and g2 (role gateway), external
-//! network `ext`, gateway group `gw` (members g1:200 and g2:100, external address
+//! network `ext`, gateway group `gw` (members g1:200 and g2:100 — g1:200, g2:150 and g3:100
+//! with three — external address
 //! 203.0.113.10, VRID 71, tunnel address 10.88.0.100), source NAT of VPC blue to
 //! 203.0.113.10, b1's floating IP 203.0.113.20, and security group `sg-public` (TCP 7000
 //! and ICMP from anywhere) added to b1. VPC red has no gateway: it reaches nothing outside.
@@ -19,8 +22,10 @@
 //! Each gateway's host.toml names its ports (with their addresses), `[nat] outside_port =
 //! "ext0"`, session sync on `ul0` following `VI_EXT`, and a keepalived.conf with the sync
 //! group `G_GW`: `VI_TUN` (ul0, VRID 70, the tunnel address) and `VI_EXT` (ext0, VRID 71,
-//! 203.0.113.10), v3 at 100 ms, unicast to the other gateway. The control plane adds the
-//! floating IP to `VI_EXT` (the master answers ARP for it and announces it).
+//! 203.0.113.10), v3 at 100 ms, unicast to the other gateways. The control plane adds the
+//! floating IP to `VI_EXT` (the master answers ARP for it and announces it) and chooses
+//! the group's sync members (host.toml's `[sync] peers`, every other gateway, apply only
+//! until it has chosen).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -39,8 +44,17 @@ use crate::lab::ProcId;
 use crate::router::{RouterLab, START_LIMIT};
 use crate::wait::{self, Poll};
 
-/// The gateway hosts.
-pub const GATEWAYS: [&str; 2] = ["g1", "g2"];
+/// The gateway hosts (the first two unless the lab is started with three).
+pub const GATEWAYS: [&str; 3] = ["g1", "g2", "g3"];
+
+/// VRRP and member priority of gateway `i` of `n`: 200/100 for a pair, 200/150/100 for three.
+pub fn priority(i: usize, n: usize) -> u8 {
+    match (i, n) {
+        (0, _) => 200,
+        (1, 3) => 150,
+        _ => 100,
+    }
+}
 /// The external host.
 pub const EXTERNAL_HOST: &str = "x1";
 /// Its address.
@@ -95,7 +109,7 @@ pub struct GatewayHost {
 pub struct NorthSouthLab {
     /// The east-west lab it extends (its `lab` holds every namespace and process).
     pub ew: EastWestLab,
-    /// g1 (priority 200) and g2 (100).
+    /// g1 (priority 200) and g2 (100); or g1, g2 (150) and g3 (100).
     pub gws: Vec<GatewayHost>,
     dataplane: PathBuf,
 }
@@ -120,19 +134,28 @@ impl NorthSouthLab {
     /// north-south objects, and returns once g1 is MASTER, g2 BACKUP with a complete
     /// replica, every dataplane applied the control plane's revision and b3 reaches x1.
     pub fn start(prefix: &str, bins: Bins) -> Result<NorthSouthLab> {
+        Self::start_with_gateways(prefix, bins, 2)
+    }
+
+    /// [`NorthSouthLab::start`] with `n` gateways (2 or 3); with three it also waits until
+    /// g3 is BACKUP.
+    pub fn start_with_gateways(prefix: &str, bins: Bins, n: usize) -> Result<NorthSouthLab> {
+        let n = n.clamp(2, GATEWAYS.len());
         let dataplane = bins.dataplane()?;
         let aegisctl = bins.aegisctl()?;
         let mut ew = EastWestLab::start_with(prefix, bins)?;
-        build_topology(&mut ew)?;
+        build_topology(&mut ew, n)?;
         let key = ew.lab.path("sync.key");
         write(&key, "aegis-lab north-south gateway group shared secret\n")?;
         let mut gws = Vec::new();
-        for (i, host) in GATEWAYS.into_iter().enumerate() {
+        for (i, host) in GATEWAYS.into_iter().take(n).enumerate() {
             let socket = ew.lab.path(&format!("{host}.sock"));
             let kconf = ew.lab.path(&format!("{host}-keepalived.conf"));
-            let other = 1 - i;
-            let priority = if i == 0 { 200 } else { 100 };
-            write(&kconf, &keepalived_conf(priority, other))?;
+            write(&kconf, &keepalived_conf(i, n))?;
+            let others: Vec<String> = (0..n)
+                .filter(|&o| o != i)
+                .map(|o| format!("\"{}\"", gateway_underlay(o)))
+                .collect();
             let mut hc = RouterLab::host_config(&ew.lab.id().ns(host), &socket);
             hc.routes.clear();
             hc.diag_listen = Some(format!("{}:{}", gateway_mgmt(i), eastwest::DIAG_PORT));
@@ -150,11 +173,11 @@ impl NorthSouthLab {
             ];
             let text = format!(
                 "{}\n[vrrp]\nkeepalived_conf = \"{}\"\n\n[nat]\noutside_port = \"{EXTERNAL_IF}\"\n\n\
-                 [sync]\nport = \"{UNDERLAY_IF}\"\npeers = [\"{}\"]\nkey_file = \"{}\"\n\
+                 [sync]\nport = \"{UNDERLAY_IF}\"\npeers = [{}]\nkey_file = \"{}\"\n\
                  vrrp_instance = \"VI_EXT\"\n",
                 hc.render(),
                 kconf.display(),
-                gateway_underlay(other),
+                others.join(", "),
                 key.display(),
             );
             let config = ew.lab.path(&format!("{host}-host.toml"));
@@ -169,7 +192,7 @@ impl NorthSouthLab {
             });
         }
         let mut ns = NorthSouthLab { ew, gws, dataplane };
-        for args in declarations() {
+        for args in declarations(n) {
             let argv: Vec<&str> = args.iter().map(String::as_str).collect();
             ns.ew.cp(&argv)?;
         }
@@ -180,6 +203,10 @@ impl NorthSouthLab {
         ns.start_gateway(1)?;
         ns.wait_state(1, "BACKUP", Duration::from_secs(15))?;
         ns.wait_synced(1, Duration::from_secs(10))?;
+        if n == 3 {
+            ns.start_gateway(2)?;
+            ns.wait_state(2, "BACKUP", Duration::from_secs(15))?;
+        }
         ns.wait_converged(eastwest::CONVERGE)?;
         ns.ew
             .wait_ping("b3", EXTERNAL_IP, Duration::from_secs(20))?;
@@ -305,11 +332,11 @@ impl NorthSouthLab {
 }
 
 /// The bridge, namespaces and links the lab adds to the east-west lab's.
-fn build_topology(ew: &mut EastWestLab) -> Result<()> {
+fn build_topology(ew: &mut EastWestLab, n: usize) -> Result<()> {
     let lab = &mut ew.lab;
     lab.ip(FABRIC, &["link", "add", EXTERNAL_BRIDGE, "type", "bridge"])?;
     lab.ip(FABRIC, &["link", "set", EXTERNAL_BRIDGE, "up"])?;
-    for (i, g) in GATEWAYS.into_iter().enumerate() {
+    for (i, g) in GATEWAYS.into_iter().take(n).enumerate() {
         lab.host(g)?;
         for (ifname, br, tag) in [
             (UNDERLAY_IF, UNDERLAY_BRIDGE, "ul"),
@@ -331,11 +358,12 @@ fn build_topology(ew: &mut EastWestLab) -> Result<()> {
     Ok(())
 }
 
-/// The `aegisctl` arguments that declare the north-south objects, in order.
-pub fn declarations() -> Vec<Vec<String>> {
+/// The `aegisctl` arguments that declare the north-south objects with `n` gateways, in
+/// order.
+pub fn declarations(n: usize) -> Vec<Vec<String>> {
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let mut out = Vec::new();
-    for (i, g) in GATEWAYS.into_iter().enumerate() {
+    for (i, g) in GATEWAYS.into_iter().take(n).enumerate() {
         out.push(words(&[
             "host",
             "create",
@@ -357,16 +385,18 @@ pub fn declarations() -> Vec<Vec<String>> {
         "--gateway",
         "203.0.113.1",
     ]));
-    out.push(words(&[
+    let mut group = words(&[
         "gateway-group",
         "create",
         GROUP,
         "--external-network",
         "ext",
-        "--member",
-        "g1:200",
-        "--member",
-        "g2:100",
+    ]);
+    for (i, g) in GATEWAYS.into_iter().take(n).enumerate() {
+        group.push("--member".into());
+        group.push(format!("{g}:{}", priority(i, n)));
+    }
+    group.extend(words(&[
         "--external-address",
         SNAT_IP,
         "--vrid",
@@ -374,6 +404,7 @@ pub fn declarations() -> Vec<Vec<String>> {
         "--tunnel-address",
         TUNNEL_IP,
     ]));
+    out.push(group);
     out.push(words(&[
         "snat-rule",
         "create",
@@ -411,9 +442,18 @@ pub fn declarations() -> Vec<Vec<String>> {
     out
 }
 
-/// Gateway keepalived.conf: `VI_TUN` and `VI_EXT` in sync group `G_GW`, v3 at
-/// [`advert_ms`], unicast to gateway `peer`.
-pub fn keepalived_conf(priority: u8, peer: usize) -> String {
+/// Gateway `me`'s keepalived.conf (of `n`): `VI_TUN` and `VI_EXT` in sync group `G_GW`,
+/// v3 at [`advert_ms`], [`priority`], unicast to the other gateways.
+pub fn keepalived_conf(me: usize, n: usize) -> String {
+    let priority = priority(me, n);
+    let others: Vec<usize> = (0..n).filter(|&o| o != me).collect();
+    let peers = |addr: fn(usize) -> String| {
+        others
+            .iter()
+            .map(|&o| addr(o))
+            .collect::<Vec<_>>()
+            .join("\n        ")
+    };
     let instance = |name: &str, port: &str, vrid: u8, vip: &str, src: String, peer: String| {
         format!(
             "vrrp_instance {name} {{\n    state BACKUP\n    interface {port}\n    \
@@ -423,7 +463,6 @@ pub fn keepalived_conf(priority: u8, peer: usize) -> String {
             f64::from(advert_ms()) / 1000.0,
         )
     };
-    let me = 1 - peer;
     format!(
         "global_defs {{\n    router_id aegis-lab-{}\n}}\n\n\
          vrrp_sync_group G_GW {{\n    group {{\n        VI_TUN\n        VI_EXT\n    }}\n}}\n\n{}{}",
@@ -434,7 +473,7 @@ pub fn keepalived_conf(priority: u8, peer: usize) -> String {
             70,
             &format!("{TUNNEL_IP}/24"),
             gateway_underlay(me),
-            gateway_underlay(peer)
+            peers(gateway_underlay)
         ),
         instance(
             "VI_EXT",
@@ -442,7 +481,7 @@ pub fn keepalived_conf(priority: u8, peer: usize) -> String {
             71,
             &format!("{SNAT_IP}/24"),
             gateway_external(me),
-            gateway_external(peer)
+            peers(gateway_external)
         ),
     )
 }

@@ -11,6 +11,11 @@
 //!   and the takeover time are printed, and the backup committed every session before it
 //!   claimed.
 //!
+//! - standby death and re-selection in a group of three: the control plane chose g1 and g2
+//!   (g3 a spare, streamed nothing); `kill -9` of the standby g2: once its host stops
+//!   heartbeating the leader chooses g3, g1 bulk-resyncs it to its own session count, and
+//!   `aegisctl gateway status` says redundant again; the time from the kill is printed.
+//!
 //! Needs root and the release binaries; skips loudly without them, fails under CI=true.
 
 mod common;
@@ -18,7 +23,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::northsouth::{
-    advert_ms, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP, PUBLIC_PORT, SNAT_IP,
+    advert_ms, gateway_underlay, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP,
+    PUBLIC_PORT, SNAT_IP,
 };
 use aegis_lab::{streams, ProcId};
 use common::{has_hop, hosts, verdict, OrPanic};
@@ -53,6 +59,44 @@ fn group_status(ns: &NorthSouthLab) -> Value {
         .cp_json(&["gateway", "status", GROUP])
         .or_panic("aegisctl gateway status");
     v["groups"][0].clone()
+}
+
+/// Polls `gateway status` until `ready` holds for the group; returns it.
+fn wait_status(
+    ns: &NorthSouthLab,
+    what: &str,
+    limit: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = group_status(ns);
+        if ready(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}:\n{s:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// (host, sync_role) of each member, highest priority first.
+fn sync_roles(status: &Value) -> Vec<(String, String)> {
+    status["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| {
+                    (
+                        m["host"].as_str().unwrap_or("").to_owned(),
+                        m["sync_role"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn finished_ok(ns: &mut NorthSouthLab, id: ProcId, what: &str) -> Value {
@@ -266,6 +310,140 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         since_kill.as_millis(),
         gaps[0],
         gaps[1]
+    );
+    ns.ew.lab.teardown().or_panic("teardown");
+}
+
+#[test]
+fn standby_death_and_reselection_in_a_group_of_3() {
+    let test = "standby_death_and_reselection_in_a_group_of_3";
+    let Some(bins) = common::ready_bins(test, &["python3", "ping"]) else {
+        return;
+    };
+    let mut ns = NorthSouthLab::start_with_gateways("nssb", bins, 3)
+        .or_panic("start the north-south lab with three gateways");
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+
+    // The control plane chose g1 and g2 by priority; g3 is a spare.
+    let status = wait_status(
+        &ns,
+        "g1 and g2 chosen, redundant",
+        Duration::from_secs(20),
+        |s| s["sync_members"] == serde_json::json!(["g1", "g2"]) && s["redundant"] == true,
+    );
+    assert_eq!(
+        sync_roles(&status),
+        pairs(&[("g1", "master"), ("g2", "standby"), ("g3", "spare")]),
+        "{status:#}"
+    );
+    let generation = status["sync_generation"].as_u64().unwrap_or(0);
+    assert!(generation >= 1, "{status:#}");
+
+    // Sessions: 100 UDP flows from b4 through blue's source NAT.
+    streams::udp_flows(&ns.ew.lab, "b4", "10.1.2.14", (EXTERNAL_IP, "9999"), 100)
+        .or_panic("UDP flows");
+    let before = converged(&ns, 100, Duration::from_secs(15));
+    let spare = ns.sync(2).or_panic("g3 sync");
+    assert_eq!(spare["spare"], true, "{spare}");
+    assert_eq!(sessions(&spare), 0, "nobody streams to a spare: {spare}");
+    let master = ns.sync(0).or_panic("g1 sync");
+    let streamed: Vec<&str> = master["peers"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["address"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        streamed,
+        [gateway_underlay(1)],
+        "g1 streams to g2 only: {master}"
+    );
+    println!(
+        "before the kill:\n{}",
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
+    );
+
+    // kill -9 of the standby.
+    let killed = ns.kill9(1).or_panic("kill -9 g2");
+    let status = wait_status(&ns, "g3 chosen", Duration::from_secs(15), |s| {
+        s["sync_members"] == serde_json::json!(["g1", "g3"])
+    });
+    let chosen = killed.elapsed();
+    assert!(
+        status["sync_reason"].as_str().unwrap_or("").contains("g2"),
+        "{status:#}"
+    );
+    assert!(
+        status["sync_generation"].as_u64().unwrap_or(0) > generation,
+        "{status:#}"
+    );
+    let status = wait_status(&ns, "redundant again", Duration::from_secs(15), |s| {
+        s["redundant"] == true
+    });
+    let redundant = killed.elapsed();
+    assert_eq!(status["masters"], serde_json::json!(["g1"]), "{status:#}");
+    let roles = sync_roles(&status);
+    assert_eq!(
+        (&roles[0], &roles[2]),
+        (
+            &pairs(&[("g1", "master")])[0],
+            &pairs(&[("g3", "standby")])[0]
+        ),
+        "{status:#}"
+    );
+    // g3 holds every session of g1, nothing unacknowledged; g1 streams to g3 only.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (m, b) = loop {
+        let m = ns.sync(0).or_panic("g1 sync");
+        let b = ns.sync(2).or_panic("g3 sync");
+        let lag = m["peers"][0]["lag"].as_u64().unwrap_or(u64::MAX);
+        if sessions(&b) == sessions(&m) && lag == 0 && b["synced"] == true {
+            break (m, b);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "g3 did not converge to g1:\ng1 {m}\ng3 {b}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        sessions(&b) >= before,
+        "g3 has {} of {before}",
+        sessions(&b)
+    );
+    assert_eq!(m["peers"].as_array().map(Vec::len), Some(1), "{m}");
+    assert_eq!(m["peers"][0]["address"], gateway_underlay(2), "{m}");
+    assert!(
+        m["peers"][0]["bulk_resyncs"].as_u64().unwrap_or(0) >= 1,
+        "{m}"
+    );
+    assert_eq!(b["spare"], false, "{b}");
+    assert_eq!(ns.state(0).or_panic("g1 state"), "MASTER");
+    ns.ew
+        .wait_ping("b3", EXTERNAL_IP, Duration::from_secs(10))
+        .or_panic("b3 still reaches x1");
+    println!(
+        "after the re-selection:\n{}",
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
+    );
+    let down_after_ms = ns.ew.cp_json(&["host", "list"]).or_panic("host list")["down_after_ms"]
+        .as_u64()
+        .unwrap_or(0);
+    println!(
+        "standby re-selection after kill -9 of g2: g3 chosen {} ms after the kill \
+         (host down after {} ms without heartbeats), group redundant again after {} ms; \
+         sessions: {before} on g1 before, {} bulk-synced to g3 ({} on g1)",
+        chosen.as_millis(),
+        down_after_ms,
+        redundant.as_millis(),
+        sessions(&b),
+        sessions(&m)
     );
     ns.ew.lab.teardown().or_panic("teardown");
 }

@@ -134,6 +134,9 @@ pub struct CreateArgs {
     /// gateway-group: tunnel address on the underlay.
     #[arg(long)]
     pub tunnel_address: Option<String>,
+    /// gateway-group: how many standbys the master streams its sessions to (default 1).
+    #[arg(long)]
+    pub standbys: Option<u32>,
     /// floating-ip: the port.
     #[arg(long)]
     pub port: Option<String>,
@@ -200,6 +203,7 @@ fn given(a: &CreateArgs) -> Vec<&'static str> {
     set("external-address", !a.external_addresses.is_empty());
     set("vrid", a.vrid.is_some());
     set("tunnel-address", a.tunnel_address.is_some());
+    set("standbys", a.standbys.is_some());
     set("port", a.port.is_some());
     set("fixed-ip", a.fixed_ip.is_some());
     set("gateway-group", a.gateway_group.is_some());
@@ -229,6 +233,7 @@ fn allowed(kind: Kind) -> &'static [&'static str] {
             "external-address",
             "vrid",
             "tunnel-address",
+            "standbys",
         ],
         Kind::FloatingIp => &["external-network", "external-address", "port", "fixed-ip"],
         Kind::SnatRule => &["vpc", "subnet", "gateway-group", "external-address"],
@@ -359,6 +364,8 @@ pub fn object_from(kind: Kind, a: &CreateArgs) -> Result<Object, CliError> {
                 external_addresses: a.external_addresses.clone(),
                 vrid: a.vrid.unwrap_or(0),
                 tunnel_address: s(&a.tunnel_address),
+                standby_count: a.standbys.unwrap_or(0),
+                sync_assignment: None,
             })
         }
         Kind::FloatingIp => Spec::FloatingIp(FloatingIp {

@@ -68,6 +68,7 @@ fn status_table(out: &mut dyn Write, r: &GatewayStatusResponse) -> Result<(), Cl
             writeln!(out)?;
         }
         writeln!(out, "{}", title(g))?;
+        writeln!(out, "{}", sync_line(g))?;
         member_table(g).write(out, 0)?;
         for p in &g.problems {
             writeln!(out, "  ! {p}")?;
@@ -97,6 +98,25 @@ fn title(g: &GatewayGroupStatus) -> String {
         } else {
             "NOT REDUNDANT"
         }
+    )
+}
+
+/// "sync members g1, g3 (1 standby, generation 2: g2 stopped heartbeating; ...)".
+fn sync_line(g: &GatewayGroupStatus) -> String {
+    let standbys = match g.standby_count {
+        0 | 1 => "1 standby".to_owned(),
+        n => format!("{n} standbys"),
+    };
+    if g.sync_members.is_empty() {
+        return format!(
+            "  sync members not chosen yet ({standbys}): masters stream to their host.toml peers"
+        );
+    }
+    format!(
+        "  sync members {} ({standbys}, generation {}: {})",
+        g.sync_members.join(", "),
+        g.sync_generation,
+        g.sync_reason
     )
 }
 
@@ -166,10 +186,10 @@ fn sync_cells(m: &GatewayMemberStatus) -> Vec<String> {
     let Some(s) = &m.sync else {
         return vec!["-".to_owned(); 7];
     };
-    let role = if s.synced {
-        s.role.clone()
-    } else {
-        format!("{} (not synced)", s.role)
+    let role = match (m.sync_role.as_str(), s.synced) {
+        ("spare", _) => "spare".to_owned(),
+        (_, true) => s.role.clone(),
+        (_, false) => format!("{} (not synced)", s.role),
     };
     let lag = if m.has_sync_lag {
         m.sync_lag.to_string()
@@ -311,6 +331,7 @@ mod tests {
                     "no backup with complete session sync".into(),
                     "gw3 unreachable: down: last heartbeat 7.2s ago".into(),
                 ],
+                ..GatewayGroupStatus::default()
             }],
         }
     }
@@ -322,6 +343,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let expected = "\
 gateway group gw-a (VRID 51, 203.0.113.10, tunnel 10.88.0.100): NOT REDUNDANT, master gw1
+  sync members not chosen yet (1 standby): masters stream to their host.toml peers
 HOST  PRIO  STATE        INSTANCE  VRRP    VRRP PRIO  SINCE  TRANS  MASTER             SYNC                 LAG  SESSIONS  INSTALLED  RESENDS  AUTH/TRUNC  PEERS
 gw1    200  MASTER       VI_EXT    MASTER        200  5m03s      3  -                  master                 4       203          0       12         0/1      2
                          VI_INT    MASTER        200  5m03s      3  -
@@ -332,6 +354,32 @@ gw3    100  UNREACHABLE  -         -               -      -      -  -           
   ! gw3 unreachable: down: last heartbeat 7.2s ago
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn the_chosen_sync_members_and_spares_are_shown() {
+        let mut r = response();
+        let g = &mut r.groups[0];
+        g.sync_members = vec!["gw1".into(), "gw3".into()];
+        g.sync_generation = 2;
+        g.sync_reason = "gw2 stopped heartbeating".into();
+        g.members[0].sync_role = "master".into();
+        g.members[1].sync_role = "spare".into();
+        let mut out = Vec::new();
+        status_table(&mut out, &r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "  sync members gw1, gw3 (1 standby, generation 2: gw2 stopped heartbeating)"
+        );
+        assert!(
+            lines[5].starts_with("gw2 ") && lines[5].contains(" spare "),
+            "{}",
+            lines[5]
+        );
+        r.groups[0].standby_count = 2;
+        assert!(sync_line(&r.groups[0]).contains("(2 standbys, generation 2"));
     }
 
     #[test]

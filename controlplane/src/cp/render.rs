@@ -139,7 +139,7 @@ pub fn summary(o: &Object) -> String {
             format!("cidr={} gateway={} vlan={}", e.cidr, e.gateway_ip, e.vlan)
         }
         Some(Spec::GatewayGroup(g)) => format!(
-            "external-network={} vrid={} members=[{}] addresses=[{}] tunnel={}",
+            "external-network={} vrid={} members=[{}] addresses=[{}] tunnel={} standbys={} sync=[{}]",
             g.external_network,
             g.vrid,
             g.members
@@ -148,7 +148,12 @@ pub fn summary(o: &Object) -> String {
                 .collect::<Vec<_>>()
                 .join(" "),
             g.external_addresses.join(" "),
-            or_dash(&g.tunnel_address)
+            or_dash(&g.tunnel_address),
+            g.standby_count.max(1),
+            g.sync_assignment
+                .as_ref()
+                .map(|a| format!("{} gen {}", a.members.join(" "), a.generation))
+                .unwrap_or_else(|| "not chosen yet".into())
         ),
         Some(Spec::FloatingIp(f)) => format!(
             "{} -> port {} {} (external-network {})",

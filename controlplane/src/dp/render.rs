@@ -580,6 +580,24 @@ pub fn sync(v: &SyncView, out: &mut dyn Write) -> io::Result<()> {
             " (replica incomplete: bulk resync not done)"
         }
     )?;
+    if !v.peers_from.is_empty() {
+        writeln!(
+            out,
+            "Peers      from {}: streams to {} as master{} ({} changes)",
+            v.peers_from,
+            if v.stream_to.is_empty() {
+                "nobody".to_owned()
+            } else {
+                v.stream_to.join(", ")
+            },
+            if v.spare {
+                "; a spare (nobody streams to it)"
+            } else {
+                ""
+            },
+            v.peer_changes
+        )?;
+    }
     if let (Some(n), Some(us)) = (v.last_commit_sessions, v.last_commit_us) {
         writeln!(
             out,

@@ -496,6 +496,14 @@ pub struct SyncView {
     pub last_commit_sessions: Option<u64>,
     /// Last takeover: microseconds waited for the worker.
     pub last_commit_us: Option<u64>,
+    /// Where the peers come from: `host.toml` or `control plane (generation N)`.
+    pub peers_from: String,
+    /// Who it streams to while master.
+    pub stream_to: Vec<String>,
+    /// Not among the control plane's assigned sync members.
+    pub spare: bool,
+    /// Peer-set changes applied since start.
+    pub peer_changes: u64,
 }
 
 /// One peer of the master's stream.
@@ -535,6 +543,10 @@ impl From<pb::ShowSyncReply> for SyncView {
             vrrp_instance: r.vrrp_instance,
             in_role_ms: r.in_role_ms,
             role_changes: r.role_changes,
+            peers_from: r.peers_from,
+            stream_to: r.stream_to,
+            spare: r.spare,
+            peer_changes: r.peer_changes,
             sessions: r.sessions,
             synced: r.synced,
             master: non_empty(r.master),

@@ -227,6 +227,7 @@ impl DesiredState {
                 let kind = kind_of(object);
                 let mut stored = object.clone();
                 let previous = self.get(kind, &object.name).cloned();
+                keep_sync_assignment(&mut stored, previous.as_ref());
                 stored.created_revision =
                     previous.as_ref().map_or(revision, |p| p.created_revision);
                 stored.modified_revision = revision;
@@ -257,6 +258,23 @@ impl DesiredState {
         };
         self.revision = revision;
         Ok(change)
+    }
+}
+
+/// A gateway group written without a sync assignment (a client's update) keeps the one it
+/// had, less the hosts that are no longer members: the assignment is the leader's choice.
+fn keep_sync_assignment(stored: &mut Object, previous: Option<&Object>) {
+    let (Some(Spec::GatewayGroup(g)), Some(Spec::GatewayGroup(p))) =
+        (stored.spec.as_mut(), previous.and_then(|p| p.spec.as_ref()))
+    else {
+        return;
+    };
+    if g.sync_assignment.is_some() {
+        return;
+    }
+    if let Some(mut a) = p.sync_assignment.clone() {
+        a.members.retain(|h| g.members.iter().any(|m| &m.host == h));
+        g.sync_assignment = Some(a);
     }
 }
 
@@ -799,6 +817,7 @@ mod tests {
                 external_addresses: vec!["203.0.113.10".into()],
                 vrid,
                 tunnel_address: String::new(),
+                ..Default::default()
             })
         };
         // c1 is a compute host.
@@ -861,6 +880,81 @@ mod tests {
             },
             ErrorCode::FailedPrecondition,
         );
+    }
+
+    #[test]
+    fn a_groups_sync_assignment_is_validated_and_kept_across_client_updates() {
+        use aegis_api::controlplane::v1::SyncAssignment;
+        let mut s = world();
+        for g in ["g2", "g3"] {
+            create(&mut s, host(g, HostRole::Gateway, "10.0.2.9/24")).unwrap();
+        }
+        let ext = Spec::ExternalNetwork(ExternalNetwork {
+            cidr: "203.0.113.0/24".into(),
+            gateway_ip: "203.0.113.1".into(),
+            vlan: 0,
+        });
+        create(&mut s, obj("internet", ext)).unwrap();
+        let group = |hosts: &[&str], standbys: u32, chosen: Option<&[&str]>| {
+            let mut g = GatewayGroup {
+                external_network: "internet".into(),
+                members: hosts
+                    .iter()
+                    .map(|h| GatewayMember {
+                        host: (*h).into(),
+                        priority: 100,
+                    })
+                    .collect(),
+                external_addresses: vec!["203.0.113.10".into()],
+                vrid: 10,
+                standby_count: standbys,
+                ..Default::default()
+            };
+            g.sync_assignment = chosen.map(|c| SyncAssignment {
+                members: c.iter().map(|h| h.to_string()).collect(),
+                generation: 7,
+                reason: "test".into(),
+            });
+            obj("gw", Spec::GatewayGroup(g))
+        };
+        let three = ["g1", "g2", "g3"];
+        for (bad, why) in [
+            (group(&three, 3, None), "at most 2 standbys"),
+            (group(&three, 1, Some(&["g1", "c1"])), "c1 is not a member"),
+            (group(&three, 1, Some(&["g1", "g1"])), "g1 is listed twice"),
+        ] {
+            let m = rejected(
+                &mut s,
+                Command::Create { object: bad },
+                ErrorCode::InvalidArgument,
+            );
+            assert!(m.contains(why), "{m}");
+        }
+        create(&mut s, group(&three, 2, Some(&["g1", "g2", "g3"]))).unwrap();
+        // An operator's update without the assignment keeps it, less a removed member.
+        s.apply(&Command::Update {
+            object: group(&["g1", "g3"], 1, None),
+            expected_revision: 0,
+        })
+        .unwrap();
+        let Some(Spec::GatewayGroup(g)) = &s.get(Kind::GatewayGroup, "gw").unwrap().spec else {
+            panic!("no group");
+        };
+        let a = g.sync_assignment.as_ref().expect("kept");
+        assert_eq!(
+            (a.members.as_slice(), a.generation),
+            (&["g1".to_string(), "g3".to_string()][..], 7)
+        );
+        // The leader's update replaces it.
+        s.apply(&Command::Update {
+            object: group(&["g1", "g3"], 1, Some(&["g3"])),
+            expected_revision: 0,
+        })
+        .unwrap();
+        let Some(Spec::GatewayGroup(g)) = &s.get(Kind::GatewayGroup, "gw").unwrap().spec else {
+            panic!("no group");
+        };
+        assert_eq!(g.sync_assignment.as_ref().unwrap().members, ["g3"]);
     }
 
     #[test]
@@ -1018,6 +1112,7 @@ mod random {
                 external_addresses: vec![r.pick(IPS).into()],
                 vrid: r.num(300),
                 tunnel_address: r.pick(IPS).into(),
+                ..Default::default()
             }),
             8 => Spec::FloatingIp(FloatingIp {
                 external_network: r.pick(NAMES).into(),

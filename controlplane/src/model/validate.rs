@@ -663,6 +663,27 @@ impl Ctx<'_> {
         if !g.tunnel_address.is_empty() {
             self.field(parse::ipv4("tunnel_address", &g.tunnel_address))?;
         }
+        if g.standby_count as usize >= g.members.len().max(2) {
+            return Err(self.invalid(format!(
+                "standby_count {}: a group of {} members has at most {} standbys",
+                g.standby_count,
+                g.members.len(),
+                g.members.len().saturating_sub(1).max(1)
+            )));
+        }
+        if let Some(a) = &g.sync_assignment {
+            let mut seen = HashSet::new();
+            for h in &a.members {
+                if !hosts.contains(h) {
+                    return Err(
+                        self.invalid(format!("sync_assignment: {h} is not a member of the group"))
+                    );
+                }
+                if !seen.insert(h) {
+                    return Err(self.invalid(format!("sync_assignment: {h} is listed twice")));
+                }
+            }
+        }
         // SNAT rules using this group's addresses must keep them.
         for rule in self.state.all(Kind::SnatRule) {
             if let Some(Spec::SnatRule(s)) = &rule.spec {

@@ -6,7 +6,8 @@
 //! `aegis_cp_writes_total{result=ok|rejected|unavailable}`, `aegis_cp_writes_forwarded_total`,
 //! `aegis_cp_heartbeats_total`, `aegis_cp_watchers`,
 //! `aegis_cp_diag_calls_total{rpc=drops|capture|gateway_status}`, `aegis_cp_diag_forwarded_total`,
-//! `aegis_cp_diag_unreachable_total`, and on the leader
+//! `aegis_cp_diag_unreachable_total`,
+//! `aegis_cp_standby_reselections_total{result=ok|failed}`, and on the leader
 //! `aegis_cp_host_alive{host}` and `aegis_cp_host_applied_revision{host}`.
 
 use std::convert::Infallible;
@@ -124,6 +125,15 @@ pub fn render(node: &Node) -> String {
         "Writes forwarded to the leader.",
         "counter",
         &one(n(&c.writes_forwarded)),
+    );
+    gauge(
+        "aegis_cp_standby_reselections_total",
+        "Gateway-group sync assignments written by the leader (first choices and re-selections after a member's host stopped heartbeating).",
+        "counter",
+        &[
+            ("{result=\"ok\"}".into(), n(&c.standby_reselections)),
+            ("{result=\"failed\"}".into(), n(&c.standby_reselect_failures)),
+        ],
     );
     gauge(
         "aegis_cp_heartbeats_total",

@@ -7,6 +7,8 @@
 //!   [`diagnostics`]: the hosts' dataplanes reached through the leader (drops, capture).
 //! - [`auth`]: the bearer-token check; [`lease`]: the leader lease; [`leader`]: the task that
 //!   holds the cluster IP while the lease is held; [`liveness`]: heartbeats → host up/down;
+//!   [`standby`]: which gateway-group members hold the sessions, [`reselect`]: the leader's
+//!   task that keeps that choice;
 //!   [`metrics`]: the Prometheus endpoint; [`run`]: start-up and shutdown.
 
 pub mod agents;
@@ -21,7 +23,9 @@ pub mod liveness;
 pub mod metrics;
 pub mod node;
 pub mod peer;
+pub mod reselect;
 pub mod run;
+pub mod standby;
 pub mod watch;
 
 pub use config::{ClusterIpConfig, NodeConfig};

@@ -56,6 +56,10 @@ pub struct Counters {
     pub diag_unreachable: AtomicU64,
     /// Diagnostics calls forwarded to the leader.
     pub diag_forwarded: AtomicU64,
+    /// Gateway-group sync assignments the leader wrote (first choices and re-selections).
+    pub standby_reselections: AtomicU64,
+    /// Writes of such an assignment that failed (retried next round).
+    pub standby_reselect_failures: AtomicU64,
 }
 
 /// One control-plane node.

@@ -165,6 +165,10 @@ pub async fn run(config: NodeConfig, mut stop: watch::Receiver<bool>) -> Result<
         changed.clone(),
         stop.clone(),
     ));
+    tokio::spawn(super::reselect::reselect_standbys(
+        node.clone(),
+        stop.clone(),
+    ));
     let holder = config.cluster_ip.as_ref().map(|c| {
         let vip = ClusterIp::new(c.interface.clone(), c.address, c.prefix_len);
         tokio::spawn(hold_cluster_ip(

@@ -22,7 +22,8 @@
 //! `aegis_vrrp_priority_zero_{received,sent}_total`, `aegis_vrrp_discarded_total`
 //! (`reason`), and `aegis_vrrp_refused_total` (`reason`); with session sync
 //! `aegis_sync_master` (1 while streaming), `aegis_sync_synced`, `aegis_sync_sessions`,
-//! `aegis_sync_role_changes_total`, `aegis_sync_{tx,rx}_datagrams_total`, on a backup
+//! `aegis_sync_spare`, `aegis_sync_role_changes_total`, `aegis_sync_peer_changes_total`,
+//! `aegis_sync_{tx,rx}_datagrams_total`, on a backup
 //! `aegis_sync_applied_total`, `aegis_sync_events_applied_total`,
 //! `aegis_sync_duplicates_total`, `aegis_sync_out_of_order_total`,
 //! `aegis_sync_bulk_completed_total`, `aegis_sync_resync_requests_total`,
@@ -427,7 +428,12 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
 
 /// Session sync's families.
 fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
-    let gauges: [(&str, &str, u64); 3] = [
+    let gauges: [(&str, &str, u64); 4] = [
+        (
+            "aegis_sync_spare",
+            "1 while this gateway is a spare: not among the control plane's assigned sync members.",
+            u64::from(s.spare),
+        ),
         (
             "aegis_sync_master",
             "1 while this gateway streams its sessions (VRRP master), 0 while it receives.",
@@ -448,11 +454,16 @@ fn sync_metrics(out: &mut Text, s: &super::types::SyncInfo) {
         out.family(name, "gauge", help);
         out.sample(name, &[], v);
     }
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "aegis_sync_role_changes_total",
             "Role changes.",
             s.role_changes,
+        ),
+        (
+            "aegis_sync_peer_changes_total",
+            "Sync peer-set changes applied (control-plane re-selections).",
+            s.peer_changes,
         ),
         (
             "aegis_sync_applied_total",

@@ -599,4 +599,12 @@ pub struct SyncInfo {
     /// The last takeover: sessions it committed before claiming, and how long it waited
     /// for the worker to install them.
     pub last_commit: Option<(u64, Duration)>,
+    /// Where the peers come from: `host.toml` or `control plane (generation N)`.
+    pub peers_from: String,
+    /// Who this gateway streams to while it is master.
+    pub stream_to: Vec<Ipv4Addr>,
+    /// Not among the members the control plane assigned: nobody streams to it.
+    pub spare: bool,
+    /// Peer-set changes applied since start.
+    pub peer_changes: u64,
 }

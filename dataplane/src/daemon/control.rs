@@ -99,6 +99,16 @@ pub fn step(b: &DaemonBackend) {
             let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
             let master = v.is_master(s.vrrp_instance());
             s.set_master(master, now);
+            // The control plane's choice of sync peers, once it has made one (its addresses
+            // are the members' underlay addresses: used when sync runs on the underlay).
+            let sync_port = s.port();
+            s.apply_peers(
+                t.overlay()
+                    .gateway
+                    .as_ref()
+                    .filter(|g| g.underlay_port == sync_port)
+                    .and_then(|g| g.sync.as_ref()),
+            );
             s.step(now, &mut t, &io);
             // No failback before resync: a backup that has not completed its bulk
             // resync follows a lower-priority master instead of preempting it.

@@ -16,6 +16,12 @@
 //!   virtual addresses installed and gratuitous ARP sent. A backup whose bulk resync has
 //!   not completed holds VRRP preemption (no failback before resync).
 //!
+//! - **Peers**: host.toml `[sync] peers`, until the control plane assigns the group's sync
+//!   members ([`SyncDriver::apply_peers`], from the feed): then datagrams are accepted from
+//!   every other member, the master streams to the assigned ones only (a new one gets a
+//!   bulk resync at once, a dropped one is forgotten), and an unassigned member is a spare
+//!   that asks nobody for anything.
+//!
 //! Datagrams leave through worker 0's injection queue as Ethernet/IPv4/UDP frames to the
 //! peer's MAC from the neighbour table (an unresolved peer is resolved, and the stream's
 //! resend covers the datagram lost meanwhile).
@@ -30,6 +36,7 @@ use aegis_sessionsync::wire::Kind;
 use aegis_sessionsync::{Change, Error, Key, Receiver, Replica, Sender, SenderConfig};
 
 use crate::ctl::{SyncInfo, SyncPeerInfo};
+use crate::overlay::gateway::SyncPeers;
 use crate::state::Tables;
 use crate::sync::{Install, SyncChannel, SyncConfig};
 use crate::wire::{checksum, ipv4, udp};
@@ -49,8 +56,55 @@ enum Role {
         master: Option<Ipv4Addr>,
     },
     Master {
+        epoch: u32,
         senders: Vec<(Ipv4Addr, Sender)>,
     },
+}
+
+/// Who the driver talks to: host.toml's peers, or the control plane's assignment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Peers {
+    /// Datagrams from these are accepted.
+    accept: Vec<Ipv4Addr>,
+    /// The master streams to these.
+    stream_to: Vec<Ipv4Addr>,
+    /// Not an assigned member: streamed to by nobody, asks nobody.
+    spare: bool,
+    /// The control plane's assignment generation; `None`: host.toml.
+    generation: Option<u64>,
+}
+
+impl Peers {
+    fn from_config(cfg: &SyncConfig) -> Peers {
+        Peers {
+            accept: cfg.peers.clone(),
+            stream_to: cfg.peers.clone(),
+            spare: false,
+            generation: None,
+        }
+    }
+
+    fn from_controlplane(p: &SyncPeers) -> Peers {
+        let mut accept = p.members.clone();
+        for a in &p.stream_to {
+            if !accept.contains(a) {
+                accept.push(*a);
+            }
+        }
+        Peers {
+            accept,
+            stream_to: p.stream_to.clone(),
+            spare: p.spare,
+            generation: Some(p.generation),
+        }
+    }
+
+    fn source(&self) -> String {
+        match self.generation {
+            None => "host.toml".into(),
+            Some(g) => format!("control plane (generation {g})"),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -65,6 +119,8 @@ struct Transport {
 /// The session-sync driver.
 pub struct SyncDriver {
     cfg: SyncConfig,
+    peers: Peers,
+    peer_changes: u64,
     key: Key,
     channel: Arc<SyncChannel>,
     role: Role,
@@ -96,6 +152,8 @@ impl SyncDriver {
         let key = Key::new(&cfg.key);
         let receiver = Box::new(Receiver::new(cfg.group, node_id(&cfg), key.clone()));
         SyncDriver {
+            peers: Peers::from_config(&cfg),
+            peer_changes: 0,
             cfg,
             key,
             channel,
@@ -114,6 +172,11 @@ impl SyncDriver {
             rejected: [0; 5],
             last_commit: None,
         }
+    }
+
+    /// The dataplane port the datagrams use.
+    pub fn port(&self) -> u16 {
+        self.cfg.port
     }
 
     /// The VRRP instance that decides the role.
@@ -149,14 +212,10 @@ impl SyncDriver {
             let epoch = new_epoch(self.epochs);
             let node = node_id(&self.cfg);
             let senders = self
-                .cfg
                 .peers
+                .stream_to
                 .iter()
-                .map(|&p| {
-                    let mut c = SenderConfig::new(self.cfg.group, node, epoch);
-                    c.mtu = SYNC_MTU;
-                    (p, Sender::new(c, self.key.clone()))
-                })
+                .map(|&p| (p, new_sender(&self.cfg, &self.key, node, epoch)))
                 .collect();
             // What was installed as backup is ours now; its journal is history.
             self.sessions.take_changes();
@@ -166,7 +225,7 @@ impl SyncDriver {
                 sessions = self.sessions.len(),
                 "session sync: master"
             );
-            self.role = Role::Master { senders };
+            self.role = Role::Master { epoch, senders };
         } else {
             tracing::info!(
                 sessions = self.sessions.len(),
@@ -183,6 +242,64 @@ impl SyncDriver {
         }
     }
 
+    /// Follows the control plane's choice of sync peers (`None`: host.toml's). A master
+    /// drops the senders of members no longer assigned and starts a bulk resync to each
+    /// newly assigned one at once; a backup that becomes a spare forgets its replica's
+    /// sync state (it is streamed to by nobody, so it is not synced and holds preemption).
+    pub fn apply_peers(&mut self, from_controlplane: Option<&SyncPeers>) {
+        let next = match from_controlplane {
+            Some(p) => Peers::from_controlplane(p),
+            None => Peers::from_config(&self.cfg),
+        };
+        if next == self.peers {
+            return;
+        }
+        tracing::info!(
+            old_source = %self.peers.source(),
+            new_source = %next.source(),
+            old_stream_to = ?self.peers.stream_to,
+            new_stream_to = ?next.stream_to,
+            spare = next.spare,
+            "session sync: peer set changed"
+        );
+        self.peer_changes += 1;
+        let node = node_id(&self.cfg);
+        if next.spare && !self.peers.spare && !self.is_master() {
+            self.keep_rejections();
+        }
+        match &mut self.role {
+            Role::Master { epoch, senders } => {
+                let rejected = &mut self.rejected;
+                senders.retain(|(p, s)| {
+                    let keep = next.stream_to.contains(p);
+                    if !keep {
+                        // Its refusal counts stay in the totals.
+                        for (a, b) in rejected.iter_mut().zip(s.stats().rejected) {
+                            *a += b;
+                        }
+                        tracing::info!(peer = %p, "session sync: no longer streaming to this peer");
+                    }
+                    keep
+                });
+                for &p in &next.stream_to {
+                    if senders.iter().any(|(q, _)| *q == p) {
+                        continue;
+                    }
+                    let mut s = new_sender(&self.cfg, &self.key, node, *epoch);
+                    tracing::info!(peer = %p, sessions = self.sessions.len(), "session sync: new standby, bulk resync");
+                    s.begin_bulk(self.sessions.iter().copied());
+                    senders.push((p, s));
+                }
+            }
+            Role::Backup { receiver, master } if next.spare && !self.peers.spare => {
+                **receiver = Receiver::new(self.cfg.group, node, self.key.clone());
+                *master = None;
+            }
+            Role::Backup { .. } => {}
+        }
+        self.peers = next;
+    }
+
     /// One round: the worker's events and received datagrams in, datagrams and installs
     /// out.
     pub fn step(&mut self, now: Duration, t: &mut Tables, io: &dyn VrrpIo) {
@@ -190,7 +307,7 @@ impl SyncDriver {
         self.receive_pending();
         let mut out: Vec<(Ipv4Addr, Vec<u8>)> = Vec::new();
         match &mut self.role {
-            Role::Master { senders } => {
+            Role::Master { senders, .. } => {
                 for (peer, s) in senders.iter_mut() {
                     if s.needs_bulk() {
                         tracing::info!(peer = %peer, sessions = self.sessions.len(), "session sync: bulk resync");
@@ -200,10 +317,14 @@ impl SyncDriver {
                 }
             }
             Role::Backup { receiver, master } => {
+                let spare = self.peers.spare;
                 for d in receiver.poll(now) {
                     match master {
+                        // A spare answers a master that streams to it anyway (its feed
+                        // may be behind), and asks nobody otherwise.
                         Some(m) => out.push((*m, d)),
-                        None => out.extend(self.cfg.peers.iter().map(|&p| (p, d.clone()))),
+                        None if spare => {}
+                        None => out.extend(self.peers.accept.iter().map(|&p| (p, d.clone()))),
                     }
                 }
             }
@@ -256,7 +377,7 @@ impl SyncDriver {
     fn take_events(&mut self) {
         let master = self.is_master();
         while let Some(r) = self.channel.events.pop() {
-            if let Role::Master { senders } = &mut self.role {
+            if let Role::Master { senders, .. } = &mut self.role {
                 self.sessions.apply(&r);
                 for (_, s) in senders.iter_mut() {
                     s.push(r);
@@ -273,13 +394,13 @@ impl SyncDriver {
         while let Some(d) = self.channel.datagrams.pop() {
             self.transport.rx += 1;
             let src = Ipv4Addr::from(d.src);
-            if !self.cfg.peers.contains(&src) {
+            if !self.peers.accept.contains(&src) {
                 self.transport.unknown_peer += 1;
                 continue;
             }
             let bytes = d.payload();
             match &mut self.role {
-                Role::Master { senders } => {
+                Role::Master { senders, .. } => {
                     if let Some((_, s)) = senders.iter_mut().find(|(p, _)| *p == src) {
                         let _ = s.receive(bytes);
                     }
@@ -360,7 +481,7 @@ impl SyncDriver {
     fn current_rejections(&self) -> [u64; 5] {
         let mut out = [0; 5];
         match &self.role {
-            Role::Master { senders } => {
+            Role::Master { senders, .. } => {
                 for (_, s) in senders {
                     for (o, v) in out.iter_mut().zip(s.stats().rejected) {
                         *o += v;
@@ -400,10 +521,14 @@ impl SyncDriver {
                 .map(|(i, e)| (e.name().to_string(), self.rejected[i] + current[i]))
                 .collect(),
             last_commit: self.last_commit,
+            peers_from: self.peers.source(),
+            stream_to: self.peers.stream_to.clone(),
+            spare: self.peers.spare,
+            peer_changes: self.peer_changes,
             ..SyncInfo::default()
         };
         match &self.role {
-            Role::Master { senders } => {
+            Role::Master { senders, .. } => {
                 info.peers = senders
                     .iter()
                     .map(|(p, s)| {
@@ -435,6 +560,13 @@ impl SyncDriver {
         }
         info
     }
+}
+
+/// A stream end towards one peer, in `epoch`.
+fn new_sender(cfg: &SyncConfig, key: &Key, node: u32, epoch: u32) -> Sender {
+    let mut c = SenderConfig::new(cfg.group, node, epoch);
+    c.mtu = SYNC_MTU;
+    Sender::new(c, key.clone())
 }
 
 /// This gateway's node id in the stream: its sync address.

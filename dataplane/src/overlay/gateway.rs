@@ -42,6 +42,25 @@ pub struct GatewayRole {
     pub tunnel: Option<Ipv4Addr>,
     /// The DPDK port holding this host's underlay address.
     pub underlay_port: u16,
+    /// The session-sync peers the control plane chose, once it has chosen
+    /// (GatewayGroup `sync_assignment`); `None`: host.toml `[sync] peers` apply.
+    pub sync: Option<SyncPeers>,
+}
+
+/// The group's session-sync peers from the control plane's assignment. A member's sync
+/// address is its Host object's underlay address (`[sync] port` is the underlay port).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncPeers {
+    /// Every other member with an underlay address: whose datagrams are accepted (any of
+    /// them may be the VRRP master).
+    pub members: Vec<Ipv4Addr>,
+    /// Who this host streams to while it is master: the assigned members other than
+    /// itself (all of them when it is not assigned).
+    pub stream_to: Vec<Ipv4Addr>,
+    /// This host is not among the assigned members: a spare, streamed to by nobody.
+    pub spare: bool,
+    /// The assignment's generation.
+    pub generation: u64,
 }
 
 /// The gateway objects of one revision, parsed.
@@ -64,6 +83,7 @@ pub fn parse<'a>(
 ) -> Result<Gateways, String> {
     let mut networks: BTreeMap<&str, Prefix> = BTreeMap::new();
     let mut groups = Vec::new();
+    let mut underlays: BTreeMap<&str, &str> = BTreeMap::new();
     let mut snats = Vec::new();
     let mut fips = Vec::new();
     for o in objects {
@@ -76,6 +96,9 @@ pub fn parse<'a>(
                 networks.insert(&o.name, p);
             }
             Some(Spec::GatewayGroup(g)) => groups.push((o.name.as_str(), g)),
+            Some(Spec::Host(h)) if !h.underlay_address.is_empty() => {
+                underlays.insert(o.name.as_str(), h.underlay_address.as_str());
+            }
             Some(Spec::SnatRule(s)) => snats.push((o.name.as_str(), s)),
             Some(Spec::FloatingIp(f)) => fips.push((o.name.as_str(), f)),
             _ => {}
@@ -177,6 +200,27 @@ pub fn parse<'a>(
         ..GatewayRole::default()
     };
     role.nat.outside_port = Some(external_port);
+    if let Some(a) = &g.sync_assignment {
+        let underlay = |h: &str| -> Result<Option<Ipv4Addr>, String> {
+            underlays.get(h).map(|u| addr("host", h, u)).transpose()
+        };
+        let mut peers = SyncPeers {
+            generation: a.generation,
+            spare: !a.members.iter().any(|m| m == host),
+            ..SyncPeers::default()
+        };
+        for m in g.members.iter().filter(|m| m.host != host) {
+            if let Some(u) = underlay(&m.host)? {
+                peers.members.push(u);
+            }
+        }
+        for m in a.members.iter().filter(|m| *m != host) {
+            if let Some(u) = underlay(m)? {
+                peers.stream_to.push(u);
+            }
+        }
+        role.sync = Some(peers);
+    }
     for a in &g.external_addresses {
         role.external_addresses
             .push((addr("gateway-group", gname, a)?, net.length()));
@@ -241,4 +285,77 @@ pub trait VpcModel {
     fn subnet(&self, subnet: &str) -> Option<Prefix>;
     /// A port's VPC name, VNI and addresses.
     fn port(&self, port: &str) -> Option<(String, u32, Vec<Ipv4Addr>)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use aegis_api::controlplane::v1::{GatewayMember, Host, SyncAssignment};
+
+    use super::*;
+    use crate::testkit::overlay::{gateway_objects, gateway_snapshot};
+
+    /// The test kit's group with g2 and g3 added (underlay .14 and .15) and `chosen` as
+    /// the control plane's sync assignment.
+    fn objects(chosen: Option<&[&str]>) -> Vec<Object> {
+        let mut v = gateway_objects();
+        for (name, ip) in [("g2", "10.88.0.14"), ("g3", "10.88.0.15")] {
+            v.push(Object {
+                name: name.into(),
+                spec: Some(Spec::Host(Host {
+                    role: 2,
+                    underlay_address: ip.into(),
+                    ..Host::default()
+                })),
+                ..Object::default()
+            });
+        }
+        for o in &mut v {
+            if let Some(Spec::GatewayGroup(g)) = &mut o.spec {
+                for (host, priority) in [("g2", 150), ("g3", 100)] {
+                    g.members.push(GatewayMember {
+                        host: host.into(),
+                        priority,
+                    });
+                }
+                g.sync_assignment = chosen.map(|c| SyncAssignment {
+                    members: c.iter().map(|h| h.to_string()).collect(),
+                    generation: 3,
+                    reason: String::new(),
+                });
+            }
+        }
+        v
+    }
+
+    fn sync_of(chosen: Option<&[&str]>) -> Option<SyncPeers> {
+        let snap = gateway_snapshot(&objects(chosen));
+        snap.overlay
+            .gateway
+            .as_ref()
+            .expect("g is a gateway")
+            .sync
+            .clone()
+    }
+
+    #[test]
+    fn the_assignment_becomes_the_sync_peers_by_underlay_address() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(sync_of(None), None, "no choice yet: host.toml's peers");
+        assert_eq!(
+            sync_of(Some(&["g", "g2"])),
+            Some(SyncPeers {
+                members: vec![ip("10.88.0.14"), ip("10.88.0.15")],
+                stream_to: vec![ip("10.88.0.14")],
+                spare: false,
+                generation: 3,
+            })
+        );
+        // g2 died, g3 chosen: the next revision streams to g3 instead.
+        let p = sync_of(Some(&["g", "g3"])).unwrap();
+        assert_eq!(p.stream_to, [ip("10.88.0.15")]);
+        // g not chosen: a spare, which would stream to both chosen ones as master.
+        let p = sync_of(Some(&["g2", "g3"])).unwrap();
+        assert!(p.spare);
+        assert_eq!(p.stream_to, [ip("10.88.0.14"), ip("10.88.0.15")]);
+    }
 }

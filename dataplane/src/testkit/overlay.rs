@@ -96,6 +96,7 @@ pub fn gateway_objects() -> Vec<Object> {
                 external_addresses: vec!["203.0.113.10".into()],
                 vrid: 10,
                 tunnel_address: TUNNEL.into(),
+                ..Default::default()
             }),
         ),
         obj(

@@ -448,9 +448,22 @@ impl Instance {
         Duration::from_micros(p * u64::from(self.master_interval_cs) * 10_000 / 256)
     }
 
-    /// Master-down interval: 3 × master interval + skew.
+    /// Master-down interval: 3 × master interval + skew, plus [`Instance::hold_delay`].
     pub fn master_down_interval(&self) -> Duration {
-        cs(self.master_interval_cs) * 3 + self.skew()
+        cs(self.master_interval_cs) * 3 + self.skew() + self.hold_delay()
+    }
+
+    /// While preemption is held (a gateway whose replica is incomplete, or a spare), a
+    /// missing master is claimed one master interval later than RFC 5798 says, so that a
+    /// backup that is ready (a synced standby) claims first whatever the priorities, and
+    /// its adverts arrive before this one's timer runs out. The skew spans less than one
+    /// interval, so one interval is enough.
+    fn hold_delay(&self) -> Duration {
+        if self.preempt_hold {
+            cs(self.master_interval_cs)
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// The next time [`Instance::poll`] has something to do.
@@ -506,7 +519,8 @@ impl Instance {
     /// Holds preemption (the owner of the instance is not ready to take over, e.g. a
     /// gateway whose session sync has not completed its bulk resync): while held, a
     /// lower-priority master is followed as if `nopreempt` were set. A missing master is
-    /// still replaced when the master-down timer runs out.
+    /// still replaced when the master-down timer runs out, one master interval later than
+    /// without the hold (see `hold_delay`).
     pub fn set_preempt_hold(&mut self, hold: bool) {
         self.preempt_hold = hold;
     }
@@ -608,7 +622,7 @@ impl Instance {
         if self.state == State::Backup {
             if adv.priority == STOP_PRIORITY {
                 self.master = None;
-                self.master_down_at = Some(now + self.skew());
+                self.master_down_at = Some(now + self.skew() + self.hold_delay());
                 return Ok(());
             }
             let in_delay = now < self.started_at + self.config.preempt_delay;

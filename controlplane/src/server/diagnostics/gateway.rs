@@ -8,10 +8,14 @@
 //! - its session sync counts when it follows one of those instances;
 //! - the sync lag of a backup is what the master reports for it (the master's peer with the
 //!   backup's sync address), the master's is the highest over its peers;
+//! - once the leader has chosen the group's sync members (`sync_assignment`), each member
+//!   is `master`, `standby` (chosen) or `spare` (not chosen: nobody streams to it, so an
+//!   incomplete replica is no problem there);
 //! - the group is **redundant** with exactly one master and at least one BACKUP whose session
-//!   sync is complete; `problems` says in words what keeps it from that (split brain, no
-//!   master, unreachable members, backups not synced) and what else is off (a member without
-//!   the group's VRID, FAULT, a dataplane priority other than the object's).
+//!   sync is complete (a chosen one, once there is a choice); `problems` says in words what
+//!   keeps it from that (split brain, no master, unreachable members, backups not synced, no
+//!   chosen standby) and what else is off (a member without the group's VRID, FAULT, a
+//!   dataplane priority other than the object's).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -175,6 +179,20 @@ pub fn group_status(
         own.extend(p);
     }
     fill_lag(&mut members);
+    let chosen: Option<&[String]> = g.sync_assignment.as_ref().map(|a| a.members.as_slice());
+    if let Some(chosen) = chosen {
+        for m in members.iter_mut() {
+            m.sync_role = if is_master(m) {
+                "master"
+            } else if chosen.contains(&m.host) {
+                "standby"
+            } else {
+                "spare"
+            }
+            .into();
+        }
+    }
+    let counts = |m: &GatewayMemberStatus| chosen.is_none_or(|c| c.contains(&m.host));
     let masters: Vec<String> = members
         .iter()
         .filter(|m| is_master(m))
@@ -189,7 +207,10 @@ pub fn group_status(
         1 => {}
         _ => problems.push(format!("split brain: {} are MASTER", masters.join(", "))),
     }
-    let backups: Vec<&GatewayMemberStatus> = members.iter().filter(|m| m.state == BACKUP).collect();
+    let backups: Vec<&GatewayMemberStatus> = members
+        .iter()
+        .filter(|m| m.state == BACKUP && counts(m))
+        .collect();
     for b in &backups {
         match &b.sync {
             None => problems.push(format!(
@@ -206,7 +227,9 @@ pub fn group_status(
     let synced_backup = backups
         .iter()
         .any(|b| b.sync.as_ref().is_some_and(|s| s.synced));
-    if backups.is_empty() {
+    if backups.is_empty() && chosen.is_some() {
+        problems.push("no chosen standby is BACKUP".to_owned());
+    } else if backups.is_empty() {
         problems.push("no backup".to_owned());
     } else if !synced_backup {
         problems.push("no backup with complete session sync".to_owned());
@@ -219,6 +242,14 @@ pub fn group_status(
         tunnel_address: g.tunnel_address.clone(),
         redundant: masters.len() == 1 && synced_backup,
         masters,
+        sync_members: chosen.map(<[String]>::to_vec).unwrap_or_default(),
+        sync_generation: g.sync_assignment.as_ref().map_or(0, |a| a.generation),
+        sync_reason: g
+            .sync_assignment
+            .as_ref()
+            .map(|a| a.reason.clone())
+            .unwrap_or_default(),
+        standby_count: g.standby_count.max(1),
         members,
         problems,
     }
@@ -288,6 +319,7 @@ mod tests {
             external_addresses: vec!["203.0.113.10".into()],
             vrid: 51,
             tunnel_address: String::new(),
+            ..Default::default()
         }
     }
 
@@ -414,6 +446,58 @@ mod tests {
                 "gw3 unreachable: no such host",
             ]
         );
+    }
+
+    #[test]
+    fn with_chosen_sync_members_only_a_synced_standby_counts_and_spares_are_no_problem() {
+        use aegis_api::controlplane::v1::SyncAssignment;
+        let mut g = group();
+        g.sync_assignment = Some(SyncAssignment {
+            members: vec!["gw1".into(), "gw2".into()],
+            generation: 3,
+            reason: "gw3 stopped heartbeating".into(),
+        });
+        // gw2 (chosen) still resyncing, gw3 (spare) synced from an old stream: not redundant.
+        let results = HashMap::from([
+            master("gw1", 200),
+            backup("gw2", 100, "10.0.0.2", false),
+            backup("gw3", 150, "10.0.0.3", true),
+        ]);
+        let s = group_status("gw-a", &g, &results);
+        assert!(!s.redundant, "{:?}", s.problems);
+        let roles: Vec<(&str, &str)> = s
+            .members
+            .iter()
+            .map(|m| (m.host.as_str(), m.sync_role.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            [("gw1", "master"), ("gw3", "spare"), ("gw2", "standby")]
+        );
+        assert_eq!(
+            s.problems,
+            [
+                "gw2: session sync not complete (bulk resync not done)",
+                "no backup with complete session sync"
+            ]
+        );
+        assert_eq!(
+            (
+                s.sync_members.as_slice(),
+                s.sync_generation,
+                s.standby_count
+            ),
+            (&["gw1".to_string(), "gw2".to_string()][..], 3, 1)
+        );
+        // gw2 synced, gw3 a spare without a replica: redundant, nothing to say about gw3.
+        let results = HashMap::from([
+            master("gw1", 200),
+            backup("gw2", 100, "10.0.0.2", true),
+            backup("gw3", 150, "10.0.0.3", false),
+        ]);
+        let s = group_status("gw-a", &g, &results);
+        assert!(s.redundant, "{:?}", s.problems);
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
     }
 
     #[test]

@@ -522,6 +522,7 @@ mod tests {
             external_addresses: vec!["203.0.113.10".into()],
             vrid: 71,
             tunnel_address: "10.88.0.100".into(),
+            ..Default::default()
         });
         put(&mut s, "gw", group);
         let snat = Spec::SnatRule(SnatRule {

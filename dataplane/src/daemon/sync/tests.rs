@@ -42,6 +42,11 @@ fn mac(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 fn gw(me: Ipv4Addr, peer: Ipv4Addr, key: &[u8]) -> Gw {
+    gw_of(me, &[peer], key)
+}
+
+/// A gateway whose host.toml names `peers`.
+fn gw_of(me: Ipv4Addr, peers: &[Ipv4Addr], key: &[u8]) -> Gw {
     let tables = Tables::new(&ForwardingConfig {
         ports: vec![PortConfig {
             mac: Some(mac(me)),
@@ -49,18 +54,21 @@ fn gw(me: Ipv4Addr, peer: Ipv4Addr, key: &[u8]) -> Gw {
             ..PortConfig::new("sync0")
         }],
         routes: Vec::new(),
-        neighbours: vec![StaticNeighbour {
-            port: 0,
-            ip: peer,
-            mac: mac(peer),
-        }],
+        neighbours: peers
+            .iter()
+            .map(|&p| StaticNeighbour {
+                port: 0,
+                ip: p,
+                mac: mac(p),
+            })
+            .collect(),
     })
     .unwrap();
     let cfg = SyncConfig {
         port: 0,
         port_name: "sync0".into(),
         address: me,
-        peers: vec![peer],
+        peers: peers.to_vec(),
         udp_port: crate::sync::DEFAULT_UDP_PORT,
         group: 7,
         key_file: PathBuf::from("key"),
@@ -306,5 +314,111 @@ fn an_unresolved_peer_is_resolved_not_sent_to() {
     assert!(
         std::iter::from_fn(|| a.tables.poll_action()).count() > 0,
         "an ARP request was asked for"
+    );
+}
+
+const C: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 3);
+
+/// Delivers what `from` sent to whichever of `to` it is addressed to (frames to a
+/// gateway not in `to` are lost, as to a dead host); returns how many frames went to each.
+fn deliver(from: &Gw, to: &[&Gw]) -> Vec<usize> {
+    let frames = std::mem::take(&mut *from.wire.sent.borrow_mut());
+    let mut n = vec![0; to.len()];
+    for (_, f) in frames {
+        let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
+        let src = u32::from_be_bytes([f[26], f[27], f[28], f[29]]);
+        if let Some(i) = to.iter().position(|g| g.driver.cfg.address == dst) {
+            to[i]
+                .channel
+                .datagrams
+                .push(SyncDatagram::new(src, &f[42..]).unwrap())
+                .unwrap();
+            n[i] += 1;
+        }
+    }
+    n
+}
+
+/// The control plane's assignment of `chosen` among members A, B and C, as `me` gets it.
+fn assigned(me: Ipv4Addr, chosen: &[Ipv4Addr], generation: u64) -> SyncPeers {
+    SyncPeers {
+        members: [A, B, C].into_iter().filter(|&m| m != me).collect(),
+        stream_to: chosen.iter().copied().filter(|&m| m != me).collect(),
+        spare: !chosen.contains(&me),
+        generation,
+    }
+}
+
+#[test]
+fn a_standby_chosen_by_the_control_plane_gets_a_bulk_resync_and_spares_are_not_streamed_to() {
+    let k = b"0123456789abcdef-group-7";
+    let mut a = gw_of(A, &[B, C], k);
+    let mut b = gw_of(B, &[A, C], k);
+    let mut c = gw_of(C, &[A, B], k);
+    // Generation 1: A (master) and B hold the sessions, C is a spare.
+    for g in [&mut a, &mut b, &mut c] {
+        let me = g.driver.cfg.address;
+        g.driver.apply_peers(Some(&assigned(me, &[A, B], 1)));
+    }
+    a.driver.set_master(true, Duration::ZERO);
+    a.open(200, Duration::ZERO);
+    let mut now = Duration::ZERO;
+    let mut to_c = 0;
+    for _ in 0..30 {
+        now += Duration::from_millis(5);
+        for g in [&mut a, &mut b, &mut c] {
+            g.round(now);
+        }
+        to_c += deliver(&a, &[&b, &c])[1];
+        deliver(&b, &[&a, &c]);
+        assert_eq!(deliver(&c, &[&a, &b]), [0, 0], "a spare asks nobody");
+    }
+    assert_eq!(to_c, 0, "nobody streams to a spare");
+    assert!(b.driver.synced() && !c.driver.synced());
+    assert_eq!(b.nat.len(), 200);
+    let info = a.driver.info(now);
+    assert_eq!(info.stream_to, [B]);
+    assert_eq!(
+        info.peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+        [B]
+    );
+    assert!(c.driver.info(now).spare);
+
+    // B dies; generation 2 chooses C: the master streams to C at once, a bulk resync
+    // brings it to the master's 200 sessions, plus the ones opened meanwhile.
+    a.driver.apply_peers(Some(&assigned(A, &[A, C], 2)));
+    c.driver.apply_peers(Some(&assigned(C, &[A, C], 2)));
+    a.open(230, now);
+    for _ in 0..30 {
+        now += Duration::from_millis(5);
+        a.round(now);
+        c.round(now);
+        deliver(&a, &[&c]);
+        deliver(&c, &[&a]);
+    }
+    assert!(
+        c.driver.synced(),
+        "the new standby completed its bulk resync"
+    );
+    assert_eq!((c.driver.sessions.len(), c.nat.len()), (230, 230));
+    let info = a.driver.info(now);
+    assert_eq!(
+        info.peers.iter().map(|p| p.address).collect::<Vec<_>>(),
+        [C]
+    );
+    assert_eq!(info.peers[0].bulk_resyncs, 1);
+    assert_eq!(info.peers[0].lag, 0);
+    assert_eq!(
+        (info.peer_changes, info.peers_from.as_str()),
+        (2, "control plane (generation 2)")
+    );
+    // The same choice again changes nothing; back to host.toml without a choice.
+    a.driver.apply_peers(Some(&assigned(A, &[A, C], 2)));
+    assert_eq!(a.driver.info(now).peer_changes, 2);
+    a.driver.apply_peers(None);
+    let info = a.driver.info(now);
+    assert_eq!(
+        (info.stream_to.as_slice(), info.peers_from.as_str()),
+        (&[B, C][..], "host.toml")
     );
 }

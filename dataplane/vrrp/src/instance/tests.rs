@@ -228,6 +228,37 @@ fn a_held_backup_follows_a_lower_master_until_released_but_replaces_a_dead_one()
 }
 
 #[test]
+fn a_held_backup_claims_a_dead_master_after_a_ready_lower_priority_one() {
+    // 150 held (a spare, not synced) and 100 ready (the synced standby) hear the same last
+    // advert of a master that then dies: the ready one claims first, and its advert
+    // reaches the held one before its own timer runs out, so the held one stays BACKUP.
+    let mut held = started(config(Version::V3, 150, 10));
+    held.set_preempt_hold(true);
+    let mut ready = started(config(Version::V3, 100, 10));
+    held.receive(ms(100), PEER_HIGH, &advert(&held, 200))
+        .unwrap();
+    ready
+        .receive(ms(100), PEER_HIGH, &advert(&ready, 200))
+        .unwrap();
+    let ready_at = run_until(&mut ready, ms(2000)).expect("the ready backup claims");
+    let held_due = held.poll_at().expect("the held backup's timer runs");
+    assert!(
+        ready_at < held_due,
+        "ready claims at {ready_at:?}, held is due at {held_due:?}"
+    );
+    // The new master's advert (priority 100) arrives: held does not preempt it.
+    held.receive(ready_at, PEER_LOW, &advert(&held, 100))
+        .unwrap();
+    held.poll(held_due);
+    assert_eq!(held.state(), State::Backup);
+    // Without the hold the higher priority would have claimed first.
+    let mut free = started(config(Version::V3, 150, 10));
+    free.receive(ms(100), PEER_HIGH, &advert(&free, 200))
+        .unwrap();
+    assert!(free.poll_at().expect("timer") < ready_at);
+}
+
+#[test]
 fn v3_backups_time_the_master_by_its_own_interval() {
     let mut b = started(config(Version::V3, 100, 100));
     let mut a = advert(&b, 150);
