@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use aegis_api::dataplane::v1 as pb;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::backend::AdminError;
+use super::pump::{Limits, Source};
 use crate::capture::tap::node_bit;
 use crate::capture::{
     CaptureError, CaptureHub, CaptureSession, CaptureSpec, Insn, Point, Program, RECORD_BYTES,
@@ -21,8 +21,6 @@ use crate::graph::NodeId;
 
 /// How often the control thread drains the workers' rings.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
-/// How often a `stats` event goes out.
-const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Most packets taken from the rings per drain (the stream's channel paces the rest).
 const DRAIN_MAX: usize = 1024;
 /// Interface name of the drop path.
@@ -288,43 +286,32 @@ pub fn system_host_name() -> String {
 
 type Events = mpsc::Sender<Result<pb::CaptureEvent, tonic::Status>>;
 
-fn event(e: pb::capture_event::Event) -> Result<pb::CaptureEvent, tonic::Status> {
-    Ok(pb::CaptureEvent { event: Some(e) })
+fn event(e: pb::capture_event::Event) -> pb::CaptureEvent {
+    pb::CaptureEvent { event: Some(e) }
 }
 
 /// Feeds `tx` from the capture until the count or the duration is reached, the dataplane
 /// shuts down or the client goes away; the capture stops when this returns.
 pub async fn stream(start: CaptureStart, tx: Events) {
-    let started = pb::CaptureStarted {
+    let started = event(pb::capture_event::Event::Started(pb::CaptureStarted {
         host: start.host.clone(),
         interfaces: start.interfaces.clone(),
         snaplen: start.query.snaplen as u32,
+    }));
+    let limits = Limits {
+        count: start.query.count,
+        duration: start.query.duration,
     };
-    if tx
-        .send(event(pb::capture_event::Event::Started(started)))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let deadline = start.query.duration.map(|d| Instant::now() + d);
-    let count = start.query.count;
-    let mut sent = 0u64;
-    let mut next_stats = Instant::now() + STATS_EVERY;
-    let mut ticker = tokio::time::interval(DRAIN_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reason = loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = tx.closed() => return,
-        }
-        let want = if count == 0 {
-            DRAIN_MAX
-        } else {
-            (count - sent).min(DRAIN_MAX as u64) as usize
-        };
+    super::pump::pump(tx, started, start, limits, DRAIN_EVERY, DRAIN_MAX).await;
+}
+
+impl Source for CaptureStart {
+    type Event = pb::CaptureEvent;
+
+    fn take(&mut self, max: usize) -> Vec<pb::CaptureEvent> {
+        let start = &*self;
         let mut batch = Vec::new();
-        start.session.drain(want, |worker, r, wall_ns| {
+        start.session.drain(max, |worker, r, wall_ns| {
             let port_interface = || {
                 start
                     .port_interface
@@ -349,55 +336,37 @@ pub async fn stream(start: CaptureStart, tx: Events) {
             };
             // A packet of another capture's port cannot be here (each has its own rings).
             if let Some(interface) = interface {
-                batch.push(pb::CapturedPacket {
-                    interface,
-                    point: point as i32,
-                    drop_reason: reason.to_string(),
-                    timestamp_ns: wall_ns,
-                    original_length: r.wire_len,
-                    data: r.bytes().to_vec(),
-                    worker: worker as u32,
-                    node: node.to_string(),
-                    rx_port: rx_port.cloned().unwrap_or_default(),
-                });
+                batch.push(event(pb::capture_event::Event::Packet(
+                    pb::CapturedPacket {
+                        interface,
+                        point: point as i32,
+                        drop_reason: reason.to_string(),
+                        timestamp_ns: wall_ns,
+                        original_length: r.wire_len,
+                        data: r.bytes().to_vec(),
+                        worker: worker as u32,
+                        node: node.to_string(),
+                        rx_port: rx_port.cloned().unwrap_or_default(),
+                    },
+                )));
             }
         });
-        for p in batch {
-            if tx
-                .send(event(pb::capture_event::Event::Packet(p)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent += 1;
-        }
-        if count > 0 && sent >= count {
-            break "count";
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break "duration";
-        }
-        if start.session.closed() {
-            break "shutdown";
-        }
-        if Instant::now() >= next_stats {
-            next_stats = Instant::now() + STATS_EVERY;
-            if tx.send(stats(&start.session, false, "")).await.is_err() {
-                return;
-            }
-        }
-    };
-    let _ = tx.send(stats(&start.session, true, reason)).await;
-}
+        batch
+    }
 
-fn stats(s: &CaptureSession, last: bool, reason: &str) -> Result<pb::CaptureEvent, tonic::Status> {
-    event(pb::capture_event::Event::Stats(pb::CaptureStats {
-        captured: s.captured(),
-        overflow: s.overflow(),
-        last,
-        reason: reason.to_string(),
-    }))
+    fn closed(&self) -> bool {
+        self.session.closed()
+    }
+
+    fn stats(&self, _sent: u64, last: bool, reason: &str) -> pb::CaptureEvent {
+        let s = &self.session;
+        event(pb::capture_event::Event::Stats(pb::CaptureStats {
+            captured: s.captured(),
+            overflow: s.overflow(),
+            last,
+            reason: reason.to_string(),
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod convert;
 pub mod diag;
 mod memory;
 pub mod metrics;
+mod pump;
 mod request;
 mod server;
 mod service;

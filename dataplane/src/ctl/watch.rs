@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use aegis_api::dataplane::v1 as pb;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::backend::{AdminBackend, AdminError};
 use super::capture::{duration, program};
+use super::pump::{Limits, Source};
 use crate::capture::Program;
 use crate::state::Snapshot;
 use crate::trace::store::StoredHop;
@@ -22,8 +22,6 @@ use crate::trace::{Action, Detail, WatchHub, WatchSpec};
 
 /// How often the stream takes completed paths from the store.
 const TAKE_EVERY: Duration = Duration::from_millis(10);
-/// How often a `stats` event goes out.
-const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Most paths taken per round.
 const TAKE_MAX: usize = 256;
 
@@ -182,108 +180,70 @@ pub fn path_view(trace: u64, hops: &[StoredHop], snap: &Snapshot) -> pb::Watched
 
 type Events = mpsc::Sender<Result<pb::TraceWatchEvent, tonic::Status>>;
 
-fn event(e: pb::trace_watch_event::Event) -> Result<pb::TraceWatchEvent, tonic::Status> {
-    Ok(pb::TraceWatchEvent { event: Some(e) })
+fn event(e: pb::trace_watch_event::Event) -> pb::TraceWatchEvent {
+    pb::TraceWatchEvent { event: Some(e) }
 }
 
-/// Forgets the watch's unread paths when the stream ends, however it ends.
-struct Forget {
+/// A running watch's stream source; dropping it forgets the watch's unread paths, however
+/// the stream ends (and the session with it stops the watch on the workers).
+struct Paths {
+    start: WatchStart,
     backend: Arc<dyn AdminBackend>,
-    watch: u8,
 }
 
-impl Drop for Forget {
+impl Drop for Paths {
     fn drop(&mut self) {
-        self.backend.end_watch(self.watch);
+        self.backend.end_watch(self.start.session.watch());
+    }
+}
+
+impl Source for Paths {
+    type Event = pb::TraceWatchEvent;
+
+    fn take(&mut self, max: usize) -> Vec<pb::TraceWatchEvent> {
+        self.backend
+            .watch_paths(self.start.session.watch(), max)
+            .into_iter()
+            .map(|p| event(pb::trace_watch_event::Event::Path(p)))
+            .collect()
+    }
+
+    fn closed(&self) -> bool {
+        self.start.session.closed()
+    }
+
+    fn stats(&self, sent: u64, last: bool, reason: &str) -> pb::TraceWatchEvent {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.start.session;
+        let c = s.counters();
+        event(pb::trace_watch_event::Event::Stats(pb::TraceWatchStats {
+            matched: c.matched.load(Relaxed),
+            traced: c.traced.load(Relaxed),
+            rate_limited: c.rate_limited.load(Relaxed),
+            no_slot: c.no_slot.load(Relaxed),
+            sent,
+            overwritten: self.backend.watch_overwritten(s.watch()),
+            last,
+            reason: reason.to_string(),
+        }))
     }
 }
 
 /// Feeds `tx` with the watch's paths until the count or the duration is reached, the
 /// dataplane shuts down or the client goes away; the watch stops when this returns.
 pub async fn stream(start: WatchStart, backend: Arc<dyn AdminBackend>, tx: Events) {
-    let watch = start.session.watch();
-    let _forget = Forget {
-        backend: backend.clone(),
-        watch,
+    let started = event(pb::trace_watch_event::Event::Started(
+        pb::TraceWatchStarted {
+            host: start.host.clone(),
+            watch: u32::from(start.session.watch()),
+            rate: start.query.rate,
+            ports: start.ports.clone(),
+        },
+    ));
+    let limits = Limits {
+        count: start.query.count,
+        duration: start.query.duration,
     };
-    let started = pb::TraceWatchStarted {
-        host: start.host.clone(),
-        watch: u32::from(watch),
-        rate: start.query.rate,
-        ports: start.ports.clone(),
-    };
-    if tx
-        .send(event(pb::trace_watch_event::Event::Started(started)))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let deadline = start.query.duration.map(|d| Instant::now() + d);
-    let count = start.query.count;
-    let mut sent = 0u64;
-    let mut next_stats = Instant::now() + STATS_EVERY;
-    let mut ticker = tokio::time::interval(TAKE_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reason = loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = tx.closed() => return,
-        }
-        let want = if count == 0 {
-            TAKE_MAX
-        } else {
-            (count - sent).min(TAKE_MAX as u64) as usize
-        };
-        for p in backend.watch_paths(watch, want) {
-            if tx
-                .send(event(pb::trace_watch_event::Event::Path(p)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            sent += 1;
-        }
-        if count > 0 && sent >= count {
-            break "count";
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break "duration";
-        }
-        if start.session.closed() {
-            break "shutdown";
-        }
-        if Instant::now() >= next_stats {
-            next_stats = Instant::now() + STATS_EVERY;
-            let s = stats(&start.session, &*backend, sent, false, "");
-            if tx.send(s).await.is_err() {
-                return;
-            }
-        }
-    };
-    let _ = tx
-        .send(stats(&start.session, &*backend, sent, true, reason))
-        .await;
-}
-
-fn stats(
-    s: &WatchSession,
-    backend: &dyn AdminBackend,
-    sent: u64,
-    last: bool,
-    reason: &str,
-) -> Result<pb::TraceWatchEvent, tonic::Status> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = s.counters();
-    event(pb::trace_watch_event::Event::Stats(pb::TraceWatchStats {
-        matched: c.matched.load(Relaxed),
-        traced: c.traced.load(Relaxed),
-        rate_limited: c.rate_limited.load(Relaxed),
-        no_slot: c.no_slot.load(Relaxed),
-        sent,
-        overwritten: backend.watch_overwritten(s.watch()),
-        last,
-        reason: reason.to_string(),
-    }))
+    let source = Paths { start, backend };
+    super::pump::pump(tx, started, source, limits, TAKE_EVERY, TAKE_MAX).await;
 }

@@ -374,24 +374,36 @@ impl HostPipeline {
             .collect()
     }
 
-    /// Starts a trace watch taking every packet, on every port and on Geneve inner frames
-    /// (records go to the returned channel; the fuzz target's watch mode).
-    pub fn watch_all(&mut self) -> Arc<crate::trace::TraceChannel> {
+    /// Starts trace watch 1 on this worker (a fresh tracer whose records go to the returned
+    /// channel): packets received on `rx_ports`, and Geneve inner frames if `overlay`, that
+    /// `filter` takes.
+    pub fn watch(
+        &mut self,
+        rx_ports: u64,
+        overlay: bool,
+        filter: crate::capture::Program,
+    ) -> Arc<crate::trace::TraceChannel> {
         use crate::trace::watch::{WatchCommand, WatchSpec};
         let ch = crate::trace::TraceChannel::new();
         let mut tracer = crate::trace::Tracer::new(0, ch.clone());
         tracer.watches_mut().apply(WatchCommand::Start {
             watch: 1,
             spec: Arc::new(WatchSpec {
-                rx_ports: u64::MAX,
-                overlay: true,
-                filter: crate::capture::Program::accept_all(),
+                rx_ports,
+                overlay,
+                filter,
                 rate: crate::trace::watch::MAX_RATE,
             }),
             counters: Default::default(),
         });
         self.graph.set_tracer(tracer);
         ch
+    }
+
+    /// A watch taking every packet, on every port and on Geneve inner frames (the fuzz
+    /// target's watch mode).
+    pub fn watch_all(&mut self) -> Arc<crate::trace::TraceChannel> {
+        self.watch(u64::MAX, true, crate::capture::Program::accept_all())
     }
 
     /// Runs frames in on `port % 3` and checks every packet is accounted for: sent,

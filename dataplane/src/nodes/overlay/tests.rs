@@ -455,30 +455,6 @@ fn mutated_frames_are_always_accounted_for_and_never_panic() {
     assert!(a.graph.tracer().in_flight() == 0 || a.graph.held() > 0);
 }
 
-/// Starts a watch on `h`'s worker (a fresh tracer whose records go to the returned channel).
-fn watch_on(
-    h: &mut HostPipeline,
-    rx_ports: u64,
-    overlay: bool,
-    filter: crate::capture::Program,
-) -> std::sync::Arc<crate::trace::TraceChannel> {
-    use crate::trace::watch::{WatchCommand, WatchSpec};
-    let ch = crate::trace::TraceChannel::new();
-    let mut tracer = crate::trace::Tracer::new(0, ch.clone());
-    tracer.watches_mut().apply(WatchCommand::Start {
-        watch: 1,
-        spec: std::sync::Arc::new(WatchSpec {
-            rx_ports,
-            overlay,
-            filter,
-            rate: 1000,
-        }),
-        counters: Default::default(),
-    });
-    h.graph.set_tracer(tracer);
-    ch
-}
-
 fn records(ch: &crate::trace::TraceChannel) -> Vec<crate::trace::HopRecord> {
     std::iter::from_fn(|| ch.records.pop()).collect()
 }
@@ -500,8 +476,8 @@ fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() 
     );
     let plain = one_out(&mut a, VM1, frame.clone(), UL);
     // Host a watches b1's port; host b watches what it decapsulates.
-    let cha = watch_on(&mut a, 1 << VM1, false, Program::accept_all());
-    let chb = watch_on(&mut b, 0, true, Program::accept_all());
+    let cha = a.watch(1 << VM1, false, Program::accept_all());
+    let chb = b.watch(0, true, Program::accept_all());
     let out = a.run(VM1 as u16, std::slice::from_ref(&frame));
     let wire = out[UL].first().expect("sent to host b").clone();
     // The packet on the wire is what it is without the watch: no Geneve trace option.
@@ -537,7 +513,7 @@ fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() 
     );
     // A filter that takes nothing traces nothing; the packet still goes.
     let none = Program::new(vec![Insn::new(0x06, 0, 0, 0)]).unwrap();
-    let chn = watch_on(&mut a, 1 << VM1, false, none);
+    let chn = a.watch(1 << VM1, false, none);
     let out = a.run(VM1 as u16, std::slice::from_ref(&frame));
     assert_eq!(out[UL].len(), 1);
     assert!(records(&chn).is_empty());
