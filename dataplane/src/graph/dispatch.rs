@@ -448,6 +448,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
 
     /// Offers the inner frame of an untraced Geneve packet to the trace watches; a packet
     /// one takes is traced from here on (`received` from `from` with VNI `vni`).
+    #[cold]
     #[inline(never)]
     pub fn watch_inner(&mut self, meta: &mut Meta, frame: &[u8], from: u32, vni: u32) {
         let port = meta.rx_port;
@@ -459,6 +460,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
 
     /// Starts tracing a packet under `id`, recording `action` as its first hop at the
     /// running node; false if every trace slot was in use (the packet goes on untraced).
+    #[cold]
     #[inline(never)]
     pub fn begin_trace(&mut self, meta: &mut Meta, id: u64, action: Action) -> bool {
         if !self.tracer.begin(meta, id, self.now_ns) {
@@ -468,6 +470,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
         true
     }
 
+    #[cold]
     #[inline(never)]
     fn hop(&mut self, meta: &Meta, action: Action) {
         let revision = self.snap.overlay.revision;
@@ -475,6 +478,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
             .record(meta, self.node, action, revision, self.now_ns);
     }
 
+    #[cold]
     #[inline(never)]
     fn end_trace(&mut self, meta: &mut Meta, action: Action) {
         self.hop(meta, action);

@@ -163,7 +163,8 @@ impl Tracer {
     }
 
     /// Notes why the current node decided as it did; the next record carries it.
-    #[inline]
+    #[cold]
+    #[inline(never)]
     pub fn note(&mut self, meta: &Meta, detail: Detail) {
         let s = &mut self.slots[usize::from(meta.trace_slot())];
         if s.used {
@@ -195,6 +196,8 @@ impl Tracer {
     }
 
     /// Stops tracing the packet of `meta` (it left this worker or died).
+    #[cold]
+    #[inline(never)]
     pub fn end(&mut self, meta: &mut Meta) {
         let i = usize::from(meta.trace_slot());
         if i != 0 && self.slots[i].used {
