@@ -54,13 +54,16 @@ die() {
 #                           ethtool -K, python3 raw sockets, sysctl/kill, setpriv)
 #   tshark                  reads the dataplane's pcapng captures in tests
 #   keepalived              the real VRRP peer of the gateway interop tests
-#   nftables                loss on the gateways' sync path in the lab (bridge family)
+#   nftables                loss on the gateways' sync path in the lab (bridge family), and
+#                           NAT/filtering of the kernel gateways compared with Aegis's
+#   conntrackd conntrack    the kernel gateways' state sync (FTFW) and their conntrack tables
+#                           (tests/tests/kernel_gateway_failover.rs)
 #   curl ca-certificates    fetching crates over HTTPS
 PACKAGES=(
     dpdk dpdk-dev libdpdk-dev dpdk-doc librte-net-af-packet23 librte-net-tap23 librte-mempool-ring23
     clang libclang-dev pkg-config build-essential libpcap-dev
     iproute2 iputils-ping traceroute ethtool netcat-openbsd python3 procps util-linux
-    tshark keepalived nftables curl ca-certificates
+    tshark keepalived nftables conntrackd conntrack curl ca-certificates
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -76,8 +76,16 @@ impl GatewayPairLab {
     pub const FLOATING_IP: &'static str = "203.0.113.60";
     /// h2's address.
     pub const H2_IP: &'static str = "203.0.113.100";
-    /// Advertisement interval, milliseconds.
+    /// Advertisement interval, milliseconds, unless `$AEGIS_LAB_ADVERT_MS` gives another
+    /// ([`GatewayPairLab::advert_ms`]).
     pub const ADVERT_MS: u32 = 100;
+
+    /// The advertisement interval in use: [`Self::ADVERT_MS`], or `$AEGIS_LAB_ADVERT_MS`
+    /// (10..=25500 in steps of 10), read like the north-south lab's
+    /// ([`crate::northsouth::advert_ms`]).
+    pub fn advert_ms() -> u32 {
+        crate::northsouth::advert_ms()
+    }
 
     /// Builds both bridges and hosts and starts both gateways; returns once gw1 is master,
     /// gw2 backup with a complete replica, and h1 reaches h2 through the pair.
@@ -92,25 +100,7 @@ impl GatewayPairLab {
         let ctl_bin = bins.aegisctl()?;
         let mut lab = Lab::new(prefix)?;
         lab.set_exec_limit(Duration::from_secs(60));
-        lab.host(Self::SW)?;
-        for br in ["brin", "brout"] {
-            lab.ip(Self::SW, &["link", "add", br, "type", "bridge"])?;
-            lab.ip(Self::SW, &["link", "set", br, "up"])?;
-        }
-        let attach = |lab: &mut Lab, host: &str, ifname: &str, sw_port: &str, br: &str| {
-            lab.link(host, ifname, Self::SW, sw_port)?;
-            lab.ip(Self::SW, &["link", "set", sw_port, "master", br])
-        };
-        lab.host(Self::H1)?;
-        attach(&mut lab, Self::H1, "eth0", "ph1", "brin")?;
-        lab.addr(Self::H1, "eth0", "10.60.0.10/24")?;
-        lab.addr(Self::H1, "eth0", "10.60.0.11/24")?;
-        lab.default_route(Self::H1, Self::INSIDE_VIP)?;
-        lab.tx_checksum_off(Self::H1, "eth0")?;
-        lab.host(Self::H2)?;
-        attach(&mut lab, Self::H2, "eth0", "ph2", "brout")?;
-        lab.addr(Self::H2, "eth0", &format!("{}/24", Self::H2_IP))?;
-        lab.tx_checksum_off(Self::H2, "eth0")?;
+        Self::build_topology(&mut lab, size)?;
 
         let key = lab.path("sync.key");
         write(&key, "aegis-lab gateway group 1 shared secret\n")?;
@@ -122,9 +112,6 @@ impl GatewayPairLab {
         };
         for n in 1..=size {
             let host = format!("gw{n}");
-            lab.host(&host)?;
-            attach(&mut lab, &host, "in0", &format!("g{n}in"), "brin")?;
-            attach(&mut lab, &host, "out0", &format!("g{n}out"), "brout")?;
             lab.forwarding(&host, false)?;
             let socket = lab.path(&format!("{host}.sock"));
             let kconf = lab.path(&format!("{host}-keepalived.conf"));
@@ -202,6 +189,40 @@ impl GatewayPairLab {
         Ok(g)
     }
 
+    /// The lab's namespaces and links without any gateway software: the switch with both
+    /// bridges, h1 and h2 addressed (h1's default gateway is [`Self::INSIDE_VIP`]), and
+    /// `size` gateway namespaces `gw1`.. with `in0` on the inside bridge and `out0` on the
+    /// outside one, unaddressed. Shared with the kernel-gateway comparison
+    /// ([`crate::kernelgw`]), so both measure the same topology.
+    pub fn build_topology(lab: &mut Lab, size: u8) -> Result<()> {
+        lab.host(Self::SW)?;
+        for br in ["brin", "brout"] {
+            lab.ip(Self::SW, &["link", "add", br, "type", "bridge"])?;
+            lab.ip(Self::SW, &["link", "set", br, "up"])?;
+        }
+        let attach = |lab: &mut Lab, host: &str, ifname: &str, sw_port: &str, br: &str| {
+            lab.link(host, ifname, Self::SW, sw_port)?;
+            lab.ip(Self::SW, &["link", "set", sw_port, "master", br])
+        };
+        lab.host(Self::H1)?;
+        attach(lab, Self::H1, "eth0", "ph1", "brin")?;
+        lab.addr(Self::H1, "eth0", "10.60.0.10/24")?;
+        lab.addr(Self::H1, "eth0", "10.60.0.11/24")?;
+        lab.default_route(Self::H1, Self::INSIDE_VIP)?;
+        lab.tx_checksum_off(Self::H1, "eth0")?;
+        lab.host(Self::H2)?;
+        attach(lab, Self::H2, "eth0", "ph2", "brout")?;
+        lab.addr(Self::H2, "eth0", &format!("{}/24", Self::H2_IP))?;
+        lab.tx_checksum_off(Self::H2, "eth0")?;
+        for n in 1..=size {
+            let host = format!("gw{n}");
+            lab.host(&host)?;
+            attach(lab, &host, "in0", &format!("g{n}in"), "brin")?;
+            attach(lab, &host, "out0", &format!("g{n}out"), "brout")?;
+        }
+        Ok(())
+    }
+
     /// Starts (or restarts) gateway `i`'s dataplane and waits for its admin socket.
     pub fn start_gateway(&mut self, i: usize) -> Result<()> {
         let g = &mut self.gws[i];
@@ -270,7 +291,8 @@ impl GatewayPairLab {
     }
 }
 
-/// Both gateways' keepalived.conf: the two instances in one sync group, v3 at 100 ms.
+/// Both gateways' keepalived.conf: the two instances in one sync group, v3 at
+/// [`GatewayPairLab::advert_ms`] (100 ms unless `$AEGIS_LAB_ADVERT_MS` says otherwise).
 pub fn keepalived_conf(priority: u8) -> String {
     let instance = |name: &str, port: &str, vrid: u8, addrs: &[&str]| {
         let list: Vec<String> = addrs.iter().map(|a| format!("        {a}\n")).collect();
@@ -278,7 +300,7 @@ pub fn keepalived_conf(priority: u8) -> String {
             "vrrp_instance {name} {{\n    state BACKUP\n    interface {port}\n    \
              virtual_router_id {vrid}\n    version 3\n    priority {priority}\n    \
              advert_int {:.2}\n    virtual_ipaddress {{\n{}    }}\n}}\n\n",
-            f64::from(GatewayPairLab::ADVERT_MS) / 1000.0,
+            f64::from(GatewayPairLab::advert_ms()) / 1000.0,
             list.concat()
         )
     };

@@ -18,6 +18,8 @@
 //! - [`vrrp`]: [`vrrp::VrrpLab`], an Aegis gateway and a real keepalived on one link.
 //! - [`gateway`]: [`gateway::GatewayPairLab`], two Aegis gateways (VRRP, NAT, session sync)
 //!   between an inside and an external host.
+//! - [`kernelgw`]: [`kernelgw::KernelGatewayLab`], the same topology with two Linux kernel
+//!   gateways (nftables NAT, keepalived, conntrackd) to compare failovers with.
 //! - [`ctl`]: runs `aegisctl` and reads its `--output json` (the one place that knows its shape).
 //! - [`frames`]: hand-built Ethernet frames (good and deliberately bad) and a sender.
 //! - [`probe`]: parsers for `ping` and `traceroute` output; TCP transfer check.
@@ -45,6 +47,7 @@ pub mod error;
 pub mod frames;
 pub mod gateway;
 pub mod hosttoml;
+pub mod kernelgw;
 pub mod lab;
 pub mod names;
 pub mod northsouth;
