@@ -199,7 +199,7 @@ impl HostConfig {
             .map(|v| vrrp(v, base, &forwarding_ports))
             .transpose()?;
         let nat = match raw.nat {
-            Some(n) => nat(n, &forwarding_ports, &eal, vrrp.as_ref())?,
+            Some(n) => nat(n, &forwarding_ports, vrrp.as_ref())?,
             None => crate::nat::NatConfig::default(),
         };
         let sync = match raw.sync {
@@ -403,7 +403,6 @@ struct RawNeighbour {
 fn nat(
     raw: RawNat,
     ports: &[PortConfig],
-    eal: &EalConfig,
     vrrp: Option<&VrrpSetup>,
 ) -> Result<crate::nat::NatConfig, ConfigError> {
     let name = raw.outside_port.ok_or_else(|| {
@@ -418,13 +417,6 @@ fn nat(
             format!("no [[port]] named {name:?}"),
         ));
     };
-    if eal.worker_lcores.len() > 1 {
-        return Err(field(
-            "nat",
-            "NAT runs on one worker (flow hand-off between NAT workers is not built yet): \
-             give eal.worker_lcores one lcore",
-        ));
-    }
     // A gateway pair's NAT addresses are VRRP virtual addresses of the outside port: they
     // move to whichever gateway is master.
     let virtual_on_port = |a: Ipv4Addr| {

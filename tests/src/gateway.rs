@@ -19,7 +19,8 @@
 //!   peers), following `VI_OUT`.
 //!
 //! The gateways' kernels have no address on their ports: everything (ARP, VRRP, sync,
-//! NAT) is served by the dataplanes.
+//! NAT) is served by the dataplanes. Each runs one worker, or several
+//! ([`GatewayPairLab::start_with_workers`]: NAT spread over the workers).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +97,19 @@ impl GatewayPairLab {
     /// [`GatewayPairLab::start`] with `size` gateways (2 or 3): gw1 master, every other one
     /// backup with a complete replica.
     pub fn start_group(prefix: &str, bins: Bins, size: u8) -> Result<GatewayPairLab> {
+        Self::start_with_workers(prefix, bins, size, 1)
+    }
+
+    /// [`GatewayPairLab::start_group`] with `workers` dataplane workers per gateway
+    /// (`eal.worker_lcores` = 1..=workers, every lcore allowed on all of this process's
+    /// CPUs: the workers poll adaptively, so they share a small machine; `qpairs` on the
+    /// ports so each worker has its queues).
+    pub fn start_with_workers(
+        prefix: &str,
+        bins: Bins,
+        size: u8,
+        workers: u8,
+    ) -> Result<GatewayPairLab> {
         let dataplane = bins.dataplane()?;
         let ctl_bin = bins.aegisctl()?;
         let mut lab = Lab::new(prefix)?;
@@ -117,6 +131,14 @@ impl GatewayPairLab {
             let kconf = lab.path(&format!("{host}-keepalived.conf"));
             write(&kconf, &keepalived_conf(priorities[usize::from(n - 1)]))?;
             let mut eal_args = HostConfig::lab_eal_args(&lab.id().ns(&host), None);
+            let qpairs = if workers > 1 {
+                let cpus = crate::router::allowed_cpus().unwrap_or_else(|| "0".into());
+                let lcores: Vec<String> = (0..=workers).map(|l| format!("{l}@({cpus})")).collect();
+                eal_args.extend(["--lcores".to_string(), lcores.join(",")]);
+                format!(",qpairs={workers}")
+            } else {
+                String::new()
+            };
             if let Ok(extra) = std::env::var(EAL_EXTRA_ENV) {
                 eal_args.extend(extra.split_whitespace().map(str::to_string));
             }
@@ -124,18 +146,18 @@ impl GatewayPairLab {
                 eal_args,
                 poll_mode: "adaptive".into(),
                 burst: 32,
-                mbufs: 4095,
+                mbufs: if workers > 1 { 8191 } else { 4095 },
                 admin_socket: socket.clone(),
                 diag_listen: None,
                 ports: vec![
                     PortSpec {
                         name: "in0".into(),
-                        devargs: "net_af_packet0,iface=in0".into(),
+                        devargs: format!("net_af_packet0,iface=in0{qpairs}"),
                         addresses: vec![format!("10.60.0.{}/24", n + 1)],
                     },
                     PortSpec {
                         name: "out0".into(),
-                        devargs: "net_af_packet1,iface=out0".into(),
+                        devargs: format!("net_af_packet1,iface=out0{qpairs}"),
                         addresses: vec![format!("203.0.113.{}/24", n + 1)],
                     },
                 ],
@@ -146,6 +168,12 @@ impl GatewayPairLab {
                 .map(|m| format!("\"{}\"", Self::sync_address(usize::from(m - 1))))
                 .collect();
             let peers = peers.join(", ");
+            let mut rendered = hc.render();
+            if workers > 1 {
+                let list: Vec<String> = (1..=workers).map(|l| l.to_string()).collect();
+                let eal = format!("[eal]\nworker_lcores = [{}]\n", list.join(", "));
+                rendered = rendered.replacen("[eal]\n", &eal, 1);
+            }
             let text = format!(
                 "{}\n[vrrp]\nkeepalived_conf = \"{}\"\n\n\
                  [nat]\noutside_port = \"out0\"\n\
@@ -153,7 +181,7 @@ impl GatewayPairLab {
                  [[nat.floating_ip]]\ninside = \"{}\"\noutside = \"{}\"\n\n\
                  [sync]\nport = \"in0\"\npeers = [{peers}]\nkey_file = \"{}\"\n\
                  vrrp_instance = \"VI_OUT\"\n",
-                hc.render(),
+                rendered,
                 kconf.display(),
                 Self::H1_SNAT_SRC,
                 Self::SNAT_IP,

@@ -243,7 +243,7 @@ fn build_topology(lab: &mut Lab) -> Result<()> {
 }
 
 /// The CPUs this process may run on, as the kernel lists them ("0-1").
-fn allowed_cpus() -> Option<String> {
+pub(crate) fn allowed_cpus() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()

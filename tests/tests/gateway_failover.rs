@@ -428,3 +428,105 @@ fn a_group_of_three_stays_redundant_when_a_backup_dies() {
     );
     g.lab.teardown().or_panic("teardown");
 }
+
+/// The pair with two dataplane workers per gateway: NAT spreads over both (each session on
+/// the worker that owns it, packets received by the other handed to it), session sync
+/// streams both workers' tables and installs each session into its owner on the backup.
+/// Traffic through source NAT and the floating IP works, and a `kill -9` of the master
+/// keeps both connections.
+#[test]
+fn with_two_workers_per_gateway_nat_and_a_kill_9_takeover_keep_every_connection() {
+    let test = "with_two_workers_per_gateway_nat_and_a_kill_9_takeover_keep_every_connection";
+    let Some(bins) = common::ready_bins(test, common::TOOLS) else {
+        return;
+    };
+    let mut g = GatewayPairLab::start_with_workers("gw2w", bins, 2, 2)
+        .or_panic("start the two-worker gateways");
+    for i in 0..2 {
+        let e = g.gws[i]
+            .ctl
+            .json(&["show", "errors"])
+            .or_panic("show errors");
+        let workers = e["workers"].as_array().map_or(0, Vec::len);
+        assert_eq!(workers, 2, "gw{} runs two workers: {e}", i + 1);
+    }
+    let (h1, h2) = (GatewayPairLab::H1, GatewayPairLab::H2);
+    let srv_snat = echo_server(&mut g, h2, "echo-snat", GatewayPairLab::H2_IP, "5001");
+    let srv_fip = echo_server(&mut g, h1, "echo-fip", GatewayPairLab::H1_FIP_SRC, "5002");
+    let seconds = "9";
+    let cli_snat = stream_client(
+        &mut g,
+        h1,
+        "client-snat",
+        (GatewayPairLab::H2_IP, "5001"),
+        GatewayPairLab::H1_SNAT_SRC,
+        seconds,
+    );
+    let cli_fip = stream_client(
+        &mut g,
+        h2,
+        "client-fip",
+        (GatewayPairLab::FLOATING_IP, "5002"),
+        GatewayPairLab::H2_IP,
+        seconds,
+    );
+    let started = Instant::now();
+    udp_flows(&g, UDP_FLOWS);
+    let before = converged(&g, UDP_FLOWS / 2 + 2, Duration::from_secs(10));
+    wait_log(
+        &mut g,
+        srv_snat,
+        &format!("peer {} ", GatewayPairLab::SNAT_IP),
+    );
+    wait_log(&mut g, srv_fip, &format!("peer {} ", GatewayPairLab::H2_IP));
+    let backup = g.sync(1).or_panic("gw2 sync");
+    assert_eq!(backup["installs_failed"].as_u64(), Some(0), "{backup}");
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+
+    let gw1_log = g.log(0);
+    g.kill9(0).or_panic("kill -9 gw1");
+    let takeover = g
+        .wait_state(1, "MASTER", Duration::from_secs(5))
+        .or_panic("gw2 takes over");
+    let after = g.sync(1).or_panic("gw2 sync");
+    let committed = after["last_commit_sessions"].as_u64().unwrap_or(0);
+    assert!(
+        committed >= before,
+        "gw2 committed {committed} sessions before claiming, gw1 had {before}:\n{after}"
+    );
+    for (id, what) in [
+        (cli_snat, "h1 -> h2 via source NAT"),
+        (cli_fip, "h2 -> h1's floating IP"),
+    ] {
+        g.lab
+            .proc(id)
+            .wait(Duration::from_secs(30))
+            .or_panic("client finished");
+        let r = json_line(&g.lab.proc(id).log());
+        assert_eq!(
+            r["ok"],
+            true,
+            "{what}: {r}\nold gw1 log:\n{gw1_log}\ngw2 log:\n{}",
+            g.log(1)
+        );
+        let gap = r["max_gap_ms"].as_f64().unwrap_or(f64::MAX);
+        println!(
+            "two workers, {what}: {} messages echoed, longest gap {gap:.0} ms",
+            r["exchanged"]
+        );
+        assert!(r["exchanged"].as_u64().unwrap_or(0) > 200, "{what}: {r}");
+        assert!(gap < 3000.0, "{what}: traffic gap {gap:.0} ms");
+    }
+    let drops = g.gws[1].ctl.drop_counters().or_panic("gw2 drops");
+    assert_eq!(
+        drops.get("handoff_full").copied().unwrap_or(0),
+        0,
+        "{drops:?}"
+    );
+    println!(
+        "two workers per gateway: takeover after kill -9 {} ms, {before} sessions on gw1, \
+         {committed} committed by gw2",
+        takeover.as_millis()
+    );
+    g.lab.teardown().or_panic("teardown");
+}

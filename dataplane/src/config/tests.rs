@@ -546,10 +546,23 @@ fn nat_rules_are_checked_against_the_outside_port() {
         err("[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.1/24\"\naddress = \"203.0.113.10\"\n"),
         "nat.snat[0].source: prefix 10.0.1.1/24 has host bits set (the network is 10.0.1.0/24)"
     );
-    assert!(
-        err("[eal]\nworker_lcores = [1, 2]\n[nat]\noutside_port = \"ext0\"\n")
-            .starts_with("nat: NAT runs on one worker")
-    );
+}
+
+/// NAT spreads over the workers (each owns a slice of the outside ports and hands other
+/// workers' packets on): a gateway may run several.
+#[test]
+fn nat_runs_on_several_worker_lcores() {
+    let two = "[[port]]\nname = \"int0\"\ndevargs = \"net_null0\"\naddresses = [\"10.0.1.1/24\"]\n\n[[port]]\nname = \"ext0\"\ndevargs = \"net_null1\"\naddresses = [\"203.0.113.2/24\", \"203.0.113.10/24\"]\n";
+    let c = parse(&format!(
+        "[eal]\nworker_lcores = [1, 2]\n{two}\n[nat]\noutside_port = \"ext0\"\n\
+         [[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"203.0.113.10\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.eal.worker_lcores, [1, 2]);
+    assert_eq!(c.nat.outside_port, Some(1));
+    assert_eq!(c.nat.snat.len(), 1);
+    let argv = c.eal_argv("aegis-dataplane", "p");
+    assert!(argv.windows(2).any(|w| w == ["-l", "0,1,2"]), "{argv:?}");
 }
 
 #[test]

@@ -214,10 +214,12 @@ fn run_until_stopped(
         }
         None => None,
     };
-    let sync_channel = cfg
-        .sync
-        .as_ref()
-        .map(|s| Arc::new(crate::sync::SyncChannel::new(s.udp_port)));
+    let sync_channel = cfg.sync.as_ref().map(|s| {
+        Arc::new(crate::sync::SyncChannel::new(
+            s.udp_port,
+            worker_lcores.len(),
+        ))
+    });
     let sync = match (&cfg.sync, &sync_channel) {
         (Some(s), Some(ch)) => {
             tracing::info!(config = ?s, "session sync configured");
@@ -255,8 +257,8 @@ fn run_until_stopped(
         let queues = DpdkQueues::new(rx, tx, pool.clone());
         let mut worker =
             Worker::new(queues, h, cell.reader(), wcfg, clock).with_handoff(w, rings.clone());
-        // NAT (and so session sync) runs on one worker: the first.
-        if let (0, Some(ch)) = (w, &sync_channel) {
+        // Every worker runs NAT on its share of the sessions, and so session sync.
+        if let Some(ch) = &sync_channel {
             worker = worker.with_sync(ch.clone());
         }
         workers.push(worker);

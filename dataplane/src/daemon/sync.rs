@@ -2,17 +2,19 @@
 //! `aegis-sessionsync` stream ends over UDP served by the dataplane itself, in the role
 //! the VRRP instance named by `sync.vrrp_instance` gives this gateway.
 //!
-//! - **Master**: every NAT session event of the worker ([`SyncChannel::events`]) is kept in
+//! - **Master**: every NAT session event of the workers ([`SyncChannel::events`]) is kept in
 //!   [`SyncDriver`]'s session map and queued to one [`Sender`] per peer; a peer that joins,
 //!   restarts or falls behind gets a bulk resync of the map. Each mastership starts a new
 //!   epoch, so the backups resync from the new master.
 //! - **Backup**: the [`Receiver`] applies the master's stream to a journaled [`Replica`];
-//!   every change is handed to the NAT worker at once ([`Install`]), so the backup's NAT
-//!   table follows the master's continuously. Acks and resync requests go back to the
+//!   every change is handed at once ([`Install`]) to the NAT worker that owns the session
+//!   ([`crate::nat::owner::of_record`]; a removal, which carries no translation kind, to
+//!   each worker that may hold it), so the backup's NAT tables follow the master's
+//!   continuously. Acks and resync requests go back to the
 //!   master (the source of the last sequenced datagram; before one, to every peer).
 //! - **Commit before claim**: when VRRP is about to make this gateway master,
-//!   [`SyncDriver::commit`] applies what has arrived, hands the worker every change still
-//!   pending and waits until the worker has installed all of them; only then are the
+//!   [`SyncDriver::commit`] applies what has arrived, hands the workers every change still
+//!   pending and waits until they have installed all of them; only then are the
 //!   virtual addresses installed and gratuitous ARP sent. A backup whose bulk resync has
 //!   not completed holds VRRP preemption (no failback before resync).
 //!
@@ -127,7 +129,8 @@ pub struct SyncDriver {
     since: Duration,
     role_changes: u64,
     sessions: Replica,
-    backlog: VecDeque<Install>,
+    /// Installs not yet queued, each with the worker it goes to.
+    backlog: VecDeque<(usize, Install)>,
     pushed: u64,
     epochs: u32,
     ident: u16,
@@ -421,18 +424,32 @@ impl SyncDriver {
         if self.is_master() {
             return;
         }
+        let workers = self.channel.workers();
         for c in self.sessions.take_changes() {
-            self.backlog.push_back(match c {
-                Change::Upsert(r) => Install::Upsert(r),
-                Change::Remove(k) => Install::Remove(k),
-            });
+            match c {
+                Change::Upsert(r) => {
+                    let w = crate::nat::owner::of_record(&r, workers);
+                    self.backlog.push_back((w, Install::Upsert(r)));
+                }
+                Change::Remove(k) => {
+                    let [a, b] = crate::nat::owner::of_key(&k, workers);
+                    self.backlog.push_back((a, Install::Remove(k)));
+                    if b != a {
+                        self.backlog.push_back((b, Install::Remove(k)));
+                    }
+                }
+            }
         }
     }
 
+    /// Queues the backlog to the workers, in order; stops at the first full queue.
     fn flush_installs(&mut self) {
-        while let Some(i) = self.backlog.pop_front() {
-            if let Err(i) = self.channel.installs.push(i) {
-                self.backlog.push_front(i);
+        while let Some((w, i)) = self.backlog.pop_front() {
+            let Some(queue) = self.channel.installs.get(w) else {
+                continue;
+            };
+            if let Err(i) = queue.push(i) {
+                self.backlog.push_front((w, i));
                 break;
             }
             self.pushed += 1;

@@ -235,13 +235,30 @@ pub struct Outputs<'a, B> {
 
 /// Flow hand-off between the workers of one dataplane: worker `i` receives packets other
 /// workers give it on `rings[i]` (lock-free, bounded). Stateful nodes hand every packet
-/// to the worker that owns its flow (a symmetric hash of the 5-tuple), so both directions
-/// of a connection meet the same per-worker connection table.
+/// to the worker that owns its flow, so both directions of a connection meet the same
+/// per-worker table: `security-group` by a symmetric hash of the 5-tuple, the NAT hooks
+/// (`ip4-forward`, `gateway-output`) by the session's owner ([`crate::nat::owner`]). A
+/// packet re-enters the graph of its owner at the node that handed it off ([`Handed`]).
 pub struct Handoff<B> {
     /// This worker's index.
     pub me: usize,
     /// One inbound ring per worker.
-    pub rings: Arc<[ArrayQueue<Pkt<B>>]>,
+    pub rings: Arc<[ArrayQueue<Handed<B>>]>,
+}
+
+/// A packet on a hand-off ring, with the node it re-enters the owner's graph at.
+pub struct Handed<B> {
+    /// The packet.
+    pub pkt: Pkt<B>,
+    /// The node that handed it off (where the owner resumes it).
+    pub at: NodeId,
+}
+
+/// The worker of `workers` that owns a flow with hash `hash` (multiply-shift: uniform for
+/// a uniform hash, no division).
+#[inline(always)]
+pub fn owner_of_hash(hash: u32, workers: usize) -> usize {
+    ((u64::from(hash) * workers as u64) >> 32) as usize
 }
 
 impl<B> Handoff<B> {
@@ -254,8 +271,14 @@ impl<B> Handoff<B> {
     }
 
     /// Rings for `workers` workers of `capacity` packets each, shared by all of them.
-    pub fn rings(workers: usize, capacity: usize) -> Arc<[ArrayQueue<Pkt<B>>]> {
+    pub fn rings(workers: usize, capacity: usize) -> Arc<[ArrayQueue<Handed<B>>]> {
         (0..workers).map(|_| ArrayQueue::new(capacity)).collect()
+    }
+
+    /// The number of workers sharing the rings (1 without hand-off).
+    #[inline(always)]
+    pub fn workers(&self) -> usize {
+        self.rings.len().max(1)
     }
 
     /// The worker owning a flow with symmetric hash `hash`, if it is not this one.
@@ -265,8 +288,14 @@ impl<B> Handoff<B> {
         if n <= 1 {
             return None;
         }
-        let owner = ((u64::from(hash) * n as u64) >> 32) as usize;
+        let owner = owner_of_hash(hash, n);
         (owner != self.me).then_some(owner)
+    }
+
+    /// `owner`, if it is another worker of the rings.
+    #[inline(always)]
+    pub fn other(&self, owner: usize) -> Option<usize> {
+        (owner != self.me && owner < self.rings.len()).then_some(owner)
     }
 }
 
@@ -318,8 +347,9 @@ impl<B: PacketBuf> Outputs<'_, B> {
         }
     }
 
-    /// Hands the packet to worker `owner` (see [`Handoff`]); a full ring drops it, counted.
-    /// Tracing ends here (trace slots belong to a worker).
+    /// Hands the packet to worker `owner` (see [`Handoff`]), which resumes it at the running
+    /// node; a full ring drops it, counted. Tracing ends here (trace slots belong to a
+    /// worker).
     #[inline]
     pub fn handoff(&mut self, owner: usize, buf: B, mut meta: Meta) {
         if meta.traced() {
@@ -328,9 +358,13 @@ impl<B: PacketBuf> Outputs<'_, B> {
         }
         match self.handoff.rings.get(owner) {
             Some(ring) => {
-                if let Err(pkt) = ring.push(Pkt { buf, meta }) {
+                let at = self.node;
+                if let Err(h) = ring.push(Handed {
+                    pkt: Pkt { buf, meta },
+                    at,
+                }) {
                     self.stats.count_drop(DropReason::HandoffFull);
-                    self.capture_drop(pkt.buf.data(), DropReason::HandoffFull);
+                    self.capture_drop(h.pkt.buf.data(), DropReason::HandoffFull);
                 }
             }
             None => {
@@ -344,6 +378,18 @@ impl<B: PacketBuf> Outputs<'_, B> {
     #[inline(always)]
     pub fn other_owner(&self, hash: u32) -> Option<usize> {
         self.handoff.other_owner(hash)
+    }
+
+    /// Worker `owner`, if it is not this one (and exists).
+    #[inline(always)]
+    pub fn other_worker(&self, owner: usize) -> Option<usize> {
+        self.handoff.other(owner)
+    }
+
+    /// The number of workers flows are spread over (1: nothing is ever handed off).
+    #[inline(always)]
+    pub fn workers(&self) -> usize {
+        self.handoff.workers()
     }
 
     /// Drops the packet, counting `reason`.
@@ -487,8 +533,8 @@ impl<B: PacketBuf> Outputs<'_, B> {
 }
 
 /// Offers the packets of `frame`, the input of node `id`, to the captures taking `id`
-/// (each with the port it came in on); at `security-group`, packets handed in by another
-/// worker (`handed_in`, consumed here) are skipped: their first worker offered them.
+/// (each with the port it came in on); packets handed in by another worker (`handed_in`,
+/// the node's (start, count), consumed here) are skipped: their first worker offered them.
 #[inline(never)]
 fn capture_node<B: PacketBuf>(
     taps: &Taps,
@@ -497,11 +543,7 @@ fn capture_node<B: PacketBuf>(
     handed_in: &mut (usize, usize),
     now_ns: u64,
 ) {
-    let (skip_from, skip) = if id == NodeId::SecurityGroup {
-        std::mem::take(handed_in)
-    } else {
-        (0, 0)
-    };
+    let (skip_from, skip) = std::mem::take(handed_in);
     for (i, pkt) in frame.iter().enumerate() {
         if i.wrapping_sub(skip_from) < skip {
             continue;
@@ -526,10 +568,10 @@ pub struct Graph<B> {
     handoff: Handoff<B>,
     taps: Taps,
     tracer: Tracer,
-    /// Where the packets [`Graph::accept_handoff`] put in `security-group`'s frame sit in it
+    /// Where the packets [`Graph::accept_handoff`] put in each node's frame sit in it
     /// (start, count) until the next run: the worker that handed them off captured them
     /// there already, so node captures skip them.
-    handed_in: (usize, usize),
+    handed_in: [(usize, usize); NodeId::COUNT],
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -545,7 +587,7 @@ impl<B: PacketBuf> Graph<B> {
             handoff: Handoff::single(),
             taps: Taps::default(),
             tracer: Tracer::default(),
-            handed_in: (0, 0),
+            handed_in: [(0, 0); NodeId::COUNT],
         }
     }
 
@@ -606,28 +648,36 @@ impl<B: PacketBuf> Graph<B> {
     }
 
     /// Makes this graph worker `me` of the workers sharing `rings` (see [`Handoff`]).
-    pub fn set_handoff(&mut self, me: usize, rings: Arc<[ArrayQueue<Pkt<B>>]>) {
+    pub fn set_handoff(&mut self, me: usize, rings: Arc<[ArrayQueue<Handed<B>>]>) {
         self.handoff = Handoff { me, rings };
     }
 
-    /// Moves packets other workers handed to this one into the graph (at
-    /// `security-group`, where they were handed off); returns how many.
+    /// Moves packets other workers handed to this one into the graph, each at the node that
+    /// handed it off (at most [`super::FRAME_CAP`] per call: the rest wait for the next);
+    /// returns how many.
     pub fn accept_handoff(&mut self) -> usize {
         let Some(ring) = self.handoff.rings.get(self.handoff.me) else {
             return 0;
         };
-        let frame = &mut self.frames[NodeId::SecurityGroup as usize];
-        let start = frame.len();
         let mut n = 0;
-        while frame.len() < super::FRAME_CAP {
-            let Some(pkt) = ring.pop() else { break };
-            frame.push(pkt);
+        while n < super::FRAME_CAP {
+            let Some(Handed { pkt, at }) = ring.pop() else {
+                break;
+            };
             n += 1;
+            let frame = &mut self.frames[at as usize];
+            let start = frame.len();
+            if frame.try_push(pkt).is_err() {
+                // Only if the frame was not empty before (the worker accepts between runs).
+                self.stats.count_drop(DropReason::FrameOverflow);
+                continue;
+            }
+            let h = &mut self.handed_in[at as usize];
+            if h.1 == 0 {
+                h.0 = start;
+            }
+            h.1 += 1;
         }
-        if self.handed_in.1 == 0 {
-            self.handed_in.0 = start;
-        }
-        self.handed_in.1 += n;
         n
     }
 
@@ -703,7 +753,8 @@ impl<B: PacketBuf> Graph<B> {
                 ran = true;
                 std::mem::swap(&mut self.frames[id as usize], &mut self.spare);
                 if node_taps & node_bit(id) != 0 {
-                    capture_node(&self.taps, id, &self.spare, &mut self.handed_in, now_ns);
+                    let handed_in = &mut self.handed_in[id as usize];
+                    capture_node(&self.taps, id, &self.spare, handed_in, now_ns);
                 }
                 let n = self.spare.len() as u64;
                 let mut ctx = NodeCtx {
@@ -736,7 +787,7 @@ impl<B: PacketBuf> Graph<B> {
                 break;
             }
         }
-        self.handed_in = (0, 0);
+        self.handed_in = [(0, 0); NodeId::COUNT];
         self.tracer.reap(now_ns);
     }
 

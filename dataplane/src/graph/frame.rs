@@ -31,12 +31,15 @@ pub struct Meta {
     icmp_reason: DropReason,
     /// Bit 0: the packet was built by the dataplane itself (no TTL decrement on the way
     /// out). Bits 1–6: the worker's trace slot of a traced packet (0 = not traced; see
-    /// [`crate::trace`]).
+    /// [`crate::trace`]). Bit 7: a hairpinned packet whose source NAT is done, handed to the
+    /// worker owning the session of its destination (see [`Meta::nat_hairpin`]).
     flags: u8,
 }
 
 /// [`Meta`] flag: built by the dataplane.
 const LOCAL_ORIGIN: u8 = 1;
+/// [`Meta`] flag: a hairpinned packet with its source translated, waiting for the way back.
+const NAT_HAIRPIN: u8 = 0x80;
 /// Shift of the trace slot in [`Meta`]'s flags.
 const TRACE_SHIFT: u8 = 1;
 /// Mask of the trace slot (after the shift): 63 slots, 0 = not traced.
@@ -77,7 +80,7 @@ impl Meta {
     /// false in an `untraced` build, so every trace hook compiles away).
     #[inline(always)]
     pub fn traced(&self) -> bool {
-        crate::trace::ENABLED && self.flags >> TRACE_SHIFT != 0
+        crate::trace::ENABLED && self.flags & (TRACE_SLOT_MASK << TRACE_SHIFT) != 0
     }
 
     /// The worker's trace slot of a traced packet (1..=63), 0 if it is not traced.
@@ -89,7 +92,26 @@ impl Meta {
     /// Sets the trace slot (0 = not traced).
     #[inline]
     pub fn set_trace_slot(&mut self, slot: u8) {
-        self.flags = (self.flags & LOCAL_ORIGIN) | ((slot & TRACE_SLOT_MASK) << TRACE_SHIFT);
+        self.flags =
+            (self.flags & (LOCAL_ORIGIN | NAT_HAIRPIN)) | ((slot & TRACE_SLOT_MASK) << TRACE_SHIFT);
+    }
+
+    /// True for a packet `gateway-output` hairpinned (addressed to one of the gateway's NAT
+    /// addresses) and handed on with its source already translated: the worker owning the
+    /// session of its destination only translates it back into the VPC.
+    #[inline(always)]
+    pub fn nat_hairpin(&self) -> bool {
+        self.flags & NAT_HAIRPIN != 0
+    }
+
+    /// Sets or clears [`Meta::nat_hairpin`].
+    #[inline]
+    pub fn set_nat_hairpin(&mut self, on: bool) {
+        if on {
+            self.flags |= NAT_HAIRPIN;
+        } else {
+            self.flags &= !NAT_HAIRPIN;
+        }
     }
 
     /// The ICMP error recorded by [`Meta::set_icmp`].

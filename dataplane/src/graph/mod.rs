@@ -12,7 +12,8 @@ pub mod hold;
 pub mod stats;
 
 pub use dispatch::{
-    ControlEvent, Graph, GraphEnv, Handoff, NodeCtx, Outputs, PuntedFrame, TokenBucket, PUNT_CAP,
+    owner_of_hash, ControlEvent, Graph, GraphEnv, Handed, Handoff, NodeCtx, Outputs, PuntedFrame,
+    TokenBucket, PUNT_CAP,
 };
 pub use drop::DropReason;
 pub use frame::{Frame, Meta, Pkt, TxFrame, FRAME_CAP};

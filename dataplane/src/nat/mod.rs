@@ -5,14 +5,15 @@
 //! reply finds its worker by destination port; [`translate`] rewrites packets in place with
 //! incremental checksums, ICMP errors included (their embedded packet is translated back).
 //!
-//! [`node`] is where `ip4-forward` calls in (the routed gateway: an inside port and an outside
-//! port, configured by host.toml's `[nat]`, [`config`]). Not built yet (issue 5): NAT for
-//! traffic arriving from compute hosts over the overlay, the control-plane objects
-//! (ExternalNetwork, SnatRule, FloatingIp), hairpinning, and flow hand-off between workers
-//! (a NAT dataplane runs one worker).
+//! [`node`] is where `ip4-forward` and `gateway-output` call in (the routed gateway: an
+//! inside port and an outside port, configured by host.toml's `[nat]`, [`config`]; and the
+//! gateway of VMs over the overlay). With several workers each session belongs to one of
+//! them, found from the packet alone ([`owner`]); a packet another worker owns is handed to
+//! it before the session lookup.
 
 pub mod config;
 pub mod node;
+pub mod owner;
 pub mod ports;
 pub mod table;
 pub mod translate;

@@ -152,6 +152,8 @@ fn nat_error(e: NatError) -> DropReason {
         NatError::Full => DropReason::NatFull,
         NatError::NoPort => DropReason::NatNoPort,
         NatError::Conflict => DropReason::NatNoPort,
+        // Only synced installs see it; counted like a port that cannot be had.
+        NatError::OtherSlice => DropReason::NatNoPort,
     }
 }
 

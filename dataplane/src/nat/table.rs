@@ -72,6 +72,9 @@ pub enum NatError {
     NoPort,
     /// A floating IP's port is in use towards that remote by another session.
     Conflict,
+    /// A synced source NAT session whose outside port is in another worker's slice (a
+    /// backup running a different number of workers than its master).
+    OtherSlice,
 }
 
 /// Session timeouts, nanoseconds.
@@ -251,6 +254,14 @@ impl NatTable {
     /// The ports this table allocates from.
     pub fn slice(&self) -> PortSlice {
         self.slice
+    }
+
+    /// Makes this the table of worker `worker` of `workers` (its port slice); for a table
+    /// built before the worker knew its place, before any session exists.
+    pub fn set_worker(&mut self, worker: usize, workers: usize) {
+        debug_assert!(self.is_empty(), "re-sliced with sessions");
+        self.slice = ports::slice(worker, workers);
+        self.cursor = 0;
     }
 
     /// Stops producing sync events (a gateway that streams them to no backup).
@@ -586,9 +597,13 @@ impl NatTable {
     }
 
     /// Installs a session learnt from the master (a backup taking over): as it was, with
-    /// its remaining timeout. Sessions outside this worker's slice are refused (the caller
-    /// gives each worker the sessions whose outside port it owns).
+    /// its remaining timeout. Source NAT sessions outside this worker's slice are refused
+    /// ([`NatError::OtherSlice`]: replies to that port go to another worker); the caller
+    /// gives each worker the sessions it owns ([`super::owner::of_record`]).
     pub fn install(&mut self, r: &Record, now_ns: u64) -> Result<(), NatError> {
+        if r.nat != NatKind::FloatingIp && !self.slice.contains(r.outside_port) {
+            return Err(NatError::OtherSlice);
+        }
         let inside = InsideKey {
             vpc: r.key.vpc,
             proto: r.key.proto,

@@ -365,3 +365,87 @@ fn untranslatable_packets_are_reported_not_touched() {
         assert!(translate::set_source(&mut short, EXT, 1).is_err(), "{len}");
     }
 }
+
+/// The owner of a session is the same from every side: an outbound packet, its reply (for
+/// source NAT: by the port the owner allocated), an ICMP error quoting the translated
+/// packet, and the synced record — for 3 workers, source NAT and floating IPs.
+#[test]
+fn every_side_of_a_session_finds_the_same_owner() {
+    use std::net::Ipv4Addr;
+    const WORKERS: usize = 3;
+    let cfg = NatConfig {
+        outside_port: Some(1),
+        snat: vec![SnatRule {
+            vpc: ROUTED_VPC,
+            source: "10.1.1.0/24".parse().unwrap(),
+            address: Ipv4Addr::from(EXT),
+            endpoint_dependent: true,
+        }],
+        floating_ips: vec![FloatingIp {
+            vpc: ROUTED_VPC,
+            inside: Ipv4Addr::from(VM2),
+            outside: Ipv4Addr::from(FIP),
+        }],
+    };
+    let mut tables: Vec<NatTable> = (0..WORKERS)
+        .map(|w| NatTable::new(1024, w, WORKERS, NatTimeouts::default()))
+        .collect();
+    let mut seen = [0usize; WORKERS];
+    for (inside, proto, sport) in (0..40u16).flat_map(|i| {
+        [
+            (VM, 6, 40000 + i),
+            (VM, 17, 5000 + i),
+            (VM, 1, 700 + i),
+            (VM2, 6, 22 + i),
+        ]
+    }) {
+        let out = if proto == 1 {
+            echo(inside, REMOTE, sport)
+        } else {
+            l4_packet(proto, inside, sport, REMOTE, 443)
+        };
+        let w = owner::outbound(&cfg, ROUTED_VPC, &out, WORKERS).expect("a NAT packet");
+        seen[w] += 1;
+        let mut translated = out.clone();
+        assert_eq!(
+            node::to_outside(&cfg, &mut tables[w], ROUTED_VPC, &mut translated, 0),
+            Ok(true)
+        );
+        let t = translate::tuple(&translated).unwrap();
+        let reply = if proto == 1 {
+            let mut r = echo(REMOTE, t.src, t.sport);
+            r[20] = 0;
+            r
+        } else {
+            l4_packet(proto, REMOTE, 443, t.src, t.sport)
+        };
+        assert_eq!(owner::inbound(&cfg, &reply, WORKERS), Some(w), "the reply");
+        // Port unreachable quoting the translated packet's header and 8 bytes.
+        let mut err = ip_header(1, REMOTE, t.src, 8 + 28);
+        err.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]);
+        err.extend_from_slice(&translated[..28]);
+        assert_eq!(
+            owner::inbound(&cfg, &err, WORKERS),
+            Some(w),
+            "the ICMP error"
+        );
+        let k = InsideKey {
+            vpc: ROUTED_VPC,
+            proto,
+            inside_ip: inside,
+            inside_port: sport,
+            remote_ip: REMOTE,
+            remote_port: if proto == 1 { 0 } else { 443 },
+        };
+        let r = tables[w]
+            .get_inside(&k, 0)
+            .unwrap()
+            .record(Op::Add, 0, &NatTimeouts::default());
+        assert_eq!(owner::of_record(&r, WORKERS), w, "the synced record");
+        assert!(owner::of_key(&r.key, WORKERS).contains(&w), "a removal");
+    }
+    assert!(
+        seen.iter().all(|&n| n > 10),
+        "spread over the workers: {seen:?}"
+    );
+}

@@ -9,6 +9,10 @@
 //! outside port get their outside source after it. Inbound packets for a VM that the
 //! gateway cannot pass on (TTL 1, too big for the overlay) are answered with an ICMP error
 //! quoting them as they were sent ([`gateway::refuse_to_vpc`]).
+//!
+//! With several workers, a NAT packet whose session another worker owns
+//! ([`crate::nat::owner`]) is handed to it before the session lookup — inbound ones after
+//! the input checks, outbound ones after the route lookup — and re-enters its graph here.
 
 use crate::buf::PacketBuf;
 use crate::graph::{DropReason, Frame, NodeCtx, Outputs};
@@ -24,6 +28,8 @@ const TO_VPC: u8 = u8::MAX - 1;
 /// Marks a packet NAT translated towards a VM that the gateway answers with an ICMP error
 /// instead (TTL 1, or too big for the overlay): its destination as sent is in its metadata.
 const TO_VPC_REFUSED: u8 = u8::MAX - 2;
+/// Marks an inbound NAT packet another worker owns (its key is that worker).
+const HANDOFF: u8 = u8::MAX - 3;
 
 /// Processes one frame.
 #[inline]
@@ -38,6 +44,7 @@ pub fn process<B: PacketBuf>(
     let scratch = &mut *ctx.env.scratch;
     let nat = &mut ctx.env.nat;
     let now_ns = ctx.now_ns;
+    let workers = out.workers();
     // On a gateway, inbound packets for VMs must fit the overlay's (VM) MTU.
     let overlay_mtu = ctx
         .snap
@@ -53,6 +60,15 @@ pub fn process<B: PacketBuf>(
                 scratch.flags[i] = OK;
                 if let (Some(o), Some(table)) = (outside, nat.as_mut()) {
                     if pkt.meta.rx_port == o {
+                        if workers > 1 {
+                            let owner =
+                                crate::nat::owner::inbound(nat_cfg, &pkt.buf.data()[L3..], workers);
+                            if let Some(w) = owner.and_then(|w| out.other_worker(w)) {
+                                scratch.keys[i] = w as u32;
+                                scratch.flags[i] = HANDOFF;
+                                continue;
+                            }
+                        }
                         let before = pkt
                             .meta
                             .traced()
@@ -104,6 +120,11 @@ pub fn process<B: PacketBuf>(
     // Pass 2: act on the verdicts.
     for (i, pkt) in input.drain(..).enumerate() {
         let flag = ctx.env.scratch.flags[i];
+        if flag == HANDOFF {
+            let owner = ctx.env.scratch.keys[i] as usize;
+            out.handoff(owner, pkt.buf, pkt.meta);
+            continue;
+        }
         if flag == TO_VPC {
             let vni = ctx.env.scratch.keys[i];
             gateway::to_vpc(ctx, out, pkt.buf, pkt.meta, vni);
@@ -130,6 +151,19 @@ pub fn process<B: PacketBuf>(
                     _ => None,
                 };
                 if egress == Some(o) && meta.rx_port != o {
+                    if workers > 1 {
+                        let ip = &buf.data()[L3..];
+                        let owner = crate::nat::owner::outbound(
+                            &ctx.snap.nat,
+                            nat::ROUTED_VPC,
+                            ip,
+                            workers,
+                        );
+                        if let Some(w) = owner.and_then(|w| out.other_worker(w)) {
+                            out.handoff(w, buf, meta);
+                            continue;
+                        }
+                    }
                     let ip = &mut buf.data_mut()[L3..];
                     if let Err(reason) =
                         nat::to_outside(&ctx.snap.nat, table, nat::ROUTED_VPC, ip, ctx.now_ns)

@@ -1,13 +1,16 @@
-//! Session-sync plumbing between the NAT worker and the control thread (gateways with a
+//! Session-sync plumbing between the NAT workers and the control thread (gateways with a
 //! `[sync]` section). Everything crosses through one [`SyncChannel`] of bounded lock-free
-//! queues, allocated at start-up:
+//! queues shared by every worker, allocated at start-up:
 //!
-//! - worker → control: the sync datagrams `ip4-local` received on the sync UDP port (copied
-//!   into fixed-size [`SyncDatagram`]s: no allocation on the worker), and the session events
-//!   of the worker's NAT table, which the master streams to its backups;
-//! - control → worker: the sessions a backup learns from its master ([`Install`]), applied
-//!   to the worker's NAT table between bursts, and counted ([`SyncChannel::installed`]) so
-//!   the control thread can tell when every one of them is in place (commit before claim).
+//! - workers → control: the sync datagrams `ip4-local` received on the sync UDP port
+//!   (copied into fixed-size [`SyncDatagram`]s: no allocation on a worker), and the session
+//!   events of every worker's NAT table (one multi-producer queue: a session's events all
+//!   come from its one owner, in order), which the master streams to its backups;
+//! - control → worker: the sessions a backup learns from its master ([`Install`]), one
+//!   queue per worker: each goes to the worker that owns it ([`crate::nat::owner`]), is
+//!   applied to that worker's table between bursts, and counted
+//!   ([`SyncChannel::installed`], summed over the workers) so the control thread can tell
+//!   when every one of them is in place (commit before claim).
 //!
 //! The protocol itself (`aegis-sessionsync`) and the roles run on the control thread
 //! ([`crate::daemon::sync`]).
@@ -30,7 +33,7 @@ pub const DATAGRAM_QUEUE: usize = 512;
 /// Session events the worker → control queue holds (more are counted as lost and the
 /// backups are resynced in bulk).
 pub const EVENT_QUEUE: usize = 1 << 16;
-/// Installs the control → worker queue holds.
+/// Installs each control → worker queue holds.
 pub const INSTALL_QUEUE: usize = 1 << 16;
 /// Installs a worker applies per poll at most (the rest wait for the next poll).
 pub const INSTALLS_PER_POLL: usize = 4096;
@@ -81,42 +84,50 @@ pub enum Install {
     Remove(SessionKey),
 }
 
-/// The queues between the NAT worker and the control thread.
+/// The queues between the NAT workers and the control thread.
 #[derive(Debug)]
 pub struct SyncChannel {
     /// UDP port of the sync transport (to any of our addresses).
     pub udp_port: u16,
-    /// Datagrams received (worker → control).
+    /// Datagrams received (any worker → control).
     pub datagrams: ArrayQueue<SyncDatagram>,
-    /// NAT session events (worker → control).
+    /// NAT session events (every worker → control).
     pub events: ArrayQueue<Record>,
-    /// Sessions to install or remove (control → worker).
-    pub installs: ArrayQueue<Install>,
-    /// Installs the worker has applied (or refused), since start.
+    /// Sessions to install or remove (control → worker), one queue per worker.
+    pub installs: Box<[ArrayQueue<Install>]>,
+    /// Installs the workers have applied (or refused), since start, all workers together.
     pub installed: AtomicU64,
-    /// Installs the worker refused (table full, no port): counted in `installed` too.
+    /// Installs a worker refused (table full, no port, another worker's slice): counted
+    /// in `installed` too.
     pub install_failed: AtomicU64,
-    /// Events the worker could not queue (the queue was full).
+    /// Events a worker could not queue (the queue was full).
     pub events_lost: AtomicU64,
 }
 
 impl SyncChannel {
-    /// Empty queues for the sync transport on `udp_port`.
-    pub fn new(udp_port: u16) -> SyncChannel {
+    /// Empty queues for the sync transport on `udp_port`, for `workers` NAT workers.
+    pub fn new(udp_port: u16, workers: usize) -> SyncChannel {
         SyncChannel {
             udp_port,
             datagrams: ArrayQueue::new(DATAGRAM_QUEUE),
             events: ArrayQueue::new(EVENT_QUEUE),
-            installs: ArrayQueue::new(INSTALL_QUEUE),
+            installs: (0..workers.max(1))
+                .map(|_| ArrayQueue::new(INSTALL_QUEUE))
+                .collect(),
             installed: AtomicU64::new(0),
             install_failed: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
         }
     }
 
-    /// Worker side: queues the NAT table's new events and applies up to
-    /// [`INSTALLS_PER_POLL`] installs. Never blocks.
-    pub fn serve(&self, nat: &mut crate::nat::NatTable, now_ns: u64) {
+    /// The number of workers the installs are spread over.
+    pub fn workers(&self) -> usize {
+        self.installs.len()
+    }
+
+    /// Worker `worker`'s side: queues its NAT table's new events and applies up to
+    /// [`INSTALLS_PER_POLL`] of its installs. Never blocks.
+    pub fn serve(&self, worker: usize, nat: &mut crate::nat::NatTable, now_ns: u64) {
         let mut lost = 0;
         for r in nat.take_events() {
             if self.events.push(r).is_err() {
@@ -126,10 +137,13 @@ impl SyncChannel {
         if lost > 0 {
             self.events_lost.fetch_add(lost, Relaxed);
         }
+        let Some(installs) = self.installs.get(worker) else {
+            return;
+        };
         let mut done = 0;
         let mut failed = 0;
         while done < INSTALLS_PER_POLL {
-            let Some(i) = self.installs.pop() else {
+            let Some(i) = installs.pop() else {
                 break;
             };
             match i {
@@ -191,19 +205,19 @@ mod tests {
 
     #[test]
     fn serve_installs_removes_and_counts() {
-        let ch = SyncChannel::new(DEFAULT_UDP_PORT);
+        let ch = SyncChannel::new(DEFAULT_UDP_PORT, 1);
         let mut nat = NatTable::new(16, 0, 1, NatTimeouts::default());
         for p in 0..3 {
-            ch.installs.push(Install::Upsert(record(p))).unwrap();
+            ch.installs[0].push(Install::Upsert(record(p))).unwrap();
         }
-        ch.installs.push(Install::Remove(record(1).key)).unwrap();
-        ch.serve(&mut nat, 1_000);
+        ch.installs[0].push(Install::Remove(record(1).key)).unwrap();
+        ch.serve(0, &mut nat, 1_000);
         assert_eq!(ch.installed.load(Relaxed), 4);
         assert_eq!(nat.len(), 2);
         // The installs' own events go to the control thread at the next poll (a backup
         // ignores them).
         assert!(ch.events.is_empty());
-        ch.serve(&mut nat, 1_500);
+        ch.serve(0, &mut nat, 1_500);
         assert!(!ch.events.is_empty());
         assert_eq!(ch.installed.load(Relaxed), 4, "nothing installed twice");
         assert!(nat
@@ -223,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_full_event_queue_counts_what_it_loses() {
-        let ch = SyncChannel::new(DEFAULT_UDP_PORT);
+        let ch = SyncChannel::new(DEFAULT_UDP_PORT, 1);
         let mut nat = NatTable::new(EVENT_QUEUE + 8192, 0, 1, NatTimeouts::default());
         let tr = Translation::Snat {
             ip: u32::from(Ipv4Addr::new(198, 51, 100, 1)),
@@ -245,7 +259,7 @@ mod tests {
                     made += 1;
                 }
             }
-            ch.serve(&mut nat, 1);
+            ch.serve(0, &mut nat, 1);
         }
         assert_eq!(
             ch.events.len() as u64 + ch.events_lost.load(Relaxed),

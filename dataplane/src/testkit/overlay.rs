@@ -356,6 +356,22 @@ impl HostPipeline {
         }
     }
 
+    /// Worker `me` of gateway host g's workers sharing the hand-off `rings` (as many
+    /// workers as rings), with a NAT table of `sessions` on worker `me`'s port slice.
+    pub fn gateway_worker(
+        objects: &[Object],
+        sessions: usize,
+        me: usize,
+        rings: Arc<[ArrayQueue<crate::graph::Handed<HeapBuf>>]>,
+    ) -> HostPipeline {
+        let mut h = Self::gateway(objects, sessions);
+        if let Some(nat) = h.env.nat.as_mut() {
+            nat.set_worker(me, rings.len());
+        }
+        h.graph.set_handoff(me, rings);
+        h
+    }
+
     /// Feeds frames in on `port` (through the trace watches if one looks at the port, as
     /// a worker does), runs the graph, returns what each port transmitted.
     pub fn run(&mut self, port: u16, frames: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {

@@ -161,7 +161,8 @@ pub struct WorkerConfig {
     pub burst: usize,
     /// Connection-table entries.
     pub connections: usize,
-    /// NAT sessions (0: no NAT table; gateways with `[nat]`). NAT runs on one worker.
+    /// NAT sessions per worker (0: no NAT table; gateways with `[nat]`). Each worker's
+    /// table allocates outside ports from its own slice ([`crate::nat::ports`]).
     pub nat_sessions: usize,
 }
 
@@ -201,6 +202,8 @@ pub struct Worker<Q: PortQueues> {
     clock: Clock,
     rx: TxFrame<Q::Buf>,
     next_hold_check: u64,
+    /// This worker's index among the workers sharing hand-off rings (0 alone).
+    me: usize,
     /// When the NAT table's next expiry slice is due.
     next_nat_sweep: u64,
     /// When the expiry sweep last ran.
@@ -225,6 +228,7 @@ impl<Q: PortQueues> Worker<Q> {
         );
         if cfg.nat_sessions > 0 {
             env.nat = Some(
+                // The whole port range until [`Worker::with_handoff`] places the worker.
                 crate::nat::NatTable::new(
                     cfg.nat_sessions,
                     0,
@@ -256,6 +260,7 @@ impl<Q: PortQueues> Worker<Q> {
             clock,
             rx: TxFrame::new(),
             next_hold_check: 0,
+            me: 0,
             next_nat_sweep: 0,
             last_sweep_ns: 0,
             stats: handle.stats.clone(),
@@ -263,19 +268,25 @@ impl<Q: PortQueues> Worker<Q> {
     }
 
     /// Makes this worker `me` of the workers sharing the hand-off `rings` (see
-    /// [`crate::graph::Handoff`]); without it the worker hands nothing off.
+    /// [`crate::graph::Handoff`]): its NAT table takes worker `me`'s slice of the outside
+    /// ports. Without it the worker hands nothing off.
     pub fn with_handoff(
         mut self,
         me: usize,
-        rings: Arc<[ArrayQueue<crate::graph::Pkt<Q::Buf>>]>,
+        rings: Arc<[ArrayQueue<crate::graph::Handed<Q::Buf>>]>,
     ) -> Self {
+        if let Some(nat) = &mut self.env.nat {
+            nat.set_worker(me, rings.len());
+        }
+        self.me = me;
         self.graph.set_handoff(me, rings);
         self
     }
 
-    /// Connects this worker's NAT table to the control thread's session sync: its events
-    /// are queued for the master's stream, and a backup's installs are applied between
-    /// bursts. Without a NAT table the channel only carries received datagrams.
+    /// Connects this worker's NAT table to the control thread's session sync (every worker
+    /// of a gateway shares one channel): its events are queued for the master's stream,
+    /// and the installs the backup routed to this worker are applied between bursts.
+    /// Without a NAT table the channel only carries received datagrams.
     pub fn with_sync(mut self, channel: Arc<crate::sync::SyncChannel>) -> Self {
         if let Some(nat) = &mut self.env.nat {
             nat.set_events(true);
@@ -353,7 +364,7 @@ impl<Q: PortQueues> Worker<Q> {
                 nat.sweep(now, NAT_SWEEP_SLICE);
             }
             if let Some(sync) = &self.env.sync {
-                sync.serve(nat, now);
+                sync.serve(self.me, nat, now);
             }
         }
         self.stats

@@ -1,6 +1,7 @@
-//! A master and a backup driver on one simulated link, each with its own NAT worker (a
-//! [`NatTable`] served through its [`SyncChannel`] the way the worker loop serves it), the
-//! frames they send parsed back into datagrams the way `ip4-local` hands them over.
+//! A master and a backup driver on one simulated link, each with its own NAT workers (a
+//! [`NatTable`] per worker served through their [`SyncChannel`] the way the worker loop
+//! serves it), the frames they send parsed back into datagrams the way `ip4-local` hands
+//! them over.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -32,7 +33,10 @@ impl VrrpIo for Wire {
 struct Gw {
     driver: SyncDriver,
     channel: Arc<SyncChannel>,
+    /// Worker 0's NAT table.
     nat: NatTable,
+    /// The tables of workers 1.. (none with one worker).
+    others: Vec<NatTable>,
     tables: Tables,
     wire: Wire,
 }
@@ -47,6 +51,11 @@ fn gw(me: Ipv4Addr, peer: Ipv4Addr, key: &[u8]) -> Gw {
 
 /// A gateway whose host.toml names `peers`.
 fn gw_of(me: Ipv4Addr, peers: &[Ipv4Addr], key: &[u8]) -> Gw {
+    gw_workers(me, peers, key, 1)
+}
+
+/// [`gw_of`] with `workers` NAT workers.
+fn gw_workers(me: Ipv4Addr, peers: &[Ipv4Addr], key: &[u8], workers: usize) -> Gw {
     let tables = Tables::new(&ForwardingConfig {
         ports: vec![PortConfig {
             mac: Some(mac(me)),
@@ -75,30 +84,66 @@ fn gw_of(me: Ipv4Addr, peers: &[Ipv4Addr], key: &[u8]) -> Gw {
         key: key.to_vec(),
         vrrp_instance: "VI_1".into(),
     };
-    let channel = Arc::new(SyncChannel::new(cfg.udp_port));
-    let mut nat = NatTable::new(4096, 0, 1, NatTimeouts::default());
-    nat.set_events(true);
+    let channel = Arc::new(SyncChannel::new(cfg.udp_port, workers));
+    let mut nats: Vec<NatTable> = (0..workers)
+        .map(|w| {
+            let mut nat = NatTable::new(4096, w, workers, NatTimeouts::default());
+            nat.set_events(true);
+            nat
+        })
+        .collect();
+    let nat = nats.remove(0);
     Gw {
         driver: SyncDriver::new(cfg, channel.clone(), Duration::ZERO),
         channel,
         nat,
+        others: nats,
         tables,
         wire: Wire::default(),
     }
 }
 
 impl Gw {
-    /// One control-loop round and one worker poll.
+    /// One control-loop round and one poll of every worker.
     fn round(&mut self, now: Duration) {
-        self.channel.serve(&mut self.nat, now.as_nanos() as u64);
+        self.serve(now);
         self.driver.step(now, &mut self.tables, &self.wire);
-        self.channel.serve(&mut self.nat, now.as_nanos() as u64);
+        self.serve(now);
     }
 
+    fn serve(&mut self, now: Duration) {
+        let now = now.as_nanos() as u64;
+        self.channel.serve(0, &mut self.nat, now);
+        for (i, nat) in self.others.iter_mut().enumerate() {
+            self.channel.serve(i + 1, nat, now);
+        }
+    }
+
+    /// Worker `w`'s table.
+    fn table(&mut self, w: usize) -> &mut NatTable {
+        match w {
+            0 => &mut self.nat,
+            _ => &mut self.others[w - 1],
+        }
+    }
+
+    /// The worker that owns the source NAT sessions of `k` (as the packet path finds it).
+    fn owner(&self, k: &InsideKey) -> usize {
+        let h = crate::nat::owner::snat_hash(k.vpc, k.proto, k.inside_ip, k.inside_port);
+        crate::graph::owner_of_hash(h, 1 + self.others.len())
+    }
+
+    /// Sessions in every worker's table.
+    fn total(&self) -> usize {
+        self.nat.len() + self.others.iter().map(NatTable::len).sum::<usize>()
+    }
+
+    /// Opens the sessions of keys `0..n`, each in the worker that owns it.
     fn open(&mut self, n: u32, now: Duration) {
         for i in 0..n {
             let k = key(i);
-            self.nat
+            let w = self.owner(&k);
+            self.table(w)
                 .outbound(
                     &k,
                     Translation::Snat {
@@ -217,7 +262,7 @@ fn the_backups_nat_table_follows_the_master_and_commit_waits_for_the_worker() {
     let worker = std::thread::spawn(move || {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(2) {
-            channel.serve(&mut nat, 1);
+            channel.serve(0, &mut nat, 1);
             std::thread::sleep(Duration::from_micros(50));
         }
         nat
@@ -421,4 +466,125 @@ fn a_standby_chosen_by_the_control_plane_gets_a_bulk_resync_and_spares_are_not_s
         (info.stream_to.as_slice(), info.peers_from.as_str()),
         (&[B, C][..], "host.toml")
     );
+}
+
+/// With two workers per gateway: the master's stream carries the sessions of both of its
+/// workers' tables, and the backup installs each session into the worker that owns it (the
+/// same worker as on the master, so replies and new packets find it after a takeover);
+/// commit before claim waits for both workers.
+#[test]
+fn with_two_workers_the_master_streams_both_tables_and_the_backup_installs_each_in_its_owner() {
+    let k = b"0123456789abcdef-group-7";
+    let mut a = gw_workers(A, &[B], k, 2);
+    let mut b = gw_workers(B, &[A], k, 2);
+    a.driver.set_master(true, Duration::ZERO);
+    a.open(300, Duration::ZERO);
+    let (a0, a1) = (a.nat.len(), a.others[0].len());
+    assert!(a0 > 50 && a1 > 50, "sessions on both workers: {a0} + {a1}");
+    let now = run(&mut a, &mut b, Duration::ZERO, 20, |_| false);
+    assert_eq!(
+        a.driver.sessions.len(),
+        300,
+        "the master's map has both tables"
+    );
+    assert!(b.driver.synced());
+    assert_eq!((b.nat.len(), b.others[0].len()), (a0, a1));
+    // Live events from both workers, some datagrams lost.
+    a.open(800, now);
+    let now = run(&mut a, &mut b, now, 40, |i| i % 5 == 2);
+    assert_eq!(a.driver.sessions.len(), 800);
+    assert_eq!(b.driver.sessions.len(), 800);
+    assert_eq!(b.channel.install_failed.load(Relaxed), 0);
+    let t = now.as_nanos() as u64;
+    for i in 0..800 {
+        let k = key(i);
+        let w = a.owner(&k);
+        let ma = a.table(w).get_inside(&k, t).map(|s| s.outside_port);
+        let mb = b.table(w).get_inside(&k, t).map(|s| s.outside_port);
+        assert!(ma.is_some(), "key {i} on the master's worker {w}");
+        assert_eq!(
+            ma, mb,
+            "key {i}: the backup's worker {w} has the master's mapping"
+        );
+        assert!(
+            b.table(1 - w).get_inside(&k, t).is_none(),
+            "key {i} in one worker only"
+        );
+        assert_eq!(crate::nat::ports::owner(mb.unwrap(), 2), Some(w));
+    }
+    assert_eq!(b.total(), 800);
+
+    // A removal on the master (an expiry) reaches the backup's owning worker.
+    let gone = key(7);
+    let w = a.owner(&gone);
+    let sk = a.table(w).get_inside(&gone, t).unwrap().record(
+        aegis_sessionsync::Op::Delete,
+        t,
+        &NatTimeouts::default(),
+    );
+    assert!(a.table(w).remove_key(&sk.key, t));
+    let now = run(&mut a, &mut b, now, 10, |_| false);
+    assert!(b
+        .table(w)
+        .get_inside(&gone, now.as_nanos() as u64)
+        .is_none());
+    assert_eq!(b.total(), 799);
+
+    // Commit before claim waits for both workers, each serving its own queue.
+    a.open(805, now);
+    a.round(now + Duration::from_millis(5));
+    assert!(carry(&a, &b, |_| false) > 0);
+    let channel = b.channel.clone();
+    let mut tables = vec![
+        std::mem::replace(&mut b.nat, NatTable::new(1, 0, 1, NatTimeouts::default())),
+        b.others.remove(0),
+    ];
+    let workers: Vec<_> = tables
+        .drain(..)
+        .enumerate()
+        .map(|(w, mut nat)| {
+            let channel = channel.clone();
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(2) {
+                    channel.serve(w, &mut nat, 1);
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+                nat
+            })
+        })
+        .collect();
+    let (sessions, _) = b.driver.commit();
+    // Keys 800..805 and key 7 again.
+    assert_eq!(sessions, 805);
+    assert!(b.channel.installed.load(Relaxed) >= b.driver.pushed);
+    let mut back: Vec<NatTable> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    b.others.push(back.pop().unwrap());
+    b.nat = back.pop().unwrap();
+    assert_eq!(b.total(), 805);
+}
+
+/// A backup running more workers than its master cannot place every source NAT session
+/// (the master allocated ports from its own slices): what lands outside the owning worker's
+/// slice is refused and counted, never installed where replies would not find it.
+#[test]
+fn sessions_outside_the_owning_workers_port_slice_are_refused_and_counted() {
+    let k = b"0123456789abcdef-group-7";
+    let mut a = gw_workers(A, &[B], k, 1);
+    let mut b = gw_workers(B, &[A], k, 2);
+    a.driver.set_master(true, Duration::ZERO);
+    a.open(200, Duration::ZERO);
+    run(&mut a, &mut b, Duration::ZERO, 20, |_| false);
+    assert!(b.driver.synced());
+    let failed = b.channel.install_failed.load(Relaxed);
+    assert!(
+        failed > 0,
+        "some sessions hash to worker 1 with a port of worker 0's slice"
+    );
+    // Worker 0 holds the sessions it owns; every other one was refused (at least once:
+    // a session can arrive in the bulk and again as a live event).
+    let mine = (0..200).filter(|&i| b.owner(&key(i)) == 0).count();
+    assert_eq!((b.nat.len(), b.others[0].len()), (mine, 0));
+    assert!(failed >= (200 - mine) as u64, "{failed} refused");
+    assert!(b.driver.info(Duration::ZERO).installs_failed == failed);
 }

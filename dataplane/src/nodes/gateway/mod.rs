@@ -13,6 +13,12 @@
 //!   VM's MAC — and `overlay-output` encapsulates them towards the VM's host. What cannot go
 //!   in (TTL 1, larger than the overlay MTU) is answered with an ICMP error
 //!   ([`refuse_to_vpc`]).
+//!
+//! With several workers, a packet whose session another worker owns
+//! ([`crate::nat::owner`]) is handed to it just before the session lookup and re-enters its
+//! `gateway-output`; a hairpinned packet, once its source is translated, goes on to the
+//! worker owning the session of its destination (flagged [`Meta::nat_hairpin`]), which only
+//! translates it back into the VPC.
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
@@ -37,7 +43,14 @@ pub fn process<B: PacketBuf>(
     let snap = ctx.snap;
     let ov = &*snap.overlay;
     let cfg = &*snap.nat;
+    let workers = out.workers();
     for mut pkt in input.drain(..) {
+        if pkt.meta.nat_hairpin() {
+            // Handed in by the worker that translated its source: only the way back in.
+            pkt.meta.set_nat_hairpin(false);
+            hairpin_in(ctx, out, pkt.buf, pkt.meta);
+            continue;
+        }
         let vpc = vpc_of(&pkt.meta);
         let Some(vni) = ov.vpcs.get(usize::from(vpc)).map(|v| v.vni) else {
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
@@ -71,6 +84,13 @@ pub fn process<B: PacketBuf>(
                 }
             }
         };
+        if workers > 1 {
+            let owner = crate::nat::owner::outbound(cfg, vni, &pkt.buf.data()[L3..], workers);
+            if let Some(w) = owner.and_then(|w| out.other_worker(w)) {
+                out.handoff(w, pkt.buf, pkt.meta);
+                continue;
+            }
+        }
         let before = pkt.meta.traced().then(|| inner_flow(pkt.buf.data()));
         let Some(table) = ctx.env.nat.as_mut() else {
             out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
@@ -103,12 +123,37 @@ pub fn process<B: PacketBuf>(
                 pkt.meta.adj = nh;
                 ip4_rewrite::rewrite(ctx, pkt.buf, pkt.meta, adj, out);
             }
-            None => match nat::to_inside(cfg, table, &mut pkt.buf.data_mut()[L3..], now) {
-                Ok(Some(d)) => to_vpc(ctx, out, pkt.buf, pkt.meta, d.vpc),
-                Ok(None) => out.drop(pkt.buf, pkt.meta, DropReason::NatInsideUnknown),
-                Err(reason) => out.drop(pkt.buf, pkt.meta, reason),
-            },
+            None => {
+                if workers > 1 {
+                    let owner = crate::nat::owner::inbound(cfg, &pkt.buf.data()[L3..], workers);
+                    if let Some(w) = owner.and_then(|w| out.other_worker(w)) {
+                        pkt.meta.set_nat_hairpin(true);
+                        out.handoff(w, pkt.buf, pkt.meta);
+                        continue;
+                    }
+                }
+                hairpin_in(ctx, out, pkt.buf, pkt.meta);
+            }
         }
+    }
+}
+
+/// The second half of a hairpin: a packet whose source NAT is done, addressed to one of
+/// the NAT addresses, translated back into its VPC like a packet from outside.
+fn hairpin_in<B: PacketBuf>(
+    ctx: &mut NodeCtx<'_>,
+    out: &mut Outputs<'_, B>,
+    mut buf: B,
+    meta: Meta,
+) {
+    let Some(table) = ctx.env.nat.as_mut() else {
+        out.drop(buf, meta, DropReason::NatNoRule);
+        return;
+    };
+    match nat::to_inside(&ctx.snap.nat, table, &mut buf.data_mut()[L3..], ctx.now_ns) {
+        Ok(Some(d)) => to_vpc(ctx, out, buf, meta, d.vpc),
+        Ok(None) => out.drop(buf, meta, DropReason::NatInsideUnknown),
+        Err(reason) => out.drop(buf, meta, reason),
     }
 }
 

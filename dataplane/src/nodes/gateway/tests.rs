@@ -386,3 +386,366 @@ fn inbound_packets_that_cannot_enter_the_overlay_are_answered_like_a_router() {
     let inside = one_out(&mut g, EXT, ok, UL);
     assert_eq!(be32(&inside, INNER + 14 + 16), ip("10.1.1.11"));
 }
+
+// ----- NAT on two workers sharing hand-off rings -----
+
+use crate::graph::{owner_of_hash, Handoff};
+use crate::nat::owner::{floating_hash, snat_hash};
+use crate::nat::{ports, InsideKey};
+
+/// An ICMP echo reply body with identifier `id`.
+fn icmp_reply(id: u16) -> Vec<u8> {
+    let mut b = echo(id);
+    b[0] = 0;
+    b[2..4].copy_from_slice(&[0, 0]);
+    let c = crate::wire::checksum::checksum(&b);
+    b[2..4].copy_from_slice(&c.to_be_bytes());
+    b
+}
+
+/// Gateway host g as `n` workers sharing hand-off rings of `capacity` packets.
+fn gateway_workers(n: usize, capacity: usize) -> Vec<HostPipeline> {
+    let rings = Handoff::rings(n, capacity);
+    (0..n)
+        .map(|w| HostPipeline::gateway_worker(&gateway_objects(), 1024, w, rings.clone()))
+        .collect()
+}
+
+/// Runs `frame` into worker `entry` on `port`, then lets every worker take what was handed
+/// to it and run, until nothing is left in flight; returns what each worker sent (per
+/// worker, per port) and how many hand-offs happened.
+fn through(
+    w: &mut [HostPipeline],
+    entry: usize,
+    port: usize,
+    frame: Vec<u8>,
+) -> (Vec<Vec<Vec<Vec<u8>>>>, usize) {
+    let mut sent: Vec<Vec<Vec<Vec<u8>>>> = vec![vec![Vec::new(); 3]; w.len()];
+    let first = w[entry].run(port as u16, &[frame]);
+    for (p, f) in first.into_iter().enumerate() {
+        sent[entry][p].extend(f);
+    }
+    let mut handed = 0;
+    for _ in 0..4 {
+        let mut any = false;
+        for (i, h) in w.iter_mut().enumerate() {
+            let n = h.graph.accept_handoff();
+            if n == 0 {
+                continue;
+            }
+            any = true;
+            handed += n;
+            for (p, f) in h.run(port as u16, &[]).into_iter().enumerate() {
+                sent[i][p].extend(f);
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    (sent, handed)
+}
+
+/// The one packet sent, by which worker and on which port.
+fn only(sent: &[Vec<Vec<Vec<u8>>>]) -> (usize, usize, Vec<u8>) {
+    let all: Vec<(usize, usize, &Vec<u8>)> = sent
+        .iter()
+        .enumerate()
+        .flat_map(|(w, ports)| {
+            ports
+                .iter()
+                .enumerate()
+                .flat_map(move |(p, fs)| fs.iter().map(move |f| (w, p, f)))
+        })
+        .collect();
+    assert_eq!(all.len(), 1, "expected one packet out of the workers");
+    (all[0].0, all[0].1, all[0].2.clone())
+}
+
+fn all_drops(w: &[HostPipeline]) -> Vec<Vec<(&'static str, u64)>> {
+    w.iter().map(HostPipeline::drop_summary).collect()
+}
+
+const BLUE: u32 = 100;
+
+/// b3's TCP connections to the external host: the SYN enters the worker that does not
+/// own it and is handed to the owner (by b3's address and port), which translates it from
+/// a port of its own slice; the reply enters either worker and reaches the owner.
+#[test]
+fn with_two_workers_source_nat_is_done_by_the_owner_both_ways() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 64);
+    let mut owners = [0; 2];
+    for sport in 40000..40012u16 {
+        let owner = owner_of_hash(snat_hash(BLUE, PROTO_TCP, ip("10.1.2.13"), sport), 2);
+        owners[owner] += 1;
+        let syn = vm_frame(
+            B3_MAC,
+            ROUTER_MAC,
+            "10.1.2.13",
+            "203.0.113.50",
+            PROTO_TCP,
+            &tcp(sport, 80, SYN),
+        );
+        let wire = one_out(&mut a, VM2, syn, UL);
+        let (sent, handed) = through(&mut w, 1 - owner, UL, wire);
+        assert_eq!(handed, 1, "sport {sport}: handed to its owner");
+        let (by, port, out) = only(&sent);
+        assert_eq!((by, port), (owner, EXT), "{:?}", all_drops(&w));
+        let o = ipv4::Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(o.src(), ip("203.0.113.10"));
+        let nat_port = be16(&out, 34);
+        assert_eq!(
+            ports::owner(nat_port, 2),
+            Some(owner),
+            "from the owner's slice"
+        );
+
+        // The reply enters worker sport % 2, whichever owns it.
+        let reply = from_outside(
+            "203.0.113.50",
+            "203.0.113.10",
+            PROTO_TCP,
+            &tcp(80, nat_port, SYN | ACK),
+        );
+        let entry = usize::from(sport % 2);
+        let (sent, handed) = through(&mut w, entry, EXT, reply);
+        assert_eq!(handed, usize::from(entry != owner));
+        let (by, port, back) = only(&sent);
+        assert_eq!((by, port), (owner, UL), "{:?}", all_drops(&w));
+        let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+        assert_eq!(inner.dst(), ip("10.1.2.13"));
+        assert_eq!(
+            be16(&back, INNER + 34 + 2),
+            sport,
+            "the VM's own port again"
+        );
+    }
+    assert!(
+        owners[0] > 0 && owners[1] > 0,
+        "both workers own some: {owners:?}"
+    );
+    let sessions: Vec<usize> = w
+        .iter()
+        .map(|h| h.env.nat.as_ref().unwrap().len())
+        .collect();
+    assert_eq!(sessions, owners, "each session in its owner's table only");
+    for h in &w {
+        assert!(h.drop_summary().is_empty(), "{:?}", h.drop_summary());
+    }
+}
+
+/// With endpoint-independent source NAT, one inside endpoint talking to two remotes gets
+/// one outside port, from one worker, whichever worker the packets enter.
+#[test]
+fn with_two_workers_an_endpoint_independent_mapping_stays_on_one_worker_with_one_port() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 64);
+    for h in &mut w {
+        let mut cfg = (*h.snap.nat).clone();
+        for r in &mut cfg.snat {
+            r.endpoint_dependent = false;
+        }
+        h.snap.nat = std::sync::Arc::new(cfg);
+    }
+    let sport = 5000;
+    let owner = owner_of_hash(snat_hash(BLUE, 17, ip("10.1.2.13"), sport), 2);
+    let dgram = |dst: &str, dport: u16| {
+        let mut udp = tcp(sport, dport, 0)[..8].to_vec();
+        udp[4..6].copy_from_slice(&8u16.to_be_bytes());
+        vm_frame(B3_MAC, ROUTER_MAC, "10.1.2.13", dst, 17, &udp)
+    };
+    // The first remote enters worker 0, the second (another address and port) worker 1.
+    let wire = one_out(&mut a, VM2, dgram("203.0.113.50", 53), UL);
+    let (sent, _) = through(&mut w, 0, UL, wire);
+    let (by, port, out) = only(&sent);
+    assert_eq!((by, port), (owner, EXT));
+    let nat_port = be16(&out, 34);
+    let wire = one_out(&mut a, VM2, dgram("203.0.113.51", 5353), UL);
+    // 203.0.113.51 is not resolved yet: the owner holds the packet, translated.
+    through(&mut w, 1, UL, wire);
+    let t = w[owner].now_ns;
+    let nat = w[owner].env.nat.as_ref().unwrap();
+    for (remote, rport) in [("203.0.113.50", 53), ("203.0.113.51", 5353)] {
+        let k = InsideKey {
+            vpc: BLUE,
+            proto: 17,
+            inside_ip: ip("10.1.2.13"),
+            inside_port: sport,
+            remote_ip: ip(remote),
+            remote_port: rport,
+        };
+        let s = nat.get_inside(&k, t).expect("a session on the owner");
+        assert_eq!(s.outside_port, nat_port, "one port for the endpoint");
+    }
+    assert_eq!(nat.len(), 2);
+    assert!(w[1 - owner].env.nat.as_ref().unwrap().is_empty());
+}
+
+/// b1's floating IP: its ping leaves from the owner of (remote, echo id) and the echo
+/// reply, entering the other worker, comes back through it; a connection opened from
+/// outside to the floating IP is opened on its owner whichever worker it enters.
+#[test]
+fn with_two_workers_a_floating_ip_is_translated_by_its_owner_both_ways() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 64);
+    for id in [77u16, 78, 79, 80] {
+        let owner = owner_of_hash(floating_hash(PROTO_ICMP, ip("203.0.113.50"), 0, id), 2);
+        let ping = vm_frame(
+            B1_MAC,
+            ROUTER_MAC,
+            "10.1.1.11",
+            "203.0.113.50",
+            PROTO_ICMP,
+            &echo(id),
+        );
+        let wire = one_out(&mut a, VM1, ping, UL);
+        let (sent, handed) = through(&mut w, 1 - owner, UL, wire);
+        assert_eq!(handed, 1);
+        let (by, port, out) = only(&sent);
+        assert_eq!((by, port), (owner, EXT), "{:?}", all_drops(&w));
+        let o = ipv4::Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(o.src(), ip("203.0.113.20"));
+        assert_eq!(be16(&out, 34 + 4), id, "a floating IP keeps the echo id");
+        let reply = from_outside("203.0.113.50", "203.0.113.20", PROTO_ICMP, &icmp_reply(id));
+        let (sent, handed) = through(&mut w, 1 - owner, EXT, reply);
+        assert_eq!(handed, 1);
+        let (by, port, back) = only(&sent);
+        assert_eq!((by, port), (owner, UL), "{:?}", all_drops(&w));
+        let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+        assert_eq!(inner.dst(), ip("10.1.1.11"));
+    }
+    for sport in 5550..5556u16 {
+        let owner = owner_of_hash(floating_hash(PROTO_TCP, ip("203.0.113.50"), sport, 22), 2);
+        let syn = from_outside(
+            "203.0.113.50",
+            "203.0.113.20",
+            PROTO_TCP,
+            &tcp(sport, 22, SYN),
+        );
+        let (sent, _) = through(&mut w, 1 - owner, EXT, syn);
+        let (by, port, back) = only(&sent);
+        assert_eq!((by, port), (owner, UL));
+        assert_eq!(be16(&back, INNER + 34 + 2), 22);
+        let k = InsideKey {
+            vpc: BLUE,
+            proto: PROTO_TCP,
+            inside_ip: ip("10.1.1.11"),
+            inside_port: 22,
+            remote_ip: ip("203.0.113.50"),
+            remote_port: sport,
+        };
+        let t = w[owner].now_ns;
+        assert!(w[owner]
+            .env
+            .nat
+            .as_ref()
+            .unwrap()
+            .get_inside(&k, t)
+            .is_some());
+        assert!(w[1 - owner]
+            .env
+            .nat
+            .as_ref()
+            .unwrap()
+            .get_inside(&k, t)
+            .is_none());
+    }
+}
+
+/// A port unreachable from outside about b3's translated datagram, entering the worker
+/// that does not own the session, is handed to the owner (found from the quoted packet)
+/// and translated back to b3.
+#[test]
+fn with_two_workers_an_icmp_error_is_translated_back_by_the_sessions_owner() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 64);
+    for sport in [40500u16, 40501, 40502, 40503] {
+        let owner = owner_of_hash(snat_hash(BLUE, 17, ip("10.1.2.13"), sport), 2);
+        let mut udp = tcp(sport, 53, 0)[..8].to_vec();
+        udp[4..6].copy_from_slice(&8u16.to_be_bytes());
+        let dgram = vm_frame(B3_MAC, ROUTER_MAC, "10.1.2.13", "203.0.113.50", 17, &udp);
+        let wire = one_out(&mut a, VM2, dgram, UL);
+        let (sent, _) = through(&mut w, owner, UL, wire);
+        let (_, _, out) = only(&sent);
+        let mut icmp = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&out[14..14 + 28]);
+        let c = crate::wire::checksum::checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        let err = from_outside("203.0.113.50", "203.0.113.10", PROTO_ICMP, &icmp);
+        let (sent, handed) = through(&mut w, 1 - owner, EXT, err);
+        assert_eq!(handed, 1, "handed by the quoted packet's port");
+        let (by, port, back) = only(&sent);
+        assert_eq!((by, port), (owner, UL), "{:?}", all_drops(&w));
+        let quoted = INNER + 14 + 20 + 8;
+        assert_eq!(
+            be32(&back, quoted + 12),
+            ip("10.1.2.13"),
+            "quoted source back"
+        );
+        assert_eq!(be16(&back, quoted + 20), sport, "quoted source port back");
+    }
+}
+
+/// b3 reaches b1 by its floating IP with two workers: the source NAT by the owner of b3's
+/// endpoint, the way back in by the owner of the floating-IP session (another hand-off
+/// when they differ).
+#[test]
+fn with_two_workers_hairpinning_meets_both_owners() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 64);
+    let mut two_hops = 0;
+    for sport in 41000..41016u16 {
+        let syn = vm_frame(
+            B3_MAC,
+            ROUTER_MAC,
+            "10.1.2.13",
+            "203.0.113.20",
+            PROTO_TCP,
+            &tcp(sport, 22, SYN),
+        );
+        let wire = one_out(&mut a, VM2, syn, UL);
+        let (sent, handed) = through(&mut w, 0, UL, wire);
+        two_hops += usize::from(handed == 2);
+        let (_, port, back) = only(&sent);
+        assert_eq!(port, UL, "{:?}", all_drops(&w));
+        assert_eq!(&back[INNER..INNER + 6], &B1_MAC);
+        let inner = ipv4::Packet::new_checked(&back[INNER + 14..]).unwrap();
+        assert_eq!(
+            (inner.src(), inner.dst()),
+            (ip("203.0.113.10"), ip("10.1.1.11"))
+        );
+    }
+    assert!(two_hops > 0, "some connections needed both hand-offs");
+}
+
+/// A hand-off ring that is full drops the packet, counted as `handoff_full`.
+#[test]
+fn with_two_workers_a_full_hand_off_ring_drops_and_counts() {
+    let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
+    let mut w = gateway_workers(2, 1);
+    let mut wires = Vec::new();
+    let mut sport = 42000u16;
+    while wires.len() < 3 {
+        sport += 1;
+        if owner_of_hash(snat_hash(BLUE, PROTO_TCP, ip("10.1.2.13"), sport), 2) != 1 {
+            continue;
+        }
+        let syn = vm_frame(
+            B3_MAC,
+            ROUTER_MAC,
+            "10.1.2.13",
+            "203.0.113.50",
+            PROTO_TCP,
+            &tcp(sport, 80, SYN),
+        );
+        wires.push(one_out(&mut a, VM2, syn, UL));
+    }
+    // Three packets for worker 1 in one burst on worker 0: one fits the ring.
+    let out = w[0].run(UL as u16, &wires);
+    assert!(out.iter().all(Vec::is_empty));
+    assert_eq!(w[0].drops(DropReason::HandoffFull), 2);
+    assert_eq!(w[1].graph.accept_handoff(), 1);
+    let out = w[1].run(UL as u16, &[]);
+    assert_eq!(out[EXT].len(), 1);
+}
