@@ -37,6 +37,18 @@ pub fn process<B: PacketBuf>(
     let snap = ctx.snap;
     let ov = &*snap.overlay;
     let cfg = &*snap.nat;
+    // Fetch the frame's sessions first (index lines, then sessions): the misses overlap.
+    if let Some(table) = ctx.env.nat.as_ref() {
+        for stage in [nat::Prefetch::Index, nat::Prefetch::Session] {
+            for pkt in input.iter() {
+                let Some(vni) = ov.vpcs.get(usize::from(vpc_of(&pkt.meta))).map(|v| v.vni) else {
+                    continue;
+                };
+                let ip = pkt.buf.data().get(L3..).unwrap_or_default();
+                nat::prefetch(table, ip, false, vni, stage);
+            }
+        }
+    }
     for mut pkt in input.drain(..) {
         let vpc = vpc_of(&pkt.meta);
         let Some(vni) = ov.vpcs.get(usize::from(vpc)).map(|v| v.vni) else {
