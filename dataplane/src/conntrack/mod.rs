@@ -14,7 +14,7 @@
 //! ```
 //! and, once per poll loop, `table.sweep(now, budget)` to expire idle entries.
 
-mod table;
+pub(crate) mod table;
 pub mod tcp;
 
 pub use table::ConnTable;

@@ -29,7 +29,7 @@ const LIVE: u64 = 1 << 56;
 /// `orig_is_a` bit of [`Slot::bits`]: endpoint `a` (the lower one) originated the connection.
 const ORIG_IS_A: u8 = 1;
 /// Odd constant of the final mixing multiply (from wyhash).
-const MUL: u64 = 0xa076_1d64_78bd_642f;
+pub(crate) const MUL: u64 = 0xa076_1d64_78bd_642f;
 
 /// A per-worker connection table; see the module documentation.
 pub struct ConnTable {
@@ -411,13 +411,13 @@ impl Key {
 }
 
 /// The 128-bit product of `a` and `b`, folded to 64 bits.
-fn folded_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn folded_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
 }
 
 /// Splitmix64: derives independent seed words from one.
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -58,6 +58,11 @@ impl NatConfig {
             || self.floating_ips.iter().any(|f| u32::from(f.outside) == ip)
     }
 
+    /// True if some source NAT rule or floating IP belongs to VPC `vpc`.
+    pub fn has_rules_for(&self, vpc: u32) -> bool {
+        self.snat.iter().any(|r| r.vpc == vpc) || self.floating_ips.iter().any(|f| f.vpc == vpc)
+    }
+
     /// The floating IP whose outside address is `ip`.
     pub fn floating_by_outside(&self, ip: u32) -> Option<&FloatingIp> {
         self.floating_ips

@@ -48,6 +48,58 @@ fn remote_port(proto: u8, port: u16) -> u16 {
     }
 }
 
+/// The inside key of an outbound packet of VPC `vpc` with tuple `t`.
+#[inline(always)]
+fn inside_key(vpc: u32, t: &Tuple) -> InsideKey {
+    InsideKey {
+        vpc,
+        proto: t.proto,
+        inside_ip: t.src,
+        inside_port: t.sport,
+        remote_ip: t.dst,
+        remote_port: remote_port(t.proto, t.dport),
+    }
+}
+
+/// The outside key of an inbound packet with tuple `t`.
+#[inline(always)]
+fn outside_key(t: &Tuple) -> OutsideKey {
+    OutsideKey {
+        proto: t.proto,
+        outside_ip: t.dst,
+        outside_port: t.dport,
+        remote_ip: t.src,
+        remote_port: remote_port(t.proto, t.sport),
+    }
+}
+
+/// Which half of a session lookup [`prefetch`] fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The index line (first, for a whole frame).
+    Index,
+    /// The session the index names (second, once the index lines had time to arrive).
+    Session,
+}
+
+/// Prefetches what the session lookup of a packet will read: nodes call it for every packet
+/// of a frame with [`Prefetch::Index`], then again with [`Prefetch::Session`], before they
+/// process the frame, so the cache misses of the frame overlap. `inbound`: the packet came
+/// from outside (looked up by outside key), else it leaves from VPC `vpc`. A packet NAT does
+/// not carry costs a parse and nothing else.
+#[inline(always)]
+pub fn prefetch(table: &NatTable, ip: &[u8], inbound: bool, vpc: u32, stage: Prefetch) {
+    let Ok(t) = translate::tuple(ip) else {
+        return;
+    };
+    match (inbound, stage) {
+        (false, Prefetch::Index) => table.prefetch_inside(&inside_key(vpc, &t)),
+        (false, Prefetch::Session) => table.prefetch_inside_session(&inside_key(vpc, &t)),
+        (true, Prefetch::Index) => table.prefetch_outside(&outside_key(&t)),
+        (true, Prefetch::Session) => table.prefetch_outside_session(&outside_key(&t)),
+    }
+}
+
 fn untranslatable(e: Untranslatable) -> DropReason {
     match e {
         Untranslatable::Truncated => DropReason::NatTruncated,
@@ -97,13 +149,7 @@ pub fn to_inside(
         // Not something NAT carries (e.g. GRE to a floating IP): left to the local node.
         Err(_) => return Ok(None),
     };
-    let k = OutsideKey {
-        proto: t.proto,
-        outside_ip: t.dst,
-        outside_port: t.dport,
-        remote_ip: t.src,
-        remote_port: remote_port(t.proto, t.sport),
-    };
+    let k = outside_key(&t);
     let inside = match table.find_outside(&k, now_ns) {
         Some((i, inside)) => {
             table.touch_at(i, true, tcp_flags(ip, &t), now_ns);
@@ -174,14 +220,7 @@ pub fn to_outside(
         return Ok(false);
     };
     let t = translate::tuple(ip).map_err(untranslatable)?;
-    let k = InsideKey {
-        vpc,
-        proto: t.proto,
-        inside_ip: t.src,
-        inside_port: t.sport,
-        remote_ip: t.dst,
-        remote_port: remote_port(t.proto, t.dport),
-    };
+    let k = inside_key(vpc, &t);
     let (addr, port) = table
         .outbound_touch(&k, tr, tcp_flags(ip, &t), now_ns)
         .map_err(nat_error)?;

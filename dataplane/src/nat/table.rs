@@ -3,15 +3,24 @@
 //! endpoint-dependent source NAT, floating IPs, TCP-aware timeouts, and the session events
 //! the master streams to its backups. Everything is allocated up front: a full table refuses
 //! new sessions ([`NatError::Full`]) instead of growing.
+//!
+//! Sessions sit in one array; two compact indexes ([`super::index`]) find them by inside and
+//! by outside key, so a hit costs one index line and one session line, both of which a node
+//! can prefetch for a whole frame first ([`NatTable::prefetch_inside`],
+//! [`NatTable::prefetch_inside_session`], and the outside pair).
 
+use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::net::Ipv4Addr;
 
 use rustc_hash::FxHashMap;
 
 use aegis_sessionsync::{NatKind, Op, Record, SessionKey};
 
+use super::index::{hash2, SlotIndex};
 use super::ports::{self, PortSlice};
+use crate::conntrack::table::splitmix64;
 
 /// A session from the inside: the VM's endpoint and the remote one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +39,18 @@ pub struct InsideKey {
     pub remote_port: u16,
 }
 
+impl InsideKey {
+    /// The key's hash under `seed`.
+    #[inline(always)]
+    fn hash(&self, seed: &[u64; 3]) -> u64 {
+        let a = u64::from(self.inside_ip) << 32 | u64::from(self.remote_ip);
+        let b = u64::from(self.vpc) << 32
+            | u64::from(self.inside_port) << 16
+            | u64::from(self.remote_port);
+        hash2(a, b ^ u64::from(self.proto) << 56, seed)
+    }
+}
+
 /// A session from the outside: what a reply is addressed to, and where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OutsideKey {
@@ -43,6 +64,18 @@ pub struct OutsideKey {
     pub remote_ip: u32,
     /// Remote port.
     pub remote_port: u16,
+}
+
+impl OutsideKey {
+    /// The key's hash under `seed`.
+    #[inline(always)]
+    fn hash(&self, seed: &[u64; 3]) -> u64 {
+        let a = u64::from(self.outside_ip) << 32 | u64::from(self.remote_ip);
+        let b = u64::from(self.proto) << 32
+            | u64::from(self.outside_port) << 16
+            | u64::from(self.remote_port);
+        hash2(a, b, seed)
+    }
 }
 
 /// How a new outbound session is translated.
@@ -117,8 +150,10 @@ pub enum TcpPhase {
     Closing = 3,
 }
 
-/// One session.
+/// One session: one cache line (aligned so a lookup touches exactly one line of the
+/// session array).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 pub struct Session {
     /// Inside view.
     pub inside: InsideKey,
@@ -195,8 +230,12 @@ pub const EVENT_CAPACITY: usize = 4096;
 pub struct NatTable {
     slots: Vec<Option<Session>>,
     free: Vec<u32>,
-    by_inside: FxHashMap<InsideKey, u32>,
-    by_outside: FxHashMap<OutsideKey, u32>,
+    /// Sessions in use.
+    len: usize,
+    by_inside: SlotIndex,
+    by_outside: SlotIndex,
+    /// Hash seed of both indexes.
+    seed: [u64; 3],
     /// Endpoint-independent mappings: (vpc, proto, inside ip, inside port) → (port, users).
     eim: FxHashMap<(u32, u8, u32, u16), (u16, u32)>,
     /// Outside (ip, proto, port) held by an endpoint-independent mapping.
@@ -217,11 +256,21 @@ pub struct NatTable {
 impl NatTable {
     /// A table of `capacity` sessions for worker `worker` of `workers`.
     pub fn new(capacity: usize, worker: usize, workers: usize, timeouts: NatTimeouts) -> NatTable {
+        let mut seed = RandomState::new().hash_one(0x6e61_745f_u64);
+        let mut slots = Vec::with_capacity(capacity);
+        crate::port::memory::advise_huge_pages(slots.spare_capacity_mut());
+        slots.resize(capacity, None);
         let mut t = NatTable {
-            slots: vec![None; capacity],
+            slots,
             free: (0..capacity as u32).rev().collect(),
-            by_inside: FxHashMap::default(),
-            by_outside: FxHashMap::default(),
+            len: 0,
+            by_inside: SlotIndex::with_capacity(capacity),
+            by_outside: SlotIndex::with_capacity(capacity),
+            seed: [
+                splitmix64(&mut seed),
+                splitmix64(&mut seed),
+                splitmix64(&mut seed),
+            ],
             eim: FxHashMap::default(),
             eim_ports: FxHashMap::default(),
             used_ports: FxHashMap::default(),
@@ -233,8 +282,6 @@ impl NatTable {
             events_on: true,
             sweep_at: 0,
         };
-        t.by_inside.reserve(capacity);
-        t.by_outside.reserve(capacity);
         t.used_ports.reserve(capacity);
         t.eim.reserve(capacity / 4);
         t.eim_ports.reserve(capacity / 4);
@@ -243,12 +290,67 @@ impl NatTable {
 
     /// Sessions in use.
     pub fn len(&self) -> usize {
-        self.by_inside.len()
+        self.len
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.by_inside.is_empty()
+        self.len == 0
+    }
+
+    /// Bytes the session array and its two indexes take (the maps of session creation
+    /// apart).
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * size_of::<Option<Session>>()
+            + self.by_inside.bytes()
+            + self.by_outside.bytes()
+    }
+
+    /// The slot of the session filed under inside key `k`.
+    #[inline(always)]
+    fn slot_inside(&self, k: &InsideKey) -> Option<u32> {
+        self.by_inside.find(k.hash(&self.seed), |i| {
+            self.slots[i as usize].as_ref().is_some_and(|s| s.inside == *k)
+        })
+    }
+
+    /// The slot of the session filed under outside key `k`.
+    #[inline(always)]
+    fn slot_outside(&self, k: &OutsideKey) -> Option<u32> {
+        self.by_outside.find(k.hash(&self.seed), |i| {
+            self.slots[i as usize]
+                .as_ref()
+                .is_some_and(|s| s.outside_key() == *k)
+        })
+    }
+
+    /// Stage one of a frame's lookups: prefetches the index line of inside key `k`.
+    #[inline(always)]
+    pub fn prefetch_inside(&self, k: &InsideKey) {
+        self.by_inside.prefetch(k.hash(&self.seed));
+    }
+
+    /// Stage two (after [`NatTable::prefetch_inside`] had time to land): prefetches the
+    /// session `k` probably names.
+    #[inline(always)]
+    pub fn prefetch_inside_session(&self, k: &InsideKey) {
+        if let Some(i) = self.by_inside.prefetch_slot(k.hash(&self.seed)) {
+            crate::port::memory::prefetch(&self.slots[i as usize]);
+        }
+    }
+
+    /// [`NatTable::prefetch_inside`] for an outside key.
+    #[inline(always)]
+    pub fn prefetch_outside(&self, k: &OutsideKey) {
+        self.by_outside.prefetch(k.hash(&self.seed));
+    }
+
+    /// [`NatTable::prefetch_inside_session`] for an outside key.
+    #[inline(always)]
+    pub fn prefetch_outside_session(&self, k: &OutsideKey) {
+        if let Some(i) = self.by_outside.prefetch_slot(k.hash(&self.seed)) {
+            crate::port::memory::prefetch(&self.slots[i as usize]);
+        }
     }
 
     /// The ports this table allocates from.
@@ -302,7 +404,7 @@ impl NatTable {
 
     /// The live session of an inside key.
     pub fn get_inside(&self, k: &InsideKey, now_ns: u64) -> Option<&Session> {
-        let i = *self.by_inside.get(k)?;
+        let i = self.slot_inside(k)?;
         self.slots[i as usize]
             .as_ref()
             .filter(|s| self.alive(s, now_ns))
@@ -310,7 +412,7 @@ impl NatTable {
 
     /// The live session a packet from outside belongs to.
     pub fn get_outside(&self, k: &OutsideKey, now_ns: u64) -> Option<&Session> {
-        let i = *self.by_outside.get(k)?;
+        let i = self.slot_outside(k)?;
         self.slots[i as usize]
             .as_ref()
             .filter(|s| self.alive(s, now_ns))
@@ -324,7 +426,7 @@ impl NatTable {
         tr: Translation,
         now_ns: u64,
     ) -> Result<(u32, u16), NatError> {
-        if let Some(&i) = self.by_inside.get(k) {
+        if let Some(i) = self.slot_inside(k) {
             if let Some(s) = &self.slots[i as usize] {
                 if self.alive(s, now_ns) {
                     return Ok((s.outside_ip, s.outside_port));
@@ -341,7 +443,7 @@ impl NatTable {
                     remote_ip: k.remote_ip,
                     remote_port: k.remote_port,
                 };
-                if self.by_outside.contains_key(&ok) {
+                if self.slot_outside(&ok).is_some() {
                     return Err(NatError::Conflict);
                 }
                 (ip, k.inside_port, NatKind::FloatingIp)
@@ -400,13 +502,14 @@ impl NatTable {
                 // An independent mapping accepts any remote: the port must be unused.
                 self.used_ports.contains_key(&(ip, k.proto, port))
             } else {
-                self.by_outside.contains_key(&OutsideKey {
+                self.slot_outside(&OutsideKey {
                     proto: k.proto,
                     outside_ip: ip,
                     outside_port: port,
                     remote_ip: k.remote_ip,
                     remote_port: k.remote_port,
                 })
+                .is_some()
             };
             if !taken {
                 self.cursor = start.wrapping_add(step + 1);
@@ -416,12 +519,19 @@ impl NatTable {
         Err(NatError::NoPort)
     }
 
+    /// Files a new session. Its inside key must not be in the table; an outside key in use
+    /// by another session is refused ([`NatError::Conflict`]).
     fn insert(&mut self, s: Session, now_ns: u64) -> Result<u32, NatError> {
+        let ok = s.outside_key();
+        if self.slot_outside(&ok).is_some() {
+            return Err(NatError::Conflict);
+        }
         let Some(i) = self.free.pop() else {
             return Err(NatError::Full);
         };
-        self.by_inside.insert(s.inside, i);
-        self.by_outside.insert(s.outside_key(), i);
+        self.by_inside.insert(s.inside.hash(&self.seed), i);
+        self.by_outside.insert(ok.hash(&self.seed), i);
+        self.len += 1;
         *self
             .used_ports
             .entry((s.outside_ip, s.inside.proto, s.outside_port))
@@ -451,8 +561,9 @@ impl NatTable {
         let Some(s) = self.slots[i as usize].take() else {
             return;
         };
-        self.by_inside.remove(&s.inside);
-        self.by_outside.remove(&s.outside_key());
+        self.by_inside.remove(s.inside.hash(&self.seed), i);
+        self.by_outside.remove(s.outside_key().hash(&self.seed), i);
+        self.len -= 1;
         let uk = (s.outside_ip, s.inside.proto, s.outside_port);
         if let Some(n) = self.used_ports.get_mut(&uk) {
             *n -= 1;
@@ -489,7 +600,7 @@ impl NatTable {
     /// (`reply`), with its TCP flags; the timeout restarts and the TCP phase moves. Returns
     /// false if there is no such session.
     pub fn touch(&mut self, k: &InsideKey, reply: bool, tcp_flags: u8, now_ns: u64) -> bool {
-        let Some(&i) = self.by_inside.get(k) else {
+        let Some(i) = self.slot_inside(k) else {
             return false;
         };
         self.touch_at(i, reply, tcp_flags, now_ns)
@@ -498,7 +609,7 @@ impl NatTable {
     /// The live session an outside key belongs to: its slot and inside key (for
     /// [`NatTable::touch_at`], without a second lookup).
     pub fn find_outside(&self, k: &OutsideKey, now_ns: u64) -> Option<(u32, InsideKey)> {
-        let i = *self.by_outside.get(k)?;
+        let i = self.slot_outside(k)?;
         self.slots[i as usize]
             .as_ref()
             .filter(|s| self.alive(s, now_ns))
@@ -514,7 +625,7 @@ impl NatTable {
         tcp_flags: u8,
         now_ns: u64,
     ) -> Result<(u32, u16), NatError> {
-        if let Some(&i) = self.by_inside.get(k) {
+        if let Some(i) = self.slot_inside(k) {
             if let Some(s) = &self.slots[i as usize] {
                 if self.alive(s, now_ns) {
                     let out = (s.outside_ip, s.outside_port);
@@ -569,8 +680,8 @@ impl NatTable {
             remote_ip: u32::from(k.remote_ip),
             remote_port: k.remote_port,
         };
-        match self.by_inside.get(&inside) {
-            Some(&i) => {
+        match self.slot_inside(&inside) {
+            Some(i) => {
                 self.remove(i, now_ns);
                 true
             }
@@ -612,7 +723,18 @@ impl NatTable {
             remote_ip: u32::from(r.key.remote_ip),
             remote_port: r.key.remote_port,
         };
-        if let Some(&i) = self.by_inside.get(&inside) {
+        if let Some(i) = self.slot_inside(&inside) {
+            self.remove(i, now_ns);
+        }
+        // The master is right: a stale session of ours holding the same outside key goes.
+        let ok = OutsideKey {
+            proto: r.key.proto,
+            outside_ip: u32::from(r.outside_ip),
+            outside_port: r.outside_port,
+            remote_ip: u32::from(r.key.remote_ip),
+            remote_port: r.key.remote_port,
+        };
+        if let Some(i) = self.slot_outside(&ok) {
             self.remove(i, now_ns);
         }
         let phase = match r.state {

@@ -212,6 +212,88 @@ fn a_backup_installs_the_masters_sessions_with_their_remaining_time() {
     assert!(backup.get_inside(&k2, 721 * S).is_none());
 }
 
+/// A session is one cache line, and the table's memory per session (array plus two
+/// indexes at up to 7/8 load) stays far under the 128 bytes the issue allows a connection.
+#[test]
+fn a_session_is_one_cache_line() {
+    assert_eq!(size_of::<Option<Session>>(), 64);
+    let t = NatTable::new(262_144, 0, 1, NatTimeouts::default());
+    let per_session = t.bytes() / 262_144;
+    assert!(per_session <= 96, "{per_session} bytes per session");
+}
+
+/// A backup's stale session holding the outside key of a session the master streams is
+/// replaced by it, and both indexes stay consistent: the stale inside key is gone, the new
+/// one and its reply direction are found, and removing the new one leaves nothing behind.
+#[test]
+fn an_installed_session_replaces_a_stale_one_on_the_same_outside_key() {
+    let mut master = table();
+    let mut backup = table();
+    let old = key(VM, 40000, REMOTE, 443, 17);
+    let new = key(VM2, 40001, REMOTE, 443, 17);
+    backup.outbound(&old, snat(true), 0).unwrap();
+    let stale = *backup.get_inside(&old, 0).unwrap();
+    // The master gave the same outside port to another VM (the backup missed the delete).
+    let (ip, port) = master.outbound(&new, snat(true), 0).unwrap();
+    assert_eq!((ip, port), (stale.outside_ip, stale.outside_port));
+    let r = master.snapshot(0).pop().unwrap();
+    backup.install(&r, 0).unwrap();
+    assert!(backup.get_inside(&old, 0).is_none());
+    assert_eq!(backup.len(), 1);
+    let ok = OutsideKey {
+        proto: 17,
+        outside_ip: ip,
+        outside_port: port,
+        remote_ip: REMOTE,
+        remote_port: 443,
+    };
+    assert_eq!(backup.get_outside(&ok, 0).unwrap().inside, new);
+    assert!(backup.remove_key(&r.key, 0));
+    assert!(backup.get_outside(&ok, 0).is_none() && backup.is_empty());
+}
+
+/// Many sessions created and expired in random order: every live one is found from both
+/// sides, every gone one from neither (the indexes' deletions keep clusters reachable).
+#[test]
+fn indexes_stay_consistent_through_churn() {
+    let mut t = NatTable::new(512, 0, 1, NatTimeouts::default()).without_events();
+    let mut live: Vec<(InsideKey, OutsideKey)> = Vec::new();
+    let mut x = 99u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for step in 0..20_000u64 {
+        let r = next();
+        if live.len() < 400 && r % 3 != 0 {
+            let k = key(VM + (r % 50) as u32, 1024 + (r >> 8) as u16 % 200, REMOTE, 53, 17);
+            if t.get_inside(&k, step).is_some() {
+                continue;
+            }
+            let (ip, port) = t.outbound(&k, snat(true), step).unwrap();
+            let ok = OutsideKey {
+                proto: 17,
+                outside_ip: ip,
+                outside_port: port,
+                remote_ip: REMOTE,
+                remote_port: 53,
+            };
+            live.push((k, ok));
+        } else if !live.is_empty() {
+            let (k, ok) = live.swap_remove((r >> 16) as usize % live.len());
+            let sk = t.get_inside(&k, step).unwrap().record(Op::Delete, step, &NatTimeouts::default()).key;
+            assert!(t.remove_key(&sk, step));
+            assert!(t.get_outside(&ok, step).is_none());
+        }
+    }
+    assert_eq!(t.len(), live.len());
+    for (k, ok) in &live {
+        assert_eq!(t.get_outside(ok, 20_000).unwrap().inside, *k);
+    }
+}
+
 // ----- translation -----
 
 fn ip_header(proto: u8, src: u32, dst: u32, payload: usize) -> Vec<u8> {

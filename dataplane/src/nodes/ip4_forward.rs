@@ -52,6 +52,22 @@ pub fn process<B: PacketBuf>(
         .gateway
         .as_ref()
         .map(|_| ctx.snap.overlay.mtu);
+    // On a NAT gateway: fetch the frame's sessions first, index lines then sessions, so
+    // that their cache misses overlap (outbound packets are looked up by inside key, in
+    // the routed VPC when it has rules; a packet that turns out not to need NAT only cost a
+    // parse).
+    if let (Some(o), Some(table)) = (outside, nat.as_ref()) {
+        let routed = nat_cfg.has_rules_for(nat::ROUTED_VPC);
+        for stage in [nat::Prefetch::Index, nat::Prefetch::Session] {
+            for pkt in input.iter() {
+                let inbound = pkt.meta.rx_port == o;
+                if inbound || routed {
+                    let ip = pkt.buf.data().get(L3..).unwrap_or_default();
+                    nat::prefetch(table, ip, inbound, nat::ROUTED_VPC, stage);
+                }
+            }
+        }
+    }
     // Pass 1: check every header, collect destinations.
     for (i, pkt) in input.iter_mut().enumerate() {
         match ip4_input::check(&mut pkt.buf) {

@@ -44,6 +44,18 @@ pub fn process<B: PacketBuf>(
     let ov = &*snap.overlay;
     let cfg = &*snap.nat;
     let workers = out.workers();
+    // Fetch the frame's sessions first (index lines, then sessions): the misses overlap.
+    if let Some(table) = ctx.env.nat.as_ref() {
+        for stage in [nat::Prefetch::Index, nat::Prefetch::Session] {
+            for pkt in input.iter() {
+                let Some(vni) = ov.vpcs.get(usize::from(vpc_of(&pkt.meta))).map(|v| v.vni) else {
+                    continue;
+                };
+                let ip = pkt.buf.data().get(L3..).unwrap_or_default();
+                nat::prefetch(table, ip, false, vni, stage);
+            }
+        }
+    }
     for mut pkt in input.drain(..) {
         if pkt.meta.nat_hairpin() {
             // Handed in by the worker that translated its source: only the way back in.
