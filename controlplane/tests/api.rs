@@ -749,7 +749,7 @@ async fn gateway_status_judges_each_group_from_its_members() {
                 },
                 VrrpInstanceInfo::new("VI_B", "ext0", 52, "BACKUP", priority),
             ],
-            rx_errors: Vec::new(),
+            ..VrrpInfo::default()
         });
         b.set_sync(Some(SyncInfo {
             vrrp_instance: "VI_EXT".into(),

@@ -84,8 +84,8 @@ pub struct HostConfig {
     pub vrrp: Option<VrrpSetup>,
     /// `[nat]`: source NAT and floating IPs on the outside port (gateways); off by default.
     pub nat: crate::nat::NatConfig,
-    /// `[sync]`: session sync with the other gateways of the group (needs `[nat]` and
-    /// `[vrrp]`).
+    /// `[sync]`: session sync with the other gateways of the group (needs `[nat]`; follows
+    /// a keepalived.conf instance of `[vrrp]`, or the gateway group's external instance).
     pub sync: Option<crate::sync::SyncConfig>,
 }
 

@@ -19,13 +19,16 @@
 //! 203.0.113.10, b1's floating IP 203.0.113.20, and security group `sg-public` (TCP 7000
 //! and ICMP from anywhere) added to b1. VPC red has no gateway: it reaches nothing outside.
 //!
-//! Each gateway's host.toml names its ports (with their addresses), `[nat] outside_port =
-//! "ext0"`, session sync on `ul0` following `VI_EXT`, and a keepalived.conf with the sync
-//! group `G_GW`: `VI_TUN` (ul0, VRID 70, the tunnel address) and `VI_EXT` (ext0, VRID 71,
-//! 203.0.113.10), v3 at 100 ms, unicast to the other gateways. The control plane adds the
-//! floating IP to `VI_EXT` (the master answers ARP for it and announces it) and chooses
-//! the group's sync members (host.toml's `[sync] peers`, every other gateway, apply only
-//! until it has chosen).
+//! The gateways' VRRP comes from the control plane alone: the group is created with
+//! `--advert-interval-ms` ([`advert_ms`], VRRPv3) and `--vrrp-transport unicast`, each
+//! gateway Host with its own external address (`--address ext0=...`), and each gateway's
+//! dataplane builds the sync group itself: `gw-tunnel` (ul0, VRID 71, the tunnel address,
+//! unicast to the other gateways' underlay addresses) and `gw-external` (ext0, VRID 71,
+//! 203.0.113.10 and the floating IP, unicast to their external addresses), with the member's
+//! priority. Each gateway's host.toml names only its ports (with their addresses), `[nat]
+//! outside_port = "ext0"` and session sync on `ul0` (following `gw-external`, the default);
+//! no keepalived.conf. The control plane also chooses the group's sync members (host.toml's
+//! `[sync] peers`, every other gateway, apply only until it has chosen).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -65,8 +68,10 @@ pub const EXTERNAL_BRIDGE: &str = "br-ext";
 pub const EXTERNAL_IF: &str = "ext0";
 /// The gateway group.
 pub const GROUP: &str = "gw";
-/// Its tunnel address on the underlay (a VRRP address of `VI_TUN`).
+/// Its tunnel address on the underlay (a VRRP address of `gw-tunnel`).
 pub const TUNNEL_IP: &str = "10.88.0.100";
+/// The group's VRID (both generated instances).
+pub const VRID: &str = "71";
 /// VPC blue's source NAT address.
 pub const SNAT_IP: &str = "203.0.113.10";
 /// b1's floating IP.
@@ -150,8 +155,6 @@ impl NorthSouthLab {
         let mut gws = Vec::new();
         for (i, host) in GATEWAYS.into_iter().take(n).enumerate() {
             let socket = ew.lab.path(&format!("{host}.sock"));
-            let kconf = ew.lab.path(&format!("{host}-keepalived.conf"));
-            write(&kconf, &keepalived_conf(i, n))?;
             let others: Vec<String> = (0..n)
                 .filter(|&o| o != i)
                 .map(|o| format!("\"{}\"", gateway_underlay(o)))
@@ -172,11 +175,9 @@ impl NorthSouthLab {
                 },
             ];
             let text = format!(
-                "{}\n[vrrp]\nkeepalived_conf = \"{}\"\n\n[nat]\noutside_port = \"{EXTERNAL_IF}\"\n\n\
-                 [sync]\nport = \"{UNDERLAY_IF}\"\npeers = [{}]\nkey_file = \"{}\"\n\
-                 vrrp_instance = \"VI_EXT\"\n",
+                "{}\n[nat]\noutside_port = \"{EXTERNAL_IF}\"\n\n\
+                 [sync]\nport = \"{UNDERLAY_IF}\"\npeers = [{}]\nkey_file = \"{}\"\n",
                 hc.render(),
-                kconf.display(),
                 others.join(", "),
                 key.display(),
             );
@@ -374,6 +375,8 @@ pub fn declarations(n: usize) -> Vec<Vec<String>> {
             &gateway_underlay(i),
             "--management",
             &gateway_mgmt(i),
+            "--address",
+            &format!("{EXTERNAL_IF}={}/24", gateway_external(i)),
         ]));
     }
     out.push(words(&[
@@ -400,9 +403,13 @@ pub fn declarations(n: usize) -> Vec<Vec<String>> {
         "--external-address",
         SNAT_IP,
         "--vrid",
-        "71",
+        VRID,
         "--tunnel-address",
         TUNNEL_IP,
+        "--advert-interval-ms",
+        &advert_ms().to_string(),
+        "--vrrp-transport",
+        "unicast",
     ]));
     out.push(group);
     out.push(words(&[
@@ -440,50 +447,6 @@ pub fn declarations(n: usize) -> Vec<Vec<String>> {
         "id=public-icmp,dir=ingress,proto=icmp,remote=0.0.0.0/0,prio=10,action=allow",
     ]));
     out
-}
-
-/// Gateway `me`'s keepalived.conf (of `n`): `VI_TUN` and `VI_EXT` in sync group `G_GW`,
-/// v3 at [`advert_ms`], [`priority`], unicast to the other gateways.
-pub fn keepalived_conf(me: usize, n: usize) -> String {
-    let priority = priority(me, n);
-    let others: Vec<usize> = (0..n).filter(|&o| o != me).collect();
-    let peers = |addr: fn(usize) -> String| {
-        others
-            .iter()
-            .map(|&o| addr(o))
-            .collect::<Vec<_>>()
-            .join("\n        ")
-    };
-    let instance = |name: &str, port: &str, vrid: u8, vip: &str, src: String, peer: String| {
-        format!(
-            "vrrp_instance {name} {{\n    state BACKUP\n    interface {port}\n    \
-             virtual_router_id {vrid}\n    version 3\n    priority {priority}\n    \
-             advert_int {:.2}\n    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}\n    \
-             virtual_ipaddress {{\n        {vip}\n    }}\n}}\n\n",
-            f64::from(advert_ms()) / 1000.0,
-        )
-    };
-    format!(
-        "global_defs {{\n    router_id aegis-lab-{}\n}}\n\n\
-         vrrp_sync_group G_GW {{\n    group {{\n        VI_TUN\n        VI_EXT\n    }}\n}}\n\n{}{}",
-        GATEWAYS[me],
-        instance(
-            "VI_TUN",
-            UNDERLAY_IF,
-            70,
-            &format!("{TUNNEL_IP}/24"),
-            gateway_underlay(me),
-            peers(gateway_underlay)
-        ),
-        instance(
-            "VI_EXT",
-            EXTERNAL_IF,
-            71,
-            &format!("{SNAT_IP}/24"),
-            gateway_external(me),
-            peers(gateway_external)
-        ),
-    )
 }
 
 fn write(path: &PathBuf, text: &str) -> Result<()> {

@@ -11,6 +11,12 @@
 //!   and the takeover time are printed, and the backup committed every session before it
 //!   claimed.
 //!
+//! - the gateways run VRRP from the control plane's GatewayGroup alone (no keepalived.conf):
+//!   each builds `gw-tunnel` and `gw-external` with its member priority; after the kill,
+//!   the restarted g1 takes the group back (priority 200 over 100), then `aegisctl
+//!   gateway-group update gw --member g2:250` moves mastership to g2 at run time — no
+//!   restart, one transition per instance on each side — and b3 still reaches x1.
+//!
 //! - standby death and re-selection in a group of three: the control plane chose g1 and g2
 //!   (g3 a spare, streamed nothing); `kill -9` of the standby g2: once its host stops
 //!   heartbeating the leader chooses g3, g1 bulk-resyncs it to its own session count, and
@@ -23,8 +29,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aegis_lab::northsouth::{
-    advert_ms, gateway_underlay, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP, FLOATING_IP, GROUP,
-    PUBLIC_PORT, SNAT_IP,
+    advert_ms, gateway_external, gateway_underlay, NorthSouthLab, EXTERNAL_HOST, EXTERNAL_IP,
+    FLOATING_IP, GROUP, PUBLIC_PORT, SNAT_IP, TUNNEL_IP,
 };
 use aegis_lab::{streams, ProcId};
 use common::{has_hop, hosts, verdict, OrPanic};
@@ -99,6 +105,28 @@ fn sync_roles(status: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Gateway `i`'s generated instances as (name, state, priority, transitions), by name.
+fn instances(ns: &NorthSouthLab, i: usize) -> Vec<(String, String, u64, u64)> {
+    let v = ns.vrrp(i).or_panic("show vrrp");
+    let mut out: Vec<_> = v["instances"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap_or("").to_owned(),
+                        x["state"].as_str().unwrap_or("").to_owned(),
+                        x["priority"].as_u64().unwrap_or(0),
+                        x["transitions"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 fn finished_ok(ns: &mut NorthSouthLab, id: ProcId, what: &str) -> Value {
     ns.ew
         .lab
@@ -118,6 +146,50 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         return;
     };
     let mut ns = NorthSouthLab::start("nsfo", bins).or_panic("start the north-south lab");
+
+    // The VRRP instances come from the GatewayGroup: a sync group of two instances with
+    // the group's VRID, the member's priority and the other gateway as unicast peer.
+    let v = ns.vrrp(0).or_panic("g1 show vrrp");
+    let by_name = |name: &str| {
+        v["instances"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("g1 runs no {name}: {v:#}"))
+    };
+    let (tun, ext) = (by_name("gw-tunnel"), by_name("gw-external"));
+    assert_eq!(v["instances"].as_array().map(Vec::len), Some(2), "{v:#}");
+    for (i, port, peer, address) in [
+        (&tun, "ul0", gateway_underlay(1), format!("{TUNNEL_IP}/32")),
+        (&ext, "ext0", gateway_external(1), format!("{SNAT_IP}/24")),
+    ] {
+        assert_eq!(i["port"], port, "{i:#}");
+        assert_eq!(i["vrid"], 71, "{i:#}");
+        assert_eq!(i["version"], 3, "{i:#}");
+        assert_eq!(i["interval_ms"], u64::from(advert_ms()), "{i:#}");
+        assert_eq!(i["priority"], 200, "{i:#}");
+        assert_eq!(i["state"], "MASTER", "{i:#}");
+        assert_eq!(i["peers"], serde_json::json!([peer]), "{i:#}");
+        assert_eq!(i["sync_group"], format!("gateway-group:{GROUP}"), "{i:#}");
+        assert_eq!(i["source"], format!("gateway-group {GROUP}"), "{i:#}");
+        assert!(
+            i["addresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| *x == address.as_str())),
+            "{i:#}"
+        );
+    }
+    assert_eq!(v["problems"], serde_json::json!([]), "{v:#}");
+    println!(
+        "g1 aegisctl dp show vrrp (built from the GatewayGroup):\n{}",
+        ns.gws[0].ctl.text(&["show", "vrrp"]).or_panic("show vrrp")
+    );
+    println!(
+        "aegisctl get gateway-group {GROUP}:\n{}",
+        ns.ew
+            .cp(&["gateway-group", "get", GROUP])
+            .or_panic("get gateway-group")
+    );
 
     // VPC red has no gateway group: nothing outside is reachable (net unreachable).
     let red = ns.ew.ping("r1", EXTERNAL_IP, 2).or_panic("ping from r1");
@@ -310,6 +382,79 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         since_kill.as_millis(),
         gaps[0],
         gaps[1]
+    );
+
+    // g1 restarted: its VRRP comes back from the control plane alone; once resynced it
+    // takes the group back (priority 200 over 100).
+    ns.start_gateway(0).or_panic("restart g1");
+    ns.wait_state(0, "MASTER", Duration::from_secs(30))
+        .or_panic("the restarted g1 takes the group back");
+    ns.wait_state(1, "BACKUP", Duration::from_secs(5))
+        .or_panic("g2 backs off");
+    ns.wait_synced(1, Duration::from_secs(10))
+        .or_panic("g2 synced");
+    let g1_before = instances(&ns, 0);
+    let g2_before = instances(&ns, 1);
+    let (g1_proc, g2_proc) = (ns.gws[0].proc, ns.gws[1].proc);
+
+    // The operator raises g2 above g1 through the control plane: g2 preempts at run time.
+    let changed = Instant::now();
+    println!(
+        "{}",
+        ns.ew
+            .cp(&["gateway-group", "update", GROUP, "--member", "g2:250"])
+            .or_panic("aegisctl gateway-group update")
+    );
+    let moved = ns
+        .wait_state(1, "MASTER", Duration::from_secs(10))
+        .or_panic("g2 preempts g1 after its priority was raised");
+    ns.wait_state(0, "BACKUP", Duration::from_secs(5))
+        .or_panic("g1 backs off");
+    let since_update = changed.elapsed().min(moved + Duration::from_millis(50));
+    assert_eq!(
+        (ns.gws[0].proc, ns.gws[1].proc),
+        (g1_proc, g2_proc),
+        "no restart"
+    );
+    let (g1_after, g2_after) = (instances(&ns, 0), instances(&ns, 1));
+    for ((b, a), prio) in g2_before.iter().zip(&g2_after).map(|x| (x, 250)) {
+        assert_eq!(
+            (&a.0, a.1.as_str(), a.2, a.3),
+            (&b.0, "MASTER", prio, b.3 + 1),
+            "g2: one transition per instance, the new priority in force: {g2_after:?}"
+        );
+    }
+    for (b, a) in g1_before.iter().zip(&g1_after) {
+        assert_eq!(
+            (&a.0, a.1.as_str(), a.2, a.3),
+            (&b.0, "BACKUP", 200, b.3 + 1),
+            "g1: unchanged configuration, one transition per instance: {g1_after:?}"
+        );
+    }
+    let status = wait_status(&ns, "g2 master", Duration::from_secs(10), |s| {
+        s["masters"] == serde_json::json!(["g2"])
+    });
+    let problems = status["problems"].to_string();
+    assert!(
+        !problems.contains("configured in its instance"),
+        "{status:#}"
+    );
+    assert_eq!(status["members"][0]["host"], "g2", "{status:#}");
+    assert_eq!(status["members"][0]["priority"], 250, "{status:#}");
+    ns.ew
+        .wait_ping("b3", EXTERNAL_IP, Duration::from_secs(10))
+        .or_panic("b3 reaches x1 through g2");
+    println!(
+        "aegisctl gateway status after the priority change:\n{}",
+        ns.ew
+            .cp(&["gateway", "status", GROUP])
+            .or_panic("gateway status")
+    );
+    println!(
+        "priority change through the control plane: g2 MASTER {} ms after `aegisctl \
+         gateway-group update` (polled {} ms), no restart",
+        moved.as_millis(),
+        since_update.as_millis()
     );
     ns.ew.lab.teardown().or_panic("teardown");
 }

@@ -3,7 +3,7 @@
 use aegis_api::controlplane::v1::{
     object::Spec, Direction, ExternalNetwork, FloatingIp, GatewayGroup, GatewayMember, Host,
     HostAddress, HostNetwork, HostRole, Kind, Object, Port, Route, RouteAction, RuleAction,
-    SecurityGroup, SecurityRule, SnatRule, Subnet, Vpc,
+    SecurityGroup, SecurityRule, SnatRule, Subnet, Vpc, VrrpTransport,
 };
 use clap::{Args, Subcommand};
 
@@ -18,6 +18,10 @@ use crate::model::kind::{kind_from_name, kind_name};
 pub enum ObjectCommand {
     /// Create one (the flags that apply depend on the kind; see docs/cli.md).
     Create(CreateArgs),
+    /// Change one: the flags given replace those fields, the rest stays (gateway-group
+    /// only; `--member HOST:PRIO` sets one member's priority or adds it, `--remove-member`
+    /// removes one). Other kinds: `get -o json`, edit, `apply -f`.
+    Update(CreateArgs),
     /// List them (`host list`: liveness, CPU, memory, links, applied revision).
     #[command(alias = "ls")]
     List {
@@ -137,6 +141,29 @@ pub struct CreateArgs {
     /// gateway-group: how many standbys the master streams its sessions to (default 1).
     #[arg(long)]
     pub standbys: Option<u32>,
+    /// gateway-group: VRRP advertisement interval, milliseconds (default 1000; VRRPv3:
+    /// 10..40950 in steps of 10, VRRPv2: whole seconds).
+    #[arg(long)]
+    pub advert_interval_ms: Option<u32>,
+    /// gateway-group: VRRP version, 2 or 3 (default 3).
+    #[arg(long)]
+    pub vrrp_version: Option<u32>,
+    /// gateway-group: never take over from a live lower-priority master.
+    #[arg(long)]
+    pub no_preempt: bool,
+    /// gateway-group (update): take over from a lower-priority master again (the default).
+    #[arg(long)]
+    pub preempt: bool,
+    /// gateway-group: after a member starts, accept a lower-priority master this long.
+    #[arg(long)]
+    pub preempt_delay_ms: Option<u32>,
+    /// gateway-group: how adverts reach the other members: auto (default: unicast on a link
+    /// where every member's address is known, else multicast), unicast or multicast.
+    #[arg(long)]
+    pub vrrp_transport: Option<String>,
+    /// gateway-group (update): a member to remove (repeatable).
+    #[arg(long = "remove-member")]
+    pub remove_members: Vec<String>,
     /// floating-ip: the port.
     #[arg(long)]
     pub port: Option<String>,
@@ -204,6 +231,13 @@ fn given(a: &CreateArgs) -> Vec<&'static str> {
     set("vrid", a.vrid.is_some());
     set("tunnel-address", a.tunnel_address.is_some());
     set("standbys", a.standbys.is_some());
+    set("advert-interval-ms", a.advert_interval_ms.is_some());
+    set("vrrp-version", a.vrrp_version.is_some());
+    set("no-preempt", a.no_preempt);
+    set("preempt", a.preempt);
+    set("preempt-delay-ms", a.preempt_delay_ms.is_some());
+    set("vrrp-transport", a.vrrp_transport.is_some());
+    set("remove-member", !a.remove_members.is_empty());
     set("port", a.port.is_some());
     set("fixed-ip", a.fixed_ip.is_some());
     set("gateway-group", a.gateway_group.is_some());
@@ -234,6 +268,11 @@ fn allowed(kind: Kind) -> &'static [&'static str] {
             "vrid",
             "tunnel-address",
             "standbys",
+            "advert-interval-ms",
+            "vrrp-version",
+            "no-preempt",
+            "preempt-delay-ms",
+            "vrrp-transport",
         ],
         Kind::FloatingIp => &["external-network", "external-address", "port", "fixed-ip"],
         Kind::SnatRule => &["vpc", "subnet", "gateway-group", "external-address"],
@@ -348,25 +387,17 @@ pub fn object_from(kind: Kind, a: &CreateArgs) -> Result<Object, CliError> {
             vlan: a.vlan.unwrap_or(0),
         }),
         Kind::GatewayGroup => {
-            let mut members = Vec::new();
+            let mut g = GatewayGroup::default();
             for m in &a.members {
-                let (host, prio) = split_pair("member", m, ':')?;
-                members.push(GatewayMember {
-                    host: host.into(),
-                    priority: prio
-                        .parse()
-                        .map_err(|_| usage(format!("--member {m:?}: the priority is a number")))?,
-                });
+                g.members.push(member(m)?);
             }
-            Spec::GatewayGroup(GatewayGroup {
-                external_network: s(&a.external_network),
-                members,
-                external_addresses: a.external_addresses.clone(),
-                vrid: a.vrid.unwrap_or(0),
-                tunnel_address: s(&a.tunnel_address),
-                standby_count: a.standbys.unwrap_or(0),
-                sync_assignment: None,
-            })
+            g.external_network = s(&a.external_network);
+            g.external_addresses = a.external_addresses.clone();
+            g.vrid = a.vrid.unwrap_or(0);
+            g.tunnel_address = s(&a.tunnel_address);
+            g.standby_count = a.standbys.unwrap_or(0);
+            set_group_vrrp(&mut g, a)?;
+            Spec::GatewayGroup(g)
         }
         Kind::FloatingIp => Spec::FloatingIp(FloatingIp {
             external_network: s(&a.external_network),
@@ -387,6 +418,134 @@ pub fn object_from(kind: Kind, a: &CreateArgs) -> Result<Object, CliError> {
         spec: Some(spec),
         ..Object::default()
     })
+}
+
+/// `HOST:PRIORITY`.
+fn member(m: &str) -> Result<GatewayMember, CliError> {
+    let (host, prio) = split_pair("member", m, ':')?;
+    Ok(GatewayMember {
+        host: host.into(),
+        priority: prio
+            .parse()
+            .map_err(|_| usage(format!("--member {m:?}: the priority is a number")))?,
+    })
+}
+
+/// The VRRP flags of a gateway group given in `a`, onto `g`.
+fn set_group_vrrp(g: &mut GatewayGroup, a: &CreateArgs) -> Result<(), CliError> {
+    if let Some(ms) = a.advert_interval_ms {
+        g.advert_interval_ms = ms;
+    }
+    if let Some(v) = a.vrrp_version {
+        g.vrrp_version = v;
+    }
+    match (a.no_preempt, a.preempt) {
+        (true, true) => return Err(usage("give one of --preempt and --no-preempt")),
+        (true, false) => g.no_preempt = true,
+        (false, true) => g.no_preempt = false,
+        (false, false) => {}
+    }
+    if let Some(ms) = a.preempt_delay_ms {
+        g.preempt_delay_ms = ms;
+    }
+    if let Some(t) = &a.vrrp_transport {
+        g.vrrp_transport = match t.as_str() {
+            "auto" => VrrpTransport::Unspecified,
+            "unicast" => VrrpTransport::Unicast,
+            "multicast" => VrrpTransport::Multicast,
+            other => {
+                return Err(usage(format!(
+                    "--vrrp-transport {other:?}: auto, unicast or multicast"
+                )))
+            }
+        } as i32;
+    }
+    Ok(())
+}
+
+/// The object `update` writes: `current` with the fields whose flags `a` gives replaced
+/// (gateway-group only). The leader's `sync_assignment` is left out so the stored one is
+/// kept.
+pub fn merge_update(kind: Kind, current: Object, a: &CreateArgs) -> Result<Object, CliError> {
+    let updatable: &[&str] = match kind {
+        Kind::GatewayGroup => &[
+            "external-network",
+            "member",
+            "remove-member",
+            "external-address",
+            "vrid",
+            "tunnel-address",
+            "standbys",
+            "advert-interval-ms",
+            "vrrp-version",
+            "no-preempt",
+            "preempt",
+            "preempt-delay-ms",
+            "vrrp-transport",
+        ],
+        _ => {
+            return Err(usage(format!(
+                "{} update is not built: update takes gateway-group; for other kinds, \
+                 `get NAME -o json`, edit, `apply -f`",
+                kind_name(kind)
+            )))
+        }
+    };
+    let flags = given(a);
+    let wrong: Vec<_> = flags.iter().filter(|f| !updatable.contains(f)).collect();
+    if !wrong.is_empty() {
+        return Err(usage(format!(
+            "{} update does not take --{} (it takes --{})",
+            kind_name(kind),
+            wrong
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(", --"),
+            updatable.join(", --")
+        )));
+    }
+    if flags.is_empty() {
+        return Err(usage("nothing to change: give at least one flag"));
+    }
+    let mut object = current;
+    let Some(Spec::GatewayGroup(g)) = object.spec.as_mut() else {
+        return Err(usage(format!("{} is not a gateway group", object.name)));
+    };
+    if let Some(n) = &a.external_network {
+        g.external_network = n.clone();
+    }
+    for m in &a.members {
+        let m = member(m)?;
+        match g.members.iter_mut().find(|x| x.host == m.host) {
+            Some(x) => x.priority = m.priority,
+            None => g.members.push(m),
+        }
+    }
+    for h in &a.remove_members {
+        let before = g.members.len();
+        g.members.retain(|m| &m.host != h);
+        if g.members.len() == before {
+            return Err(usage(format!(
+                "--remove-member {h}: not a member of the group"
+            )));
+        }
+    }
+    if !a.external_addresses.is_empty() {
+        g.external_addresses = a.external_addresses.clone();
+    }
+    if let Some(v) = a.vrid {
+        g.vrid = v;
+    }
+    if let Some(t) = &a.tunnel_address {
+        g.tunnel_address = t.clone();
+    }
+    if let Some(n) = a.standbys {
+        g.standby_count = n;
+    }
+    set_group_vrrp(g, a)?;
+    g.sync_assignment = None;
+    Ok(object)
 }
 
 /// Parses `id=web,dir=ingress,proto=tcp,ports=80-443,remote=0.0.0.0/0,prio=10,action=allow`.
@@ -467,6 +626,81 @@ mod tests {
         ] {
             assert!(parse_rule(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn gateway_group_vrrp_flags_create_and_update() {
+        let a = CreateArgs {
+            name: "gw".into(),
+            external_network: Some("ext".into()),
+            members: vec!["g1:200".into(), "g2:100".into()],
+            external_addresses: vec!["203.0.113.10".into()],
+            vrid: Some(71),
+            advert_interval_ms: Some(100),
+            no_preempt: true,
+            vrrp_transport: Some("unicast".into()),
+            ..CreateArgs::default()
+        };
+        let o = object_from(Kind::GatewayGroup, &a).unwrap();
+        let Some(Spec::GatewayGroup(g)) = &o.spec else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                g.advert_interval_ms,
+                g.vrrp_version,
+                g.no_preempt,
+                g.vrrp_transport
+            ),
+            (100, 0, true, VrrpTransport::Unicast as i32)
+        );
+        let mut stored = o.clone();
+        if let Some(Spec::GatewayGroup(g)) = &mut stored.spec {
+            g.sync_assignment = Some(Default::default());
+        }
+        // update: g2's priority changes, the rest stays; the leader's choice is left out.
+        let u = CreateArgs {
+            name: "gw".into(),
+            members: vec!["g2:250".into()],
+            preempt: true,
+            ..CreateArgs::default()
+        };
+        let o = merge_update(Kind::GatewayGroup, stored.clone(), &u).unwrap();
+        let Some(Spec::GatewayGroup(g)) = &o.spec else {
+            panic!()
+        };
+        let members: Vec<(&str, u32)> = g
+            .members
+            .iter()
+            .map(|m| (m.host.as_str(), m.priority))
+            .collect();
+        assert_eq!(members, [("g1", 200), ("g2", 250)]);
+        assert!(!g.no_preempt);
+        assert_eq!((g.vrid, g.advert_interval_ms), (71, 100));
+        assert!(g.sync_assignment.is_none());
+        let u = CreateArgs {
+            remove_members: vec!["g9".into()],
+            ..CreateArgs::default()
+        };
+        assert!(merge_update(Kind::GatewayGroup, stored.clone(), &u).is_err());
+        let u = CreateArgs {
+            vrrp_transport: Some("broadcast".into()),
+            ..CreateArgs::default()
+        };
+        assert!(merge_update(Kind::GatewayGroup, stored.clone(), &u)
+            .unwrap_err()
+            .to_string()
+            .contains("auto, unicast or multicast"));
+        assert!(merge_update(Kind::GatewayGroup, stored.clone(), &CreateArgs::default()).is_err());
+        let u = CreateArgs {
+            cidr: Some("10.0.0.0/24".into()),
+            ..CreateArgs::default()
+        };
+        assert!(merge_update(Kind::GatewayGroup, stored.clone(), &u).is_err());
+        assert!(merge_update(Kind::Vpc, stored, &u).is_err());
+        // --remove-member and --preempt are update flags.
+        let a = CreateArgs { preempt: true, ..a };
+        assert!(object_from(Kind::GatewayGroup, &a).is_err());
     }
 
     #[test]

@@ -279,6 +279,42 @@ async fn object_command(
                 .await?;
             render::written(out, a.output, "created", &r)
         }
+        ObjectCommand::Update(a) => {
+            let current = ctx
+                .call(|mut c| {
+                    let name = a.name.clone();
+                    async move {
+                        c.state
+                            .get(GetRequest {
+                                kind: kind as i32,
+                                name,
+                            })
+                            .await
+                    }
+                })
+                .await?
+                .object
+                .ok_or_else(|| {
+                    CliError::Usage(format!("{} {}: no object", kind_name(kind), a.name))
+                })?;
+            // Written only if nobody changed it since it was read.
+            let revision = current.modified_revision;
+            let object = args::merge_update(kind, current, a)?;
+            let r = ctx
+                .call(|mut c| {
+                    let object = object.clone();
+                    async move {
+                        c.state
+                            .update(WriteRequest {
+                                object: Some(object),
+                                expected_revision: revision,
+                            })
+                            .await
+                    }
+                })
+                .await?;
+            render::written(out, a.output, "updated", &r)
+        }
         ObjectCommand::List { output } => {
             if kind == Kind::Host && *output == Output::Table {
                 let hosts = ctx

@@ -40,6 +40,36 @@ pub fn written(
     }
 }
 
+/// A gateway group's VRRP settings, defaults filled in: `v3 100ms unicast preempt`.
+pub fn group_vrrp(g: &aegis_api::controlplane::v1::GatewayGroup) -> String {
+    use aegis_api::controlplane::v1::VrrpTransport;
+    let interval = match g.advert_interval_ms {
+        0 => crate::model::validate::DEFAULT_ADVERT_INTERVAL_MS,
+        ms => ms,
+    };
+    let transport = match VrrpTransport::try_from(g.vrrp_transport) {
+        Ok(VrrpTransport::Unspecified) => "auto".to_owned(),
+        Ok(VrrpTransport::Unicast) => "unicast".to_owned(),
+        Ok(VrrpTransport::Multicast) => "multicast".to_owned(),
+        Err(_) => format!("transport {}", g.vrrp_transport),
+    };
+    let preempt = if g.no_preempt {
+        "nopreempt".to_owned()
+    } else if g.preempt_delay_ms > 0 {
+        format!("preempt after {}ms", g.preempt_delay_ms)
+    } else {
+        "preempt".to_owned()
+    };
+    format!(
+        "v{} {interval}ms {transport} {preempt}",
+        if g.vrrp_version == 0 {
+            3
+        } else {
+            g.vrrp_version
+        }
+    )
+}
+
 fn role_name(role: i32) -> &'static str {
     match HostRole::try_from(role) {
         Ok(HostRole::Compute) => "compute",
@@ -139,9 +169,10 @@ pub fn summary(o: &Object) -> String {
             format!("cidr={} gateway={} vlan={}", e.cidr, e.gateway_ip, e.vlan)
         }
         Some(Spec::GatewayGroup(g)) => format!(
-            "external-network={} vrid={} members=[{}] addresses=[{}] tunnel={} standbys={} sync=[{}]",
+            "external-network={} vrid={} vrrp=[{}] members=[{}] addresses=[{}] tunnel={} standbys={} sync=[{}]",
             g.external_network,
             g.vrid,
+            group_vrrp(g),
             g.members
                 .iter()
                 .map(|m| format!("{}:{}", m.host, m.priority))

@@ -419,7 +419,14 @@ pub fn denials(v: &DenialsView, all: bool, out: &mut dyn Write) -> io::Result<()
 /// `show vrrp`: one row per instance, then what was discarded or refused, if anything.
 pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
     if v.instances.is_empty() {
-        return writeln!(out, "No VRRP instance (host.toml has no [vrrp] section).");
+        writeln!(
+            out,
+            "No VRRP instance (no [vrrp] in host.toml, and not a member of a gateway group)."
+        )?;
+        for p in &v.problems {
+            writeln!(out, "! {p}")?;
+        }
+        return Ok(());
     }
     let mut t = Table::new(&[
         ("Instance", Align::Left),
@@ -463,13 +470,19 @@ pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
             .collect();
         writeln!(
             out,
-            "{}: {}{}{}",
+            "{}: {}{}, from {}, {}{}",
             i.name,
             dash_if_empty(i.last_cause.clone()),
             i.sync_group
                 .as_ref()
                 .map(|g| format!(", sync group {g}"))
                 .unwrap_or_default(),
+            dash_if_empty(i.source.clone()),
+            if i.peers.is_empty() {
+                "multicast".to_owned()
+            } else {
+                format!("unicast to {}", i.peers.join(","))
+            },
             if d.is_empty() {
                 String::new()
             } else {
@@ -485,6 +498,9 @@ pub fn vrrp(v: &VrrpView, out: &mut dyn Write) -> io::Result<()> {
         .collect();
     if !e.is_empty() {
         writeln!(out, "Refused: {}", e.join(", "))?;
+    }
+    for p in &v.problems {
+        writeln!(out, "! {p}")?;
     }
     Ok(())
 }

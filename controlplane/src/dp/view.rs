@@ -382,6 +382,8 @@ pub struct VrrpView {
     pub instances: Vec<VrrpInstanceView>,
     /// Frames refused before any instance saw them, and speaker-side failures.
     pub rx_errors: BTreeMap<String, u64>,
+    /// Why the control plane's gateway group does not run on this host as declared.
+    pub problems: Vec<String>,
 }
 
 /// One VRRP instance.
@@ -431,6 +433,10 @@ pub struct VrrpInstanceView {
     pub discards: BTreeMap<String, u64>,
     /// Sync group.
     pub sync_group: Option<String>,
+    /// Where it is configured: `keepalived.conf` or `gateway-group NAME`.
+    pub source: String,
+    /// Unicast peers (empty: the 224.0.0.18 group).
+    pub peers: Vec<String>,
 }
 
 /// `show sync` (`configured: false` and nothing else when the host has no `[sync]`).
@@ -946,9 +952,12 @@ impl From<pb::ShowVrrpReply> for VrrpView {
                     priority_zero_tx: i.priority_zero_tx,
                     discards: named(i.discards),
                     sync_group: non_empty(i.sync_group),
+                    source: i.source,
+                    peers: i.peers,
                 })
                 .collect(),
             rx_errors: named(r.rx_errors),
+            problems: r.problems,
         }
     }
 }

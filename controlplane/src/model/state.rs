@@ -883,6 +883,149 @@ mod tests {
     }
 
     #[test]
+    fn a_groups_vrrp_settings_are_validated_with_clear_errors() {
+        use aegis_api::controlplane::v1::VrrpTransport;
+        let mut s = world();
+        let ext = Spec::ExternalNetwork(ExternalNetwork {
+            cidr: "203.0.113.0/24".into(),
+            gateway_ip: "203.0.113.1".into(),
+            vlan: 0,
+        });
+        create(&mut s, obj("internet", ext)).unwrap();
+        let group = |vrid: u32, set: &dyn Fn(&mut GatewayGroup)| {
+            let mut g = GatewayGroup {
+                external_network: "internet".into(),
+                members: vec![GatewayMember {
+                    host: "g1".into(),
+                    priority: 200,
+                }],
+                external_addresses: vec!["203.0.113.10".into()],
+                vrid,
+                ..Default::default()
+            };
+            set(&mut g);
+            Command::Create {
+                object: obj("gw", Spec::GatewayGroup(g)),
+            }
+        };
+        let invalid = |s: &mut DesiredState, set: &dyn Fn(&mut GatewayGroup)| {
+            rejected(s, group(10, set), ErrorCode::InvalidArgument)
+        };
+        assert_eq!(
+            invalid(&mut s, &|g| g.vrid = 0),
+            "gateway-group gw: vrid 0 is outside 1..255"
+        );
+        assert_eq!(
+            invalid(&mut s, &|g| g.vrid = 256),
+            "gateway-group gw: vrid 256 is outside 1..255"
+        );
+        assert_eq!(
+            invalid(&mut s, &|g| g.advert_interval_ms = 5),
+            "gateway-group gw: advert_interval_ms 5: VRRPv3 advertises every 10..40950 ms, in \
+             steps of 10"
+        );
+        assert!(invalid(&mut s, &|g| g.advert_interval_ms = 105).contains("in steps of 10"));
+        assert!(invalid(&mut s, &|g| g.advert_interval_ms = 41_000).contains("10..40950"));
+        assert_eq!(
+            invalid(&mut s, &|g| {
+                g.vrrp_version = 2;
+                g.advert_interval_ms = 100;
+            }),
+            "gateway-group gw: advert_interval_ms 100: VRRPv2 advertises every 1..255 whole \
+             seconds (1000..255000 ms); sub-second intervals need vrrp_version 3"
+        );
+        assert_eq!(
+            invalid(&mut s, &|g| g.vrrp_version = 4),
+            "gateway-group gw: vrrp_version 4: 2 or 3 (0 = 3)"
+        );
+        assert!(invalid(&mut s, &|g| g.preempt_delay_ms = 1_000_001).contains("at most 1000000"));
+        assert!(invalid(&mut s, &|g| {
+            g.no_preempt = true;
+            g.preempt_delay_ms = 10;
+        })
+        .contains("no effect with no_preempt"));
+        assert!(invalid(&mut s, &|g| g.vrrp_transport = 7).contains("vrrp_transport 7"));
+        // Unicast needs each member's addresses on both links: g1 has no underlay address
+        // and no address on the external network.
+        assert_eq!(
+            invalid(&mut s, &|g| g.vrrp_transport =
+                VrrpTransport::Unicast as i32),
+            "gateway-group gw: member g1: unicast VRRP needs its underlay_address (host \
+             --underlay)"
+        );
+        let mut g1 = host("g1", HostRole::Gateway, "10.0.2.1/24");
+        if let Some(Spec::Host(h)) = &mut g1.spec {
+            h.underlay_address = "10.0.2.1".into();
+        }
+        s.apply(&Command::Update {
+            object: g1.clone(),
+            expected_revision: 0,
+        })
+        .unwrap();
+        assert!(invalid(&mut s, &|g| g.vrrp_transport = VrrpTransport::Unicast as i32)
+            .contains("member g1: unicast VRRP on external network internet (203.0.113.0/24) needs g1's own address there"));
+        if let Some(Spec::Host(h)) = &mut g1.spec {
+            h.addresses.push(HostAddress {
+                port: "ext0".into(),
+                address: "203.0.113.2/24".into(),
+            });
+        }
+        s.apply(&Command::Update {
+            object: g1.clone(),
+            expected_revision: 0,
+        })
+        .unwrap();
+        // Valid: v3 at 100 ms, unicast, a preempt delay; v2 at 3 s.
+        s.apply(&group(10, &|g| {
+            g.advert_interval_ms = 100;
+            g.vrrp_transport = VrrpTransport::Unicast as i32;
+            g.preempt_delay_ms = 5_000;
+        }))
+        .unwrap();
+        // The member cannot lose its external address while the group is unicast.
+        let mut lost = g1.clone();
+        if let Some(Spec::Host(h)) = &mut lost.spec {
+            h.addresses.pop();
+        }
+        let m = rejected(
+            &mut s,
+            Command::Update {
+                object: lost,
+                expected_revision: 0,
+            },
+            ErrorCode::InvalidArgument,
+        );
+        assert!(
+            m.starts_with(
+                "host g1 cannot change that way: gateway-group gw: member g1: unicast VRRP"
+            ),
+            "{m}"
+        );
+        // A second group on the same VRID is refused, whatever its network.
+        let mut other = match group(10, &|g| {
+            g.vrrp_version = 2;
+            g.advert_interval_ms = 3_000;
+            g.external_addresses = vec!["203.0.113.11".into()];
+        }) {
+            Command::Create { object } => object,
+            _ => unreachable!(),
+        };
+        other.name = "gw2".into();
+        let m = rejected(
+            &mut s,
+            Command::Create {
+                object: other.clone(),
+            },
+            ErrorCode::InvalidArgument,
+        );
+        assert!(m.contains("vrid 10 is already gateway-group gw's"), "{m}");
+        if let Some(Spec::GatewayGroup(g)) = &mut other.spec {
+            g.vrid = 11;
+        }
+        create(&mut s, other).unwrap();
+    }
+
+    #[test]
     fn a_groups_sync_assignment_is_validated_and_kept_across_client_updates() {
         use aegis_api::controlplane::v1::SyncAssignment;
         let mut s = world();

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use aegis_api::controlplane::v1::{
     object::Spec, Direction, ExternalNetwork, FloatingIp, GatewayGroup, Host, HostRole, Kind,
     Object, Port, Route, RouteAction, RuleAction, SecurityGroup, SnatRule, Subnet, Vpc,
+    VrrpTransport,
 };
 use ipnet::Ipv4Net;
 
@@ -17,6 +18,10 @@ use super::ModelError;
 
 /// Largest Geneve VNI (24 bits).
 pub const MAX_VNI: u32 = 0xFF_FFFF;
+/// A gateway group's VRRP advertisement interval when none is given, milliseconds.
+pub const DEFAULT_ADVERT_INTERVAL_MS: u32 = 1000;
+/// Longest VRRP preempt delay, milliseconds (keepalived's 1000 s).
+pub const MAX_PREEMPT_DELAY_MS: u32 = 1_000_000;
 
 /// Read access to the objects of a state.
 pub trait Lookup {
@@ -608,12 +613,21 @@ impl Ctx<'_> {
         if g.members.is_empty() {
             return Err(self.invalid("members: at least one gateway host is required"));
         }
+        let transport = VrrpTransport::try_from(g.vrrp_transport).map_err(|_| {
+            self.invalid(format!(
+                "vrrp_transport {} is not one of 0 (auto), 1 (unicast), 2 (multicast)",
+                g.vrrp_transport
+            ))
+        })?;
         let mut hosts = HashSet::new();
         for m in &g.members {
             let host = self.need("members host", Kind::Host, &m.host)?;
             if let Some(Spec::Host(h)) = &host.spec {
                 if h.role != HostRole::Gateway as i32 {
                     return Err(self.invalid(format!("host {} is not a gateway host", m.host)));
+                }
+                if transport == VrrpTransport::Unicast {
+                    self.unicast_reachable(&m.host, h, &g.external_network, cidr)?;
                 }
             }
             if m.priority == 0 || m.priority > 254 {
@@ -654,12 +668,14 @@ impl Ctx<'_> {
             if let Some(Spec::GatewayGroup(o)) = &other.spec {
                 if o.vrid == g.vrid {
                     return Err(self.invalid(format!(
-                        "vrid {} is already gateway-group {}'s",
+                        "vrid {} is already gateway-group {}'s (every group's members share \
+                         the underlay, where a VRID names one virtual router)",
                         g.vrid, other.name
                     )));
                 }
             }
         }
+        self.vrrp_timers(g)?;
         if !g.tunnel_address.is_empty() {
             self.field(parse::ipv4("tunnel_address", &g.tunnel_address))?;
         }
@@ -696,6 +712,76 @@ impl Ctx<'_> {
                     ))));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The VRRP version, advertisement interval and preemption of a gateway group.
+    fn vrrp_timers(&self, g: &GatewayGroup) -> Result<(), ModelError> {
+        let interval = match g.advert_interval_ms {
+            0 => DEFAULT_ADVERT_INTERVAL_MS,
+            ms => ms,
+        };
+        match g.vrrp_version {
+            0 | 3 => {
+                if !(10..=40_950).contains(&interval) || interval % 10 != 0 {
+                    return Err(self.invalid(format!(
+                        "advert_interval_ms {interval}: VRRPv3 advertises every 10..40950 ms, \
+                         in steps of 10"
+                    )));
+                }
+            }
+            2 => {
+                if !(1_000..=255_000).contains(&interval) || interval % 1_000 != 0 {
+                    return Err(self.invalid(format!(
+                        "advert_interval_ms {interval}: VRRPv2 advertises every 1..255 whole \
+                         seconds (1000..255000 ms); sub-second intervals need vrrp_version 3"
+                    )));
+                }
+            }
+            v => return Err(self.invalid(format!("vrrp_version {v}: 2 or 3 (0 = 3)"))),
+        }
+        if g.preempt_delay_ms > MAX_PREEMPT_DELAY_MS {
+            return Err(self.invalid(format!(
+                "preempt_delay_ms {}: at most {MAX_PREEMPT_DELAY_MS} (1000 s)",
+                g.preempt_delay_ms
+            )));
+        }
+        if g.no_preempt && g.preempt_delay_ms > 0 {
+            return Err(self.invalid(
+                "preempt_delay_ms has no effect with no_preempt (a member never preempts)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// With unicast VRRP a member needs an address on each link the group's instances run
+    /// on: its underlay address, and a Host address inside the external network.
+    fn unicast_reachable(
+        &self,
+        name: &str,
+        h: &Host,
+        network: &str,
+        cidr: Ipv4Net,
+    ) -> Result<(), ModelError> {
+        if h.underlay_address.is_empty() {
+            return Err(self.invalid(format!(
+                "member {name}: unicast VRRP needs its underlay_address (host --underlay)"
+            )));
+        }
+        let on_net = h.addresses.iter().any(|a| {
+            a.address
+                .split('/')
+                .next()
+                .and_then(|x| x.parse::<Ipv4Addr>().ok())
+                .is_some_and(|x| cidr.contains(&x))
+        });
+        if !on_net {
+            return Err(self.invalid(format!(
+                "member {name}: unicast VRRP on external network {network} ({cidr}) needs \
+                 {name}'s own address there among its Host addresses (host --address \
+                 PORT=A.B.C.D/N), or vrrp_transport auto or multicast"
+            )));
         }
         Ok(())
     }

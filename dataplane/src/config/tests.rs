@@ -617,8 +617,18 @@ fn a_gateway_pair_takes_nat_addresses_from_vrrp_and_syncs_its_sessions() {
     );
     assert_eq!(
         err(&format!("{base}[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"sync.key\"\nvrrp_instance = \"VI_X\"\n")),
-        "sync.vrrp_instance: no vrrp_instance \"VI_X\" in [vrrp]'s keepalived.conf"
+        "sync.vrrp_instance: no vrrp_instance \"VI_X\" in [vrrp]'s keepalived.conf (leave it \
+         out to follow the gateway group's external instance, \"gw-external\")"
     );
+    // Not given: the gateway group's external instance (built from the control plane).
+    let c = HostConfig::parse(
+        &format!(
+            "{base}[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"sync.key\"\n"
+        ),
+        &host,
+    )
+    .unwrap();
+    assert_eq!(c.sync.unwrap().vrrp_instance, "gw-external");
     assert!(err(&with("bogus = 1\n")).contains("unknown field `bogus`"));
     // Without NAT there is nothing to sync.
     let no_nat = base.split("[nat]").next().unwrap();

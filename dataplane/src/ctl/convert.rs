@@ -378,9 +378,12 @@ pub fn vrrp_reply(info: VrrpInfo) -> pb::ShowVrrpReply {
                 priority_zero_tx: i.priority_zero_tx,
                 discards: named(i.discards),
                 sync_group: i.sync_group.unwrap_or_default(),
+                source: i.source,
+                peers: i.peers.iter().map(|p| p.to_string()).collect(),
             })
             .collect(),
         rx_errors: named(info.rx_errors),
+        problems: info.problems,
     }
 }
 

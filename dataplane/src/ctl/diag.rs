@@ -332,7 +332,7 @@ mod tests {
                 transitions: 3,
                 ..VrrpInstanceInfo::new("VI_EXT", "eth0", 51, "MASTER", 200)
             }],
-            rx_errors: Vec::new(),
+            ..VrrpInfo::default()
         });
         b.set_sync(Some(SyncInfo {
             role: "master".into(),

@@ -819,6 +819,7 @@ mod tests {
                 ..super::super::types::VrrpInstanceInfo::new("VI_1", "eth0", 77, "MASTER", 150)
             }],
             rx_errors: vec![("vrrp_checksum".into(), 1)],
+            problems: Vec::new(),
         });
         b.set_sync(Some(super::super::types::SyncInfo {
             role: "master".into(),

@@ -473,6 +473,10 @@ pub struct VrrpInstanceInfo {
     pub discards: Vec<(String, u64)>,
     /// Its sync group, if any.
     pub sync_group: Option<String>,
+    /// Where it is configured: `keepalived.conf` or `gateway-group NAME`.
+    pub source: String,
+    /// Unicast peers (empty: the 224.0.0.18 group).
+    pub peers: Vec<Ipv4Addr>,
 }
 
 impl VrrpInstanceInfo {
@@ -503,6 +507,8 @@ impl VrrpInstanceInfo {
             priority_zero_tx: 0,
             discards: Vec::new(),
             sync_group: None,
+            source: "keepalived.conf".to_owned(),
+            peers: Vec::new(),
         }
     }
 }
@@ -514,6 +520,8 @@ pub struct VrrpInfo {
     pub instances: Vec<VrrpInstanceInfo>,
     /// Received frames refused by the codec or matching no instance, per reason.
     pub rx_errors: Vec<(String, u64)>,
+    /// Why the control plane's gateway group does not run here as declared, in words.
+    pub problems: Vec<String>,
 }
 
 /// One peer of the master's session-sync stream.

@@ -206,14 +206,10 @@ fn run_until_stopped(
         f.restore(&mut tables);
     }
 
-    let vrrp = match &cfg.vrrp {
-        Some(setup) => {
-            let v = vrrp::VrrpSpeaker::new(setup, &mut tables)?;
-            tracing::info!(file = %setup.source.display(), instances = setup.imported.instances.len(), "VRRP configured");
-            Some(Mutex::new(v))
-        }
-        None => None,
-    };
+    // A dataplane fed by the control plane runs a speaker even without [vrrp]: a gateway
+    // group it is a member of brings its instances.
+    let vrrp = vrrp::VrrpSpeaker::for_host(cfg.vrrp.as_ref(), feed.is_some(), &mut tables)?
+        .map(Mutex::new);
     let sync_channel = cfg.sync.as_ref().map(|s| {
         Arc::new(crate::sync::SyncChannel::new(
             s.udp_port,

@@ -1,5 +1,11 @@
 //! The daemon's VRRP speaker: runs the `aegis-vrrp` instances imported from host.toml's
-//! keepalived.conf on the control thread. Workers hand it the advertisements of VRRP ports
+//! keepalived.conf, and those of this host's gateway group (built from the control plane's
+//! GatewayGroup: an instance on the underlay port holding the tunnel address and one on the
+//! external port holding the external addresses, in one sync group), on the control thread.
+//! A change of the group applies in place: an instance whose parameters changed keeps its
+//! state (a priority change announced at once), one whose VRID or port changed is replaced,
+//! an unchanged one is left alone. A keepalived.conf instance with the group's VRID wins:
+//! the group's instances are not built, and `problems` says so. Workers hand it the advertisements of VRRP ports
 //! ([`ControlEvent::Vrrp`](crate::graph::ControlEvent)); it sends adverts and gratuitous ARP
 //! through worker 0's injection queue, so VRRP lives in the dataplane and a fault of the
 //! host kernel's networking cannot cut it.
@@ -19,12 +25,13 @@ use std::time::Duration;
 
 use aegis_vrrp::envelope::{self, FrameError};
 use aegis_vrrp::group::Router;
-use aegis_vrrp::instance::{Action, Cause, Discard, State};
+use aegis_vrrp::instance::{Action, Cause, Config, Discard, Initial, State};
 use aegis_vrrp::keepalived::Notify;
 use aegis_vrrp::wire::Version;
 
 use crate::ctl::{Ipv4Cidr, VrrpInfo, VrrpInstanceInfo};
 use crate::graph::PuntedFrame;
+use crate::overlay::gateway::{GatewayRole, EXTERNAL_INSTANCE, TUNNEL_INSTANCE};
 use crate::state::{IfAddr, SnapshotCell, Tables};
 use crate::worker::Injection;
 
@@ -45,6 +52,8 @@ struct Binding {
     track: Vec<(u16, Option<i32>)>,
     notify: Notify,
     installed: bool,
+    /// Built from the control plane's gateway group (not from keepalived.conf).
+    generated: bool,
 }
 
 /// The speaker.
@@ -59,6 +68,10 @@ pub struct VrrpSpeaker {
     now: Duration,
     /// Overlay revision whose gateway addresses were placed last.
     gateway_seen: Option<u64>,
+    /// The gateway group whose instances run here (built from the control plane), if any.
+    generated_group: Option<String>,
+    /// Why the gateway group does not run as declared here, in words.
+    problems: Vec<String>,
 }
 
 impl std::fmt::Debug for VrrpSpeaker {
@@ -87,7 +100,56 @@ fn setup_error(setup: &VrrpSetup, line: usize, message: String) -> DaemonError {
     ))
 }
 
+/// The instance a gateway group asks for: its configuration and port.
+#[derive(Debug, Clone)]
+struct Wanted {
+    config: Config,
+    port: u16,
+}
+
+/// The name of the sync group of a gateway group's instances.
+fn sync_group_name(group: &str) -> String {
+    format!("gateway-group:{group}")
+}
+
 impl VrrpSpeaker {
+    /// The daemon's speaker: host.toml's `[vrrp]` instances, if any; a dataplane fed by the
+    /// control plane (`fed`) gets one even without `[vrrp]`, for the instances of the
+    /// gateway group it may become a member of. `None`: neither.
+    pub fn for_host(
+        setup: Option<&VrrpSetup>,
+        fed: bool,
+        tables: &mut Tables,
+    ) -> Result<Option<VrrpSpeaker>, DaemonError> {
+        match setup {
+            Some(setup) => {
+                let v = VrrpSpeaker::new(setup, tables)?;
+                tracing::info!(file = %setup.source.display(),
+                    instances = setup.imported.instances.len(), "VRRP configured");
+                Ok(Some(v))
+            }
+            None if fed => Ok(Some(VrrpSpeaker::without_file())),
+            None => Ok(None),
+        }
+    }
+
+    /// A speaker with no keepalived.conf: it runs only what a gateway group asks for.
+    pub fn without_file() -> VrrpSpeaker {
+        VrrpSpeaker {
+            router: Router::default(),
+            bindings: Vec::new(),
+            group_notify: BTreeMap::new(),
+            rx_errors: BTreeMap::new(),
+            ident: 0,
+            next_track: Duration::ZERO,
+            children: Vec::new(),
+            now: Duration::ZERO,
+            gateway_seen: None,
+            generated_group: None,
+            problems: Vec::new(),
+        }
+    }
+
     /// Binds every instance to its port (`interface` is a dataplane port name), takes the
     /// port's first address as the instance's own when the file names none, and marks the
     /// ports so workers hand their advertisements over.
@@ -151,6 +213,7 @@ impl VrrpSpeaker {
                 track,
                 notify: inst.notify.clone(),
                 installed: false,
+                generated: false,
             });
         }
         let groups = setup
@@ -179,6 +242,8 @@ impl VrrpSpeaker {
             children: Vec::new(),
             now: Duration::ZERO,
             gateway_seen: None,
+            generated_group: None,
+            problems: Vec::new(),
         })
     }
 
@@ -368,16 +433,29 @@ impl VrrpSpeaker {
         }
     }
 
-    /// Places the addresses of this host's gateway role (control plane) on the instances
-    /// of their ports: the external addresses and floating IPs on the first instance of
-    /// the external port, the tunnel address on the first instance of the underlay port.
-    /// A MASTER installs a change at once and announces new addresses with gratuitous ARP.
+    /// Follows this host's gateway role (control plane) when its revision changes: builds,
+    /// changes or removes the group's instances ([`VrrpSpeaker::reconcile`]), then places
+    /// the group's addresses: the external addresses and floating IPs on the group's
+    /// external instance, the tunnel address on its underlay instance — or, when
+    /// keepalived.conf serves the group, on the file's first instance of each port. A
+    /// MASTER installs a change at once and announces new addresses with gratuitous ARP.
     fn follow_gateway(&mut self, t: &mut Tables, cell: &SnapshotCell, io: &dyn VrrpIo) {
         let ov = std::sync::Arc::clone(t.overlay());
         if self.gateway_seen == Some(ov.revision) {
             return;
         }
         self.gateway_seen = Some(ov.revision);
+        let mut problems = Vec::new();
+        let wanted = match &ov.gateway {
+            Some(role) => self.wanted(role, t, &mut problems),
+            None => Vec::new(),
+        };
+        let group = ov.gateway.as_ref().map(|r| r.group.clone());
+        self.reconcile(wanted, group.as_deref(), t, cell, io);
+        for p in problems.iter().filter(|p| !self.problems.contains(p)) {
+            tracing::warn!(problem = %p, "gateway group VRRP");
+        }
+        self.problems = problems;
         let mut wanted: Vec<Vec<IfAddr>> = vec![Vec::new(); self.bindings.len()];
         if let Some(role) = &ov.gateway {
             let external = role
@@ -385,11 +463,24 @@ impl VrrpSpeaker {
                 .iter()
                 .map(|&(addr, len)| IfAddr { addr, len });
             let tunnel = role.tunnel.map(|addr| IfAddr { addr, len: 32 });
-            for (port, addrs) in [
-                (role.external_port, external.collect::<Vec<_>>()),
-                (role.underlay_port, tunnel.into_iter().collect()),
+            for (port, name, addrs) in [
+                (
+                    role.external_port,
+                    EXTERNAL_INSTANCE,
+                    external.collect::<Vec<_>>(),
+                ),
+                (
+                    role.underlay_port,
+                    TUNNEL_INSTANCE,
+                    tunnel.into_iter().collect(),
+                ),
             ] {
-                match self.bindings.iter().position(|b| b.port == port) {
+                let generated = self.bindings.iter().enumerate().position(|(i, b)| {
+                    b.generated && self.router.instances()[i].config().name == name
+                });
+                let target =
+                    generated.or_else(|| self.bindings.iter().position(|b| b.port == port));
+                match target {
                     // An address keepalived.conf already lists stays the file's.
                     Some(i) => {
                         wanted[i].extend(addrs.into_iter().filter(|a| {
@@ -399,8 +490,8 @@ impl VrrpSpeaker {
                     None if !addrs.is_empty() => {
                         *self.rx_errors.entry("gateway_port_unbound").or_default() += 1;
                         tracing::warn!(group = %role.group, port,
-                            "no vrrp_instance runs on this port: the gateway group's addresses \
-                             on it are not served (add an instance in keepalived.conf)");
+                            "no VRRP instance runs on this port: the gateway group's addresses \
+                             on it are not served (see show vrrp's problems)");
                     }
                     None => {}
                 }
@@ -451,6 +542,244 @@ impl VrrpSpeaker {
                 revision = ov.revision,
                 "gateway addresses placed on the VRRP instances"
             );
+        }
+    }
+
+    /// The instances `role`'s group asks this host for: on the underlay port (if the group
+    /// has a tunnel address) and on the external port, in that order — none when
+    /// keepalived.conf runs an instance with the group's VRID or one of their names (the
+    /// file wins), or when they cannot be built (`problems` says why).
+    fn wanted(&self, role: &GatewayRole, t: &Tables, problems: &mut Vec<String>) -> Vec<Wanted> {
+        let v = &role.vrrp;
+        let group = &role.group;
+        let file = self
+            .bindings
+            .iter()
+            .zip(self.router.instances())
+            .filter(|(b, _)| !b.generated)
+            .map(|(_, i)| i.config());
+        for c in file {
+            if u32::from(c.vrid) == v.vrid
+                || c.name == EXTERNAL_INSTANCE
+                || c.name == TUNNEL_INSTANCE
+            {
+                problems.push(format!(
+                    "keepalived.conf's vrrp_instance {} (VRID {}) serves gateway group {group} \
+                     (VRID {}): the group's VRRP settings (priority, interval, preempt, peers) \
+                     do not apply on this host; remove it from keepalived.conf to let the \
+                     control plane run the group",
+                    c.name, c.vrid, v.vrid
+                ));
+                return Vec::new();
+            }
+        }
+        problems.extend(
+            v.problems
+                .iter()
+                .map(|p| format!("gateway group {group}: {p}")),
+        );
+        let mut fail = |what: String| {
+            problems.push(format!(
+                "gateway group {group}: VRRP not started on this host: {what}"
+            ));
+            Vec::new()
+        };
+        let Ok(vrid) = u8::try_from(v.vrid) else {
+            return fail(format!("vrid {} is outside 1..255", v.vrid));
+        };
+        let Ok(priority) = u8::try_from(v.priority) else {
+            return fail(format!("priority {} is outside 1..254", v.priority));
+        };
+        if priority == 0 || priority == 255 {
+            return fail(format!("priority {priority} is outside 1..254"));
+        }
+        if v.interval_ms % 10 != 0 {
+            return fail(format!(
+                "advert interval {} ms is not a multiple of 10 ms",
+                v.interval_ms
+            ));
+        }
+        let Ok(interval_cs) = u16::try_from(v.interval_ms / 10) else {
+            return fail(format!("advert interval {} ms is too long", v.interval_ms));
+        };
+        let base = |name: &str, primary: Ipv4Addr, addresses: Vec<Ipv4Addr>| {
+            let mut c = Config::new(name, vrid, primary, addresses);
+            c.version = if v.version == 2 {
+                Version::V2
+            } else {
+                Version::V3
+            };
+            c.priority = priority;
+            c.interval_cs = interval_cs;
+            c.preempt = v.preempt;
+            c.preempt_delay = Duration::from_millis(u64::from(v.preempt_delay_ms));
+            c.initial = Initial::Backup;
+            c
+        };
+        // A port's own addresses: not the virtual ones a master holds.
+        let own = |port: u16| -> Vec<Ipv4Addr> {
+            t.port_addresses(port)
+                .iter()
+                .map(|a| a.addr)
+                .filter(|a| {
+                    Some(*a) != role.tunnel && !role.external_addresses.iter().any(|x| x.0 == *a)
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        if let Some(tunnel) = role.tunnel {
+            let own = own(role.underlay_port);
+            let primary = v
+                .underlay_address
+                .filter(|u| own.contains(u))
+                .or_else(|| own.first().copied());
+            let Some(primary) = primary else {
+                return fail("the underlay port has no address to send from".into());
+            };
+            let mut c = base(TUNNEL_INSTANCE, primary, vec![tunnel]);
+            c.unicast_peers = v.underlay_peers.clone();
+            out.push(Wanted {
+                config: c,
+                port: role.underlay_port,
+            });
+        }
+        let own = own(role.external_port);
+        let primary = own
+            .iter()
+            .find(|a| v.external_network.is_some_and(|n| n.contains(**a)))
+            .or_else(|| own.first())
+            .copied();
+        let Some(primary) = primary else {
+            return fail(format!(
+                "the external port {} has no address to send from (give it one in host.toml or \
+                 the Host object)",
+                t.port_name(role.external_port).unwrap_or("?")
+            ));
+        };
+        let addresses: Vec<Ipv4Addr> = role
+            .external_addresses
+            .iter()
+            .map(|a| a.0)
+            .take(aegis_vrrp::wire::MAX_ADDRESSES)
+            .collect();
+        if addresses.is_empty() {
+            return fail("the group has no external address".into());
+        }
+        let mut c = base(EXTERNAL_INSTANCE, primary, addresses);
+        c.unicast_peers = v.external_peers.clone();
+        out.push(Wanted {
+            config: c,
+            port: role.external_port,
+        });
+        for w in &out {
+            if let Err(e) = w.config.validate() {
+                return fail(format!("{}: {e}", w.config.name));
+            }
+        }
+        out
+    }
+
+    /// Makes the generated instances what `wanted` says: one no longer wanted, or wanted
+    /// with another VRID or port, is stopped (a master sends priority 0 and gives its
+    /// addresses up) and removed; one whose parameters changed is reconfigured in place,
+    /// keeping its state; a new one is added and started as BACKUP. The wanted ones form
+    /// the sync group of `group`.
+    fn reconcile(
+        &mut self,
+        wanted: Vec<Wanted>,
+        group: Option<&str>,
+        t: &mut Tables,
+        cell: &SnapshotCell,
+        io: &dyn VrrpIo,
+    ) {
+        let now = self.now;
+        if let Some(old) = self.generated_group.take() {
+            if Some(old.as_str()) != group || wanted.is_empty() {
+                let _ = self.router.set_group(&sync_group_name(&old), &[]);
+            } else {
+                self.generated_group = Some(old);
+            }
+        }
+        for i in (0..self.bindings.len()).rev() {
+            if !self.bindings[i].generated {
+                continue;
+            }
+            let c = self.router.instances()[i].config();
+            let keep = wanted.iter().any(|w| {
+                w.config.name == c.name
+                    && w.config.vrid == c.vrid
+                    && w.port == self.bindings[i].port
+            });
+            if keep {
+                continue;
+            }
+            tracing::info!(instance = %c.name, vrid = c.vrid, "VRRP instance of the gateway group removed");
+            self.router.stop(now, i);
+            self.carry_out(t, cell, io);
+            self.router.remove(i);
+            let b = self.bindings.remove(i);
+            if !self.bindings.iter().any(|x| x.port == b.port) {
+                if let Err(e) = t.set_port_vrrp(b.port, false) {
+                    tracing::error!(error = %e, "cannot unmark a VRRP port");
+                }
+            }
+        }
+        let mut members = Vec::new();
+        for w in wanted {
+            let found = self.bindings.iter().enumerate().position(|(i, b)| {
+                b.generated && self.router.instances()[i].config().name == w.config.name
+            });
+            match found {
+                Some(i) => {
+                    members.push(i);
+                    if *self.router.instances()[i].config() == w.config {
+                        continue;
+                    }
+                    let name = w.config.name.clone();
+                    let changes = describe_changes(self.router.instances()[i].config(), &w.config);
+                    match self.router.reconfigure(now, i, w.config) {
+                        Ok(()) => tracing::info!(instance = %name, %changes,
+                            "VRRP instance of the gateway group changed in place"),
+                        Err(e) => tracing::error!(instance = %name, error = %e,
+                            "VRRP instance of the gateway group not changed"),
+                    }
+                }
+                None => {
+                    let name = w.config.name.clone();
+                    let vrid = w.config.vrid;
+                    match self.router.add(now, w.config) {
+                        Ok(i) => {
+                            self.bindings.push(Binding {
+                                port: w.port,
+                                prefixes: Vec::new(),
+                                extra: Vec::new(),
+                                track: Vec::new(),
+                                notify: Notify::default(),
+                                installed: false,
+                                generated: true,
+                            });
+                            if let Err(e) = t.set_port_vrrp(w.port, true) {
+                                tracing::error!(error = %e, "cannot mark a VRRP port");
+                            }
+                            members.push(i);
+                            tracing::info!(instance = %name, vrid, group = group.unwrap_or(""),
+                                "VRRP instance of the gateway group started");
+                        }
+                        Err(e) => tracing::error!(instance = %name, error = %e,
+                            "VRRP instance of the gateway group not started"),
+                    }
+                }
+            }
+        }
+        if let (Some(g), false) = (group, members.is_empty()) {
+            if let Err(e) = self.router.set_group(&sync_group_name(g), &members) {
+                tracing::error!(error = %e, "cannot form the gateway group's sync group");
+            }
+            self.generated_group = Some(g.to_owned());
+        }
+        self.carry_out(t, cell, io);
+        if t.needs_publish() {
+            cell.publish(t.snapshot());
         }
     }
 
@@ -583,10 +912,16 @@ impl VrrpSpeaker {
                         .map(|d| (d.name().to_string(), st.discards[*d as usize]))
                         .collect(),
                     sync_group: self.router.group_of(i).map(str::to_string),
+                    source: match (&self.generated_group, b.generated) {
+                        (Some(g), true) => format!("gateway-group {g}"),
+                        _ => "keepalived.conf".to_owned(),
+                    },
+                    peers: c.unicast_peers.clone(),
                 }
             })
             .collect();
         VrrpInfo {
+            problems: self.problems.clone(),
             instances,
             rx_errors: self
                 .rx_errors
@@ -595,6 +930,43 @@ impl VrrpSpeaker {
                 .collect(),
         }
     }
+}
+
+/// What differs between two configurations of one instance, for the log.
+fn describe_changes(old: &Config, new: &Config) -> String {
+    let mut out = Vec::new();
+    if old.priority != new.priority {
+        out.push(format!("priority {} -> {}", old.priority, new.priority));
+    }
+    if old.interval_cs != new.interval_cs {
+        out.push(format!(
+            "interval {:?} -> {:?}",
+            old.interval(),
+            new.interval()
+        ));
+    }
+    if old.version != new.version {
+        out.push("version".to_owned());
+    }
+    if old.preempt != new.preempt || old.preempt_delay != new.preempt_delay {
+        out.push(format!(
+            "preempt {} ({:?}) -> {} ({:?})",
+            old.preempt, old.preempt_delay, new.preempt, new.preempt_delay
+        ));
+    }
+    if old.unicast_peers != new.unicast_peers {
+        out.push(format!(
+            "peers {:?} -> {:?}",
+            old.unicast_peers, new.unicast_peers
+        ));
+    }
+    if old.addresses != new.addresses {
+        out.push("addresses".to_owned());
+    }
+    if old.primary != new.primary {
+        out.push(format!("source {} -> {}", old.primary, new.primary));
+    }
+    out.join(", ")
 }
 
 fn specific(n: &Notify, to: State) -> Option<&String> {

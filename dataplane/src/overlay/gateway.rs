@@ -45,6 +45,48 @@ pub struct GatewayRole {
     /// The session-sync peers the control plane chose, once it has chosen
     /// (GatewayGroup `sync_assignment`); `None`: host.toml `[sync] peers` apply.
     pub sync: Option<SyncPeers>,
+    /// The VRRP this host runs for the group (the speaker builds its instances from it,
+    /// unless host.toml's keepalived.conf already runs the group's VRID).
+    pub vrrp: GroupVrrp,
+}
+
+/// Name of the VRRP instance a gateway builds on its external port for its group (the
+/// one session sync follows when `[sync] vrrp_instance` is not given).
+pub const EXTERNAL_INSTANCE: &str = "gw-external";
+/// Name of the VRRP instance a gateway builds on its underlay port (the tunnel address).
+pub const TUNNEL_INSTANCE: &str = "gw-tunnel";
+
+/// One member's VRRP for its gateway group, from the GatewayGroup object, the member's
+/// entry and the other members' Host objects: an instance on the underlay port holding the
+/// tunnel address and one on the external port holding the external addresses, in one
+/// sync group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupVrrp {
+    /// Virtual router id of both instances.
+    pub vrid: u32,
+    /// 2 or 3.
+    pub version: u8,
+    /// Advertisement interval, milliseconds.
+    pub interval_ms: u32,
+    /// This member's priority.
+    pub priority: u32,
+    /// Take over from a lower-priority master.
+    pub preempt: bool,
+    /// After start-up, accept a lower-priority master this long.
+    pub preempt_delay_ms: u32,
+    /// This host's underlay address (the underlay instance's own address).
+    pub underlay_address: Option<Ipv4Addr>,
+    /// The external network's prefix (the external instance's own address is the external
+    /// port's address inside it).
+    pub external_network: Option<Prefix>,
+    /// Unicast peers on the underlay (the other members' underlay addresses); empty: the
+    /// 224.0.0.18 group.
+    pub underlay_peers: Vec<Ipv4Addr>,
+    /// Unicast peers on the external network (the other members' Host addresses inside
+    /// it); empty: the 224.0.0.18 group.
+    pub external_peers: Vec<Ipv4Addr>,
+    /// What does not run as declared, in words (`show vrrp`, `gateway status`).
+    pub problems: Vec<String>,
 }
 
 /// The group's session-sync peers from the control plane's assignment. A member's sync
@@ -84,6 +126,7 @@ pub fn parse<'a>(
     let mut networks: BTreeMap<&str, Prefix> = BTreeMap::new();
     let mut groups = Vec::new();
     let mut underlays: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut host_addresses: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut snats = Vec::new();
     let mut fips = Vec::new();
     for o in objects {
@@ -96,8 +139,14 @@ pub fn parse<'a>(
                 networks.insert(&o.name, p);
             }
             Some(Spec::GatewayGroup(g)) => groups.push((o.name.as_str(), g)),
-            Some(Spec::Host(h)) if !h.underlay_address.is_empty() => {
-                underlays.insert(o.name.as_str(), h.underlay_address.as_str());
+            Some(Spec::Host(h)) => {
+                if !h.underlay_address.is_empty() {
+                    underlays.insert(o.name.as_str(), h.underlay_address.as_str());
+                }
+                host_addresses.insert(
+                    o.name.as_str(),
+                    h.addresses.iter().map(|a| a.address.as_str()).collect(),
+                );
             }
             Some(Spec::SnatRule(s)) => snats.push((o.name.as_str(), s)),
             Some(Spec::FloatingIp(f)) => fips.push((o.name.as_str(), f)),
@@ -200,6 +249,7 @@ pub fn parse<'a>(
         ..GatewayRole::default()
     };
     role.nat.outside_port = Some(external_port);
+    role.vrrp = group_vrrp(host, g, *net, &underlays, &host_addresses)?;
     if let Some(a) = &g.sync_assignment {
         let underlay = |h: &str| -> Result<Option<Ipv4Addr>, String> {
             underlays.get(h).map(|u| addr("host", h, u)).transpose()
@@ -275,6 +325,104 @@ pub fn parse<'a>(
     Ok(out)
 }
 
+/// `host`'s VRRP for group `g` on external network `net`: the GatewayGroup's settings,
+/// the member's priority, and the unicast peers of each link — with the default (auto)
+/// transport, the other members' addresses on that link when every one of them has one
+/// (else the multicast group there), with unicast always those (a member without one is
+/// left out and named in `problems`), with multicast none (no peers: 224.0.0.18).
+fn group_vrrp(
+    host: &str,
+    g: &aegis_api::controlplane::v1::GatewayGroup,
+    net: Prefix,
+    underlays: &BTreeMap<&str, &str>,
+    host_addresses: &BTreeMap<&str, Vec<&str>>,
+) -> Result<GroupVrrp, String> {
+    use aegis_api::controlplane::v1::VrrpTransport;
+    let transport = VrrpTransport::try_from(g.vrrp_transport).unwrap_or(VrrpTransport::Unspecified);
+    let mut v = GroupVrrp {
+        vrid: g.vrid,
+        version: if g.vrrp_version == 2 { 2 } else { 3 },
+        interval_ms: if g.advert_interval_ms == 0 {
+            1000
+        } else {
+            g.advert_interval_ms
+        },
+        priority: g
+            .members
+            .iter()
+            .find(|m| m.host == host)
+            .map_or(0, |m| m.priority),
+        preempt: !g.no_preempt,
+        preempt_delay_ms: g.preempt_delay_ms,
+        underlay_address: underlays.get(host).and_then(|a| a.parse().ok()),
+        external_network: Some(net),
+        ..GroupVrrp::default()
+    };
+    if transport == VrrpTransport::Multicast {
+        return Ok(v);
+    }
+    let strict = transport == VrrpTransport::Unicast;
+    let others: Vec<&str> = g
+        .members
+        .iter()
+        .map(|m| m.host.as_str())
+        .filter(|h| *h != host)
+        .collect();
+    let mut underlay = Vec::new();
+    let mut external = Vec::new();
+    let mut missing_underlay = Vec::new();
+    let mut missing_external = Vec::new();
+    for h in &others {
+        match underlays.get(h) {
+            Some(a) => underlay.push(
+                a.parse::<Ipv4Addr>()
+                    .map_err(|_| format!("host {h}: underlay address {a:?} is not IPv4"))?,
+            ),
+            None => missing_underlay.push(*h),
+        }
+        let on_net = host_addresses
+            .get(h)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.split('/').next()?.parse::<Ipv4Addr>().ok())
+            .find(|a| net.contains(*a));
+        match on_net {
+            Some(a) => external.push(a),
+            None => missing_external.push(*h),
+        }
+    }
+    let mut problems = Vec::new();
+    let mut link = |peers: Vec<Ipv4Addr>, missing: Vec<&str>, what: &str| {
+        if missing.is_empty() {
+            peers
+        } else if strict {
+            problems.push(format!(
+                "unicast VRRP: member {} has no address {what}: left out of the peers",
+                missing.join(", ")
+            ));
+            peers
+        } else {
+            // Auto: the multicast group on a link where an address is unknown.
+            Vec::new()
+        }
+    };
+    v.underlay_peers = link(
+        underlay,
+        missing_underlay,
+        "on the underlay (Host underlay_address)",
+    );
+    v.external_peers = link(
+        external,
+        missing_external,
+        &format!(
+            "on external network {} ({net}) among its Host addresses",
+            g.external_network
+        ),
+    );
+    v.problems = problems;
+    Ok(v)
+}
+
 /// What [`parse`] needs to know about VPCs, subnets and ports (from the builder).
 pub trait VpcModel {
     /// A VPC's VNI.
@@ -289,7 +437,9 @@ pub trait VpcModel {
 
 #[cfg(test)]
 mod tests {
-    use aegis_api::controlplane::v1::{GatewayMember, Host, SyncAssignment};
+    use aegis_api::controlplane::v1::{
+        GatewayMember, Host, HostAddress, SyncAssignment, VrrpTransport,
+    };
 
     use super::*;
     use crate::testkit::overlay::{gateway_objects, gateway_snapshot};
@@ -357,5 +507,70 @@ mod tests {
         let p = sync_of(Some(&["g2", "g3"])).unwrap();
         assert!(p.spare);
         assert_eq!(p.stream_to, [ip("10.88.0.14"), ip("10.88.0.15")]);
+    }
+
+    #[test]
+    fn the_group_gives_each_member_its_vrrp_with_the_other_members_as_peers() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let with = |transport: VrrpTransport| {
+            let mut v = objects(Some(&["g", "g2"]));
+            for o in &mut v {
+                match &mut o.spec {
+                    // g2 has an address on the external network, g3 has none.
+                    Some(Spec::Host(h)) if o.name == "g2" => h.addresses.push(HostAddress {
+                        port: "ext0".into(),
+                        address: "203.0.113.3/24".into(),
+                    }),
+                    Some(Spec::GatewayGroup(g)) => {
+                        g.advert_interval_ms = 100;
+                        g.preempt_delay_ms = 2_000;
+                        g.vrrp_transport = transport as i32;
+                    }
+                    _ => {}
+                }
+            }
+            let snap = gateway_snapshot(&v);
+            snap.overlay
+                .gateway
+                .as_ref()
+                .expect("g is a gateway")
+                .vrrp
+                .clone()
+        };
+        let v = with(VrrpTransport::Unspecified);
+        assert_eq!(
+            (
+                v.vrid,
+                v.version,
+                v.interval_ms,
+                v.priority,
+                v.preempt,
+                v.preempt_delay_ms
+            ),
+            (10, 3, 100, 200, true, 2_000)
+        );
+        assert_eq!(v.underlay_address, Some(ip("10.88.0.13")));
+        assert_eq!(v.external_network, Some("203.0.113.0/24".parse().unwrap()));
+        assert_eq!(v.underlay_peers, [ip("10.88.0.14"), ip("10.88.0.15")]);
+        // Auto: g3's address on the external network is unknown, so multicast there.
+        assert!(v.external_peers.is_empty());
+        assert!(v.problems.is_empty());
+        // Unicast: g3 is left out of the external peers, and that is a problem.
+        let v = with(VrrpTransport::Unicast);
+        assert_eq!(v.external_peers, [ip("203.0.113.3")]);
+        assert_eq!(
+            v.problems,
+            [
+                "unicast VRRP: member g3 has no address on external network ext \
+              (203.0.113.0/24) among its Host addresses: left out of the peers"
+            ]
+        );
+        // Multicast: no peers anywhere.
+        let v = with(VrrpTransport::Multicast);
+        assert!(v.underlay_peers.is_empty() && v.external_peers.is_empty());
+        // Defaults: 1 s, VRRPv3, preempt.
+        let snap = gateway_snapshot(&gateway_objects());
+        let v = &snap.overlay.gateway.as_ref().unwrap().vrrp;
+        assert_eq!((v.interval_ms, v.version, v.preempt), (1_000, 3, true));
     }
 }

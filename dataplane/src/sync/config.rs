@@ -29,7 +29,8 @@ pub struct SyncConfig {
     pub key_file: PathBuf,
     /// The HMAC-SHA256 key.
     pub key: Vec<u8>,
-    /// The VRRP instance whose MASTER state makes this gateway the one that streams.
+    /// The VRRP instance whose MASTER state makes this gateway the one that streams
+    /// (default: the gateway group's external instance, `gw-external`).
     pub vrrp_instance: String,
 }
 
@@ -190,16 +191,21 @@ pub fn validate(
             ),
         ));
     }
-    let vrrp_instance = raw.vrrp_instance.ok_or_else(|| {
-        err(
-            "sync.vrrp_instance",
-            "missing (the VRRP instance whose master streams the sessions)",
-        )
-    })?;
-    if !vrrp_instances.contains(&vrrp_instance.as_str()) {
+    // Not given: the external instance this host builds for its gateway group (control
+    // plane), whose name is fixed.
+    let vrrp_instance = raw
+        .vrrp_instance
+        .unwrap_or_else(|| crate::overlay::gateway::EXTERNAL_INSTANCE.to_owned());
+    if vrrp_instance != crate::overlay::gateway::EXTERNAL_INSTANCE
+        && !vrrp_instances.contains(&vrrp_instance.as_str())
+    {
         return Err(err(
             "sync.vrrp_instance",
-            format!("no vrrp_instance {vrrp_instance:?} in [vrrp]'s keepalived.conf"),
+            format!(
+                "no vrrp_instance {vrrp_instance:?} in [vrrp]'s keepalived.conf (leave it out \
+                 to follow the gateway group's external instance, {:?})",
+                crate::overlay::gateway::EXTERNAL_INSTANCE
+            ),
         ));
     }
     Ok(SyncConfig {

@@ -53,6 +53,22 @@ pub struct Router {
     groups: Vec<(String, Vec<usize>)>,
     group_of: Vec<Option<usize>>,
     actions: VecDeque<(usize, Action)>,
+    started: bool,
+    preempt_hold: bool,
+}
+
+impl Default for Router {
+    /// No instance (instances come later with [`Router::add`]).
+    fn default() -> Router {
+        Router {
+            instances: Vec::new(),
+            groups: Vec::new(),
+            group_of: Vec::new(),
+            actions: VecDeque::new(),
+            started: false,
+            preempt_hold: false,
+        }
+    }
 }
 
 impl Router {
@@ -94,7 +110,115 @@ impl Router {
             groups: out,
             group_of,
             actions: VecDeque::new(),
+            started: false,
+            preempt_hold: false,
         })
+    }
+
+    /// Adds an instance at run time (a gateway group's instance from the control plane);
+    /// it starts at once if the others have started, and takes the preemption hold in
+    /// force. Returns its index (the last).
+    pub fn add(&mut self, now: Duration, config: Config) -> Result<usize, RouterError> {
+        if self
+            .instances
+            .iter()
+            .any(|i| i.config().name == config.name)
+        {
+            return Err(RouterError::DuplicateName(config.name));
+        }
+        let name = config.name.clone();
+        let mut inst =
+            Instance::new(config).map_err(|source| RouterError::Instance { name, source })?;
+        inst.set_preempt_hold(self.preempt_hold);
+        self.instances.push(inst);
+        self.group_of.push(None);
+        let i = self.instances.len() - 1;
+        if self.started {
+            self.instances[i].start(now);
+            self.settle(now, i);
+        }
+        Ok(i)
+    }
+
+    /// Stops instance `i` before it is removed: a master sends priority 0 (its backups take
+    /// over after the skew time) and the transition to INIT is queued. Carry out the
+    /// actions, then [`Router::remove`] it.
+    pub fn stop(&mut self, now: Duration, i: usize) {
+        self.instances[i].shutdown(now);
+        self.collect(i);
+    }
+
+    /// Removes instance `i` (stopped first with [`Router::stop`]); the instances after it
+    /// move down by one index. Its queued actions are dropped: pop them all before.
+    pub fn remove(&mut self, i: usize) -> Instance {
+        self.actions.retain(|(x, _)| *x != i);
+        for (x, _) in self.actions.iter_mut() {
+            if *x > i {
+                *x -= 1;
+            }
+        }
+        for (_, members) in self.groups.iter_mut() {
+            members.retain(|&m| m != i);
+            for m in members.iter_mut() {
+                if *m > i {
+                    *m -= 1;
+                }
+            }
+        }
+        self.group_of.remove(i);
+        self.instances.remove(i)
+    }
+
+    /// Makes `members` (indices) the sync group `name`, replacing a group of that name;
+    /// an empty list removes it. A member of another group is refused.
+    pub fn set_group(&mut self, name: &str, members: &[usize]) -> Result<(), RouterError> {
+        let existing = self.groups.iter().position(|(n, _)| n == name);
+        for &m in members {
+            if m >= self.instances.len() {
+                return Err(RouterError::UnknownMember {
+                    group: name.to_owned(),
+                    instance: format!("#{m}"),
+                });
+            }
+            if self.group_of[m].is_some_and(|g| Some(g) != existing) {
+                return Err(RouterError::TwoGroups(
+                    self.instances[m].config().name.clone(),
+                ));
+            }
+        }
+        let g = match existing {
+            Some(g) => g,
+            None => {
+                self.groups.push((name.to_owned(), Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        for slot in self.group_of.iter_mut() {
+            if *slot == Some(g) {
+                *slot = None;
+            }
+        }
+        for &m in members {
+            self.group_of[m] = Some(g);
+        }
+        self.groups[g].1 = members.to_vec();
+        Ok(())
+    }
+
+    /// Changes instance `i`'s parameters in place, keeping its state
+    /// ([`Instance::reconfigure`]).
+    pub fn reconfigure(
+        &mut self,
+        now: Duration,
+        i: usize,
+        config: Config,
+    ) -> Result<(), RouterError> {
+        let name = self.instances[i].config().name.clone();
+        self.instances[i]
+            .reconfigure(now, config)
+            .map_err(|source| RouterError::Instance { name, source })?;
+        self.settle(now, i);
+        Ok(())
     }
 
     /// The instances, in configuration order.
@@ -109,6 +233,7 @@ impl Router {
 
     /// Starts every instance.
     pub fn start(&mut self, now: Duration) {
+        self.started = true;
         for i in 0..self.instances.len() {
             self.instances[i].start(now);
             self.settle(now, i);
@@ -117,6 +242,7 @@ impl Router {
 
     /// Stops every instance (masters send priority 0).
     pub fn shutdown(&mut self, now: Duration) {
+        self.started = false;
         for i in 0..self.instances.len() {
             self.instances[i].shutdown(now);
             self.collect(i);
@@ -163,6 +289,7 @@ impl Router {
     /// Holds or releases preemption on every instance (see
     /// [`Instance::set_preempt_hold`]).
     pub fn set_preempt_hold(&mut self, hold: bool) {
+        self.preempt_hold = hold;
         for i in &mut self.instances {
             i.set_preempt_hold(hold);
         }
@@ -315,6 +442,112 @@ mod tests {
         assert_eq!(states(&r)[..2], [State::Backup, State::Backup]);
         r.poll(Duration::from_secs(12));
         assert_eq!(states(&r), [State::Master; 3]);
+    }
+
+    #[test]
+    fn instances_added_at_run_time_start_and_join_a_group() {
+        let mut r = Router::new(vec![cfg("other", 3, 100)], vec![]).unwrap();
+        r.set_preempt_hold(true);
+        r.start(Duration::ZERO);
+        let t = Duration::from_millis(500);
+        let ext = r.add(t, cfg("ext", 1, 100)).unwrap();
+        let int = r.add(t, cfg("int", 2, 100)).unwrap();
+        r.set_group("gw", &[ext, int]).unwrap();
+        assert_eq!((ext, int), (1, 2));
+        assert_eq!(r.group_of(2), Some("gw"));
+        assert!(r.instances()[1].preempt_held(), "the hold in force applies");
+        assert_eq!(states(&r)[1..], [State::Backup, State::Backup]);
+        assert_eq!(
+            r.add(t, cfg("ext", 9, 100)).unwrap_err(),
+            RouterError::DuplicateName("ext".into())
+        );
+        assert_eq!(
+            r.set_group("g2", &[ext]).unwrap_err(),
+            RouterError::TwoGroups("ext".into())
+        );
+        // The group follows: one member yielding takes the other along.
+        r.poll(Duration::from_secs(2));
+        assert_eq!(states(&r), [State::Master; 3]);
+        drain(&mut r);
+        r.receive(
+            Duration::from_secs(2),
+            1,
+            Ipv4Addr::new(10, 0, 1, 9),
+            &advert(1, 200),
+        )
+        .unwrap();
+        assert_eq!(states(&r), [State::Master, State::Backup, State::Backup]);
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_state_and_a_master_advertises_its_new_priority() {
+        let mut r = router();
+        r.start(Duration::ZERO);
+        r.poll(Duration::from_secs(1));
+        assert_eq!(states(&r), [State::Master; 3]);
+        let before = r.instances()[0].stats().transitions;
+        drain(&mut r);
+        let mut c = r.instances()[0].config().clone();
+        c.priority = 150;
+        c.unicast_peers = vec![Ipv4Addr::new(10, 0, 1, 3)];
+        r.reconfigure(Duration::from_millis(1010), 0, c).unwrap();
+        assert_eq!(states(&r), [State::Master; 3]);
+        assert_eq!(r.instances()[0].stats().transitions, before);
+        assert_eq!(drain(&mut r), [(0, Action::Advertise { priority: 150 })]);
+        assert_eq!(r.instances()[0].config().unicast_peers.len(), 1);
+        // Unchanged: nothing happens.
+        let same = r.instances()[0].config().clone();
+        r.reconfigure(Duration::from_millis(1020), 0, same).unwrap();
+        assert!(drain(&mut r).is_empty());
+        // Another VRID is another virtual router.
+        let mut c = r.instances()[0].config().clone();
+        c.vrid = 9;
+        assert!(r.reconfigure(Duration::from_secs(2), 0, c).is_err());
+        // A backup raised above the master's priority preempts it when its timer runs out.
+        let mut r = router();
+        r.start(Duration::ZERO);
+        let peer = Ipv4Addr::new(10, 0, 3, 9);
+        r.receive(Duration::from_millis(10), 2, peer, &advert(3, 150))
+            .unwrap();
+        let mut c = r.instances()[2].config().clone();
+        c.priority = 200;
+        r.reconfigure(Duration::from_millis(20), 2, c).unwrap();
+        assert_eq!(
+            r.receive(Duration::from_millis(100), 2, peer, &advert(3, 150)),
+            Err(Discard::Lower)
+        );
+        r.poll(Duration::from_millis(100 + 300 + 25));
+        assert_eq!(r.instances()[2].state(), State::Master);
+    }
+
+    #[test]
+    fn a_removed_instance_hands_over_and_the_others_move_down() {
+        let mut r = router();
+        r.start(Duration::ZERO);
+        r.poll(Duration::from_secs(1));
+        drain(&mut r);
+        let t = Duration::from_secs(2);
+        r.stop(t, 0);
+        let acts = drain(&mut r);
+        assert_eq!(acts[0], (0, Action::Advertise { priority: 0 }));
+        assert!(matches!(
+            acts[1],
+            (
+                0,
+                Action::Transition {
+                    to: State::Init,
+                    ..
+                }
+            )
+        ));
+        // The group member stays where it is: INIT is not followed.
+        assert_eq!(states(&r)[1..], [State::Master, State::Master]);
+        let gone = r.remove(0);
+        assert_eq!(gone.config().name, "ext");
+        assert_eq!(r.instances().len(), 2);
+        assert_eq!(r.group_of(0), Some("gw"));
+        assert_eq!(r.group_of(1), None);
+        assert_eq!(r.instances()[1].config().name, "other");
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub enum ConfigError {
     /// `garp_repeat` of 0.
     #[error("garp_master_repeat must be at least 1")]
     GarpRepeat,
+    /// [`Instance::reconfigure`] with another name or VRID: another virtual router.
+    #[error("the name and virtual_router_id of a running instance cannot change")]
+    Identity,
 }
 
 /// Why the instance changed state.
@@ -504,6 +507,44 @@ impl Instance {
         }
         self.clear_timers();
         self.enter(now, State::Init, Cause::Shutdown);
+    }
+
+    /// Changes the parameters of a running instance in place, keeping its state (no
+    /// transition): priority, interval, version, preemption, peers, addresses, gratuitous
+    /// ARP settings. The virtual router id and the name are its identity: a change of
+    /// either is refused ([`ConfigError::Identity`]); the caller replaces the instance.
+    ///
+    /// A MASTER advertises at once when its priority or interval changed, so that a backup
+    /// that now outranks it (or that it now outranks) hears of it within one interval less;
+    /// a BACKUP that has heard no master yet re-arms its master-down timer on the new
+    /// interval.
+    pub fn reconfigure(&mut self, now: Duration, config: Config) -> Result<(), ConfigError> {
+        config.validate()?;
+        if config.vrid != self.config.vrid || config.name != self.config.name {
+            return Err(ConfigError::Identity);
+        }
+        let old = std::mem::replace(&mut self.config, config);
+        let timing =
+            old.interval_cs != self.config.interval_cs || old.version != self.config.version;
+        match self.state {
+            State::Master => {
+                if timing {
+                    self.master_interval_cs = self.config.interval_cs;
+                }
+                if timing || old.priority != self.config.priority {
+                    self.advertise(self.effective_priority());
+                    self.advert_at = Some(now + cs(self.config.interval_cs));
+                }
+            }
+            State::Backup => {
+                if timing && (self.master.is_none() || old.version != self.config.version) {
+                    self.master_interval_cs = self.config.interval_cs;
+                    self.master_down_at = Some(now + self.master_down_interval());
+                }
+            }
+            State::Init | State::Fault => self.master_interval_cs = self.config.interval_cs,
+        }
+        Ok(())
     }
 
     /// Sets the tracking adjustment (sum of the weights of failed tracked objects).

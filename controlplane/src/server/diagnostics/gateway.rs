@@ -88,7 +88,7 @@ fn member(
     m.state = match states.len() {
         0 => {
             problems.push(if vrrp.instances.is_empty() {
-                format!("{host} runs no VRRP (its host.toml has no [vrrp])")
+                format!("{host} runs no VRRP (no [vrrp] in its host.toml, and no instance of the group built yet)")
             } else {
                 format!("{host} runs no VRRP instance with VRID {vrid}")
             });
@@ -108,6 +108,9 @@ fn member(
             MIXED.into()
         }
     };
+    // What the member's dataplane says keeps the group's VRRP from running as declared
+    // there (its keepalived.conf winning over the group, a peer left out...).
+    problems.extend(vrrp.problems.iter().map(|p| format!("{host}: {p}")));
     for i in m.instances.iter().filter(|i| i.state == FAULT) {
         problems.push(format!("{host}: {} is in FAULT ({})", i.name, i.last_cause));
     }
@@ -299,7 +302,7 @@ mod tests {
             gateway: true,
             vrrp: Some(pb::ShowVrrpReply {
                 instances,
-                rx_errors: Vec::new(),
+                ..pb::ShowVrrpReply::default()
             }),
             sync,
         })
@@ -570,7 +573,28 @@ mod tests {
         assert_eq!(s.members[0].state, NONE);
         assert!(s
             .problems
-            .contains(&"gw1 runs no VRRP (its host.toml has no [vrrp])".to_owned()));
+            .contains(&"gw1 runs no VRRP (no [vrrp] in its host.toml, and no instance of the group built yet)".to_owned()));
+    }
+
+    #[test]
+    fn what_a_member_says_about_its_group_vrrp_is_a_problem() {
+        let mut said = reply(vec![instance("VI_EXT", 51, BACKUP, 100)], None);
+        if let Ok(r) = &mut said {
+            if let Some(v) = &mut r.vrrp {
+                v.problems = vec!["keepalived.conf's vrrp_instance VI_EXT (VRID 51) serves \
+                                   gateway group gw-a (VRID 51): ..."
+                    .into()];
+            }
+        }
+        let results = HashMap::from([master("gw1", 200), ("gw2".into(), said)]);
+        let s = group_status("gw-a", &group(), &results);
+        assert!(
+            s.problems.iter().any(|p| p.starts_with(
+                "gw2: keepalived.conf's vrrp_instance VI_EXT (VRID 51) serves gateway group"
+            )),
+            "{:?}",
+            s.problems
+        );
     }
 
     #[test]
