@@ -215,7 +215,7 @@ pub struct NodeCtx<'a> {
 }
 
 /// Where a node sends packets.
-pub struct Outputs<'a, B> {
+pub struct Outputs<'a, B, const TR: bool> {
     frames: &'a mut [Box<Frame<B>>; NodeId::COUNT],
     tx: &'a mut [TxFrame<B>],
     hold: &'a mut HoldQueue<B>,
@@ -299,18 +299,26 @@ impl<B> Handoff<B> {
     }
 }
 
-impl<B: PacketBuf> Outputs<'_, B> {
+impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
+    /// True if the packet of `meta` is traced. Always false in the untraced variant
+    /// (`TR` false: the graph runs a node so when no packet on this worker is traced and
+    /// the node cannot start a trace), where every trace hook compiles away.
+    #[inline(always)]
+    pub fn traced(&self, meta: &Meta) -> bool {
+        TR && meta.traced()
+    }
+
     /// Sends the packet to `next`.
     #[inline(always)]
     pub fn to(&mut self, next: NodeId, buf: B, meta: Meta) {
-        if meta.traced() {
+        if self.traced(&meta) {
             self.hop(&meta, Action::Next(next));
         }
         if let Err(e) = self.frames[next as usize].try_push(Pkt { buf, meta }) {
             let mut pkt = e.element();
             self.stats.count_drop(DropReason::FrameOverflow);
             self.capture_drop(pkt.buf.data(), DropReason::FrameOverflow);
-            if pkt.meta.traced() {
+            if self.traced(&pkt.meta) {
                 self.end_trace(&mut pkt.meta, Action::Dropped(DropReason::FrameOverflow));
             }
         }
@@ -320,7 +328,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// VM port is consumed there instead: probes never reach a VM.
     #[inline(always)]
     pub fn tx(&mut self, port: u16, buf: B, mut meta: Meta) {
-        if meta.traced() {
+        if self.traced(&meta) {
             // A probe ends where it would leave Aegis: a VM's port, or (going out) a
             // gateway's external port. It is consumed, never sent.
             let leaves = self.snap.overlay.local_endpoint(port).is_some()
@@ -352,7 +360,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// worker).
     #[inline]
     pub fn handoff(&mut self, owner: usize, buf: B, mut meta: Meta) {
-        if meta.traced() {
+        if self.traced(&meta) {
             let worker = owner as u16;
             self.end_trace(&mut meta, Action::HandedOff { worker });
         }
@@ -397,7 +405,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     pub fn drop(&mut self, buf: B, mut meta: Meta, reason: DropReason) {
         self.stats.count_drop(reason);
         self.capture_drop(buf.data(), reason);
-        if meta.traced() {
+        if self.traced(&meta) {
             self.end_trace(&mut meta, Action::Dropped(reason));
         }
         drop(buf);
@@ -418,7 +426,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     #[inline]
     pub fn dropped_for_icmp(&mut self, data: &[u8], meta: &Meta, reason: DropReason) {
         self.capture_drop(data, reason);
-        if meta.traced() {
+        if self.traced(&meta) {
             self.hop(meta, Action::Dropped(reason));
         }
     }
@@ -427,7 +435,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     #[inline]
     pub fn consume(&mut self, buf: B, mut meta: Meta) {
         bump(&self.stats.consumed, 1);
-        if meta.traced() {
+        if self.traced(&meta) {
             self.end_trace(&mut meta, Action::Consumed);
         }
         drop(buf);
@@ -437,7 +445,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// hold queue refused it (it was dropped and counted).
     #[inline]
     pub fn hold(&mut self, buf: B, meta: Meta, port: u16, ip: u32, now_ns: u64) -> bool {
-        if meta.traced() {
+        if self.traced(&meta) {
             self.hop(&meta, Action::Held { port, ip });
         }
         match self.hold.push(Pkt { buf, meta }, port, ip, now_ns) {
@@ -445,7 +453,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
             Err(mut pkt) => {
                 self.stats.count_drop(DropReason::NeighbourUnresolved);
                 self.capture_drop(pkt.buf.data(), DropReason::NeighbourUnresolved);
-                if pkt.meta.traced() {
+                if self.traced(&pkt.meta) {
                     let action = Action::Dropped(DropReason::NeighbourUnresolved);
                     self.end_trace(&mut pkt.meta, action);
                 }
@@ -458,7 +466,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// Stops tracing a packet the node frees itself after a recorded drop.
     #[inline]
     pub fn forget(&mut self, meta: &mut Meta) {
-        if meta.traced() {
+        if self.traced(&meta) {
             self.tracer.end(meta);
         }
     }
@@ -467,7 +475,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// nothing happens for untraced packets).
     #[inline(always)]
     pub fn note(&mut self, meta: &Meta, detail: Detail) {
-        if meta.traced() {
+        if self.traced(&meta) {
             self.tracer.note(meta, detail);
         }
     }
@@ -476,7 +484,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// packet is real traffic and goes on the wire unchanged).
     #[inline(always)]
     pub fn trace_id(&self, meta: &Meta) -> Option<u64> {
-        if meta.traced() {
+        if self.traced(&meta) {
             self.tracer
                 .id(meta)
                 .filter(|&id| crate::trace::is_probe(id))
@@ -489,7 +497,7 @@ impl<B: PacketBuf> Outputs<'_, B> {
     /// once per frame by `geneve-input`).
     #[inline(always)]
     pub fn watching_overlay(&self) -> bool {
-        self.tracer.watches().overlay_on()
+        TR && self.tracer.watches().overlay_on()
     }
 
     /// Offers the inner frame of an untraced Geneve packet to the trace watches; a packet
@@ -762,19 +770,43 @@ impl<B: PacketBuf> Graph<B> {
                     now_ns,
                     env: &mut *env,
                 };
-                let mut out = Outputs {
-                    frames: &mut self.frames,
-                    tx: &mut self.tx,
-                    hold: &mut self.hold,
-                    stats,
-                    handoff: &self.handoff,
-                    taps,
-                    now_ns,
-                    tracer: &mut self.tracer,
-                    node: id,
-                    snap,
-                };
-                nodes::process(id, &mut ctx, &mut self.spare, &mut out);
+                // The traced variant of a node only when a packet on this worker is traced
+                // or the node may start a trace; otherwise the untraced one, whose code has
+                // no trace hook at all (as in a build without probes).
+                let traced = crate::trace::ENABLED
+                    && (self.tracer.in_flight() != 0
+                        || (id == NodeId::GeneveInput
+                            && (self.tracer.watches().overlay_on()
+                                || nodes::overlay::geneve_input::may_start_traces(&self.spare))));
+                if traced {
+                    let mut out = Outputs::<B, true> {
+                        frames: &mut self.frames,
+                        tx: &mut self.tx,
+                        hold: &mut self.hold,
+                        stats,
+                        handoff: &self.handoff,
+                        taps,
+                        now_ns,
+                        tracer: &mut self.tracer,
+                        node: id,
+                        snap,
+                    };
+                    nodes::process(id, &mut ctx, &mut self.spare, &mut out);
+                } else {
+                    let mut out = Outputs::<B, false> {
+                        frames: &mut self.frames,
+                        tx: &mut self.tx,
+                        hold: &mut self.hold,
+                        stats,
+                        handoff: &self.handoff,
+                        taps,
+                        now_ns,
+                        tracer: &mut self.tracer,
+                        node: id,
+                        snap,
+                    };
+                    nodes::process(id, &mut ctx, &mut self.spare, &mut out);
+                }
                 // A node must hand on every packet; anything left is a bug, counted.
                 for _ in self.spare.drain(..) {
                     stats.count_drop(DropReason::FrameOverflow);

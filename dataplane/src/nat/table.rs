@@ -310,7 +310,9 @@ impl NatTable {
     #[inline(always)]
     fn slot_inside(&self, k: &InsideKey) -> Option<u32> {
         self.by_inside.find(k.hash(&self.seed), |i| {
-            self.slots[i as usize].as_ref().is_some_and(|s| s.inside == *k)
+            self.slots[i as usize]
+                .as_ref()
+                .is_some_and(|s| s.inside == *k)
         })
     }
 

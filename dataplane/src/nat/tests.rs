@@ -268,7 +268,13 @@ fn indexes_stay_consistent_through_churn() {
     for step in 0..20_000u64 {
         let r = next();
         if live.len() < 400 && r % 3 != 0 {
-            let k = key(VM + (r % 50) as u32, 1024 + (r >> 8) as u16 % 200, REMOTE, 53, 17);
+            let k = key(
+                VM + (r % 50) as u32,
+                1024 + (r >> 8) as u16 % 200,
+                REMOTE,
+                53,
+                17,
+            );
             if t.get_inside(&k, step).is_some() {
                 continue;
             }
@@ -283,7 +289,11 @@ fn indexes_stay_consistent_through_churn() {
             live.push((k, ok));
         } else if !live.is_empty() {
             let (k, ok) = live.swap_remove((r >> 16) as usize % live.len());
-            let sk = t.get_inside(&k, step).unwrap().record(Op::Delete, step, &NatTimeouts::default()).key;
+            let sk = t
+                .get_inside(&k, step)
+                .unwrap()
+                .record(Op::Delete, step, &NatTimeouts::default())
+                .key;
             assert!(t.remove_key(&sk, step));
             assert!(t.get_outside(&ok, step).is_none());
         }

@@ -9,10 +9,10 @@ use crate::wire::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let ports = &ctx.snap.ports;
     let overlay = &*ctx.snap.overlay;

@@ -24,10 +24,10 @@ const GROWTH: usize = ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     for mut pkt in input.drain(..) {
         let req = pkt.meta.icmp();

@@ -33,10 +33,10 @@ const HANDOFF: u8 = u8::MAX - 3;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let n = input.len();
     let nat_cfg = &*ctx.snap.nat;
@@ -85,9 +85,8 @@ pub fn process<B: PacketBuf>(
                                 continue;
                             }
                         }
-                        let before = pkt
-                            .meta
-                            .traced()
+                        let before = out
+                            .traced(&pkt.meta)
                             .then(|| super::overlay::inner_flow(pkt.buf.data()));
                         // A packet the gateway may have to refuse keeps its destination as
                         // sent, so the ICMP error can quote it (rare: checked on two bytes).

@@ -19,10 +19,10 @@ pub const LOCAL_TTL: u8 = 64;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     for mut pkt in input.drain(..) {
         let (frag, proto, src, dst, hl) = {
@@ -97,13 +97,13 @@ pub fn process<B: PacketBuf>(
 
 /// Hands a session-sync datagram (UDP header at `udp`) to the control thread.
 #[inline(never)]
-fn punt_sync<B: PacketBuf>(
+fn punt_sync<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     buf: B,
     meta: crate::graph::Meta,
     src: u32,
     udp: usize,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let Some(sync) = ctx.env.sync.as_ref() else {
         out.drop(buf, meta, DropReason::SyncQueueFull);

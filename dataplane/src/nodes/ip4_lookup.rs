@@ -18,10 +18,10 @@ pub const DST_OFF: usize = L3 + 16;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let n = input.len();
     let scratch = &mut *ctx.env.scratch;
@@ -44,12 +44,12 @@ pub fn process<B: PacketBuf>(
 /// packet back with the adjacency, so the caller can rewrite it (`ip4-forward`) or queue it
 /// (`ip4-lookup`).
 #[inline(always)]
-pub fn route<B: PacketBuf>(
+pub fn route<B: PacketBuf, const TR: bool>(
     snap: &Snapshot,
     nh: u32,
     buf: B,
     mut meta: Meta,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) -> Option<(B, Meta, Adjacency)> {
     let adj = if nh == Fib::MISS {
         None

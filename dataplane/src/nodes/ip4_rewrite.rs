@@ -15,12 +15,12 @@ use super::L3;
 /// Forwards one packet towards `adj` (its index is in `meta.adj`): port state, TTL, MTU,
 /// next-hop MAC (or the hold queue), TTL decrement, MAC rewrite, transmit.
 #[inline(always)]
-pub fn rewrite<B: PacketBuf>(
+pub fn rewrite<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     mut buf: B,
     mut meta: Meta,
     adj: Adjacency,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let snap = ctx.snap;
     let (port, nh_ip, mac) = match adj {

@@ -23,11 +23,11 @@ pub const L3: usize = crate::wire::ethernet::HEADER_LEN;
 
 /// Runs node `id` over `input`.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     id: NodeId,
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     match id {
         NodeId::EthInput => eth_input::process(ctx, input, out),

@@ -35,10 +35,10 @@ use super::{ip4_rewrite, L3};
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;
@@ -103,7 +103,7 @@ pub fn process<B: PacketBuf>(
                 continue;
             }
         }
-        let before = pkt.meta.traced().then(|| inner_flow(pkt.buf.data()));
+        let before = out.traced(&pkt.meta).then(|| inner_flow(pkt.buf.data()));
         let Some(table) = ctx.env.nat.as_mut() else {
             out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
             continue;
@@ -152,9 +152,9 @@ pub fn process<B: PacketBuf>(
 
 /// The second half of a hairpin: a packet whose source NAT is done, addressed to one of
 /// the NAT addresses, translated back into its VPC like a packet from outside.
-fn hairpin_in<B: PacketBuf>(
+fn hairpin_in<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     mut buf: B,
     meta: Meta,
 ) {
@@ -172,9 +172,9 @@ fn hairpin_in<B: PacketBuf>(
 /// Sends a packet NAT translated back to an address of VPC `vni` to that address's port:
 /// one router hop (TTL), the port's MAC from the router MAC, then `overlay-output`.
 #[inline]
-pub fn to_vpc<B: PacketBuf>(
+pub fn to_vpc<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     mut buf: B,
     mut meta: Meta,
     vni: u32,
@@ -229,9 +229,9 @@ pub fn refusal_needed(frame: &[u8], overlay_mtu: Option<u16>) -> bool {
 /// the dataplane does not fragment) — quoting the packet as it was sent: its destination
 /// goes back to the NAT address and port `ip4-forward` kept in `meta` (`nh_ip`, `adj`).
 /// The error leaves by the external port, from that port's address, untranslated.
-pub fn refuse_to_vpc<B: PacketBuf>(
+pub fn refuse_to_vpc<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     mut buf: B,
     mut meta: Meta,
 ) {
@@ -269,9 +269,9 @@ pub fn refuse_to_vpc<B: PacketBuf>(
 
 /// A VM's packet whose TTL ran out at the gateway: time-exceeded from the VM's subnet
 /// gateway address, back over the overlay to the VM's port.
-fn time_exceeded<B: PacketBuf>(
+fn time_exceeded<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     buf: B,
     mut meta: Meta,
     vpc: u16,

@@ -20,15 +20,28 @@ use super::super::L3;
 /// Length of the UDP header.
 const UDP_LEN: usize = 8;
 
+/// True if some packet of `frame` may start a trace here: it carries Geneve options (where
+/// a probe's trace id travels). The graph runs the traced variant of this node for such a
+/// frame and the untraced one otherwise (our hosts send options only with probes). One
+/// byte per packet, in the header line the node reads next anyway.
+#[inline]
+pub fn may_start_traces<B: PacketBuf>(frame: &Frame<B>) -> bool {
+    frame.iter().any(|pkt| {
+        let d = pkt.buf.data();
+        let hl = d.get(L3).map_or(0, |b| usize::from(b & 0x0f) * 4);
+        d.get(L3 + hl + UDP_LEN).is_some_and(|b| b & 0x3f != 0)
+    })
+}
+
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let ov = &*ctx.snap.overlay;
-    let watching = crate::trace::ENABLED && out.watching_overlay();
+    let watching = out.watching_overlay();
     for mut pkt in input.drain(..) {
         let (outer_len, hl, outer_src) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
@@ -44,11 +57,9 @@ pub fn process<B: PacketBuf>(
             .and_then(|b| geneve::Packet::new_checked(b).ok())
             .filter(|g| g.protocol_type() == geneve::PROTO_ETHERNET)
             .map(|g| {
-                let trace = if crate::trace::ENABLED {
-                    g.trace_id()
-                } else {
-                    None
-                };
+                // The untraced variant runs only on frames without Geneve options
+                // ([`may_start_traces`]).
+                let trace = if TR { g.trace_id() } else { None };
                 (g.vni(), g.payload_offset(), trace)
             });
         let Some((vni, glen, trace)) = parsed else {
@@ -83,7 +94,7 @@ pub fn process<B: PacketBuf>(
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         }
-        if watching && !pkt.meta.traced() {
+        if watching && !out.traced(&pkt.meta) {
             // Real traffic from another host: a trace watch may take it on its inner frame.
             out.watch_inner(&mut pkt.meta, pkt.buf.data(), outer_src, vni);
         }

@@ -38,9 +38,9 @@ pub fn vpc_of(meta: &Meta) -> u16 {
 /// Answers a VM's packet with an ICMP error from its router (`from`, the subnet's gateway
 /// address), sent straight back out of the VM's port to `vm_mac`; the original packet is
 /// counted with `req.reason`. Rate-limited like every ICMP error the dataplane sends.
-pub fn router_icmp<B: PacketBuf>(
+pub fn router_icmp<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     buf: B,
     meta: Meta,
     req: IcmpRequest,
@@ -56,9 +56,9 @@ pub fn router_icmp<B: PacketBuf>(
 /// `vm_mac` from the router MAC) and returns it for the caller to send; counts the
 /// original with `req.reason`. `None` when no error may be sent (rate limit, an error
 /// about an error, a buffer that cannot be reshaped).
-pub fn build_router_icmp<B: PacketBuf>(
+pub fn build_router_icmp<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     mut buf: B,
     meta: Meta,
     req: IcmpRequest,

@@ -19,10 +19,10 @@ use super::{inner_flow, router_icmp, vpc_of};
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;

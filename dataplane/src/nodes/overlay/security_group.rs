@@ -34,10 +34,10 @@ const MINE: u32 = u32::MAX;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let ov = &*ctx.snap.overlay;
     let now = ctx.now_ns;

@@ -20,10 +20,10 @@ use super::NO_DEST;
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let ov = &*ctx.snap.overlay;
     for mut pkt in input.drain(..) {
@@ -53,7 +53,8 @@ pub fn process<B: PacketBuf>(
                     continue;
                 }
                 // Only the dataplane injects probes (they arrive here traced).
-                if crate::trace::ENABLED && !pkt.meta.traced() && probe::marked(d, L3).is_some() {
+                if crate::trace::ENABLED && !out.traced(&pkt.meta) && probe::marked(d, L3).is_some()
+                {
                     out.drop(pkt.buf, pkt.meta, DropReason::TraceForged);
                     continue;
                 }

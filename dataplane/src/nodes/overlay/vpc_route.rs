@@ -19,10 +19,10 @@ use super::{router_icmp, vpc_of};
 
 /// Processes one frame.
 #[inline]
-pub fn process<B: PacketBuf>(
+pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
     input: &mut Frame<B>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;
@@ -46,7 +46,7 @@ pub fn process<B: PacketBuf>(
             mtu: 0,
             reason,
         };
-        if pkt.meta.traced() {
+        if out.traced(&pkt.meta) {
             if let Some(p) = ov.route_prefix(vpc, dst) {
                 let (prefix, len) = (p.bits(), p.length());
                 out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
@@ -113,9 +113,9 @@ fn is_gateway(ov: &crate::overlay::Overlay, vpc: u16, dst: u32) -> bool {
 
 /// A packet for a gateway address: echo requests are answered by the router, in place,
 /// straight back to the VM; anything else gets port or protocol unreachable.
-fn answer_gateway<B: PacketBuf>(
+fn answer_gateway<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    out: &mut Outputs<'_, B>,
+    out: &mut Outputs<'_, B, TR>,
     mut buf: B,
     meta: crate::graph::Meta,
     vm_mac: crate::state::Mac,
