@@ -593,7 +593,7 @@ impl VrrpSpeaker {
         if priority == 0 || priority == 255 {
             return fail(format!("priority {priority} is outside 1..254"));
         }
-        if v.interval_ms % 10 != 0 {
+        if !v.interval_ms.is_multiple_of(10) {
             return fail(format!(
                 "advert interval {} ms is not a multiple of 10 ms",
                 v.interval_ms

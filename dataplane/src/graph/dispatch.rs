@@ -426,7 +426,7 @@ impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
     #[inline]
     pub fn dropped_for_icmp(&mut self, data: &[u8], meta: &Meta, reason: DropReason) {
         self.capture_drop(data, reason);
-        if self.traced(&meta) {
+        if self.traced(meta) {
             self.hop(meta, Action::Dropped(reason));
         }
     }
@@ -466,7 +466,7 @@ impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
     /// Stops tracing a packet the node frees itself after a recorded drop.
     #[inline]
     pub fn forget(&mut self, meta: &mut Meta) {
-        if self.traced(&meta) {
+        if self.traced(meta) {
             self.tracer.end(meta);
         }
     }
@@ -475,7 +475,7 @@ impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
     /// nothing happens for untraced packets).
     #[inline(always)]
     pub fn note(&mut self, meta: &Meta, detail: Detail) {
-        if self.traced(&meta) {
+        if self.traced(meta) {
             self.tracer.note(meta, detail);
         }
     }
@@ -484,7 +484,7 @@ impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
     /// packet is real traffic and goes on the wire unchanged).
     #[inline(always)]
     pub fn trace_id(&self, meta: &Meta) -> Option<u64> {
-        if self.traced(&meta) {
+        if self.traced(meta) {
             self.tracer
                 .id(meta)
                 .filter(|&id| crate::trace::is_probe(id))
