@@ -518,3 +518,91 @@ fn a_trace_watch_follows_real_packets_on_both_hosts_and_leaves_them_unchanged() 
     assert_eq!(out[UL].len(), 1);
     assert!(records(&chn).is_empty());
 }
+
+#[test]
+fn a_probe_crossing_hosts_is_traced_on_both_while_other_traffic_runs_untraced() {
+    use crate::buf::PacketBuf;
+    use crate::trace::{Action, Tracer, PROBE_BIT};
+    let mut a = HostPipeline::new("a", 1024);
+    let mut b = HostPipeline::new("b", 1024);
+    let cha = crate::trace::TraceChannel::new();
+    a.graph.set_tracer(Tracer::new(0, cha.clone()));
+    let chb = crate::trace::TraceChannel::new();
+    b.graph.set_tracer(Tracer::new(0, chb.clone()));
+    let frame = vm_frame(
+        B1_MAC,
+        B2_MAC,
+        "10.1.1.11",
+        "10.1.1.12",
+        PROTO_ICMP,
+        &echo(9),
+    );
+    // Plain traffic first: no slot in use, every node runs its untraced variant.
+    let plain = a.run(VM1 as u16, std::slice::from_ref(&frame));
+    let plain_wire = plain[UL].first().expect("plain packet sent").clone();
+    assert!(records(&cha).is_empty());
+    assert!(!crate::nodes::overlay::geneve_input::may_start_traces(
+        &frame_of(&plain_wire)
+    ));
+    // The probe, injected at b1's port on host a, beside a plain packet in the same run.
+    let id = 77 | PROBE_BIT;
+    let probe = crate::buf::heap::HeapBuf::from_bytes(&frame);
+    assert!(a
+        .graph
+        .input_traced(VM1 as u16, probe, id, &a.snap, a.now_ns));
+    a.graph
+        .input(VM1 as u16, [crate::buf::heap::HeapBuf::from_bytes(&frame)]);
+    a.graph.run(&a.snap, a.now_ns, &mut a.env);
+    let wires: Vec<Vec<u8>> = a.graph.tx_frames()[UL]
+        .drain(..)
+        .map(|b| b.data().to_vec())
+        .collect();
+    assert_eq!(wires.len(), 2, "probe and plain packet both encapsulated");
+    let ra = records(&cha);
+    assert!(ra.iter().all(|r| r.trace == id));
+    assert_eq!(ra[0].action, Action::Injected { port: VM1 as u16 });
+    assert_eq!(
+        ra.last().unwrap().action,
+        Action::Transmitted { port: UL as u16 }
+    );
+    assert_eq!(a.graph.tracer().in_flight(), 0);
+    // The probe carries the trace option, the plain packet none.
+    let with_option: Vec<_> = wires
+        .iter()
+        .filter(|w| w.len() > plain_wire.len())
+        .collect();
+    assert_eq!(with_option.len(), 1);
+    assert!(crate::nodes::overlay::geneve_input::may_start_traces(
+        &frame_of(with_option[0])
+    ));
+    // Host b: the frame with the probe runs geneve-input's traced variant; the probe is
+    // recorded from geneve-input to its consumption at b2's port, and only the plain
+    // packet reaches the VM.
+    let out = b.run(UL as u16, &wires);
+    assert_eq!(out[VM1], vec![frame.clone()]);
+    let rb = records(&chb);
+    assert!(rb.iter().all(|r| r.trace == id), "{rb:?}");
+    assert!(
+        matches!(rb[0].action, Action::Received { vni: 100, .. }),
+        "{rb:?}"
+    );
+    assert!(
+        rb.iter().any(|r| matches!(r.action, Action::Next(_))),
+        "hops between nodes recorded: {rb:?}"
+    );
+    assert_eq!(
+        rb.last().unwrap().action,
+        Action::Delivered { port: VM1 as u16 }
+    );
+    assert_eq!(b.graph.tracer().in_flight(), 0);
+}
+
+/// A graph frame holding one packet (as received on the underlay port).
+fn frame_of(wire: &[u8]) -> crate::graph::Frame<crate::buf::heap::HeapBuf> {
+    let mut f = crate::graph::Frame::default();
+    f.push(crate::graph::Pkt {
+        buf: crate::buf::heap::HeapBuf::from_bytes(wire),
+        meta: crate::graph::Meta::rx(UL as u16),
+    });
+    f
+}
