@@ -33,7 +33,11 @@
 #   02:ae:00:00:00:02) -> decap, source NAT of VPC blue to 203.0.113.10 -> port 1 = external.
 # Both check that packets are translated: a capture of port 1's transmitted packets (aegisctl
 # dp capture) must show the NAT address as every source (the report's note says "translated
-# N/N"). --only nat runs only testpmd, l3fwd, aegis routing and the NAT scenarios.
+# N/N"). --only nat runs only testpmd, l3fwd, aegis routing and the NAT scenarios;
+# --only eastwest the same with the east-west scenarios; --only routing just the first four.
+# --perf records a profile of the worker core (CPU 1) during each aegis measurement
+# (`perf record -C 1`, cpu-clock) into the logs folder as PREFIX.perf.data, and writes the
+# top symbols beside it (PREFIX.perf.txt); read one with `perf annotate -i FILE`.
 # Tracing off (docs/benchmarks.md#tracing-off): --untraced also builds aegis-dataplane with
 # the `untraced` feature (its trace hooks compile to nothing: the build without probes) and
 # runs it beside the normal build, interleaved in every round, as "aegis-dataplane (untraced
@@ -57,8 +61,8 @@
 # Usage: sudo scripts/bench.sh [--duration S] [--hugepages N] [--routes N] [--packets N]
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
-#                              [--no-nat] [--only nat|trace] [--nat-connections N]
-#                              [--untraced]
+#                              [--no-nat] [--only routing|nat|eastwest|trace] [--nat-connections N]
+#                              [--untraced] [--perf]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
 # the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
@@ -83,6 +87,7 @@ EW_FLOWS=100000      # east-west: flows = packets in each pcap = established con
 EW_SCENARIOS=1
 NAT_SCENARIOS=1
 UNTRACED=0
+PERF=0
 NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
@@ -107,11 +112,14 @@ while [[ $# -gt 0 ]]; do
         --no-nat) NAT_SCENARIOS=0; shift ;;
         --nat-connections) NAT_CONNECTIONS="$2"; shift 2 ;;
         --untraced) UNTRACED=1; shift ;;
+        --perf) PERF=1; shift ;;
         --only)
             case "${2:-}" in
                 nat) EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=1 ;;
+                routing) EW_SCENARIOS=0; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=0 ;;
+                eastwest) EW_SCENARIOS=1; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=0 ;;
                 trace) EW_SCENARIOS=1; PKTGEN_SCENARIOS=0; NAT_SCENARIOS=0; UNTRACED=1 ;;
-                *) die "--only takes nat (the NAT scenarios with testpmd, l3fwd and aegis routing) or trace (normal and untraced builds)" ;;
+                *) die "--only takes routing (testpmd, l3fwd, aegis routing), nat or eastwest (those plus the NAT or east-west scenarios) or trace (normal and untraced builds)" ;;
             esac
             shift 2 ;;
         -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -319,13 +327,24 @@ run() {
         return 0
     fi
     sleep "$WARMUP"
-    local m line
+    local m line perf_pid=""
+    if [[ "${PERF:-0}" == 1 && "$name" == aegis* ]]; then
+        perf record -q -C 1 -e cpu-clock -o "$LOG_DIR/$prefix.perf.data" -- sleep "$DURATION" \
+            >>"$log" 2>&1 &
+        perf_pid=$!
+    fi
     if m="$(python3 "$TELEMETRY" measure "$rundir" net_null0 "$DURATION" 2>>"$log")"; then
         read -r packets seconds mpps <<<"$m"
         line="$(printf '%s\tok\t%s\t%s\t%s' "$name" "$packets" "$seconds" "$mpps")"
         say "$name: $mpps Mpps"
     else
         line="$(printf '%s\tfailed: telemetry (see %s)\t0\t0\t0' "$name" "$log")"
+    fi
+    if [[ -n "$perf_pid" ]]; then
+        wait "$perf_pid" || true
+        perf report -q -i "$LOG_DIR/$prefix.perf.data" --sort sym --stdio 2>/dev/null \
+            | head -n 40 >"$LOG_DIR/$prefix.perf.txt" || true
+        say "$name: profile in $LOG_DIR/$prefix.perf.data (top symbols: $prefix.perf.txt)"
     fi
     if [[ "$name" == aegis* && -n "$AEGISCTL" ]]; then
         local rt="$LOG_DIR/$prefix-runtime.txt" note

@@ -153,7 +153,7 @@ pub fn to_inside(
     let inside = match table.find_outside(&k, now_ns) {
         Some((i, inside)) => {
             table.touch_at(i, true, tcp_flags(ip, &t), now_ns);
-            translate::set_destination(ip, inside.inside_ip, inside.inside_port)
+            translate::set_destination_parsed(ip, &t, inside.inside_ip, inside.inside_port)
                 .map_err(untranslatable)?;
             return Ok(Some(InsideDestination {
                 vpc: inside.vpc,
@@ -180,7 +180,8 @@ pub fn to_inside(
         }
     };
     table.touch(&inside, true, tcp_flags(ip, &t), now_ns);
-    translate::set_destination(ip, inside.inside_ip, inside.inside_port).map_err(untranslatable)?;
+    translate::set_destination_parsed(ip, &t, inside.inside_ip, inside.inside_port)
+        .map_err(untranslatable)?;
     Ok(Some(InsideDestination {
         vpc: inside.vpc,
         ip: inside.inside_ip,
@@ -204,7 +205,9 @@ fn nat_error(e: NatError) -> DropReason {
 }
 
 /// An outbound packet from VPC `vpc` ([`ROUTED_VPC`] for the routed inside port) about to
-/// leave by the outside port. `Ok(false)`: no rule applies.
+/// leave by the outside port. `Ok(false)`: no rule applies. Inlined: the session key is
+/// built here and must stay in registers through the lookup.
+#[inline(always)]
 pub fn to_outside(
     cfg: &NatConfig,
     table: &mut NatTable,
@@ -224,6 +227,6 @@ pub fn to_outside(
     let (addr, port) = table
         .outbound_touch(&k, tr, tcp_flags(ip, &t), now_ns)
         .map_err(nat_error)?;
-    translate::set_source(ip, addr, port).map_err(untranslatable)?;
+    translate::set_source_parsed(ip, &t, addr, port).map_err(untranslatable)?;
     Ok(true)
 }

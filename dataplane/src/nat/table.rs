@@ -620,6 +620,11 @@ impl NatTable {
 
     /// [`NatTable::outbound`] and [`NatTable::touch`] in one: a packet of an existing
     /// session costs one lookup.
+    ///
+    /// Inlined into the forwarding nodes so the key stays in registers: built in the caller
+    /// with narrow stores and read back through a reference as wider words, it cost a
+    /// store-forwarding stall per packet. A new session takes the out-of-line path.
+    #[inline(always)]
     pub fn outbound_touch(
         &mut self,
         k: &InsideKey,
@@ -636,12 +641,26 @@ impl NatTable {
                 }
             }
         }
-        let out = self.outbound(k, tr, now_ns)?;
-        self.touch(k, false, tcp_flags, now_ns);
+        self.outbound_new(*k, tr, tcp_flags, now_ns)
+    }
+
+    /// The slow half of [`NatTable::outbound_touch`]: no live session yet.
+    #[cold]
+    #[inline(never)]
+    fn outbound_new(
+        &mut self,
+        k: InsideKey,
+        tr: Translation,
+        tcp_flags: u8,
+        now_ns: u64,
+    ) -> Result<(u32, u16), NatError> {
+        let out = self.outbound(&k, tr, now_ns)?;
+        self.touch(&k, false, tcp_flags, now_ns);
         Ok(out)
     }
 
     /// [`NatTable::touch`] of the session in slot `i`.
+    #[inline(always)]
     pub fn touch_at(&mut self, i: u32, reply: bool, tcp_flags: u8, now_ns: u64) -> bool {
         let t = self.timeouts;
         let Some(s) = self.slots[i as usize].as_mut() else {
@@ -664,11 +683,21 @@ impl NatTable {
         // A phase change is news; so is a session kept alive past half its timeout since
         // the backup last heard of it (a refresh, as VPP's NAT HA sends).
         if s.phase != before || now_ns.saturating_sub(s.synced_ns) > s.timeout(&t) / 2 {
+            self.note_update(i, now_ns);
+        }
+        true
+    }
+
+    /// The sync event of [`NatTable::touch_at`]: rare (a phase change or a refresh).
+    #[cold]
+    #[inline(never)]
+    fn note_update(&mut self, i: u32, now_ns: u64) {
+        let t = self.timeouts;
+        if let Some(s) = self.slots[i as usize].as_mut() {
             s.synced_ns = now_ns;
             let r = s.record(Op::Update, now_ns, &t);
             self.event(r);
         }
-        true
     }
 
     /// Removes the session with sync key `k` (a backup told that the master's ended);

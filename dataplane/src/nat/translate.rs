@@ -84,6 +84,7 @@ pub fn icmp_kind(t: u8) -> IcmpKind {
 
 /// The tuple of `ip`. ICMP echo uses its identifier as both ports; an ICMP error is
 /// reported as [`Untranslatable::Protocol`] here (see [`inner_tuple`]).
+#[inline(always)]
 pub fn tuple(ip: &[u8]) -> Result<Tuple, Untranslatable> {
     let hl = ihl(ip)?;
     if be16(ip, 6) & 0x1fff != 0 {
@@ -165,54 +166,106 @@ fn l4_checksum_at(proto: u8, hl: usize, b: &[u8]) -> Option<usize> {
     }
 }
 
-/// Rewrites the source (`src` = true) or destination address and port of `ip`.
-fn rewrite(ip: &mut [u8], src: bool, addr: u32, port: u16) -> Result<(), Untranslatable> {
-    let t = tuple(ip)?;
+/// Rewrites the source (`src` = true) or destination address and port of `ip`, whose
+/// tuple is `t` (from [`tuple`]). Each checksum is read once, updated in a register for the
+/// address and the port together, and written once (a write then a re-read of the same
+/// bytes stalls the store buffer). Lengths are checked again here, so a tuple of some other
+/// packet cannot make it index out of bounds: it fails with [`Untranslatable::Truncated`].
+#[inline(always)]
+fn rewrite_parsed(
+    ip: &mut [u8],
+    t: &Tuple,
+    src: bool,
+    addr: u32,
+    port: u16,
+) -> Result<(), Untranslatable> {
     let hl = ihl(ip)?;
-    let l4c = l4_checksum_at(t.proto, hl, ip);
-    set_addr(ip, if src { 12 } else { 16 }, addr, 10, l4c);
+    if ip.len() < hl + 8 {
+        return Err(Untranslatable::Truncated);
+    }
+    let (addr_at, old_addr, old_port) = if src {
+        (12, t.src, t.sport)
+    } else {
+        (16, t.dst, t.dport)
+    };
+    let (oh, ol, nh, nl) = (
+        (old_addr >> 16) as u16,
+        old_addr as u16,
+        (addr >> 16) as u16,
+        addr as u16,
+    );
+    let new_addr = old_addr != addr;
+    let new_port = old_port != port;
     match t.proto {
         TCP | UDP => {
-            let at = hl + if src { 0 } else { 2 };
-            let old = be16(ip, at);
-            if old != port {
-                put16(ip, at, port);
-                if let Some(c) = l4c {
-                    let v = update16(be16(ip, c), old, port);
-                    put16(ip, c, v);
+            if let Some(at) = l4_checksum_at(t.proto, hl, ip) {
+                let mut c = be16(ip, at);
+                if new_addr {
+                    c = update16(update16(c, oh, nh), ol, nl);
                 }
+                if new_port {
+                    c = update16(c, old_port, port);
+                }
+                if t.proto == UDP && c == 0 {
+                    // A computed UDP checksum of 0 is sent as 0xffff (RFC 768).
+                    c = 0xffff;
+                }
+                put16(ip, at, c);
             }
-            if t.proto == UDP {
-                // A computed UDP checksum of 0 is sent as 0xffff (RFC 768).
-                if let Some(c) = l4c {
-                    if be16(ip, c) == 0 {
-                        put16(ip, c, 0xffff);
-                    }
-                }
+            if new_port {
+                put16(ip, hl + if src { 0 } else { 2 }, port);
             }
         }
         ICMP => {
             // Echo: the identifier is not in a pseudo-header; ICMP's checksum covers it.
-            let old = be16(ip, hl + 4);
-            if old != port {
+            if new_port {
+                let c = update16(be16(ip, hl + 2), old_port, port);
+                put16(ip, hl + 2, c);
                 put16(ip, hl + 4, port);
-                let v = update16(be16(ip, hl + 2), old, port);
-                put16(ip, hl + 2, v);
             }
         }
         _ => return Err(Untranslatable::Protocol),
+    }
+    if new_addr {
+        let c = update16(update16(be16(ip, 10), oh, nh), ol, nl);
+        put16(ip, 10, c);
+        ip[addr_at..addr_at + 4].copy_from_slice(&addr.to_be_bytes());
     }
     Ok(())
 }
 
 /// Source NAT: the packet leaves from `addr:port`.
 pub fn set_source(ip: &mut [u8], addr: u32, port: u16) -> Result<(), Untranslatable> {
-    rewrite(ip, true, addr, port)
+    let t = tuple(ip)?;
+    rewrite_parsed(ip, &t, true, addr, port)
+}
+
+/// [`set_source`] of a packet whose tuple the caller already has.
+#[inline(always)]
+pub fn set_source_parsed(
+    ip: &mut [u8],
+    t: &Tuple,
+    addr: u32,
+    port: u16,
+) -> Result<(), Untranslatable> {
+    rewrite_parsed(ip, t, true, addr, port)
 }
 
 /// Destination NAT: the packet goes to `addr:port`.
 pub fn set_destination(ip: &mut [u8], addr: u32, port: u16) -> Result<(), Untranslatable> {
-    rewrite(ip, false, addr, port)
+    let t = tuple(ip)?;
+    rewrite_parsed(ip, &t, false, addr, port)
+}
+
+/// [`set_destination`] of a packet whose tuple the caller already has.
+#[inline(always)]
+pub fn set_destination_parsed(
+    ip: &mut [u8],
+    t: &Tuple,
+    addr: u32,
+    port: u16,
+) -> Result<(), Untranslatable> {
+    rewrite_parsed(ip, t, false, addr, port)
 }
 
 /// An ICMP error coming back through the NAT towards the inside: the outer destination

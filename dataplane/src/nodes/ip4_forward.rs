@@ -158,8 +158,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
             continue;
         }
         let nh = ctx.env.scratch.values[i];
-        if let Some((mut buf, meta, adj)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, pkt.meta, out)
-        {
+        let mut meta = pkt.meta;
+        if let Some((mut buf, adj)) = ip4_lookup::route(ctx.snap, nh, pkt.buf, &mut meta, out) {
             if let (Some(o), Some(table)) = (outside, ctx.env.nat.as_mut()) {
                 let egress = match adj {
                     Adjacency::Attached { port } | Adjacency::Gateway { port, .. } => Some(port),

