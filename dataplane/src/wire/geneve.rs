@@ -14,7 +14,7 @@
 //! Aegis sends one option, class [`AEGIS_OPTION_CLASS`] type [`OPT_TRACE_ID`]: an 8-byte
 //! big-endian trace id, not critical. Other options are kept as values.
 
-use super::{be16, be32, checksum, ethernet, ipv4, put16, put32, udp};
+use super::{be16, be32, ethernet, ipv4, put16, put32, udp};
 
 /// The IANA UDP port for Geneve.
 pub const UDP_PORT: u16 = 6081;
@@ -37,10 +37,6 @@ pub const ENCAP_OVERHEAD: usize =
 const OPT_CRITICAL: u8 = 0x80;
 /// Don't-fragment bit in the IPv4 flags/offset word.
 const IPV4_DF: u16 = 0x4000;
-/// Offset of the IPv4 flags/offset word (`ipv4::emit_header` writes it as 0).
-const IPV4_FLAGS_OFFSET: usize = 6;
-/// Offset of the IPv4 header checksum.
-const IPV4_CHECKSUM_OFFSET: usize = 10;
 /// Outer TTL.
 const OUTER_TTL: u8 = 64;
 
@@ -330,19 +326,16 @@ pub fn encap_headers(buf: &mut [u8], p: &EncapParams) {
     put16(buf, 12, ethernet::ETHERTYPE_IPV4);
 
     let ip = &mut buf[ethernet::HEADER_LEN..];
-    ipv4::emit_header(
+    ipv4::emit_header_flags(
         ip,
         ip_total as u16,
         p.ident,
+        IPV4_DF,
         OUTER_TTL,
         ipv4::PROTO_UDP,
         p.src_ip,
         p.dst_ip,
     );
-    // `emit_header` leaves the flags word 0: set DF and patch the checksum (RFC 1624).
-    put16(ip, IPV4_FLAGS_OFFSET, IPV4_DF);
-    let c = checksum::update16(be16(ip, IPV4_CHECKSUM_OFFSET), 0, IPV4_DF);
-    put16(ip, IPV4_CHECKSUM_OFFSET, c);
 
     let u = &mut ip[ipv4::MIN_HEADER_LEN..];
     udp::emit(u, p.sport, UDP_PORT, udp_payload);
