@@ -156,6 +156,8 @@ pub struct LookupScratch {
     pub values: [u32; super::FRAME_CAP],
     /// A byte per packet (e.g. a verdict).
     pub flags: [u8; super::FRAME_CAP],
+    /// A 64-bit word per packet (e.g. a hash kept between two passes over the frame).
+    pub hashes: [u64; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -181,6 +183,7 @@ impl GraphEnv {
                 keys: [0; super::FRAME_CAP],
                 values: [0; super::FRAME_CAP],
                 flags: [0; super::FRAME_CAP],
+                hashes: [0; super::FRAME_CAP],
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
             nat: None,

@@ -73,30 +73,28 @@ fn outside_key(t: &Tuple) -> OutsideKey {
     }
 }
 
-/// Which half of a session lookup [`prefetch`] fetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefetch {
-    /// The index line (first, for a whole frame).
-    Index,
-    /// The session the index names (second, once the index lines had time to arrive).
-    Session,
+/// Stage one of prefetching a frame's sessions, so that their cache misses overlap: nodes
+/// call it for every packet of a frame, keep the returned hash, then call
+/// [`prefetch_session`] with it for every packet, before they process the frame.
+/// `inbound`: the packet came from outside (looked up by outside key), else it leaves from
+/// VPC `vpc`. Returns 0 for a packet NAT does not carry (it cost a parse and nothing else).
+#[inline(always)]
+pub fn prefetch_index(table: &NatTable, ip: &[u8], inbound: bool, vpc: u32) -> u64 {
+    let Ok(t) = translate::tuple(ip) else {
+        return 0;
+    };
+    if inbound {
+        table.prefetch_outside(&outside_key(&t))
+    } else {
+        table.prefetch_inside(&inside_key(vpc, &t))
+    }
 }
 
-/// Prefetches what the session lookup of a packet will read: nodes call it for every packet
-/// of a frame with [`Prefetch::Index`], then again with [`Prefetch::Session`], before they
-/// process the frame, so the cache misses of the frame overlap. `inbound`: the packet came
-/// from outside (looked up by outside key), else it leaves from VPC `vpc`. A packet NAT does
-/// not carry costs a parse and nothing else.
+/// Stage two: prefetches the session that stage one's `hash` leads to (nothing for 0).
 #[inline(always)]
-pub fn prefetch(table: &NatTable, ip: &[u8], inbound: bool, vpc: u32, stage: Prefetch) {
-    let Ok(t) = translate::tuple(ip) else {
-        return;
-    };
-    match (inbound, stage) {
-        (false, Prefetch::Index) => table.prefetch_inside(&inside_key(vpc, &t)),
-        (false, Prefetch::Session) => table.prefetch_inside_session(&inside_key(vpc, &t)),
-        (true, Prefetch::Index) => table.prefetch_outside(&outside_key(&t)),
-        (true, Prefetch::Session) => table.prefetch_outside_session(&outside_key(&t)),
+pub fn prefetch_session(table: &NatTable, inbound: bool, hash: u64) {
+    if hash != 0 {
+        table.prefetch_session(inbound, hash);
     }
 }
 

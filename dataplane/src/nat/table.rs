@@ -6,8 +6,8 @@
 //!
 //! Sessions sit in one array; two compact indexes ([`super::index`]) find them by inside and
 //! by outside key, so a hit costs one index line and one session line, both of which a node
-//! can prefetch for a whole frame first ([`NatTable::prefetch_inside`],
-//! [`NatTable::prefetch_inside_session`], and the outside pair).
+//! can prefetch for a whole frame first ([`NatTable::prefetch_inside`] or
+//! [`NatTable::prefetch_outside`], then [`NatTable::prefetch_session`]).
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -326,32 +326,37 @@ impl NatTable {
         })
     }
 
-    /// Stage one of a frame's lookups: prefetches the index line of inside key `k`.
+    /// Stage one of a frame's lookups: prefetches the index line of inside key `k` and
+    /// returns the key's hash for stage two ([`NatTable::prefetch_session`]).
     #[inline(always)]
-    pub fn prefetch_inside(&self, k: &InsideKey) {
-        self.by_inside.prefetch(k.hash(&self.seed));
-    }
-
-    /// Stage two (after [`NatTable::prefetch_inside`] had time to land): prefetches the
-    /// session `k` probably names.
-    #[inline(always)]
-    pub fn prefetch_inside_session(&self, k: &InsideKey) {
-        if let Some(i) = self.by_inside.prefetch_slot(k.hash(&self.seed)) {
-            crate::port::memory::prefetch(&self.slots[i as usize]);
-        }
+    pub fn prefetch_inside(&self, k: &InsideKey) -> u64 {
+        let h = k.hash(&self.seed);
+        self.by_inside.prefetch(h);
+        h
     }
 
     /// [`NatTable::prefetch_inside`] for an outside key.
     #[inline(always)]
-    pub fn prefetch_outside(&self, k: &OutsideKey) {
-        self.by_outside.prefetch(k.hash(&self.seed));
+    pub fn prefetch_outside(&self, k: &OutsideKey) -> u64 {
+        let h = k.hash(&self.seed);
+        self.by_outside.prefetch(h);
+        h
     }
 
-    /// [`NatTable::prefetch_inside_session`] for an outside key.
+    /// Stage two (after stage one's index line had time to land): prefetches the session
+    /// that the index entry of `hash` (from stage one; `inbound`: an outside key) probably
+    /// names. No key is parsed or hashed again.
     #[inline(always)]
-    pub fn prefetch_outside_session(&self, k: &OutsideKey) {
-        if let Some(i) = self.by_outside.prefetch_slot(k.hash(&self.seed)) {
-            crate::port::memory::prefetch(&self.slots[i as usize]);
+    pub fn prefetch_session(&self, inbound: bool, hash: u64) {
+        let index = if inbound {
+            &self.by_outside
+        } else {
+            &self.by_inside
+        };
+        if let Some(i) = index.prefetch_slot(hash) {
+            if let Some(slot) = self.slots.get(i as usize) {
+                crate::port::memory::prefetch(slot);
+            }
         }
     }
 

@@ -58,14 +58,17 @@ pub fn process<B: PacketBuf, const TR: bool>(
     // parse).
     if let (Some(o), Some(table)) = (outside, nat.as_ref()) {
         let routed = nat_cfg.has_rules_for(nat::ROUTED_VPC);
-        for stage in [nat::Prefetch::Index, nat::Prefetch::Session] {
-            for pkt in input.iter() {
-                let inbound = pkt.meta.rx_port == o;
-                if inbound || routed {
-                    let ip = pkt.buf.data().get(L3..).unwrap_or_default();
-                    nat::prefetch(table, ip, inbound, nat::ROUTED_VPC, stage);
-                }
-            }
+        for (h, pkt) in scratch.hashes.iter_mut().zip(input.iter()) {
+            let inbound = pkt.meta.rx_port == o;
+            *h = if inbound || routed {
+                let ip = pkt.buf.data().get(L3..).unwrap_or_default();
+                nat::prefetch_index(table, ip, inbound, nat::ROUTED_VPC)
+            } else {
+                0
+            };
+        }
+        for (&h, pkt) in scratch.hashes.iter().zip(input.iter()) {
+            nat::prefetch_session(table, pkt.meta.rx_port == o, h);
         }
     }
     // Pass 1: check every header, collect destinations.

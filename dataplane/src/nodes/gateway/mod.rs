@@ -46,14 +46,18 @@ pub fn process<B: PacketBuf, const TR: bool>(
     let workers = out.workers();
     // Fetch the frame's sessions first (index lines, then sessions): the misses overlap.
     if let Some(table) = ctx.env.nat.as_ref() {
-        for stage in [nat::Prefetch::Index, nat::Prefetch::Session] {
-            for pkt in input.iter() {
-                let Some(vni) = ov.vpcs.get(usize::from(vpc_of(&pkt.meta))).map(|v| v.vni) else {
-                    continue;
-                };
-                let ip = pkt.buf.data().get(L3..).unwrap_or_default();
-                nat::prefetch(table, ip, false, vni, stage);
-            }
+        let hashes = &mut ctx.env.scratch.hashes;
+        for (h, pkt) in hashes.iter_mut().zip(input.iter()) {
+            *h = match ov.vpcs.get(usize::from(vpc_of(&pkt.meta))) {
+                Some(v) => {
+                    let ip = pkt.buf.data().get(L3..).unwrap_or_default();
+                    nat::prefetch_index(table, ip, false, v.vni)
+                }
+                None => 0,
+            };
+        }
+        for &h in hashes.iter().take(input.len()) {
+            nat::prefetch_session(table, false, h);
         }
     }
     for mut pkt in input.drain(..) {
