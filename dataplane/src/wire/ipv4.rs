@@ -376,6 +376,27 @@ mod tests {
     }
 
     #[test]
+    fn emitted_headers_verify_for_any_fields() {
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let (len, ident) = (x as u16, (x >> 16) as u16);
+            let (src, dst) = (x.rotate_left(7), !x);
+            for flags in [0u16, 0x4000] {
+                let mut b = [0u8; 20];
+                emit_header_flags(&mut b, len, ident, flags, (x >> 3) as u8, x as u8, src, dst);
+                assert!(checksum::verify(&b), "{b:02x?}");
+                let p = Packet::new_unchecked(&b[..]);
+                assert_eq!((p.total_len(), p.ttl()), (len, (x >> 3) as u8));
+                assert_eq!(p.dont_frag(), flags != 0);
+                assert_eq!((be32(&b, 12), be32(&b, 16)), (src, dst));
+            }
+        }
+    }
+
+    #[test]
     fn ttl_decrement_keeps_checksum_valid() {
         let mut b = vrrp_v2();
         let mut p = Packet::new_unchecked(&mut b[..]);
