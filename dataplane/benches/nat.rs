@@ -79,11 +79,12 @@ fn established(c: &mut Criterion) {
         group.bench_function(format!("outbound_{name}"), |b| {
             b.iter(|| {
                 for frame in order.chunks(FRAME) {
-                    for &i in frame {
-                        t.prefetch_inside(&inside[i as usize]);
+                    let mut hashes = [0u64; FRAME];
+                    for (h, &i) in hashes.iter_mut().zip(frame) {
+                        *h = t.prefetch_inside(&inside[i as usize]);
                     }
-                    for &i in frame {
-                        t.prefetch_inside_session(&inside[i as usize]);
+                    for &h in &hashes[..frame.len()] {
+                        t.prefetch_session(false, h);
                     }
                     for &i in frame {
                         black_box(t.outbound_touch(&inside[i as usize], tr, 0, 2).ok());
@@ -94,11 +95,12 @@ fn established(c: &mut Criterion) {
         group.bench_function(format!("inbound_{name}"), |b| {
             b.iter(|| {
                 for frame in order.chunks(FRAME) {
-                    for &i in frame {
-                        t.prefetch_outside(&outside[i as usize]);
+                    let mut hashes = [0u64; FRAME];
+                    for (h, &i) in hashes.iter_mut().zip(frame) {
+                        *h = t.prefetch_outside(&outside[i as usize]);
                     }
-                    for &i in frame {
-                        t.prefetch_outside_session(&outside[i as usize]);
+                    for &h in &hashes[..frame.len()] {
+                        t.prefetch_session(true, h);
                     }
                     for &i in frame {
                         if let Some((slot, _)) = t.find_outside(&outside[i as usize], 2) {
