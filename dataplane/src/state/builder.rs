@@ -653,7 +653,7 @@ impl Tables {
                 .sort_by_key(|r| std::cmp::Reverse(r.source.length()));
             merged.floating_ips.extend(cp.floating_ips.iter().copied());
         }
-        self.nat = Arc::new(merged.indexed());
+        self.nat = Arc::new(merged);
     }
 
     /// Replaces the overlay (a new revision).
