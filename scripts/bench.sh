@@ -144,6 +144,8 @@ fi
 for tool in dpdk-testpmd pkg-config make cc python3 cargo mount umount; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs the packages; dpdk-testpmd is in dpdk-dev)"
 done
+[[ "$PERF" == 0 ]] || command -v perf >/dev/null \
+    || die "--perf needs perf (scripts/install-deps.sh installs linux-perf)"
 pkg-config --exists libdpdk || die "libdpdk not found by pkg-config (apt-get install libdpdk-dev)"
 DPDK_VERSION="$(pkg-config --modversion libdpdk)"
 EXAMPLES="$(dpkg -L dpdk-doc 2>/dev/null | sed -n 's|/l3fwd/main.c$||p' | head -n1)"

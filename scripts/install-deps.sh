@@ -59,11 +59,12 @@ die() {
 #   conntrackd conntrack    the kernel gateways' state sync (FTFW) and their conntrack tables
 #                           (tests/tests/kernel_gateway_failover.rs)
 #   curl ca-certificates    fetching crates over HTTPS
+#   linux-perf              perf, for the worker profiles of scripts/bench.sh --perf
 PACKAGES=(
     dpdk dpdk-dev libdpdk-dev dpdk-doc librte-net-af-packet23 librte-net-tap23 librte-mempool-ring23
     clang libclang-dev pkg-config build-essential libpcap-dev
     iproute2 iputils-ping traceroute ethtool netcat-openbsd python3 procps util-linux
-    tshark keepalived nftables conntrackd conntrack curl ca-certificates
+    tshark keepalived nftables conntrackd conntrack curl ca-certificates linux-perf
 )
 
 export DEBIAN_FRONTEND=noninteractive
