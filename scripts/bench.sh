@@ -43,6 +43,10 @@
 # runs it beside the normal build, interleaved in every round, as "aegis-dataplane (untraced
 # build)" and "aegis east-west out|in (untraced build)"; --only trace runs just testpmd,
 # l3fwd, and those scenarios with their normal-build twins.
+# --compare BIN runs another aegis-dataplane binary (e.g. a build of an earlier commit) the
+# same way beside the normal build, in every aegis scenario (routing, NAT, east-west) of
+# every round, as "... (compare build)": an A/B of two builds in one run, interleaved, so
+# the machine's drift over minutes hits both alike.
 # After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
 # folder and the drops counted are shown under the table.
 #
@@ -62,7 +66,7 @@
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
 #                              [--no-nat] [--only routing|nat|eastwest|trace] [--nat-connections N]
-#                              [--untraced] [--perf]
+#                              [--untraced | --compare BIN] [--perf]
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
 # the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
@@ -87,6 +91,7 @@ EW_FLOWS=100000      # east-west: flows = packets in each pcap = established con
 EW_SCENARIOS=1
 NAT_SCENARIOS=1
 UNTRACED=0
+COMPARE_BIN=""
 PERF=0
 NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,6 +117,7 @@ while [[ $# -gt 0 ]]; do
         --no-nat) NAT_SCENARIOS=0; shift ;;
         --nat-connections) NAT_CONNECTIONS="$2"; shift 2 ;;
         --untraced) UNTRACED=1; shift ;;
+        --compare) COMPARE_BIN="$2"; shift 2 ;;
         --perf) PERF=1; shift ;;
         --only)
             case "${2:-}" in
@@ -135,7 +141,7 @@ done
 EW_MBUFS=$(( EW_FLOWS + 16384 ))
 EW_MEM_MB=$(( EW_MBUFS * 2560 / 1048576 + 160 ))
 (( EW_MEM_MB > MEM_MB )) || EW_MEM_MB=$MEM_MB
-EW_CONNECTIONS=$(( EW_FLOWS * 2 > 262144 ? EW_FLOWS * 2 : 262144 ))
+EW_CONNECTIONS=${EW_CONNECTIONS:-$(( EW_FLOWS * 2 > 262144 ? EW_FLOWS * 2 : 262144 ))}
 if [[ "$EW_SCENARIOS" -eq 1 ]] && (( EW_MEM_MB > HUGEPAGES * 2 )); then
     die "--ew-flows $EW_FLOWS needs $EW_MEM_MB MB of hugepages; give --hugepages $(( (EW_MEM_MB + 1) / 2 ))"
 fi
@@ -215,13 +221,22 @@ else
     AEGIS_STATUS="not built (cargo build -p aegis-dataplane --bin aegis-dataplane failed; see $LOG_DIR/aegis-build.log)"
     say "aegis-dataplane: $AEGIS_STATUS"
 fi
-UNTRACED_BIN=""
-if [[ "$UNTRACED" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
+# The second build run beside the normal one (--untraced or --compare), and its label.
+SECOND_BIN=""
+SECOND_TAG=""
+if [[ -n "$COMPARE_BIN" ]]; then
+    [[ "$UNTRACED" -eq 0 ]] || die "--compare and --untraced (or --only trace) exclude each other"
+    [[ -x "$COMPARE_BIN" ]] || die "--compare $COMPARE_BIN is not an executable"
+    SECOND_BIN="$COMPARE_BIN"
+    SECOND_TAG="compare build"
+    say "compare build: $COMPARE_BIN"
+elif [[ "$UNTRACED" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
     # Built into its own target folder: the normal build's artifacts stay as they are.
     say "building aegis-dataplane --features untraced (release, target/untraced)"
     if CARGO_TARGET_DIR="$ROOT/target/untraced" cargo build --release -q -p aegis-dataplane \
         --bin aegis-dataplane --features untraced >"$LOG_DIR/aegis-untraced-build.log" 2>&1; then
-        UNTRACED_BIN="$ROOT/target/untraced/release/aegis-dataplane"
+        SECOND_BIN="$ROOT/target/untraced/release/aegis-dataplane"
+        SECOND_TAG="untraced build"
     else
         die "cannot build aegis-dataplane --features untraced (see $LOG_DIR/aegis-untraced-build.log)"
     fi
@@ -467,9 +482,9 @@ for round in $(seq "$ROUNDS"); do
         aegis_config "$R-aegis" > "$CFG"
         cp "$CFG" "$LOG_DIR/aegis.toml"
         run "aegis-dataplane" "$R-aegis" "$AEGIS_BIN" --config "$CFG"
-        if [[ -n "$UNTRACED_BIN" ]]; then
+        if [[ -n "$SECOND_BIN" ]]; then
             aegis_config "$R-aegis-u" > "$CFG"
-            run "aegis-dataplane (untraced build)" "$R-aegis-u" "$UNTRACED_BIN" --config "$CFG"
+            run "aegis-dataplane ($SECOND_TAG)" "$R-aegis-u" "$SECOND_BIN" --config "$CFG"
         fi
     else
         printf '%s\t%s\t0\t0\t0\n' "aegis-dataplane" "$AEGIS_STATUS" >> "$RESULTS"
@@ -485,6 +500,17 @@ for round in $(seq "$ROUNDS"); do
         # The closed port 9, as for east-west: host g runs on its cached slice.
         NAT_CHECK="ext0 203.0.113.10" run "aegis nat (overlay gateway)" "$R-nat-gw" "$AEGIS_BIN" \
             --config "$CFG" --controlplane 127.0.0.1:9 --host g --controlplane-cache "$GW_CACHE"
+        if [[ -n "$COMPARE_BIN" ]]; then
+            CFG="$WORK/aegis-nat.toml"
+            nat_config "$R-nat-u" > "$CFG"
+            NAT_CHECK="eth1 $NAT_ADDRESS" run "aegis nat (routed) ($SECOND_TAG)" "$R-nat-u" \
+                "$SECOND_BIN" --config "$CFG"
+            CFG="$WORK/aegis-nat-gw.toml"
+            gw_config "$R-nat-gw-u" > "$CFG"
+            NAT_CHECK="ext0 203.0.113.10" run "aegis nat (overlay gateway) ($SECOND_TAG)" \
+                "$R-nat-gw-u" "$SECOND_BIN" --config "$CFG" --controlplane 127.0.0.1:9 --host g \
+                --controlplane-cache "$GW_CACHE"
+        fi
     elif [[ "$NAT_SCENARIOS" -eq 1 ]]; then
         for n in "aegis nat (routed)" "aegis nat (overlay gateway)"; do
             printf '%s\t%s\t0\t0\t0\n' "$n" "$AEGIS_STATUS" >> "$RESULTS"
@@ -512,9 +538,9 @@ for round in $(seq "$ROUNDS"); do
         # the control plane does not answer, and keeps retrying in the background.
         run "aegis east-west $dir" "$R-ew-$dir" "$AEGIS_BIN" --config "$CFG" \
             --controlplane 127.0.0.1:9 --host a --controlplane-cache "$EW_CACHE"
-        if [[ -n "$UNTRACED_BIN" ]]; then
+        if [[ -n "$SECOND_BIN" ]]; then
             ew_config "$R-ew-$dir-u" "$dir" > "$CFG"
-            run "aegis east-west $dir (untraced build)" "$R-ew-$dir-u" "$UNTRACED_BIN" \
+            run "aegis east-west $dir ($SECOND_TAG)" "$R-ew-$dir-u" "$SECOND_BIN" \
                 --config "$CFG" --controlplane 127.0.0.1:9 --host a --controlplane-cache "$EW_CACHE"
         fi
     done

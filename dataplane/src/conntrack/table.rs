@@ -140,6 +140,7 @@ impl ConnTable {
     /// Finds the connection of `flow`, from either direction. An entry expired at `now_ns` is
     /// removed and reported absent. The returned slot is valid until the next `lookup`,
     /// `insert`, `remove` or `sweep`.
+    #[inline]
     pub fn lookup(&mut self, flow: &Flow, now_ns: u64) -> Option<Hit> {
         self.lookup_inner(flow, now_ns)
     }

@@ -158,6 +158,9 @@ pub struct LookupScratch {
     pub flags: [u8; super::FRAME_CAP],
     /// A 64-bit word per packet (e.g. a hash kept between two passes over the frame).
     pub hashes: [u64; super::FRAME_CAP],
+    /// The inner flow of each packet (read once by `security-group`'s first pass, used by
+    /// its second).
+    pub flows: [nodes::overlay::InnerFlow; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -184,6 +187,7 @@ impl GraphEnv {
                 values: [0; super::FRAME_CAP],
                 flags: [0; super::FRAME_CAP],
                 hashes: [0; super::FRAME_CAP],
+                flows: [nodes::overlay::InnerFlow::EMPTY; super::FRAME_CAP],
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
             nat: None,
@@ -226,6 +230,10 @@ pub struct Outputs<'a, B, const TR: bool> {
     handoff: &'a Handoff<B>,
     /// The worker's captures when one of them takes drops (checked once per graph run).
     taps: Option<&'a Taps>,
+    /// The nodes some capture takes (bits as [`node_bit`]): a node that could skip another
+    /// (e.g. `overlay-output` routing its outer packets itself) does not while that one is
+    /// captured.
+    node_taps: u32,
     now_ns: u64,
     /// The worker's tracer (used only for traced packets).
     tracer: &'a mut Tracer,
@@ -303,6 +311,13 @@ impl<B> Handoff<B> {
 }
 
 impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
+    /// True if some capture takes the input of node `node` (a node that could do that
+    /// node's work itself hands packets to it instead, so the capture sees them).
+    #[inline(always)]
+    pub fn captured(&self, node: NodeId) -> bool {
+        self.node_taps & node_bit(node) != 0
+    }
+
     /// True if the packet of `meta` is traced. Always false in the untraced variant
     /// (`TR` false: the graph runs a node so when no packet on this worker is traced and
     /// the node cannot start a trace), where every trace hook compiles away.
@@ -789,6 +804,7 @@ impl<B: PacketBuf> Graph<B> {
                         stats,
                         handoff: &self.handoff,
                         taps,
+                        node_taps,
                         now_ns,
                         tracer: &mut self.tracer,
                         node: id,
@@ -803,6 +819,7 @@ impl<B: PacketBuf> Graph<B> {
                         stats,
                         handoff: &self.handoff,
                         taps,
+                        node_taps,
                         now_ns,
                         tracer: &mut self.tracer,
                         node: id,

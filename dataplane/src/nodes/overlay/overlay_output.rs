@@ -1,14 +1,20 @@
 //! `overlay-output`: the last overlay step. A destination port on this host gets the frame
 //! on its DPDK port; one on another host gets it inside Geneve (VNI = the VPC's) towards
-//! that host's underlay address, then `ip4-lookup` routes and resolves the outer packet on
-//! the underlay like any packet the dataplane builds. An inner packet larger than the
-//! overlay MTU gets fragmentation-needed (with the overlay MTU) from the sender's gateway
-//! when DF is set, and is dropped otherwise (the dataplane does not fragment).
+//! that host's underlay address. The outer packet is routed on the underlay here, once per
+//! remote host and frame (the tunnel's next hop, as VPP stacks a tunnel on its underlay
+//! route): when the route, the port and the neighbour's MAC are all known and the packet
+//! fits the port's MTU, it is written with its Ethernet header and transmitted at once;
+//! otherwise (no route, a neighbour to resolve, too big, a traced packet, a capture on
+//! `ip4-lookup`) `ip4-lookup` routes it like any packet the dataplane builds, with its
+//! errors and its hold queue. An inner packet larger than the overlay MTU gets
+//! fragmentation-needed (with the overlay MTU) from the sender's gateway when DF is set,
+//! and is dropped otherwise (the dataplane does not fragment).
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::Location;
+use crate::state::snapshot::{Adjacency, Mac, Snapshot};
 use crate::trace::Detail;
 use crate::wire::geneve::{self, EncapParams};
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE};
@@ -26,6 +32,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;
+    // The last remote host's underlay next hop (frames mostly go to few hosts).
+    let mut last: Option<(u32, Option<UnderlayHop>)> = None;
+    let direct_ok = !out.captured(NodeId::Ip4Lookup);
     for mut pkt in input.drain(..) {
         let Some(to) = ov.endpoint(pkt.meta.adj) else {
             out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
@@ -86,13 +95,28 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.drop(pkt.buf, pkt.meta, DropReason::NoBuffers);
             continue;
         }
+        let hop = match last {
+            Some((ip, hop)) if ip == underlay => hop,
+            _ => {
+                let hop = underlay_hop(snap, underlay);
+                last = Some((underlay, hop));
+                hop
+            }
+        };
+        // Straight to the port only for an untraced packet that fits (the trace records
+        // the `ip4-lookup` hop; a packet too big gets its error there).
+        let outer_ip_len = pkt.buf.len() - L3;
+        let direct = hop.filter(|h| {
+            direct_ok && !out.traced(&pkt.meta) && outer_ip_len <= usize::from(h.mtu)
+        });
+        let (dst_mac, src_mac) = direct.map_or(([0; 6], [0; 6]), |h| (h.dst_mac, h.src_mac));
         let ident = ctx.env.next_ident;
         ctx.env.next_ident = ident.wrapping_add(1);
         geneve::encap_headers(
             pkt.buf.data_mut(),
             &EncapParams {
-                src_mac: [0; 6],
-                dst_mac: [0; 6],
+                src_mac,
+                dst_mac,
                 src_ip: ov.underlay_ip,
                 dst_ip: underlay,
                 sport: geneve::flow_source_port(hash),
@@ -105,6 +129,47 @@ pub fn process<B: PacketBuf, const TR: bool>(
         pkt.meta.set_local_origin();
         let (remote, vni) = (underlay, vpc.vni);
         out.note(&pkt.meta, Detail::Encap { remote, vni });
-        out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta);
+        match direct {
+            Some(h) => {
+                pkt.meta.adj = h.adj;
+                out.tx(h.port, pkt.buf, pkt.meta);
+            }
+            None => out.to(NodeId::Ip4Lookup, pkt.buf, pkt.meta),
+        }
     }
+}
+
+/// Where an outer packet to a remote host goes on the underlay when nothing is in the way.
+#[derive(Clone, Copy, Debug)]
+struct UnderlayHop {
+    /// The FIB's adjacency index (what `ip4-lookup` records in the metadata).
+    adj: u32,
+    port: u16,
+    dst_mac: Mac,
+    src_mac: Mac,
+    /// The port's IP MTU.
+    mtu: u16,
+}
+
+/// Routes underlay address `ip` as `ip4-lookup` would for a packet the dataplane built:
+/// the hop if the route is a forwarding one through a port that is up and the next hop's
+/// MAC is known; `None` for anything `ip4-lookup` has to handle (no route, local,
+/// blackhole, unreachable, port down, neighbour unresolved).
+#[inline]
+fn underlay_hop(snap: &Snapshot, ip: u32) -> Option<UnderlayHop> {
+    let adj = snap.fib.lookup(ip)?;
+    let (port, nh_ip, mac) = match snap.adjacencies.get(adj as usize)? {
+        Adjacency::Gateway { port, gw, mac } => (*port, u32::from(*gw), *mac),
+        Adjacency::Attached { port } => (*port, ip, None),
+        _ => return None,
+    };
+    let pv = snap.ports.get(usize::from(port)).filter(|p| p.up)?;
+    let dst_mac = mac.or_else(|| snap.neighbour(port, nh_ip))?;
+    Some(UnderlayHop {
+        adj,
+        port,
+        dst_mac,
+        src_mac: pv.mac,
+        mtu: pv.mtu,
+    })
 }

@@ -606,3 +606,113 @@ fn frame_of(wire: &[u8]) -> crate::graph::Frame<crate::buf::heap::HeapBuf> {
     });
     f
 }
+
+/// Packets `ip4-lookup` has handled on host `h`.
+fn through_ip4_lookup(h: &HostPipeline) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    h.env.stats.nodes[crate::graph::NodeId::Ip4Lookup as usize]
+        .packets
+        .load(Relaxed)
+}
+
+fn b1_to_b2() -> Vec<u8> {
+    vm_frame(
+        B1_MAC,
+        B2_MAC,
+        "10.1.1.11",
+        "10.1.1.12",
+        PROTO_ICMP,
+        &echo(9),
+    )
+}
+
+#[test]
+fn encapsulated_packets_go_straight_to_the_underlay_port_unless_a_capture_takes_ip4_lookup() {
+    use crate::capture::tap::{node_bit, CaptureSpec, TapCommand};
+    use crate::capture::{CaptureRing, Point, Program, RECORD_BYTES};
+    use std::sync::Arc;
+
+    let mut direct = HostPipeline::new("a", 1024);
+    let wire = one_out(&mut direct, VM1, b1_to_b2(), UL);
+    assert_eq!(through_ip4_lookup(&direct), 0, "routed by overlay-output");
+    assert_eq!((&wire[0..6], &wire[6..12]), (&UL_MAC_B[..], &UL_MAC_A[..]));
+    ipv4::Packet::new_checked(&wire[14..]).expect("valid outer IPv4, checksum included");
+
+    // The same packet with a capture on ip4-lookup: it takes the long way, the capture sees
+    // it there, and the same bytes leave.
+    let mut captured = HostPipeline::new("a", 1024);
+    let ring = Arc::new(CaptureRing::new(16));
+    captured.graph.taps_mut().apply(TapCommand::Start {
+        id: 1,
+        spec: Arc::new(CaptureSpec {
+            rx_ports: 0,
+            tx_ports: 0,
+            drops: false,
+            nodes: node_bit(crate::graph::NodeId::Ip4Lookup),
+            filter: Program::accept_all(),
+            snaplen: RECORD_BYTES,
+        }),
+        ring: ring.clone(),
+    });
+    let via_lookup = one_out(&mut captured, VM1, b1_to_b2(), UL);
+    assert_eq!(through_ip4_lookup(&captured), 1);
+    assert_eq!(via_lookup, wire, "both ways build the same packet");
+    let mut seen = Vec::new();
+    ring.drain(usize::MAX, |r| seen.push((r.point, r.bytes().to_vec())));
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, Point::Node(crate::graph::NodeId::Ip4Lookup));
+    assert_eq!(&seen[0].1[14..], &wire[14..], "the outer packet, before its MACs");
+}
+
+#[test]
+fn an_unresolved_underlay_neighbour_parks_the_packet_and_asks_for_it() {
+    use crate::graph::ControlEvent;
+    use std::sync::Arc;
+
+    let mut a = HostPipeline::new("a", 1024);
+    let peer = ip("10.88.0.12");
+    let mut known = (*a.snap.neighbours).clone();
+    let peer_mac = known.remove(&(UL as u16, peer)).expect("host b is a neighbour");
+    a.snap.neighbours = Arc::new(known.clone());
+    let out = a.run(VM1 as u16, &[b1_to_b2()]);
+    assert!(out.iter().all(|p| p.is_empty()), "nothing sent: {out:?}");
+    assert_eq!(a.graph.held(), 1, "parked until host b resolves");
+    assert_eq!(through_ip4_lookup(&a), 1);
+    let mut asked = false;
+    while let Some(e) = a.env.events.pop() {
+        asked |= e
+            == ControlEvent::NeighbourMiss {
+                port: UL as u16,
+                ip: peer,
+            };
+    }
+    assert!(asked, "the control thread is asked to resolve host b");
+    // Host b answers: the parked packet leaves with its MAC.
+    known.insert((UL as u16, peer), peer_mac);
+    a.snap.neighbours = Arc::new(known);
+    a.graph.release_held(&a.snap, a.now_ns);
+    a.graph.run(&a.snap, a.now_ns, &mut a.env);
+    let sent: Vec<Vec<u8>> = a.graph.tx_frames()[UL]
+        .drain(..)
+        .map(|b| crate::buf::PacketBuf::data(&b).to_vec())
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(&sent[0][0..6], &UL_MAC_B);
+}
+
+#[test]
+fn an_outer_packet_too_big_for_the_underlay_port_is_left_to_ip4_lookup() {
+    let mut a = HostPipeline::new("a", 1024);
+    let mut ports: Vec<_> = a.snap.ports.iter().cloned().collect();
+    ports[UL].mtu = 100;
+    a.snap.ports = ports.into();
+    let out = a.run(VM1 as u16, &[b1_to_b2()]);
+    assert!(out[UL].is_empty(), "not sent on the underlay");
+    assert_eq!(through_ip4_lookup(&a), 1, "ip4-lookup applied the port's MTU");
+    assert_eq!(
+        a.drops(DropReason::Ip4MtuExceeded) + a.drops(DropReason::Ip4FragmentationUnsupported),
+        1,
+        "{:?}",
+        a.drop_summary()
+    );
+}
