@@ -90,6 +90,67 @@ pub fn remove_lab(id: &LabId) -> Vec<String> {
     removed
 }
 
+/// Removes every lab this process created (best effort); returns what went.
+pub fn remove_own_labs() -> Vec<String> {
+    let me = std::process::id();
+    let mut ids: Vec<LabId> = Vec::new();
+    let names = list_namespaces()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(dir_names(&lab_root()))
+        .chain(dir_names(Path::new(DPDK_RUNTIME_DIR)));
+    for name in names {
+        if let Some(id) = LabId::parse(&name).filter(|id| id.owner_pid() == me) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.iter().flat_map(remove_lab).collect()
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Makes SIGTERM, SIGINT and SIGHUP tear down this process's labs before it exits (with
+/// 128 + the signal, as the default action would report), so that a test runner's timeout
+/// (nextest sends SIGTERM) or a Ctrl-C leaves no namespace or process behind. Installed
+/// once per process, by the first [`Lab`](crate::Lab); a signal thread does the work.
+pub fn teardown_on_signals() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("aegis-lab: cannot watch signals ({e}); a killed test may leave its lab");
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("lab-signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    eprintln!("aegis-lab: signal {sig}: tearing down this process's labs");
+                    for r in remove_own_labs() {
+                        eprintln!("aegis-lab: removed {r}");
+                    }
+                    std::process::exit(128 + sig);
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("aegis-lab: cannot start the signal thread ({e})");
+        }
+    });
+}
+
 /// Which labs `cleanup` may remove.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {

@@ -1,7 +1,9 @@
 //! [`Lab`]: a set of network namespaces ("hosts") joined by veth pairs, the processes running
 //! in them, and a temp dir for their logs and configs. Everything is removed when the lab is
 //! dropped — also when a test panics — by stopping the processes (SIGTERM, then SIGKILL after
-//! a grace period), deleting the links and namespaces and removing the temp dir.
+//! a grace period), deleting the links and namespaces and removing the temp dir. When the
+//! test process itself gets SIGTERM, SIGINT or SIGHUP (a runner's timeout, Ctrl-C), a signal
+//! thread removes its labs before it exits ([`cleanup::teardown_on_signals`]).
 //!
 //! Hosts are named by the caller (`"h1"`); their namespaces are `<lab id>-<host>` (see
 //! [`names`](crate::names)). Each host starts IPv4-only: IPv6 is disabled (the dataplane is
@@ -58,6 +60,7 @@ impl Lab {
     /// process that happened to have the same pid, and creates the temp dir.
     pub fn new(prefix: &str) -> Result<Lab> {
         let id = LabId::new(prefix)?;
+        cleanup::teardown_on_signals();
         cleanup::remove_lab(&id);
         let dir = cleanup::lab_dir(&id);
         std::fs::create_dir_all(&dir).map_err(|source| LabError::Io {

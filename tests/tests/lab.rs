@@ -291,6 +291,88 @@ fn cleanup_removes_leftovers_of_dead_labs_only() {
     live.teardown().unwrap();
 }
 
+/// Set in the child process of [`a_sigterm_to_the_test_process_removes_its_labs`].
+const SIGNAL_CHILD_ENV: &str = "AEGIS_LAB_SIGNAL_CHILD";
+
+#[test]
+fn a_sigterm_to_the_test_process_removes_its_labs() {
+    if std::env::var_os(SIGNAL_CHILD_ENV).is_some() {
+        // The child: a lab with a process in it, reported on stdout, then wait to be killed.
+        let mut lab = pair("sigterm");
+        let p = lab.spawn("b", "sleeper", "sleep", &["1000"]).unwrap();
+        let pid = lab.proc(p).pid();
+        println!("LAB {} {pid}", lab.id());
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        panic!("the parent did not send SIGTERM within 60 s");
+    }
+    if !env::lab_ready("sigterm_teardown", &["sysctl"]) {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // This same test, run alone in a child process of this test binary.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_sigterm_to_the_test_process_removes_its_labs",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SIGNAL_CHILD_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    // libtest writes "test NAME ... " before the test's own output, on the same line.
+    let line = stdout
+        .lines()
+        .map_while(|l| l.ok())
+        .find_map(|l| l.find("LAB ").map(|at| l[at..].to_string()));
+    let Some(line) = line else {
+        let _ = child.kill();
+        panic!(
+            "the child exited without building its lab: {:?}",
+            child.wait()
+        );
+    };
+    let mut parts = line.split_whitespace().skip(1);
+    let id = LabId::parse(parts.next().unwrap()).expect("a lab id");
+    let sleeper: u32 = parts.next().unwrap().parse().unwrap();
+    assert_eq!(namespaces_of(&id), [id.ns("a"), id.ns("b")]);
+    assert!(pid_alive(sleeper));
+
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            cleanup::remove_lab(&id);
+            panic!("the child did not exit within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "exit status after SIGTERM: {status:?}"
+    );
+    assert!(
+        namespaces_of(&id).is_empty(),
+        "namespaces left after SIGTERM"
+    );
+    assert!(
+        !cleanup::lab_dir(&id).exists(),
+        "lab dir left after SIGTERM"
+    );
+    assert!(!pid_alive(sleeper), "the lab's process outlived SIGTERM");
+}
+
 /// A counter from /proc/net/snmp (`Ip:`, `Icmp:` ...) or /proc/net/netstat (`IpExt:`) inside
 /// `host`, named `Section:Field`.
 fn snmp_counter(lab: &Lab, host: &str, name: &str) -> u64 {

@@ -106,9 +106,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
         // Straight to the port only for an untraced packet that fits (the trace records
         // the `ip4-lookup` hop; a packet too big gets its error there).
         let outer_ip_len = pkt.buf.len() - L3;
-        let direct = hop.filter(|h| {
-            direct_ok && !out.traced(&pkt.meta) && outer_ip_len <= usize::from(h.mtu)
-        });
+        let direct = hop
+            .filter(|h| direct_ok && !out.traced(&pkt.meta) && outer_ip_len <= usize::from(h.mtu));
         let (dst_mac, src_mac) = direct.map_or(([0; 6], [0; 6]), |h| (h.dst_mac, h.src_mac));
         let ident = ctx.env.next_ident;
         ctx.env.next_ident = ident.wrapping_add(1);

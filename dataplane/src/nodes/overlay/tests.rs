@@ -661,7 +661,11 @@ fn encapsulated_packets_go_straight_to_the_underlay_port_unless_a_capture_takes_
     ring.drain(usize::MAX, |r| seen.push((r.point, r.bytes().to_vec())));
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, Point::Node(crate::graph::NodeId::Ip4Lookup));
-    assert_eq!(&seen[0].1[14..], &wire[14..], "the outer packet, before its MACs");
+    assert_eq!(
+        &seen[0].1[14..],
+        &wire[14..],
+        "the outer packet, before its MACs"
+    );
 }
 
 #[test]
@@ -672,7 +676,9 @@ fn an_unresolved_underlay_neighbour_parks_the_packet_and_asks_for_it() {
     let mut a = HostPipeline::new("a", 1024);
     let peer = ip("10.88.0.12");
     let mut known = (*a.snap.neighbours).clone();
-    let peer_mac = known.remove(&(UL as u16, peer)).expect("host b is a neighbour");
+    let peer_mac = known
+        .remove(&(UL as u16, peer))
+        .expect("host b is a neighbour");
     a.snap.neighbours = Arc::new(known.clone());
     let out = a.run(VM1 as u16, &[b1_to_b2()]);
     assert!(out.iter().all(|p| p.is_empty()), "nothing sent: {out:?}");
@@ -708,7 +714,11 @@ fn an_outer_packet_too_big_for_the_underlay_port_is_left_to_ip4_lookup() {
     a.snap.ports = ports.into();
     let out = a.run(VM1 as u16, &[b1_to_b2()]);
     assert!(out[UL].is_empty(), "not sent on the underlay");
-    assert_eq!(through_ip4_lookup(&a), 1, "ip4-lookup applied the port's MTU");
+    assert_eq!(
+        through_ip4_lookup(&a),
+        1,
+        "ip4-lookup applied the port's MTU"
+    );
     assert_eq!(
         a.drops(DropReason::Ip4MtuExceeded) + a.drops(DropReason::Ip4FragmentationUnsupported),
         1,
