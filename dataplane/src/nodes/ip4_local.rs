@@ -17,26 +17,6 @@ use super::L3;
 /// TTL of packets the dataplane originates.
 pub const LOCAL_TTL: u8 = 64;
 
-/// True if `frame` is an unfragmented Geneve packet (UDP 6081) to this host's underlay or
-/// tunnel address: what this node would hand to `geneve-input` unchanged. The routing step
-/// uses it to send such packets there directly (one node and one frame move fewer per
-/// packet on the east-west receive path) when nobody traces or captures them here.
-#[inline(always)]
-pub fn is_geneve_to_us(snap: &crate::state::snapshot::Snapshot, frame: &[u8]) -> bool {
-    let ov = &*snap.overlay;
-    if !ov.enabled() || frame.len() < L3 + ipv4::MIN_HEADER_LEN {
-        return false;
-    }
-    let ip = ipv4::Packet::new_unchecked(&frame[L3..]);
-    let dst = ip.dst();
-    let udp = L3 + ip.header_len();
-    ip.protocol() == PROTO_UDP
-        && !ip.is_fragment()
-        && (dst == ov.underlay_ip || dst == ov.tunnel_ip)
-        && frame.len() >= udp + 4
-        && crate::wire::be16(frame, udp + 2) == geneve::UDP_PORT
-}
-
 /// Processes one frame.
 #[inline]
 pub fn process<B: PacketBuf, const TR: bool>(

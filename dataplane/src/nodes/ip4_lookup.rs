@@ -65,17 +65,7 @@ pub fn route<B: PacketBuf, const TR: bool>(
             return Some((buf, a));
         }
         Some(Adjacency::Local) if !meta.local_origin() => {
-            // Geneve to us skips `ip4-local` (which would only pass it on) unless that hop
-            // is traced or captured.
-            let next = if !out.traced(meta)
-                && !out.captured(NodeId::Ip4Local)
-                && super::ip4_local::is_geneve_to_us(snap, buf.data())
-            {
-                NodeId::GeneveInput
-            } else {
-                NodeId::Ip4Local
-            };
-            out.to(next, buf, *meta);
+            out.to(NodeId::Ip4Local, buf, *meta);
             return None;
         }
         Some(Adjacency::Blackhole) => {
