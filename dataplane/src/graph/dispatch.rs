@@ -158,9 +158,6 @@ pub struct LookupScratch {
     pub flags: [u8; super::FRAME_CAP],
     /// A 64-bit word per packet (e.g. a hash kept between two passes over the frame).
     pub hashes: [u64; super::FRAME_CAP],
-    /// The inner flow of each packet (read once by `security-group`'s first pass, used by
-    /// its second).
-    pub flows: [nodes::overlay::InnerFlow; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -187,7 +184,6 @@ impl GraphEnv {
                 values: [0; super::FRAME_CAP],
                 flags: [0; super::FRAME_CAP],
                 hashes: [0; super::FRAME_CAP],
-                flows: [nodes::overlay::InnerFlow::EMPTY; super::FRAME_CAP],
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
             nat: None,

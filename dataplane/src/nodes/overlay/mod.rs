@@ -122,21 +122,6 @@ pub struct InnerFlow {
     pub len: u16,
 }
 
-impl InnerFlow {
-    /// All fields zero (a placeholder in scratch arrays).
-    pub const EMPTY: InnerFlow = InnerFlow {
-        proto: 0,
-        src: 0,
-        dst: 0,
-        sport: 0,
-        dport: 0,
-        tcp_flags: 0,
-        icmp_type: 0,
-        l4: 0,
-        len: 0,
-    };
-}
-
 /// Reads the flow of the IPv4 packet at [`L3`] of `frame`. Non-first fragments and
 /// truncated L4 headers give ports 0.
 #[inline]

@@ -56,7 +56,6 @@ pub fn process<B: PacketBuf, const TR: bool>(
         };
         let owner = out.other_owner(flow.symmetric_hash());
         env.scratch.values[i] = owner.map_or(MINE, |o| o as u32);
-        env.scratch.flows[i] = f;
         if owner.is_some() {
             continue;
         }
@@ -77,7 +76,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.handoff(owner as usize, pkt.buf, pkt.meta);
             continue;
         }
-        let f = ctx.env.scratch.flows[i];
+        let f = inner_flow(pkt.buf.data());
         let related = related_flow(pkt.buf.data(), &f);
         let mut egress = SgCheck::NotChecked;
         // Egress: the sending VM's port on this host.
