@@ -53,6 +53,7 @@ impl NatConfig {
     }
 
     /// True if `ip` is one of the outside addresses (a SNAT address or a floating IP).
+    #[inline]
     pub fn is_outside_address(&self, ip: u32) -> bool {
         self.snat.iter().any(|r| u32::from(r.address) == ip)
             || self.floating_ips.iter().any(|f| u32::from(f.outside) == ip)
@@ -72,6 +73,7 @@ impl NatConfig {
 
     /// How an inside source of VPC `vpc` leaves: its floating IP, else the most specific
     /// SNAT rule.
+    #[inline]
     pub fn translation_for(&self, vpc: u32, src: u32) -> Option<super::Translation> {
         if let Some(f) = self
             .floating_ips

@@ -21,7 +21,7 @@ pub mod translate;
 
 pub use config::{FloatingIp, NatConfig, SnatRule, ROUTED_VPC};
 pub use table::{
-    InsideKey, NatError, NatTable, NatTimeouts, OutsideKey, Session, TcpPhase, Translation,
+    InsideKey, NatError, NatTable, NatTimeouts, OutsideKey, Session, TcpPhase, Translation, NO_HINT,
 };
 
 #[cfg(test)]

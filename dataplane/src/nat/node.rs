@@ -11,14 +11,15 @@
 //!
 //! Both return the drop reason when a packet must not go on. The gateway of VMs over the
 //! overlay (`gateway-output`, [`crate::nodes::gateway`]) calls the same two with the VPC
-//! the packet came from or goes to.
+//! the packet came from or goes to. Both take the hint [`prefetch_session`] returned for the
+//! packet (the slot its session probably is in), or [`NO_HINT`].
 
 use crate::graph::DropReason;
 
 use super::translate::{self, IcmpKind, Tuple, Untranslatable};
 use super::{InsideKey, NatConfig, NatError, NatTable, OutsideKey, Translation};
 
-pub use super::ROUTED_VPC;
+pub use super::{NO_HINT, ROUTED_VPC};
 
 /// Where an inbound packet goes after [`to_inside`] translated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,11 +91,15 @@ pub fn prefetch_index(table: &NatTable, ip: &[u8], inbound: bool, vpc: u32) -> u
     }
 }
 
-/// Stage two: prefetches the session that stage one's `hash` leads to (nothing for 0).
+/// Stage two: prefetches the session that stage one's `hash` leads to, and returns its slot
+/// as the hint for [`to_inside`] or [`to_outside`] ([`NO_HINT`] for a hash of 0 or no
+/// candidate).
 #[inline(always)]
-pub fn prefetch_session(table: &NatTable, inbound: bool, hash: u64) {
+pub fn prefetch_session(table: &NatTable, inbound: bool, hash: u64) -> u32 {
     if hash != 0 {
-        table.prefetch_session(inbound, hash);
+        table.prefetch_session(inbound, hash)
+    } else {
+        NO_HINT
     }
 }
 
@@ -107,11 +112,13 @@ fn untranslatable(e: Untranslatable) -> DropReason {
 
 /// An inbound packet (arrived on the outside port, or hairpinned by the gateway). Returns
 /// the new destination when it was translated, `Ok(None)` when it is not NAT traffic.
+/// `hint`: the session slot [`prefetch_session`] returned for it, or [`NO_HINT`].
 pub fn to_inside(
     cfg: &NatConfig,
     table: &mut NatTable,
     ip: &mut [u8],
     now_ns: u64,
+    hint: u32,
 ) -> Result<Option<InsideDestination>, DropReason> {
     if ip.len() < 20 {
         return Ok(None);
@@ -148,7 +155,7 @@ pub fn to_inside(
         Err(_) => return Ok(None),
     };
     let k = outside_key(&t);
-    let inside = match table.find_outside(&k, now_ns) {
+    let inside = match table.find_outside_hinted(&k, hint, now_ns) {
         Some((i, inside)) => {
             table.touch_at(i, true, tcp_flags(ip, &t), now_ns);
             translate::set_destination_parsed(ip, &t, inside.inside_ip, inside.inside_port)
@@ -203,8 +210,8 @@ fn nat_error(e: NatError) -> DropReason {
 }
 
 /// An outbound packet from VPC `vpc` ([`ROUTED_VPC`] for the routed inside port) about to
-/// leave by the outside port. `Ok(false)`: no rule applies. Inlined: the session key is
-/// built here and must stay in registers through the lookup.
+/// leave by the outside port. `Ok(false)`: no rule applies. `hint` as for [`to_inside`].
+/// Inlined: the session key is built here and must stay in registers through the lookup.
 #[inline(always)]
 pub fn to_outside(
     cfg: &NatConfig,
@@ -212,6 +219,7 @@ pub fn to_outside(
     vpc: u32,
     ip: &mut [u8],
     now_ns: u64,
+    hint: u32,
 ) -> Result<bool, DropReason> {
     if ip.len() < 20 {
         return Ok(false);
@@ -223,7 +231,7 @@ pub fn to_outside(
     let t = translate::tuple(ip).map_err(untranslatable)?;
     let k = inside_key(vpc, &t);
     let (addr, port) = table
-        .outbound_touch(&k, tr, tcp_flags(ip, &t), now_ns)
+        .outbound_touch_hinted(&k, hint, tr, tcp_flags(ip, &t), now_ns)
         .map_err(nat_error)?;
     translate::set_source_parsed(ip, &t, addr, port).map_err(untranslatable)?;
     Ok(true)

@@ -221,6 +221,10 @@ const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 
+/// "No slot to try first": what [`NatTable::prefetch_session`] returns when the index has
+/// no candidate, and what the lookups take when the caller has none.
+pub const NO_HINT: u32 = u32::MAX;
+
 /// Sync events a table holds at most before they are collected (more overflow: the master
 /// then resyncs its backups in bulk).
 pub const EVENT_CAPACITY: usize = 4096;
@@ -345,18 +349,45 @@ impl NatTable {
 
     /// Stage two (after stage one's index line had time to land): prefetches the session
     /// that the index entry of `hash` (from stage one; `inbound`: an outside key) probably
-    /// names. No key is parsed or hashed again.
+    /// names, and returns its slot as a hint for the lookup ([`NO_HINT`] if the index has
+    /// no entry with that tag). No key is parsed or hashed again.
     #[inline(always)]
-    pub fn prefetch_session(&self, inbound: bool, hash: u64) {
+    pub fn prefetch_session(&self, inbound: bool, hash: u64) -> u32 {
         let index = if inbound {
             &self.by_outside
         } else {
             &self.by_inside
         };
-        if let Some(i) = index.prefetch_slot(hash) {
-            if let Some(slot) = self.slots.get(i as usize) {
-                crate::port::memory::prefetch(slot);
-            }
+        match index.prefetch_slot(hash) {
+            Some(i) => match self.slots.get(i as usize) {
+                Some(slot) => {
+                    crate::port::memory::prefetch(slot);
+                    i
+                }
+                None => NO_HINT,
+            },
+            None => NO_HINT,
+        }
+    }
+
+    /// The slot of inside key `k`: `hint` (from [`NatTable::prefetch_session`]) if the
+    /// session there has that key, which saves hashing the key and reading the index again;
+    /// else the index lookup. Keys are unique in the table, so a session holding `k` is
+    /// the one the index would find.
+    #[inline(always)]
+    fn slot_inside_hinted(&self, k: &InsideKey, hint: u32) -> Option<u32> {
+        match self.slots.get(hint as usize) {
+            Some(Some(s)) if s.inside == *k => Some(hint),
+            _ => self.slot_inside(k),
+        }
+    }
+
+    /// [`NatTable::slot_inside_hinted`] for an outside key.
+    #[inline(always)]
+    fn slot_outside_hinted(&self, k: &OutsideKey, hint: u32) -> Option<u32> {
+        match self.slots.get(hint as usize) {
+            Some(Some(s)) if s.outside_key() == *k => Some(hint),
+            _ => self.slot_outside(k),
         }
     }
 
@@ -616,7 +647,19 @@ impl NatTable {
     /// The live session an outside key belongs to: its slot and inside key (for
     /// [`NatTable::touch_at`], without a second lookup).
     pub fn find_outside(&self, k: &OutsideKey, now_ns: u64) -> Option<(u32, InsideKey)> {
-        let i = self.slot_outside(k)?;
+        self.find_outside_hinted(k, NO_HINT, now_ns)
+    }
+
+    /// [`NatTable::find_outside`] trying the slot `hint` first (see
+    /// [`NatTable::prefetch_session`]).
+    #[inline(always)]
+    pub fn find_outside_hinted(
+        &self,
+        k: &OutsideKey,
+        hint: u32,
+        now_ns: u64,
+    ) -> Option<(u32, InsideKey)> {
+        let i = self.slot_outside_hinted(k, hint)?;
         self.slots[i as usize]
             .as_ref()
             .filter(|s| self.alive(s, now_ns))
@@ -637,7 +680,21 @@ impl NatTable {
         tcp_flags: u8,
         now_ns: u64,
     ) -> Result<(u32, u16), NatError> {
-        if let Some(i) = self.slot_inside(k) {
+        self.outbound_touch_hinted(k, NO_HINT, tr, tcp_flags, now_ns)
+    }
+
+    /// [`NatTable::outbound_touch`] trying the slot `hint` first (see
+    /// [`NatTable::prefetch_session`]).
+    #[inline(always)]
+    pub fn outbound_touch_hinted(
+        &mut self,
+        k: &InsideKey,
+        hint: u32,
+        tr: Translation,
+        tcp_flags: u8,
+        now_ns: u64,
+    ) -> Result<(u32, u16), NatError> {
+        if let Some(i) = self.slot_inside_hinted(k, hint) {
             if let Some(s) = &self.slots[i as usize] {
                 if self.alive(s, now_ns) {
                     let out = (s.outside_ip, s.outside_port);

@@ -304,6 +304,55 @@ fn indexes_stay_consistent_through_churn() {
     }
 }
 
+#[test]
+fn a_lookup_hint_is_only_a_shortcut_any_wrong_hint_still_finds_the_right_session() {
+    let mut t = table();
+    let a = key(VM, 40000, REMOTE, 443, 17);
+    let b = key(VM2, 40001, REMOTE2, 443, 17);
+    let (_, pa) = t.outbound_touch(&a, snat(true), 0, 0).unwrap();
+    let (_, pb) = t.outbound_touch(&b, snat(true), 0, 0).unwrap();
+    let out = |k: &InsideKey, p: u16| OutsideKey {
+        proto: 17,
+        outside_ip: EXT,
+        outside_port: p,
+        remote_ip: k.remote_ip,
+        remote_port: k.remote_port,
+    };
+    let slot_of = |t: &NatTable, k: &OutsideKey| t.find_outside(k, S).unwrap().0;
+    let (sa, sb) = (slot_of(&t, &out(&a, pa)), slot_of(&t, &out(&b, pb)));
+    assert_ne!(sa, sb);
+    // The hint stage two returns for a key's hash is that key's slot.
+    for (k, o, slot) in [(&a, out(&a, pa), sa), (&b, out(&b, pb), sb)] {
+        let h = t.prefetch_inside(k);
+        assert_eq!(t.prefetch_session(false, h), slot);
+        let h = t.prefetch_outside(&o);
+        assert_eq!(t.prefetch_session(true, h), slot);
+    }
+    // Right, wrong, empty, out-of-range and no hint: always the key's own session.
+    for hint in [sa, sb, 7, 1 << 20, NO_HINT] {
+        assert_eq!(
+            t.outbound_touch_hinted(&a, hint, snat(true), 0, S).unwrap(),
+            (EXT, pa),
+            "hint {hint}"
+        );
+        assert_eq!(
+            t.find_outside_hinted(&out(&b, pb), hint, S),
+            Some((sb, b)),
+            "hint {hint}"
+        );
+    }
+    // A hint never makes an unknown key match, and a new key still gets its own session.
+    let stranger = OutsideKey {
+        remote_port: 444,
+        ..out(&a, pa)
+    };
+    assert_eq!(t.find_outside_hinted(&stranger, sa, S), None);
+    let c = key(VM, 40002, REMOTE, 443, 17);
+    let (_, pc) = t.outbound_touch_hinted(&c, sa, snat(true), 0, S).unwrap();
+    assert!(pc != pa && pc != pb);
+    assert_eq!(t.len(), 3);
+}
+
 // ----- translation -----
 
 fn ip_header(proto: u8, src: u32, dst: u32, payload: usize) -> Vec<u8> {
@@ -500,7 +549,14 @@ fn every_side_of_a_session_finds_the_same_owner() {
         seen[w] += 1;
         let mut translated = out.clone();
         assert_eq!(
-            node::to_outside(&cfg, &mut tables[w], ROUTED_VPC, &mut translated, 0),
+            node::to_outside(
+                &cfg,
+                &mut tables[w],
+                ROUTED_VPC,
+                &mut translated,
+                0,
+                NO_HINT
+            ),
             Ok(true)
         );
         let t = translate::tuple(&translated).unwrap();

@@ -4,7 +4,7 @@
 //! must be translated back as well. Every function takes the IPv4 packet (from its header
 //! on) and is safe on any bytes: what it cannot translate it reports, and leaves untouched.
 
-use crate::wire::checksum::{self, update16};
+use crate::wire::checksum::{self, apply_delta, delta16, update16};
 
 /// IP protocol numbers.
 const ICMP: u8 = 1;
@@ -188,24 +188,20 @@ fn rewrite_parsed(
     } else {
         (16, t.dst, t.dport)
     };
-    let (oh, ol, nh, nl) = (
-        (old_addr >> 16) as u16,
-        old_addr as u16,
-        (addr >> 16) as u16,
-        addr as u16,
-    );
     let new_addr = old_addr != addr;
     let new_port = old_port != port;
+    // The address change as one checksum addend (both halves), folded once per checksum.
+    let addr_delta = if new_addr {
+        delta16((old_addr >> 16) as u16, (addr >> 16) as u16)
+            + delta16(old_addr as u16, addr as u16)
+    } else {
+        0
+    };
     match t.proto {
         TCP | UDP => {
             if let Some(at) = l4_checksum_at(t.proto, hl, ip) {
-                let mut c = be16(ip, at);
-                if new_addr {
-                    c = update16(update16(c, oh, nh), ol, nl);
-                }
-                if new_port {
-                    c = update16(c, old_port, port);
-                }
+                let port_delta = if new_port { delta16(old_port, port) } else { 0 };
+                let mut c = apply_delta(be16(ip, at), addr_delta + port_delta);
                 if t.proto == UDP && c == 0 {
                     // A computed UDP checksum of 0 is sent as 0xffff (RFC 768).
                     c = 0xffff;
@@ -227,7 +223,7 @@ fn rewrite_parsed(
         _ => return Err(Untranslatable::Protocol),
     }
     if new_addr {
-        let c = update16(update16(be16(ip, 10), oh, nh), ol, nl);
+        let c = apply_delta(be16(ip, 10), addr_delta);
         put16(ip, 10, c);
         ip[addr_at..addr_at + 4].copy_from_slice(&addr.to_be_bytes());
     }

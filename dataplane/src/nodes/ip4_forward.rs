@@ -67,8 +67,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 0
             };
         }
-        for (&h, pkt) in scratch.hashes.iter().zip(input.iter()) {
-            nat::prefetch_session(table, pkt.meta.rx_port == o, h);
+        // Each hash becomes the slot its session probably is in: the lookup tries it first.
+        for (h, pkt) in scratch.hashes.iter_mut().zip(input.iter()) {
+            *h = u64::from(nat::prefetch_session(table, pkt.meta.rx_port == o, *h));
         }
     }
     // Pass 1: check every header, collect destinations.
@@ -97,8 +98,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
                             .then(|| crate::nat::translate::tuple(&pkt.buf.data()[L3..]).ok())
                             .flatten()
                             .map(|t| (t.dst, t.dport));
-                        let r =
-                            nat::to_inside(nat_cfg, table, &mut pkt.buf.data_mut()[L3..], now_ns);
+                        let hint = scratch.hashes[i] as u32;
+                        let ip = &mut pkt.buf.data_mut()[L3..];
+                        let r = nat::to_inside(nat_cfg, table, ip, now_ns, hint);
                         if let (Some(b), Ok(Some(_))) = (before, &r) {
                             let a = super::overlay::inner_flow(pkt.buf.data());
                             let detail = crate::trace::Detail::Nat {
@@ -183,8 +185,10 @@ pub fn process<B: PacketBuf, const TR: bool>(
                         }
                     }
                     let ip = &mut buf.data_mut()[L3..];
+                    let hint = ctx.env.scratch.hashes[i] as u32;
+                    let vpc = nat::ROUTED_VPC;
                     if let Err(reason) =
-                        nat::to_outside(&ctx.snap.nat, table, nat::ROUTED_VPC, ip, ctx.now_ns)
+                        nat::to_outside(&ctx.snap.nat, table, vpc, ip, ctx.now_ns, hint)
                     {
                         out.drop(buf, meta, reason);
                         continue;

@@ -56,11 +56,14 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 None => 0,
             };
         }
-        for &h in hashes.iter().take(input.len()) {
-            nat::prefetch_session(table, false, h);
+        // Each hash becomes the slot its session probably is in: the lookup tries it first.
+        for h in hashes.iter_mut().take(input.len()) {
+            *h = u64::from(nat::prefetch_session(table, false, *h));
         }
+    } else {
+        ctx.env.scratch.hashes[..input.len()].fill(u64::from(nat::NO_HINT));
     }
-    for mut pkt in input.drain(..) {
+    for (i, mut pkt) in input.drain(..).enumerate() {
         if pkt.meta.nat_hairpin() {
             // Handed in by the worker that translated its source: only the way back in.
             pkt.meta.set_nat_hairpin(false);
@@ -113,7 +116,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
             continue;
         };
         let now = ctx.now_ns;
-        match nat::to_outside(cfg, table, vni, &mut pkt.buf.data_mut()[L3..], now) {
+        let hint = ctx.env.scratch.hashes[i] as u32;
+        match nat::to_outside(cfg, table, vni, &mut pkt.buf.data_mut()[L3..], now, hint) {
             Ok(true) => {}
             Ok(false) => {
                 out.drop(pkt.buf, pkt.meta, DropReason::NatNoRule);
@@ -166,7 +170,8 @@ fn hairpin_in<B: PacketBuf, const TR: bool>(
         out.drop(buf, meta, DropReason::NatNoRule);
         return;
     };
-    match nat::to_inside(&ctx.snap.nat, table, &mut buf.data_mut()[L3..], ctx.now_ns) {
+    let ip = &mut buf.data_mut()[L3..];
+    match nat::to_inside(&ctx.snap.nat, table, ip, ctx.now_ns, nat::NO_HINT) {
         Ok(Some(d)) => to_vpc(ctx, out, buf, meta, d.vpc),
         Ok(None) => out.drop(buf, meta, DropReason::NatInsideUnknown),
         Err(reason) => out.drop(buf, meta, reason),
