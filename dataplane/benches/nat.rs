@@ -1,7 +1,9 @@
 //! NAT session table hot path, the table alone (no packets): established sessions looked up
 //! and refreshed in frames of 32 in random order, the way `ip4-forward` and `gateway-output`
-//! use it — each frame's index lines and sessions prefetched first, then every packet's
-//! `outbound_touch` (inside → outside) or `find_outside` + `touch_at` (outside → inside).
+//! use it — each frame's index lines and sessions prefetched first (the second stage gives
+//! each key the slot its session probably is in), then every packet's
+//! `outbound_touch_hinted` (inside → outside) or `find_outside_hinted` + `touch_at`
+//! (outside → inside), starting at that slot.
 //! Two shapes: 1,024 live sessions in a table sized for 262,144 (what `scripts/bench.sh`
 //! replays), and 100,000 live sessions (a busy gateway: the lookups miss the caches).
 #![allow(missing_docs)] // criterion_group! defines an undocumented pub fn.
@@ -79,15 +81,16 @@ fn established(c: &mut Criterion) {
         group.bench_function(format!("outbound_{name}"), |b| {
             b.iter(|| {
                 for frame in order.chunks(FRAME) {
-                    let mut hashes = [0u64; FRAME];
-                    for (h, &i) in hashes.iter_mut().zip(frame) {
+                    let mut hints = [0u64; FRAME];
+                    for (h, &i) in hints.iter_mut().zip(frame) {
                         *h = t.prefetch_inside(&inside[i as usize]);
                     }
-                    for &h in &hashes[..frame.len()] {
-                        t.prefetch_session(false, h);
+                    for h in &mut hints[..frame.len()] {
+                        *h = u64::from(t.prefetch_session(false, *h));
                     }
-                    for &i in frame {
-                        black_box(t.outbound_touch(&inside[i as usize], tr, 0, 2).ok());
+                    for (&h, &i) in hints.iter().zip(frame) {
+                        let k = &inside[i as usize];
+                        black_box(t.outbound_touch_hinted(k, h as u32, tr, 0, 2).ok());
                     }
                 }
             })
@@ -95,15 +98,16 @@ fn established(c: &mut Criterion) {
         group.bench_function(format!("inbound_{name}"), |b| {
             b.iter(|| {
                 for frame in order.chunks(FRAME) {
-                    let mut hashes = [0u64; FRAME];
-                    for (h, &i) in hashes.iter_mut().zip(frame) {
+                    let mut hints = [0u64; FRAME];
+                    for (h, &i) in hints.iter_mut().zip(frame) {
                         *h = t.prefetch_outside(&outside[i as usize]);
                     }
-                    for &h in &hashes[..frame.len()] {
-                        t.prefetch_session(true, h);
+                    for h in &mut hints[..frame.len()] {
+                        *h = u64::from(t.prefetch_session(true, *h));
                     }
-                    for &i in frame {
-                        if let Some((slot, _)) = t.find_outside(&outside[i as usize], 2) {
+                    for (&h, &i) in hints.iter().zip(frame) {
+                        let k = &outside[i as usize];
+                        if let Some((slot, _)) = t.find_outside_hinted(k, h as u32, 2) {
                             black_box(t.touch_at(slot, true, 0, 2));
                         }
                     }
