@@ -4,7 +4,7 @@
 //! must be translated back as well. Every function takes the IPv4 packet (from its header
 //! on) and is safe on any bytes: what it cannot translate it reports, and leaves untouched.
 
-use crate::wire::checksum::{self, apply_delta, delta16, update16};
+use crate::wire::checksum::{self, apply_delta, delta16, delta32, update16};
 
 /// IP protocol numbers.
 const ICMP: u8 = 1;
@@ -142,17 +142,10 @@ fn set_addr(b: &mut [u8], at: usize, new: u32, ip_csum: usize, l4_csum: Option<u
     if old == new {
         return;
     }
-    let (oh, ol, nh, nl) = (
-        (old >> 16) as u16,
-        old as u16,
-        (new >> 16) as u16,
-        new as u16,
-    );
-    let c = update16(update16(be16(b, ip_csum), oh, nh), ol, nl);
-    put16(b, ip_csum, c);
+    let delta = delta32(old, new);
+    put16(b, ip_csum, apply_delta(be16(b, ip_csum), delta));
     if let Some(at4) = l4_csum {
-        let c = update16(update16(be16(b, at4), oh, nh), ol, nl);
-        put16(b, at4, c);
+        put16(b, at4, apply_delta(be16(b, at4), delta));
     }
     b[at..at + 4].copy_from_slice(&new.to_be_bytes());
 }
@@ -191,12 +184,7 @@ fn rewrite_parsed(
     let new_addr = old_addr != addr;
     let new_port = old_port != port;
     // The address change as one checksum addend (both halves), folded once per checksum.
-    let addr_delta = if new_addr {
-        delta16((old_addr >> 16) as u16, (addr >> 16) as u16)
-            + delta16(old_addr as u16, addr as u16)
-    } else {
-        0
-    };
+    let addr_delta = if new_addr { delta32(old_addr, addr) } else { 0 };
     match t.proto {
         TCP | UDP => {
             if let Some(at) = l4_checksum_at(t.proto, hl, ip) {

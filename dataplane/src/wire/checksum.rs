@@ -60,24 +60,28 @@ pub fn verify20(h: &[u8; 20]) -> bool {
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from `old` to `new`.
 #[inline(always)]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
-    let acc = (!csum as u32) + (!old as u32) + new as u32;
-    !fold(acc)
+    apply_delta(csum, delta16(old, new))
 }
 
 /// The change of one 16-bit word from `old` to `new`, as a ones'-complement addend for
-/// [`apply_delta`] (deltas of several words add up: up to 32768 of them fit).
+/// [`apply_delta`]. Deltas of several words add up: up to 32768 of them (at most
+/// 0x1fffe each) fit, with the checksum, in 32 bits.
 #[inline(always)]
 pub fn delta16(old: u16, new: u16) -> u32 {
     u32::from(!old) + u32::from(new)
+}
+
+/// [`delta16`] of a 32-bit word (an IPv4 address): both halves.
+#[inline(always)]
+pub fn delta32(old: u32, new: u32) -> u32 {
+    delta16((old >> 16) as u16, (new >> 16) as u16) + delta16(old as u16, new as u16)
 }
 
 /// RFC 1624 eqn. 3 for any number of changed words at once: the new checksum after the
 /// changes whose [`delta16`]s add up to `delta`. One fold instead of one per word.
 #[inline(always)]
 pub fn apply_delta(csum: u16, delta: u32) -> u16 {
-    let acc = u64::from(!csum) + u64::from(delta);
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    !fold(((acc & 0xffff_ffff) + (acc >> 32)) as u32)
+    !fold(u32::from(!csum) + delta)
 }
 
 #[cfg(test)]
@@ -145,13 +149,14 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let mut delta = 0;
-            for (k, at) in [12usize, 14, 8].into_iter().enumerate() {
-                let old = u16::from_be_bytes([h[at], h[at + 1]]);
-                let new = (x >> (16 * k)) as u16;
-                delta += delta16(old, new);
-                h[at..at + 2].copy_from_slice(&new.to_be_bytes());
-            }
+            // The source address as one 32-bit change, the TTL/protocol word as a 16-bit one.
+            let old_src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+            let new_src = x as u32;
+            let old_ttl = u16::from_be_bytes([h[8], h[9]]);
+            let new_ttl = (x >> 32) as u16;
+            let delta = delta32(old_src, new_src) + delta16(old_ttl, new_ttl);
+            h[12..16].copy_from_slice(&new_src.to_be_bytes());
+            h[8..10].copy_from_slice(&new_ttl.to_be_bytes());
             let c = apply_delta(u16::from_be_bytes([h[10], h[11]]), delta);
             h[10..12].copy_from_slice(&c.to_be_bytes());
             assert!(verify(&h), "round {round}");

@@ -60,8 +60,6 @@ pub fn process<B: PacketBuf, const TR: bool>(
         for h in hashes.iter_mut().take(input.len()) {
             *h = u64::from(nat::prefetch_session(table, false, *h));
         }
-    } else {
-        ctx.env.scratch.hashes[..input.len()].fill(u64::from(nat::NO_HINT));
     }
     for (i, mut pkt) in input.drain(..).enumerate() {
         if pkt.meta.nat_hairpin() {
