@@ -17,7 +17,7 @@
 pub(crate) mod table;
 pub mod tcp;
 
-pub use table::ConnTable;
+pub use table::{ConnTable, Probe};
 
 /// IP protocol number of ICMP.
 pub const PROTO_ICMP: u8 = 1;

@@ -72,6 +72,24 @@ struct Key {
     k1: u64,
 }
 
+/// A flow's key, home slot and direction, as [`ConnTable::probe`] computed them: a node
+/// that prefetches a frame's connections keeps the probes and looks them up without
+/// building and hashing the keys again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    key: Key,
+    home: u32,
+    src_is_a: bool,
+}
+
+impl Probe {
+    /// The zone of the flow the probe was made from.
+    #[inline]
+    pub fn zone(&self) -> u16 {
+        (self.key.k1 >> 40) as u16
+    }
+}
+
 impl ConnTable {
     /// Memory per usable entry: the slot size divided by the maximum load (7/8).
     pub const BYTES_PER_ENTRY: usize = size_of::<Slot>() * LOAD_DEN / LOAD_NUM;
@@ -142,7 +160,8 @@ impl ConnTable {
     /// `insert`, `remove` or `sweep`.
     #[inline]
     pub fn lookup(&mut self, flow: &Flow, now_ns: u64) -> Option<Hit> {
-        self.lookup_inner(flow, now_ns)
+        let probe = self.probe(flow);
+        self.lookup_probe(&probe, now_ns)
     }
 
     /// Prefetches the home slot of `flow` so that a [`ConnTable::lookup`] of it soon after
@@ -150,14 +169,33 @@ impl ConnTable {
     /// misses overlap (memory-level parallelism) instead of stalling one after another.
     #[inline]
     pub fn prefetch(&self, flow: &Flow) {
-        let (key, _) = Key::of(flow);
-        crate::port::memory::prefetch(&self.slots[self.home(key)]);
+        self.prefetch_probe(&self.probe(flow));
     }
 
+    /// The key and home slot of `flow`, computed once for a prefetch
+    /// ([`ConnTable::prefetch_probe`]) and the lookup after it ([`ConnTable::lookup_probe`]).
     #[inline]
-    fn lookup_inner(&mut self, flow: &Flow, now_ns: u64) -> Option<Hit> {
+    pub fn probe(&self, flow: &Flow) -> Probe {
         let (key, src_is_a) = Key::of(flow);
-        let mut i = self.home(key);
+        Probe {
+            key,
+            home: self.home(key) as u32,
+            src_is_a,
+        }
+    }
+
+    /// [`ConnTable::prefetch`] of a probe.
+    #[inline]
+    pub fn prefetch_probe(&self, probe: &Probe) {
+        crate::port::memory::prefetch(&self.slots[probe.home as usize & self.mask]);
+    }
+
+    /// [`ConnTable::lookup`] of the flow `probe` was made from (by this table: a probe
+    /// of another table finds nothing or the wrong entry, though it never panics).
+    #[inline]
+    pub fn lookup_probe(&mut self, probe: &Probe, now_ns: u64) -> Option<Hit> {
+        let (key, src_is_a) = (probe.key, probe.src_is_a);
+        let mut i = probe.home as usize & self.mask;
         loop {
             let slot = &self.slots[i];
             if slot.k1 == 0 {
@@ -525,6 +563,43 @@ mod tests {
         // Other flows between the same hosts are different connections.
         assert_eq!(t.lookup(&tcp(0x0a00_0002, 40001, 0x0a00_0001, 22), 1), None);
         assert_eq!(t.lookup(&udp(0x0a00_0002, 40000, 0x0a00_0001, 22), 1), None);
+    }
+
+    #[test]
+    fn probes_find_what_lookup_finds() {
+        let mut t = table(1000);
+        let mut rng = Rng(7);
+        let flows: Vec<Flow> = (0..600)
+            .map(|i| {
+                let mut f = udp(rng.next() as u32, i as u16, rng.next() as u32, 53);
+                f.zone = (i % 3) as u16;
+                f
+            })
+            .collect();
+        for f in &flows[..400] {
+            t.insert(f, 0, 60, 0, 0).unwrap();
+        }
+        // Probes taken first (as a node's prefetch pass does), the table changed after.
+        let probes: Vec<Probe> = flows.iter().map(|f| t.probe(f)).collect();
+        for f in &flows[..50] {
+            let hit = t.lookup(f, 1).unwrap();
+            t.remove(hit.slot);
+        }
+        for f in &flows[400..450] {
+            t.insert(f, 0, 60, 0, 0).unwrap();
+        }
+        for (f, p) in flows.iter().zip(&probes) {
+            assert_eq!(p.zone(), f.zone);
+            assert_eq!(t.lookup_probe(p, 1), t.lookup(f, 1), "{f:?}");
+            let r = t.probe(&f.reversed());
+            assert_eq!(t.lookup_probe(&r, 1), t.lookup(&f.reversed(), 1));
+        }
+        assert_eq!(t.len(), 400);
+        // A probe of a bigger table never panics here (it finds nothing or another slot).
+        let big = table(100_000);
+        for f in &flows {
+            let _ = t.lookup_probe(&big.probe(f), 1);
+        }
     }
 
     #[test]

@@ -15,8 +15,9 @@ use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
 use crate::capture::tap::node_bit;
 use crate::capture::{Point, Taps};
-use crate::conntrack::{ConnTable, Timeouts};
+use crate::conntrack::{ConnTable, Probe, Timeouts};
 use crate::nodes;
+use crate::nodes::overlay::InnerFlow;
 use crate::port::clock::rdtsc;
 use crate::state::snapshot::{Mac, Snapshot};
 use crate::trace::{Action, Detail, Tracer};
@@ -158,6 +159,11 @@ pub struct LookupScratch {
     pub flags: [u8; super::FRAME_CAP],
     /// A 64-bit word per packet (e.g. a hash kept between two passes over the frame).
     pub hashes: [u64; super::FRAME_CAP],
+    /// A connection-table probe per packet (`security-group`: the lookup its prefetch
+    /// pass prepared).
+    pub probes: [Option<Probe>; super::FRAME_CAP],
+    /// An inner flow per packet (`security-group`: parsed once for both passes).
+    pub flows: [InnerFlow; super::FRAME_CAP],
 }
 
 impl GraphEnv {
@@ -184,6 +190,8 @@ impl GraphEnv {
                 values: [0; super::FRAME_CAP],
                 flags: [0; super::FRAME_CAP],
                 hashes: [0; super::FRAME_CAP],
+                probes: [None; super::FRAME_CAP],
+                flows: [InnerFlow::NONE; super::FRAME_CAP],
             }),
             conntrack: ConnTable::with_seed(connections, Timeouts::default(), seed()),
             nat: None,

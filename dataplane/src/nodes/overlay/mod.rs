@@ -122,6 +122,34 @@ pub struct InnerFlow {
     pub len: u16,
 }
 
+impl InnerFlow {
+    /// All zero (scratch arrays start with it).
+    pub const NONE: InnerFlow = InnerFlow {
+        proto: 0,
+        src: 0,
+        dst: 0,
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        icmp_type: 0,
+        l4: 0,
+        len: 0,
+    };
+
+    /// The connection-table flow of this packet in conntrack zone `zone`.
+    #[inline]
+    pub fn in_zone(&self, zone: u16) -> crate::conntrack::Flow {
+        crate::conntrack::Flow {
+            zone,
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+        }
+    }
+}
+
 /// Reads the flow of the IPv4 packet at [`L3`] of `frame`. Non-first fragments and
 /// truncated L4 headers give ports 0.
 #[inline]

@@ -17,7 +17,7 @@
 //! owner here, so both directions always meet the same connection table.
 
 use crate::buf::PacketBuf;
-use crate::conntrack::{tcp, ConnTable, Dir, Flow, Full, Update};
+use crate::conntrack::{tcp, ConnTable, Dir, Flow, Full, Probe, Update};
 use crate::graph::stats::bump;
 use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
 use crate::overlay::secgroup::Direction;
@@ -41,21 +41,21 @@ pub fn process<B: PacketBuf, const TR: bool>(
 ) {
     let ov = &*ctx.snap.overlay;
     let now = ctx.now_ns;
-    // First pass: find the packets whose flow another worker owns (they go to it) and
-    // prefetch the connection-table slots of the others.
+    let workers = out.workers();
+    // First pass: parse every packet's flow once, find the packets whose flow another
+    // worker owns (they go to it), and prefetch the connection-table slots of the others
+    // for their first check (the probe keeps the key and slot for the lookup).
     let env = &mut *ctx.env;
     for (i, pkt) in input.iter().enumerate() {
         let f = inner_flow(pkt.buf.data());
-        let flow = Flow {
-            zone: 0,
-            proto: f.proto,
-            src: f.src,
-            dst: f.dst,
-            sport: f.sport,
-            dport: f.dport,
+        env.scratch.flows[i] = f;
+        let owner = if workers > 1 {
+            out.other_owner(f.in_zone(0).symmetric_hash())
+        } else {
+            None
         };
-        let owner = out.other_owner(flow.symmetric_hash());
         env.scratch.values[i] = owner.map_or(MINE, |o| o as u32);
+        env.scratch.probes[i] = None;
         if owner.is_some() {
             continue;
         }
@@ -67,7 +67,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
             },
         };
         if let Some(zone) = zone {
-            env.conntrack.prefetch(&Flow { zone, ..flow });
+            let probe = env.conntrack.probe(&f.in_zone(zone));
+            env.conntrack.prefetch_probe(&probe);
+            env.scratch.probes[i] = Some(probe);
         }
     }
     for (i, pkt) in input.drain(..).enumerate() {
@@ -76,7 +78,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.handoff(owner as usize, pkt.buf, pkt.meta);
             continue;
         }
-        let f = inner_flow(pkt.buf.data());
+        let f = ctx.env.scratch.flows[i];
+        let probe = ctx.env.scratch.probes[i];
         let related = related_flow(pkt.buf.data(), &f);
         let mut egress = SgCheck::NotChecked;
         // Egress: the sending VM's port on this host.
@@ -90,6 +93,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 zone,
                 Direction::Egress,
                 &f,
+                probe,
                 related.as_ref(),
                 now,
             );
@@ -114,6 +118,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
                     port,
                     Direction::Ingress,
                     &f,
+                    probe,
                     related.as_ref(),
                     now,
                 );
@@ -143,6 +148,7 @@ fn check(
     zone: u16,
     dir: Direction,
     f: &InnerFlow,
+    probe: Option<Probe>,
     related: Option<&Flow>,
     now: u64,
 ) -> Result<SgCheck, (DropReason, SgCheck)> {
@@ -153,14 +159,7 @@ fn check(
             return Ok(SgCheck::Related);
         }
     }
-    let flow = Flow {
-        zone,
-        proto: f.proto,
-        src: f.src,
-        dst: f.dst,
-        sport: f.sport,
-        dport: f.dport,
-    };
+    let flow = f.in_zone(zone);
     let Some(set) = ov.rule_sets.get(rules as usize) else {
         return Err((DropReason::SecurityGroupDeny, SgCheck::NotChecked));
     };
@@ -169,7 +168,12 @@ fn check(
         Direction::Ingress => f.src,
         Direction::Egress => f.dst,
     };
-    if let Some(hit) = ct.lookup(&flow, now) {
+    // The prefetch pass's probe is this check's when it was made for this zone.
+    let hit = match probe.filter(|p| p.zone() == zone) {
+        Some(p) => ct.lookup_probe(&p, now),
+        None => ct.lookup(&flow, now),
+    };
+    if let Some(hit) = hit {
         if matches!(hit.dir, Dir::Original) && ct.tag(hit.slot) != epoch {
             let d = set.evaluate(dir, f.proto, remote, f.dport);
             if !d.allow {
