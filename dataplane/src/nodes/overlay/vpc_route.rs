@@ -26,6 +26,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;
+    // The last decision of this frame: a frame's packets mostly go to few destinations,
+    // and the snapshot cannot change during a frame.
+    let mut last: Option<((u16, u32), RouteResult)> = None;
     for mut pkt in input.drain(..) {
         let vpc = vpc_of(&pkt.meta);
         let Some(me) = ov
@@ -52,7 +55,15 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
             }
         }
-        let dest = match ov.route(vpc, dst) {
+        let route = match last {
+            Some((key, r)) if key == (vpc, dst) => r,
+            _ => {
+                let r = ov.route(vpc, dst);
+                last = Some(((vpc, dst), r));
+                r
+            }
+        };
+        let dest = match route {
             RouteResult::Endpoint(e) => e,
             RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
                 answer_gateway(ctx, out, pkt.buf, pkt.meta, me.mac);
