@@ -726,3 +726,38 @@ fn an_outer_packet_too_big_for_the_underlay_port_is_left_to_ip4_lookup() {
         a.drop_summary()
     );
 }
+
+/// `vpc-route` and `geneve-input` remember a frame's last lookup: a frame whose packets
+/// alternate between destinations (and VNIs) must still send each packet where its own
+/// destination says.
+#[test]
+fn a_frame_of_mixed_destinations_sends_each_packet_its_own_way() {
+    let mut a = HostPipeline::new("a", 1024);
+    let to =
+        |dst: &str, id: u16| vm_frame(B1_MAC, ROUTER_MAC, "10.1.1.11", dst, PROTO_ICMP, &echo(id));
+    // b2 on host b (Geneve), b3 on this host (vm2), no port at 10.1.1.99 (unreachable).
+    let burst = [
+        to("10.1.1.12", 1),
+        to("10.1.2.13", 2),
+        to("10.1.1.12", 3),
+        to("10.1.1.99", 4),
+        to("10.1.2.13", 5),
+        to("10.1.1.12", 6),
+    ];
+    let out = a.run(VM1 as u16, &burst);
+    assert_eq!(out[UL].len(), 3, "three to b2 over the overlay");
+    assert_eq!(out[VM2].len(), 2, "two to b3 on this host");
+    assert_eq!(out[VM1].len(), 1, "host unreachable back to b1");
+    assert!(out[VM2].iter().all(|f| f[0..6] == B3_MAC));
+    let ids: Vec<u16> = out[UL].iter().map(|w| be16(w, 50 + 14 + 20 + 4)).collect();
+    assert_eq!(ids, [1, 3, 6]);
+    // Host b: the same Geneve packets, with one in between under red's VNI (no such port
+    // there), must each be judged by their own VNI.
+    let mut b = HostPipeline::new("b", 1024);
+    let mut red = out[UL][1].clone();
+    red[46..49].copy_from_slice(&[0, 0, 200]);
+    let wires = [out[UL][0].clone(), red, out[UL][2].clone()];
+    let delivered = b.run(UL as u16, &wires);
+    assert_eq!(delivered[VM1].len(), 2);
+    assert_eq!(b.drops(DropReason::GeneveNoLocalPort), 1);
+}
