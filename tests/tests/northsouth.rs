@@ -488,7 +488,13 @@ fn standby_death_and_reselection_in_a_group_of_3() {
     let generation = status["sync_generation"].as_u64().unwrap_or(0);
     assert!(generation >= 1, "{status:#}");
 
-    // Sessions: 100 UDP flows from b4 through blue's source NAT.
+    // Sessions: 100 UDP flows from b4 through blue's source NAT. They are one datagram each,
+    // sent at once: the path is warmed first (b4's gateway, the compute host's underlay
+    // neighbour for the group's tunnel address, the gateway's neighbour x1), or all but the
+    // few each unresolved next hop may park would be dropped (as by Linux's unres_qlen).
+    ns.ew
+        .wait_ping("b4", EXTERNAL_IP, Duration::from_secs(10))
+        .or_panic("b4 reaches x1 before its flows");
     streams::udp_flows(&ns.ew.lab, "b4", "10.1.2.14", (EXTERNAL_IP, "9999"), 100)
         .or_panic("UDP flows");
     let before = converged(&ns, 100, Duration::from_secs(15));
