@@ -164,14 +164,6 @@ impl ConnTable {
         self.lookup_probe(&probe, now_ns)
     }
 
-    /// Prefetches the home slot of `flow` so that a [`ConnTable::lookup`] of it soon after
-    /// finds it in the cache. Called for a whole frame before the frame is processed, the
-    /// misses overlap (memory-level parallelism) instead of stalling one after another.
-    #[inline]
-    pub fn prefetch(&self, flow: &Flow) {
-        self.prefetch_probe(&self.probe(flow));
-    }
-
     /// The key and home slot of `flow`, computed once for a prefetch
     /// ([`ConnTable::prefetch_probe`]) and the lookup after it ([`ConnTable::lookup_probe`]).
     #[inline]
@@ -184,7 +176,9 @@ impl ConnTable {
         }
     }
 
-    /// [`ConnTable::prefetch`] of a probe.
+    /// Prefetches the home slot of `probe` so that a [`ConnTable::lookup_probe`] of it soon
+    /// after finds it in the cache. Called for a whole frame before the frame is processed,
+    /// the misses overlap (memory-level parallelism) instead of stalling one after another.
     #[inline]
     pub fn prefetch_probe(&self, probe: &Probe) {
         crate::port::memory::prefetch(&self.slots[probe.home as usize & self.mask]);

@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod drop;
 pub mod frame;
 pub mod hold;
+pub mod last;
 pub mod stats;
 
 pub use dispatch::{
@@ -17,6 +18,7 @@ pub use dispatch::{
 };
 pub use drop::DropReason;
 pub use frame::{Frame, Meta, Pkt, TxFrame, FRAME_CAP};
+pub use last::LastLookup;
 pub use stats::{NodeCounters, WorkerStats};
 
 /// Every node of the forwarding graph, in dispatch order (a node only sends packets to

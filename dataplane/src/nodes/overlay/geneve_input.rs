@@ -7,10 +7,9 @@
 //! Geneve trace option) and start here for packets whose inner frame a trace watch takes.
 
 use crate::buf::PacketBuf;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::{DropReason, Frame, LastLookup, NodeCtx, NodeId, Outputs};
 use crate::overlay::gateway::GATEWAY_MAC;
 use crate::overlay::Location;
-use crate::state::snapshot::Mac;
 use crate::trace::Action;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4};
 use crate::wire::geneve;
@@ -43,11 +42,10 @@ pub fn process<B: PacketBuf, const TR: bool>(
 ) {
     let ov = &*ctx.snap.overlay;
     let watching = out.watching_overlay();
-    // The last VNI and inner destination MAC of this frame and what they mapped to: a
-    // frame's packets mostly come from few VPCs and go to few ports, and the snapshot
-    // cannot change during a frame.
-    let mut last_vni: Option<(u32, Option<u16>)> = None;
-    let mut last_dest: Option<((Mac, u16), Option<u32>)> = None;
+    // The frame's last VNI → VPC and (inner MAC, VPC) → local port (a frame's packets
+    // mostly come from few VPCs and go to few ports).
+    let mut last_vpc = LastLookup::new();
+    let mut last_dest = LastLookup::new();
     for mut pkt in input.drain(..) {
         let (outer_len, hl, outer_src) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
@@ -72,15 +70,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         };
-        let vpc = match last_vni {
-            Some((v, vpc)) if v == vni => vpc,
-            _ => {
-                let vpc = ov.by_vni.get(&vni).copied();
-                last_vni = Some((vni, vpc));
-                vpc
-            }
-        };
-        let Some(vpc) = vpc else {
+        let Some(vpc) = last_vpc.get(vni, || ov.by_vni.get(&vni).copied()) else {
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
             continue;
         };
@@ -114,17 +104,12 @@ pub fn process<B: PacketBuf, const TR: bool>(
         }
         let d = pkt.buf.data();
         let dst_mac: [u8; 6] = crate::wire::array(d, 0);
-        let dest = match last_dest {
-            Some((key, dest)) if key == (dst_mac, vpc) => dest,
-            _ => {
-                let dest = ov.endpoint_by_mac(&dst_mac).filter(|&e| {
-                    let e = &ov.endpoints[e as usize];
-                    e.vpc == vpc && matches!(e.at, Location::Local(_))
-                });
-                last_dest = Some(((dst_mac, vpc), dest));
-                dest
-            }
-        };
+        let dest = last_dest.get((dst_mac, vpc), || {
+            ov.endpoint_by_mac(&dst_mac).filter(|&e| {
+                let e = &ov.endpoints[e as usize];
+                e.vpc == vpc && matches!(e.at, Location::Local(_))
+            })
+        });
         let Some(dest) = dest else {
             if dst_mac == GATEWAY_MAC && ov.gateway.is_some() {
                 // North-south: a VM's packet for its VPC's gateway group (this host).

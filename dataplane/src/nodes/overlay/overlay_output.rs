@@ -12,7 +12,7 @@
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::{DropReason, Frame, LastLookup, NodeCtx, NodeId, Outputs};
 use crate::overlay::Location;
 use crate::state::snapshot::{Adjacency, Mac, Snapshot};
 use crate::trace::Detail;
@@ -33,7 +33,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
     let snap = ctx.snap;
     let ov = &*snap.overlay;
     // The last remote host's underlay next hop (frames mostly go to few hosts).
-    let mut last: Option<(u32, Option<UnderlayHop>)> = None;
+    let mut last = LastLookup::new();
     let direct_ok = !out.captured(NodeId::Ip4Lookup);
     for mut pkt in input.drain(..) {
         let Some(to) = ov.endpoint(pkt.meta.adj) else {
@@ -95,14 +95,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.drop(pkt.buf, pkt.meta, DropReason::NoBuffers);
             continue;
         }
-        let hop = match last {
-            Some((ip, hop)) if ip == underlay => hop,
-            _ => {
-                let hop = underlay_hop(snap, underlay);
-                last = Some((underlay, hop));
-                hop
-            }
-        };
+        let hop = last.get(underlay, || underlay_hop(snap, underlay));
         // Straight to the port only for an untraced packet that fits (the trace records
         // the `ip4-lookup` hop; a packet too big gets its error there).
         let outer_ip_len = pkt.buf.len() - L3;

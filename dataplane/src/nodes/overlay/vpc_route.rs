@@ -7,7 +7,7 @@
 
 use crate::buf::PacketBuf;
 use crate::graph::frame::IcmpRequest;
-use crate::graph::{DropReason, Frame, NodeCtx, NodeId, Outputs};
+use crate::graph::{DropReason, Frame, LastLookup, NodeCtx, NodeId, Outputs};
 use crate::overlay::{RouteResult, ROUTER_MAC};
 use crate::trace::Detail;
 use crate::wire::icmp::{self, unreach, DEST_UNREACHABLE, ECHO_REQUEST, TIME_EXCEEDED};
@@ -26,9 +26,8 @@ pub fn process<B: PacketBuf, const TR: bool>(
 ) {
     let snap = ctx.snap;
     let ov = &*snap.overlay;
-    // The last decision of this frame: a frame's packets mostly go to few destinations,
-    // and the snapshot cannot change during a frame.
-    let mut last: Option<((u16, u32), RouteResult)> = None;
+    // The frame's last route decision (a frame's packets mostly go to few destinations).
+    let mut last = LastLookup::new();
     for mut pkt in input.drain(..) {
         let vpc = vpc_of(&pkt.meta);
         let Some(me) = ov
@@ -55,15 +54,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
             }
         }
-        let route = match last {
-            Some((key, r)) if key == (vpc, dst) => r,
-            _ => {
-                let r = ov.route(vpc, dst);
-                last = Some(((vpc, dst), r));
-                r
-            }
-        };
-        let dest = match route {
+        let dest = match last.get((vpc, dst), || ov.route(vpc, dst)) {
             RouteResult::Endpoint(e) => e,
             RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
                 answer_gateway(ctx, out, pkt.buf, pkt.meta, me.mac);
