@@ -152,7 +152,11 @@ impl InnerFlow {
 
 /// Reads the flow of the IPv4 packet at [`L3`] of `frame`. Non-first fragments and
 /// truncated L4 headers give ports 0.
-#[inline]
+///
+/// Always inlined: returned through memory, the flow was written field by field and read
+/// back as two 16-byte words, a store-forwarding stall of ~20 clocks per packet in
+/// `security-group` (see docs/benchmarks.md).
+#[inline(always)]
 pub fn inner_flow(frame: &[u8]) -> InnerFlow {
     let ip = ipv4::Packet::new_unchecked(&frame[L3..]);
     let l4 = L3 + ip.header_len();
