@@ -109,16 +109,16 @@ fn bench(c: &mut Criterion) {
 
     // Source NAT on port 1: 256 flows from 192.168.1.2, each its own source port.
     let mut nat_snap = snapshot(&routes);
-    nat_snap.nat = Arc::new(NatConfig {
-        outside_port: Some(1),
-        snat: vec![SnatRule {
+    nat_snap.nat = Arc::new(NatConfig::new(
+        Some(1),
+        vec![SnatRule {
             vpc: aegis_dataplane::nat::ROUTED_VPC,
             source: "192.168.1.0/24".parse().expect("prefix"),
             address: Ipv4Addr::new(192, 168, 2, 1),
             endpoint_dependent: true,
         }],
-        floating_ips: Vec::new(),
-    });
+        Vec::new(),
+    ));
     let nat_frames: Vec<Vec<u8>> = frames
         .iter()
         .enumerate()

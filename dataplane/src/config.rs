@@ -487,11 +487,11 @@ fn nat(
             outside,
         });
     }
-    Ok(crate::nat::NatConfig {
-        outside_port: Some(index as u16),
+    Ok(crate::nat::NatConfig::new(
+        Some(index as u16),
         snat,
         floating_ips,
-    })
+    ))
 }
 
 fn vrrp(raw: RawVrrp, base: &Path, ports: &[PortConfig]) -> Result<VrrpSetup, ConfigError> {

@@ -524,7 +524,7 @@ fn nat_rules_are_checked_against_the_outside_port() {
     let ok = format!("{two}\n[nat]\noutside_port = \"ext0\"\n[[nat.snat]]\nsource = \"10.0.1.0/24\"\naddress = \"203.0.113.10\"\nendpoint_dependent = false\n[[nat.floating_ip]]\ninside = \"10.0.1.5\"\noutside = \"203.0.113.20\"\n");
     let c = parse(&ok).unwrap();
     assert_eq!(c.nat.outside_port, Some(1));
-    assert!(!c.nat.snat[0].endpoint_dependent);
+    assert!(!c.nat.snat()[0].endpoint_dependent);
     assert_eq!(
         c.nat
             .translation_for(crate::nat::ROUTED_VPC, u32::from(ip("10.0.1.5"))),
@@ -560,7 +560,7 @@ fn nat_runs_on_several_worker_lcores() {
     .unwrap();
     assert_eq!(c.eal.worker_lcores, [1, 2]);
     assert_eq!(c.nat.outside_port, Some(1));
-    assert_eq!(c.nat.snat.len(), 1);
+    assert_eq!(c.nat.snat().len(), 1);
     let argv = c.eal_argv("aegis-dataplane", "p");
     assert!(argv.windows(2).any(|w| w == ["-l", "0,1,2"]), "{argv:?}");
 }
@@ -584,7 +584,7 @@ fn a_gateway_pair_takes_nat_addresses_from_vrrp_and_syncs_its_sessions() {
     let sync = "[sync]\nport = \"int0\"\npeers = [\"10.0.1.3\"]\nkey_file = \"sync.key\"\nvrrp_instance = \"VI_OUT\"\n";
     let c = HostConfig::parse(&format!("{base}{sync}"), &host).unwrap();
     assert_eq!(
-        c.nat.snat[0].address,
+        c.nat.snat()[0].address,
         ip("203.0.113.50"),
         "a virtual address"
     );

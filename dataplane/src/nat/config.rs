@@ -4,6 +4,9 @@
 //! gateway of host.toml's `[nat]`.
 
 use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::fib::Prefix;
 
@@ -35,17 +38,112 @@ pub struct FloatingIp {
 }
 
 /// NAT on this dataplane; `outside_port: None` means NAT is off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Built once per configuration change ([`NatConfig::new`]) and read by every packet, so
+/// the per-packet questions are answered from indexes built here — hash maps of the
+/// floating IPs and outside addresses, and each VPC's source NAT rules in one run, most
+/// specific first — not by scanning every rule: a gateway with thousands of floating IPs
+/// costs a packet what a gateway with one does.
+#[derive(Debug, Clone, Default)]
 pub struct NatConfig {
     /// The outside (external network) port.
     pub outside_port: Option<u16>,
-    /// Source NAT rules, most specific source first.
-    pub snat: Vec<SnatRule>,
-    /// Floating IPs (they win over source NAT for their inside address).
-    pub floating_ips: Vec<FloatingIp>,
+    /// Source NAT rules, grouped by VPC, each VPC's most specific source first.
+    snat: Vec<SnatRule>,
+    /// Floating IPs, as given.
+    floating_ips: Vec<FloatingIp>,
+    /// Every outside address: the source NAT addresses and the floating IPs' outside ones.
+    outside: FxHashSet<u32>,
+    /// Index into `floating_ips` by outside address (the first given wins).
+    by_outside: FxHashMap<u32, usize>,
+    /// Index into `floating_ips` by (VPC, inside address) (the first given wins).
+    by_inside: FxHashMap<(u32, u32), usize>,
+    /// The run of `snat` each VPC's rules occupy.
+    snat_of_vpc: FxHashMap<u32, Range<usize>>,
+    /// The VPCs with a source NAT rule or a floating IP.
+    vpcs: FxHashSet<u32>,
 }
 
+/// Two configurations are equal when they say the same (the indexes follow from it).
+impl PartialEq for NatConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.outside_port == other.outside_port
+            && self.snat == other.snat
+            && self.floating_ips == other.floating_ips
+    }
+}
+
+impl Eq for NatConfig {}
+
 impl NatConfig {
+    /// NAT on `outside_port` with these source NAT rules and floating IPs. Among the rules
+    /// of one VPC whose sources contain an address, the most specific applies (the first
+    /// given among equally specific ones); a floating IP wins over source NAT for its
+    /// inside address. Nothing is rejected here: host.toml and the control plane's
+    /// objects are validated where they are read.
+    pub fn new(
+        outside_port: Option<u16>,
+        mut snat: Vec<SnatRule>,
+        floating_ips: Vec<FloatingIp>,
+    ) -> NatConfig {
+        // Stable: equally specific rules of a VPC keep their order.
+        snat.sort_by_key(|r| (r.vpc, std::cmp::Reverse(r.source.length())));
+        let mut snat_of_vpc: FxHashMap<u32, Range<usize>> = FxHashMap::default();
+        for (i, r) in snat.iter().enumerate() {
+            snat_of_vpc.entry(r.vpc).or_insert(i..i).end = i + 1;
+        }
+        let mut by_outside = FxHashMap::default();
+        let mut by_inside = FxHashMap::default();
+        for (i, f) in floating_ips.iter().enumerate() {
+            by_outside.entry(u32::from(f.outside)).or_insert(i);
+            by_inside.entry((f.vpc, u32::from(f.inside))).or_insert(i);
+        }
+        let outside = snat
+            .iter()
+            .map(|r| u32::from(r.address))
+            .chain(floating_ips.iter().map(|f| u32::from(f.outside)))
+            .collect();
+        let vpcs = snat
+            .iter()
+            .map(|r| r.vpc)
+            .chain(floating_ips.iter().map(|f| f.vpc))
+            .collect();
+        NatConfig {
+            outside_port,
+            vpcs,
+            snat,
+            floating_ips,
+            outside,
+            by_outside,
+            by_inside,
+            snat_of_vpc,
+        }
+    }
+
+    /// This configuration with `more` rules and floating IPs beside its own, on its outside
+    /// port (else `more`'s).
+    pub fn merged(&self, more: &NatConfig) -> NatConfig {
+        NatConfig::new(
+            self.outside_port.or(more.outside_port),
+            self.snat.iter().chain(&more.snat).copied().collect(),
+            self.floating_ips
+                .iter()
+                .chain(&more.floating_ips)
+                .copied()
+                .collect(),
+        )
+    }
+
+    /// The source NAT rules: grouped by VPC, each VPC's most specific source first.
+    pub fn snat(&self) -> &[SnatRule] {
+        &self.snat
+    }
+
+    /// The floating IPs, in the order given.
+    pub fn floating_ips(&self) -> &[FloatingIp] {
+        &self.floating_ips
+    }
+
     /// True if NAT is configured.
     #[inline]
     pub fn enabled(&self) -> bool {
@@ -55,20 +153,20 @@ impl NatConfig {
     /// True if `ip` is one of the outside addresses (a SNAT address or a floating IP).
     #[inline]
     pub fn is_outside_address(&self, ip: u32) -> bool {
-        self.snat.iter().any(|r| u32::from(r.address) == ip)
-            || self.floating_ips.iter().any(|f| u32::from(f.outside) == ip)
+        self.outside.contains(&ip)
     }
 
     /// True if some source NAT rule or floating IP belongs to VPC `vpc`.
     pub fn has_rules_for(&self, vpc: u32) -> bool {
-        self.snat.iter().any(|r| r.vpc == vpc) || self.floating_ips.iter().any(|f| f.vpc == vpc)
+        self.vpcs.contains(&vpc)
     }
 
     /// The floating IP whose outside address is `ip`.
+    #[inline]
     pub fn floating_by_outside(&self, ip: u32) -> Option<&FloatingIp> {
-        self.floating_ips
-            .iter()
-            .find(|f| u32::from(f.outside) == ip)
+        self.by_outside
+            .get(&ip)
+            .and_then(|&i| self.floating_ips.get(i))
     }
 
     /// How an inside source of VPC `vpc` leaves: its floating IP, else the most specific
@@ -76,21 +174,185 @@ impl NatConfig {
     #[inline]
     pub fn translation_for(&self, vpc: u32, src: u32) -> Option<super::Translation> {
         if let Some(f) = self
-            .floating_ips
-            .iter()
-            .find(|f| f.vpc == vpc && u32::from(f.inside) == src)
+            .by_inside
+            .get(&(vpc, src))
+            .and_then(|&i| self.floating_ips.get(i))
         {
             return Some(super::Translation::FloatingIp {
                 ip: u32::from(f.outside),
             });
         }
+        let run = self.snat_of_vpc.get(&vpc)?;
         self.snat
+            .get(run.clone())?
             .iter()
-            .filter(|r| r.vpc == vpc && r.source.contains(Ipv4Addr::from(src)))
-            .max_by_key(|r| r.source.length())
+            .find(|r| r.source.contains(Ipv4Addr::from(src)))
             .map(|r| super::Translation::Snat {
                 ip: u32::from(r.address),
                 endpoint_dependent: r.endpoint_dependent,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::table::splitmix64;
+    use crate::nat::Translation;
+
+    /// What the indexes must answer: the plain reading of the rules (every rule looked at).
+    fn expected(cfg: &NatConfig, vpc: u32, src: u32) -> Option<Translation> {
+        if let Some(f) = cfg
+            .floating_ips()
+            .iter()
+            .find(|f| f.vpc == vpc && u32::from(f.inside) == src)
+        {
+            return Some(Translation::FloatingIp {
+                ip: u32::from(f.outside),
+            });
+        }
+        let best = cfg
+            .snat()
+            .iter()
+            .filter(|r| r.vpc == vpc && r.source.contains(Ipv4Addr::from(src)))
+            .map(|r| r.source.length())
+            .max()?;
+        let r = cfg.snat().iter().find(|r| {
+            r.vpc == vpc && r.source.length() == best && r.source.contains(Ipv4Addr::from(src))
+        })?;
+        Some(Translation::Snat {
+            ip: u32::from(r.address),
+            endpoint_dependent: r.endpoint_dependent,
+        })
+    }
+
+    /// Random configurations of 3 VPCs with overlapping sources (10.0.0.0/8 split at
+    /// lengths 8 to 24) and floating IPs, checked against the plain reading for addresses
+    /// inside and outside every rule.
+    #[test]
+    fn the_indexes_answer_as_reading_every_rule_would() {
+        let mut seed = 7;
+        for round in 0..200 {
+            let mut rnd = |n: u64| splitmix64(&mut seed) % n;
+            let mut snat = Vec::new();
+            for _ in 0..rnd(12) {
+                let len = 8 + rnd(17) as u8;
+                let base = 0x0a00_0000 | (rnd(1 << 24) as u32);
+                let net = base & (u32::MAX << (32 - len));
+                snat.push(SnatRule {
+                    vpc: rnd(3) as u32,
+                    source: Prefix::new(Ipv4Addr::from(net), len).unwrap(),
+                    address: Ipv4Addr::from(0xcb00_7100 | rnd(8) as u32),
+                    endpoint_dependent: rnd(2) == 0,
+                });
+            }
+            let mut floating_ips = Vec::new();
+            for _ in 0..rnd(20) {
+                floating_ips.push(FloatingIp {
+                    vpc: rnd(3) as u32,
+                    inside: Ipv4Addr::from(0x0a00_0000 | rnd(64) as u32),
+                    outside: Ipv4Addr::from(0xc633_6400 | rnd(64) as u32),
+                });
+            }
+            let given = (snat.clone(), floating_ips.clone());
+            let cfg = NatConfig::new(Some(1), snat, floating_ips);
+            assert_eq!(
+                cfg.floating_ips(),
+                &given.1[..],
+                "floating IPs kept as given"
+            );
+            let mut sorted = cfg.snat().to_vec();
+            let mut original = given.0.clone();
+            sorted.sort_by_key(|r| (r.vpc, r.source, u32::from(r.address), r.endpoint_dependent));
+            original.sort_by_key(|r| (r.vpc, r.source, u32::from(r.address), r.endpoint_dependent));
+            assert_eq!(sorted, original, "every rule kept");
+            for _ in 0..200 {
+                let vpc = rnd(4) as u32;
+                let src = match rnd(3) {
+                    0 => 0x0a00_0000 | rnd(64) as u32,
+                    1 => 0x0a00_0000 | rnd(1 << 24) as u32,
+                    _ => rnd(1 << 32) as u32,
+                };
+                // Equally specific duplicates: the first given wins, as the plain reading
+                // over the given order says.
+                let plain = NatConfig {
+                    snat: given.0.clone(),
+                    ..cfg.clone()
+                };
+                assert_eq!(
+                    cfg.translation_for(vpc, src),
+                    expected(&plain, vpc, src),
+                    "round {round}: vpc {vpc} src {}",
+                    Ipv4Addr::from(src)
+                );
+                let out = 0xc633_6400 | rnd(80) as u32;
+                let out = if rnd(4) == 0 {
+                    0xcb00_7100 | rnd(10) as u32
+                } else {
+                    out
+                };
+                assert_eq!(
+                    cfg.is_outside_address(out),
+                    given.0.iter().any(|r| u32::from(r.address) == out)
+                        || given.1.iter().any(|f| u32::from(f.outside) == out)
+                );
+                assert_eq!(
+                    cfg.floating_by_outside(out),
+                    given.1.iter().find(|f| u32::from(f.outside) == out)
+                );
+                assert_eq!(
+                    cfg.has_rules_for(vpc),
+                    given.0.iter().any(|r| r.vpc == vpc) || given.1.iter().any(|f| f.vpc == vpc)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn merging_keeps_both_sides_rules_and_the_first_outside_port() {
+        let rule = |vpc, net: &str, a: [u8; 4]| SnatRule {
+            vpc,
+            source: net.parse().unwrap(),
+            address: Ipv4Addr::from(a),
+            endpoint_dependent: true,
+        };
+        let local = NatConfig::new(
+            Some(2),
+            vec![rule(0, "10.0.0.0/8", [203, 0, 113, 1])],
+            vec![],
+        );
+        let cp = NatConfig::new(
+            Some(5),
+            vec![rule(7, "10.1.0.0/16", [203, 0, 113, 2])],
+            vec![FloatingIp {
+                vpc: 7,
+                inside: Ipv4Addr::new(10, 1, 0, 9),
+                outside: Ipv4Addr::new(203, 0, 113, 9),
+            }],
+        );
+        let m = local.merged(&cp);
+        assert_eq!(m.outside_port, Some(2));
+        assert_eq!(NatConfig::default().merged(&cp).outside_port, Some(5));
+        assert_eq!(m.snat().len(), 2);
+        assert!(m.is_outside_address(u32::from(Ipv4Addr::new(203, 0, 113, 9))));
+        assert_eq!(
+            m.translation_for(7, u32::from(Ipv4Addr::new(10, 1, 0, 9))),
+            Some(Translation::FloatingIp {
+                ip: u32::from(Ipv4Addr::new(203, 0, 113, 9))
+            })
+        );
+        assert_eq!(
+            m.translation_for(0, u32::from(Ipv4Addr::new(10, 1, 0, 9))),
+            Some(Translation::Snat {
+                ip: u32::from(Ipv4Addr::new(203, 0, 113, 1)),
+                endpoint_dependent: true
+            })
+        );
+        assert_eq!(
+            m.translation_for(7, u32::from(Ipv4Addr::new(10, 2, 0, 1))),
+            None
+        );
+        assert_ne!(m, local);
+        assert_eq!(m, local.merged(&cp));
     }
 }

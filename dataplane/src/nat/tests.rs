@@ -514,20 +514,20 @@ fn untranslatable_packets_are_reported_not_touched() {
 fn every_side_of_a_session_finds_the_same_owner() {
     use std::net::Ipv4Addr;
     const WORKERS: usize = 3;
-    let cfg = NatConfig {
-        outside_port: Some(1),
-        snat: vec![SnatRule {
+    let cfg = NatConfig::new(
+        Some(1),
+        vec![SnatRule {
             vpc: ROUTED_VPC,
             source: "10.1.1.0/24".parse().unwrap(),
             address: Ipv4Addr::from(EXT),
             endpoint_dependent: true,
         }],
-        floating_ips: vec![FloatingIp {
+        vec![FloatingIp {
             vpc: ROUTED_VPC,
             inside: Ipv4Addr::from(VM2),
             outside: Ipv4Addr::from(FIP),
         }],
-    };
+    );
     let mut tables: Vec<NatTable> = (0..WORKERS)
         .map(|w| NatTable::new(1024, w, WORKERS, NatTimeouts::default()))
         .collect();

@@ -248,7 +248,6 @@ pub fn parse<'a>(
         tunnel: (tunnels[gname] != 0).then(|| Ipv4Addr::from(tunnels[gname])),
         ..GatewayRole::default()
     };
-    role.nat.outside_port = Some(external_port);
     role.vrrp = group_vrrp(host, g, *net, &underlays, &host_addresses)?;
     if let Some(a) = &g.sync_assignment {
         let underlay = |h: &str| -> Result<Option<Ipv4Addr>, String> {
@@ -275,6 +274,7 @@ pub fn parse<'a>(
         role.external_addresses
             .push((addr("gateway-group", gname, a)?, net.length()));
     }
+    let (mut snat, mut vpc_wide) = (Vec::new(), Vec::new());
     for (name, s) in snats.iter().filter(|(_, s)| s.gateway_group == *gname) {
         let address = addr("snat-rule", name, &s.external_address)?;
         let vni = model
@@ -287,19 +287,23 @@ pub fn parse<'a>(
                 .subnet(&s.subnet)
                 .ok_or_else(|| format!("snat-rule {name}: no subnet {:?}", s.subnet))?]
         };
-        for source in sources {
-            role.nat.snat.push(SnatRule {
-                vpc: vni,
-                source,
-                address,
-                endpoint_dependent: true,
-            });
-        }
+        // A VPC-wide rule covers each of the VPC's subnets as a subnet's own rule would;
+        // the subnet's own rule goes first, so it wins (the first given among equally
+        // specific rules applies, see NatConfig::new).
+        let rules = if s.subnet.is_empty() {
+            &mut vpc_wide
+        } else {
+            &mut snat
+        };
+        rules.extend(sources.into_iter().map(|source| SnatRule {
+            vpc: vni,
+            source,
+            address,
+            endpoint_dependent: true,
+        }));
     }
-    // Most specific source first (a subnet's rule wins over its VPC's).
-    role.nat
-        .snat
-        .sort_by_key(|r| std::cmp::Reverse(r.source.length()));
+    snat.append(&mut vpc_wide);
+    let mut floating_ips = Vec::new();
     for (name, f) in fips
         .iter()
         .filter(|(_, f)| group_of_network(&f.external_network) == Some(*gname))
@@ -314,13 +318,14 @@ pub fn parse<'a>(
         } else {
             addr("floating-ip", name, &f.fixed_ip)?
         };
-        role.nat.floating_ips.push(FloatingIp {
+        floating_ips.push(FloatingIp {
             vpc: vni,
             inside,
             outside,
         });
         role.external_addresses.push((outside, net.length()));
     }
+    role.nat = NatConfig::new(Some(external_port), snat, floating_ips);
     out.role = Some(role);
     Ok(out)
 }

@@ -644,16 +644,10 @@ impl Tables {
     }
 
     fn merge_nat(&mut self) {
-        let mut merged = (*self.local_nat).clone();
-        if let Some(cp) = &self.controlplane_nat {
-            merged.outside_port = merged.outside_port.or(cp.outside_port);
-            merged.snat.extend(cp.snat.iter().copied());
-            merged
-                .snat
-                .sort_by_key(|r| std::cmp::Reverse(r.source.length()));
-            merged.floating_ips.extend(cp.floating_ips.iter().copied());
-        }
-        self.nat = Arc::new(merged);
+        self.nat = match &self.controlplane_nat {
+            Some(cp) => Arc::new(self.local_nat.merged(cp)),
+            None => self.local_nat.clone(),
+        };
     }
 
     /// Replaces the overlay (a new revision).

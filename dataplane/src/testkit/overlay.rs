@@ -298,10 +298,11 @@ pub fn gateway_snapshot(objects: &[Object]) -> Snapshot {
             .add_neighbour(port, ip.parse().unwrap(), mac)
             .expect("neighbour");
     }
-    tables.set_nat(Arc::new(crate::nat::NatConfig {
-        outside_port: Some(1),
-        ..crate::nat::NatConfig::default()
-    }));
+    tables.set_nat(Arc::new(crate::nat::NatConfig::new(
+        Some(1),
+        Vec::new(),
+        Vec::new(),
+    )));
     let mut slots = CounterSlots::default();
     let overlay = build("g", 7, objects, &Ports(&tables), &mut slots).expect("overlay builds");
     tables.set_controlplane_nat(overlay.gateway.as_ref().map(|g| &g.nat));

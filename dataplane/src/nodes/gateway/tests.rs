@@ -47,10 +47,57 @@ fn a_vpc_with_a_gateway_group_routes_outside_to_the_groups_tunnel_address() {
         .collect();
     assert_eq!(addrs, ["203.0.113.10/24", "203.0.113.20/24"]);
     // Two SNAT rules (one per blue subnet) and the floating IP, all under VNI 100.
-    assert_eq!(role.nat.snat.len(), 2);
-    assert!(role.nat.snat.iter().all(|r| r.vpc == 100));
-    assert_eq!(role.nat.floating_ips[0].vpc, 100);
+    assert_eq!(role.nat.snat().len(), 2);
+    assert!(role.nat.snat().iter().all(|r| r.vpc == 100));
+    assert_eq!(role.nat.floating_ips()[0].vpc, 100);
     assert_eq!(g.nat.outside_port, Some(1));
+}
+
+/// VPC blue's source NAT rule covers each of its subnets; a rule of subnet blue-a itself
+/// wins for blue-a, whichever name sorts first (before, the VPC-wide rule's copy for
+/// blue-a won when its name sorted after the subnet's rule).
+#[test]
+fn a_subnets_own_source_nat_rule_wins_over_its_vpcs() {
+    use crate::nat::Translation;
+    use aegis_api::controlplane::v1::object::Spec;
+    use aegis_api::controlplane::v1::{Object, SnatRule};
+    for name in ["aa-blue-a", "zz-blue-a"] {
+        let mut objects = gateway_objects();
+        for o in &mut objects {
+            if let Some(Spec::GatewayGroup(g)) = &mut o.spec {
+                g.external_addresses.push("203.0.113.30".into());
+            }
+        }
+        objects.push(Object {
+            name: name.into(),
+            spec: Some(Spec::SnatRule(SnatRule {
+                vpc: "blue".into(),
+                subnet: "blue-a".into(),
+                gateway_group: "gw".into(),
+                external_address: "203.0.113.30".into(),
+            })),
+            ..Object::default()
+        });
+        let g = gateway_snapshot(&objects);
+        let snat = |ip| {
+            Some(Translation::Snat {
+                ip,
+                endpoint_dependent: true,
+            })
+        };
+        assert_eq!(
+            g.nat.translation_for(100, ip("10.1.1.5")),
+            snat(ip("203.0.113.30")),
+            "{name}"
+        );
+        assert_eq!(
+            g.nat.translation_for(100, ip("10.1.2.5")),
+            snat(ip("203.0.113.10")),
+            "{name}"
+        );
+        // Red has the same addresses and no rule.
+        assert_eq!(g.nat.translation_for(200, ip("10.1.1.5")), None, "{name}");
+    }
 }
 
 #[test]
@@ -542,10 +589,12 @@ fn with_two_workers_an_endpoint_independent_mapping_stays_on_one_worker_with_one
     let mut a = HostPipeline::with_objects("a", &gateway_objects(), 1024);
     let mut w = gateway_workers(2, 64);
     for h in &mut w {
-        let mut cfg = (*h.snap.nat).clone();
-        for r in &mut cfg.snat {
+        let cfg = &h.snap.nat;
+        let mut snat = cfg.snat().to_vec();
+        for r in &mut snat {
             r.endpoint_dependent = false;
         }
+        let cfg = crate::nat::NatConfig::new(cfg.outside_port, snat, cfg.floating_ips().to_vec());
         h.snap.nat = std::sync::Arc::new(cfg);
     }
     let sport = 5000;
