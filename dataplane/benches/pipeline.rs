@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aegis_dataplane::buf::heap::HeapBuf;
 use aegis_dataplane::fib::Fib;
 use aegis_dataplane::graph::{Graph, GraphEnv, WorkerStats, FRAME_CAP};
-use aegis_dataplane::nat::{NatConfig, NatTable, NatTimeouts, SnatRule};
+use aegis_dataplane::nat::{FloatingIp, NatConfig, NatTable, NatTimeouts, SnatRule};
 use aegis_dataplane::state::snapshot::{Adjacency, PortView, Snapshot};
 use aegis_dataplane::testkit::Rng;
 use aegis_dataplane::wire::ipv4;
@@ -142,6 +142,36 @@ fn bench(c: &mut Criterion) {
             |bufs| {
                 graph.input(0, bufs);
                 graph.run(&nat_snap, 1_000, &mut env);
+                black_box(std::mem::take(&mut graph.tx_frames()[1]))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The same traffic on a gateway that also serves 4,096 floating IPs (none of them on
+    // this traffic's path): what a packet costs must not grow with the configuration.
+    let mut fip_snap = nat_snap.clone();
+    fip_snap.nat = Arc::new(NatConfig::new(
+        Some(1),
+        nat_snap.nat.snat().to_vec(),
+        (0..4096u32)
+            .map(|i| FloatingIp {
+                vpc: aegis_dataplane::nat::ROUTED_VPC,
+                inside: Ipv4Addr::from(0x0a00_0000 + i),
+                outside: Ipv4Addr::from(0xc0a8_1000 + i),
+            })
+            .collect(),
+    ));
+    g.bench_function("nat_snat_frame_256_beside_4096_floating_ips", |b| {
+        b.iter_batched(
+            || {
+                nat_frames
+                    .iter()
+                    .map(|f| HeapBuf::from_bytes(f))
+                    .collect::<Vec<_>>()
+            },
+            |bufs| {
+                graph.input(0, bufs);
+                graph.run(&fip_snap, 1_000, &mut env);
                 black_box(std::mem::take(&mut graph.tx_frames()[1]))
             },
             BatchSize::SmallInput,

@@ -13,6 +13,10 @@ use crate::fib::Prefix;
 /// The VPC (VNI) of the routed gateway's inside network: no overlay.
 pub const ROUTED_VPC: u32 = 0;
 
+/// Up to this many rules (or floating IPs), a packet's question is answered by reading
+/// them all, which is cheaper than hashing; beyond it, from the hash maps.
+const SCAN_MAX: usize = 8;
+
 /// Source NAT for a range of inside sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnatRule {
@@ -39,11 +43,11 @@ pub struct FloatingIp {
 
 /// NAT on this dataplane; `outside_port: None` means NAT is off.
 ///
-/// Built once per configuration change ([`NatConfig::new`]) and read by every packet, so
-/// the per-packet questions are answered from indexes built here — hash maps of the
-/// floating IPs and outside addresses, and each VPC's source NAT rules in one run, most
-/// specific first — not by scanning every rule: a gateway with thousands of floating IPs
-/// costs a packet what a gateway with one does.
+/// Built once per configuration change ([`NatConfig::new`]) and read by every packet. Up
+/// to [`SCAN_MAX`] rules or floating IPs a packet reads them all; beyond, the per-packet
+/// questions are answered from indexes built here — hash maps of the floating IPs and
+/// outside addresses, and each VPC's source NAT rules in one run, most specific first — so
+/// a gateway with thousands of floating IPs costs a packet what a gateway with ten does.
 #[derive(Debug, Clone, Default)]
 pub struct NatConfig {
     /// The outside (external network) port.
@@ -153,7 +157,12 @@ impl NatConfig {
     /// True if `ip` is one of the outside addresses (a SNAT address or a floating IP).
     #[inline]
     pub fn is_outside_address(&self, ip: u32) -> bool {
-        self.outside.contains(&ip)
+        if self.snat.len() + self.floating_ips.len() <= SCAN_MAX {
+            self.snat.iter().any(|r| u32::from(r.address) == ip)
+                || self.floating_ips.iter().any(|f| u32::from(f.outside) == ip)
+        } else {
+            self.outside.contains(&ip)
+        }
     }
 
     /// True if some source NAT rule or floating IP belongs to VPC `vpc`.
@@ -164,6 +173,12 @@ impl NatConfig {
     /// The floating IP whose outside address is `ip`.
     #[inline]
     pub fn floating_by_outside(&self, ip: u32) -> Option<&FloatingIp> {
+        if self.floating_ips.len() <= SCAN_MAX {
+            return self
+                .floating_ips
+                .iter()
+                .find(|f| u32::from(f.outside) == ip);
+        }
         self.by_outside
             .get(&ip)
             .and_then(|&i| self.floating_ips.get(i))
@@ -173,20 +188,29 @@ impl NatConfig {
     /// SNAT rule.
     #[inline]
     pub fn translation_for(&self, vpc: u32, src: u32) -> Option<super::Translation> {
-        if let Some(f) = self
-            .by_inside
-            .get(&(vpc, src))
-            .and_then(|&i| self.floating_ips.get(i))
-        {
+        let floating = if self.floating_ips.len() <= SCAN_MAX {
+            self.floating_ips
+                .iter()
+                .find(|f| f.vpc == vpc && u32::from(f.inside) == src)
+        } else {
+            self.by_inside
+                .get(&(vpc, src))
+                .and_then(|&i| self.floating_ips.get(i))
+        };
+        if let Some(f) = floating {
             return Some(super::Translation::FloatingIp {
                 ip: u32::from(f.outside),
             });
         }
-        let run = self.snat_of_vpc.get(&vpc)?;
-        self.snat
-            .get(run.clone())?
+        // The rules are grouped by VPC, most specific first: the first match is the one.
+        let rules = if self.snat.len() <= SCAN_MAX {
+            &self.snat[..]
+        } else {
+            self.snat.get(self.snat_of_vpc.get(&vpc)?.clone())?
+        };
+        rules
             .iter()
-            .find(|r| r.source.contains(Ipv4Addr::from(src)))
+            .find(|r| r.vpc == vpc && r.source.contains(Ipv4Addr::from(src)))
             .map(|r| super::Translation::Snat {
                 ip: u32::from(r.address),
                 endpoint_dependent: r.endpoint_dependent,
@@ -235,7 +259,7 @@ mod tests {
         for round in 0..200 {
             let mut rnd = |n: u64| splitmix64(&mut seed) % n;
             let mut snat = Vec::new();
-            for _ in 0..rnd(12) {
+            for _ in 0..rnd(30) {
                 let len = 8 + rnd(17) as u8;
                 let base = 0x0a00_0000 | (rnd(1 << 24) as u32);
                 let net = base & (u32::MAX << (32 - len));
@@ -247,7 +271,7 @@ mod tests {
                 });
             }
             let mut floating_ips = Vec::new();
-            for _ in 0..rnd(20) {
+            for _ in 0..rnd(40) {
                 floating_ips.push(FloatingIp {
                     vpc: rnd(3) as u32,
                     inside: Ipv4Addr::from(0x0a00_0000 | rnd(64) as u32),
