@@ -54,21 +54,21 @@ fn a_vpc_with_a_gateway_group_routes_outside_to_the_groups_tunnel_address() {
 }
 
 /// VPC blue's source NAT rule covers each of its subnets; a rule of subnet blue-a itself
-/// wins for blue-a, whichever name sorts first (before, the VPC-wide rule's copy for
-/// blue-a won when its name sorted after the subnet's rule).
+/// wins for blue-a, whether it comes before or after the VPC's rule among the objects
+/// (before, the VPC-wide rule's copy for blue-a won when it came later).
 #[test]
 fn a_subnets_own_source_nat_rule_wins_over_its_vpcs() {
     use crate::nat::Translation;
     use aegis_api::controlplane::v1::object::Spec;
     use aegis_api::controlplane::v1::{Object, SnatRule};
-    for name in ["aa-blue-a", "zz-blue-a"] {
+    for (name, first) in [("aa-blue-a", true), ("zz-blue-a", false)] {
         let mut objects = gateway_objects();
         for o in &mut objects {
             if let Some(Spec::GatewayGroup(g)) = &mut o.spec {
                 g.external_addresses.push("203.0.113.30".into());
             }
         }
-        objects.push(Object {
+        let rule = Object {
             name: name.into(),
             spec: Some(Spec::SnatRule(SnatRule {
                 vpc: "blue".into(),
@@ -77,7 +77,12 @@ fn a_subnets_own_source_nat_rule_wins_over_its_vpcs() {
                 external_address: "203.0.113.30".into(),
             })),
             ..Object::default()
-        });
+        };
+        if first {
+            objects.insert(0, rule);
+        } else {
+            objects.push(rule);
+        }
         let g = gateway_snapshot(&objects);
         let snat = |ip| {
             Some(Translation::Snat {
