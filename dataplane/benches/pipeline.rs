@@ -18,7 +18,7 @@ use aegis_dataplane::nat::{FloatingIp, NatConfig, NatTable, NatTimeouts, SnatRul
 use aegis_dataplane::state::snapshot::{Adjacency, PortView, Snapshot};
 use aegis_dataplane::testkit::Rng;
 use aegis_dataplane::wire::ipv4;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Bencher, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 
 const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -66,6 +66,33 @@ fn frame(dst: u32) -> Vec<u8> {
     f
 }
 
+/// Measures one pass of the graph over `frames` (fresh heap buffers each time, made
+/// outside the measurement) with snapshot `snap` at time `now_ns`.
+fn run_frames(
+    b: &mut Bencher<'_>,
+    graph: &mut Graph<HeapBuf>,
+    env: &mut GraphEnv,
+    snap: &Snapshot,
+    frames: &[Vec<u8>],
+    now_ns: u64,
+) {
+    b.iter_batched(
+        || {
+            frames
+                .iter()
+                .map(|f| HeapBuf::from_bytes(f))
+                .collect::<Vec<_>>()
+        },
+        |bufs| {
+            graph.input(0, bufs);
+            graph.run(snap, now_ns, env);
+            // Returned, so freeing the buffers happens outside the measurement.
+            black_box(std::mem::take(&mut graph.tx_frames()[1]))
+        },
+        BatchSize::SmallInput,
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut routes = Vec::new();
@@ -90,21 +117,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(FRAME_CAP as u64));
     g.bench_function("ip4_forward_frame_256", |b| {
-        b.iter_batched(
-            || {
-                frames
-                    .iter()
-                    .map(|f| HeapBuf::from_bytes(f))
-                    .collect::<Vec<_>>()
-            },
-            |bufs| {
-                graph.input(0, bufs);
-                graph.run(&snap, 0, &mut env);
-                // Returned, so freeing the buffers happens outside the measurement.
-                black_box(std::mem::take(&mut graph.tx_frames()[1]))
-            },
-            BatchSize::SmallInput,
-        )
+        run_frames(b, &mut graph, &mut env, &snap, &frames, 0)
     });
 
     // Source NAT on port 1: 256 flows from 192.168.1.2, each its own source port.
@@ -132,20 +145,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     env.nat = Some(NatTable::new(1 << 16, 0, 1, NatTimeouts::default()));
     g.bench_function("nat_snat_frame_256", |b| {
-        b.iter_batched(
-            || {
-                nat_frames
-                    .iter()
-                    .map(|f| HeapBuf::from_bytes(f))
-                    .collect::<Vec<_>>()
-            },
-            |bufs| {
-                graph.input(0, bufs);
-                graph.run(&nat_snap, 1_000, &mut env);
-                black_box(std::mem::take(&mut graph.tx_frames()[1]))
-            },
-            BatchSize::SmallInput,
-        )
+        run_frames(b, &mut graph, &mut env, &nat_snap, &nat_frames, 1_000)
     });
     // The same traffic on a gateway that also serves 4,096 floating IPs (none of them on
     // this traffic's path): what a packet costs must not grow with the configuration.
@@ -162,20 +162,7 @@ fn bench(c: &mut Criterion) {
             .collect(),
     ));
     g.bench_function("nat_snat_frame_256_beside_4096_floating_ips", |b| {
-        b.iter_batched(
-            || {
-                nat_frames
-                    .iter()
-                    .map(|f| HeapBuf::from_bytes(f))
-                    .collect::<Vec<_>>()
-            },
-            |bufs| {
-                graph.input(0, bufs);
-                graph.run(&fip_snap, 1_000, &mut env);
-                black_box(std::mem::take(&mut graph.tx_frames()[1]))
-            },
-            BatchSize::SmallInput,
-        )
+        run_frames(b, &mut graph, &mut env, &fip_snap, &nat_frames, 1_000)
     });
     let nat = env.nat.as_ref().expect("table");
     // Random destinations include martians (dropped by the input checks): not every flow

@@ -224,10 +224,15 @@ mod tests {
     use crate::conntrack::table::splitmix64;
     use crate::nat::Translation;
 
-    /// What the indexes must answer: the plain reading of the rules (every rule looked at).
-    fn expected(cfg: &NatConfig, vpc: u32, src: u32) -> Option<Translation> {
-        if let Some(f) = cfg
-            .floating_ips()
+    /// What the indexes must answer: the plain reading of the rules in the order given
+    /// (every rule looked at; the first given among equally specific ones).
+    fn expected(
+        snat: &[SnatRule],
+        floating_ips: &[FloatingIp],
+        vpc: u32,
+        src: u32,
+    ) -> Option<Translation> {
+        if let Some(f) = floating_ips
             .iter()
             .find(|f| f.vpc == vpc && u32::from(f.inside) == src)
         {
@@ -235,13 +240,12 @@ mod tests {
                 ip: u32::from(f.outside),
             });
         }
-        let best = cfg
-            .snat()
+        let best = snat
             .iter()
             .filter(|r| r.vpc == vpc && r.source.contains(Ipv4Addr::from(src)))
             .map(|r| r.source.length())
             .max()?;
-        let r = cfg.snat().iter().find(|r| {
+        let r = snat.iter().find(|r| {
             r.vpc == vpc && r.source.length() == best && r.source.contains(Ipv4Addr::from(src))
         })?;
         Some(Translation::Snat {
@@ -297,15 +301,9 @@ mod tests {
                     1 => 0x0a00_0000 | rnd(1 << 24) as u32,
                     _ => rnd(1 << 32) as u32,
                 };
-                // Equally specific duplicates: the first given wins, as the plain reading
-                // over the given order says.
-                let plain = NatConfig {
-                    snat: given.0.clone(),
-                    ..cfg.clone()
-                };
                 assert_eq!(
                     cfg.translation_for(vpc, src),
-                    expected(&plain, vpc, src),
+                    expected(&given.0, &given.1, vpc, src),
                     "round {round}: vpc {vpc} src {}",
                     Ipv4Addr::from(src)
                 );
