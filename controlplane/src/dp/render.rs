@@ -147,6 +147,13 @@ pub fn runtime(v: &RuntimeView, out: &mut dyn Write) -> io::Result<()> {
             w.icmp_sent,
             w.icmp_rate_limited
         )?;
+        if w.nat_sessions > 0 || w.nat_sessions_revoked > 0 {
+            writeln!(
+                out,
+                "NAT sessions {} (revoked by configuration changes since start: {})",
+                w.nat_sessions, w.nat_sessions_revoked
+            )?;
+        }
         node_table(&w.nodes).write(out, 0)?;
     }
     if v.workers.len() > 1 {

@@ -141,6 +141,11 @@ pub struct WorkerRuntimeView {
     pub connections: u64,
     /// Entries the connection table holds at most.
     pub connection_capacity: u64,
+    /// NAT sessions in the worker's table (0 without NAT).
+    pub nat_sessions: u64,
+    /// NAT sessions removed since start because their floating IP or source NAT rule was
+    /// taken away.
+    pub nat_sessions_revoked: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeView>,
 }
@@ -708,6 +713,8 @@ impl From<pb::ShowRuntimeReply> for RuntimeView {
                     icmp_rate_limited: w.icmp_rate_limited,
                     connections: w.connections,
                     connection_capacity: w.connection_capacity,
+                    nat_sessions: w.nat_sessions,
+                    nat_sessions_revoked: w.nat_sessions_revoked,
                     nodes: w.nodes.into_iter().map(NodeView::from).collect(),
                 })
                 .collect(),

@@ -103,6 +103,8 @@ pub fn runtime_reply(workers: Vec<WorkerRuntime>) -> pb::ShowRuntimeReply {
                 icmp_rate_limited: w.icmp_rate_limited,
                 connections: w.connections,
                 connection_capacity: w.connection_capacity,
+                nat_sessions: w.nat_sessions,
+                nat_sessions_revoked: w.nat_sessions_revoked,
             })
             .collect(),
         total: total.into_iter().map(node_runtime).collect(),
@@ -478,6 +480,8 @@ mod tests {
             icmp_rate_limited: 4,
             connections: 5,
             connection_capacity: 7,
+            nat_sessions: 8,
+            nat_sessions_revoked: 9,
         };
         let reply = runtime_reply(vec![
             w(0, vec![node("a", 2, 64, 6400), node("b", 0, 0, 0)]),

@@ -470,6 +470,8 @@ impl AdminBackend for MemoryBackend {
                 icmp_rate_limited: 0,
                 connections: w.connections.len() as u64,
                 connection_capacity: w.connection_capacity,
+                nat_sessions: 0,
+                nat_sessions_revoked: 0,
                 nodes: s
                     .nodes
                     .iter()

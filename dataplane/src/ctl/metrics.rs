@@ -9,8 +9,8 @@
 //! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
 //! `aegis_worker_idle_polls_total`, `aegis_worker_sleeps_total`,
 //! `aegis_worker_consumed_total`, `aegis_icmp_errors_sent_total`,
-//! `aegis_icmp_errors_rate_limited_total`, and the gauges `aegis_conntrack_entries`,
-//! `aegis_conntrack_capacity`; per worker and node
+//! `aegis_icmp_errors_rate_limited_total`, `aegis_nat_sessions_revoked_total`, and the
+//! gauges `aegis_conntrack_entries`, `aegis_conntrack_capacity`, `aegis_nat_sessions`; per worker and node
 //! (`worker`, `node`) `aegis_node_calls_total`, `aegis_node_packets_total`,
 //! `aegis_node_clocks_total`; per drop reason summed over workers (`reason`)
 //! `aegis_drops_total`; per security-group rule summed over workers (`rule`, `GROUP/RULE_ID`)
@@ -288,7 +288,7 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
     ];
     out.families("counter", &port_counters, &ports);
 
-    let worker_counters: [Family<WorkerRuntime>; 6] = [
+    let worker_counters: [Family<WorkerRuntime>; 7] = [
         ("aegis_worker_polls_total", "Worker poll rounds.", |w| {
             w.polls
         }),
@@ -315,13 +315,18 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
             "ICMP errors not sent because of the rate limit.",
             |w| w.icmp_rate_limited,
         ),
+        (
+            "aegis_nat_sessions_revoked_total",
+            "NAT sessions removed because a configuration change took away their floating IP or source NAT rule.",
+            |w| w.nat_sessions_revoked,
+        ),
     ];
     let by_worker: Vec<_> = workers
         .iter()
         .map(|w| (vec![("worker", w.id.to_string())], w))
         .collect();
     out.families("counter", &worker_counters, &by_worker);
-    let worker_gauges: [Family<WorkerRuntime>; 2] = [
+    let worker_gauges: [Family<WorkerRuntime>; 3] = [
         (
             "aegis_conntrack_entries",
             "Entries in the worker's connection table (expired ones not yet swept included).",
@@ -331,6 +336,11 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
             "aegis_conntrack_capacity",
             "Entries the worker's connection table holds at most.",
             |w| w.connection_capacity,
+        ),
+        (
+            "aegis_nat_sessions",
+            "NAT sessions in the worker's table (expired ones not yet swept included).",
+            |w| w.nat_sessions,
         ),
     ];
     out.families("gauge", &worker_gauges, &by_worker);

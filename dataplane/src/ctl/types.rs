@@ -136,6 +136,12 @@ pub struct WorkerRuntime {
     pub connections: u64,
     /// Entries the connection table holds at most.
     pub connection_capacity: u64,
+    /// NAT sessions in the worker's table (expired ones not yet swept included; 0 without
+    /// NAT).
+    pub nat_sessions: u64,
+    /// NAT sessions removed since start because a configuration change took away their
+    /// floating IP or source NAT rule.
+    pub nat_sessions_revoked: u64,
     /// Nodes in graph order.
     pub nodes: Vec<NodeRuntime>,
 }

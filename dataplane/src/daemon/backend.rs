@@ -192,6 +192,8 @@ impl AdminBackend for DaemonBackend {
                     icmp_rate_limited: s.icmp_rate_limited.load(Relaxed) - b.icmp_rate_limited,
                     connections: s.connections.load(Relaxed),
                     connection_capacity: s.connection_capacity.load(Relaxed),
+                    nat_sessions: s.nat_sessions.load(Relaxed),
+                    nat_sessions_revoked: s.nat_revoked.load(Relaxed),
                     nodes: RUNTIME_SLOTS
                         .iter()
                         .enumerate()

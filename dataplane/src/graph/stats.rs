@@ -43,6 +43,12 @@ pub struct WorkerStats {
     pub connections: AtomicU64,
     /// Entries the worker's connection table holds at most (stored once at start).
     pub connection_capacity: AtomicU64,
+    /// NAT sessions in the worker's table, expired ones not yet swept included (a gauge the
+    /// worker stores every poll; 0 without NAT).
+    pub nat_sessions: AtomicU64,
+    /// NAT sessions removed because a configuration change took away their floating IP or
+    /// source NAT rule.
+    pub nat_revoked: AtomicU64,
 }
 
 /// Adds to a counter that only this thread writes: a plain load and store, no lock prefix.
@@ -67,6 +73,8 @@ impl Default for WorkerStats {
                 .collect(),
             connections: AtomicU64::new(0),
             connection_capacity: AtomicU64::new(0),
+            nat_sessions: AtomicU64::new(0),
+            nat_revoked: AtomicU64::new(0),
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
+use aegis_sessionsync::NatKind;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::fib::Prefix;
@@ -182,6 +183,31 @@ impl NatConfig {
         self.by_outside
             .get(&ip)
             .and_then(|&i| self.floating_ips.get(i))
+    }
+
+    /// True if this configuration still grants a session its outside address: a floating
+    /// IP session's floating IP still maps that outside address to its inside one, a source
+    /// NAT session's VPC still has a rule covering its inside address with that outside
+    /// address. A session whose grant is gone is revoked ([`super::NatTable::revoke`]).
+    /// A rule that merely stopped being the one that applies (a more specific rule or a
+    /// floating IP added since) does not revoke: the connection keeps its mapping until it
+    /// ends, as conntrack keeps a NAT mapping after a rule change.
+    pub fn grants(&self, vpc: u32, inside_ip: u32, kind: NatKind, outside_ip: u32) -> bool {
+        if self.outside_port.is_none() {
+            return false;
+        }
+        if kind == NatKind::FloatingIp {
+            return self
+                .floating_by_outside(outside_ip)
+                .is_some_and(|f| f.vpc == vpc && u32::from(f.inside) == inside_ip);
+        }
+        let rules = match self.snat_of_vpc.get(&vpc) {
+            Some(r) => self.snat.get(r.clone()).unwrap_or_default(),
+            None => return false,
+        };
+        rules.iter().any(|r| {
+            u32::from(r.address) == outside_ip && r.source.contains(Ipv4Addr::from(inside_ip))
+        })
     }
 
     /// How an inside source of VPC `vpc` leaves: its floating IP, else the most specific

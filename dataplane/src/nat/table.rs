@@ -800,6 +800,36 @@ impl NatTable {
         removed
     }
 
+    /// Slots of the session array (the range [`NatTable::revoke`] goes over).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Removes the sessions in slots `range` (clamped to the table) that `cfg` no longer
+    /// grants their outside address ([`super::NatConfig::grants`]): a floating IP or source NAT
+    /// rule removed or changed. Each removal is a sync delete event, so backups drop the
+    /// session too. Returns how many were removed. Workers call it over the whole table,
+    /// a slice per poll, after a NAT configuration change.
+    pub fn revoke(
+        &mut self,
+        cfg: &super::NatConfig,
+        range: std::ops::Range<usize>,
+        now_ns: u64,
+    ) -> usize {
+        let end = range.end.min(self.slots.len());
+        let mut removed = 0;
+        for i in range.start.min(end)..end {
+            let stale = self.slots[i].as_ref().is_some_and(|s| {
+                !cfg.grants(s.inside.vpc, s.inside.inside_ip, s.kind, s.outside_ip)
+            });
+            if stale {
+                self.remove(i as u32, now_ns);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Installs a session learnt from the master (a backup taking over): as it was, with
     /// its remaining timeout. Source NAT sessions outside this worker's slice are refused
     /// ([`NatError::OtherSlice`]: replies to that port go to another worker); the caller

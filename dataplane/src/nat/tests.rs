@@ -144,6 +144,103 @@ fn a_full_table_refuses_and_expired_sessions_are_swept_with_delete_events() {
         .is_ok());
 }
 
+/// NAT of VPC 100 on port 1: 10.1.1.0/24 to EXT (endpoint-dependent), VM's floating IP FIP,
+/// and whatever `more` rules.
+fn granting(more: &[SnatRule], fip_inside: u32) -> NatConfig {
+    let mut rules = vec![SnatRule {
+        vpc: 100,
+        source: "10.1.1.0/24".parse().unwrap(),
+        address: std::net::Ipv4Addr::from(EXT),
+        endpoint_dependent: true,
+    }];
+    rules.extend_from_slice(more);
+    NatConfig::new(
+        Some(1),
+        rules,
+        vec![FloatingIp {
+            vpc: 100,
+            inside: std::net::Ipv4Addr::from(fip_inside),
+            outside: std::net::Ipv4Addr::from(FIP),
+        }],
+    )
+}
+
+/// Which sessions a configuration still grants: a rule or floating IP taken away revokes
+/// (with a delete event for the backups, slice by slice), one that only stopped being the
+/// rule that applies does not.
+#[test]
+fn sessions_are_revoked_when_their_floating_ip_or_rule_is_taken_away() {
+    let mut t = table();
+    let fip = Translation::FloatingIp { ip: FIP };
+    t.outbound(&key(VM, 1000, REMOTE, 53, 17), fip, 0).unwrap();
+    t.outbound(&key(VM2, 1000, REMOTE, 53, 17), snat(true), 0)
+        .unwrap();
+    t.outbound(&key(VM2, 1001, REMOTE2, 80, 6), snat(false), 0)
+        .unwrap();
+    t.take_events().count();
+    let cfg = granting(&[], VM);
+    assert!(cfg.grants(100, VM, NatKind::FloatingIp, FIP));
+    assert!(
+        !cfg.grants(100, VM2, NatKind::FloatingIp, FIP),
+        "VM's, not VM2's"
+    );
+    assert!(
+        !cfg.grants(101, VM, NatKind::FloatingIp, FIP),
+        "another VPC"
+    );
+    assert!(cfg.grants(100, VM2, NatKind::SnatEndpointIndependent, EXT));
+    assert!(!cfg.grants(100, VM2, NatKind::SnatEndpointDependent, FIP));
+    assert!(!cfg.grants(100, 0x0a01_020b, NatKind::SnatEndpointDependent, EXT));
+    assert_eq!(t.revoke(&cfg, 0..t.capacity(), 0), 0);
+
+    // A more specific rule for VM2 to another address: VM2's new connections leave from
+    // it, its existing ones keep their mapping (as conntrack does).
+    let other = SnatRule {
+        vpc: 100,
+        source: "10.1.1.12/32".parse().unwrap(),
+        address: std::net::Ipv4Addr::from(REMOTE2),
+        endpoint_dependent: true,
+    };
+    let cfg = granting(&[other], VM);
+    assert_eq!(
+        cfg.translation_for(100, VM2),
+        Some(Translation::Snat {
+            ip: REMOTE2,
+            endpoint_dependent: true
+        })
+    );
+    assert_eq!(t.revoke(&cfg, 0..t.capacity(), 0), 0);
+    assert_eq!(t.len(), 3);
+
+    // The floating IP moves to VM2: VM's session goes; slice by slice, ranges past the
+    // end are clamped.
+    let cfg = granting(&[], VM2);
+    let half = t.capacity() / 2;
+    let removed = t.revoke(&cfg, 0..half, 0) + t.revoke(&cfg, half..t.capacity() + 9, 0);
+    assert_eq!((removed, t.len()), (1, 2));
+    assert!(t.get_inside(&key(VM, 1000, REMOTE, 53, 17), 0).is_none());
+    assert!(t
+        .get_outside(
+            &OutsideKey {
+                proto: 17,
+                outside_ip: FIP,
+                outside_port: 1000,
+                remote_ip: REMOTE,
+                remote_port: 53
+            },
+            0
+        )
+        .is_none());
+    let ev: Vec<_> = t.take_events().collect();
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].op, ev[0].key.inside_ip), (Op::Delete, VM.into()));
+
+    // NAT off: nothing is granted.
+    let off = NatConfig::new(None, cfg.snat().to_vec(), cfg.floating_ips().to_vec());
+    assert_eq!(t.revoke(&off, 0..t.capacity(), 0), 2);
+    assert!(t.is_empty());
+}
+
 #[test]
 fn a_session_kept_alive_is_refreshed_once_per_half_timeout() {
     let mut t = table();

@@ -208,8 +208,28 @@ pub struct Worker<Q: PortQueues> {
     next_nat_sweep: u64,
     /// When the expiry sweep last ran.
     last_sweep_ns: u64,
+    /// The NAT configuration the worker's sessions were last checked against.
+    nat_seen: Option<Arc<crate::nat::NatConfig>>,
+    /// Where the check of the NAT sessions against a new configuration is, if one is
+    /// under way ([`Worker::revoke_nat_sessions`]).
+    nat_revoke: Option<Revocation>,
     stats: Arc<WorkerStats>,
 }
+
+/// A pass over the NAT table removing the sessions a new configuration no longer grants,
+/// a slice per poll.
+#[derive(Debug, Clone, Copy)]
+struct Revocation {
+    /// Next slot to check.
+    next: usize,
+    /// Slots still to check.
+    left: usize,
+}
+
+/// NAT table slots checked per poll after a NAT configuration change: 4096 slots are
+/// 256 KiB of sessions, tens of microseconds, so the pass over a table of 262,144 sessions
+/// takes 64 polls (a few milliseconds under load) without stalling any of them.
+const NAT_REVOKE_SLICE: usize = 4096;
 
 impl<Q: PortQueues> Worker<Q> {
     /// A worker over `queues`, reporting through `handle`.
@@ -263,6 +283,8 @@ impl<Q: PortQueues> Worker<Q> {
             me: 0,
             next_nat_sweep: 0,
             last_sweep_ns: 0,
+            nat_seen: None,
+            nat_revoke: None,
             stats: handle.stats.clone(),
         }
     }
@@ -313,6 +335,7 @@ impl<Q: PortQueues> Worker<Q> {
             self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
+            self.note_nat_config();
         }
         let mut got = 0;
         for port in 0..self.queues.n_ports() {
@@ -357,6 +380,7 @@ impl<Q: PortQueues> Worker<Q> {
         }
         self.sweep_connections(now);
         if let Some(nat) = &mut self.env.nat {
+            self.stats.nat_sessions.store(nat.len() as u64, Relaxed);
             // Expired sessions are swept in slices paced by time, not on every poll (the
             // table is large and mostly cold: checking it per poll costs the hot path).
             if now >= self.next_nat_sweep {
@@ -366,6 +390,9 @@ impl<Q: PortQueues> Worker<Q> {
             if let Some(sync) = &self.env.sync {
                 sync.serve(self.me, nat, now);
             }
+        }
+        if self.nat_revoke.is_some() {
+            self.revoke_nat_sessions(now);
         }
         self.stats
             .connections
@@ -388,6 +415,51 @@ impl<Q: PortQueues> Worker<Q> {
             bump(&self.stats.idle_polls, 1);
         }
         got + injected
+    }
+
+    /// After a snapshot change: if its NAT configuration is a new one, starts a pass over
+    /// the NAT table that removes the sessions it no longer grants (a floating IP or source
+    /// NAT rule removed: replies must not keep reaching the old inside address, nor its
+    /// traffic keep leaving with the old outside one).
+    fn note_nat_config(&mut self) {
+        let Some(table) = &self.env.nat else {
+            return;
+        };
+        let cfg = &self.snap.get().nat;
+        if self
+            .nat_seen
+            .as_ref()
+            .is_some_and(|seen| Arc::ptr_eq(seen, cfg))
+        {
+            return;
+        }
+        self.nat_seen = Some(Arc::clone(cfg));
+        if !table.is_empty() {
+            // A pass under way starts over: the whole table against the newest.
+            let next = self.nat_revoke.map_or(0, |r| r.next);
+            self.nat_revoke = Some(Revocation {
+                next,
+                left: table.capacity(),
+            });
+        }
+    }
+
+    /// One slice of the pass [`Worker::note_nat_config`] started.
+    fn revoke_nat_sessions(&mut self, now: u64) {
+        let (Some(table), Some(r)) = (self.env.nat.as_mut(), self.nat_revoke.as_mut()) else {
+            self.nat_revoke = None;
+            return;
+        };
+        let cap = table.capacity();
+        let next = if r.next >= cap { 0 } else { r.next };
+        let end = (next + NAT_REVOKE_SLICE.min(r.left)).min(cap);
+        let removed = table.revoke(&self.snap.get().nat, next..end, now);
+        bump(&self.stats.nat_revoked, removed as u64);
+        r.left -= end - next;
+        r.next = end;
+        if r.left == 0 || table.is_empty() {
+            self.nat_revoke = None;
+        }
     }
 
     /// Expires old connections a little at a time: the slots due since the last sweep at a

@@ -245,3 +245,140 @@ fn a_worker_that_does_not_poll_times_out_and_a_full_queue_is_busy() {
     let d = dump_of(&mut w, &h, ConnFilter::default(), 10);
     assert_eq!(d.matched, 5);
 }
+
+/// Gateway host g of the overlay testkit on a worker with a NAT table: b3's TCP connection
+/// through blue's source NAT and b1's ping through its floating IP leave, then the objects
+/// change. A change that still grants both sessions keeps them; reassigning the floating
+/// IP to b2 and removing the source NAT rule revokes them, so replies from outside no
+/// longer reach b1 or b3 (the floating IP's reply opens a session to b2 instead).
+#[test]
+fn nat_sessions_whose_floating_ip_or_rule_is_taken_away_are_revoked() {
+    use crate::overlay::ROUTER_MAC;
+    use crate::testkit::overlay::*;
+    use crate::wire::be16;
+    use crate::wire::ipv4::{self, PROTO_ICMP, PROTO_TCP};
+    use aegis_api::controlplane::v1::object::Spec;
+
+    const INNER: usize = 50;
+    let objects = gateway_objects();
+    let cell = SnapshotCell::new(Arc::new(gateway_snapshot(&objects)));
+    let h = WorkerHandle::new(0);
+    let cfg = WorkerConfig {
+        poll_mode: PollMode::Busy,
+        burst: 32,
+        connections: 64,
+        nat_sessions: 1024,
+    };
+    let mut w = Worker::new(
+        MemQueues::new(3),
+        &h,
+        cell.reader(),
+        cfg,
+        Clock::monotonic(),
+    );
+    let mut a = HostPipeline::with_objects("a", &objects, 64);
+    let syn = vm_frame(
+        B3_MAC,
+        ROUTER_MAC,
+        "10.1.2.13",
+        "203.0.113.50",
+        PROTO_TCP,
+        &tcp(40000, 80, crate::wire::tcp::SYN),
+    );
+    let ping = vm_frame(
+        B1_MAC,
+        ROUTER_MAC,
+        "10.1.1.11",
+        "203.0.113.50",
+        PROTO_ICMP,
+        &echo(77),
+    );
+    let wire = [one_out(&mut a, 2, syn, 0), one_out(&mut a, 1, ping, 0)];
+    w.queues_mut().rx[0].extend(wire);
+    w.poll_once();
+    let out: Vec<Vec<u8>> = w.queues_mut().tx[1].drain(..).collect();
+    assert_eq!(out.len(), 2, "both left by the external port");
+    let srcs: Vec<u32> = out
+        .iter()
+        .map(|f| ipv4::Packet::new_checked(&f[14..]).unwrap().src())
+        .collect();
+    assert_eq!(srcs, [ip("203.0.113.10"), ip("203.0.113.20")]);
+    let nat_port = be16(&out[0], 34);
+    let gauge = |h: &WorkerHandle| {
+        (
+            h.stats.nat_sessions.load(Relaxed),
+            h.stats.nat_revoked.load(Relaxed),
+        )
+    };
+    assert_eq!(gauge(&h), (2, 0));
+
+    // Replies from outside: where do they go now?
+    let reply_snat = || {
+        vm_frame(
+            EXT_HOST_MAC,
+            EXT_MAC_G,
+            "203.0.113.50",
+            "203.0.113.10",
+            PROTO_TCP,
+            &tcp(80, nat_port, crate::wire::tcp::SYN | crate::wire::tcp::ACK),
+        )
+    };
+    let reply_fip = || {
+        let mut r = echo(77);
+        r[0] = 0; // echo reply
+        vm_frame(
+            EXT_HOST_MAC,
+            EXT_MAC_G,
+            "203.0.113.50",
+            "203.0.113.20",
+            PROTO_ICMP,
+            &r,
+        )
+    };
+    let inner_dsts = |w: &mut Worker<MemQueues>| -> Vec<u32> {
+        w.queues_mut().tx[0]
+            .drain(..)
+            .map(|f| ipv4::Packet::new_checked(&f[INNER + 14..]).unwrap().dst())
+            .collect()
+    };
+
+    // The same objects again (a new configuration that grants the same): nothing revoked.
+    cell.publish(Arc::new(gateway_snapshot(&objects)));
+    for _ in 0..80 {
+        w.poll_once();
+    }
+    assert_eq!(gauge(&h), (2, 0));
+    w.queues_mut().rx[1].extend([reply_snat(), reply_fip()]);
+    w.poll_once();
+    assert_eq!(
+        inner_dsts(&mut w),
+        [ip("10.1.2.13"), ip("10.1.1.11")],
+        "still b3's and b1's"
+    );
+
+    // The floating IP moves to b2, blue's source NAT rule goes.
+    let changed: Vec<_> = objects
+        .iter()
+        .filter(|o| o.name != "blue-out")
+        .cloned()
+        .map(|mut o| {
+            if let Some(Spec::FloatingIp(f)) = o.spec.as_mut() {
+                f.port = "b2".into();
+            }
+            o
+        })
+        .collect();
+    cell.publish(Arc::new(gateway_snapshot(&changed)));
+    for _ in 0..80 {
+        w.poll_once();
+    }
+    assert_eq!(gauge(&h), (0, 2), "both sessions revoked");
+    w.queues_mut().rx[1].extend([reply_snat(), reply_fip()]);
+    w.poll_once();
+    let dsts = inner_dsts(&mut w);
+    assert_eq!(
+        dsts,
+        [ip("10.1.1.12")],
+        "the floating IP now leads to b2 only, the old SNAT port nowhere"
+    );
+}
