@@ -456,6 +456,69 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         moved.as_millis(),
         since_update.as_millis()
     );
+
+    // The floating IP deleted through the control plane: the master revokes its sessions
+    // (the one x1's ping just opened among them) instead of keeping them until they time
+    // out, and its gauge of sessions falls with them.
+    let nat = |ns: &NorthSouthLab| -> (u64, u64) {
+        let v = ns.gws[1]
+            .ctl
+            .json(&["show", "runtime"])
+            .or_panic("g2 show runtime");
+        let sum = |field: &str| {
+            v["workers"]
+                .as_array()
+                .map_or(0, |ws| ws.iter().filter_map(|w| w[field].as_u64()).sum())
+        };
+        (sum("nat_sessions"), sum("nat_sessions_revoked"))
+    };
+    ns.ew
+        .lab
+        .exec(
+            EXTERNAL_HOST,
+            "ping",
+            &["-n", "-c", "1", "-W", "2", FLOATING_IP],
+        )
+        .or_panic("x1 pings b1's floating IP");
+    let (sessions, revoked_before) = nat(&ns);
+    assert!(sessions > 0, "g2 holds NAT sessions");
+    let backup_before = self::sessions(&ns.sync(0).or_panic("g1 sync"));
+    let deleted = Instant::now();
+    ns.ew
+        .cp(&["floating-ip", "delete", "b1-fip"])
+        .or_panic("aegisctl floating-ip delete");
+    let revoked = loop {
+        let (now_sessions, revoked) = nat(&ns);
+        if revoked > revoked_before && now_sessions < sessions {
+            break revoked - revoked_before;
+        }
+        assert!(
+            deleted.elapsed() < Duration::from_secs(5),
+            "g2 did not revoke the floating IP's sessions: {sessions} sessions, revoked {revoked}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "floating IP deleted: g2 revoked {revoked} of its {sessions} NAT sessions within {} ms \
+         of `aegisctl floating-ip delete` (polled every 50 ms)",
+        deleted.elapsed().as_millis()
+    );
+    // The revocations reached the backup as sync deletes: g1 holds what g2 holds.
+    loop {
+        let (m, b) = (
+            ns.sync(1).or_panic("g2 sync"),
+            ns.sync(0).or_panic("g1 sync"),
+        );
+        let (m, b) = (self::sessions(&m), self::sessions(&b));
+        if b == m && b < backup_before {
+            break;
+        }
+        assert!(
+            deleted.elapsed() < Duration::from_secs(10),
+            "g1 kept the revoked sessions: {b} sessions (was {backup_before}), g2 {m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     ns.ew.lab.teardown().or_panic("teardown");
 }
 
