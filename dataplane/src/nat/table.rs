@@ -255,6 +255,9 @@ pub struct NatTable {
     /// Whether sync events are produced (off until something streams them).
     events_on: bool,
     sweep_at: usize,
+    /// One past the highest slot ever used: every session is below it (the free list hands
+    /// out the lowest slots first), so a pass over the sessions stops here.
+    high_water: usize,
 }
 
 impl NatTable {
@@ -285,6 +288,7 @@ impl NatTable {
             events_lost: 0,
             events_on: true,
             sweep_at: 0,
+            high_water: 0,
         };
         t.used_ports.reserve(capacity);
         t.eim.reserve(capacity / 4);
@@ -567,6 +571,7 @@ impl NatTable {
         let Some(i) = self.free.pop() else {
             return Err(NatError::Full);
         };
+        self.high_water = self.high_water.max(i as usize + 1);
         self.by_inside.insert(s.inside.hash(&self.seed), i);
         self.by_outside.insert(ok.hash(&self.seed), i);
         self.len += 1;
@@ -800,9 +805,16 @@ impl NatTable {
         removed
     }
 
-    /// Slots of the session array (the range [`NatTable::revoke`] goes over).
+    /// Slots of the session array.
     pub fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// One past the highest slot any session has used (the range [`NatTable::revoke`]
+    /// goes over): the free list hands out the lowest slots first, so it is the peak number
+    /// of sessions, not the capacity.
+    pub fn high_water(&self) -> usize {
+        self.high_water
     }
 
     /// Removes the sessions in slots `range` (clamped to the table) that `cfg` no longer

@@ -212,11 +212,11 @@ fn sessions_are_revoked_when_their_floating_ip_or_rule_is_taken_away() {
     assert_eq!(t.revoke(&cfg, 0..t.capacity(), 0), 0);
     assert_eq!(t.len(), 3);
 
-    // The floating IP moves to VM2: VM's session goes; slice by slice, ranges past the
-    // end are clamped.
+    // The floating IP moves to VM2: VM's session goes; slice by slice (the sessions sit
+    // below the high-water mark), ranges past the end are clamped.
     let cfg = granting(&[], VM2);
-    let half = t.capacity() / 2;
-    let removed = t.revoke(&cfg, 0..half, 0) + t.revoke(&cfg, half..t.capacity() + 9, 0);
+    assert_eq!(t.high_water(), 3, "three sessions, the lowest slots");
+    let removed = t.revoke(&cfg, 0..1, 0) + t.revoke(&cfg, 1..t.capacity() + 9, 0);
     assert_eq!((removed, t.len()), (1, 2));
     assert!(t.get_inside(&key(VM, 1000, REMOTE, 53, 17), 0).is_none());
     assert!(t
@@ -239,6 +239,35 @@ fn sessions_are_revoked_when_their_floating_ip_or_rule_is_taken_away() {
     let off = NatConfig::new(None, cfg.snat().to_vec(), cfg.floating_ips().to_vec());
     assert_eq!(t.revoke(&off, 0..t.capacity(), 0), 2);
     assert!(t.is_empty());
+}
+
+/// The revocation pass stops at the high-water mark: sessions reuse freed slots before
+/// new ones, so the mark is the peak number of sessions, however long the churn.
+#[test]
+fn sessions_stay_below_the_high_water_mark_through_churn() {
+    let mut t = table();
+    let mut now = 0;
+    for round in 0..20u16 {
+        for i in 0..100 {
+            t.outbound(&key(VM, round * 100 + i, REMOTE, 53, 17), snat(true), now)
+                .unwrap();
+        }
+        // UDP lives 300 s: everything from this round expires and is swept.
+        now += 301 * S;
+        t.sweep(now, t.capacity());
+        assert!(t.is_empty());
+    }
+    assert_eq!(t.high_water(), 100, "the peak, not 2,000 sessions made");
+    for i in 0..60 {
+        t.outbound(&key(VM2, i, REMOTE, 53, 17), snat(true), now)
+            .unwrap();
+    }
+    let cfg = NatConfig::new(Some(1), Vec::new(), Vec::new());
+    assert_eq!(
+        t.revoke(&cfg, 0..t.high_water(), now),
+        60,
+        "all found below it"
+    );
 }
 
 #[test]
