@@ -5,6 +5,7 @@
 
 use std::net::Ipv4Addr;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use aegis_sessionsync::NatKind;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -13,6 +14,9 @@ use crate::fib::Prefix;
 
 /// The VPC (VNI) of the routed gateway's inside network: no overlay.
 pub const ROUTED_VPC: u32 = 0;
+
+/// The identity the next [`NatConfig::new`] gets.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Up to this many rules (or floating IPs), a packet's question is answered by reading
 /// them all, which is cheaper than hashing; beyond it, from the hash maps.
@@ -67,6 +71,8 @@ pub struct NatConfig {
     snat_of_vpc: FxHashMap<u32, Range<usize>>,
     /// The VPCs with a source NAT rule or a floating IP.
     vpcs: FxHashSet<u32>,
+    /// See [`NatConfig::id`].
+    id: u64,
 }
 
 /// Two configurations are equal when they say the same (the indexes follow from it).
@@ -114,6 +120,7 @@ impl NatConfig {
             .chain(floating_ips.iter().map(|f| f.vpc))
             .collect();
         NatConfig {
+            id: NEXT_ID.fetch_add(1, Relaxed),
             outside_port,
             vpcs,
             snat,
@@ -137,6 +144,14 @@ impl NatConfig {
                 .copied()
                 .collect(),
         )
+    }
+
+    /// This configuration's identity: every [`NatConfig::new`] (and so every change) makes
+    /// a new one, clones keep it, the default (no NAT) is 0. Workers compare it to the one
+    /// they last checked their sessions against ([`super::NatTable::revoke`]) without
+    /// holding on to the configuration itself.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The source NAT rules: grouped by VPC, each VPC's most specific source first.

@@ -208,8 +208,9 @@ pub struct Worker<Q: PortQueues> {
     next_nat_sweep: u64,
     /// When the expiry sweep last ran.
     last_sweep_ns: u64,
-    /// The NAT configuration the worker's sessions were last checked against.
-    nat_seen: Option<Arc<crate::nat::NatConfig>>,
+    /// The identity of the NAT configuration the worker's sessions were last checked
+    /// against ([`crate::nat::NatConfig::id`]).
+    nat_seen: Option<u64>,
     /// Where the check of the NAT sessions against a new configuration is, if one is
     /// under way ([`Worker::revoke_nat_sessions`]).
     nat_revoke: Option<Revocation>,
@@ -337,8 +338,10 @@ impl<Q: PortQueues> Worker<Q> {
             self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
             self.flush();
-            self.note_nat_config();
         }
+        // Every poll, not only when the snapshot changed just now: a snapshot published
+        // during the previous poll was taken by its `get()` calls without a `changed()`.
+        self.note_nat_config();
         let mut got = 0;
         for port in 0..self.queues.n_ports() {
             let t0 = rdtsc();
@@ -419,23 +422,21 @@ impl<Q: PortQueues> Worker<Q> {
         got + injected
     }
 
-    /// After a snapshot change: if its NAT configuration is a new one, starts a pass over
-    /// the NAT table that removes the sessions it no longer grants (a floating IP or source
-    /// NAT rule removed: replies must not keep reaching the old inside address, nor its
-    /// traffic keep leaving with the old outside one).
+    /// If the snapshot's NAT configuration is a new one, starts a pass over the NAT table
+    /// that removes the sessions it no longer grants (a floating IP or source NAT rule
+    /// removed: replies must not keep reaching the old inside address, nor its traffic keep
+    /// leaving with the old outside one). Compared by identity, so the worker holds no
+    /// reference to an old configuration (dropping the last one would free it here).
+    #[inline]
     fn note_nat_config(&mut self) {
         let Some(table) = &self.env.nat else {
             return;
         };
-        let cfg = &self.snap.get().nat;
-        if self
-            .nat_seen
-            .as_ref()
-            .is_some_and(|seen| Arc::ptr_eq(seen, cfg))
-        {
+        let id = self.snap.get().nat.id();
+        if self.nat_seen == Some(id) {
             return;
         }
-        self.nat_seen = Some(Arc::clone(cfg));
+        self.nat_seen = Some(id);
         // A pass under way starts over: every session against the newest.
         self.nat_revoke = (!table.is_empty()).then(|| Revocation {
             next: 0,
