@@ -10,8 +10,8 @@ use aegis_controlplane::cli::{self, Cli};
 use aegis_controlplane::error::CliError;
 use aegis_dataplane::ctl::{
     AdminBackend, AdminServer, ConnState, ConnectionInfo, CtlError, Ipv4Cidr, MemoryBackend,
-    NeighbourInfo, NeighbourState, OverlayInfo, PollMode, PortCounters, PortLocation, VpcInfo,
-    VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, WorkerInfo,
+    NatSessionInfo, NeighbourInfo, NeighbourState, OverlayInfo, PollMode, PortCounters,
+    PortLocation, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, WorkerInfo,
 };
 use clap::Parser;
 use serde_json::Value;
@@ -603,6 +603,117 @@ Worker 1: 1 shown of 1 matching; 1 in table (capacity 4096)
     let json = srv.json(&["show", "runtime"]).await;
     assert_eq!(json["workers"][0]["connections"], 2);
     assert_eq!(json["workers"][0]["connection_capacity"], 4096);
+    srv.stop().await;
+}
+
+/// A NAT session of VPC `vni`.
+fn nat(
+    vni: u32,
+    protocol: u8,
+    inside: (&str, u16),
+    outside: (&str, u16),
+    kind: &'static str,
+) -> NatSessionInfo {
+    NatSessionInfo {
+        vpc: (vni == 100).then(|| "blue".to_string()),
+        vni,
+        protocol,
+        inside: (inside.0.parse().unwrap(), inside.1),
+        outside: (outside.0.parse().unwrap(), outside.1),
+        remote: (
+            "198.51.100.7".parse().unwrap(),
+            if protocol == 1 { 0 } else { 443 },
+        ),
+        kind,
+        state: if protocol == 6 { "established" } else { "-" },
+        expires: Duration::from_secs(7439),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_nat_sessions_filters_and_counts() {
+    let srv = Server::start().await;
+    let b = &srv.backend;
+    let text = srv.run(&["show", "nat-sessions"]).await.unwrap();
+    assert_eq!(text, "NAT is not configured on this dataplane.\n");
+    b.set_nat_sessions(
+        0,
+        262_144,
+        vec![
+            nat(100, 6, ("10.1.2.13", 40000), ("203.0.113.10", 1027), "snat"),
+            nat(
+                100,
+                1,
+                ("10.1.1.11", 77),
+                ("203.0.113.20", 77),
+                "floating-ip",
+            ),
+        ],
+    )
+    .unwrap();
+    b.set_nat_sessions(
+        1,
+        262_144,
+        vec![nat(
+            0,
+            17,
+            ("192.168.1.5", 5353),
+            ("203.0.113.10", 34000),
+            "snat-ei",
+        )],
+    )
+    .unwrap();
+    let text = srv.run(&["show", "nat-sessions"]).await.unwrap();
+    assert_eq!(
+        text,
+        "\
+Worker  VPC     Proto  Inside            Outside             Remote            Kind         State        Expires
+     0  blue    tcp    10.1.2.13:40000   203.0.113.10:1027   198.51.100.7:443  snat         established    2h03m
+     0  blue    icmp   10.1.1.11 id 77   203.0.113.20 id 77  198.51.100.7      floating-ip  -              2h03m
+     1  routed  udp    192.168.1.5:5353  203.0.113.10:34000  198.51.100.7:443  snat-ei      -              2h03m
+Worker 0: 2 shown of 2 matching; 2 in table (capacity 262144)
+Worker 1: 1 shown of 1 matching; 1 in table (capacity 262144)
+"
+    );
+    let text = srv
+        .run(&["show", "nat", "--ip", "203.0.113.20"])
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("floating-ip"), "{text}");
+    let json = srv.json(&["show", "nat-sessions", "--vpc", "0"]).await;
+    assert_eq!(json["workers"][0]["matched"], 0);
+    assert_eq!(
+        json["workers"][1]["sessions"][0],
+        serde_json::json!({
+            "vpc": null, "vni": 0, "protocol": "udp",
+            "inside_ip": "192.168.1.5", "inside_port": 5353,
+            "outside_ip": "203.0.113.10", "outside_port": 34000,
+            "remote_ip": "198.51.100.7", "remote_port": 443,
+            "kind": "snat-ei", "state": "-", "expires_seconds": 7439.0
+        })
+    );
+    let text = srv
+        .run(&["show", "nat-sessions", "--proto", "tcp", "--limit", "1"])
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Worker 0: 1 shown of 1 matching; 2 in table"),
+        "{text}"
+    );
+    let err = srv
+        .run(&["show", "nat-sessions", "--vpc", "green"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "not found: vpc: no VPC named \"green\"");
+    let err = srv
+        .run(&["show", "nat-sessions", "--proto", "gre!"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid argument: protocol:"),
+        "{err}"
+    );
     srv.stop().await;
 }
 

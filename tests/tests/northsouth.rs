@@ -482,6 +482,27 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         .or_panic("x1 pings b1's floating IP");
     let (sessions, revoked_before) = nat(&ns);
     assert!(sessions > 0, "g2 holds NAT sessions");
+    let floating = |ns: &NorthSouthLab| -> u64 {
+        let v = ns.gws[1]
+            .ctl
+            .json(&["show", "nat-sessions", "--ip", FLOATING_IP])
+            .or_panic("g2 show nat-sessions");
+        // Its own sessions (a hairpin's source NAT session has it as remote address).
+        v["workers"].as_array().map_or(0, |ws| {
+            ws.iter()
+                .flat_map(|w| w["sessions"].as_array().cloned().unwrap_or_default())
+                .filter(|x| x["kind"] == "floating-ip" && x["outside_ip"] == FLOATING_IP)
+                .count() as u64
+        })
+    };
+    assert!(floating(&ns) > 0, "g2 lists the floating IP's sessions");
+    println!(
+        "g2 aegisctl dp show nat-sessions --ip {FLOATING_IP}:\n{}",
+        ns.gws[1]
+            .ctl
+            .text(&["show", "nat-sessions", "--ip", FLOATING_IP])
+            .or_panic("show nat-sessions")
+    );
     let backup_before = self::sessions(&ns.sync(0).or_panic("g1 sync"));
     let deleted = Instant::now();
     ns.ew
@@ -502,6 +523,11 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         "floating IP deleted: g2 revoked {revoked} of its {sessions} NAT sessions within {} ms \
          of `aegisctl floating-ip delete` (polled every 50 ms)",
         deleted.elapsed().as_millis()
+    );
+    assert_eq!(
+        floating(&ns),
+        0,
+        "no session of the deleted floating IP is left"
     );
     // The revocations reached the backup as sync deletes: g1 holds what g2 holds.
     loop {

@@ -114,6 +114,23 @@ pub enum Show {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// NAT sessions of a gateway's workers: inside, outside and remote endpoints, kind,
+    /// TCP state, time left.
+    #[command(visible_alias = "nat")]
+    NatSessions {
+        /// Only this VPC: its name or VNI (0: the routed gateway's inside).
+        #[arg(long)]
+        vpc: Option<String>,
+        /// Only sessions with this address as inside, outside or remote address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Only this protocol: tcp, udp, icmp or a number.
+        #[arg(long)]
+        proto: Option<String>,
+        /// Show at most this many sessions (counts still cover all).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// VPCs as this host sees them: subnets, routes and where each port lives.
     #[command(visible_alias = "vpcs")]
     Vpc {
@@ -305,6 +322,27 @@ pub async fn run(args: &DpArgs, out: &mut dyn Write) -> Result<(), CliError> {
                         .into_inner(),
                 );
                 emit(out, json, &v, |o| render::connections(&v, o))
+            }
+            Show::NatSessions {
+                vpc,
+                ip,
+                proto,
+                limit,
+            } => {
+                let req = pb::ShowNatSessionsRequest {
+                    vpc: vpc.clone().unwrap_or_default(),
+                    ip: ip.clone().unwrap_or_default(),
+                    protocol: proto.clone().unwrap_or_default(),
+                    limit: *limit,
+                };
+                let v = view::NatSessionsView::from(
+                    client
+                        .show_nat_sessions(req)
+                        .await
+                        .map_err(call_err)?
+                        .into_inner(),
+                );
+                emit(out, json, &v, |o| render::nat_sessions(&v, o))
             }
             Show::Vpc { vpc } => {
                 let req = pb::ShowVpcsRequest {

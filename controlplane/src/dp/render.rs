@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use super::view::{
     ConnectionView, ConnectionsView, DenialsView, ErrorView, ErrorsView, InterfacesView,
-    NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, SyncView, VpcView, VpcsView,
-    VrrpView,
+    NatSessionsView, NeighboursView, NodeView, RoutesView, RuntimeView, StatusView, SyncView,
+    VpcView, VpcsView, VrrpView,
 };
 use crate::table::{Align, Table};
 
@@ -312,6 +312,69 @@ pub fn connections(v: &ConnectionsView, out: &mut dyn Write) -> io::Result<()> {
                 "Worker {}: {} shown of {} matching; {} in table (capacity {})",
                 w.worker,
                 w.connections.len(),
+                w.matched,
+                w.entries,
+                w.capacity
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// `show nat-sessions`: one row per session, then per worker how many matched and how many
+/// its table holds; a dataplane without NAT says so.
+pub fn nat_sessions(v: &NatSessionsView, out: &mut dyn Write) -> io::Result<()> {
+    if !v.workers.is_empty() && v.workers.iter().all(|w| !w.enabled && w.error.is_none()) {
+        return writeln!(out, "NAT is not configured on this dataplane.");
+    }
+    let mut t = Table::new(&[
+        ("Worker", Align::Right),
+        ("VPC", Align::Left),
+        ("Proto", Align::Left),
+        ("Inside", Align::Left),
+        ("Outside", Align::Left),
+        ("Remote", Align::Left),
+        ("Kind", Align::Left),
+        ("State", Align::Left),
+        ("Expires", Align::Right),
+    ]);
+    let side = |proto: &str, ip: &str, port: u32| match proto {
+        "tcp" | "udp" => format!("{ip}:{port}"),
+        "icmp" if port != 0 => format!("{ip} id {port}"),
+        _ => ip.to_string(),
+    };
+    for w in &v.workers {
+        for s in &w.sessions {
+            t.row(vec![
+                w.worker.to_string(),
+                match &s.vpc {
+                    Some(name) => name.clone(),
+                    None if s.vni == 0 => "routed".to_string(),
+                    None => format!("vni {}", s.vni),
+                },
+                s.protocol.clone(),
+                side(&s.protocol, &s.inside_ip, s.inside_port),
+                side(&s.protocol, &s.outside_ip, s.outside_port),
+                side(&s.protocol, &s.remote_ip, s.remote_port),
+                s.kind.clone(),
+                s.state.clone(),
+                duration(s.expires_seconds),
+            ]);
+        }
+    }
+    if t.is_empty() {
+        writeln!(out, "No NAT sessions match.")?;
+    } else {
+        t.write(out, 0)?;
+    }
+    for w in &v.workers {
+        match &w.error {
+            Some(e) => writeln!(out, "Worker {}: {e}", w.worker)?,
+            None => writeln!(
+                out,
+                "Worker {}: {} shown of {} matching; {} in table (capacity {})",
+                w.worker,
+                w.sessions.len(),
                 w.matched,
                 w.entries,
                 w.capacity

@@ -295,6 +295,98 @@ pub struct ConnectionView {
     pub bytes_reply: u64,
 }
 
+/// `show nat-sessions`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NatSessionsView {
+    /// Per worker (each has its own sessions), in worker order.
+    pub workers: Vec<WorkerNatSessionsView>,
+}
+
+/// One worker's NAT sessions.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerNatSessionsView {
+    /// Worker id.
+    pub worker: u32,
+    /// Whether it runs NAT.
+    pub enabled: bool,
+    /// Live sessions in its table.
+    pub entries: u64,
+    /// Sessions the table holds at most.
+    pub capacity: u64,
+    /// Sessions matching the filter, those beyond the limit included.
+    pub matched: u64,
+    /// The matching sessions shown.
+    pub sessions: Vec<NatSessionView>,
+    /// Why the worker did not answer; `null` when it did.
+    pub error: Option<String>,
+}
+
+/// One NAT session.
+#[derive(Debug, Clone, Serialize)]
+pub struct NatSessionView {
+    /// The VPC's name; `null` for the routed gateway or a VNI unknown here.
+    pub vpc: Option<String>,
+    /// The VPC's VNI (0: the routed gateway's inside).
+    pub vni: u32,
+    /// "tcp", "udp", "icmp", or the protocol number.
+    pub protocol: String,
+    /// Inside address.
+    pub inside_ip: String,
+    /// Inside port (ICMP echo: the identifier).
+    pub inside_port: u32,
+    /// Outside address it is translated to.
+    pub outside_ip: String,
+    /// Outside port.
+    pub outside_port: u32,
+    /// Remote address.
+    pub remote_ip: String,
+    /// Remote port (ICMP echo: 0).
+    pub remote_port: u32,
+    /// "snat", "snat-ei" or "floating-ip".
+    pub kind: String,
+    /// TCP: "opening", "established", "closing"; "-" otherwise.
+    pub state: String,
+    /// Seconds until it expires without packets.
+    pub expires_seconds: f64,
+}
+
+impl From<pb::ShowNatSessionsReply> for NatSessionsView {
+    fn from(r: pb::ShowNatSessionsReply) -> Self {
+        NatSessionsView {
+            workers: r
+                .workers
+                .into_iter()
+                .map(|w| WorkerNatSessionsView {
+                    worker: w.worker,
+                    enabled: w.enabled,
+                    entries: w.entries,
+                    capacity: w.capacity,
+                    matched: w.matched,
+                    sessions: w
+                        .sessions
+                        .into_iter()
+                        .map(|s| NatSessionView {
+                            vpc: non_empty(s.vpc),
+                            vni: s.vni,
+                            protocol: protocol_name(s.protocol),
+                            inside_ip: s.inside_ip,
+                            inside_port: s.inside_port,
+                            outside_ip: s.outside_ip,
+                            outside_port: s.outside_port,
+                            remote_ip: s.remote_ip,
+                            remote_port: s.remote_port,
+                            kind: s.kind,
+                            state: s.state,
+                            expires_seconds: s.expires_ms as f64 / 1000.0,
+                        })
+                        .collect(),
+                    error: non_empty(w.error),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// `show vpc`: the overlay as this host sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VpcsView {

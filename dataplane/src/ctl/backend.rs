@@ -7,8 +7,9 @@ use std::fmt;
 use super::capture::{CaptureCounters, CaptureQuery, CaptureStart};
 use super::cidr::Ipv4Cidr;
 use super::types::{
-    ConnQuery, DenialCount, InterfaceInfo, NeighbourInfo, OverlayInfo, RouteInfo, RouteSpec,
-    Status, SyncInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
+    ConnQuery, DenialCount, InterfaceInfo, NatQuery, NeighbourInfo, OverlayInfo, RouteInfo,
+    RouteSpec, Status, SyncInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerNatSessions,
+    WorkerRuntime,
 };
 
 /// What the admin server needs from the dataplane.
@@ -43,6 +44,12 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// whole call. `NotFound` (field "port") for a port name that is neither a dataplane port
     /// nor a control-plane port on this host.
     fn connections(&self, query: &ConnQuery) -> Result<Vec<WorkerConnections>, AdminError>;
+
+    /// The NAT sessions matching `query`, per worker in worker order, with at most
+    /// `query.limit` sessions over all workers. A worker that does not answer in time is
+    /// reported with its `error`. `NotFound` (field "vpc") for a VPC name this host's
+    /// overlay does not know.
+    fn nat_sessions(&self, query: &NatQuery) -> Result<Vec<WorkerNatSessions>, AdminError>;
 
     /// The overlay the workers use: every VPC with its subnets, routes and ports.
     fn overlay(&self) -> Result<OverlayInfo, AdminError>;

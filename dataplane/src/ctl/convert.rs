@@ -9,7 +9,8 @@ use super::cidr::format_mac;
 use super::types::{
     ConnectionInfo, DenialCount, InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime,
     OverlayInfo, PollMode, PortLocation, RouteInfo, RouteKind, RouteOrigin, Status, SyncInfo,
-    VpcInfo, VpcRouteTarget, VrrpInfo, WorkerConnections, WorkerErrors, WorkerRuntime,
+    VpcInfo, VpcRouteTarget, VrrpInfo, WorkerConnections, WorkerErrors, WorkerNatSessions,
+    WorkerRuntime,
 };
 
 /// `GetStatus` reply; `version` is the server's own.
@@ -216,6 +217,41 @@ fn neighbour(n: NeighbourInfo) -> pb::Neighbour {
             NeighbourState::Static => pb::NeighbourState::Static,
         } as i32,
         age_seconds: n.age.as_secs_f64(),
+    }
+}
+
+/// `ShowNatSessions` reply.
+pub fn nat_sessions_reply(workers: Vec<WorkerNatSessions>) -> pb::ShowNatSessionsReply {
+    pb::ShowNatSessionsReply {
+        workers: workers
+            .into_iter()
+            .map(|w| pb::WorkerNatSessions {
+                worker: w.worker,
+                enabled: w.enabled,
+                entries: w.entries,
+                capacity: w.capacity,
+                matched: w.matched,
+                sessions: w
+                    .sessions
+                    .into_iter()
+                    .map(|s| pb::NatSession {
+                        vpc: s.vpc.unwrap_or_default(),
+                        vni: s.vni,
+                        protocol: u32::from(s.protocol),
+                        inside_ip: s.inside.0.to_string(),
+                        inside_port: u32::from(s.inside.1),
+                        outside_ip: s.outside.0.to_string(),
+                        outside_port: u32::from(s.outside.1),
+                        remote_ip: s.remote.0.to_string(),
+                        remote_port: u32::from(s.remote.1),
+                        kind: s.kind.to_string(),
+                        state: s.state.to_string(),
+                        expires_ms: s.expires.as_millis() as u64,
+                    })
+                    .collect(),
+                error: w.error.unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

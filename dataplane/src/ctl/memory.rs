@@ -16,9 +16,10 @@ use super::backend::{AdminBackend, AdminError};
 use super::capture::{CaptureQuery, CaptureStart};
 use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
-    ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NeighbourInfo, NodeRuntime,
-    OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget,
-    Status, SyncInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NatQuery, NatSessionInfo,
+    NeighbourInfo, NodeRuntime, OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind,
+    RouteOrigin, RouteSpec, RouteTarget, Status, SyncInfo, VrrpInfo, WorkerConnections,
+    WorkerErrors, WorkerInfo, WorkerNatSessions, WorkerRuntime,
 };
 use crate::capture::{CaptureHub, Point, TapCommand, Taps};
 use crate::worker::Clock;
@@ -66,6 +67,8 @@ struct WorkerState {
     connections: Vec<ConnectionInfo>,
     /// Its connection table's capacity.
     connection_capacity: u64,
+    /// Its NAT sessions and their table's capacity, if it runs NAT.
+    nat: Option<(u64, Vec<NatSessionInfo>)>,
     /// Set: the worker "does not answer" dumps, with this error.
     dump_error: Option<String>,
 }
@@ -99,6 +102,7 @@ impl MemoryBackend {
                         drops: Vec::new(),
                         connections: Vec::new(),
                         connection_capacity: 0,
+                        nat: None,
                         dump_error: None,
                     })
                     .collect(),
@@ -187,6 +191,17 @@ impl MemoryBackend {
         let w = s.worker_mut(worker)?;
         w.connections = connections;
         w.connection_capacity = capacity;
+        Ok(())
+    }
+
+    /// Makes worker `worker` a NAT worker holding `sessions` in a table of `capacity`.
+    pub fn set_nat_sessions(
+        &self,
+        worker: u32,
+        capacity: u64,
+        sessions: Vec<NatSessionInfo>,
+    ) -> Result<(), AdminError> {
+        self.lock()?.worker_mut(worker)?.nat = Some((capacity, sessions));
         Ok(())
     }
 
@@ -563,6 +578,54 @@ impl AdminBackend for MemoryBackend {
                     capacity: w.connection_capacity,
                     matched: matching.len() as u64,
                     connections: matching,
+                    error: None,
+                }
+            })
+            .collect();
+        query.truncate(&mut out);
+        Ok(out)
+    }
+
+    fn nat_sessions(&self, query: &NatQuery) -> Result<Vec<WorkerNatSessions>, AdminError> {
+        let s = self.lock()?;
+        let vni = match &query.vpc {
+            None => None,
+            Some(v) => Some(match s.overlay.vpcs.iter().find(|x| x.name == *v) {
+                Some(x) => x.vni,
+                None => v
+                    .parse::<u32>()
+                    .map_err(|_| AdminError::not_found("vpc", format!("no VPC named {v:?}")))?,
+            }),
+        };
+        let mut out: Vec<WorkerNatSessions> = s
+            .workers
+            .iter()
+            .map(|w| {
+                if let Some(e) = &w.dump_error {
+                    return WorkerNatSessions {
+                        worker: w.info.id,
+                        error: Some(e.clone()),
+                        ..WorkerNatSessions::default()
+                    };
+                }
+                let Some((capacity, sessions)) = &w.nat else {
+                    return WorkerNatSessions {
+                        worker: w.info.id,
+                        ..WorkerNatSessions::default()
+                    };
+                };
+                let matching: Vec<NatSessionInfo> = sessions
+                    .iter()
+                    .filter(|x| x.matches(query, vni))
+                    .cloned()
+                    .collect();
+                WorkerNatSessions {
+                    worker: w.info.id,
+                    enabled: true,
+                    entries: sessions.len() as u64,
+                    capacity: *capacity,
+                    matched: matching.len() as u64,
+                    sessions: matching,
                     error: None,
                 }
             })

@@ -35,11 +35,11 @@ pub use server::{serve_unix, AdminServer, CtlError};
 pub use service::AdminService;
 pub use types::{
     ConnQuery, ConnState, ConnectionInfo, ControlPlaneStatus, DenialCount, ErrorCount,
-    InterfaceInfo, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PollMode, PortCounters,
-    PortLocation, RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, SyncInfo,
-    SyncPeerInfo, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo, VrrpInfo,
-    VrrpInstanceInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
-    DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
+    InterfaceInfo, NatQuery, NatSessionInfo, NeighbourInfo, NeighbourState, NodeRuntime,
+    OverlayInfo, PollMode, PortCounters, PortLocation, RouteInfo, RouteKind, RouteOrigin,
+    RouteSpec, RouteTarget, Status, SyncInfo, SyncPeerInfo, VpcInfo, VpcPortInfo, VpcRouteInfo,
+    VpcRouteTarget, VpcSubnetInfo, VrrpInfo, VrrpInstanceInfo, WorkerConnections, WorkerErrors,
+    WorkerInfo, WorkerNatSessions, WorkerRuntime, DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
 };
 
 #[cfg(test)]

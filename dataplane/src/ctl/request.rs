@@ -9,7 +9,8 @@ use pb::add_route_request::Target;
 use super::backend::AdminError;
 use super::cidr::Ipv4Cidr;
 use super::types::{
-    ConnQuery, ConnState, RouteSpec, RouteTarget, DEFAULT_CONNECTIONS_LIMIT, MAX_CONNECTIONS_LIMIT,
+    ConnQuery, ConnState, NatQuery, RouteSpec, RouteTarget, DEFAULT_CONNECTIONS_LIMIT,
+    MAX_CONNECTIONS_LIMIT,
 };
 
 /// Validates an `AddRoute` request.
@@ -109,17 +110,20 @@ pub fn port_name(s: String) -> Result<String, AdminError> {
     Ok(s)
 }
 
-/// Validates a `ShowConnections` request: every filter optional (empty), the limit
-/// defaulted and bounded.
-pub fn connection_query(req: pb::ShowConnectionsRequest) -> Result<ConnQuery, AdminError> {
-    let ip = match req.ip.as_str() {
-        "" => None,
-        s => Some(
-            s.parse::<Ipv4Addr>()
-                .map_err(|_| AdminError::invalid("ip", format!("{s:?} is not an IPv4 address")))?,
-        ),
-    };
-    let protocol = match req.protocol.to_ascii_lowercase().as_str() {
+/// An optional IPv4 address ("" = any) of field `ip`.
+fn optional_ip(s: &str) -> Result<Option<Ipv4Addr>, AdminError> {
+    match s {
+        "" => Ok(None),
+        s => s
+            .parse::<Ipv4Addr>()
+            .map(Some)
+            .map_err(|_| AdminError::invalid("ip", format!("{s:?} is not an IPv4 address"))),
+    }
+}
+
+/// An optional IP protocol by name or number ("" = any) of field `protocol`.
+fn optional_protocol(s: &str) -> Result<Option<u8>, AdminError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
         "" => None,
         "tcp" => Some(crate::conntrack::PROTO_TCP),
         "udp" => Some(crate::conntrack::PROTO_UDP),
@@ -130,7 +134,36 @@ pub fn connection_query(req: pb::ShowConnectionsRequest) -> Result<ConnQuery, Ad
                 format!("{s:?}: expected tcp, udp, icmp or a number 0..255"),
             )
         })?),
-    };
+    })
+}
+
+/// A reply limit: 0 is the default, more than [`MAX_CONNECTIONS_LIMIT`] is refused.
+fn limit(n: u32) -> Result<usize, AdminError> {
+    match n as usize {
+        0 => Ok(DEFAULT_CONNECTIONS_LIMIT),
+        n if n > MAX_CONNECTIONS_LIMIT => Err(AdminError::invalid(
+            "limit",
+            format!("{n}: at most {MAX_CONNECTIONS_LIMIT}"),
+        )),
+        n => Ok(n),
+    }
+}
+
+/// Parses a `ShowNatSessions` request (the VPC name is resolved by the backend).
+pub fn nat_query(req: pb::ShowNatSessionsRequest) -> Result<NatQuery, AdminError> {
+    Ok(NatQuery {
+        vpc: (!req.vpc.is_empty()).then_some(req.vpc),
+        ip: optional_ip(&req.ip)?,
+        protocol: optional_protocol(&req.protocol)?,
+        limit: limit(req.limit)?,
+    })
+}
+
+/// Validates a `ShowConnections` request: every filter optional (empty), the limit
+/// defaulted and bounded.
+pub fn connection_query(req: pb::ShowConnectionsRequest) -> Result<ConnQuery, AdminError> {
+    let ip = optional_ip(&req.ip)?;
+    let protocol = optional_protocol(&req.protocol)?;
     let state = match req.state.as_str() {
         "" => None,
         s => Some(
@@ -147,16 +180,7 @@ pub fn connection_query(req: pb::ShowConnectionsRequest) -> Result<ConnQuery, Ad
                 })?,
         ),
     };
-    let limit = match req.limit as usize {
-        0 => DEFAULT_CONNECTIONS_LIMIT,
-        n if n > MAX_CONNECTIONS_LIMIT => {
-            return Err(AdminError::invalid(
-                "limit",
-                format!("{n}: at most {MAX_CONNECTIONS_LIMIT}"),
-            ))
-        }
-        n => n,
-    };
+    let limit = limit(req.limit)?;
     Ok(ConnQuery {
         port: (!req.port.is_empty()).then_some(req.port),
         ip,

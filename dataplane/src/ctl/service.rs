@@ -125,6 +125,15 @@ impl DataplaneAdmin for AdminService {
         Ok(Response::new(convert::connections_reply(workers)))
     }
 
+    async fn show_nat_sessions(
+        &self,
+        req: Request<pb::ShowNatSessionsRequest>,
+    ) -> Result<Response<pb::ShowNatSessionsReply>, Status> {
+        let query = request::nat_query(req.into_inner())?;
+        let workers = self.call(move |b| b.nat_sessions(&query)).await?;
+        Ok(Response::new(convert::nat_sessions_reply(workers)))
+    }
+
     async fn show_vpcs(
         &self,
         req: Request<pb::ShowVpcsRequest>,

@@ -302,6 +302,111 @@ pub struct WorkerConnections {
     pub error: Option<String>,
 }
 
+/// What `show nat-sessions` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatQuery {
+    /// A VPC, by name or VNI ([`crate::nat::ROUTED_VPC`], 0, for the routed gateway's
+    /// inside); resolved to its VNI.
+    pub vpc: Option<String>,
+    /// An address that is the inside, outside or remote one.
+    pub ip: Option<Ipv4Addr>,
+    /// IP protocol number.
+    pub protocol: Option<u8>,
+    /// Most sessions in the reply, over all workers (1..=[`MAX_CONNECTIONS_LIMIT`]).
+    pub limit: usize,
+}
+
+impl NatQuery {
+    /// Keeps at most `limit` sessions over all workers, in worker order (the counts stay).
+    pub fn truncate(&self, workers: &mut [WorkerNatSessions]) {
+        let mut left = self.limit;
+        for w in workers {
+            w.sessions.truncate(left);
+            left -= w.sessions.len();
+        }
+    }
+}
+
+/// One NAT session as `show nat-sessions` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatSessionInfo {
+    /// The VPC's name, if this host's overlay knows the VNI (`None` for the routed gateway
+    /// and unknown VNIs).
+    pub vpc: Option<String>,
+    /// The VPC's VNI (0: the routed gateway's inside).
+    pub vni: u32,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// The inside address and port (ICMP echo: the identifier).
+    pub inside: (Ipv4Addr, u16),
+    /// The outside address and port it is translated to.
+    pub outside: (Ipv4Addr, u16),
+    /// The remote address and port (0 for ICMP echo: replies match any identifier).
+    pub remote: (Ipv4Addr, u16),
+    /// How: `snat` (endpoint-dependent), `snat-ei` (endpoint-independent), `floating-ip`.
+    pub kind: &'static str,
+    /// TCP progress (`opening`, `established`, `closing`), `-` for other protocols.
+    pub state: &'static str,
+    /// Time until it expires without further packets.
+    pub expires: Duration,
+}
+
+impl NatSessionInfo {
+    /// A session as session sync carries it (what a worker's dump gives), in VPC `vpc`
+    /// (its name, if known).
+    pub fn from_record(r: &aegis_sessionsync::Record, vpc: Option<String>) -> NatSessionInfo {
+        use aegis_sessionsync::NatKind;
+        let k = &r.key;
+        NatSessionInfo {
+            vpc,
+            vni: k.vpc,
+            protocol: k.proto,
+            inside: (k.inside_ip, k.inside_port),
+            outside: (r.outside_ip, r.outside_port),
+            remote: (k.remote_ip, k.remote_port),
+            kind: match r.nat {
+                NatKind::SnatEndpointDependent => "snat",
+                NatKind::SnatEndpointIndependent => "snat-ei",
+                NatKind::FloatingIp => "floating-ip",
+            },
+            state: match (k.proto, r.state) {
+                (6, 1) => "opening",
+                (6, 2) => "established",
+                (6, 3) => "closing",
+                _ => "-",
+            },
+            expires: Duration::from_millis(u64::from(r.expires_in_ms)),
+        }
+    }
+
+    /// Whether the session matches `q` (the VPC already resolved to the VNI `vni`).
+    pub fn matches(&self, q: &NatQuery, vni: Option<u32>) -> bool {
+        vni.is_none_or(|v| self.vni == v)
+            && q.protocol.is_none_or(|p| self.protocol == p)
+            && q.ip
+                .is_none_or(|ip| [self.inside.0, self.outside.0, self.remote.0].contains(&ip))
+    }
+}
+
+/// One worker's part of `show nat-sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerNatSessions {
+    /// Worker id.
+    pub worker: u32,
+    /// Whether the worker runs NAT (false: this dataplane is no NAT gateway).
+    pub enabled: bool,
+    /// Live sessions in its table.
+    pub entries: u64,
+    /// Sessions its table holds at most.
+    pub capacity: u64,
+    /// Sessions matching the query, those beyond the limit included.
+    pub matched: u64,
+    /// The matching sessions shown.
+    pub sessions: Vec<NatSessionInfo>,
+    /// Why the worker did not answer; `None` when it did.
+    pub error: Option<String>,
+}
+
 /// The overlay as this host sees it (`show vpc`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OverlayInfo {

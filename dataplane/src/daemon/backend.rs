@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use crate::conntrack::ConnView;
 use crate::ctl::{
     AdminBackend, AdminError, ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo,
-    Ipv4Cidr, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo, PortLocation, RouteInfo,
-    RouteSpec, Status, SyncInfo, VpcInfo, VpcPortInfo, VpcRouteInfo, VpcRouteTarget, VpcSubnetInfo,
-    VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo, WorkerRuntime,
+    Ipv4Cidr, NatQuery, NatSessionInfo, NeighbourInfo, NeighbourState, NodeRuntime, OverlayInfo,
+    PortLocation, RouteInfo, RouteSpec, Status, SyncInfo, VpcInfo, VpcPortInfo, VpcRouteInfo,
+    VpcRouteTarget, VpcSubnetInfo, VrrpInfo, WorkerConnections, WorkerErrors, WorkerInfo,
+    WorkerNatSessions, WorkerRuntime,
 };
 use crate::fib::Prefix;
 use crate::graph::{DropReason, RUNTIME_SLOTS};
@@ -22,11 +23,11 @@ use crate::overlay::secgroup::{MAX_COUNTER_SLOTS, SLOT_DEFAULT_EGRESS_ALLOW};
 use crate::overlay::{Location, VpcTarget};
 use crate::port::Port;
 use crate::state::{self, Snapshot, SnapshotCell, Tables};
-use crate::worker::dump::{self, ConnFilter};
+use crate::worker::dump::{self, ConnFilter, NatFilter};
 use crate::worker::poll::PollMode;
 use crate::worker::WorkerHandle;
 
-/// How long `show connections` waits for the workers' dumps.
+/// How long `show connections` and `show nat-sessions` wait for the workers' dumps.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
 use super::counters::{port_counters, Baseline};
@@ -307,6 +308,67 @@ impl AdminBackend for DaemonBackend {
                     capacity: h.stats.connection_capacity.load(Relaxed),
                     error: Some(e.to_string()),
                     ..WorkerConnections::default()
+                },
+            })
+            .collect();
+        query.truncate(&mut out);
+        Ok(out)
+    }
+
+    fn nat_sessions(&self, query: &NatQuery) -> Result<Vec<WorkerNatSessions>, AdminError> {
+        let snap = self.cell.load();
+        let ov = &snap.overlay;
+        let vpc_name = |vni: u32| {
+            ov.by_vni
+                .get(&vni)
+                .and_then(|&i| ov.vpcs.get(usize::from(i)))
+                .map(|v| v.name.clone())
+        };
+        let vpc = match &query.vpc {
+            None => None,
+            Some(v) => Some(match ov.vpcs.iter().find(|x| x.name == *v) {
+                Some(x) => x.vni,
+                None => v.parse::<u32>().map_err(|_| {
+                    AdminError::not_found(
+                        "vpc",
+                        format!("no VPC named {v:?} in this host's overlay (a VNI may be given)"),
+                    )
+                })?,
+            }),
+        };
+        let filter = NatFilter {
+            vpc,
+            ip: query.ip.map(u32::from),
+            proto: query.protocol,
+        };
+        let asked = self
+            .workers
+            .iter()
+            .map(|(h, _)| dump::ask_nat(&h.dumps, filter, query.limit))
+            .collect();
+        let answers = dump::collect(asked, DUMP_TIMEOUT);
+        let mut out: Vec<WorkerNatSessions> = self
+            .workers
+            .iter()
+            .zip(answers)
+            .map(|((h, _), answer)| match answer {
+                Ok(d) => WorkerNatSessions {
+                    worker: h.id as u32,
+                    enabled: d.enabled,
+                    entries: d.entries,
+                    capacity: d.capacity,
+                    matched: d.matched,
+                    sessions: d
+                        .sessions
+                        .iter()
+                        .map(|r| NatSessionInfo::from_record(r, vpc_name(r.key.vpc)))
+                        .collect(),
+                    error: None,
+                },
+                Err(e) => WorkerNatSessions {
+                    worker: h.id as u32,
+                    error: Some(e.to_string()),
+                    ..WorkerNatSessions::default()
                 },
             })
             .collect();

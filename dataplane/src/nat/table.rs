@@ -894,6 +894,16 @@ impl NatTable {
         self.insert(s, now_ns).map(|_| ())
     }
 
+    /// Every live session as an add record, in slot order, without collecting them (a dump
+    /// for the admin API). Only the slots below the high-water mark are read.
+    pub fn records(&self, now_ns: u64) -> impl Iterator<Item = Record> + '_ {
+        self.slots[..self.high_water]
+            .iter()
+            .flatten()
+            .filter(move |s| self.alive(s, now_ns))
+            .map(move |s| s.record(Op::Add, now_ns, &self.timeouts))
+    }
+
     /// Every live session as an add record (a bulk resync).
     pub fn snapshot(&self, now_ns: u64) -> Vec<Record> {
         self.slots

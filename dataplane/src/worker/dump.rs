@@ -1,8 +1,10 @@
-//! Connection-table dumps for the admin API. The tables belong to the workers (no locks on
-//! the packet path), so the control side asks: it pushes a [`DumpRequest`] onto each
-//! worker's dump queue ([`ask`]) and waits for the answers with a deadline ([`collect`]); the
-//! worker serves the queue between bursts ([`dump`], called from
-//! [`Worker::poll_once`](super::Worker::poll_once)), filtering while it walks its table.
+//! Connection-table and NAT session dumps for the admin API. The tables belong to the
+//! workers (no locks on the packet path), so the control side asks: it pushes a
+//! [`DumpRequest`] onto each worker's dump queue ([`ask`], [`ask_nat`]) and waits for the
+//! answers with a deadline ([`collect`]); the worker serves the queue between bursts
+//! ([`serve`], called from [`Worker::poll_once`](super::Worker::poll_once)), filtering while
+//! it walks its table ([`dump`], [`dump_nat`]: a NAT table only up to its high-water mark,
+//! the slots its sessions have used).
 //!
 //! A dump walks every slot of the table once (the matching count must be complete, the limit
 //! only bounds what is copied): one sequential pass over the table's memory, 64 bytes a slot —
@@ -16,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+use aegis_sessionsync::Record;
+
 use crate::conntrack::{ConnState, ConnTable, ConnView};
+use crate::nat::NatTable;
 
 /// Capacity of each worker's dump-request queue.
 pub const DUMP_QUEUE: usize = 4;
@@ -34,15 +39,68 @@ pub struct ConnFilter {
     pub state: Option<ConnState>,
 }
 
+/// Which NAT sessions a dump returns; `None` fields match everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NatFilter {
+    /// The session's VPC (VNI; 0 for the routed gateway's inside).
+    pub vpc: Option<u32>,
+    /// An address (host order) that is the inside, outside or remote one.
+    pub ip: Option<u32>,
+    /// IP protocol number.
+    pub proto: Option<u8>,
+}
+
+impl NatFilter {
+    /// Whether `r` passes the filter.
+    pub fn matches(&self, r: &Record) -> bool {
+        let k = &r.key;
+        self.vpc.is_none_or(|v| k.vpc == v)
+            && self.proto.is_none_or(|p| k.proto == p)
+            && self.ip.is_none_or(|ip| {
+                [k.inside_ip, k.remote_ip, r.outside_ip]
+                    .iter()
+                    .any(|a| u32::from(*a) == ip)
+            })
+    }
+}
+
 /// A request the control side puts on a worker's dump queue.
 #[derive(Debug)]
-pub struct DumpRequest {
-    /// Which connections.
-    pub filter: ConnFilter,
-    /// At most this many in [`ConnDump::connections`].
-    pub limit: usize,
-    /// Where the answer goes (a channel of capacity 1: the worker never blocks on it).
-    pub reply: SyncSender<ConnDump>,
+pub enum DumpRequest {
+    /// The connection table (stateful security groups).
+    Connections {
+        /// Which connections.
+        filter: ConnFilter,
+        /// At most this many in [`ConnDump::connections`].
+        limit: usize,
+        /// Where the answer goes (a channel of capacity 1: the worker never blocks on it).
+        reply: SyncSender<ConnDump>,
+    },
+    /// The NAT sessions (gateways).
+    Nat {
+        /// Which sessions.
+        filter: NatFilter,
+        /// At most this many in [`NatDump::sessions`].
+        limit: usize,
+        /// Where the answer goes, as for connections.
+        reply: SyncSender<NatDump>,
+    },
+}
+
+/// A worker's NAT sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatDump {
+    /// Whether the worker has a NAT table (false: not a NAT gateway).
+    pub enabled: bool,
+    /// Live (unexpired) sessions.
+    pub entries: u64,
+    /// Sessions the table holds at most.
+    pub capacity: u64,
+    /// Sessions that match the filter, those beyond the limit included.
+    pub matched: u64,
+    /// The first `limit` matching sessions, in table order, as session sync carries them
+    /// (with the time each has left).
+    pub sessions: Vec<Record>,
 }
 
 /// A worker's answer.
@@ -106,18 +164,65 @@ pub fn dump(table: &ConnTable, filter: &ConnFilter, limit: usize, now_ns: u64) -
     d
 }
 
-/// Answers every request waiting on `queue` from `table` (the worker calls this between
-/// bursts). An answer nobody waits for any more is dropped.
-pub fn serve(queue: &ArrayQueue<DumpRequest>, table: &ConnTable, now_ns: u64) {
+/// The worker's side for NAT: walks `table` (if the worker has one) at `now_ns`.
+pub fn dump_nat(
+    table: Option<&NatTable>,
+    filter: &NatFilter,
+    limit: usize,
+    now_ns: u64,
+) -> NatDump {
+    let Some(table) = table else {
+        return NatDump::default();
+    };
+    let mut d = NatDump {
+        enabled: true,
+        capacity: table.capacity() as u64,
+        ..NatDump::default()
+    };
+    for r in table.records(now_ns) {
+        d.entries += 1;
+        if !filter.matches(&r) {
+            continue;
+        }
+        d.matched += 1;
+        if d.sessions.len() < limit {
+            d.sessions.push(r);
+        }
+    }
+    d
+}
+
+/// Answers every request waiting on `queue` from the worker's tables (the worker calls this
+/// between bursts). An answer nobody waits for any more is dropped.
+pub fn serve(
+    queue: &ArrayQueue<DumpRequest>,
+    conntrack: &ConnTable,
+    nat: Option<&NatTable>,
+    now_ns: u64,
+) {
     while let Some(req) = queue.pop() {
-        let d = dump(table, &req.filter, req.limit, now_ns);
         // The asker may have given up (timeout): nothing to do then.
-        let _ = req.reply.try_send(d);
+        match req {
+            DumpRequest::Connections {
+                filter,
+                limit,
+                reply,
+            } => {
+                let _ = reply.try_send(dump(conntrack, &filter, limit, now_ns));
+            }
+            DumpRequest::Nat {
+                filter,
+                limit,
+                reply,
+            } => {
+                let _ = reply.try_send(dump_nat(nat, &filter, limit, now_ns));
+            }
+        }
     }
 }
 
-/// The control side: puts a request on `queue`; the answer arrives on the returned
-/// receiver.
+/// The control side: puts a connection-table request on `queue`; the answer arrives on
+/// the returned receiver.
 pub fn ask(
     queue: &ArrayQueue<DumpRequest>,
     filter: ConnFilter,
@@ -125,7 +230,24 @@ pub fn ask(
 ) -> Result<Receiver<ConnDump>, DumpError> {
     let (reply, rx) = mpsc::sync_channel(1);
     queue
-        .push(DumpRequest {
+        .push(DumpRequest::Connections {
+            filter,
+            limit,
+            reply,
+        })
+        .map_err(|_| DumpError::Busy)?;
+    Ok(rx)
+}
+
+/// [`ask`] for the NAT sessions.
+pub fn ask_nat(
+    queue: &ArrayQueue<DumpRequest>,
+    filter: NatFilter,
+    limit: usize,
+) -> Result<Receiver<NatDump>, DumpError> {
+    let (reply, rx) = mpsc::sync_channel(1);
+    queue
+        .push(DumpRequest::Nat {
             filter,
             limit,
             reply,
@@ -136,10 +258,10 @@ pub fn ask(
 
 /// The control side: waits for every asked worker's answer until `timeout` after the call
 /// (one deadline for all, so a stopped worker costs `timeout` once, not per worker).
-pub fn collect(
-    asked: Vec<Result<Receiver<ConnDump>, DumpError>>,
+pub fn collect<T>(
+    asked: Vec<Result<Receiver<T>, DumpError>>,
     timeout: Duration,
-) -> Vec<Result<ConnDump, DumpError>> {
+) -> Vec<Result<T, DumpError>> {
     let deadline = Instant::now() + timeout;
     asked
         .into_iter()

@@ -403,7 +403,7 @@ impl<Q: PortQueues> Worker<Q> {
             .connections
             .store(self.env.conntrack.len() as u64, Relaxed);
         if !self.dumps.is_empty() {
-            dump::serve(&self.dumps, &self.env.conntrack, now);
+            dump::serve(&self.dumps, &self.env.conntrack, self.env.nat.as_ref(), now);
         }
         if !self.captures.is_empty() {
             while let Some(cmd) = self.captures.pop() {

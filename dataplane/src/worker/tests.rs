@@ -312,6 +312,50 @@ fn nat_sessions_whose_floating_ip_or_rule_is_taken_away_are_revoked() {
     };
     assert_eq!(gauge(&h), (2, 0));
 
+    // `show nat-sessions` asks the worker: the floating IP's session, by its outside address.
+    let filter = dump::NatFilter {
+        ip: Some(ip("203.0.113.20")),
+        ..dump::NatFilter::default()
+    };
+    let rx = dump::ask_nat(&h.dumps, filter, 10).unwrap();
+    w.poll_once();
+    let d = dump::collect(vec![Ok(rx)], std::time::Duration::from_secs(1))
+        .remove(0)
+        .unwrap();
+    assert_eq!(
+        (d.enabled, d.entries, d.matched, d.capacity),
+        (true, 2, 1, 1024)
+    );
+    let r = &d.sessions[0];
+    assert_eq!(
+        (
+            r.key.vpc,
+            r.key.inside_ip,
+            r.nat,
+            r.outside_ip,
+            r.outside_port
+        ),
+        (
+            100,
+            "10.1.1.11".parse().unwrap(),
+            aegis_sessionsync::NatKind::FloatingIp,
+            "203.0.113.20".parse().unwrap(),
+            77
+        )
+    );
+    let all = dump::dump_nat(
+        w.env.nat.as_ref(),
+        &dump::NatFilter::default(),
+        1,
+        w.clock.now_ns(),
+    );
+    assert_eq!((all.matched, all.sessions.len()), (2, 1), "the limit");
+    assert_eq!(
+        dump::dump_nat(None, &dump::NatFilter::default(), 10, 0),
+        dump::NatDump::default(),
+        "a worker without NAT"
+    );
+
     // Replies from outside: where do they go now?
     let reply_snat = || {
         vm_frame(
