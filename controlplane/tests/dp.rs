@@ -683,6 +683,8 @@ Worker 1: 1 shown of 1 matching; 1 in table (capacity 262144)
     assert!(text.contains("floating-ip"), "{text}");
     let json = srv.json(&["show", "nat-sessions", "--vpc", "0"]).await;
     assert_eq!(json["workers"][0]["matched"], 0);
+    let routed = srv.json(&["show", "nat-sessions", "--vpc", "routed"]).await;
+    assert_eq!(routed, json, "`routed` is VNI 0");
     assert_eq!(
         json["workers"][1]["sessions"][0],
         serde_json::json!({
@@ -705,7 +707,10 @@ Worker 1: 1 shown of 1 matching; 1 in table (capacity 262144)
         .run(&["show", "nat-sessions", "--vpc", "green"])
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), "not found: vpc: no VPC named \"green\"");
+    assert_eq!(
+        err.to_string(),
+        "not found: vpc: no VPC named \"green\" in this host's overlay (a VNI, or `routed`, may be given)"
+    );
     let err = srv
         .run(&["show", "nat-sessions", "--proto", "gre!"])
         .await

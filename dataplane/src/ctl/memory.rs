@@ -588,15 +588,7 @@ impl AdminBackend for MemoryBackend {
 
     fn nat_sessions(&self, query: &NatQuery) -> Result<Vec<WorkerNatSessions>, AdminError> {
         let s = self.lock()?;
-        let vni = match &query.vpc {
-            None => None,
-            Some(v) => Some(match s.overlay.vpcs.iter().find(|x| x.name == *v) {
-                Some(x) => x.vni,
-                None => v
-                    .parse::<u32>()
-                    .map_err(|_| AdminError::not_found("vpc", format!("no VPC named {v:?}")))?,
-            }),
-        };
+        let vni = query.vni(s.overlay.vpcs.iter().map(|v| (v.name.as_str(), v.vni)))?;
         let mut out: Vec<WorkerNatSessions> = s
             .workers
             .iter()

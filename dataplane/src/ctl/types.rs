@@ -317,6 +317,32 @@ pub struct NatQuery {
 }
 
 impl NatQuery {
+    /// The VNI the query's VPC names, given the `(name, vni)` of the VPCs this host knows:
+    /// a VPC name first, else `routed` or a number (a VNI; 0 is the routed gateway's inside).
+    /// `None` without a VPC filter; `NotFound` (field "vpc") for anything else.
+    pub fn vni<'a>(
+        &self,
+        mut vpcs: impl Iterator<Item = (&'a str, u32)>,
+    ) -> Result<Option<u32>, super::backend::AdminError> {
+        let Some(v) = &self.vpc else {
+            return Ok(None);
+        };
+        if let Some((_, vni)) = vpcs.find(|(name, _)| *name == v.as_str()) {
+            return Ok(Some(vni));
+        }
+        if v == "routed" {
+            return Ok(Some(crate::nat::ROUTED_VPC));
+        }
+        v.parse::<u32>().map(Some).map_err(|_| {
+            super::backend::AdminError::not_found(
+                "vpc",
+                format!(
+                    "no VPC named {v:?} in this host's overlay (a VNI, or `routed`, may be given)"
+                ),
+            )
+        })
+    }
+
     /// Keeps at most `limit` sessions over all workers, in worker order (the counts stay).
     pub fn truncate(&self, workers: &mut [WorkerNatSessions]) {
         let mut left = self.limit;
@@ -726,4 +752,40 @@ pub struct SyncInfo {
     pub spare: bool,
     /// Peer-set changes applied since start.
     pub peer_changes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--vpc` of `show nat-sessions`: a name this host knows, `routed`, or a VNI.
+    #[test]
+    fn a_nat_query_names_its_vpc_by_name_routed_or_vni() {
+        let vpcs = [("blue", 100), ("7", 200)];
+        let vni = |v: &str| {
+            NatQuery {
+                vpc: Some(v.to_string()),
+                ip: None,
+                protocol: None,
+                limit: 10,
+            }
+            .vni(vpcs.iter().copied())
+        };
+        assert_eq!(vni("blue").unwrap(), Some(100));
+        assert_eq!(vni("routed").unwrap(), Some(0));
+        assert_eq!(vni("0").unwrap(), Some(0));
+        assert_eq!(vni("300").unwrap(), Some(300), "any VNI");
+        assert_eq!(vni("7").unwrap(), Some(200), "a VPC's name comes first");
+        assert!(matches!(
+            vni("green"),
+            Err(super::super::backend::AdminError::NotFound { field: "vpc", .. })
+        ));
+        let all = NatQuery {
+            vpc: None,
+            ip: None,
+            protocol: None,
+            limit: 10,
+        };
+        assert_eq!(all.vni(vpcs.iter().copied()).unwrap(), None);
+    }
 }

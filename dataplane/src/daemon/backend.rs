@@ -324,18 +324,7 @@ impl AdminBackend for DaemonBackend {
                 .and_then(|&i| ov.vpcs.get(usize::from(i)))
                 .map(|v| v.name.clone())
         };
-        let vpc = match &query.vpc {
-            None => None,
-            Some(v) => Some(match ov.vpcs.iter().find(|x| x.name == *v) {
-                Some(x) => x.vni,
-                None => v.parse::<u32>().map_err(|_| {
-                    AdminError::not_found(
-                        "vpc",
-                        format!("no VPC named {v:?} in this host's overlay (a VNI may be given)"),
-                    )
-                })?,
-            }),
-        };
+        let vpc = query.vni(ov.vpcs.iter().map(|v| (v.name.as_str(), v.vni)))?;
         let filter = NatFilter {
             vpc,
             ip: query.ip.map(u32::from),
