@@ -354,11 +354,16 @@ impl AdminBackend for DaemonBackend {
                         .collect(),
                     error: None,
                 },
-                Err(e) => WorkerNatSessions {
-                    worker: h.id as u32,
-                    error: Some(e.to_string()),
-                    ..WorkerNatSessions::default()
-                },
+                Err(e) => {
+                    let capacity = h.stats.nat_capacity.load(Relaxed);
+                    WorkerNatSessions {
+                        worker: h.id as u32,
+                        enabled: capacity > 0,
+                        capacity,
+                        error: Some(e.to_string()),
+                        ..WorkerNatSessions::default()
+                    }
+                }
             })
             .collect();
         query.truncate(&mut out);

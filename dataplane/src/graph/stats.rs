@@ -49,6 +49,8 @@ pub struct WorkerStats {
     /// NAT sessions removed because a configuration change took away their floating IP or
     /// source NAT rule.
     pub nat_revoked: AtomicU64,
+    /// Sessions the worker's NAT table holds at most (stored once at start; 0 without NAT).
+    pub nat_capacity: AtomicU64,
 }
 
 /// Adds to a counter that only this thread writes: a plain load and store, no lock prefix.
@@ -75,6 +77,7 @@ impl Default for WorkerStats {
             connection_capacity: AtomicU64::new(0),
             nat_sessions: AtomicU64::new(0),
             nat_revoked: AtomicU64::new(0),
+            nat_capacity: AtomicU64::new(0),
         }
     }
 }

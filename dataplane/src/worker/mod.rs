@@ -266,6 +266,11 @@ impl<Q: PortQueues> Worker<Q> {
             .stats
             .connection_capacity
             .store(env.conntrack.capacity() as u64, Relaxed);
+        let nat_capacity = env.nat.as_ref().map_or(0, |t| t.capacity());
+        handle
+            .stats
+            .nat_capacity
+            .store(nat_capacity as u64, Relaxed);
         let mut graph = Graph::new(n, handle.stats.clone());
         graph.set_tracer(Tracer::new(handle.id as u16, handle.traces.clone()));
         Worker {

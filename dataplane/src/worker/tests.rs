@@ -311,6 +311,7 @@ fn nat_sessions_whose_floating_ip_or_rule_is_taken_away_are_revoked() {
         )
     };
     assert_eq!(gauge(&h), (2, 0));
+    assert_eq!(h.stats.nat_capacity.load(Relaxed), 1024);
 
     // `show nat-sessions` asks the worker: the floating IP's session, by its outside address.
     let filter = dump::NatFilter {
