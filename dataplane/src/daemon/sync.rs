@@ -361,6 +361,9 @@ impl SyncDriver {
             }
             std::thread::sleep(Duration::from_micros(100));
         }
+        // The installed sessions are checked against this gateway's own NAT configuration
+        // by the workers (their next poll starts the pass).
+        self.channel.claimed();
         let done = (self.sessions.len() as u64, t0.elapsed());
         if !synced {
             tracing::warn!(

@@ -102,6 +102,12 @@ pub struct SyncChannel {
     pub install_failed: AtomicU64,
     /// Events a worker could not queue (the queue was full).
     pub events_lost: AtomicU64,
+    /// Times this gateway claimed mastership after committing its synced sessions
+    /// ([`SyncChannel::claimed`]). Each claim makes every worker check its sessions against
+    /// its own NAT configuration: a session the master still had but this gateway's
+    /// configuration no longer grants (a floating IP or rule removed while the old master
+    /// had not yet seen the change) is revoked, not served until it times out.
+    pub claims: AtomicU64,
 }
 
 impl SyncChannel {
@@ -117,7 +123,14 @@ impl SyncChannel {
             installed: AtomicU64::new(0),
             install_failed: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
+            claims: AtomicU64::new(0),
         }
+    }
+
+    /// Records a claim of mastership (see [`SyncChannel::claims`]); called once the synced
+    /// sessions are installed, before the gateway starts forwarding.
+    pub fn claimed(&self) {
+        self.claims.fetch_add(1, Relaxed);
     }
 
     /// The number of workers the installs are spread over.

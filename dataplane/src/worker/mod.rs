@@ -211,6 +211,9 @@ pub struct Worker<Q: PortQueues> {
     /// The identity of the NAT configuration the worker's sessions were last checked
     /// against ([`crate::nat::NatConfig::id`]).
     nat_seen: Option<u64>,
+    /// The sync channel's claim count ([`crate::sync::SyncChannel::claims`]) when the
+    /// sessions were last checked.
+    claims_seen: u64,
     /// Where the check of the NAT sessions against a new configuration is, if one is
     /// under way ([`Worker::revoke_nat_sessions`]).
     nat_revoke: Option<Revocation>,
@@ -292,6 +295,7 @@ impl<Q: PortQueues> Worker<Q> {
             next_nat_sweep: 0,
             last_sweep_ns: 0,
             nat_seen: None,
+            claims_seen: 0,
             nat_revoke: None,
             stats: handle.stats.clone(),
         }
@@ -432,16 +436,21 @@ impl<Q: PortQueues> Worker<Q> {
     /// removed: replies must not keep reaching the old inside address, nor its traffic keep
     /// leaving with the old outside one). Compared by identity, so the worker holds no
     /// reference to an old configuration (dropping the last one would free it here).
+    /// Also after this gateway claimed mastership ([`crate::sync::SyncChannel::claims`]):
+    /// the sessions installed from the old master are checked against this gateway's own
+    /// configuration.
     #[inline]
     fn note_nat_config(&mut self) {
         let Some(table) = &self.env.nat else {
             return;
         };
         let id = self.snap.get().nat.id();
-        if self.nat_seen == Some(id) {
+        let claims = self.env.sync.as_ref().map_or(0, |s| s.claims.load(Relaxed));
+        if self.nat_seen == Some(id) && self.claims_seen == claims {
             return;
         }
         self.nat_seen = Some(id);
+        self.claims_seen = claims;
         // A pass under way starts over: every session against the newest.
         self.nat_revoke = (!table.is_empty()).then(|| Revocation {
             next: 0,

@@ -431,3 +431,103 @@ fn nat_sessions_whose_floating_ip_or_rule_is_taken_away_are_revoked() {
         "the floating IP now leads to b2 only, the old SNAT port nowhere"
     );
 }
+
+/// A gateway taking over checks the sessions its old master streamed against its own NAT
+/// configuration: a session whose rule this gateway no longer has (removed while the old
+/// master had not seen the change yet) is revoked when it claims, as a sync delete; the
+/// granted one stays. Until the claim the installs are kept as the master sent them.
+#[test]
+fn sessions_installed_from_the_master_are_checked_against_our_configuration_at_the_claim() {
+    use crate::sync::{Install, SyncChannel};
+    use crate::testkit::overlay::*;
+    use aegis_sessionsync::{NatKind, Op, Record, SessionKey};
+    use std::net::Ipv4Addr;
+
+    let objects = gateway_objects();
+    let cell = SnapshotCell::new(Arc::new(gateway_snapshot(&objects)));
+    let h = WorkerHandle::new(0);
+    let cfg = WorkerConfig {
+        poll_mode: PollMode::Busy,
+        burst: 32,
+        connections: 64,
+        nat_sessions: 1024,
+    };
+    let channel = Arc::new(SyncChannel::new(crate::sync::DEFAULT_UDP_PORT, 1));
+    let mut w = Worker::new(
+        MemQueues::new(3),
+        &h,
+        cell.reader(),
+        cfg,
+        Clock::monotonic(),
+    )
+    .with_sync(channel.clone());
+    let record = |inside: [u8; 4], port: u16, nat: NatKind, outside: [u8; 4]| Record {
+        op: Op::Add,
+        key: SessionKey {
+            vpc: 100,
+            proto: 17,
+            inside_ip: Ipv4Addr::from(inside),
+            inside_port: port,
+            remote_ip: Ipv4Addr::new(203, 0, 113, 50),
+            remote_port: 53,
+        },
+        nat,
+        outside_ip: Ipv4Addr::from(outside),
+        outside_port: if nat == NatKind::FloatingIp {
+            port
+        } else {
+            20_000
+        },
+        state: 0,
+        expires_in_ms: 60_000,
+    };
+    // b1's floating IP, which this gateway has; a source NAT rule to .99, which it has not.
+    let granted = record([10, 1, 1, 11], 4000, NatKind::FloatingIp, [203, 0, 113, 20]);
+    let stale = record(
+        [10, 1, 1, 12],
+        4001,
+        NatKind::SnatEndpointDependent,
+        [203, 0, 113, 99],
+    );
+    for r in [granted, stale] {
+        channel.installs[0].push(Install::Upsert(r)).unwrap();
+    }
+    for _ in 0..3 {
+        w.poll_once();
+    }
+    let gauge = |h: &WorkerHandle| {
+        (
+            h.stats.nat_sessions.load(Relaxed),
+            h.stats.nat_revoked.load(Relaxed),
+        )
+    };
+    assert_eq!(channel.install_failed.load(Relaxed), 0);
+    assert_eq!(gauge(&h), (2, 0), "a backup keeps what its master sent");
+    while channel.events.pop().is_some() {}
+
+    channel.claimed();
+    for _ in 0..3 {
+        w.poll_once();
+    }
+    assert_eq!(gauge(&h), (1, 1), "the stale session revoked at the claim");
+    let left = dump::dump_nat(
+        w.env.nat.as_ref(),
+        &dump::NatFilter::default(),
+        10,
+        w.clock.now_ns(),
+    );
+    assert_eq!(left.sessions.len(), 1);
+    assert_eq!(left.sessions[0].key, granted.key);
+    let deleted: Vec<Record> = std::iter::from_fn(|| channel.events.pop()).collect();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(
+        (deleted[0].op, deleted[0].key),
+        (Op::Delete, stale.key),
+        "streamed to the backups as a delete"
+    );
+    // No further claim, no further pass.
+    for _ in 0..3 {
+        w.poll_once();
+    }
+    assert_eq!(gauge(&h), (1, 1));
+}

@@ -267,9 +267,12 @@ fn the_backups_nat_table_follows_the_master_and_commit_waits_for_the_worker() {
         }
         nat
     });
+    assert_eq!(b.channel.claims.load(Relaxed), 0);
     let (sessions, _waited) = b.driver.commit();
     assert_eq!(sessions, 1001);
     assert!(b.channel.installed.load(Relaxed) >= b.driver.pushed);
+    // The workers check what was installed against this gateway's configuration.
+    assert_eq!(b.channel.claims.load(Relaxed), 1);
     b.nat = worker.join().unwrap();
     assert_eq!(b.nat.len(), before + 1);
     assert_eq!(b.driver.info(now).last_commit.map(|c| c.0), Some(1001));
