@@ -35,6 +35,33 @@ pub struct SnatRule {
     pub endpoint_dependent: bool,
 }
 
+/// A control-plane NAT object left out because host.toml's `[nat]` already uses its
+/// outside address ([`NatConfig::merged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatConflict {
+    /// A floating IP on an address host.toml uses as a floating IP or source NAT address.
+    FloatingIp(FloatingIp),
+    /// A source NAT rule on an address that is one of host.toml's floating IPs.
+    SnatRule(SnatRule),
+}
+
+impl std::fmt::Display for NatConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatConflict::FloatingIp(x) => write!(
+                f,
+                "the control plane's floating IP {} (to {} in VNI {}) is an outside address of host.toml's [nat]; left out",
+                x.outside, x.inside, x.vpc
+            ),
+            NatConflict::SnatRule(r) => write!(
+                f,
+                "the control plane's source NAT rule to {} (for {} in VNI {}) is one of host.toml's floating IPs; left out",
+                r.address, r.source, r.vpc
+            ),
+        }
+    }
+}
+
 /// A floating IP: 1:1 NAT between an inside address and an outside one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloatingIp {
@@ -133,17 +160,46 @@ impl NatConfig {
     }
 
     /// This configuration with `more` rules and floating IPs beside its own, on its outside
-    /// port (else `more`'s).
-    pub fn merged(&self, more: &NatConfig) -> NatConfig {
-        NatConfig::new(
+    /// port (else `more`'s). An outside address can have one owner: `more`'s floating IPs
+    /// on one of this configuration's outside addresses, and `more`'s source NAT rules on
+    /// one of its floating IPs, are left out and returned as conflicts (host.toml's NAT
+    /// wins over the control plane's). Two source NAT rules may share an address.
+    pub fn merged(&self, more: &NatConfig) -> (NatConfig, Vec<NatConflict>) {
+        let mut conflicts = Vec::new();
+        let mine = |ip: Ipv4Addr| {
+            self.snat.iter().any(|r| r.address == ip)
+                || self.floating_ips.iter().any(|f| f.outside == ip)
+        };
+        let floating: Vec<FloatingIp> = more
+            .floating_ips
+            .iter()
+            .filter(|f| {
+                let taken = mine(f.outside);
+                if taken {
+                    conflicts.push(NatConflict::FloatingIp(**f));
+                }
+                !taken
+            })
+            .copied()
+            .collect();
+        let snat: Vec<SnatRule> = more
+            .snat
+            .iter()
+            .filter(|r| {
+                let taken = self.floating_ips.iter().any(|f| f.outside == r.address);
+                if taken {
+                    conflicts.push(NatConflict::SnatRule(**r));
+                }
+                !taken
+            })
+            .copied()
+            .collect();
+        let cfg = NatConfig::new(
             self.outside_port.or(more.outside_port),
-            self.snat.iter().chain(&more.snat).copied().collect(),
-            self.floating_ips
-                .iter()
-                .chain(&more.floating_ips)
-                .copied()
-                .collect(),
-        )
+            self.snat.iter().chain(&snat).copied().collect(),
+            self.floating_ips.iter().chain(&floating).copied().collect(),
+        );
+        (cfg, conflicts)
     }
 
     /// This configuration's identity: every [`NatConfig::new`] (and so every change) makes
@@ -393,9 +449,10 @@ mod tests {
                 outside: Ipv4Addr::new(203, 0, 113, 9),
             }],
         );
-        let m = local.merged(&cp);
+        let (m, conflicts) = local.merged(&cp);
+        assert!(conflicts.is_empty());
         assert_eq!(m.outside_port, Some(2));
-        assert_eq!(NatConfig::default().merged(&cp).outside_port, Some(5));
+        assert_eq!(NatConfig::default().merged(&cp).0.outside_port, Some(5));
         assert_eq!(m.snat().len(), 2);
         assert!(m.is_outside_address(u32::from(Ipv4Addr::new(203, 0, 113, 9))));
         assert_eq!(
@@ -416,6 +473,77 @@ mod tests {
             None
         );
         assert_ne!(m, local);
-        assert_eq!(m, local.merged(&cp));
+        assert_eq!(m, local.merged(&cp).0);
+    }
+
+    #[test]
+    fn control_plane_objects_on_host_toml_outside_addresses_are_left_out_and_reported() {
+        let a = |x: u8| Ipv4Addr::new(203, 0, 113, x);
+        let rule = |vpc, net: &str, address| SnatRule {
+            vpc,
+            source: net.parse().unwrap(),
+            address,
+            endpoint_dependent: true,
+        };
+        let fip = |vpc, inside: [u8; 4], outside| FloatingIp {
+            vpc,
+            inside: Ipv4Addr::from(inside),
+            outside,
+        };
+        let local = NatConfig::new(
+            Some(2),
+            vec![rule(ROUTED_VPC, "198.18.0.0/15", a(1))],
+            vec![fip(ROUTED_VPC, [198, 18, 0, 9], a(9))],
+        );
+        let clash_snat_addr = fip(7, [10, 1, 0, 5], a(1));
+        let clash_fip = fip(7, [10, 1, 0, 6], a(9));
+        let fine_fip = fip(7, [10, 1, 0, 7], a(20));
+        let clash_rule = rule(7, "10.1.0.0/16", a(9));
+        let shared_rule = rule(7, "10.2.0.0/16", a(1));
+        let cp = NatConfig::new(
+            Some(2),
+            vec![clash_rule, shared_rule],
+            vec![clash_snat_addr, clash_fip, fine_fip],
+        );
+        let (m, conflicts) = local.merged(&cp);
+        assert_eq!(
+            conflicts,
+            [
+                NatConflict::FloatingIp(clash_snat_addr),
+                NatConflict::FloatingIp(clash_fip),
+                NatConflict::SnatRule(clash_rule),
+            ]
+        );
+        assert!(conflicts[0].to_string().contains("203.0.113.1"));
+        // host.toml's floating IP keeps its address, inbound and outbound.
+        let f = m.floating_by_outside(u32::from(a(9))).unwrap();
+        assert_eq!(
+            (f.vpc, f.inside),
+            (ROUTED_VPC, Ipv4Addr::new(198, 18, 0, 9))
+        );
+        assert!(m.floating_by_outside(u32::from(a(1))).is_none());
+        assert_eq!(
+            m.floating_ips().len(),
+            2,
+            "host.toml's and the one without a clash"
+        );
+        // A source NAT address may be shared; the clashing rule's sources have no rule.
+        assert_eq!(
+            m.translation_for(7, u32::from(Ipv4Addr::new(10, 2, 0, 1))),
+            Some(Translation::Snat {
+                ip: u32::from(a(1)),
+                endpoint_dependent: true
+            })
+        );
+        assert_eq!(
+            m.translation_for(7, u32::from(Ipv4Addr::new(10, 1, 0, 1))),
+            None
+        );
+        assert!(m.grants(
+            ROUTED_VPC,
+            u32::from(Ipv4Addr::new(198, 18, 0, 9)),
+            NatKind::FloatingIp,
+            u32::from(a(9))
+        ));
     }
 }

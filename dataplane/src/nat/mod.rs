@@ -19,7 +19,7 @@ pub mod ports;
 pub mod table;
 pub mod translate;
 
-pub use config::{FloatingIp, NatConfig, SnatRule, ROUTED_VPC};
+pub use config::{FloatingIp, NatConfig, NatConflict, SnatRule, ROUTED_VPC};
 pub use table::{
     InsideKey, NatError, NatTable, NatTimeouts, OutsideKey, Session, TcpPhase, Translation, NO_HINT,
 };

@@ -645,7 +645,13 @@ impl Tables {
 
     fn merge_nat(&mut self) {
         self.nat = match &self.controlplane_nat {
-            Some(cp) => Arc::new(self.local_nat.merged(cp)),
+            Some(cp) => {
+                let (nat, conflicts) = self.local_nat.merged(cp);
+                for c in &conflicts {
+                    tracing::error!(conflict = %c, "NAT configuration conflict");
+                }
+                Arc::new(nat)
+            }
             None => self.local_nat.clone(),
         };
     }
