@@ -99,6 +99,7 @@ impl DaemonBackend {
             inject: &h.inject,
             ports: &self.ports,
             sync: self.sync.as_ref(),
+            feed: self.feed.as_ref(),
         })
     }
 

@@ -494,6 +494,12 @@ impl Feed {
         }
     }
 
+    /// True once a configuration from the control plane is applied (received, or
+    /// restored from the cache at start).
+    pub fn applied(&self) -> bool {
+        lock(&self.state).owned.revision > 0
+    }
+
     /// At start, before the workers run: applies the cached slice (if any) to `tables`. A
     /// cache that cannot be read or applied is logged and reported as the apply error.
     pub fn restore(&self, tables: &mut Tables) {
@@ -976,6 +982,33 @@ mod tests {
         std::fs::write(cache.path(), "{ not json").unwrap();
         let e = cache.load("r1").unwrap_err();
         assert!(e.contains("controlplane-slice.json"), "{e}");
+    }
+
+    /// A feed has applied a configuration once a slice is in place, also one restored
+    /// from the cache (a gateway claiming then checks its synced sessions against it).
+    #[test]
+    fn a_feed_has_applied_a_configuration_once_a_slice_is_restored_or_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controlplane-slice.json");
+        let options = FeedOptions {
+            connect: ConnectConfig::new("127.0.0.1:9", None, None).unwrap(),
+            host: "r1".into(),
+            cache: Some(path.clone()),
+            heartbeat: Duration::from_secs(1),
+            diag_address: None,
+        };
+        let feed = Feed::new(&options);
+        let mut t = tables();
+        feed.restore(&mut t);
+        assert!(!feed.applied(), "no cache file: nothing applied");
+        let s = slice(4, vec![host(&[("p1", "10.0.3.1/24")])]);
+        Cache::new(&path)
+            .save("r1", &s, &[host(&[("p1", "10.0.3.1/24")])])
+            .unwrap();
+        let feed = Feed::new(&options);
+        assert!(!feed.applied());
+        feed.restore(&mut t);
+        assert!(feed.applied(), "{:?}", lock(&feed.state).apply_error);
     }
 }
 

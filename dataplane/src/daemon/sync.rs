@@ -341,8 +341,12 @@ impl SyncDriver {
 
     /// Commit before claim: applies every datagram that has arrived, hands the worker
     /// every pending change and waits (at most [`COMMIT_LIMIT`]) until it has installed
-    /// them. Returns the sessions known and the time waited.
-    pub fn commit(&mut self) -> (u64, Duration) {
+    /// them. Returns the sessions known and the time waited. With `check`, the workers
+    /// then check the installed sessions against this gateway's NAT configuration
+    /// ([`crate::sync::SyncChannel::claims`]); without (the control plane's configuration
+    /// is not applied yet, so this gateway's own would be incomplete) they are checked
+    /// when the configuration arrives, as after any change.
+    pub fn commit(&mut self, check: bool) -> (u64, Duration) {
         let t0 = Instant::now();
         self.receive_pending();
         self.queue_installs();
@@ -363,7 +367,13 @@ impl SyncDriver {
         }
         // The installed sessions are checked against this gateway's own NAT configuration
         // by the workers (their next poll starts the pass).
-        self.channel.claimed();
+        if check {
+            self.channel.claimed();
+        } else {
+            tracing::warn!(
+                "session sync: claiming before the control plane's configuration is applied; the synced sessions are checked against it when it is"
+            );
+        }
         let done = (self.sessions.len() as u64, t0.elapsed());
         if !synced {
             tracing::warn!(

@@ -1007,6 +1007,9 @@ pub struct DaemonIo<'a> {
     pub ports: &'a [(crate::port::Port, String)],
     /// Session sync, if configured.
     pub sync: Option<&'a std::sync::Mutex<super::sync::SyncDriver>>,
+    /// The control-plane feed, if any: until it has applied a configuration (received or
+    /// from the cache), the NAT configuration is host.toml's alone.
+    pub feed: Option<&'a super::feed::Feed>,
 }
 
 impl VrrpIo for DaemonIo<'_> {
@@ -1024,7 +1027,7 @@ impl VrrpIo for DaemonIo<'_> {
         if let Some(s) = self.sync {
             s.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .commit();
+                .commit(self.feed.is_none_or(super::feed::Feed::applied));
         }
     }
 }
