@@ -482,6 +482,9 @@ fn vms_reach_the_outside_through_the_gateway_pair_and_a_kill_9_keeps_their_conne
         .or_panic("x1 pings b1's floating IP");
     let (sessions, revoked_before) = nat(&ns);
     assert!(sessions > 0, "g2 holds NAT sessions");
+    // g2 checked the sessions it took over against its own configuration when it claimed:
+    // the pair's configuration is the same, so none was revoked.
+    assert_eq!(revoked_before, 0, "g2 revoked sessions at its claim");
     let floating = |ns: &NorthSouthLab| -> u64 {
         let v = ns.gws[1]
             .ctl
