@@ -99,6 +99,7 @@ pub fn step(b: &DaemonBackend) {
             let mut s = s.lock().unwrap_or_else(PoisonError::into_inner);
             let master = v.is_master(s.vrrp_instance());
             s.set_master(master, now);
+            s.settle(b.feed.as_ref().is_none_or(super::feed::Feed::current));
             // The control plane's choice of sync peers, once it has made one (its addresses
             // are the members' underlay addresses: used when sync runs on the underlay).
             let sync_port = s.port();

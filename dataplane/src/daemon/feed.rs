@@ -494,10 +494,12 @@ impl Feed {
         }
     }
 
-    /// True once a configuration from the control plane is applied (received, or
-    /// restored from the cache at start).
-    pub fn applied(&self) -> bool {
-        lock(&self.state).owned.revision > 0
+    /// True when the control plane's configuration is current: a revision received on the
+    /// open watch stream is applied (not one restored from the cache, nor while the
+    /// stream is down: either may be older than what the control plane has).
+    pub fn current(&self) -> bool {
+        let st = lock(&self.state);
+        st.connected && !st.from_cache && st.owned.revision > 0 && st.apply_error.is_empty()
     }
 
     /// At start, before the workers run: applies the cached slice (if any) to `tables`. A
@@ -984,10 +986,11 @@ mod tests {
         assert!(e.contains("controlplane-slice.json"), "{e}");
     }
 
-    /// A feed has applied a configuration once a slice is in place, also one restored
-    /// from the cache (a gateway claiming then checks its synced sessions against it).
+    /// A feed's configuration is current only once a revision received on the open stream
+    /// is applied: not one restored from the cache, nor while the stream is down (a
+    /// gateway claiming puts off its check of the synced sessions until then).
     #[test]
-    fn a_feed_has_applied_a_configuration_once_a_slice_is_restored_or_received() {
+    fn a_feed_is_current_only_with_a_live_applied_revision() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("controlplane-slice.json");
         let options = FeedOptions {
@@ -997,18 +1000,37 @@ mod tests {
             heartbeat: Duration::from_secs(1),
             diag_address: None,
         };
-        let feed = Feed::new(&options);
-        let mut t = tables();
-        feed.restore(&mut t);
-        assert!(!feed.applied(), "no cache file: nothing applied");
         let s = slice(4, vec![host(&[("p1", "10.0.3.1/24")])]);
         Cache::new(&path)
             .save("r1", &s, &[host(&[("p1", "10.0.3.1/24")])])
             .unwrap();
         let feed = Feed::new(&options);
-        assert!(!feed.applied());
+        assert!(!feed.current(), "nothing applied");
+        let mut t = tables();
         feed.restore(&mut t);
-        assert!(feed.applied(), "{:?}", lock(&feed.state).apply_error);
+        {
+            let st = lock(&feed.state);
+            assert_eq!(
+                (st.owned.revision, st.from_cache),
+                (4, true),
+                "{}",
+                st.apply_error
+            );
+        }
+        lock(&feed.state).connected = true;
+        assert!(
+            !feed.current(),
+            "the cache may be older than the control plane"
+        );
+        lock(&feed.state).from_cache = false;
+        assert!(feed.current(), "a revision received live");
+        lock(&feed.state).connected = false;
+        assert!(!feed.current(), "the stream is down");
+        let mut st = lock(&feed.state);
+        st.connected = true;
+        st.apply_error = "revision 5 refused".into();
+        drop(st);
+        assert!(!feed.current(), "the latest revision did not apply");
     }
 }
 

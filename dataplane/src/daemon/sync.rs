@@ -137,6 +137,9 @@ pub struct SyncDriver {
     transport: Transport,
     rejected: [u64; 5],
     last_commit: Option<(u64, Duration)>,
+    /// A claim whose check of the installed sessions waits for the control plane's
+    /// configuration to be current ([`SyncDriver::commit`], [`SyncDriver::settle`]).
+    check_pending: bool,
 }
 
 impl std::fmt::Debug for SyncDriver {
@@ -174,6 +177,7 @@ impl SyncDriver {
             transport: Transport::default(),
             rejected: [0; 5],
             last_commit: None,
+            check_pending: false,
         }
     }
 
@@ -201,11 +205,46 @@ impl SyncDriver {
         }
     }
 
+    /// After [`SyncDriver::commit`] for the sync instance's claim: the workers check the
+    /// installed sessions against this gateway's own NAT configuration
+    /// ([`crate::sync::SyncChannel::claims`]; their next poll starts the pass). If the
+    /// configuration is not `current` (from the control plane: nothing received live yet,
+    /// or the stream is down, so it may be older than the old master's), the check waits
+    /// until [`SyncDriver::settle`] is told it is.
+    pub fn check_claim(&mut self, current: bool) {
+        if current {
+            self.channel.claimed();
+            self.check_pending = false;
+        } else {
+            self.check_pending = true;
+            tracing::warn!(
+                "session sync: claiming while the control plane's configuration is not current; the synced sessions are checked against it once it is"
+            );
+        }
+    }
+
+    /// Called every control round with whether the control plane's configuration is
+    /// current: a claim's check put off by [`SyncDriver::commit`] is made now if it is
+    /// and this gateway is still master.
+    pub fn settle(&mut self, current: bool) {
+        if !self.check_pending || !current {
+            return;
+        }
+        self.check_pending = false;
+        if self.is_master() {
+            tracing::info!("session sync: the control plane's configuration is current; checking the sessions taken over against it");
+            self.channel.claimed();
+        }
+    }
+
     /// Follows the VRRP state: `master` makes this gateway stream (a new epoch), anything
     /// else makes it listen.
     pub fn set_master(&mut self, master: bool, now: Duration) {
         if master == self.is_master() {
             return;
+        }
+        if !master {
+            self.check_pending = false;
         }
         self.keep_rejections();
         self.role_changes += 1;
@@ -341,12 +380,8 @@ impl SyncDriver {
 
     /// Commit before claim: applies every datagram that has arrived, hands the worker
     /// every pending change and waits (at most [`COMMIT_LIMIT`]) until it has installed
-    /// them. Returns the sessions known and the time waited. With `check`, the workers
-    /// then check the installed sessions against this gateway's NAT configuration
-    /// ([`crate::sync::SyncChannel::claims`]); without (the control plane's configuration
-    /// is not applied yet, so this gateway's own would be incomplete) they are checked
-    /// when the configuration arrives, as after any change.
-    pub fn commit(&mut self, check: bool) -> (u64, Duration) {
+    /// them. Returns the sessions known and the time waited.
+    pub fn commit(&mut self) -> (u64, Duration) {
         let t0 = Instant::now();
         self.receive_pending();
         self.queue_installs();
@@ -364,15 +399,6 @@ impl SyncDriver {
                 break;
             }
             std::thread::sleep(Duration::from_micros(100));
-        }
-        // The installed sessions are checked against this gateway's own NAT configuration
-        // by the workers (their next poll starts the pass).
-        if check {
-            self.channel.claimed();
-        } else {
-            tracing::warn!(
-                "session sync: claiming before the control plane's configuration is applied; the synced sessions are checked against it when it is"
-            );
         }
         let done = (self.sessions.len() as u64, t0.elapsed());
         if !synced {

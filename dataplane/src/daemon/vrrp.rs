@@ -88,9 +88,9 @@ pub trait VrrpIo {
     fn send(&self, port: u16, frame: Vec<u8>) -> bool;
     /// Whether `port`'s link is up (admin state is read from the tables).
     fn link_up(&self, port: u16) -> bool;
-    /// Called when an instance is about to become MASTER, before its addresses are
-    /// installed and announced: session sync commits its sessions here.
-    fn before_claim(&self) {}
+    /// Called when instance `instance` is about to become MASTER, before its addresses
+    /// are installed and announced: session sync commits its sessions here.
+    fn before_claim(&self, _instance: &str) {}
 }
 
 fn setup_error(setup: &VrrpSetup, line: usize, message: String) -> DaemonError {
@@ -361,7 +361,7 @@ impl VrrpSpeaker {
                     let name = self.router.instances()[i].config().name.clone();
                     tracing::info!(instance = %name, %from, %to, %cause, "VRRP transition");
                     if to == State::Master && !self.bindings[i].installed {
-                        io.before_claim();
+                        io.before_claim(&name);
                     }
                     self.set_installed(i, to == State::Master, t);
                     // Commit before claim: the workers get the addresses before anyone
@@ -1023,11 +1023,15 @@ impl VrrpIo for DaemonIo<'_> {
             .is_none_or(|(p, _)| p.link().map(|l| l.up).unwrap_or(true))
     }
 
-    fn before_claim(&self) {
+    fn before_claim(&self, instance: &str) {
         if let Some(s) = self.sync {
-            s.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .commit(self.feed.is_none_or(super::feed::Feed::applied));
+            let mut s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Every claim commits; only the sync instance's (the one whose state decides
+            // who streams) checks the sessions, so the check's deletes are streamed.
+            s.commit();
+            if s.vrrp_instance() == instance {
+                s.check_claim(self.feed.is_none_or(super::feed::Feed::current));
+            }
         }
     }
 }

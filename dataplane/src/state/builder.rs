@@ -45,6 +45,8 @@ pub struct Tables {
     pub(super) local_nat: Arc<crate::nat::NatConfig>,
     /// The control plane's NAT rules and floating IPs (a gateway group's member).
     pub(super) controlplane_nat: Option<crate::nat::NatConfig>,
+    /// The control plane's NAT objects left out of `nat` (logged when they appeared).
+    pub(super) nat_conflicts: Vec<crate::nat::NatConflict>,
     /// Neighbour generation already counted in `revision`.
     neigh_gen: u64,
     revision: u64,
@@ -177,6 +179,7 @@ impl Tables {
             nat: Arc::default(),
             local_nat: Arc::default(),
             controlplane_nat: None,
+            nat_conflicts: Vec::new(),
             neigh_gen: 0,
             revision: 0,
             published: 0,
@@ -647,12 +650,17 @@ impl Tables {
         self.nat = match &self.controlplane_nat {
             Some(cp) => {
                 let (nat, conflicts) = self.local_nat.merged(cp);
-                for c in &conflicts {
+                // Each standing conflict is logged once, when it appears.
+                for c in conflicts.iter().filter(|c| !self.nat_conflicts.contains(c)) {
                     tracing::error!(conflict = %c, "NAT configuration conflict");
                 }
+                self.nat_conflicts = conflicts;
                 Arc::new(nat)
             }
-            None => self.local_nat.clone(),
+            None => {
+                self.nat_conflicts.clear();
+                self.local_nat.clone()
+            }
         };
     }
 

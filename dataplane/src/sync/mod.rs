@@ -130,7 +130,9 @@ impl SyncChannel {
     /// Records a claim of mastership (see [`SyncChannel::claims`]); called once the synced
     /// sessions are installed, before the gateway starts forwarding.
     pub fn claimed(&self) {
-        self.claims.fetch_add(1, Relaxed);
+        // Release: a worker that sees the new count sees the installs queued before it.
+        self.claims
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// The number of workers the installs are spread over.

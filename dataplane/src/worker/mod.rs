@@ -445,7 +445,19 @@ impl<Q: PortQueues> Worker<Q> {
             return;
         };
         let id = self.snap.get().nat.id();
-        let claims = self.env.sync.as_ref().map_or(0, |s| s.claims.load(Relaxed));
+        // A claim is taken once this worker's installs are all in its table (after a
+        // commit that timed out, some may still be queued): the pass must cover them.
+        // (The claim count is read first, with acquire: the installs queued before it was
+        // bumped are then visible to the emptiness check.)
+        let claims = self.env.sync.as_ref().map_or(0, |s| {
+            let claims = s.claims.load(Ordering::Acquire);
+            let waiting = s.installs.get(self.me).is_some_and(|q| !q.is_empty());
+            if waiting {
+                self.claims_seen
+            } else {
+                claims
+            }
+        });
         if self.nat_seen == Some(id) && self.claims_seen == claims {
             return;
         }

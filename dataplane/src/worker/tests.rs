@@ -476,7 +476,7 @@ fn sessions_installed_from_the_master_are_checked_against_our_configuration_at_t
         outside_port: if nat == NatKind::FloatingIp {
             port
         } else {
-            20_000
+            16_000 + port
         },
         state: 0,
         expires_in_ms: 60_000,
@@ -530,4 +530,24 @@ fn sessions_installed_from_the_master_are_checked_against_our_configuration_at_t
         w.poll_once();
     }
     assert_eq!(gauge(&h), (1, 1));
+
+    // A claim made while installs are still queued for the worker (a commit that timed
+    // out) waits for them: the pass covers the slots they land in (here above the
+    // table's high-water mark when the claim was seen).
+    let late = [4002, 4003].map(|port| {
+        record(
+            [10, 1, 1, 12],
+            port,
+            NatKind::SnatEndpointDependent,
+            [203, 0, 113, 99],
+        )
+    });
+    for r in late {
+        channel.installs[0].push(Install::Upsert(r)).unwrap();
+    }
+    channel.claimed();
+    for _ in 0..3 {
+        w.poll_once();
+    }
+    assert_eq!(gauge(&h), (1, 3), "both late installs checked");
 }

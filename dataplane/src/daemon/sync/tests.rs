@@ -268,14 +268,30 @@ fn the_backups_nat_table_follows_the_master_and_commit_waits_for_the_worker() {
         nat
     });
     assert_eq!(b.channel.claims.load(Relaxed), 0);
-    let (sessions, _waited) = b.driver.commit(true);
+    let (sessions, _waited) = b.driver.commit();
     assert_eq!(sessions, 1001);
     assert!(b.channel.installed.load(Relaxed) >= b.driver.pushed);
-    // The workers check what was installed against this gateway's configuration; not
-    // before the control plane's part of it is applied (then its arrival does).
+    // The workers check what was installed against this gateway's configuration once it
+    // is current; a configuration that is not waits, and is checked when it becomes so,
+    // if this gateway is still master.
+    b.driver.check_claim(true);
     assert_eq!(b.channel.claims.load(Relaxed), 1);
-    b.driver.commit(false);
-    assert_eq!(b.channel.claims.load(Relaxed), 1);
+    b.driver.check_claim(false);
+    b.driver.settle(false);
+    assert_eq!(b.channel.claims.load(Relaxed), 1, "not yet current");
+    b.driver.set_master(true, now);
+    b.driver.settle(true);
+    assert_eq!(b.channel.claims.load(Relaxed), 2, "checked once current");
+    b.driver.settle(true);
+    assert_eq!(b.channel.claims.load(Relaxed), 2, "once");
+    b.driver.check_claim(false);
+    b.driver.set_master(false, now);
+    b.driver.settle(true);
+    assert_eq!(
+        b.channel.claims.load(Relaxed),
+        2,
+        "no longer master: nothing to check"
+    );
     b.nat = worker.join().unwrap();
     assert_eq!(b.nat.len(), before + 1);
     assert_eq!(b.driver.info(now).last_commit.map(|c| c.0), Some(1001));
@@ -289,7 +305,7 @@ fn a_returning_gateway_resyncs_from_the_new_master() {
     a.open(50, Duration::ZERO);
     let now = run(&mut a, &mut b, Duration::ZERO, 10, |_| false);
     // a fails, b takes over and serves new sessions; a comes back as backup.
-    b.driver.commit(true);
+    b.driver.commit();
     b.driver.set_master(true, now);
     a.driver.set_master(false, now);
     assert!(
@@ -560,7 +576,7 @@ fn with_two_workers_the_master_streams_both_tables_and_the_backup_installs_each_
             })
         })
         .collect();
-    let (sessions, _) = b.driver.commit(true);
+    let (sessions, _) = b.driver.commit();
     // Keys 800..805 and key 7 again.
     assert_eq!(sessions, 805);
     assert!(b.channel.installed.load(Relaxed) >= b.driver.pushed);
