@@ -246,6 +246,26 @@ fn a_worker_that_does_not_poll_times_out_and_a_full_queue_is_busy() {
     assert_eq!(d.matched, 5);
 }
 
+/// A busy worker over three in-memory ports with a NAT table of 1,024 sessions, reading
+/// `cell` (the gateway host g of the overlay testkit in the NAT tests).
+fn gateway_worker(cell: &Arc<SnapshotCell>) -> (Worker<MemQueues>, WorkerHandle) {
+    let h = WorkerHandle::new(0);
+    let cfg = WorkerConfig {
+        poll_mode: PollMode::Busy,
+        burst: 32,
+        connections: 64,
+        nat_sessions: 1024,
+    };
+    let w = Worker::new(
+        MemQueues::new(3),
+        &h,
+        cell.reader(),
+        cfg,
+        Clock::monotonic(),
+    );
+    (w, h)
+}
+
 /// Gateway host g of the overlay testkit on a worker with a NAT table: b3's TCP connection
 /// through blue's source NAT and b1's ping through its floating IP leave, then the objects
 /// change. A change that still grants both sessions keeps them; reassigning the floating
@@ -262,20 +282,7 @@ fn nat_sessions_whose_floating_ip_or_rule_is_taken_away_are_revoked() {
     const INNER: usize = 50;
     let objects = gateway_objects();
     let cell = SnapshotCell::new(Arc::new(gateway_snapshot(&objects)));
-    let h = WorkerHandle::new(0);
-    let cfg = WorkerConfig {
-        poll_mode: PollMode::Busy,
-        burst: 32,
-        connections: 64,
-        nat_sessions: 1024,
-    };
-    let mut w = Worker::new(
-        MemQueues::new(3),
-        &h,
-        cell.reader(),
-        cfg,
-        Clock::monotonic(),
-    );
+    let (mut w, h) = gateway_worker(&cell);
     let mut a = HostPipeline::with_objects("a", &objects, 64);
     let syn = vm_frame(
         B3_MAC,
@@ -443,24 +450,10 @@ fn sessions_installed_from_the_master_are_checked_against_our_configuration_at_t
     use aegis_sessionsync::{NatKind, Op, Record, SessionKey};
     use std::net::Ipv4Addr;
 
-    let objects = gateway_objects();
-    let cell = SnapshotCell::new(Arc::new(gateway_snapshot(&objects)));
-    let h = WorkerHandle::new(0);
-    let cfg = WorkerConfig {
-        poll_mode: PollMode::Busy,
-        burst: 32,
-        connections: 64,
-        nat_sessions: 1024,
-    };
+    let cell = SnapshotCell::new(Arc::new(gateway_snapshot(&gateway_objects())));
     let channel = Arc::new(SyncChannel::new(crate::sync::DEFAULT_UDP_PORT, 1));
-    let mut w = Worker::new(
-        MemQueues::new(3),
-        &h,
-        cell.reader(),
-        cfg,
-        Clock::monotonic(),
-    )
-    .with_sync(channel.clone());
+    let (w, h) = gateway_worker(&cell);
+    let mut w = w.with_sync(channel.clone());
     let record = |inside: [u8; 4], port: u16, nat: NatKind, outside: [u8; 4]| Record {
         op: Op::Add,
         key: SessionKey {
