@@ -195,7 +195,7 @@ impl KernelGatewayLab {
         // gw1 first, so it is master before gw2 starts (like the Aegis lab).
         let elect = Duration::from_millis(10_000 + 8 * u64::from(opts.advert_ms));
         k.start_keepalived(0, &keepalived)?;
-        k.wait_master(0, elect)?;
+        k.wait_master(0, Instant::now(), elect)?;
         k.start_keepalived(1, &keepalived)?;
         let gw2 = k.gws[1].host.clone();
         wait::until(
@@ -273,9 +273,11 @@ impl KernelGatewayLab {
             && out.contains(&format!("inet {}/", G::SNAT_IP)))
     }
 
-    /// Polls every 5 ms until gateway `i` holds the virtual addresses; the time it took.
-    pub fn wait_master(&mut self, i: usize, limit: Duration) -> Result<Duration> {
-        let started = Instant::now();
+    /// Polls every 5 ms until gateway `i` holds the virtual addresses; the time since
+    /// `since` (the death, taken before the commands that cause it: they may take hundreds
+    /// of milliseconds on a loaded machine, and the backup's timer runs meanwhile).
+    pub fn wait_master(&mut self, i: usize, since: Instant, limit: Duration) -> Result<Duration> {
+        let started = since;
         loop {
             if self.holds_vips(i)? {
                 return Ok(started.elapsed());

@@ -161,12 +161,12 @@ fn run(
         .conntrackd
         .then(|| k.external_cache(1).or_panic("backup's external cache"));
     let backup_before = k.tracked(1).or_panic("backup's table");
-    let (wall, _) = match death {
+    let (wall, died) = match death {
         Death::Crash => k.crash(0).or_panic("crash gw1"),
         Death::KeepalivedKill => k.kill_keepalived(0).or_panic("kill gw1's keepalived"),
     };
     let limit = k.master_down() + Duration::from_secs(5);
-    let takeover = k.wait_master(1, limit).or_panic("gw2 takes over");
+    let takeover = k.wait_master(1, died, limit).or_panic("gw2 takes over");
     let committed_ms = if opts.conntrackd {
         k.wait_notify(1, "done primary", Duration::from_secs(10))
             .or_panic("gw2's notify script");
