@@ -23,7 +23,7 @@
 //! ([`GatewayPairLab::start_with_workers`]: NAT spread over the workers).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -275,12 +275,14 @@ impl GatewayPairLab {
         format!("10.60.0.{}", i + 2)
     }
 
-    /// `kill -9` of gateway `i`'s dataplane; returns when the process is gone.
-    pub fn kill9(&mut self, i: usize) -> Result<()> {
+    /// `kill -9` of gateway `i`'s dataplane; returns when the process is gone, with the
+    /// instant of the signal (the exit can take tens of milliseconds, while the backup's
+    /// master-down timer already runs).
+    pub fn kill9(&mut self, i: usize) -> Result<Instant> {
         let Some(id) = self.gws[i].proc.take() else {
-            return Ok(());
+            return Ok(Instant::now());
         };
-        self.lab.kill9(id).map(|_| ())
+        self.lab.kill9(id)
     }
 
     /// Gateway `i`'s `show sync --output json`.

@@ -164,15 +164,14 @@ fn kill_9_of_the_master_gateway_keeps_every_connection_and_session() {
 
     // kill -9 of the master.
     let gw1_log = g.log(0);
-    g.kill9(0).or_panic("kill -9 gw1");
-    let killed = Instant::now();
-    let takeover = g
-        .wait_state(
-            1,
-            "MASTER",
-            Duration::from_millis(5000 + 4 * u64::from(advert)),
-        )
-        .or_panic("gw2 takes over");
+    let killed = g.kill9(0).or_panic("kill -9 gw1");
+    g.wait_state(
+        1,
+        "MASTER",
+        Duration::from_millis(5000 + 4 * u64::from(advert)),
+    )
+    .or_panic("gw2 takes over");
+    let takeover = killed.elapsed();
     let after = g.sync(1).or_panic("gw2 sync");
     assert_eq!(after["role"], "master", "{after}");
     let committed = after["last_commit_sessions"].as_u64().unwrap_or(0);
@@ -407,10 +406,10 @@ fn a_group_of_three_stays_redundant_when_a_backup_dies() {
     );
 
     // The master dies too: gw3 takes over with every session, the connection goes on.
-    g.kill9(0).or_panic("kill -9 gw1");
-    let takeover = g
-        .wait_state(2, "MASTER", Duration::from_secs(5))
+    let killed = g.kill9(0).or_panic("kill -9 gw1");
+    g.wait_state(2, "MASTER", Duration::from_secs(5))
         .or_panic("gw3 takes over");
+    let takeover = killed.elapsed();
     let s = g.sync(2).or_panic("gw3 sync");
     let committed = s["last_commit_sessions"].as_u64().unwrap_or(0);
     assert!(
@@ -492,10 +491,10 @@ fn with_two_workers_per_gateway_nat_and_a_kill_9_takeover_keep_every_connection(
     std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
 
     let gw1_log = g.log(0);
-    g.kill9(0).or_panic("kill -9 gw1");
-    let takeover = g
-        .wait_state(1, "MASTER", Duration::from_secs(5))
+    let killed = g.kill9(0).or_panic("kill -9 gw1");
+    g.wait_state(1, "MASTER", Duration::from_secs(5))
         .or_panic("gw2 takes over");
+    let takeover = killed.elapsed();
     let after = g.sync(1).or_panic("gw2 sync");
     let committed = after["last_commit_sessions"].as_u64().unwrap_or(0);
     assert!(
