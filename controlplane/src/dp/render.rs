@@ -42,6 +42,9 @@ pub fn status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         if let Some(e) = &cp.apply_error {
             writeln!(out, "  apply error  {e}")?;
         }
+        for c in &cp.nat_conflicts {
+            writeln!(out, "  NAT conflict {c}")?;
+        }
     }
     Ok(())
 }
@@ -756,6 +759,7 @@ pub fn sync(v: &SyncView, out: &mut dyn Write) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::view::ControlPlaneView;
     use super::*;
 
     #[test]
@@ -769,5 +773,40 @@ mod tests {
         assert_eq!(duration(7_500.0), "2h05m");
         assert_eq!(duration(273_600.0), "3d04h");
         assert_eq!(duration(f64::NAN), "-");
+    }
+
+    /// `show status` of a control-plane-fed dataplane: the revisions, then one line per
+    /// problem (an apply error, each NAT object left out).
+    #[test]
+    fn status_lists_the_feeds_problems() {
+        let v = StatusView {
+            revision: 12,
+            uptime_seconds: 75.0,
+            version: "0.1.0".into(),
+            poll_mode: "adaptive".into(),
+            workers: Vec::new(),
+            controlplane: Some(ControlPlaneView {
+                servers: "10.0.0.1:7000".into(),
+                host: "g1".into(),
+                connected: true,
+                applied_revision: 41,
+                apply_error: None,
+                received_revision: 41,
+                from_cache: false,
+                nat_conflicts: vec!["the control plane's floating IP 203.0.113.20 clashes".into()],
+            }),
+        };
+        let mut out = Vec::new();
+        status(&v, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("revision     41 applied, 41 received\n"),
+            "{text}"
+        );
+        assert!(!text.contains("apply error"), "{text}");
+        assert!(
+            text.contains("  NAT conflict the control plane's floating IP 203.0.113.20 clashes\n"),
+            "{text}"
+        );
     }
 }

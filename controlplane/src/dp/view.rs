@@ -43,6 +43,8 @@ pub struct ControlPlaneView {
     pub received_revision: u64,
     /// The tables come from the cached slice.
     pub from_cache: bool,
+    /// Control-plane NAT objects left out for clashing with host.toml's `[nat]`.
+    pub nat_conflicts: Vec<String>,
 }
 
 /// One worker of `show status`.
@@ -734,6 +736,7 @@ impl From<pb::GetStatusReply> for StatusView {
                 apply_error: non_empty(c.apply_error),
                 received_revision: c.received_revision,
                 from_cache: c.from_cache,
+                nat_conflicts: c.nat_conflicts,
             }),
         }
     }

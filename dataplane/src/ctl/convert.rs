@@ -39,6 +39,7 @@ pub fn status_reply(s: Status, version: &str) -> pb::GetStatusReply {
             apply_error: c.apply_error,
             received_revision: c.received_revision,
             from_cache: c.from_cache,
+            nat_conflicts: c.nat_conflicts,
         }),
     }
 }

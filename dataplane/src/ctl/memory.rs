@@ -16,10 +16,10 @@ use super::backend::{AdminBackend, AdminError};
 use super::capture::{CaptureQuery, CaptureStart};
 use super::cidr::{format_mac, Ipv4Cidr};
 use super::types::{
-    ConnQuery, ConnectionInfo, DenialCount, ErrorCount, InterfaceInfo, NatQuery, NatSessionInfo,
-    NeighbourInfo, NodeRuntime, OverlayInfo, PollMode, PortCounters, RouteInfo, RouteKind,
-    RouteOrigin, RouteSpec, RouteTarget, Status, SyncInfo, VrrpInfo, WorkerConnections,
-    WorkerErrors, WorkerInfo, WorkerNatSessions, WorkerRuntime,
+    ConnQuery, ConnectionInfo, ControlPlaneStatus, DenialCount, ErrorCount, InterfaceInfo,
+    NatQuery, NatSessionInfo, NeighbourInfo, NodeRuntime, OverlayInfo, PollMode, PortCounters,
+    RouteInfo, RouteKind, RouteOrigin, RouteSpec, RouteTarget, Status, SyncInfo, VrrpInfo,
+    WorkerConnections, WorkerErrors, WorkerInfo, WorkerNatSessions, WorkerRuntime,
 };
 use crate::capture::{CaptureHub, Point, TapCommand, Taps};
 use crate::worker::Clock;
@@ -52,6 +52,7 @@ struct State {
     denials: Vec<(String, u64)>,
     vrrp: VrrpInfo,
     sync: Option<SyncInfo>,
+    controlplane: Option<ControlPlaneStatus>,
 }
 
 struct WorkerState {
@@ -110,6 +111,7 @@ impl MemoryBackend {
                 denials: Vec::new(),
                 vrrp: VrrpInfo::default(),
                 sync: None,
+                controlplane: None,
             }),
         }
     }
@@ -208,6 +210,12 @@ impl MemoryBackend {
     /// Makes worker `worker` fail connection dumps with `error` (`None`: answer again).
     pub fn fail_dumps(&self, worker: u32, error: Option<&str>) -> Result<(), AdminError> {
         self.lock()?.worker_mut(worker)?.dump_error = error.map(str::to_string);
+        Ok(())
+    }
+
+    /// Sets the control-plane feed `show status` reports (`None`: no feed).
+    pub fn set_controlplane(&self, status: Option<ControlPlaneStatus>) -> Result<(), AdminError> {
+        self.lock()?.controlplane = status;
         Ok(())
     }
 
@@ -462,7 +470,7 @@ impl AdminBackend for MemoryBackend {
             uptime: self.started.elapsed(),
             poll_mode: s.poll_mode,
             workers: s.workers.iter().map(|w| w.info).collect(),
-            controlplane: None,
+            controlplane: s.controlplane.clone(),
         })
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Families: `aegis_revision`, `aegis_uptime_seconds`; with a control-plane feed
 //! `aegis_controlplane_applied_revision`, `aegis_controlplane_connected`,
-//! `aegis_controlplane_apply_error`; per port (`port` label)
+//! `aegis_controlplane_apply_error`, `aegis_controlplane_nat_conflicts`; per port (`port` label)
 //! `aegis_port_admin_up`, `aegis_port_link_up`, `aegis_port_{rx,tx}_{packets,bytes}_total`,
 //! `aegis_port_rx_missed_total`, `aegis_port_{rx,tx}_errors_total`,
 //! `aegis_port_rx_nombuf_total`; per worker (`worker` label) `aegis_worker_polls_total`,
@@ -236,6 +236,16 @@ pub fn render(backend: &dyn AdminBackend) -> Result<String, AdminError> {
             "aegis_controlplane_apply_error",
             &[],
             u64::from(!cp.apply_error.is_empty()),
+        );
+        out.family(
+            "aegis_controlplane_nat_conflicts",
+            "gauge",
+            "Control-plane NAT objects left out for clashing with host.toml's [nat].",
+        );
+        out.sample(
+            "aegis_controlplane_nat_conflicts",
+            &[],
+            cp.nat_conflicts.len() as u64,
         );
     }
 
@@ -787,7 +797,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ctl::{MemoryBackend, PollMode, PortCounters, WorkerInfo};
+    use crate::ctl::{ControlPlaneStatus, MemoryBackend, PollMode, PortCounters, WorkerInfo};
 
     fn backend() -> Arc<MemoryBackend> {
         let workers = [
@@ -815,6 +825,17 @@ mod tests {
         b.declare_reason("port_down", "Port down.").unwrap();
         b.count_denial("default/ingress-deny", 3).unwrap();
         b.count_denial("web/no-telnet", 0).unwrap();
+        b.set_controlplane(Some(ControlPlaneStatus {
+            servers: "10.0.0.1:7000".into(),
+            host: "g1".into(),
+            connected: true,
+            applied_revision: 41,
+            received_revision: 42,
+            apply_error: "revision 42: port b1 on a missing device".into(),
+            from_cache: false,
+            nat_conflicts: vec!["a".into(), "b".into()],
+        }))
+        .unwrap();
         b.set_connections(1, 4096, Vec::new()).unwrap();
         b.set_vrrp(super::super::types::VrrpInfo {
             instances: vec![super::super::types::VrrpInstanceInfo {
@@ -895,6 +916,11 @@ mod tests {
         for line in [
             "# TYPE aegis_drops_total counter",
             "aegis_drops_total{reason=\"no_route\"} 10",
+            "aegis_controlplane_applied_revision 41",
+            "aegis_controlplane_connected 1",
+            "aegis_controlplane_apply_error 1",
+            "# TYPE aegis_controlplane_nat_conflicts gauge",
+            "aegis_controlplane_nat_conflicts 2",
             "# TYPE aegis_capture_overflow_total counter",
             "aegis_capture_overflow_total 0",
             "aegis_captures_running 0",

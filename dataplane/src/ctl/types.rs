@@ -50,6 +50,8 @@ pub struct ControlPlaneStatus {
     pub received_revision: u64,
     /// The tables come from the cached slice (nothing received since the start).
     pub from_cache: bool,
+    /// Control-plane NAT objects left out for clashing with host.toml's `[nat]`.
+    pub nat_conflicts: Vec<String>,
 }
 
 /// Port counters (totals since start or the last clear).

@@ -198,6 +198,9 @@ pub struct FeedState {
     pub connected: bool,
     /// The tables come from the cache: nothing received since the start.
     pub from_cache: bool,
+    /// The control plane's NAT objects the applied tables left out (clashes with
+    /// host.toml's `[nat]`), as `show status` prints them.
+    pub nat_conflicts: Vec<String>,
     /// The objects the applied overlay was built from (cached with the slice).
     pub overlay_objects: Vec<Object>,
     /// Names of the security-group denial counters, stable across revisions.
@@ -215,6 +218,7 @@ impl FeedState {
             apply_error: self.apply_error.clone(),
             received_revision: self.received_revision,
             from_cache: self.from_cache,
+            nat_conflicts: self.nat_conflicts.clone(),
         }
     }
 }
@@ -528,6 +532,7 @@ impl Feed {
         match result {
             Ok((next, owned)) => {
                 *tables = next;
+                st.nat_conflicts = tables.nat_conflicts();
                 st.counter_slots = slots;
                 st.overlay_objects = objects;
                 tracing::info!(cache = %cache.path().display(), revision = owned.revision,
@@ -572,6 +577,7 @@ impl DaemonBackend {
                     st.overlay_objects = objects;
                     let changed = owned != st.owned || t.revision() != next.revision();
                     *t = next;
+                    st.nat_conflicts = t.nat_conflicts();
                     if t.needs_publish() {
                         self.cell.publish(t.snapshot());
                     }
@@ -1115,5 +1121,62 @@ mod overlay_tests {
             e.contains("10.88.0.11") && e.contains("no dataplane port"),
             "{e}"
         );
+    }
+
+    /// A control-plane floating IP on an address host.toml's `[nat]` already uses is left
+    /// out of the tables and shown in the feed's status (`show status`, the
+    /// `aegis_controlplane_nat_conflicts` gauge), also when the slice comes from the cache.
+    #[test]
+    fn control_plane_nat_objects_clashing_with_host_toml_are_in_the_status() {
+        use crate::nat::{FloatingIp, NatConfig, ROUTED_VPC};
+        use crate::testkit::overlay::{gateway_objects, TUNNEL};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controlplane-slice.json");
+        let mut ul0 = PortConfig::new("ul0");
+        ul0.addresses = vec![
+            IfAddr::new("10.88.0.13".parse().unwrap(), 24),
+            IfAddr::new(TUNNEL.parse().unwrap(), 32),
+        ];
+        let mut ext0 = PortConfig::new("ext0");
+        ext0.addresses = vec![IfAddr::new("203.0.113.2".parse().unwrap(), 24)];
+        let config = ForwardingConfig {
+            ports: vec![ul0, ext0],
+            ..ForwardingConfig::default()
+        };
+        let mut t = Tables::new(&config).unwrap();
+        // host.toml: 203.0.113.20 is the floating IP of a routed host; the control plane
+        // gives the same address to b1.
+        let local = FloatingIp {
+            vpc: ROUTED_VPC,
+            inside: "192.168.7.5".parse().unwrap(),
+            outside: "203.0.113.20".parse().unwrap(),
+        };
+        t.set_nat(Arc::new(NatConfig::new(Some(1), Vec::new(), vec![local])));
+        let slice = Slice {
+            revision: 7,
+            ..Slice::default()
+        };
+        Cache::new(&path)
+            .save("g", &slice, &gateway_objects())
+            .unwrap();
+        let feed = Feed::new(&FeedOptions {
+            connect: ConnectConfig::new("127.0.0.1:9", None, None).unwrap(),
+            host: "g".into(),
+            cache: Some(path),
+            heartbeat: Duration::from_secs(1),
+            diag_address: None,
+        });
+        feed.restore(&mut t);
+        let status = lock(&feed.state).status();
+        assert_eq!(status.apply_error, "", "the revision itself applies");
+        assert_eq!(status.applied_revision, 7);
+        assert_eq!(status.nat_conflicts.len(), 1, "{:?}", status.nat_conflicts);
+        assert!(
+            status.nat_conflicts[0].contains("203.0.113.20"),
+            "{:?}",
+            status.nat_conflicts
+        );
+        // host.toml's floating IP is the one in the tables.
+        assert_eq!(t.snapshot().nat.floating_ips(), &[local][..]);
     }
 }

@@ -629,6 +629,11 @@ impl Tables {
         self.revision
     }
 
+    /// The control plane's NAT objects the merge with host.toml's left out, one line each.
+    pub fn nat_conflicts(&self) -> Vec<String> {
+        self.nat_conflicts.iter().map(ToString::to_string).collect()
+    }
+
     /// host.toml's NAT configuration.
     pub fn local_nat(&self) -> &crate::nat::NatConfig {
         &self.local_nat
