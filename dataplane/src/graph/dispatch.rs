@@ -330,6 +330,21 @@ impl<B: PacketBuf, const TR: bool> Outputs<'_, B, TR> {
         TR && meta.traced()
     }
 
+    /// Sends every packet of `input` to `next` (untraced packets only: no hop is
+    /// recorded). When `next` has nothing pending the frames trade places, a pointer swap
+    /// instead of a move per packet; otherwise the packets are appended.
+    #[inline(always)]
+    pub fn to_all(&mut self, next: NodeId, input: &mut Box<Frame<B>>) {
+        let dest = &mut self.frames[next as usize];
+        if dest.is_empty() {
+            std::mem::swap(dest, input);
+            return;
+        }
+        for pkt in input.drain(..) {
+            self.to(next, pkt.buf, pkt.meta);
+        }
+    }
+
     /// Sends the packet to `next`.
     #[inline(always)]
     pub fn to(&mut self, next: NodeId, buf: B, meta: Meta) {

@@ -2,18 +2,30 @@
 //! drops frames not addressed to the port (software MAC filter: our MAC, broadcast,
 //! multicast), hands VRRP advertisements on VRRP ports to the control thread, then
 //! dispatches IPv4 and ARP by EtherType.
+//!
+//! The common frame — every packet from one port, IPv4 to the port's own MAC (or, on a VM
+//! port, anything not a runt) — is checked in one tight pass and handed on whole
+//! ([`Outputs::to_all`]: the frames trade places), not moved packet by packet.
 
 use crate::buf::PacketBuf;
 use crate::graph::{ControlEvent, DropReason, Frame, NodeCtx, NodeId, Outputs, PuntedFrame};
+use crate::state::snapshot::Snapshot;
 use crate::wire::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 /// Processes one frame.
 #[inline]
 pub fn process<B: PacketBuf, const TR: bool>(
     ctx: &mut NodeCtx<'_>,
-    input: &mut Frame<B>,
+    input: &mut Box<Frame<B>>,
     out: &mut Outputs<'_, B, TR>,
 ) {
+    // Traced packets take the packet-by-packet path, which records their hops.
+    if !TR {
+        if let Some(next) = whole_frame_next(ctx.snap, input) {
+            out.to_all(next, input);
+            return;
+        }
+    }
     let ports = &ctx.snap.ports;
     let overlay = &*ctx.snap.overlay;
     for pkt in input.drain(..) {
@@ -56,6 +68,31 @@ pub fn process<B: PacketBuf, const TR: bool>(
             _ => out.drop(pkt.buf, pkt.meta, DropReason::EthUnknownType),
         }
     }
+}
+
+/// The node every packet of `input` goes to when the per-packet path would send them all
+/// there with no other effect: all from one existing port, none a runt, and either that
+/// port is a VM port (`vm-input` does the rest) or every packet is IPv4 to the port's MAC
+/// and, on a VRRP port, not VRRP. `None` otherwise, or for an empty frame.
+#[inline(always)]
+fn whole_frame_next<B: PacketBuf>(snap: &Snapshot, input: &Frame<B>) -> Option<NodeId> {
+    let rx_port = input.first()?.meta.rx_port;
+    let port = snap.ports.get(usize::from(rx_port))?;
+    if snap.overlay.local_endpoint(rx_port).is_some() {
+        let all = input
+            .iter()
+            .all(|p| p.meta.rx_port == rx_port && p.buf.len() >= ethernet::HEADER_LEN);
+        return all.then_some(NodeId::VmInput);
+    }
+    let all = input.iter().all(|p| {
+        let d = p.buf.data();
+        p.meta.rx_port == rx_port
+            && d.len() >= ethernet::HEADER_LEN
+            && ethernet::same_mac(d, &port.mac)
+            && crate::wire::be16(d, 12) == ETHERTYPE_IPV4
+            && !(port.vrrp && is_vrrp(d))
+    });
+    all.then_some(NodeId::Ip4Forward)
 }
 
 /// True for IPv4 protocol 112 (VRRP); the control thread checks the rest.

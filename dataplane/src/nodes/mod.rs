@@ -26,7 +26,7 @@ pub const L3: usize = crate::wire::ethernet::HEADER_LEN;
 pub fn process<B: PacketBuf, const TR: bool>(
     id: NodeId,
     ctx: &mut NodeCtx<'_>,
-    input: &mut Frame<B>,
+    input: &mut Box<Frame<B>>,
     out: &mut Outputs<'_, B, TR>,
 ) {
     match id {

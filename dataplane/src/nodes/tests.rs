@@ -338,6 +338,8 @@ fn bad_packets_get_their_reasons_and_forwarding_continues() {
         ip_frame(MAC0, "10.0.1.2", "224.0.0.5", 64, 17, &[0; 8]),
         DropReason::Ip4NotUnicast,
     ));
+    // The bad packet first, and last behind good ones (`ethernet-input` hands a frame of
+    // good packets on whole, and must notice the one that is not).
     for (frame, reason) in &cases {
         let before = h.drops(*reason);
         let out = h.run(0, &[frame.clone(), good.clone()]);
@@ -347,6 +349,9 @@ fn bad_packets_get_their_reasons_and_forwarding_continues() {
             1,
             "good packet still forwarded after {reason}"
         );
+        let out = h.run(0, &[good.clone(), good.clone(), frame.clone()]);
+        assert_eq!(h.drops(*reason), before + 2, "{reason} behind good packets");
+        assert_eq!(out[1].len(), 2, "good packets forwarded before {reason}");
     }
 }
 
@@ -478,6 +483,14 @@ fn vrrp_adverts_on_a_vrrp_port_go_to_the_control_thread_and_nowhere_else() {
     let big = ip_frame(MAC0, "10.0.1.2", "10.0.1.1", 255, 112, &[0; 300]);
     h.run(0, &[big]);
     assert_eq!(h.drops(DropReason::VrrpOversize), 1);
+    // A unicast advert (unicast peers) to our MAC behind routed packets is still VRRP.
+    let unicast = ip_frame(MAC0, "10.0.1.2", "10.0.1.1", 255, 112, &[0x31; 16]);
+    let out = h.run(0, &[udp("10.0.2.2", 64), unicast.clone()]);
+    assert_eq!(out[1].len(), 1, "the routed packet");
+    match h.events().as_slice() {
+        [ControlEvent::Vrrp(f)] => assert_eq!(f.data(), &unicast[..]),
+        other => panic!("expected one VRRP event, got {other:?}"),
+    }
 }
 
 #[test]
