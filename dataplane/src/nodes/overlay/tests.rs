@@ -761,3 +761,42 @@ fn a_frame_of_mixed_destinations_sends_each_packet_its_own_way() {
     assert_eq!(delivered[VM1].len(), 2);
     assert_eq!(b.drops(DropReason::GeneveNoLocalPort), 1);
 }
+
+/// `ethernet-input` and `ip4-local` hand a frame of Geneve packets on whole; a frame with
+/// one packet that is not Geneve (a ping to the underlay address, last) goes packet by
+/// packet, each its own way.
+#[test]
+fn a_frame_of_geneve_packets_and_one_ping_to_the_underlay_address() {
+    let mut a = HostPipeline::new("a", 1024);
+    let mut b = HostPipeline::new("b", 1024);
+    let to_b2 = |id: u16| {
+        vm_frame(
+            B1_MAC,
+            B2_MAC,
+            "10.1.1.11",
+            "10.1.1.12",
+            PROTO_ICMP,
+            &echo(id),
+        )
+    };
+    let out = a.run(VM1 as u16, &[to_b2(1), to_b2(2), to_b2(3)]);
+    assert_eq!(out[UL].len(), 3);
+    let delivered = b.run(UL as u16, &out[UL]);
+    assert_eq!(delivered[VM1].len(), 3, "a whole frame of Geneve");
+    let ping = crate::nodes::tests::ip_frame(
+        UL_MAC_B,
+        "10.88.0.11",
+        "10.88.0.12",
+        64,
+        PROTO_ICMP,
+        &echo(9),
+    );
+    let mut wires = out[UL].clone();
+    wires.push(ping);
+    let delivered = b.run(UL as u16, &wires);
+    assert_eq!(delivered[VM1].len(), 3, "the Geneve packets");
+    assert_eq!(delivered[UL].len(), 1, "the echo reply");
+    let reply = &delivered[UL][0];
+    assert_eq!(be32(reply, 26), ip("10.88.0.12"));
+    assert_eq!(reply[34], 0, "echo reply");
+}
