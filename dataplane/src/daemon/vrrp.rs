@@ -1007,8 +1007,9 @@ pub struct DaemonIo<'a> {
     pub ports: &'a [(crate::port::Port, String)],
     /// Session sync, if configured.
     pub sync: Option<&'a std::sync::Mutex<super::sync::SyncDriver>>,
-    /// The control-plane feed, if any: until it has applied a configuration (received or
-    /// from the cache), the NAT configuration is host.toml's alone.
+    /// The control-plane feed, if any: whether its configuration is current
+    /// ([`super::feed::Feed::current`]) decides whether a claim checks the synced sessions
+    /// at once or once it is.
     pub feed: Option<&'a super::feed::Feed>,
 }
 

@@ -615,14 +615,15 @@ fn through_ip4_lookup(h: &HostPipeline) -> u64 {
         .load(Relaxed)
 }
 
-fn b1_to_b2() -> Vec<u8> {
+/// An echo request from b1 to b2 (same subnet, b2 on host b) with ICMP id `id`.
+fn b1_to_b2(id: u16) -> Vec<u8> {
     vm_frame(
         B1_MAC,
         B2_MAC,
         "10.1.1.11",
         "10.1.1.12",
         PROTO_ICMP,
-        &echo(9),
+        &echo(id),
     )
 }
 
@@ -633,7 +634,7 @@ fn encapsulated_packets_go_straight_to_the_underlay_port_unless_a_capture_takes_
     use std::sync::Arc;
 
     let mut direct = HostPipeline::new("a", 1024);
-    let wire = one_out(&mut direct, VM1, b1_to_b2(), UL);
+    let wire = one_out(&mut direct, VM1, b1_to_b2(9), UL);
     assert_eq!(through_ip4_lookup(&direct), 0, "routed by overlay-output");
     assert_eq!((&wire[0..6], &wire[6..12]), (&UL_MAC_B[..], &UL_MAC_A[..]));
     ipv4::Packet::new_checked(&wire[14..]).expect("valid outer IPv4, checksum included");
@@ -654,7 +655,7 @@ fn encapsulated_packets_go_straight_to_the_underlay_port_unless_a_capture_takes_
         }),
         ring: ring.clone(),
     });
-    let via_lookup = one_out(&mut captured, VM1, b1_to_b2(), UL);
+    let via_lookup = one_out(&mut captured, VM1, b1_to_b2(9), UL);
     assert_eq!(through_ip4_lookup(&captured), 1);
     assert_eq!(via_lookup, wire, "both ways build the same packet");
     let mut seen = Vec::new();
@@ -680,7 +681,7 @@ fn an_unresolved_underlay_neighbour_parks_the_packet_and_asks_for_it() {
         .remove(&(UL as u16, peer))
         .expect("host b is a neighbour");
     a.snap.neighbours = Arc::new(known.clone());
-    let out = a.run(VM1 as u16, &[b1_to_b2()]);
+    let out = a.run(VM1 as u16, &[b1_to_b2(9)]);
     assert!(out.iter().all(|p| p.is_empty()), "nothing sent: {out:?}");
     assert_eq!(a.graph.held(), 1, "parked until host b resolves");
     assert_eq!(through_ip4_lookup(&a), 1);
@@ -712,7 +713,7 @@ fn an_outer_packet_too_big_for_the_underlay_port_is_left_to_ip4_lookup() {
     let mut ports: Vec<_> = a.snap.ports.iter().cloned().collect();
     ports[UL].mtu = 100;
     a.snap.ports = ports.into();
-    let out = a.run(VM1 as u16, &[b1_to_b2()]);
+    let out = a.run(VM1 as u16, &[b1_to_b2(9)]);
     assert!(out[UL].is_empty(), "not sent on the underlay");
     assert_eq!(
         through_ip4_lookup(&a),
@@ -769,17 +770,7 @@ fn a_frame_of_mixed_destinations_sends_each_packet_its_own_way() {
 fn a_frame_of_geneve_packets_and_one_ping_to_the_underlay_address() {
     let mut a = HostPipeline::new("a", 1024);
     let mut b = HostPipeline::new("b", 1024);
-    let to_b2 = |id: u16| {
-        vm_frame(
-            B1_MAC,
-            B2_MAC,
-            "10.1.1.11",
-            "10.1.1.12",
-            PROTO_ICMP,
-            &echo(id),
-        )
-    };
-    let out = a.run(VM1 as u16, &[to_b2(1), to_b2(2), to_b2(3)]);
+    let out = a.run(VM1 as u16, &[b1_to_b2(1), b1_to_b2(2), b1_to_b2(3)]);
     assert_eq!(out[UL].len(), 3);
     let delivered = b.run(UL as u16, &out[UL]);
     assert_eq!(delivered[VM1].len(), 3, "a whole frame of Geneve");
