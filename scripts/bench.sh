@@ -35,7 +35,7 @@
 # dp capture) must show the NAT address as every source (the report's note says "translated
 # N/N"). --only nat runs only testpmd, l3fwd, aegis routing and the NAT scenarios;
 # --only eastwest the same with the east-west scenarios; --only routing just the first four.
-# --perf records a profile of the worker core (CPU 1) during each aegis measurement
+# --perf records a profile of the worker core (CPU 1) during each aegis and l3fwd measurement
 # (`perf record -C 1`, cpu-clock) into the logs folder as PREFIX.perf.data, and writes the
 # top symbols beside it (PREFIX.perf.txt); read one with `perf annotate -i FILE`.
 # Tracing off (docs/benchmarks.md#tracing-off): --untraced also builds aegis-dataplane with
@@ -345,7 +345,7 @@ run() {
     fi
     sleep "$WARMUP"
     local m line perf_pid=""
-    if [[ "${PERF:-0}" == 1 && "$name" == aegis* ]]; then
+    if [[ "${PERF:-0}" == 1 && ( "$name" == aegis* || "$name" == l3fwd* ) ]]; then
         perf record -q -C 1 -e cpu-clock -o "$LOG_DIR/$prefix.perf.data" -- sleep "$DURATION" \
             >>"$log" 2>&1 &
         perf_pid=$!

@@ -211,6 +211,11 @@ fn nat_error(e: NatError) -> DropReason {
 
 /// An outbound packet from VPC `vpc` ([`ROUTED_VPC`] for the routed inside port) about to
 /// leave by the outside port. `Ok(false)`: no rule applies. `hint` as for [`to_inside`].
+///
+/// A packet of a live session is translated by it without choosing a rule: a session keeps
+/// its mapping until it ends or its grant is revoked ([`NatConfig::grants`]), whichever rule
+/// applies to its source now. Only a packet without a session has its rule chosen (the
+/// out-of-line [`to_outside_new`]).
 /// Inlined: the session key is built here and must stay in registers through the lookup.
 #[inline(always)]
 pub fn to_outside(
@@ -220,6 +225,27 @@ pub fn to_outside(
     ip: &mut [u8],
     now_ns: u64,
     hint: u32,
+) -> Result<bool, DropReason> {
+    if let Ok(t) = translate::tuple(ip) {
+        let k = inside_key(vpc, &t);
+        if let Some((addr, port)) = table.touch_inside_hinted(&k, hint, tcp_flags(ip, &t), now_ns) {
+            translate::set_source_parsed(ip, &t, addr, port).map_err(untranslatable)?;
+            return Ok(true);
+        }
+    }
+    to_outside_new(cfg, table, vpc, ip, now_ns)
+}
+
+/// [`to_outside`] of a packet without a live session: the rule that applies to its source,
+/// if any, opens one.
+#[cold]
+#[inline(never)]
+fn to_outside_new(
+    cfg: &NatConfig,
+    table: &mut NatTable,
+    vpc: u32,
+    ip: &mut [u8],
+    now_ns: u64,
 ) -> Result<bool, DropReason> {
     if ip.len() < 20 {
         return Ok(false);
@@ -231,7 +257,7 @@ pub fn to_outside(
     let t = translate::tuple(ip).map_err(untranslatable)?;
     let k = inside_key(vpc, &t);
     let (addr, port) = table
-        .outbound_touch_hinted(&k, hint, tr, tcp_flags(ip, &t), now_ns)
+        .outbound_new(k, tr, tcp_flags(ip, &t), now_ns)
         .map_err(nat_error)?;
     translate::set_source_parsed(ip, &t, addr, port).map_err(untranslatable)?;
     Ok(true)

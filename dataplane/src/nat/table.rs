@@ -699,22 +699,39 @@ impl NatTable {
         tcp_flags: u8,
         now_ns: u64,
     ) -> Result<(u32, u16), NatError> {
-        if let Some(i) = self.slot_inside_hinted(k, hint) {
-            if let Some(s) = &self.slots[i as usize] {
-                if self.alive(s, now_ns) {
-                    let out = (s.outside_ip, s.outside_port);
-                    self.touch_at(i, false, tcp_flags, now_ns);
-                    return Ok(out);
-                }
-            }
+        if let Some(out) = self.touch_inside_hinted(k, hint, tcp_flags, now_ns) {
+            return Ok(out);
         }
         self.outbound_new(*k, tr, tcp_flags, now_ns)
     }
 
-    /// The slow half of [`NatTable::outbound_touch`]: no live session yet.
+    /// The outside address and port of the live session of inside key `k` (tried at slot
+    /// `hint` first, see [`NatTable::prefetch_session`]), after [`NatTable::touch_at`] of
+    /// an outbound packet with `tcp_flags`; `None` (and nothing touched) without one.
+    #[inline(always)]
+    pub fn touch_inside_hinted(
+        &mut self,
+        k: &InsideKey,
+        hint: u32,
+        tcp_flags: u8,
+        now_ns: u64,
+    ) -> Option<(u32, u16)> {
+        let i = self.slot_inside_hinted(k, hint)?;
+        let s = self.slots[i as usize].as_ref()?;
+        if !self.alive(s, now_ns) {
+            return None;
+        }
+        let out = (s.outside_ip, s.outside_port);
+        self.touch_at(i, false, tcp_flags, now_ns);
+        Some(out)
+    }
+
+    /// The slow half of [`NatTable::outbound_touch`]: no live session yet, so
+    /// [`NatTable::outbound`] opens one (translated as `tr`) and [`NatTable::touch`] records
+    /// the packet.
     #[cold]
     #[inline(never)]
-    fn outbound_new(
+    pub fn outbound_new(
         &mut self,
         k: InsideKey,
         tr: Translation,

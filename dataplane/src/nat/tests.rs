@@ -788,3 +788,83 @@ fn a_rewrite_with_a_foreign_tuple_fails_cleanly_on_a_short_packet() {
         let _ = translate::set_destination_parsed(&mut short, &t, EXT, 1);
     }
 }
+
+/// `to_outside` translates a packet of a live session by the session, whichever rule now
+/// applies to its source (as conntrack keeps a mapping); only a packet without a session
+/// has its rule chosen, and one without a rule (or that NAT cannot carry and no rule wants)
+/// leaves untouched.
+#[test]
+fn to_outside_keeps_a_live_sessions_mapping_and_chooses_a_rule_only_for_new_ones() {
+    let mut t = table();
+    let cfg = granting(&[], VM);
+    let mut first = l4_packet(17, VM2, 5000, REMOTE, 53);
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut first, 0, NO_HINT),
+        Ok(true)
+    );
+    let mapped = translate::tuple(&first).unwrap();
+    assert_eq!(mapped.src, EXT);
+    assert!(checksums_valid(&first));
+
+    // A more specific rule for VM2 to REMOTE2's address: the live session keeps EXT, with
+    // a hint or without; a new connection of VM2 takes the new rule.
+    let specific = SnatRule {
+        vpc: 100,
+        source: "10.1.1.12/32".parse().unwrap(),
+        address: std::net::Ipv4Addr::from(REMOTE2),
+        endpoint_dependent: true,
+    };
+    let cfg = granting(&[specific], VM);
+    let hint = t.prefetch_session(false, t.prefetch_inside(&key(VM2, 5000, REMOTE, 53, 17)));
+    for h in [hint, NO_HINT] {
+        let mut again = l4_packet(17, VM2, 5000, REMOTE, 53);
+        assert_eq!(
+            node::to_outside(&cfg, &mut t, 100, &mut again, S, h),
+            Ok(true)
+        );
+        assert_eq!(translate::tuple(&again).unwrap(), mapped, "hint {h}");
+        assert!(checksums_valid(&again));
+    }
+    let mut new = l4_packet(17, VM2, 5001, REMOTE, 53);
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut new, S, NO_HINT),
+        Ok(true)
+    );
+    assert_eq!(translate::tuple(&new).unwrap().src, REMOTE2);
+    assert_eq!(t.len(), 2);
+
+    // No rule for this source: untouched, no session.
+    let stranger = 0x0a09_0909;
+    let mut p = l4_packet(17, stranger, 5000, REMOTE, 53);
+    let before = p.clone();
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut p, S, NO_HINT),
+        Ok(false)
+    );
+    assert_eq!(p, before);
+    let mut gre = ip_header(47, stranger, REMOTE, 8);
+    gre.extend_from_slice(&[0; 8]);
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut gre, S, NO_HINT),
+        Ok(false)
+    );
+    // A source with a rule whose packet NAT cannot carry is dropped with the reason.
+    let mut gre = ip_header(47, VM, REMOTE, 8);
+    gre.extend_from_slice(&[0; 8]);
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut gre, S, NO_HINT),
+        Err(crate::graph::DropReason::NatUntranslatable)
+    );
+    // An expired session is not used: the packet opens a new one (by the rule now).
+    let mut late = l4_packet(17, VM2, 5000, REMOTE, 53);
+    assert_eq!(
+        node::to_outside(&cfg, &mut t, 100, &mut late, 1000 * S, NO_HINT),
+        Ok(true)
+    );
+    assert_eq!(translate::tuple(&late).unwrap().src, REMOTE2);
+    assert_eq!(
+        t.len(),
+        2,
+        "the expired session is replaced, not kept beside"
+    );
+}
