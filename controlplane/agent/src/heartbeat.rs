@@ -31,6 +31,9 @@ pub struct AppliedState {
     pub revision: u64,
     /// Why the latest revision could not be applied ("" = it was).
     pub error: String,
+    /// What of the applied revision was left out, one line each (sent as the heartbeat's
+    /// `warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// Link state of an interface the agent drives itself: `Some(up)` for its own ports,
@@ -173,6 +176,7 @@ impl Heartbeat {
             agent: self.agent.clone(),
             applied_revision: applied.revision,
             apply_error: applied.error,
+            warnings: applied.warnings,
             cpu_percent,
             memory_percent,
             links: link_statuses(&networks, &self.port_link).await,
@@ -236,5 +240,42 @@ mod tests {
         assert!(links[1].present);
         assert_eq!((links[2].present, links[2].up), (false, false));
         assert_eq!(links[2].network, "storage");
+    }
+
+    /// A heartbeat says what the agent applied: revision, error and warnings, as they are
+    /// when it is sent, with the host's links and the diagnostics address.
+    #[tokio::test]
+    async fn the_request_carries_the_applied_state_and_its_warnings() {
+        let (_slice_tx, slice) = watch::channel(Some(slice_with(vec![net("business", "p0")])));
+        let (applied_tx, applied) = watch::channel(AppliedState::default());
+        let beat = Heartbeat {
+            host: "h1".into(),
+            agent: "dataplane".into(),
+            interval: INTERVAL,
+            slice,
+            applied,
+            port_link: Arc::new(|name| (name == "p0").then_some(true)),
+            diag_address: "10.99.0.11:7401".into(),
+        };
+        let mut sampler = HostSampler::new();
+        let first = beat.request(&mut sampler).await;
+        assert_eq!((first.applied_revision, first.warnings.len()), (0, 0));
+        applied_tx
+            .send(AppliedState {
+                revision: 12,
+                error: String::new(),
+                warnings: vec!["NAT conflict floating IP 203.0.113.20 clashes".into()],
+            })
+            .unwrap();
+        let r = beat.request(&mut sampler).await;
+        assert_eq!((r.host.as_str(), r.agent.as_str()), ("h1", "dataplane"));
+        assert_eq!((r.applied_revision, r.apply_error.as_str()), (12, ""));
+        assert_eq!(
+            r.warnings,
+            ["NAT conflict floating IP 203.0.113.20 clashes"]
+        );
+        assert_eq!(r.diag_address, "10.99.0.11:7401");
+        assert_eq!(r.links.len(), 1);
+        assert!(r.links[0].up && r.links[0].present);
     }
 }

@@ -320,6 +320,10 @@ pub fn host_table(
                     let last = row.len() - 1;
                     row[last] = format!("{}  apply error: {}", row[last], s.apply_error);
                 }
+                for w in &s.warnings {
+                    let last = row.len() - 1;
+                    row[last] = format!("{}  warning: {w}", row[last]);
+                }
             }
             Some(_) => row.extend([
                 "never seen".to_owned(),
@@ -453,4 +457,95 @@ pub fn members(out: &mut dyn Write, members: &[Member]) -> Result<(), CliError> 
     }
     t.write(out, 0)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegis_api::controlplane::v1::{Host, HostNetwork, HostStatus, LinkStatus};
+
+    fn host(name: &str, role: HostRole) -> Object {
+        Object {
+            name: name.into(),
+            spec: Some(Spec::Host(Host {
+                role: role as i32,
+                networks: vec![HostNetwork {
+                    name: "underlay".into(),
+                    interface: "ul0".into(),
+                }],
+                ..Host::default()
+            })),
+            ..Object::default()
+        }
+    }
+
+    /// `host list`: a live host's load, revision and links, with its apply error and each
+    /// warning of its heartbeat on its line; a host never heard from says so.
+    #[test]
+    fn host_table_shows_apply_errors_and_warnings() {
+        let hosts = [
+            host("gw1", HostRole::Gateway),
+            host("c1", HostRole::Compute),
+        ];
+        let status = ListHostsResponse {
+            hosts: vec![
+                HostStatus {
+                    name: "gw1".into(),
+                    alive: true,
+                    applied_revision: 9,
+                    cpu_percent: 3.25,
+                    last_seen_ms_ago: 400,
+                    links: vec![LinkStatus {
+                        network: "underlay".into(),
+                        interface: "ul0".into(),
+                        up: true,
+                        present: true,
+                    }],
+                    warnings: vec![
+                        "NAT conflict floating IP fip1 clashes".into(),
+                        "NAT conflict source NAT rule s1 clashes".into(),
+                    ],
+                    ..HostStatus::default()
+                },
+                HostStatus {
+                    name: "c1".into(),
+                    never_seen: true,
+                    ..HostStatus::default()
+                },
+            ],
+            revision: 9,
+            down_after_ms: 3000,
+        };
+        let mut out = Vec::new();
+        host_table(&mut out, &hosts, Some(&status)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let gw = text.lines().find(|l| l.starts_with("gw1")).expect(&text);
+        for part in [
+            " up ",
+            "3.2",
+            " 9 ",
+            "0.4s",
+            "underlay ✓",
+            "  warning: NAT conflict floating IP fip1 clashes",
+            "  warning: NAT conflict source NAT rule s1 clashes",
+        ] {
+            assert!(gw.contains(part), "{part:?} not in {gw:?}");
+        }
+        assert!(!gw.contains("apply error"), "{gw}");
+        let c1 = text.lines().find(|l| l.starts_with("c1")).expect(&text);
+        assert!(c1.contains("never seen"), "{c1}");
+        assert!(text.contains("a host is DOWN after 3.0s"), "{text}");
+
+        let mut failing = status.clone();
+        failing.hosts[0].apply_error = "revision 9: port b1 on a missing device".into();
+        failing.hosts[0].warnings.clear();
+        let mut out = Vec::new();
+        host_table(&mut out, &hosts, Some(&failing)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("  apply error: revision 9: port b1 on a missing device"),
+            "{text}"
+        );
+        assert!(!text.contains("warning"), "{text}");
+    }
 }

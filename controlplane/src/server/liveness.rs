@@ -65,6 +65,7 @@ impl Liveness {
                     memory_percent: beat.memory_percent,
                     links: beat.links.clone(),
                     diag_address: beat.diag_address.clone(),
+                    warnings: beat.warnings.clone(),
                 }
             }
         }
@@ -92,6 +93,7 @@ mod tests {
                 applied_revision: 7,
                 cpu_percent: 12.5,
                 diag_address: "10.99.0.11:7401".into(),
+                warnings: vec!["NAT conflict: floating IP fip1".into()],
                 ..Default::default()
             },
         );
@@ -100,6 +102,7 @@ mod tests {
         assert_eq!((s.applied_revision, s.cpu_percent), (7, 12.5));
         assert_eq!(s.last_seen_ms_ago, 2999);
         assert_eq!(s.diag_address, "10.99.0.11:7401");
+        assert_eq!(s.warnings, ["NAT conflict: floating IP fip1"]);
         assert!(!l.status(t0 + Duration::from_secs(3), "c1", 1).alive);
         assert_eq!(l.applied_revision("c1"), Some(7));
         l.forget_except(&|h| h != "c1");

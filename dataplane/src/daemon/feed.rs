@@ -221,6 +221,20 @@ impl FeedState {
             nat_conflicts: self.nat_conflicts.clone(),
         }
     }
+
+    /// For the heartbeat: the applied revision, the apply error, and the NAT conflicts as
+    /// warnings (so `aegisctl host list` shows them too).
+    pub fn applied(&self) -> AppliedState {
+        AppliedState {
+            revision: self.owned.revision,
+            error: self.apply_error.clone(),
+            warnings: self
+                .nat_conflicts
+                .iter()
+                .map(|c| format!("NAT conflict {c}"))
+                .collect(),
+        }
+    }
 }
 
 /// Applies `desired` to a copy of `tables`, given what the control plane installed before
@@ -610,11 +624,8 @@ impl DaemonBackend {
                     "cannot cache the control-plane slice");
             }
         }
-        let st = lock(&feed.state);
-        AppliedState {
-            revision: st.owned.revision,
-            error: st.apply_error.clone(),
-        }
+        let applied = lock(&feed.state).applied();
+        applied
     }
 
     /// True if the static route for `prefix` was installed by the control plane.
@@ -652,13 +663,7 @@ pub async fn run(
     let Some(feed) = &backend.feed else {
         return;
     };
-    let initial = {
-        let st = lock(&feed.state);
-        AppliedState {
-            revision: st.owned.revision,
-            error: st.apply_error.clone(),
-        }
-    };
+    let initial = lock(&feed.state).applied();
     let (slice_tx, mut slice_rx) = watch::channel::<Option<Synced>>(None);
     let (link_tx, mut link_rx) = watch::channel(LinkInfo::default());
     let (applied_tx, applied_rx) = watch::channel(initial);
@@ -1125,7 +1130,8 @@ mod overlay_tests {
 
     /// A control-plane floating IP on an address host.toml's `[nat]` already uses is left
     /// out of the tables and shown in the feed's status (`show status`, the
-    /// `aegis_controlplane_nat_conflicts` gauge), also when the slice comes from the cache.
+    /// `aegis_controlplane_nat_conflicts` gauge, the heartbeat's warnings), also when the
+    /// slice comes from the cache.
     #[test]
     fn control_plane_nat_objects_clashing_with_host_toml_are_in_the_status() {
         use crate::nat::{FloatingIp, NatConfig, ROUTED_VPC};
@@ -1175,6 +1181,13 @@ mod overlay_tests {
             status.nat_conflicts[0].contains("203.0.113.20"),
             "{:?}",
             status.nat_conflicts
+        );
+        // The heartbeat carries it as a warning, beside the applied revision.
+        let applied = lock(&feed.state).applied();
+        assert_eq!((applied.revision, applied.error.as_str()), (7, ""));
+        assert_eq!(
+            applied.warnings,
+            [format!("NAT conflict {}", status.nat_conflicts[0])]
         );
         // host.toml's floating IP is the one in the tables.
         assert_eq!(t.snapshot().nat.floating_ips(), &[local][..]);
