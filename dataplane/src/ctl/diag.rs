@@ -132,10 +132,19 @@ impl DataplaneDiagnostics for DiagnosticsService {
             .show_sync(Request::new(pb::ShowSyncRequest {}))
             .await?
             .into_inner();
+        let nat_conflicts = self
+            .admin
+            .get_status(Request::new(pb::GetStatusRequest {}))
+            .await?
+            .into_inner()
+            .controlplane
+            .map(|c| c.nat_conflicts)
+            .unwrap_or_default();
         Ok(Response::new(pb::GatewayStatusReply {
             gateway: !vrrp.instances.is_empty() || sync.configured,
             vrrp: Some(vrrp),
             sync: Some(sync),
+            nat_conflicts,
         }))
     }
 }
@@ -211,7 +220,10 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-    use crate::ctl::{MemoryBackend, PollMode, SyncInfo, VrrpInfo, VrrpInstanceInfo, WorkerInfo};
+    use crate::ctl::{
+        ControlPlaneStatus, MemoryBackend, PollMode, SyncInfo, VrrpInfo, VrrpInstanceInfo,
+        WorkerInfo,
+    };
 
     struct Running {
         channel: Channel,
@@ -361,6 +373,24 @@ mod tests {
         let sync = r.sync.unwrap_or_default();
         assert!(sync.configured && sync.synced);
         assert_eq!((sync.role.as_str(), sync.sessions), ("master", 7));
+        assert!(r.nat_conflicts.is_empty());
+
+        // The feed's NAT conflicts come along, for the group's problems.
+        b.set_controlplane(Some(ControlPlaneStatus {
+            host: "gw1".into(),
+            nat_conflicts: vec!["the control plane's floating IP 203.0.113.20 clashes".into()],
+            ..ControlPlaneStatus::default()
+        }))
+        .unwrap();
+        let r = c
+            .gateway_status(pb::GatewayStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            r.nat_conflicts,
+            ["the control plane's floating IP 203.0.113.20 clashes"]
+        );
         run.stop.send(()).unwrap();
         run.task.await.unwrap().unwrap();
     }

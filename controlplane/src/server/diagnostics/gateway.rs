@@ -15,7 +15,8 @@
 //!   sync is complete (a chosen one, once there is a choice); `problems` says in words what
 //!   keeps it from that (split brain, no master, unreachable members, backups not synced, no
 //!   chosen standby) and what else is off (a member without the group's VRID, FAULT, a
-//!   dataplane priority other than the object's).
+//!   dataplane priority other than the object's, a FloatingIp or SnatRule the member leaves
+//!   out for clashing with its host.toml `[nat]`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -111,6 +112,13 @@ fn member(
     // What the member's dataplane says keeps the group's VRRP from running as declared
     // there (its keepalived.conf winning over the group, a peer left out...).
     problems.extend(vrrp.problems.iter().map(|p| format!("{host}: {p}")));
+    // Control-plane NAT objects the member does not serve (host.toml's [nat] wins).
+    problems.extend(
+        reply
+            .nat_conflicts
+            .iter()
+            .map(|c| format!("{host}: NAT conflict {c}")),
+    );
     for i in m.instances.iter().filter(|i| i.state == FAULT) {
         problems.push(format!("{host}: {} is in FAULT ({})", i.name, i.last_cause));
     }
@@ -305,6 +313,7 @@ mod tests {
                 ..pb::ShowVrrpReply::default()
             }),
             sync,
+            nat_conflicts: Vec::new(),
         })
     }
 
@@ -592,6 +601,36 @@ mod tests {
             s.problems.iter().any(|p| p.starts_with(
                 "gw2: keepalived.conf's vrrp_instance VI_EXT (VRID 51) serves gateway group"
             )),
+            "{:?}",
+            s.problems
+        );
+    }
+
+    /// A member that leaves out a control-plane NAT object (host.toml's `[nat]` owns the
+    /// address) says so, and the group shows it as that member's problem; the group's
+    /// redundancy does not depend on it.
+    #[test]
+    fn a_members_nat_conflicts_are_problems_of_the_group() {
+        let mut said = reply(
+            vec![instance("VI_EXT", 51, BACKUP, 100)],
+            Some(sync("backup", "10.0.0.2", true, &[])),
+        );
+        if let Ok(r) = &mut said {
+            r.nat_conflicts =
+                vec!["the control plane's floating IP 203.0.113.20 clashes with host.toml".into()];
+        }
+        let results = HashMap::from([master("gw1", 200), ("gw2".into(), said)]);
+        let s = group_status("gw-a", &group(), &results);
+        assert!(
+            s.problems.contains(
+                &"gw2: NAT conflict the control plane's floating IP 203.0.113.20 clashes with host.toml"
+                    .to_owned()
+            ),
+            "{:?}",
+            s.problems
+        );
+        assert!(
+            !s.problems.iter().any(|p| p.starts_with("gw1:")),
             "{:?}",
             s.problems
         );
