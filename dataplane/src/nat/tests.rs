@@ -165,6 +165,16 @@ fn granting(more: &[SnatRule], fip_inside: u32) -> NatConfig {
     )
 }
 
+/// A source NAT rule more specific than [`granting`]'s for VM2 alone, to REMOTE2's address.
+fn vm2_to_remote2() -> SnatRule {
+    SnatRule {
+        vpc: 100,
+        source: "10.1.1.12/32".parse().unwrap(),
+        address: std::net::Ipv4Addr::from(REMOTE2),
+        endpoint_dependent: true,
+    }
+}
+
 /// Which sessions a configuration still grants: a rule or floating IP taken away revokes
 /// (with a delete event for the backups, slice by slice), one that only stopped being the
 /// rule that applies does not.
@@ -195,13 +205,7 @@ fn sessions_are_revoked_when_their_floating_ip_or_rule_is_taken_away() {
 
     // A more specific rule for VM2 to another address: VM2's new connections leave from
     // it, its existing ones keep their mapping (as conntrack does).
-    let other = SnatRule {
-        vpc: 100,
-        source: "10.1.1.12/32".parse().unwrap(),
-        address: std::net::Ipv4Addr::from(REMOTE2),
-        endpoint_dependent: true,
-    };
-    let cfg = granting(&[other], VM);
+    let cfg = granting(&[vm2_to_remote2()], VM);
     assert_eq!(
         cfg.translation_for(100, VM2),
         Some(Translation::Snat {
@@ -808,13 +812,7 @@ fn to_outside_keeps_a_live_sessions_mapping_and_chooses_a_rule_only_for_new_ones
 
     // A more specific rule for VM2 to REMOTE2's address: the live session keeps EXT, with
     // a hint or without; a new connection of VM2 takes the new rule.
-    let specific = SnatRule {
-        vpc: 100,
-        source: "10.1.1.12/32".parse().unwrap(),
-        address: std::net::Ipv4Addr::from(REMOTE2),
-        endpoint_dependent: true,
-    };
-    let cfg = granting(&[specific], VM);
+    let cfg = granting(&[vm2_to_remote2()], VM);
     let hint = t.prefetch_session(false, t.prefetch_inside(&key(VM2, 5000, REMOTE, 53, 17)));
     for h in [hint, NO_HINT] {
         let mut again = l4_packet(17, VM2, 5000, REMOTE, 53);
