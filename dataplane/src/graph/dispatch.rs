@@ -617,6 +617,9 @@ pub struct Graph<B> {
     /// (start, count) until the next run: the worker that handed them off captured them
     /// there already, so node captures skip them.
     handed_in: [(usize, usize); NodeId::COUNT],
+    /// How many times over a run's measured clocks count; 0: the run reads no TSC
+    /// (see [`super::stats::ClockSampling`]). 1 unless the worker samples.
+    clock_weight: u64,
 }
 
 impl<B: PacketBuf> Graph<B> {
@@ -633,7 +636,15 @@ impl<B: PacketBuf> Graph<B> {
             taps: Taps::default(),
             tracer: Tracer::default(),
             handed_in: [(0, 0); NodeId::COUNT],
+            clock_weight: 1,
         }
+    }
+
+    /// Sets how the next runs measure their nodes: `weight` 0 reads no TSC (calls and
+    /// packets are still counted), `w` > 0 reads it once per node and counts the clocks
+    /// `w` times over ([`super::stats::ClockSampling`]).
+    pub fn set_clock_weight(&mut self, weight: u64) {
+        self.clock_weight = weight;
     }
 
     /// The worker's tracer, to start or stop a trace watch.
@@ -787,8 +798,10 @@ impl<B: PacketBuf> Graph<B> {
         let stats = &*self.stats;
         let taps = self.taps.drops_on().then_some(&self.taps);
         let node_taps = self.taps.nodes();
-        // One TSC read per node: each node's clocks run from the previous read to its end.
-        let mut t_prev = rdtsc();
+        // One TSC read per node when this run is measured: each node's clocks run from the
+        // previous read to its end.
+        let weight = self.clock_weight;
+        let mut t_prev = if weight > 0 { rdtsc() } else { 0 };
         for _ in 0..MAX_PASSES {
             let mut ran = false;
             for id in NodeId::ALL {
@@ -850,9 +863,13 @@ impl<B: PacketBuf> Graph<B> {
                 for _ in self.spare.drain(..) {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
-                let t = rdtsc();
-                stats.node(id as usize, n, t.wrapping_sub(t_prev));
-                t_prev = t;
+                if weight > 0 {
+                    let t = rdtsc();
+                    stats.node(id as usize, n, t.wrapping_sub(t_prev).wrapping_mul(weight));
+                    t_prev = t;
+                } else {
+                    stats.node_untimed(id as usize, n);
+                }
             }
             if !ran {
                 break;

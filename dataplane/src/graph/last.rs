@@ -18,16 +18,18 @@ impl<K: Copy + PartialEq, V: Copy> LastLookup<K, V> {
 
     /// The answer for `key`: the remembered one if `key` is the last key, else `lookup()`'s
     /// (then remembered).
+    ///
+    /// Returns a reference to the remembered answer rather than a copy: a hit then reads
+    /// only the fields the caller uses, from where the miss stored them frames ago. A copy
+    /// is written with vector stores and read back field by field at once, and a field that
+    /// straddles two halves of such a store cannot be forwarded from it: on the east-west
+    /// path that stall cost ~14 clocks per packet in `overlay-output`.
     #[inline(always)]
-    pub fn get(&mut self, key: K, lookup: impl FnOnce() -> V) -> V {
-        match self.last {
-            Some((k, v)) if k == key => v,
-            _ => {
-                let v = lookup();
-                self.last = Some((key, v));
-                v
-            }
+    pub fn get(&mut self, key: K, lookup: impl FnOnce() -> V) -> &V {
+        if !matches!(&self.last, Some((k, _)) if *k == key) {
+            self.last = None;
         }
+        &self.last.get_or_insert_with(|| (key, lookup())).1
     }
 }
 
@@ -48,7 +50,7 @@ mod tests {
         let answers: Vec<u32> = [1u32, 1, 2, 2, 1, 3, 3]
             .iter()
             .map(|&k| {
-                last.get(k, || {
+                *last.get(k, || {
                     calls += 1;
                     k * 10
                 })

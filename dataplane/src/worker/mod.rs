@@ -20,7 +20,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::buf::PacketBuf;
 use crate::capture::{CaptureHub, Point, TapCommand};
-use crate::graph::stats::bump;
+use crate::graph::stats::{bump, ClockSampling};
 use crate::graph::{
     ControlEvent, DropReason, Graph, GraphEnv, TxFrame, WorkerStats, SLOT_PORT_RX, SLOT_PORT_TX,
 };
@@ -218,6 +218,9 @@ pub struct Worker<Q: PortQueues> {
     /// under way ([`Worker::revoke_nat_sessions`]).
     nat_revoke: Option<Revocation>,
     stats: Arc<WorkerStats>,
+    /// Which polls measure clocks; this poll's weight (0: not measured).
+    sampling: ClockSampling,
+    clock_weight: u64,
 }
 
 /// A pass over the NAT sessions removing those a new configuration no longer grants, a
@@ -298,6 +301,8 @@ impl<Q: PortQueues> Worker<Q> {
             claims_seen: 0,
             nat_revoke: None,
             stats: handle.stats.clone(),
+            sampling: ClockSampling::new(),
+            clock_weight: 1,
         }
     }
 
@@ -343,6 +348,8 @@ impl<Q: PortQueues> Worker<Q> {
     /// One pass over every port; returns the packets received.
     pub fn poll_once(&mut self) -> usize {
         let now = self.clock.now_ns();
+        self.clock_weight = self.sampling.next_weight();
+        self.graph.set_clock_weight(self.clock_weight);
         if self.snap.changed() {
             self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
@@ -353,14 +360,19 @@ impl<Q: PortQueues> Worker<Q> {
         self.note_nat_config();
         let mut got = 0;
         for port in 0..self.queues.n_ports() {
-            let t0 = rdtsc();
+            let weight = self.clock_weight;
+            let t0 = if weight > 0 { rdtsc() } else { 0 };
             self.queues.rx(port, &mut self.rx, self.burst);
             let n = self.rx.len();
             if n == 0 {
                 continue;
             }
-            self.stats
-                .node(SLOT_PORT_RX, n as u64, rdtsc().wrapping_sub(t0));
+            if weight > 0 {
+                let clocks = rdtsc().wrapping_sub(t0).wrapping_mul(weight);
+                self.stats.node(SLOT_PORT_RX, n as u64, clocks);
+            } else {
+                self.stats.node_untimed(SLOT_PORT_RX, n as u64);
+            }
             got += n;
             let taps = self.graph.taps();
             if taps.rx_on(port) {
@@ -562,9 +574,16 @@ impl<Q: PortQueues> Worker<Q> {
                 }
             }
             let n = frame.len();
-            let t0 = rdtsc();
-            self.queues.tx(port, frame);
-            stats.node(SLOT_PORT_TX, n as u64, rdtsc().wrapping_sub(t0));
+            let weight = self.clock_weight;
+            if weight > 0 {
+                let t0 = rdtsc();
+                self.queues.tx(port, frame);
+                let clocks = rdtsc().wrapping_sub(t0).wrapping_mul(weight);
+                stats.node(SLOT_PORT_TX, n as u64, clocks);
+            } else {
+                self.queues.tx(port, frame);
+                stats.node_untimed(SLOT_PORT_TX, n as u64);
+            }
             for buf in frame.drain(..) {
                 stats.count_drop(DropReason::TxQueueFull);
                 if taps.drops_on() {

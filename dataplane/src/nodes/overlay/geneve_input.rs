@@ -70,7 +70,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveMalformed);
             continue;
         };
-        let Some(vpc) = last_vpc.get(vni, || ov.by_vni.get(&vni).copied()) else {
+        let Some(vpc) = *last_vpc.get(vni, || ov.by_vni.get(&vni).copied()) else {
             out.drop(pkt.buf, pkt.meta, DropReason::GeneveUnknownVni);
             continue;
         };
@@ -104,7 +104,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
         }
         let d = pkt.buf.data();
         let dst_mac: [u8; 6] = crate::wire::array(d, 0);
-        let dest = last_dest.get((dst_mac, vpc), || {
+        let dest = *last_dest.get((dst_mac, vpc), || {
             ov.endpoint_by_mac(&dst_mac).filter(|&e| {
                 let e = &ov.endpoints[e as usize];
                 e.vpc == vpc && matches!(e.at, Location::Local(_))

@@ -95,7 +95,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
             out.drop(pkt.buf, pkt.meta, DropReason::NoBuffers);
             continue;
         }
-        let hop = last.get(underlay, || underlay_hop(snap, underlay));
+        let hop = last.get(underlay, || underlay_hop(snap, underlay)).as_ref();
         // Straight to the port only for an untraced packet that fits (the trace records
         // the `ip4-lookup` hop; a packet too big gets its error there).
         let outer_ip_len = pkt.buf.len() - L3;

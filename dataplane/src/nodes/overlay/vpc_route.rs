@@ -54,7 +54,7 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
             }
         }
-        let dest = match last.get((vpc, dst), || ov.route(vpc, dst)) {
+        let dest = match *last.get((vpc, dst), || ov.route(vpc, dst)) {
             RouteResult::Endpoint(e) => e,
             RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
                 answer_gateway(ctx, out, pkt.buf, pkt.meta, me.mac);
