@@ -77,7 +77,7 @@ impl ClockSampling {
     /// for a measured poll, 0 for the others.
     #[inline(always)]
     pub fn next_weight(&mut self) -> u64 {
-        let w = if self.polls % Self::EVERY == 0 {
+        let w = if self.polls.is_multiple_of(Self::EVERY) {
             Self::EVERY
         } else {
             0
@@ -150,5 +150,40 @@ impl WorkerStats {
     /// Count of drops for `reason`.
     pub fn drops_for(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize].load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_poll_in_every_is_measured_with_its_weight_starting_with_the_first() {
+        let mut s = ClockSampling::new();
+        let w: Vec<u64> = (0..2 * ClockSampling::EVERY)
+            .map(|_| s.next_weight())
+            .collect();
+        let every = ClockSampling::EVERY as usize;
+        for (i, w) in w.iter().enumerate() {
+            let want = if i % every == 0 {
+                ClockSampling::EVERY
+            } else {
+                0
+            };
+            assert_eq!(*w, want, "poll {i}");
+        }
+        // The weights add up to the number of polls: the estimate is unbiased.
+        assert_eq!(w.iter().sum::<u64>(), w.len() as u64);
+    }
+
+    #[test]
+    fn an_untimed_call_counts_its_packets_but_no_clocks() {
+        let s = WorkerStats::default();
+        s.node(0, 32, 640);
+        s.node_untimed(0, 32);
+        let n = &s.nodes[0];
+        assert_eq!(n.calls.load(Relaxed), 2);
+        assert_eq!(n.packets.load(Relaxed), 64);
+        assert_eq!(n.clocks.load(Relaxed), 640);
     }
 }

@@ -40,6 +40,52 @@ fn forwards_a_burst_and_counts_io_stages() {
 }
 
 #[test]
+fn clocks_are_measured_on_one_poll_in_sixteen_and_weighted_packets_on_every_poll() {
+    use crate::graph::stats::ClockSampling;
+    use crate::graph::{NodeId, SLOT_PORT_RX};
+    use std::sync::atomic::Ordering::Relaxed;
+    let cell = SnapshotCell::new(Arc::new(snapshot()));
+    let (mut w, h) = worker(&cell);
+    let node = |slot: usize| {
+        let n = &h.stats.nodes[slot];
+        (n.packets.load(Relaxed), n.clocks.load(Relaxed))
+    };
+    let eth = NodeId::EthInput as usize;
+    // Poll 1 is measured: its clocks count EVERY times over.
+    w.queues_mut().rx[0].push_back(ping("10.0.2.2", 64));
+    assert_eq!(w.poll_once(), 1);
+    let (packets, first) = node(eth);
+    assert_eq!(packets, 1);
+    assert!(first > 0, "a measured poll has clocks");
+    assert_eq!(
+        first % ClockSampling::EVERY,
+        0,
+        "weighted by {}",
+        ClockSampling::EVERY
+    );
+    let (rx_packets, rx_clocks) = node(SLOT_PORT_RX);
+    assert_eq!(rx_packets, 1);
+    assert!(rx_clocks > 0);
+    // Polls 2..=16 are not measured, but their packets are counted.
+    for _ in 1..ClockSampling::EVERY {
+        w.queues_mut().rx[0].push_back(ping("10.0.2.2", 64));
+        assert_eq!(w.poll_once(), 1);
+    }
+    assert_eq!(node(eth), (ClockSampling::EVERY, first));
+    assert_eq!(node(SLOT_PORT_RX), (ClockSampling::EVERY, rx_clocks));
+    // Poll 17 is measured again.
+    w.queues_mut().rx[0].push_back(ping("10.0.2.2", 64));
+    assert_eq!(w.poll_once(), 1);
+    let (packets, clocks) = node(eth);
+    assert_eq!(packets, ClockSampling::EVERY + 1);
+    assert!(clocks > first);
+    assert_eq!(
+        w.queues_mut().tx[1].len(),
+        ClockSampling::EVERY as usize + 1
+    );
+}
+
+#[test]
 fn injected_frames_are_sent() {
     let cell = SnapshotCell::new(Arc::new(snapshot()));
     let (mut w, h) = worker(&cell);
