@@ -342,6 +342,77 @@ pub fn encap_headers(buf: &mut [u8], p: &EncapParams) {
     geneve.emit(&mut u[udp::HEADER_LEN..]);
 }
 
+/// The outer headers of [`encap_headers`] without a trace option, built once for one
+/// remote host and VNI and then stamped onto each packet with its own lengths,
+/// identification, checksum and UDP source port ([`EncapTemplate::write`]): a 50-byte copy
+/// and five 16-bit stores instead of building every field and summing the IPv4 header per
+/// packet. Writes exactly the bytes [`encap_headers`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct EncapTemplate {
+    hdr: [u8; ENCAP_OVERHEAD],
+    /// Ones'-complement sum (folded) of the outer IPv4 header with total length,
+    /// identification and checksum zero.
+    ip_sum: u16,
+}
+
+/// Offsets in the outer headers (Ethernet at 0).
+mod outer {
+    use super::{ethernet, ipv4};
+    pub const IP: usize = ethernet::HEADER_LEN;
+    pub const IP_TOTAL_LEN: usize = IP + 2;
+    pub const IP_IDENT: usize = IP + 4;
+    pub const IP_CHECKSUM: usize = IP + 10;
+    pub const UDP: usize = IP + ipv4::MIN_HEADER_LEN;
+    pub const UDP_SPORT: usize = UDP;
+    pub const UDP_LEN: usize = UDP + 4;
+}
+
+impl EncapTemplate {
+    /// The headers for packets from `src_mac`/`src_ip` to `dst_mac`/`dst_ip` in `vni` (the
+    /// fields of [`EncapParams`] that a remote host and VNI fix).
+    pub fn new(src_mac: [u8; 6], dst_mac: [u8; 6], src_ip: u32, dst_ip: u32, vni: u32) -> Self {
+        let mut hdr = [0u8; ENCAP_OVERHEAD];
+        encap_headers(
+            &mut hdr,
+            &EncapParams {
+                src_mac,
+                dst_mac,
+                src_ip,
+                dst_ip,
+                sport: 0,
+                ident: 0,
+                vni,
+                trace_id: None,
+                inner_len: 0,
+            },
+        );
+        for at in [outer::IP_TOTAL_LEN, outer::IP_IDENT, outer::IP_CHECKSUM] {
+            put16(&mut hdr, at, 0);
+        }
+        let ip_sum = super::checksum::fold(super::checksum::sum(&hdr[outer::IP..outer::UDP], 0));
+        EncapTemplate { hdr, ip_sum }
+    }
+
+    /// Writes the headers for an inner frame of `inner_len` bytes into
+    /// `buf[..ENCAP_OVERHEAD]` (panics if shorter), with IPv4 identification `ident` and
+    /// UDP source port `sport`: what [`encap_headers`] writes for the same parameters
+    /// without a trace option. The caller keeps the total within 65535 bytes of IP.
+    #[inline(always)]
+    pub fn write(&self, buf: &mut [u8], inner_len: usize, ident: u16, sport: u16) {
+        let udp_len = (udp::HEADER_LEN + HEADER_LEN + inner_len) as u16;
+        let ip_total = ipv4::MIN_HEADER_LEN as u16 + udp_len;
+        let h = &mut buf[..ENCAP_OVERHEAD];
+        h.copy_from_slice(&self.hdr);
+        let csum =
+            !super::checksum::fold(u32::from(self.ip_sum) + u32::from(ip_total) + u32::from(ident));
+        put16(h, outer::IP_TOTAL_LEN, ip_total);
+        put16(h, outer::IP_IDENT, ident);
+        put16(h, outer::IP_CHECKSUM, csum);
+        put16(h, outer::UDP_SPORT, sport);
+        put16(h, outer::UDP_LEN, udp_len);
+    }
+}
+
 /// Outer UDP source port for a flow: 49152 + hash % 16384 (the ephemeral range, as
 /// RFC 8926 §3.3 recommends, so underlay ECMP spreads flows while keeping each in order).
 #[inline]
@@ -371,6 +442,42 @@ pub fn flow_hash(src: u32, dst: u32, proto: u8, sport: u16, dport: u16) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_writes_exactly_what_encap_headers_writes() {
+        let (src_mac, dst_mac) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (src_ip, dst_ip) = (0x0a58_000b, 0x0a58_000c);
+        for vni in [1, 100, 0x00ff_ffff] {
+            let t = EncapTemplate::new(src_mac, dst_mac, src_ip, dst_ip, vni);
+            for (inner_len, ident, sport) in [
+                (0, 0, 49152),
+                (60, 1, 50000),
+                (1514, 0xffff, 65535),
+                (8950, 0x8000, 49153),
+                (65535 - 50 - 14, 0x1234, 0xc000),
+            ] {
+                let mut want = [0u8; ENCAP_OVERHEAD];
+                encap_headers(
+                    &mut want,
+                    &EncapParams {
+                        src_mac,
+                        dst_mac,
+                        src_ip,
+                        dst_ip,
+                        sport,
+                        ident,
+                        vni,
+                        trace_id: None,
+                        inner_len,
+                    },
+                );
+                let mut got = [0xa5u8; ENCAP_OVERHEAD];
+                t.write(&mut got, inner_len, ident, sport);
+                assert_eq!(got, want, "vni {vni} len {inner_len} ident {ident}");
+                assert!(crate::wire::checksum::verify(&got[14..34]));
+            }
+        }
+    }
     use crate::wire::{array, icmp};
 
     /// Reads a big-endian u64 (the trace id) from exactly 8 bytes.

@@ -16,7 +16,7 @@ use crate::graph::{DropReason, Frame, LastLookup, NodeCtx, NodeId, Outputs};
 use crate::overlay::Location;
 use crate::state::snapshot::{Adjacency, Mac, Snapshot};
 use crate::trace::Detail;
-use crate::wire::geneve::{self, EncapParams};
+use crate::wire::geneve::{self, EncapParams, EncapTemplate};
 use crate::wire::icmp::{unreach, DEST_UNREACHABLE};
 use crate::wire::ipv4;
 
@@ -34,6 +34,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
     let ov = &*snap.overlay;
     // The last remote host's underlay next hop (frames mostly go to few hosts).
     let mut last = LastLookup::new();
+    // The outer headers for the last remote host and VNI (the hop's MACs are fixed by the
+    // remote host within a frame).
+    let mut templates = LastLookup::new();
     let direct_ok = !out.captured(NodeId::Ip4Lookup);
     for mut pkt in input.drain(..) {
         let Some(to) = ov.endpoint(pkt.meta.adj) else {
@@ -101,23 +104,36 @@ pub fn process<B: PacketBuf, const TR: bool>(
         let outer_ip_len = pkt.buf.len() - L3;
         let direct = hop
             .filter(|h| direct_ok && !out.traced(&pkt.meta) && outer_ip_len <= usize::from(h.mtu));
-        let (dst_mac, src_mac) = direct.map_or(([0; 6], [0; 6]), |h| (h.dst_mac, h.src_mac));
         let ident = ctx.env.next_ident;
         ctx.env.next_ident = ident.wrapping_add(1);
-        geneve::encap_headers(
-            pkt.buf.data_mut(),
-            &EncapParams {
-                src_mac,
-                dst_mac,
-                src_ip: ov.underlay_ip,
-                dst_ip: underlay,
-                sport: geneve::flow_source_port(hash),
-                ident,
-                vni: vpc.vni,
-                trace_id,
-                inner_len,
-            },
-        );
+        let sport = geneve::flow_source_port(hash);
+        match direct.filter(|_| trace_id.is_none()) {
+            // The common case: the headers of this host and VNI, stamped.
+            Some(h) => {
+                let t = templates.get((underlay, vpc.vni), || {
+                    EncapTemplate::new(h.src_mac, h.dst_mac, ov.underlay_ip, underlay, vpc.vni)
+                });
+                t.write(pkt.buf.data_mut(), inner_len, ident, sport);
+            }
+            None => {
+                let (dst_mac, src_mac) =
+                    direct.map_or(([0; 6], [0; 6]), |h| (h.dst_mac, h.src_mac));
+                geneve::encap_headers(
+                    pkt.buf.data_mut(),
+                    &EncapParams {
+                        src_mac,
+                        dst_mac,
+                        src_ip: ov.underlay_ip,
+                        dst_ip: underlay,
+                        sport,
+                        ident,
+                        vni: vpc.vni,
+                        trace_id,
+                        inner_len,
+                    },
+                );
+            }
+        }
         pkt.meta.set_local_origin();
         let (remote, vni) = (underlay, vpc.vni);
         out.note(&pkt.meta, Detail::Encap { remote, vni });
