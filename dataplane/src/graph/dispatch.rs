@@ -10,7 +10,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::frame::{Frame, Meta, Pkt, TxFrame};
 use super::hold::HoldQueue;
-use super::stats::{bump, WorkerStats};
+use super::stats::{bump, Lap, WorkerStats};
 use super::{DropReason, NodeId};
 use crate::buf::PacketBuf;
 use crate::capture::tap::node_bit;
@@ -18,7 +18,6 @@ use crate::capture::{Point, Taps};
 use crate::conntrack::{ConnTable, Probe, Timeouts};
 use crate::nodes;
 use crate::nodes::overlay::InnerFlow;
-use crate::port::clock::rdtsc;
 use crate::state::snapshot::{Mac, Snapshot};
 use crate::trace::{Action, Detail, Tracer};
 
@@ -647,6 +646,11 @@ impl<B: PacketBuf> Graph<B> {
         self.clock_weight = weight;
     }
 
+    /// The clock weight of the runs ([`Graph::set_clock_weight`]).
+    pub fn clock_weight(&self) -> u64 {
+        self.clock_weight
+    }
+
     /// The worker's tracer, to start or stop a trace watch.
     pub fn tracer_mut(&mut self) -> &mut Tracer {
         &mut self.tracer
@@ -800,8 +804,7 @@ impl<B: PacketBuf> Graph<B> {
         let node_taps = self.taps.nodes();
         // One TSC read per node when this run is measured: each node's clocks run from the
         // previous read to its end.
-        let weight = self.clock_weight;
-        let mut t_prev = if weight > 0 { rdtsc() } else { 0 };
+        let mut lap = Lap::start(self.clock_weight);
         for _ in 0..MAX_PASSES {
             let mut ran = false;
             for id in NodeId::ALL {
@@ -863,13 +866,7 @@ impl<B: PacketBuf> Graph<B> {
                 for _ in self.spare.drain(..) {
                     stats.count_drop(DropReason::FrameOverflow);
                 }
-                if weight > 0 {
-                    let t = rdtsc();
-                    stats.node(id as usize, n, t.wrapping_sub(t_prev).wrapping_mul(weight));
-                    t_prev = t;
-                } else {
-                    stats.node_untimed(id as usize, n);
-                }
+                lap = lap.record(stats, id as usize, n);
             }
             if !ran {
                 break;

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{DropReason, RUNTIME_SLOTS};
+use crate::port::clock::rdtsc;
 
 /// Calls, packets and TSC clocks spent in one node.
 #[derive(Debug, Default)]
@@ -90,6 +91,41 @@ impl ClockSampling {
 impl Default for ClockSampling {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The start of one timed stretch of a poll: a TSC reading, taken only when the poll is
+/// measured (`weight` > 0, from [`ClockSampling::next_weight`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lap {
+    weight: u64,
+    start: u64,
+}
+
+impl Lap {
+    /// Starts a stretch of a poll of clock weight `weight` (reads the TSC only if > 0).
+    #[inline(always)]
+    pub fn start(weight: u64) -> Lap {
+        let start = if weight > 0 { rdtsc() } else { 0 };
+        Lap { weight, start }
+    }
+
+    /// Records one call of `slot` over `packets` that ran since this lap started (its
+    /// clocks times the weight, or none on an unmeasured poll) and returns the lap that
+    /// starts now.
+    #[inline(always)]
+    pub fn record(self, stats: &WorkerStats, slot: usize, packets: u64) -> Lap {
+        if self.weight == 0 {
+            stats.node_untimed(slot, packets);
+            return self;
+        }
+        let now = rdtsc();
+        let clocks = now.wrapping_sub(self.start).wrapping_mul(self.weight);
+        stats.node(slot, packets, clocks);
+        Lap {
+            weight: self.weight,
+            start: now,
+        }
     }
 }
 
@@ -185,5 +221,20 @@ mod tests {
         assert_eq!(n.calls.load(Relaxed), 2);
         assert_eq!(n.packets.load(Relaxed), 64);
         assert_eq!(n.clocks.load(Relaxed), 640);
+    }
+
+    #[test]
+    fn a_lap_records_weighted_clocks_only_on_a_measured_poll() {
+        let s = WorkerStats::default();
+        let lap = Lap::start(0).record(&s, 0, 32);
+        lap.record(&s, 1, 32);
+        assert_eq!(s.nodes[0].clocks.load(Relaxed), 0);
+        assert_eq!(s.nodes[1].packets.load(Relaxed), 32);
+        let lap = Lap::start(16);
+        std::hint::black_box((0..1000u64).sum::<u64>());
+        lap.record(&s, 0, 32).record(&s, 1, 32);
+        let c = s.nodes[0].clocks.load(Relaxed);
+        assert!(c > 0 && c % 16 == 0, "{c}");
+        assert_eq!(s.nodes[0].calls.load(Relaxed), 2);
     }
 }

@@ -20,11 +20,10 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::buf::PacketBuf;
 use crate::capture::{CaptureHub, Point, TapCommand};
-use crate::graph::stats::{bump, ClockSampling};
+use crate::graph::stats::{bump, ClockSampling, Lap};
 use crate::graph::{
     ControlEvent, DropReason, Graph, GraphEnv, TxFrame, WorkerStats, SLOT_PORT_RX, SLOT_PORT_TX,
 };
-use crate::port::clock::rdtsc;
 use crate::state::SnapshotReader;
 use crate::trace::{TraceChannel, Tracer, WatchCommand, WatchHub};
 use dump::{DumpRequest, DUMP_QUEUE};
@@ -218,9 +217,8 @@ pub struct Worker<Q: PortQueues> {
     /// under way ([`Worker::revoke_nat_sessions`]).
     nat_revoke: Option<Revocation>,
     stats: Arc<WorkerStats>,
-    /// Which polls measure clocks; this poll's weight (0: not measured).
+    /// Which polls measure clocks (this poll's weight is the graph's).
     sampling: ClockSampling,
-    clock_weight: u64,
 }
 
 /// A pass over the NAT sessions removing those a new configuration no longer grants, a
@@ -302,7 +300,6 @@ impl<Q: PortQueues> Worker<Q> {
             nat_revoke: None,
             stats: handle.stats.clone(),
             sampling: ClockSampling::new(),
-            clock_weight: 1,
         }
     }
 
@@ -348,8 +345,7 @@ impl<Q: PortQueues> Worker<Q> {
     /// One pass over every port; returns the packets received.
     pub fn poll_once(&mut self) -> usize {
         let now = self.clock.now_ns();
-        self.clock_weight = self.sampling.next_weight();
-        self.graph.set_clock_weight(self.clock_weight);
+        self.graph.set_clock_weight(self.sampling.next_weight());
         if self.snap.changed() {
             self.graph.release_held(self.snap.get(), now);
             self.graph.run(self.snap.get(), now, &mut self.env);
@@ -360,19 +356,13 @@ impl<Q: PortQueues> Worker<Q> {
         self.note_nat_config();
         let mut got = 0;
         for port in 0..self.queues.n_ports() {
-            let weight = self.clock_weight;
-            let t0 = if weight > 0 { rdtsc() } else { 0 };
+            let lap = Lap::start(self.graph.clock_weight());
             self.queues.rx(port, &mut self.rx, self.burst);
             let n = self.rx.len();
             if n == 0 {
                 continue;
             }
-            if weight > 0 {
-                let clocks = rdtsc().wrapping_sub(t0).wrapping_mul(weight);
-                self.stats.node(SLOT_PORT_RX, n as u64, clocks);
-            } else {
-                self.stats.node_untimed(SLOT_PORT_RX, n as u64);
-            }
+            lap.record(&self.stats, SLOT_PORT_RX, n as u64);
             got += n;
             let taps = self.graph.taps();
             if taps.rx_on(port) {
@@ -557,6 +547,7 @@ impl<Q: PortQueues> Worker<Q> {
 
     fn flush(&mut self) {
         let stats = &self.stats;
+        let weight = self.graph.clock_weight();
         let (frames, taps) = self.graph.tx_frames_and_taps();
         // The clock is read for captures only (nothing per flush when none runs).
         let now = if taps.is_empty() {
@@ -574,16 +565,9 @@ impl<Q: PortQueues> Worker<Q> {
                 }
             }
             let n = frame.len();
-            let weight = self.clock_weight;
-            if weight > 0 {
-                let t0 = rdtsc();
-                self.queues.tx(port, frame);
-                let clocks = rdtsc().wrapping_sub(t0).wrapping_mul(weight);
-                stats.node(SLOT_PORT_TX, n as u64, clocks);
-            } else {
-                self.queues.tx(port, frame);
-                stats.node_untimed(SLOT_PORT_TX, n as u64);
-            }
+            let lap = Lap::start(weight);
+            self.queues.tx(port, frame);
+            lap.record(stats, SLOT_PORT_TX, n as u64);
             for buf in frame.drain(..) {
                 stats.count_drop(DropReason::TxQueueFull);
                 if taps.drops_on() {

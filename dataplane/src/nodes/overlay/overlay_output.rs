@@ -5,9 +5,9 @@
 //! route): when the route, the port and the neighbour's MAC are all known and the packet
 //! fits the port's MTU, it is written with its Ethernet header — stamped from the outer
 //! headers built once per remote host and VNI in the frame ([`EncapTemplate`]) — and
-//! transmitted at once; otherwise (no route, a neighbour to resolve, too big, a traced packet, a capture on
-//! `ip4-lookup`) `ip4-lookup` routes it like any packet the dataplane builds, with its
-//! errors and its hold queue. An inner packet larger than the overlay MTU gets
+//! transmitted at once; otherwise (no route, a neighbour to resolve, too big, a traced
+//! packet, a capture on `ip4-lookup`) `ip4-lookup` routes it like any packet the dataplane
+//! builds, with its errors and its hold queue. An inner packet larger than the overlay MTU gets
 //! fragmentation-needed (with the overlay MTU) from the sender's gateway when DF is set,
 //! and is dropped otherwise (the dataplane does not fragment).
 
