@@ -67,6 +67,7 @@
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
 #                              [--no-nat] [--only routing|nat|eastwest|trace] [--nat-connections N]
 #                              [--untraced | --compare BIN] [--perf]
+# Environment: BURST=N sets every aegis run's dataplane.burst (default 128, host.toml's default).
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
 # the latency and restart-gap scenarios, --no-eastwest the east-west ones, --no-nat the NAT
@@ -93,6 +94,7 @@ NAT_SCENARIOS=1
 UNTRACED=0
 COMPARE_BIN=""
 PERF=0
+BURST="${BURST:-128}"   # dataplane.burst of every aegis run (128 = host.toml's default)
 NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="$ROOT/bench-out"
@@ -397,7 +399,7 @@ P="aegis-bench-$$"
 toml_head() { # PREFIX MEM_MB MBUFS SOCKET [CONNECTIONS]: [eal] (one busy worker, lcore 1) and [dataplane]
     printf '[eal]\nargs = ["--huge-dir", "%s", "--huge-unlink", "-m", "%s", "--no-pci", "--file-prefix=%s"]\n' \
         "$HUGE_DIR" "$2" "$1"
-    printf 'main_lcore = 0\nworker_lcores = [1]\n\n[dataplane]\npoll_mode = "busy"\nburst = 32\n'
+    printf 'main_lcore = 0\nworker_lcores = [1]\n\n[dataplane]\npoll_mode = "busy"\nburst = %s\n' "$BURST"
     printf 'mbufs = %s\n' "$3"
     [[ -z "${5:-}" ]] || printf 'connections = %s\n' "$5"
     printf 'admin_socket = "%s"\n' "$4"
@@ -671,7 +673,7 @@ TRAFFIC="$WORK/traffic.txt"
 } > "$MACHINE"
 {
     echo "Traffic: net_pcap rx ($PACKETS x 64 B UDP, $FLOWS flows, infinite_rx) -> net_null tx;"
-    echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling;"
+    echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling, aegis bursts of $BURST;"
     echo "         ${DURATION} s per scenario, $ROUNDS round(s) (median shown)"
     if [[ "$EW_SCENARIOS" -eq 1 ]]; then
         echo "East-west: $EW_FLOWS x 64 B inner UDP frames, one per flow, every flow an established"

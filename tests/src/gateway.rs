@@ -145,7 +145,7 @@ impl GatewayPairLab {
             let hc = HostConfig {
                 eal_args,
                 poll_mode: "adaptive".into(),
-                burst: 32,
+                burst: 128,
                 mbufs: if workers > 1 { 8191 } else { 4095 },
                 admin_socket: socket.clone(),
                 diag_listen: None,

@@ -142,7 +142,7 @@ mod tests {
         HostConfig {
             eal_args: HostConfig::lab_eal_args("aegl-t-1-0-r1", Some("0-1")),
             poll_mode: "adaptive".into(),
-            burst: 32,
+            burst: 128,
             mbufs: 8191,
             admin_socket: "/tmp/a \"b\"/r1.sock".into(),
             diag_listen: None,
@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(a[a.len() - 2..], ["--lcores", "0@(0,2-3)"]);
         let dp = &v["dataplane"];
         assert_eq!(dp["poll_mode"].as_str(), Some("adaptive"));
-        assert_eq!(dp["burst"].as_integer(), Some(32));
+        assert_eq!(dp["burst"].as_integer(), Some(128));
         assert_eq!(dp["mbufs"].as_integer(), Some(8191));
         assert_eq!(dp["admin_socket"].as_str(), Some("/tmp/a \"b\"/r1.sock"));
         let ports = v["port"].as_array().unwrap();

@@ -149,7 +149,7 @@ impl RouterLab {
         HostConfig {
             eal_args,
             poll_mode: "adaptive".into(),
-            burst: 32,
+            burst: 128,
             mbufs: 8191,
             admin_socket: admin_socket.to_path_buf(),
             diag_listen: None,

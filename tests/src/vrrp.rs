@@ -126,7 +126,7 @@ impl VrrpLab {
         let host = HostConfig {
             eal_args,
             poll_mode: "adaptive".into(),
-            burst: 32,
+            burst: 128,
             mbufs: 4095,
             admin_socket: socket.clone(),
             diag_listen: None,

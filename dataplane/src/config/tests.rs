@@ -14,7 +14,7 @@ worker_lcores = [1]
 
 [dataplane]
 poll_mode = "adaptive"
-burst = 32
+burst = 128
 mbufs = 8191
 admin_socket = "/run/aegis/dataplane.sock"
 metrics_listen = "127.0.0.1:9464"
@@ -98,7 +98,7 @@ fn the_documented_example_parses() {
     assert_eq!(c.eal.main_lcore, Some(0));
     assert_eq!(c.eal.worker_lcores, [1]);
     assert_eq!(c.dataplane.poll_mode, PollMode::Adaptive);
-    assert_eq!(c.dataplane.burst, 32);
+    assert_eq!(c.dataplane.burst, 128);
     assert_eq!(c.dataplane.mbufs, 8191);
     assert_eq!(
         c.dataplane.admin_socket,
@@ -169,7 +169,7 @@ fn defaults() {
         c.dataplane,
         DataplaneConfig {
             poll_mode: PollMode::Adaptive,
-            burst: 32,
+            burst: crate::config::DEFAULT_BURST,
             mbufs: 8191,
             connections: crate::config::DEFAULT_CONNECTIONS,
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),

@@ -76,7 +76,7 @@ pub struct FloatingIp {
 /// NAT on this dataplane; `outside_port: None` means NAT is off.
 ///
 /// Built once per configuration change ([`NatConfig::new`]) and read by every packet. Up
-/// to [`SCAN_MAX`] rules or floating IPs a packet reads them all; beyond, the per-packet
+/// to `SCAN_MAX` rules or floating IPs a packet reads them all; beyond, the per-packet
 /// questions are answered from indexes built here — hash maps of the floating IPs and
 /// outside addresses, and each VPC's source NAT rules in one run, most specific first — so
 /// a gateway with thousands of floating IPs costs a packet what a gateway with ten does.

@@ -1,7 +1,8 @@
 //! NAT for gateways (north-south), per worker and lock-free: [`table`] holds a worker's
 //! sessions (source NAT endpoint-independent or endpoint-dependent, floating IPs, TCP-aware
-//! timeouts, found through two compact prefetchable indexes, [`index`], the session-sync events a master streams to its backups, and the install path a
-//! backup uses when it takes over); [`ports`] partitions outside ports among workers so a
+//! timeouts, found through two compact prefetchable indexes in `index`, the session-sync
+//! events a master streams to its backups, and the install path a backup uses when it
+//! takes over); [`ports`] partitions outside ports among workers so a
 //! reply finds its worker by destination port; [`translate`] rewrites packets in place with
 //! incremental checksums, ICMP errors included (their embedded packet is translated back).
 //!

@@ -215,7 +215,7 @@ fn nat_error(e: NatError) -> DropReason {
 /// A packet of a live session is translated by it without choosing a rule: a session keeps
 /// its mapping until it ends or its grant is revoked ([`NatConfig::grants`]), whichever rule
 /// applies to its source now. Only a packet without a session has its rule chosen (the
-/// out-of-line [`to_outside_new`]).
+/// out-of-line `to_outside_new`).
 /// Inlined: the session key is built here and must stay in registers through the lookup.
 #[inline(always)]
 pub fn to_outside(

@@ -4,7 +4,7 @@
 //! the master streams to its backups. Everything is allocated up front: a full table refuses
 //! new sessions ([`NatError::Full`]) instead of growing.
 //!
-//! Sessions sit in one array; two compact indexes ([`super::index`]) find them by inside and
+//! Sessions sit in one array; two compact indexes (`super::index`) find them by inside and
 //! by outside key, so a hit costs one index line and one session line, both of which a node
 //! can prefetch for a whole frame first ([`NatTable::prefetch_inside`] or
 //! [`NatTable::prefetch_outside`], then [`NatTable::prefetch_session`]).
