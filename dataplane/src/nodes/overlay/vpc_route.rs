@@ -30,23 +30,9 @@ pub fn process<B: PacketBuf, const TR: bool>(
     let mut last = LastLookup::new();
     for mut pkt in input.drain(..) {
         let vpc = vpc_of(&pkt.meta);
-        let Some(me) = ov
-            .local_endpoint(pkt.meta.rx_port)
-            .map(|e| &ov.endpoints[e as usize])
-        else {
-            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
-            continue;
-        };
-        let gateway = ov.gateway_of(me).unwrap_or(0);
         let (dst, ttl) = {
             let ip = ipv4::Packet::new_unchecked(&pkt.buf.data()[L3..]);
             (ip.dst(), ip.ttl())
-        };
-        let icmp = |msg_type, code, reason| IcmpRequest {
-            msg_type,
-            code,
-            mtu: 0,
-            reason,
         };
         if out.traced(&pkt.meta) {
             if let Some(p) = ov.route_prefix(vpc, dst) {
@@ -54,31 +40,23 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 out.note(&pkt.meta, Detail::VpcRoute { vpc, prefix, len });
             }
         }
-        let dest = match *last.get((vpc, dst), || ov.route(vpc, dst)) {
-            RouteResult::Endpoint(e) => e,
-            RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
-                answer_gateway(ctx, out, pkt.buf, pkt.meta, me.mac);
-                continue;
-            }
-            RouteResult::NoPort => {
-                let req = icmp(DEST_UNREACHABLE, unreach::HOST, DropReason::VpcNoPort);
-                router_icmp(ctx, out, pkt.buf, pkt.meta, req, gateway, me.mac);
-                continue;
-            }
-            RouteResult::NoRoute => {
-                let req = icmp(DEST_UNREACHABLE, unreach::NET, DropReason::VpcNoRoute);
-                router_icmp(ctx, out, pkt.buf, pkt.meta, req, gateway, me.mac);
-                continue;
-            }
-            RouteResult::Unreachable => {
-                let req = icmp(
-                    DEST_UNREACHABLE,
-                    unreach::HOST,
-                    DropReason::RouteUnreachable,
-                );
-                router_icmp(ctx, out, pkt.buf, pkt.meta, req, gateway, me.mac);
-                continue;
-            }
+        let route = *last.get((vpc, dst), || ov.route(vpc, dst));
+        let error = match route {
+            RouteResult::Endpoint(e) if ttl > 1 => match ov.endpoint(e) {
+                Some(to) => {
+                    let d = pkt.buf.data_mut();
+                    ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
+                    d[0..6].copy_from_slice(&to.mac);
+                    d[6..12].copy_from_slice(&ROUTER_MAC);
+                    pkt.meta.adj = e;
+                    out.to(NodeId::SecurityGroup, pkt.buf, pkt.meta);
+                    continue;
+                }
+                None => {
+                    out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
+                    continue;
+                }
+            },
             RouteResult::Blackhole => {
                 out.drop(pkt.buf, pkt.meta, DropReason::RouteBlackhole);
                 continue;
@@ -87,22 +65,41 @@ pub fn process<B: PacketBuf, const TR: bool>(
                 out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
                 continue;
             }
+            other => other,
         };
-        if ttl <= 1 {
-            let req = icmp(TIME_EXCEEDED, 0, DropReason::Ip4TtlExpired);
-            router_icmp(ctx, out, pkt.buf, pkt.meta, req, gateway, me.mac);
-            continue;
-        }
-        let Some(to) = ov.endpoint(dest) else {
-            out.drop(pkt.buf, pkt.meta, DropReason::VpcNextHopUnknown);
+        // Everything else is answered to the sender, from its subnet's gateway. Its port
+        // is looked up only here: on the forwarding path above `vm-input` has just
+        // admitted the packet from that port, in this same snapshot.
+        let Some(me) = ov
+            .local_endpoint(pkt.meta.rx_port)
+            .map(|e| &ov.endpoints[e as usize])
+        else {
+            out.drop(pkt.buf, pkt.meta, DropReason::PortDown);
             continue;
         };
-        let d = pkt.buf.data_mut();
-        ipv4::Packet::new_unchecked(&mut d[L3..]).decrement_ttl();
-        d[0..6].copy_from_slice(&to.mac);
-        d[6..12].copy_from_slice(&ROUTER_MAC);
-        pkt.meta.adj = dest;
-        out.to(NodeId::SecurityGroup, pkt.buf, pkt.meta);
+        let gateway = ov.gateway_of(me).unwrap_or(0);
+        let icmp = |msg_type, code, reason| IcmpRequest {
+            msg_type,
+            code,
+            mtu: 0,
+            reason,
+        };
+        let req = match error {
+            RouteResult::NoPort | RouteResult::NoRoute if is_gateway(ov, vpc, dst) => {
+                answer_gateway(ctx, out, pkt.buf, pkt.meta, me.mac);
+                continue;
+            }
+            RouteResult::NoPort => icmp(DEST_UNREACHABLE, unreach::HOST, DropReason::VpcNoPort),
+            RouteResult::NoRoute => icmp(DEST_UNREACHABLE, unreach::NET, DropReason::VpcNoRoute),
+            RouteResult::Unreachable => icmp(
+                DEST_UNREACHABLE,
+                unreach::HOST,
+                DropReason::RouteUnreachable,
+            ),
+            // A route to an endpoint with TTL 1 left.
+            _ => icmp(TIME_EXCEEDED, 0, DropReason::Ip4TtlExpired),
+        };
+        router_icmp(ctx, out, pkt.buf, pkt.meta, req, gateway, me.mac);
     }
 }
 
