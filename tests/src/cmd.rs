@@ -78,10 +78,16 @@ pub fn output<S: AsRef<str>>(
                 let _ = child.kill();
                 let _ = child.wait();
                 let partial = join(stdout);
+                let partial_err = join(stderr);
                 return Err(LabError::Timeout {
                     what: format!("`{line}` to finish"),
                     waited: limit,
-                    detail: format!("killed it; stdout so far:\n{}", lossy(&partial)),
+                    detail: format!(
+                        "killed it; stdout so far:\n{}\nstderr so far:\n{}\n{}",
+                        lossy(&partial),
+                        lossy(&partial_err),
+                        machine_state()
+                    ),
                 });
             }
             Ok(None) => thread::sleep(Duration::from_millis(5)),
@@ -138,6 +144,83 @@ pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Kernel-log lines that mean the whole machine stalled, not the command under test.
+const STALL_MARKERS: [&str; 5] = [
+    "workqueue lockup",
+    "soft lockup",
+    "rcu_preempt detected stall",
+    "blocked for more than",
+    "hung_task",
+];
+
+/// What the machine was doing when a command hung, for the failure message: the load, the
+/// CPU pressure, and the kernel log's last lines reporting a stall (a lab command that hangs
+/// while the kernel reports every CPU's workqueue stuck is a machine stall, not a bug of the
+/// command). Never fails and never waits more than ~3 s.
+pub fn machine_state() -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.lines().next().unwrap_or_default().to_string())
+            .unwrap_or_else(|e| format!("unreadable ({e})"))
+    };
+    let mut out = format!(
+        "machine: loadavg {}; cpu pressure {}",
+        read("/proc/loadavg"),
+        read("/proc/pressure/cpu")
+    );
+    let stalls = kernel_log()
+        .map(|log| stall_lines(&log, 5))
+        .unwrap_or_else(|e| vec![format!("(kernel log unreadable: {e})")]);
+    if stalls.is_empty() {
+        out.push_str("; no stall in the kernel log");
+    } else {
+        out.push_str("; kernel log stalls:");
+        for l in stalls {
+            out.push_str("\n  ");
+            out.push_str(&l);
+        }
+    }
+    out
+}
+
+/// The last `n` lines of `log` that report a machine stall ([`STALL_MARKERS`]).
+fn stall_lines(log: &str, n: usize) -> Vec<String> {
+    let hits: Vec<&str> = log
+        .lines()
+        .filter(|l| STALL_MARKERS.iter().any(|m| l.contains(m)))
+        .collect();
+    hits[hits.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// `dmesg -T` (root only), killed after 3 s.
+fn kernel_log() -> std::result::Result<String, String> {
+    let mut child = Command::new("dmesg")
+        .arg("-T")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().map(reader);
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(lossy(&join(stdout))),
+            Ok(Some(status)) => return Err(status_text(status)),
+            Ok(None) if started.elapsed() >= Duration::from_secs(3) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("dmesg did not finish in 3 s".into());
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 fn reader<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
@@ -183,6 +266,30 @@ mod tests {
         let err = output("sleep", &["10"], None, Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, LabError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_timeout_reports_the_machine_state() {
+        let err = output("sleep", &["10"], None, Duration::from_millis(100)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("machine: loadavg "), "{text}");
+        assert!(text.contains("stderr so far:"), "{text}");
+    }
+
+    #[test]
+    fn stall_lines_keep_the_last_stall_reports_only() {
+        let log = "[t] br-ul: port 4(ul-g1) entered forwarding state\n\
+                   [t] BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 36s!\n\
+                   [t] workqueue events: flags=0x100\n\
+                   [t] BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 35s!\n\
+                   [t] watchdog: BUG: soft lockup - CPU#1 stuck for 22s!\n";
+        let got = stall_lines(log, 2);
+        assert_eq!(got.len(), 2);
+        assert!(
+            got[0].contains("cpus=1") && got[1].contains("soft lockup"),
+            "{got:?}"
+        );
+        assert!(stall_lines("[t] nothing to see\n", 5).is_empty());
     }
 
     #[test]
