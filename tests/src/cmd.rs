@@ -2,7 +2,7 @@
 //! turning failures into [`LabError`]s that show the exact command line.
 
 use std::io::{Read, Write};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,31 +70,23 @@ pub fn output<S: AsRef<str>>(
     let stdout = child.stdout.take().map(reader);
     let stderr = child.stderr.take().map(reader);
 
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let partial = join(stdout);
-                let partial_err = join(stderr);
-                return Err(LabError::Timeout {
-                    what: format!("`{line}` to finish"),
-                    waited: limit,
-                    detail: format!(
-                        "killed it; stdout so far:\n{}\nstderr so far:\n{}\n{}",
-                        lossy(&partial),
-                        lossy(&partial_err),
-                        machine_state()
-                    ),
-                });
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
-            Err(source) => {
-                return Err(LabError::Spawn { cmd: line, source });
-            }
+    let status = match wait_or_kill(&mut child, limit) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let partial = join(stdout);
+            let partial_err = join(stderr);
+            return Err(LabError::Timeout {
+                what: format!("`{line}` to finish"),
+                waited: limit,
+                detail: format!(
+                    "killed it; stdout so far:\n{}\nstderr so far:\n{}\n{}",
+                    lossy(&partial),
+                    lossy(&partial_err),
+                    machine_state()
+                ),
+            });
         }
+        Err(source) => return Err(LabError::Spawn { cmd: line, source }),
     };
     if let Some(w) = stdin_writer {
         let _ = w.join();
@@ -205,18 +197,26 @@ fn kernel_log() -> std::result::Result<String, String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     let stdout = child.stdout.take().map(reader);
+    match wait_or_kill(&mut child, Duration::from_secs(3)) {
+        Ok(Some(status)) if status.success() => Ok(lossy(&join(stdout))),
+        Ok(Some(status)) => Err(status_text(status)),
+        Ok(None) => Err("dmesg did not finish in 3 s".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Waits for `child` at most `limit`; past it, kills and reaps it and returns `None`.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
     let started = Instant::now();
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(lossy(&join(stdout))),
-            Ok(Some(status)) => return Err(status_text(status)),
-            Ok(None) if started.elapsed() >= Duration::from_secs(3) => {
+        match child.try_wait()? {
+            Some(status) => return Ok(Some(status)),
+            None if started.elapsed() >= limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("dmesg did not finish in 3 s".into());
+                return Ok(None);
             }
-            Ok(None) => thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(e.to_string()),
+            None => thread::sleep(Duration::from_millis(5)),
         }
     }
 }
