@@ -95,7 +95,32 @@ pub struct KernelGatewayLab {
     pub opts: KernelOptions,
     /// gw1 (priority 200) and gw2 (100).
     pub gws: Vec<KernelGateway>,
+    /// The VRRP advertisements gw2 receives, one `WALL_SECONDS SOURCE` line each
+    /// ([`ADVERT_LOG_PY`]): when the master's last one arrived.
+    adverts: Option<ProcId>,
 }
+
+/// Prints the wall-clock time and source address of every VRRP packet the namespace
+/// receives (a raw IPv4 socket of protocol 112 gets a copy of each), the time being the
+/// kernel's receive timestamp (`SO_TIMESTAMPNS`), so a late wake-up of this script does not
+/// shift it. Run in the backup, it shows when the master's adverts stopped: the start of
+/// the silence the backup's master-down timer measures, which on a loaded machine can be
+/// well before the death.
+const ADVERT_LOG_PY: &str = r#"
+import socket, struct, time
+SO_TIMESTAMPNS = 35
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+print("listening", flush=True)
+while True:
+    d, anc, _, a = s.recvmsg(2048, 64)
+    t = time.time()
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            t = sec + nsec / 1e9
+    print("%.6f %s" % (t, a[0]), flush=True)
+"#;
 
 /// Programs the lab runs (checked up front by the tests).
 pub const TOOLS: &[&str] = &[
@@ -186,7 +211,12 @@ impl KernelGatewayLab {
                 notify_log,
             });
         }
-        let mut k = KernelGatewayLab { lab, opts, gws };
+        let mut k = KernelGatewayLab {
+            lab,
+            opts,
+            gws,
+            adverts: None,
+        };
         if opts.conntrackd {
             for i in 0..2 {
                 k.start_conntrackd(i)?;
@@ -196,6 +226,10 @@ impl KernelGatewayLab {
         let elect = Duration::from_millis(10_000 + 8 * u64::from(opts.advert_ms));
         k.start_keepalived(0, &keepalived)?;
         k.wait_master(0, Instant::now(), elect)?;
+        let adverts = k
+            .lab
+            .spawn("gw2", "gw2-adverts", "python3", &["-c", ADVERT_LOG_PY])?;
+        k.adverts = Some(adverts);
         k.start_keepalived(1, &keepalived)?;
         let gw2 = k.gws[1].host.clone();
         wait::until(
@@ -295,6 +329,38 @@ impl KernelGatewayLab {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// When gw2 last received an advert from gateway `i` (either instance), up to `until`,
+    /// for each of `i`'s two VRRP addresses (`in0`, `out0`): `None` for an address never
+    /// heard from. Reads the log of the listener started with the lab.
+    pub fn last_adverts_from(&mut self, i: usize, until: SystemTime) -> [Option<SystemTime>; 2] {
+        let log = self
+            .adverts
+            .map(|id| self.lab.proc(id).log())
+            .unwrap_or_default();
+        let n = i + 2;
+        let sources = [format!("10.60.0.{n}"), format!("203.0.113.{n}")];
+        let mut last = [None; 2];
+        for line in log.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(t), Some(src)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Ok(secs) = t.parse::<f64>() else {
+                continue;
+            };
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs);
+            if at > until {
+                continue;
+            }
+            for (k, s) in sources.iter().enumerate() {
+                if src == s {
+                    last[k] = Some(at);
+                }
+            }
+        }
+        last
     }
 
     /// Kernel connection-tracking entries of gateway `i` that belong to h1's two addresses
