@@ -47,6 +47,8 @@
 # same way beside the normal build, in every aegis scenario (routing, NAT, east-west) of
 # every round, as "... (compare build)": an A/B of two builds in one run, interleaved, so
 # the machine's drift over minutes hits both alike.
+# --compare-burst N runs the compare side with dataplane.burst = N (the normal build's binary
+# when no --compare BIN is given): an A/B of two burst sizes, labelled "(burst N)".
 # After each aegis scenario, `aegisctl dp show runtime` / `show errors` are saved in the log
 # folder and the drops counted are shown under the table.
 #
@@ -66,7 +68,7 @@
 #                              [--flows N] [--seed N] [--rounds N] [--out DIR]
 #                              [--gap-rate PPS] [--ew-flows N] [--no-eastwest] [--no-pktgen]
 #                              [--no-nat] [--only routing|nat|eastwest|trace] [--nat-connections N]
-#                              [--untraced | --compare BIN] [--perf]
+#                              [--untraced | --compare BIN] [--compare-burst N] [--perf]
 # Environment: BURST=N sets every aegis run's dataplane.burst (default 128, host.toml's default).
 # With --rounds N every scenario runs N times, interleaved, and the table shows the median
 # (and the spread), which tames this kind of machine's run-to-run noise. --no-pktgen skips
@@ -93,6 +95,7 @@ EW_SCENARIOS=1
 NAT_SCENARIOS=1
 UNTRACED=0
 COMPARE_BIN=""
+COMPARE_BURST=""     # --compare-burst: dataplane.burst of the compare runs
 PERF=0
 BURST="${BURST:-128}"   # dataplane.burst of every aegis run (128 = host.toml's default)
 NAT_CONNECTIONS=262144   # NAT scenarios: dataplane.connections (NAT sessions per worker)
@@ -120,6 +123,7 @@ while [[ $# -gt 0 ]]; do
         --nat-connections) NAT_CONNECTIONS="$2"; shift 2 ;;
         --untraced) UNTRACED=1; shift ;;
         --compare) COMPARE_BIN="$2"; shift 2 ;;
+        --compare-burst) COMPARE_BURST="$2"; shift 2 ;;
         --perf) PERF=1; shift ;;
         --only)
             case "${2:-}" in
@@ -226,12 +230,24 @@ fi
 # The second build run beside the normal one (--untraced or --compare), and its label.
 SECOND_BIN=""
 SECOND_TAG=""
+if [[ -n "$COMPARE_BURST" ]]; then
+    [[ "$COMPARE_BURST" =~ ^[1-9][0-9]*$ ]] || die "--compare-burst takes a positive number, not $COMPARE_BURST"
+    [[ "$UNTRACED" -eq 0 ]] || die "--compare-burst and --untraced (or --only trace) exclude each other"
+    [[ "$AEGIS_STATUS" == ok ]] || die "--compare-burst: aegis-dataplane: $AEGIS_STATUS"
+    [[ -n "$COMPARE_BIN" ]] || COMPARE_BIN="$AEGIS_BIN"
+fi
 if [[ -n "$COMPARE_BIN" ]]; then
     [[ "$UNTRACED" -eq 0 ]] || die "--compare and --untraced (or --only trace) exclude each other"
     [[ -x "$COMPARE_BIN" ]] || die "--compare $COMPARE_BIN is not an executable"
     SECOND_BIN="$COMPARE_BIN"
-    SECOND_TAG="compare build"
-    say "compare build: $COMPARE_BIN"
+    if [[ "$COMPARE_BIN" == "$AEGIS_BIN" ]]; then
+        SECOND_TAG="burst $COMPARE_BURST"
+    elif [[ -n "$COMPARE_BURST" ]]; then
+        SECOND_TAG="compare build, burst $COMPARE_BURST"
+    else
+        SECOND_TAG="compare build"
+    fi
+    say "compare side: $COMPARE_BIN${COMPARE_BURST:+ with bursts of $COMPARE_BURST}"
 elif [[ "$UNTRACED" -eq 1 && "$AEGIS_STATUS" == ok ]]; then
     # Built into its own target folder: the normal build's artifacts stay as they are.
     say "building aegis-dataplane --features untraced (release, target/untraced)"
@@ -399,7 +415,10 @@ P="aegis-bench-$$"
 toml_head() { # PREFIX MEM_MB MBUFS SOCKET [CONNECTIONS]: [eal] (one busy worker, lcore 1) and [dataplane]
     printf '[eal]\nargs = ["--huge-dir", "%s", "--huge-unlink", "-m", "%s", "--no-pci", "--file-prefix=%s"]\n' \
         "$HUGE_DIR" "$2" "$1"
-    printf 'main_lcore = 0\nworker_lcores = [1]\n\n[dataplane]\npoll_mode = "busy"\nburst = %s\n' "$BURST"
+    # The compare side's runs (prefix ending in -u) take --compare-burst when given.
+    local burst="$BURST"
+    [[ "$1" != *-u || -z "$COMPARE_BURST" ]] || burst="$COMPARE_BURST"
+    printf 'main_lcore = 0\nworker_lcores = [1]\n\n[dataplane]\npoll_mode = "busy"\nburst = %s\n' "$burst"
     printf 'mbufs = %s\n' "$3"
     [[ -z "${5:-}" ]] || printf 'connections = %s\n' "$5"
     printf 'admin_socket = "%s"\n' "$4"
@@ -675,6 +694,7 @@ TRAFFIC="$WORK/traffic.txt"
     echo "Traffic: net_pcap rx ($PACKETS x 64 B UDP, $FLOWS flows, infinite_rx) -> net_null tx;"
     echo "         $ROUTES random routes (/16../24); 1 worker core, busy polling, aegis bursts of $BURST;"
     echo "         ${DURATION} s per scenario, $ROUNDS round(s) (median shown)"
+    [[ -z "$COMPARE_BURST" ]] || echo "         compare side ($SECOND_TAG): bursts of $COMPARE_BURST"
     if [[ "$EW_SCENARIOS" -eq 1 ]]; then
         echo "East-west: $EW_FLOWS x 64 B inner UDP frames, one per flow, every flow an established"
         echo "         connection after the first replay (out: VM port -> Geneve, 110 B out; in:"

@@ -375,7 +375,7 @@ impl CpCluster {
         let d = self.lab.proc(p);
         let at = Instant::now();
         sigkill(d.pid())?;
-        let status = d.wait(Duration::from_secs(5))?;
+        let status = d.wait(crate::process::KILL_EXIT_LIMIT)?;
         Ok((at, status))
     }
 

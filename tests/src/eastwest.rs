@@ -879,7 +879,7 @@ impl EastWestLab {
         let pid = d.pid().to_string();
         let at = (Instant::now(), SystemTime::now());
         cmd::run("kill", &["-KILL", pid.as_str()])?;
-        d.wait(Duration::from_secs(10))?;
+        d.wait(crate::process::KILL_EXIT_LIMIT)?;
         Ok(at)
     }
 

@@ -18,7 +18,7 @@ use crate::cleanup;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::names::{self, LabId};
-use crate::process::{Daemon, STOP_GRACE};
+use crate::process::{Daemon, KILL_EXIT_LIMIT, STOP_GRACE};
 use crate::wait::{self, Poll};
 
 /// Handle of a process spawned in a lab.
@@ -304,7 +304,7 @@ impl Lab {
         let pid = self.proc(id).pid();
         let at = Instant::now();
         cmd::run("kill", &["-KILL".to_string(), pid.to_string()])?;
-        let _ = self.proc(id).wait(Duration::from_secs(10))?;
+        let _ = self.proc(id).wait(KILL_EXIT_LIMIT)?;
         Ok(at)
     }
 

@@ -21,6 +21,12 @@ use crate::error::{LabError, Result};
 /// How long a process gets to exit after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a `kill -9`ed process may take to be gone. A dataplane normally exits in
+/// 70–110 ms, but closing its `net_af_packet` sockets takes the kernel's RTNL lock, which
+/// other tests tearing down their namespaces (hundreds of veths on two CPUs) can hold for
+/// seconds: one exit took more than 10 s in a full suite on 2026-12-08.
+pub const KILL_EXIT_LIMIT: Duration = Duration::from_secs(30);
+
 /// One spawned process.
 #[derive(Debug)]
 pub struct Daemon {
@@ -154,7 +160,12 @@ impl Daemon {
                 return Err(LabError::Timeout {
                     what: format!("process {} to exit", self.name),
                     waited: limit,
-                    detail: format!("log tail:\n{}", self.log_tail(20)),
+                    detail: format!(
+                        "{}\n{}\nlog tail:\n{}",
+                        threads_state(self.pid()),
+                        cmd::machine_state(),
+                        self.log_tail(20)
+                    ),
                 });
             }
             thread::sleep(Duration::from_millis(10));
@@ -182,5 +193,67 @@ impl Daemon {
                 })
             }
         }
+    }
+}
+
+/// Where each thread of process `pid` is (state and kernel wait channel, and the kernel
+/// stack of the ones in uninterruptible sleep), for a process that does not exit: a thread
+/// in `D` state waiting on a lock says what the kernel is stuck on.
+pub fn threads_state(pid: u32) -> String {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(e) => return format!("threads of {pid}: unreadable ({e})"),
+    };
+    let mut out = format!("threads of {pid}:");
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let status = read("status");
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(str::trim)
+                .unwrap_or("?")
+                .to_string()
+        };
+        let state = field("State:");
+        out.push_str(&format!(
+            "\n  {} {} {} wchan={}",
+            task.file_name().to_string_lossy(),
+            field("Name:"),
+            state,
+            read("wchan").trim()
+        ));
+        if state.starts_with('D') {
+            for frame in read("stack").lines().take(8) {
+                out.push_str("\n      ");
+                out.push_str(frame);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_state_lists_every_thread_with_its_state() {
+        let parked = thread::Builder::new()
+            .name("parked-probe".into())
+            .spawn(|| thread::sleep(Duration::from_secs(2)))
+            .expect("spawn");
+        thread::sleep(Duration::from_millis(50));
+        let s = threads_state(std::process::id());
+        assert!(s.starts_with(&format!("threads of {}:", std::process::id())), "{s}");
+        let line = s
+            .lines()
+            .find(|l| l.contains("parked-probe"))
+            .unwrap_or_else(|| panic!("no line for the sleeping thread: {s}"));
+        assert!(line.contains(" S (sleeping) wchan="), "{line}");
+        parked.join().expect("join");
+        assert!(threads_state(u32::MAX).contains("unreadable"));
     }
 }
