@@ -22,9 +22,10 @@ use crate::error::{LabError, Result};
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a `kill -9`ed process may take to be gone. A dataplane normally exits in
-/// 70–110 ms, but closing its `net_af_packet` sockets takes the kernel's RTNL lock, which
-/// other tests tearing down their namespaces (hundreds of veths on two CPUs) can hold for
-/// seconds: one exit took more than 10 s in a full suite on 2026-12-08.
+/// 70–110 ms, but one took more than 10 s in a full suite on 2026-12-08 (cause unknown; its
+/// `net_af_packet` sockets' close waits for RCU grace periods, which other tests' namespace
+/// teardown on two CPUs can slow down). [`Daemon::wait`]'s timeout shows where the threads
+/// are.
 pub const KILL_EXIT_LIMIT: Duration = Duration::from_secs(30);
 
 /// One spawned process.
@@ -247,7 +248,10 @@ mod tests {
             .expect("spawn");
         thread::sleep(Duration::from_millis(50));
         let s = threads_state(std::process::id());
-        assert!(s.starts_with(&format!("threads of {}:", std::process::id())), "{s}");
+        assert!(
+            s.starts_with(&format!("threads of {}:", std::process::id())),
+            "{s}"
+        );
         let line = s
             .lines()
             .find(|l| l.contains("parked-probe"))
