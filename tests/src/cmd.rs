@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{LabError, Result};
 
@@ -207,16 +207,18 @@ fn kernel_log() -> std::result::Result<String, String> {
 
 /// Waits for `child` at most `limit`; past it, kills and reaps it and returns `None`.
 fn wait_or_kill(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
-    let started = Instant::now();
+    // The machine's pauses do not count (see `wait::Deadline`): a command paused with the
+    // whole machine has not hung.
+    let mut deadline = crate::wait::Deadline::new(limit);
     loop {
         match child.try_wait()? {
             Some(status) => return Ok(Some(status)),
-            None if started.elapsed() >= limit => {
+            None if deadline.expired() => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Ok(None);
             }
-            None => thread::sleep(Duration::from_millis(5)),
+            None => deadline.sleep(Duration::from_millis(5)),
         }
     }
 }
@@ -262,7 +264,7 @@ mod tests {
 
     #[test]
     fn output_kills_on_timeout() {
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let err = output("sleep", &["10"], None, Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, LabError::Timeout { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));

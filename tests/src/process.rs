@@ -11,8 +11,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cmd;
 use crate::env;
@@ -152,15 +151,15 @@ impl Daemon {
 
     /// Waits up to `limit` for it to exit.
     pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus> {
-        let started = Instant::now();
+        let mut deadline = crate::wait::Deadline::new(limit);
         loop {
             if let Some(s) = self.exit_status() {
                 return Ok(s);
             }
-            if started.elapsed() >= limit {
+            if deadline.expired() {
                 return Err(LabError::Timeout {
-                    what: format!("process {} to exit", self.name),
-                    waited: limit,
+                    what: format!("process {} to exit{}", self.name, deadline.pause_note()),
+                    waited: deadline.elapsed(),
                     detail: format!(
                         "{}\n{}\nlog tail:\n{}",
                         threads_state(self.pid()),
@@ -169,7 +168,7 @@ impl Daemon {
                     ),
                 });
             }
-            thread::sleep(Duration::from_millis(10));
+            deadline.sleep(Duration::from_millis(10));
         }
     }
 
@@ -239,6 +238,7 @@ pub fn threads_state(pid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::thread;
 
     #[test]
     fn threads_state_lists_every_thread_with_its_state() {
