@@ -71,17 +71,18 @@ pub fn output<S: AsRef<str>>(
     let stderr = child.stderr.take().map(reader);
 
     let status = match wait_or_kill(&mut child, limit) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
+        Ok(Waited::Exited(status)) => status,
+        Ok(Waited::Killed { threads }) => {
             let partial = join(stdout);
             let partial_err = join(stderr);
             return Err(LabError::Timeout {
                 what: format!("`{line}` to finish"),
                 waited: limit,
                 detail: format!(
-                    "killed it; stdout so far:\n{}\nstderr so far:\n{}\n{}",
+                    "killed it; stdout so far:\n{}\nstderr so far:\n{}\nbefore the kill, {}\n{}",
                     lossy(&partial),
                     lossy(&partial_err),
+                    threads,
                     machine_state()
                 ),
             });
@@ -197,7 +198,7 @@ fn kernel_log() -> std::result::Result<String, String> {
         .spawn()
         .map_err(|e| e.to_string())?;
     let stdout = child.stdout.take().map(reader);
-    match wait_or_kill(&mut child, Duration::from_secs(3)) {
+    match wait_or_kill(&mut child, Duration::from_secs(3)).map(Waited::status) {
         Ok(Some(status)) if status.success() => Ok(lossy(&join(stdout))),
         Ok(Some(status)) => Err(status_text(status)),
         Ok(None) => Err("dmesg did not finish in 3 s".into()),
@@ -205,18 +206,39 @@ fn kernel_log() -> std::result::Result<String, String> {
     }
 }
 
-/// Waits for `child` at most `limit`; past it, kills and reaps it and returns `None`.
-fn wait_or_kill(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+/// How [`wait_or_kill`] ended.
+enum Waited {
+    /// The child exited by itself.
+    Exited(ExitStatus),
+    /// The limit passed and the child was killed; where its threads were just before
+    /// ([`crate::process::threads_state`]: one that printed everything and hangs in its
+    /// exit shows it there).
+    Killed { threads: String },
+}
+
+impl Waited {
+    fn status(self) -> Option<ExitStatus> {
+        match self {
+            Waited::Exited(s) => Some(s),
+            Waited::Killed { .. } => None,
+        }
+    }
+}
+
+/// Waits for `child` at most `limit`; past it, notes where its threads are, kills and
+/// reaps it.
+fn wait_or_kill(child: &mut Child, limit: Duration) -> std::io::Result<Waited> {
     // The machine's pauses do not count (see `wait::Deadline`): a command paused with the
     // whole machine has not hung.
     let mut deadline = crate::wait::Deadline::new(limit);
     loop {
         match child.try_wait()? {
-            Some(status) => return Ok(Some(status)),
+            Some(status) => return Ok(Waited::Exited(status)),
             None if deadline.expired() => {
+                let threads = crate::process::threads_state(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
-                return Ok(None);
+                return Ok(Waited::Killed { threads });
             }
             None => deadline.sleep(Duration::from_millis(5)),
         }
@@ -276,6 +298,9 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("machine: loadavg "), "{text}");
         assert!(text.contains("stderr so far:"), "{text}");
+        // Where the command was when it was killed: `sleep`, sleeping.
+        assert!(text.contains("before the kill, threads of "), "{text}");
+        assert!(text.contains(" sleep S (sleeping) wchan="), "{text}");
     }
 
     #[test]
