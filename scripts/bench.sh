@@ -240,7 +240,7 @@ if [[ -n "$COMPARE_BIN" ]]; then
     [[ "$UNTRACED" -eq 0 ]] || die "--compare and --untraced (or --only trace) exclude each other"
     [[ -x "$COMPARE_BIN" ]] || die "--compare $COMPARE_BIN is not an executable"
     SECOND_BIN="$COMPARE_BIN"
-    if [[ "$COMPARE_BIN" == "$AEGIS_BIN" ]]; then
+    if [[ "$COMPARE_BIN" == "$AEGIS_BIN" && -n "$COMPARE_BURST" ]]; then
         SECOND_TAG="burst $COMPARE_BURST"
     elif [[ -n "$COMPARE_BURST" ]]; then
         SECOND_TAG="compare build, burst $COMPARE_BURST"

@@ -72,12 +72,12 @@ pub fn output<S: AsRef<str>>(
 
     let status = match wait_or_kill(&mut child, limit) {
         Ok(Waited::Exited(status)) => status,
-        Ok(Waited::Killed { threads }) => {
+        Ok(Waited::Killed { threads, deadline }) => {
             let partial = join(stdout);
             let partial_err = join(stderr);
             return Err(LabError::Timeout {
-                what: format!("`{line}` to finish"),
-                waited: limit,
+                what: format!("`{line}` to finish{}", deadline.pause_note()),
+                waited: deadline.elapsed(),
                 detail: format!(
                     "killed it; stdout so far:\n{}\nstderr so far:\n{}\nbefore the kill, {}\n{}",
                     lossy(&partial),
@@ -213,7 +213,10 @@ enum Waited {
     /// The limit passed and the child was killed; where its threads were just before
     /// ([`crate::process::threads_state`]: one that printed everything and hangs in its
     /// exit shows it there).
-    Killed { threads: String },
+    Killed {
+        threads: String,
+        deadline: crate::wait::Deadline,
+    },
 }
 
 impl Waited {
@@ -238,7 +241,7 @@ fn wait_or_kill(child: &mut Child, limit: Duration) -> std::io::Result<Waited> {
                 let threads = crate::process::threads_state(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
-                return Ok(Waited::Killed { threads });
+                return Ok(Waited::Killed { threads, deadline });
             }
             None => deadline.sleep(Duration::from_millis(5)),
         }

@@ -1,10 +1,9 @@
 //! Waiting with a deadline: poll a condition until it holds, give up with the last reason it
 //! did not, or stop at once on a fatal error (a daemon that died).
 //!
-//! Deadlines do not count time the machine stood still ([`Deadline`]): this project's CI
-//! machines are VMs that are sometimes paused for tens of seconds (the kernel then logs
-//! workqueue lockups and a starved RCU kthread on every CPU at once), and a command that was
-//! paused with everything else has not hung.
+//! Deadlines do not count time the machine stood still ([`Deadline`]): a command stopped
+//! with the whole machine (a paused VM) has not hung. Stalls where user processes keep
+//! running are not pauses and still count (docs/lab.md, "Known machine stalls").
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -24,8 +23,8 @@ pub enum Poll<T> {
     Fail(LabError),
 }
 
-/// A sleep this much longer than asked means the machine stood still (a VM pause), not
-/// that it was busy: a loaded 2-CPU machine oversleeps by milliseconds to a few hundred.
+/// A sleep this much longer than asked means the machine stood still (say, a paused VM),
+/// not that it was busy: a loaded 2-CPU machine oversleeps by milliseconds to a few hundred.
 pub const PAUSE_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// A time limit that does not count the machine's pauses: each [`Deadline::sleep`] that

@@ -91,11 +91,7 @@ fn converged_on(
         for &b in backups {
             let v = g.sync(b).or_panic("backup sync");
             let addr = GatewayPairLab::sync_address(b);
-            let lag = m["peers"]
-                .as_array()
-                .and_then(|ps| ps.iter().find(|p| p["address"] == addr.as_str()))
-                .and_then(|p| p["lag"].as_u64())
-                .unwrap_or(u64::MAX);
+            let lag = peer(&m, &addr)["lag"].as_u64().unwrap_or(u64::MAX);
             done &= sessions(&v) == sessions(&m) && lag == 0;
             seen.push(v);
         }
@@ -108,6 +104,15 @@ fn converged_on(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The sync stream to `address` in a master's `show sync` (`Null` if it has none).
+fn peer(m: &Value, address: &str) -> Value {
+    m["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["address"] == address))
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn refused(v: &Value, reason: &str) -> u64 {
@@ -392,24 +397,17 @@ fn a_group_of_three_stays_redundant_when_a_backup_dies() {
 
     // The first backup dies: the master goes on streaming to the third, which stays complete.
     g.kill9(1).or_panic("kill -9 gw2");
-    let to_gw2 = |m: &Value| {
-        m["peers"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["address"] == "10.60.0.3"))
-            .cloned()
-            .unwrap_or_default()
-    };
     // Events pushed from here on cannot be acknowledged by gw2. (Counting events, not
     // sessions: a session refresh between the convergence above and the kill is an event
     // gw2 may still have acknowledged, and a second-batch flow that reuses a first-batch
     // source port is no new session.)
-    let pushed_before = to_gw2(&g.sync(0).or_panic("gw1 sync"))["events"]
+    let pushed_before = peer(&g.sync(0).or_panic("gw1 sync"), "10.60.0.3")["events"]
         .as_u64()
         .unwrap_or(0);
     udp_flows(&g, 100);
     let second = converged_on(&g, 0, &[2], first + 50, Duration::from_secs(10));
     let m = g.sync(0).or_panic("gw1 sync");
-    let dead = to_gw2(&m);
+    let dead = peer(&m, "10.60.0.3");
     let pushed_since = dead["events"]
         .as_u64()
         .unwrap_or(0)

@@ -13,7 +13,8 @@
 //! the takeover follows RFC 5798's master-down interval (counted from the master's last
 //! advert as the backup received it, and at most an interval and a margin after the
 //! death); with conntrackd both connections survive and the backup committed every entry
-//! the master had; without it a stateful gateway loses both. The permissive run without conntrackd only reports.
+//! the master had; without it a stateful gateway loses both. The permissive run without
+//! conntrackd only reports.
 //!
 //! Needs root, keepalived, conntrackd, conntrack, nft and python3 (scripts/install-deps.sh);
 //! skips loudly without them, fails under CI=true. Not the Aegis binaries.
